@@ -1,0 +1,184 @@
+//! The one error type of ants-coord.
+//!
+//! Every variant has a stable machine-readable [`Error::code`] (`UPPER_SNAKE`), used unchanged in
+//! JS `Error.code` properties and in relay error frames. Messages are lowercase, carry context and
+//! may change between versions; codes never do. Crypto failures stay opaque on purpose: a bad
+//! signature is `BAD_SIGNATURE`, never an explanation of which check failed.
+
+/// Everything that can go wrong in the ants-coord core.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An argument has the wrong shape or type (a JS value that is not what the API takes).
+    #[error("bad input: {0}")]
+    BadInput(String),
+
+    /// A fixed-size byte string (key, seed, signature, hash) has the wrong length.
+    #[error("{what} must be {expected} bytes, got {got}")]
+    BadLength {
+        /// What was being read.
+        what: &'static str,
+        /// The length it must have.
+        expected: usize,
+        /// The length it had.
+        got: usize,
+    },
+
+    /// An agent id text is not the one canonical spelling of an ed25519 public key.
+    #[error("bad agent id: {0}")]
+    BadAgentId(String),
+
+    /// 32 bytes that are not a usable ed25519 public key (not a curve point, or of small order).
+    #[error("bad public key")]
+    BadPublicKey,
+
+    /// A signature does not verify. Deliberately says nothing about why.
+    #[error("bad signature")]
+    BadSignature,
+
+    /// Bytes that do not decode as the structure they claim to be.
+    #[error("malformed {what}: {reason}")]
+    Malformed {
+        /// The structure being decoded.
+        what: &'static str,
+        /// What was wrong, for people.
+        reason: String,
+    },
+
+    /// A structure decoded completely but bytes were left over.
+    #[error("{count} trailing bytes after {what}")]
+    TrailingBytes {
+        /// The structure that was decoded.
+        what: &'static str,
+        /// How many bytes were left.
+        count: usize,
+    },
+
+    /// A structure carries a protocol version this build does not speak.
+    #[error("unsupported {what} version {version}")]
+    UnsupportedVersion {
+        /// The structure that carried it.
+        what: &'static str,
+        /// The version byte found.
+        version: u8,
+    },
+
+    /// A length or count is over its protocol limit.
+    #[error("{what} is {got}, over the limit of {limit}")]
+    LimitExceeded {
+        /// What was measured.
+        what: &'static str,
+        /// The largest value allowed.
+        limit: usize,
+        /// The value found.
+        got: usize,
+    },
+
+    /// A topic name is empty, too long, not UTF-8 or contains control characters.
+    #[error("bad topic: {0}")]
+    BadTopic(String),
+
+    /// An op kind is empty, too long or uses characters outside `[a-z0-9._-]`.
+    #[error("bad kind: {0}")]
+    BadKind(String),
+
+    /// Bytes that decode but are not in the one canonical form (e.g. unsorted or repeated deps).
+    #[error("non-canonical {what}: {reason}")]
+    NonCanonical {
+        /// The structure being decoded.
+        what: &'static str,
+        /// What was not canonical.
+        reason: String,
+    },
+
+    /// The platform could not provide secure randomness.
+    #[error("secure randomness unavailable: {0}")]
+    RandomnessUnavailable(String),
+}
+
+impl Error {
+    /// The stable code of this error: never changes once released, safe to match on.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::BadInput(_) => "BAD_INPUT",
+            Error::BadLength { .. } => "BAD_LENGTH",
+            Error::BadAgentId(_) => "BAD_AGENT_ID",
+            Error::BadPublicKey => "BAD_PUBLIC_KEY",
+            Error::BadSignature => "BAD_SIGNATURE",
+            Error::Malformed { .. } => "MALFORMED",
+            Error::TrailingBytes { .. } => "TRAILING_BYTES",
+            Error::UnsupportedVersion { .. } => "UNSUPPORTED_VERSION",
+            Error::LimitExceeded { .. } => "LIMIT_EXCEEDED",
+            Error::BadTopic(_) => "BAD_TOPIC",
+            Error::BadKind(_) => "BAD_KIND",
+            Error::NonCanonical { .. } => "NON_CANONICAL",
+            Error::RandomnessUnavailable(_) => "RANDOMNESS_UNAVAILABLE",
+        }
+    }
+
+    /// Shorthand for [`Error::Malformed`].
+    pub(crate) fn malformed(what: &'static str, reason: impl Into<String>) -> Self {
+        Error::Malformed {
+            what,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// The result type of every fallible ants-coord call.
+pub type Result<T, E = Error> = core::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One value of every variant. Adding a variant without listing it here fails `codes_are_unique`
+    /// only if the code collides; the match in `code()` already forces every variant to have one.
+    pub(crate) fn every_variant() -> Vec<Error> {
+        vec![
+            Error::BadInput(String::new()),
+            Error::BadLength {
+                what: "",
+                expected: 0,
+                got: 0,
+            },
+            Error::BadAgentId(String::new()),
+            Error::BadPublicKey,
+            Error::BadSignature,
+            Error::malformed("", ""),
+            Error::TrailingBytes { what: "", count: 0 },
+            Error::UnsupportedVersion {
+                what: "",
+                version: 0,
+            },
+            Error::LimitExceeded {
+                what: "",
+                limit: 0,
+                got: 0,
+            },
+            Error::BadTopic(String::new()),
+            Error::BadKind(String::new()),
+            Error::NonCanonical {
+                what: "",
+                reason: String::new(),
+            },
+            Error::RandomnessUnavailable(String::new()),
+        ]
+    }
+
+    #[test]
+    fn codes_are_unique_and_upper_snake() {
+        let all = every_variant();
+        let mut codes: Vec<&str> = all.iter().map(Error::code).collect();
+        for code in &codes {
+            assert!(
+                code.chars().all(|c| c.is_ascii_uppercase() || c == '_'),
+                "{code}"
+            );
+        }
+        codes.sort_unstable();
+        let before = codes.len();
+        codes.dedup();
+        assert_eq!(before, codes.len(), "two variants share a code");
+    }
+}

@@ -1,0 +1,48 @@
+//! # ants-coord
+//!
+//! Coordination for agents, web apps and edge functions **without a consensus protocol**.
+//!
+//! Agents sign operations ([`op`]) with ed25519 identities ([`identity`]); a relay numbers them
+//! per topic; every replica folds the same ordered log through the same deterministic reducer and
+//! so reaches the same state. The core does no I/O and knows nothing of JavaScript: the same code
+//! runs natively (in the relay) and as WebAssembly (in browsers, Node, Deno and edge workers,
+//! through the bindings in `src/wasm/`).
+//!
+//! ```
+//! use ants_coord::{Identity, OpDraft, SignedOp};
+//!
+//! let alice = Identity::from_seed(&[7; 32])?;
+//! let op = SignedOp::sign(&alice, OpDraft {
+//!     topic: "tasks".into(),
+//!     kind: "post".into(),
+//!     counter: 0,
+//!     time_ms: 1_700_000_000_000,
+//!     deps: vec![],
+//!     body: b"hello".to_vec(),
+//! })?;
+//! let received = SignedOp::decode(op.as_bytes())?; // verifies the signature
+//! assert_eq!(received.author(), &alice.agent_id());
+//! # Ok::<(), ants_coord::Error>(())
+//! ```
+//!
+//! # Features
+//!
+//! No feature is on by default; the default build is the pure core (plus the wasm bindings when
+//! compiled for `wasm32`).
+
+#![deny(missing_docs)]
+#![deny(clippy::unwrap_used)]
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+#![forbid(unsafe_code)]
+
+pub mod codec;
+pub mod error;
+pub mod identity;
+pub mod op;
+
+#[cfg(target_arch = "wasm32")]
+pub mod wasm;
+
+pub use error::{Error, Result};
+pub use identity::{verify_batch, verify_signature, AgentId, Identity};
+pub use op::{OpDraft, OpId, SignedOp};
