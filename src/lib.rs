@@ -36,6 +36,7 @@
 #![forbid(unsafe_code)]
 
 pub mod codec;
+pub mod entry;
 pub mod error;
 pub mod identity;
 pub mod op;
@@ -43,6 +44,7 @@ pub mod op;
 #[cfg(target_arch = "wasm32")]
 pub mod wasm;
 
+pub use entry::Entry;
 pub use error::{Error, Result};
 pub use identity::{verify_batch, verify_signature, AgentId, Identity};
 pub use op::{OpDraft, OpId, SignedOp};
