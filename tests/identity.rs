@@ -135,3 +135,34 @@ proptest! {
         prop_assert_eq!(result.is_ok(), bad.is_none());
     }
 }
+
+#[test]
+fn small_order_or_non_canonical_r_is_refused_single_and_batch() {
+    let identity = Identity::from_seed(&[8; 32]).unwrap();
+    let key = *identity.agent_id().as_bytes();
+    let mut identity_r = identity.sign(b"m");
+    identity_r[..32].copy_from_slice(&{
+        let mut r = [0u8; 32];
+        r[0] = 1;
+        r
+    });
+    let mut p_r = identity.sign(b"m");
+    p_r[..32].copy_from_slice(&{
+        let mut r = [0xff; 32];
+        r[0] = 0xed;
+        r[31] = 0x7f;
+        r
+    });
+    for sig in [identity_r, p_r] {
+        assert_eq!(
+            verify_signature(&key, b"m", &sig).unwrap_err().code(),
+            "BAD_SIGNATURE"
+        );
+        assert_eq!(
+            verify_batch(&[&key[..]], &[&b"m"[..]], &[&sig[..]])
+                .unwrap_err()
+                .code(),
+            "BAD_SIGNATURE"
+        );
+    }
+}
