@@ -294,7 +294,11 @@ impl<S: HashStore> LogFollower<S> {
             return Ok(());
         }
         events.push(FollowerEvent::Verified { tree_size: size });
-        if self.verified.as_ref().is_none_or(|v| v.tree_size() < size) {
+        if self
+            .verified
+            .as_ref()
+            .map_or(true, |v| v.tree_size() < size)
+        {
             self.verified = Some(head);
         }
         self.resolve_suspects(events)

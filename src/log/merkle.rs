@@ -397,3 +397,48 @@ pub(crate) fn check_size(size: u64) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_point_is_the_largest_power_of_two_below() {
+        for (n, k) in [
+            (2, 1),
+            (3, 2),
+            (4, 2),
+            (5, 4),
+            (8, 4),
+            (9, 8),
+            (1 << 40, 1 << 39),
+        ] {
+            assert_eq!(split_point(n), k, "{n}");
+        }
+    }
+
+    #[test]
+    fn append_stores_each_complete_subtree_once() {
+        let mut log = MerkleLog::new();
+        for i in 0u32..13 {
+            log.append(&i.to_be_bytes()).unwrap();
+        }
+        // 13 leaves: levels 0..=3 hold 13, 6, 3, 1 complete subtrees.
+        let counts: Vec<usize> = log.store().levels.iter().map(Vec::len).collect();
+        assert_eq!(counts, vec![13, 6, 3, 1]);
+        assert_eq!(log.frontier().hashes().len(), 3);
+        let leaves: Vec<Vec<u8>> = (0u32..13).map(|i| i.to_be_bytes().to_vec()).collect();
+        let refs: Vec<&[u8]> = leaves.iter().map(Vec::as_slice).collect();
+        assert_eq!(log.root(), merkle_root(&refs));
+        assert_eq!(log.root_at(5).unwrap(), merkle_root(&refs[..5]));
+    }
+
+    #[test]
+    fn a_store_missing_hashes_is_reported() {
+        let store = MemoryHashes::default();
+        assert_eq!(
+            Frontier::from_store(&store, 3).unwrap_err().code(),
+            "LOG_HASH_MISSING"
+        );
+    }
+}
