@@ -39,6 +39,7 @@ pub mod codec;
 pub mod entry;
 pub mod error;
 pub mod identity;
+pub mod log;
 pub mod op;
 
 #[cfg(target_arch = "wasm32")]
@@ -47,4 +48,8 @@ pub mod wasm;
 pub use entry::Entry;
 pub use error::{Error, Result};
 pub use identity::{verify_batch, verify_signature, AgentId, Identity};
+pub use log::{
+    ConsistencyProof, Evidence, InclusionProof, LogFollower, MerkleLog, SignedCheckpoint,
+    SignedReceipt, SignedTreeHead, Violation,
+};
 pub use op::{OpDraft, OpId, SignedOp};
