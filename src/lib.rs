@@ -35,11 +35,16 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 #![forbid(unsafe_code)]
 
+pub mod claims;
 pub mod codec;
+pub mod election;
 pub mod entry;
 pub mod error;
+pub mod escrow;
 pub mod identity;
 pub mod op;
+pub mod recovery;
+pub mod replica;
 
 #[cfg(target_arch = "wasm32")]
 pub mod wasm;
@@ -48,3 +53,4 @@ pub use entry::Entry;
 pub use error::{Error, Result};
 pub use identity::{verify_batch, verify_signature, AgentId, Identity};
 pub use op::{OpDraft, OpId, SignedOp};
+pub use replica::{Event, Replica, ReplicaConfig, ReplicaOp};
