@@ -100,7 +100,7 @@ impl Claims {
             0 => config.default_lease_ms,
             asked => asked.min(config.max_lease_ms),
         };
-        let lease_until_ms = step.now.saturating_add(lease);
+        let mut lease_until_ms = step.now.saturating_add(lease);
         if let Some(task) = self.tasks.get(&resource) {
             if step.now >= task.deadline_ms {
                 return Err(Reject::new(
@@ -108,6 +108,9 @@ impl Claims {
                     format!("task {resource} lapsed at {}", task.deadline_ms),
                 ));
             }
+            // A task is held until it is completed, failed, released or its deadline passes:
+            // a lease that ran out first would let an idle holder dodge the slash.
+            lease_until_ms = task.deadline_ms;
         }
         let claimed = |resource: String| Event::Claimed {
             seq: step.seq,

@@ -11,10 +11,11 @@ use std::collections::BTreeSet;
 /// What falls due. The discriminant order is the firing order among equal due times.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum TimerKind {
+    /// A task's deadline passes (key: task name). First, so that a claim held until the
+    /// deadline is slashed with the task rather than lapsing with a refund.
+    Deadline = 0,
     /// A claim's lease ends (key: resource name).
-    Lease = 0,
-    /// A task's deadline passes (key: task name).
-    Deadline = 1,
+    Lease = 1,
     /// A scheduled recovery takes effect (key: agent id).
     Recovery = 2,
 }
