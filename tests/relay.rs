@@ -6,7 +6,7 @@ mod common;
 
 use std::collections::HashMap;
 
-use common::*;
+use common::relay::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn publish_then_subscribe_replays_then_goes_live() {
