@@ -141,6 +141,55 @@ pub enum Error {
     /// An election was asked of an empty candidate set (or one where no candidate can lead).
     #[error("no candidates to elect from")]
     NoCandidates,
+    /// A wire frame carries a type byte the protocol does not assign.
+    #[error("unknown frame type 0x{0:02x}")]
+    UnknownFrame(u8),
+
+    /// A wire frame of a known type was sent in the wrong direction or at the wrong time.
+    #[error("unexpected frame type 0x{0:02x}")]
+    UnexpectedFrame(u8),
+
+    /// Publishing needs a completed hello (challenge answered) on the connection.
+    #[error("not authenticated: answer the challenge with a hello before publishing")]
+    NotAuthenticated,
+
+    /// An op's author is not the agent authenticated on the connection.
+    #[error("op author {author} is not the connection's agent {agent}")]
+    AuthorMismatch {
+        /// The op's author (64 hex characters).
+        author: String,
+        /// The authenticated agent (64 hex characters).
+        agent: String,
+    },
+
+    /// The author already has a different op sequenced at this counter in this topic.
+    #[error("counter {counter} in topic {topic:?} is already used by another op of this author")]
+    CounterReused {
+        /// The topic.
+        topic: String,
+        /// The counter.
+        counter: u64,
+    },
+
+    /// The counter is below the author's last sequenced counter in this topic (counters must
+    /// increase) and no op of this author was sequenced at it.
+    #[error("counter {counter} in topic {topic:?} is not above the author's last counter {last}")]
+    CounterStale {
+        /// The topic.
+        topic: String,
+        /// The counter offered.
+        counter: u64,
+        /// The author's last sequenced counter in this topic.
+        last: u64,
+    },
+
+    /// A rate limit refused the request; retrying later is safe.
+    #[error("rate limited: {0}")]
+    RateLimited(&'static str),
+
+    /// The service cannot answer now (storage failure, shutting down, feature not present).
+    #[error("unavailable: {0}")]
+    Unavailable(String),
 }
 
 impl Error {
@@ -167,6 +216,14 @@ impl Error {
             Error::WrongTopic { .. } => "WRONG_TOPIC",
             Error::OutOfOrder { .. } => "OUT_OF_ORDER",
             Error::NoCandidates => "NO_CANDIDATES",
+            Error::UnknownFrame(_) => "UNKNOWN_FRAME",
+            Error::UnexpectedFrame(_) => "UNEXPECTED_FRAME",
+            Error::NotAuthenticated => "NOT_AUTHENTICATED",
+            Error::AuthorMismatch { .. } => "AUTHOR_MISMATCH",
+            Error::CounterReused { .. } => "COUNTER_REUSED",
+            Error::CounterStale { .. } => "COUNTER_STALE",
+            Error::RateLimited(_) => "RATE_LIMITED",
+            Error::Unavailable(_) => "UNAVAILABLE",
         }
     }
 
@@ -230,6 +287,24 @@ mod tests {
                 got: 0,
             },
             Error::NoCandidates,
+            Error::UnknownFrame(0),
+            Error::UnexpectedFrame(0),
+            Error::NotAuthenticated,
+            Error::AuthorMismatch {
+                author: String::new(),
+                agent: String::new(),
+            },
+            Error::CounterReused {
+                topic: String::new(),
+                counter: 0,
+            },
+            Error::CounterStale {
+                topic: String::new(),
+                counter: 0,
+                last: 0,
+            },
+            Error::RateLimited(""),
+            Error::Unavailable(String::new()),
         ]
     }
 

@@ -29,6 +29,9 @@
 //!
 //! No feature is on by default; the default build is the pure core (plus the wasm bindings when
 //! compiled for `wasm32`).
+//!
+//! - `relay`: the native relay server ([`relay`], binaries `ants-relay` and `ants-load`):
+//!   tokio, axum, SQLite (bundled). Never compiled for `wasm32`.
 
 #![deny(missing_docs)]
 #![deny(clippy::unwrap_used)]
@@ -46,6 +49,10 @@ pub mod log;
 pub mod op;
 pub mod recovery;
 pub mod replica;
+pub mod wire;
+
+#[cfg(all(feature = "relay", not(target_arch = "wasm32")))]
+pub mod relay;
 
 #[cfg(target_arch = "wasm32")]
 pub mod wasm;
