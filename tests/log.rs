@@ -850,6 +850,13 @@ fn statement_vectors() -> Value {
             "time_ms": checkpoint_fields.time_ms,
             "bytes": hex::encode(checkpoint.as_bytes()),
         },
+        "checkpoint_note": ants_coord::log::checkpoint_note(
+            &relay.identity,
+            &checkpoint_fields.topic,
+            checkpoint_fields.tree_size,
+            &checkpoint_fields.root,
+        )
+        .unwrap(),
         "entries": relay.entries.iter().map(hex::encode).collect::<Vec<_>>(),
         "evidence": evidence,
     })
@@ -879,7 +886,13 @@ fn statement_vectors_match_the_file() {
         .unwrap();
     let bytes = |v: &Value| hex::decode(v.as_str().unwrap()).unwrap();
     SignedReceipt::decode(&bytes(&stored["receipt"]["bytes"]), &key).unwrap();
-    SignedCheckpoint::decode(&bytes(&stored["checkpoint"]["bytes"]), &key).unwrap();
+    let checkpoint =
+        SignedCheckpoint::decode(&bytes(&stored["checkpoint"]["bytes"]), &key).unwrap();
+    let note =
+        ants_coord::log::verify_checkpoint_note(stored["checkpoint_note"].as_str().unwrap(), &key)
+            .unwrap();
+    assert_eq!(note.root, checkpoint.checkpoint().root);
+    assert_eq!(note.tree_size, checkpoint.checkpoint().tree_size);
     for item in stored["evidence"].as_array().unwrap() {
         let evidence = Evidence::decode(&bytes(&item["bytes"])).unwrap();
         assert_eq!(

@@ -5,6 +5,7 @@
 //!   implements over its database;
 //! - [`proof`]: inclusion and consistency proofs, verified per RFC 9162 §2.1.3.2 / §2.1.4.2;
 //! - [`statement`]: receipts and checkpoints, the relay's signed tree heads;
+//! - [`note`]: the C2SP signed-note text form of checkpoints;
 //! - [`evidence`]: self-contained proofs that a relay broke a rule;
 //! - [`follower`]: the sans-IO verifier a client runs per topic.
 //!
@@ -13,6 +14,7 @@
 pub mod evidence;
 pub mod follower;
 pub mod merkle;
+pub mod note;
 pub mod proof;
 pub mod statement;
 
@@ -22,6 +24,7 @@ pub use merkle::{
     empty_root, leaf_hash, merkle_root, node_hash, Frontier, Hash, HashStore, MemoryHashes,
     MerkleLog, MAX_PROOF_HASHES, MAX_TREE_SIZE,
 };
+pub use note::{checkpoint_note, verify_checkpoint_note, NoteCheckpoint};
 pub use proof::{verify_consistency, verify_inclusion, ConsistencyProof, InclusionProof};
 pub use statement::{
     Checkpoint, Receipt, SignedCheckpoint, SignedReceipt, SignedTreeHead, CHECKPOINT_DOMAIN,
