@@ -10,7 +10,10 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use ants_coord::log::{leaf_hash, merkle_root, verify_consistency, verify_inclusion, MerkleLog};
-use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use criterion::{BatchSize, Criterion, Throughput};
+
+#[path = "support/ratio.rs"]
+mod ratio;
 
 const LEAVES: u64 = 1_000_000;
 /// A realistic small entry: ~200 bytes (an entry header around a short signed op).
@@ -159,5 +162,14 @@ fn proofs(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, append, proofs);
-criterion_main!(benches);
+fn main() {
+    let mut criterion = Criterion::default().configure_from_args();
+    append(&mut criterion);
+    proofs(&mut criterion);
+    criterion.final_summary();
+    ratio::print(&[(
+        "append 1M leaves",
+        "log/append/merkle_log_1M_leaves",
+        "log/append/peer_recursive_root_1M_leaves",
+    )]);
+}
