@@ -119,6 +119,28 @@ pub enum Error {
     /// The platform could not provide secure randomness.
     #[error("secure randomness unavailable: {0}")]
     RandomnessUnavailable(String),
+
+    /// An entry handed to a replica belongs to another topic; the replica changed nothing.
+    #[error("entry of topic {got:?} given to the replica of topic {expected:?}")]
+    WrongTopic {
+        /// The replica's topic.
+        expected: String,
+        /// The entry's topic.
+        got: String,
+    },
+
+    /// An entry handed to a replica is not the next in sequence; the replica changed nothing.
+    #[error("entry seq {got} out of order: the replica expects seq {expected}")]
+    OutOfOrder {
+        /// The sequence number the replica needs next.
+        expected: u64,
+        /// The sequence number it was given.
+        got: u64,
+    },
+
+    /// An election was asked of an empty candidate set (or one where no candidate can lead).
+    #[error("no candidates to elect from")]
+    NoCandidates,
 }
 
 impl Error {
@@ -142,6 +164,9 @@ impl Error {
             Error::LogHashMissing { .. } => "LOG_HASH_MISSING",
             Error::NotEvidence(_) => "NOT_EVIDENCE",
             Error::LogMismatch(_) => "LOG_MISMATCH",
+            Error::WrongTopic { .. } => "WRONG_TOPIC",
+            Error::OutOfOrder { .. } => "OUT_OF_ORDER",
+            Error::NoCandidates => "NO_CANDIDATES",
         }
     }
 
@@ -196,6 +221,15 @@ mod tests {
             Error::LogHashMissing { level: 0, index: 0 },
             Error::NotEvidence(String::new()),
             Error::LogMismatch(String::new()),
+            Error::WrongTopic {
+                expected: String::new(),
+                got: String::new(),
+            },
+            Error::OutOfOrder {
+                expected: 0,
+                got: 0,
+            },
+            Error::NoCandidates,
         ]
     }
 

@@ -35,12 +35,17 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 #![forbid(unsafe_code)]
 
+pub mod claims;
 pub mod codec;
+pub mod election;
 pub mod entry;
 pub mod error;
+pub mod escrow;
 pub mod identity;
 pub mod log;
 pub mod op;
+pub mod recovery;
+pub mod replica;
 
 #[cfg(target_arch = "wasm32")]
 pub mod wasm;
@@ -53,3 +58,4 @@ pub use log::{
     SignedReceipt, SignedTreeHead, Violation,
 };
 pub use op::{OpDraft, OpId, SignedOp};
+pub use replica::{Event, Replica, ReplicaConfig, ReplicaOp};

@@ -5,7 +5,6 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 
 import {
   MerkleLog,
@@ -21,21 +20,7 @@ import {
   verifyInclusion,
   verifyReceipt,
 } from 'ants-coord';
-
-const root = fileURLToPath(new URL('../../', import.meta.url));
-
-/** Asserts that `fn` throws a real Error carrying `code`. */
-function assertCode(fn, code, label = '') {
-  let thrown;
-  try {
-    fn();
-  } catch (error) {
-    thrown = error;
-  }
-  assert.ok(thrown !== undefined, `${label}: expected a throw with ${code}`);
-  assert.ok(thrown instanceof Error, `${label}: threw a non-Error ${String(thrown)}`);
-  assert.equal(thrown.code, code, `${label}: ${thrown.message}`);
-}
+import { assertCode, root } from './helpers.mjs';
 
 const merkle = JSON.parse(readFileSync(`${root}tests/vectors/merkle.json`, 'utf8'));
 const statements = JSON.parse(readFileSync(`${root}tests/vectors/log-statements.json`, 'utf8'));
