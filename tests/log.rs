@@ -168,7 +168,7 @@ fn leaf(i: u64) -> Hash {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
     #[test]
-    fn frontier_root_is_the_recursive_root(leaves in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..40), 0..120)) {
+    fn frontier_root_is_the_recursive_root(leaves in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..40), 0..200)) {
         let mut log = MerkleLog::new();
         prop_assert_eq!(log.root(), reference_root(&[]));
         for (i, l) in leaves.iter().enumerate() {
@@ -625,10 +625,10 @@ fn follower_reports_gaps_duplicates_and_unprovable_mismatches() {
 // ---------- honest histories never produce evidence ----------
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
     #[test]
     fn honest_histories_yield_no_evidence(
-        steps in prop::collection::vec((0..3u8, any::<bool>(), 0..4usize), 1..40),
+        steps in prop::collection::vec((0..3u8, any::<bool>(), 0..4usize), 1..60),
         heads_every in 1..8usize,
     ) {
         let mut relay = Relay::new(1, "t");
