@@ -40,7 +40,7 @@ fn index(i: u64, below: u64) -> u64 {
 
 fn append(c: &mut Criterion) {
     let leaves: Vec<[u8; LEAF_LEN]> = (0..LEAVES).map(leaf).collect();
-    let mut group = c.benchmark_group("log/append");
+    let mut group = c.benchmark_group("log_append");
     group.sample_size(10);
     group.throughput(Throughput::Elements(LEAVES));
     group.bench_function("merkle_log_1M_leaves", |b| {
@@ -100,7 +100,7 @@ fn thread_cpu() -> Option<Duration> {
 fn proofs(c: &mut Criterion) {
     let log = filled_log();
     let root = log.root();
-    let mut group = c.benchmark_group("log/proofs_at_1M");
+    let mut group = c.benchmark_group("log_proofs_at_1M");
     group.measurement_time(Duration::from_secs(3));
     let mut i = 0u64;
     group.bench_function("inclusion_proof_generate", |b| {
@@ -169,7 +169,7 @@ fn main() {
     criterion.final_summary();
     ratio::print(&[(
         "append 1M leaves",
-        "log/append/merkle_log_1M_leaves",
-        "log/append/peer_recursive_root_1M_leaves",
+        "log_append/merkle_log_1M_leaves",
+        "log_append/peer_recursive_root_1M_leaves",
     )]);
 }
