@@ -10,6 +10,33 @@
 //! - [`follower`]: the sans-IO verifier a client runs per topic.
 //!
 //! PROTOCOL.md section 5 is the normative description.
+//!
+//! ```
+//! use ants_coord::log::{verify_consistency, Checkpoint, LogFollower, MerkleLog, SignedCheckpoint};
+//! use ants_coord::{Entry, Identity, OpDraft, SignedOp};
+//!
+//! let relay = Identity::from_seed(&[1; 32])?;
+//! let author = Identity::from_seed(&[2; 32])?;
+//! let mut log = MerkleLog::new();
+//! let mut follower = LogFollower::new(relay.agent_id(), "tasks")?;
+//! for counter in 0..5 {
+//!     let draft = OpDraft { topic: "tasks".into(), kind: "post".into(), counter, ..OpDraft::default() };
+//!     let entry = Entry::new(log.size(), 1_700_000_000_000, SignedOp::sign(&author, draft)?);
+//!     log.append(entry.as_bytes())?;
+//!     follower.push_entry(entry.as_bytes())?;
+//! }
+//! // The relay signs a checkpoint; the follower checks it against the tree it recomputed.
+//! let checkpoint = SignedCheckpoint::sign(&relay, Checkpoint {
+//!     topic: "tasks".into(), tree_size: log.size(), root: log.root(), time_ms: 1_700_000_000_001,
+//! })?;
+//! let events = follower.push_head(checkpoint.into())?;
+//! assert_eq!(follower.verified_head().map(|h| h.tree_size()), Some(5));
+//! # assert_eq!(events.len(), 1);
+//! // Proofs from the relay's log verify against roots alone.
+//! let proof = log.consistency_proof(2, 5)?;
+//! verify_consistency(2, &log.root_at(2)?, 5, &log.root(), &proof.hashes)?;
+//! # Ok::<(), ants_coord::Error>(())
+//! ```
 
 pub mod evidence;
 pub mod follower;
