@@ -9,6 +9,8 @@
 mod convert;
 pub mod error;
 pub mod identity;
+pub mod log;
+pub mod merkle_log;
 pub mod op;
 pub mod signature;
 mod types;
