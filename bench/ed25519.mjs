@@ -3,7 +3,8 @@
 // node:crypto) and tweetnacl; prints each ratio and the gzip size of the shipped .wasm.
 //
 //   node bench/ed25519.mjs                 # needs pkg/ built (scripts/setup.sh) and npm packages
-//   BENCH_MS=3000 node bench/ed25519.mjs   # longer runs per measurement (default 1500 ms)
+//   BENCH_MS=1500 node bench/ed25519.mjs   # longer measurements (default 600 ms per contender
+//                                          # per round, 5 rounds, median)
 //
 // Every library signs/verifies the same 256 distinct keys and 128-byte messages. Batch rows
 // report signatures verified per second; the peers have no batch API, so their batch figure is
@@ -20,7 +21,7 @@ import { Identity, verifySignature, verifyBatch } from 'ants-coord';
 
 noble.hashes.sha512 = (message) => new Uint8Array(createHash('sha512').update(message).digest());
 
-const BENCH_MS = Number(process.env.BENCH_MS ?? 1500);
+const BENCH_MS = Number(process.env.BENCH_MS ?? 600); // per contender per round
 const KEYS = 256;
 const MESSAGE_LEN = 128;
 
@@ -58,7 +59,7 @@ for (const it of items.slice(0, 16)) {
 
 /** Operations per second of `step(i)`, each call doing `perCall` operations. */
 function measure(step, perCall = 1) {
-  const warm = performance.now() + Math.min(300, BENCH_MS / 4);
+  const warm = performance.now() + Math.min(200, BENCH_MS / 4);
   let i = 0;
   while (performance.now() < warm) step(i++);
   let calls = 0;
@@ -73,35 +74,46 @@ function measure(step, perCall = 1) {
 }
 
 const pick = (i) => items[i % KEYS];
-const results = {};
 
-results.sign = {
-  wasm: measure((i) => pick(i).identity.sign(pick(i).message)),
-  node: measure((i) => nodeSign(null, pick(i).message, pick(i).nodePrivate)),
-  noble: measure((i) => noble.sign(pick(i).message, pick(i).seed)),
-  tweetnacl: measure((i) => nacl.sign.detached(pick(i).message, pick(i).naclSecret)),
-};
-const verifyRates = {
-  wasm: measure((i) => verifySignature(pick(i).publicKey, pick(i).message, pick(i).signature)),
-  node: measure((i) => nodeVerify(null, pick(i).message, pick(i).nodePublic, pick(i).signature)),
-  noble: measure((i) => noble.verify(pick(i).signature, pick(i).message, pick(i).publicKey)),
-  tweetnacl: measure((i) => nacl.sign.detached.verify(pick(i).message, pick(i).signature, pick(i).publicKey)),
-};
-results.verify = verifyRates;
+// The contenders of each row, measured round-robin (ROUNDS rounds, median per contender) so a
+// change in machine load during the run hits every library alike.
+const ROUNDS = 5;
+function compare(contenders) {
+  const samples = Object.fromEntries(Object.keys(contenders).map((name) => [name, []]));
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const [name, [step, perCall]] of Object.entries(contenders)) samples[name].push(measure(step, perCall));
+  }
+  const median = (values) => values.sort((a, b) => a - b)[Math.floor(values.length / 2)];
+  return Object.fromEntries(Object.entries(samples).map(([name, values]) => [name, median(values)]));
+}
+
+const results = {};
+results.sign = compare({
+  wasm: [(i) => pick(i).identity.sign(pick(i).message)],
+  node: [(i) => nodeSign(null, pick(i).message, pick(i).nodePrivate)],
+  noble: [(i) => noble.sign(pick(i).message, pick(i).seed)],
+  tweetnacl: [(i) => nacl.sign.detached(pick(i).message, pick(i).naclSecret)],
+});
+const batches = {};
 for (const size of [64, 256]) {
-  const batches = Array.from({ length: KEYS / size }, (_, b) => {
+  batches[size] = Array.from({ length: KEYS / size }, (_, b) => {
     const slice = items.slice(b * size, (b + 1) * size);
     return [slice.map((it) => it.publicKey), slice.map((it) => it.message), slice.map((it) => it.signature)];
   });
-  for (const [keys, messages, signatures] of batches) {
-    if (!verifyBatch(keys, messages, signatures)) throw new Error('batch failed');
-  }
-  results[`verifyBatch ${size}`] = {
-    wasm: measure((i) => verifyBatch(...batches[i % batches.length]), size),
-    node: verifyRates.node,
-    noble: verifyRates.noble,
-    tweetnacl: verifyRates.tweetnacl,
-  };
+  for (const batch of batches[size]) if (!verifyBatch(...batch)) throw new Error('batch failed');
+}
+// One-by-one verification of every library and wasm's batches, in the same rounds.
+const verify = compare({
+  wasm: [(i) => verifySignature(pick(i).publicKey, pick(i).message, pick(i).signature)],
+  node: [(i) => nodeVerify(null, pick(i).message, pick(i).nodePublic, pick(i).signature)],
+  noble: [(i) => noble.verify(pick(i).signature, pick(i).message, pick(i).publicKey)],
+  tweetnacl: [(i) => nacl.sign.detached.verify(pick(i).message, pick(i).signature, pick(i).publicKey)],
+  batch64: [(i) => verifyBatch(...batches[64][i % batches[64].length]), 64],
+  batch256: [(i) => verifyBatch(...batches[256][i % batches[256].length]), 256],
+});
+results.verify = { wasm: verify.wasm, node: verify.node, noble: verify.noble, tweetnacl: verify.tweetnacl };
+for (const size of [64, 256]) {
+  results[`verifyBatch ${size}`] = { wasm: verify[`batch${size}`], node: verify.node, noble: verify.noble, tweetnacl: verify.tweetnacl };
 }
 
 const wasmPath = fileURLToPath(new URL('../pkg/ants_coord_bg.wasm', import.meta.url));
@@ -111,7 +123,7 @@ const gz = gzipSync(wasmBytes, { level: 9 }).length;
 const fmt = (n) => Math.round(n).toLocaleString('en-US').padStart(9);
 const ratio = (a, b) => `${(a / b).toFixed(2)}×`.padStart(7);
 console.log(`ants-coord Ed25519 benchmark — ${new Date().toISOString()}`);
-console.log(`machine: ${cpus().length} cpus, ${cpus()[0]?.model ?? 'unknown cpu'}, ${(totalmem() / 2 ** 30).toFixed(1)} GiB; node ${process.version}; ${BENCH_MS} ms per figure`);
+console.log(`machine: ${cpus().length} cpus, ${cpus()[0]?.model ?? 'unknown cpu'}, ${(totalmem() / 2 ** 30).toFixed(1)} GiB; node ${process.version}; median of ${ROUNDS} round-robin rounds of ${BENCH_MS} ms`);
 console.log(`${KEYS} keys, ${MESSAGE_LEN}-byte messages; ops/s (batch rows: signatures/s); ratios are wasm ÷ peer\n`);
 console.log(`${'operation'.padEnd(16)} ${'wasm'.padStart(9)} ${'node'.padStart(9)} ${'noble'.padStart(9)} ${'tweetnacl'.padStart(9)}   ${'÷node'.padStart(7)} ${'÷noble'.padStart(7)} ${'÷nacl'.padStart(7)}`);
 for (const [name, r] of Object.entries(results)) {
