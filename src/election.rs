@@ -4,7 +4,8 @@
 //! `[w·window_ms, (w+1)·window_ms)`. In each window every candidate has a **priority**
 //!
 //! ```text
-//! priority = SHA-256(ELECTION_DOMAIN ‖ u8 topic length ‖ topic ‖ agent id (32) ‖ u64 window)
+//! prefix   = ELECTION_DOMAIN ‖ u8 topic length ‖ topic ‖ zero bytes up to a multiple of 64
+//! priority = SHA-256(prefix ‖ agent id (32) ‖ u64 window)
 //! ```
 //!
 //! and the candidate with the highest priority (the 32 bytes compared as a big-endian number)
@@ -14,11 +15,14 @@
 //!
 //! The **weighted** variant is weighted rendezvous hashing (score `-w / ln u`), computed with
 //! integers only so that every language reproduces it bit for bit: `u = (2h + 1) / 2^65` where
-//! `h` is the first 8 bytes of the priority, and [`neg_log2_q48`] gives `-log2 u` in fixed point
-//! with 48 fractional bits, by the exact procedure documented there. Candidate `a` ranks above `b`
-//! when `w_a · L_b > w_b · L_a` (128-bit products), ties again by the smaller agent id. A
-//! candidate of weight 2 leads about twice as often as one of weight 1; weight 0 never leads
-//! while anyone of positive weight is present.
+//! `h` is the first 8 bytes of the priority, [`neg_log2_q32`] gives `L = -log2 u` in fixed point
+//! with 32 fractional bits by the exact procedure documented there, and the sort key is
+//! [`weighted_key`] `= floor(w · 2^64 / L)`; the largest key leads, ties again by the smaller
+//! agent id. A candidate of weight 2 leads about twice as often as one of weight 1; weight 0
+//! never leads while anyone of positive weight is present.
+//!
+//! The topic prefix is zero-padded to a whole 64-byte SHA-256 block so that an implementation
+//! hashes it once per topic and each candidate costs a single compression.
 //!
 //! The window index doubles as a **fencing token**: a leader-only op names the window it was
 //! issued in, and the replica refuses it unless that window is current and the author leads it.
@@ -34,8 +38,8 @@ use crate::op::validate_topic;
 /// Domain-separation prefix of every election priority hash.
 pub const ELECTION_DOMAIN: &[u8] = b"ants-coord/election/v1\x00";
 
-/// Fractional bits of [`neg_log2_q48`].
-pub const WEIGHT_FRACTION_BITS: u32 = 48;
+/// Fractional bits of [`neg_log2_q32`].
+pub const WEIGHT_FRACTION_BITS: u32 = 32;
 
 /// The window containing `now_ms`: `floor(now_ms / window_ms)`. `BAD_INPUT` if `window_ms` is 0.
 pub fn window_of(now_ms: u64, window_ms: u64) -> Result<u64> {
@@ -54,14 +58,23 @@ pub struct PriorityHasher {
 }
 
 impl PriorityHasher {
-    /// Prepares `ELECTION_DOMAIN ‖ u8 topic length ‖ topic`. `BAD_TOPIC` for an invalid topic.
+    /// Hashes the prefix `ELECTION_DOMAIN ‖ u8 topic length ‖ topic ‖ zero padding to a multiple
+    /// of 64 bytes`. `BAD_TOPIC` for an invalid topic.
     pub fn new(topic: &str) -> Result<Self> {
         validate_topic(topic)?;
         let mut prefix = Sha256::new();
-        prefix.update(ELECTION_DOMAIN);
-        prefix.update([topic.len() as u8]);
-        prefix.update(topic.as_bytes());
+        prefix.update(Self::prefix_bytes(topic));
         Ok(PriorityHasher { prefix })
+    }
+
+    /// The padded prefix bytes of `topic` (no validation).
+    pub fn prefix_bytes(topic: &str) -> Vec<u8> {
+        let mut bytes = Vec::with_capacity(ELECTION_DOMAIN.len() + 1 + topic.len() + 64);
+        bytes.extend_from_slice(ELECTION_DOMAIN);
+        bytes.push(topic.len() as u8);
+        bytes.extend_from_slice(topic.as_bytes());
+        bytes.resize(bytes.len().div_ceil(64) * 64, 0);
+        bytes
     }
 
     /// The priority of `agent` in `window`.
@@ -79,38 +92,44 @@ pub fn priority(topic: &str, agent: &AgentId, window: u64) -> Result<[u8; 32]> {
 }
 
 /// `-log2(u)` for `u = (2h + 1) / 2^65`, `h` = the first 8 bytes of `priority` (big-endian), as
-/// an unsigned fixed-point number with [`WEIGHT_FRACTION_BITS`] fractional bits. Always ≥ 1.
+/// an unsigned fixed-point number with [`WEIGHT_FRACTION_BITS`] (32) fractional bits. Always ≥ 1.
 ///
-/// The exact procedure (integers only, every step truncating):
+/// The exact procedure (unsigned integers only, every step truncating):
 /// 1. `x = 2h + 1` (a 65-bit integer, odd, so never 0 and below `2^65`).
 /// 2. `e = floor(log2 x)` (the index of the highest set bit, 0..=64).
-/// 3. `m = x >> (e − 63)` if `e ≥ 63`, else `x << (63 − e)`: a 64-bit mantissa with its top bit
-///    set, read as a number in `[1, 2)` with 63 fractional bits.
-/// 4. `f = 0`; 48 times: `m = (m · m) >> 63` (128-bit product); `f = 2f`; if `m ≥ 2^64` then
+/// 3. `m = x >> (e − 31)` if `e ≥ 31`, else `x << (31 − e)`: a 32-bit mantissa with its top bit
+///    set, read as a number in `[1, 2)` with 31 fractional bits.
+/// 4. `f = 0`; 32 times: `m = (m · m) >> 31` (a 64-bit product); `f = 2f`; if `m ≥ 2^32` then
 ///    `f = f + 1` and `m = m >> 1`.
-/// 5. `log2 x ≈ (e << 48) | f`; the result is `(65 << 48) − ((e << 48) | f)`.
-pub fn neg_log2_q48(priority: &[u8; 32]) -> u64 {
+/// 5. `log2 x ≈ (e << 32) | f`; the result is `(65 << 32) − ((e << 32) | f)`.
+pub fn neg_log2_q32(priority: &[u8; 32]) -> u64 {
     let mut head = [0u8; 8];
     head.copy_from_slice(&priority[..8]);
     let h = u64::from_be_bytes(head);
     let x = 2 * u128::from(h) + 1;
     let e = 127 - x.leading_zeros();
-    let mut m: u128 = if e >= 63 {
-        x >> (e - 63)
+    let mut m = (if e >= 31 {
+        x >> (e - 31)
     } else {
-        x << (63 - e)
-    };
+        x << (31 - e)
+    }) as u64;
     let mut f: u64 = 0;
     for _ in 0..WEIGHT_FRACTION_BITS {
-        m = (m * m) >> 63;
+        m = (m * m) >> 31;
         f <<= 1;
-        if m >= 1 << 64 {
+        if m >= 1 << 32 {
             f |= 1;
             m >>= 1;
         }
     }
     let log2_x = (u64::from(e) << WEIGHT_FRACTION_BITS) | f;
     (65u64 << WEIGHT_FRACTION_BITS) - log2_x
+}
+
+/// The weighted sort key `floor(weight · 2^64 / L)` with `L` = [`neg_log2_q32`]: the candidate
+/// with the largest key leads (weighted rendezvous hashing, `-w / ln u` up to a constant factor).
+pub fn weighted_key(weight: u64, neg_log2_u: u64) -> u128 {
+    (u128::from(weight) << 64) / u128::from(neg_log2_u.max(1))
 }
 
 /// A candidate for a weighted election.
@@ -131,14 +150,16 @@ pub struct Standing {
     pub priority: [u8; 32],
     /// Its weight (1 in an unweighted election).
     pub weight: u64,
-    /// `-log2 u` in Q48 ([`neg_log2_q48`]); used only by the weighted order.
+    /// `L = -log2 u` in Q32 ([`neg_log2_q32`]); 0 in an unweighted election.
     pub neg_log2_u: u64,
+    /// [`weighted_key`]`(weight, L)`; 0 in an unweighted election.
+    pub key: u128,
 }
 
 impl Standing {
     /// The weighted score `w / -log2(u)` as a float, for display only (ranking uses integers).
     pub fn weighted_score(&self) -> f64 {
-        self.weight as f64 * (1u64 << WEIGHT_FRACTION_BITS) as f64 / self.neg_log2_u as f64
+        self.weight as f64 * (1u64 << WEIGHT_FRACTION_BITS) as f64 / self.neg_log2_u.max(1) as f64
     }
 }
 
@@ -158,11 +179,8 @@ fn priority_order(a: &Standing, b: &Standing) -> Ordering {
 }
 
 fn weighted_order(a: &Standing, b: &Standing) -> Ordering {
-    // a before b when w_a / L_a > w_b / L_b, i.e. w_a·L_b > w_b·L_a.
-    let left = u128::from(a.weight) * u128::from(b.neg_log2_u);
-    let right = u128::from(b.weight) * u128::from(a.neg_log2_u);
-    right
-        .cmp(&left)
+    b.key
+        .cmp(&a.key)
         .then_with(|| a.agent.as_bytes().cmp(b.agent.as_bytes()))
 }
 
@@ -180,24 +198,34 @@ pub fn rank(
         .iter()
         .map(|c| {
             let priority = hasher.priority(&c.agent, window);
-            Standing {
-                agent: c.agent,
-                priority,
-                weight: match mode {
-                    ElectionMode::Priority => 1,
-                    ElectionMode::Weighted => c.weight,
+            match mode {
+                ElectionMode::Priority => Standing {
+                    agent: c.agent,
+                    priority,
+                    weight: 1,
+                    neg_log2_u: 0,
+                    key: 0,
                 },
-                neg_log2_u: match mode {
-                    ElectionMode::Priority => 0,
-                    ElectionMode::Weighted => neg_log2_q48(&priority),
-                },
+                ElectionMode::Weighted => {
+                    let neg_log2_u = neg_log2_q32(&priority);
+                    Standing {
+                        agent: c.agent,
+                        priority,
+                        weight: c.weight,
+                        neg_log2_u,
+                        key: weighted_key(c.weight, neg_log2_u),
+                    }
+                }
             }
         })
         .collect();
     // Drop repeated agents: keep the first occurrence, deterministically.
     if standings.len() > 1 {
-        let mut seen = std::collections::HashSet::with_capacity(standings.len());
-        standings.retain(|s| seen.insert(s.agent));
+        let mut seen = std::collections::HashSet::with_capacity_and_hasher(
+            standings.len(),
+            core::hash::BuildHasherDefault::<KeyHasher>::default(),
+        );
+        standings.retain(|s| seen.insert(*s.agent.as_bytes()));
     }
     let order = match mode {
         ElectionMode::Priority => priority_order,
@@ -214,6 +242,27 @@ pub fn rank(
         _ => standings.sort_unstable_by(order),
     }
     Ok(standings)
+}
+
+/// A hasher for public keys, which are already uniformly distributed: it keeps the first 8 bytes
+/// written (used only to spot repeated candidates; an adversarial collision costs time, never
+/// correctness).
+#[derive(Default)]
+struct KeyHasher(u64, u8);
+
+impl core::hash::Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            if self.1 < 8 {
+                self.0 = (self.0 << 8) | u64::from(b);
+                self.1 += 1;
+            }
+        }
+    }
+    fn write_usize(&mut self, _: usize) {}
 }
 
 /// The outcome of an election at a moment.
@@ -303,11 +352,11 @@ mod tests {
         ] {
             let mut p = [0u8; 32];
             p[..8].copy_from_slice(&h.to_be_bytes());
-            let fixed = neg_log2_q48(&p) as f64 / (1u64 << 48) as f64;
+            let fixed = neg_log2_q32(&p) as f64 / (1u64 << 32) as f64;
             let u = (2.0 * h as f64 + 1.0) / 2f64.powi(65);
             let exact = -u.log2();
-            assert!((fixed - exact).abs() < 1e-9, "h={h}: {fixed} vs {exact}");
-            assert!(neg_log2_q48(&p) >= 1);
+            assert!((fixed - exact).abs() < 1e-8, "h={h}: {fixed} vs {exact}");
+            assert!(neg_log2_q32(&p) >= 1);
         }
     }
 

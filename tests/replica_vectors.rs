@@ -75,7 +75,10 @@ fn election_vectors() {
                 json!({
                     "agentId": c.agent.to_string(),
                     "priority": hex::encode(p),
-                    "negLog2UQ48": election::neg_log2_q48(&p).to_string(),
+                    "prefix": hex::encode(election::PriorityHasher::prefix_bytes(topic)),
+                    "negLog2UQ32": election::neg_log2_q32(&p).to_string(),
+                    "weight": c.weight,
+                    "weightedKey": election::weighted_key(c.weight, election::neg_log2_q32(&p)).to_string(),
                 })
             })
             .collect();
@@ -105,13 +108,13 @@ fn election_vectors() {
         let mut p = [0u8; 32];
         p[..8].copy_from_slice(&h.to_be_bytes());
         log2_cases.push(
-            json!({ "h": h.to_string(), "negLog2UQ48": election::neg_log2_q48(&p).to_string() }),
+            json!({ "h": h.to_string(), "negLog2UQ32": election::neg_log2_q32(&p).to_string() }),
         );
     }
     check(
         "election.json",
         json!({
-            "description": "PROTOCOL.md section 6.3. priority = SHA-256(domain ‖ u8 len ‖ topic ‖ agent ‖ u64 window); weighted order by w·L cross-multiplication with L = negLog2UQ48 (decimal strings: they exceed 2^53).",
+            "description": "PROTOCOL.md section 6.3. priority = SHA-256(prefix ‖ agent ‖ u64 window), prefix = domain ‖ u8 len ‖ topic zero-padded to a multiple of 64 bytes; weighted key = floor(w·2^64 / L) with L = negLog2UQ32 (decimal strings: they exceed 2^53).",
             "domain": String::from_utf8_lossy(election::ELECTION_DOMAIN).replace('\0', "\\0"),
             "topic": topic,
             "windowMs": window_ms,
@@ -121,7 +124,7 @@ fn election_vectors() {
                 "weight": w,
             })).collect::<Vec<_>>(),
             "windows": windows,
-            "negLog2UQ48Cases": log2_cases,
+            "negLog2UQ32Cases": log2_cases,
         }),
     );
 }
