@@ -91,6 +91,31 @@ pub enum Error {
         reason: String,
     },
 
+    /// A Merkle inclusion or consistency proof does not verify.
+    #[error("{what} does not verify")]
+    ProofFailed {
+        /// Which kind of proof.
+        what: &'static str,
+    },
+
+    /// A hash store lacks a subtree hash the log needs (a storage defect, never an input one).
+    #[error("log hash store has no subtree at level {level}, index {index}")]
+    LogHashMissing {
+        /// The subtree's level (0 = leaves).
+        level: u32,
+        /// The subtree's index within its level.
+        index: u64,
+    },
+
+    /// Statements and proofs that all verify but show no broken rule: not misbehaviour evidence.
+    #[error("not evidence of misbehaviour: {0}")]
+    NotEvidence(String),
+
+    /// A relay's signed tree head disagrees with the entries it served, in a way the client
+    /// cannot prove to others (the entries are not signed by the relay).
+    #[error("log mismatch: {0}")]
+    LogMismatch(String),
+
     /// The platform could not provide secure randomness.
     #[error("secure randomness unavailable: {0}")]
     RandomnessUnavailable(String),
@@ -138,6 +163,10 @@ impl Error {
             Error::WrongTopic { .. } => "WRONG_TOPIC",
             Error::OutOfOrder { .. } => "OUT_OF_ORDER",
             Error::NoCandidates => "NO_CANDIDATES",
+            Error::ProofFailed { .. } => "BAD_PROOF",
+            Error::LogHashMissing { .. } => "LOG_HASH_MISSING",
+            Error::NotEvidence(_) => "NOT_EVIDENCE",
+            Error::LogMismatch(_) => "LOG_MISMATCH",
         }
     }
 
@@ -197,6 +226,10 @@ mod tests {
                 got: 0,
             },
             Error::NoCandidates,
+            Error::ProofFailed { what: "" },
+            Error::LogHashMissing { level: 0, index: 0 },
+            Error::NotEvidence(String::new()),
+            Error::LogMismatch(String::new()),
         ]
     }
 

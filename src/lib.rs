@@ -42,6 +42,7 @@ pub mod entry;
 pub mod error;
 pub mod escrow;
 pub mod identity;
+pub mod log;
 pub mod op;
 pub mod recovery;
 pub mod replica;
@@ -52,5 +53,9 @@ pub mod wasm;
 pub use entry::Entry;
 pub use error::{Error, Result};
 pub use identity::{verify_batch, verify_signature, AgentId, Identity};
+pub use log::{
+    ConsistencyProof, Evidence, InclusionProof, LogFollower, MerkleLog, SignedCheckpoint,
+    SignedReceipt, SignedTreeHead, Violation,
+};
 pub use op::{OpDraft, OpId, SignedOp};
 pub use replica::{Event, Replica, ReplicaConfig, ReplicaOp};
