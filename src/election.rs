@@ -79,8 +79,13 @@ impl PriorityHasher {
 
     /// The priority of `agent` in `window`.
     pub fn priority(&self, agent: &AgentId, window: u64) -> [u8; 32] {
+        self.priority_of_bytes(agent.as_bytes(), window)
+    }
+
+    /// The priority of the candidate with id bytes `id` in `window`.
+    pub fn priority_of_bytes(&self, id: &[u8; 32], window: u64) -> [u8; 32] {
         let mut hasher = self.prefix.clone();
-        hasher.update(agent.as_bytes());
+        hasher.update(id);
         hasher.update(window.to_be_bytes());
         hasher.finalize().into()
     }
@@ -141,11 +146,14 @@ pub struct WeightedCandidate {
     pub weight: u64,
 }
 
-/// One candidate's standing in a window, as ranked.
+/// One candidate's standing in a window, as ranked. `A` names the candidate: an [`AgentId`]
+/// for [`rank`], the candidate's index in the input for [`rank_ids`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Standing {
+pub struct Standing<A = AgentId> {
     /// Who.
-    pub agent: AgentId,
+    pub agent: A,
+    /// Its 32 id bytes (what is hashed; ties go to the smaller).
+    pub id: [u8; 32],
     /// Its priority hash in the window.
     pub priority: [u8; 32],
     /// Its weight (1 in an unweighted election).
@@ -156,7 +164,7 @@ pub struct Standing {
     pub key: u128,
 }
 
-impl Standing {
+impl<A> Standing<A> {
     /// The weighted score `w / -log2(u)` as a float, for display only (ranking uses integers).
     pub fn weighted_score(&self) -> f64 {
         self.weight as f64 * (1u64 << WEIGHT_FRACTION_BITS) as f64 / self.neg_log2_u.max(1) as f64
@@ -172,20 +180,16 @@ pub enum ElectionMode {
     Weighted,
 }
 
-fn priority_order(a: &Standing, b: &Standing) -> Ordering {
-    b.priority
-        .cmp(&a.priority)
-        .then_with(|| a.agent.as_bytes().cmp(b.agent.as_bytes()))
+fn priority_order<A>(a: &Standing<A>, b: &Standing<A>) -> Ordering {
+    b.priority.cmp(&a.priority).then_with(|| a.id.cmp(&b.id))
 }
 
-fn weighted_order(a: &Standing, b: &Standing) -> Ordering {
-    b.key
-        .cmp(&a.key)
-        .then_with(|| a.agent.as_bytes().cmp(b.agent.as_bytes()))
+fn weighted_order<A>(a: &Standing<A>, b: &Standing<A>) -> Ordering {
+    b.key.cmp(&a.key).then_with(|| a.id.cmp(&b.id))
 }
 
-/// The standings of `candidates` (duplicates of an agent keep the first weight) in `window`,
-/// best first, truncated to `k` entries when `k` is given.
+/// The standings of `candidates` (a repeated agent keeps its first weight) in `window`, best
+/// first, truncated to `k` entries when `k` is given.
 pub fn rank(
     topic: &str,
     candidates: &[WeightedCandidate],
@@ -193,14 +197,68 @@ pub fn rank(
     mode: ElectionMode,
     k: Option<usize>,
 ) -> Result<Vec<Standing>> {
+    rank_generic(
+        topic,
+        candidates
+            .iter()
+            .map(|c| (c.agent, *c.agent.as_bytes(), c.weight)),
+        window,
+        mode,
+        k,
+    )
+}
+
+/// [`rank`] over raw 32-byte ids (not checked to be public keys: only their bytes are hashed),
+/// with optional weights (`Some` → weighted mode, one weight per id). Standings name candidates
+/// by their index in `ids`. `BAD_INPUT` if the weights do not match the ids in number.
+pub fn rank_ids(
+    topic: &str,
+    ids: &[[u8; 32]],
+    weights: Option<&[u64]>,
+    window: u64,
+    k: Option<usize>,
+) -> Result<Vec<Standing<usize>>> {
+    match weights {
+        None => rank_generic(
+            topic,
+            ids.iter().enumerate().map(|(i, id)| (i, *id, 1)),
+            window,
+            ElectionMode::Priority,
+            k,
+        ),
+        Some(weights) if weights.len() == ids.len() => rank_generic(
+            topic,
+            ids.iter()
+                .zip(weights)
+                .enumerate()
+                .map(|(i, (id, w))| (i, *id, *w)),
+            window,
+            ElectionMode::Weighted,
+            k,
+        ),
+        Some(weights) => Err(Error::BadInput(format!(
+            "{} weights for {} candidates",
+            weights.len(),
+            ids.len()
+        ))),
+    }
+}
+
+fn rank_generic<A: Copy>(
+    topic: &str,
+    candidates: impl Iterator<Item = (A, [u8; 32], u64)>,
+    window: u64,
+    mode: ElectionMode,
+    k: Option<usize>,
+) -> Result<Vec<Standing<A>>> {
     let hasher = PriorityHasher::new(topic)?;
-    let mut standings: Vec<Standing> = candidates
-        .iter()
-        .map(|c| {
-            let priority = hasher.priority(&c.agent, window);
+    let mut standings: Vec<Standing<A>> = candidates
+        .map(|(agent, id, weight)| {
+            let priority = hasher.priority_of_bytes(&id, window);
             match mode {
                 ElectionMode::Priority => Standing {
-                    agent: c.agent,
+                    agent,
+                    id,
                     priority,
                     weight: 1,
                     neg_log2_u: 0,
@@ -209,11 +267,12 @@ pub fn rank(
                 ElectionMode::Weighted => {
                     let neg_log2_u = neg_log2_q32(&priority);
                     Standing {
-                        agent: c.agent,
+                        agent,
+                        id,
                         priority,
-                        weight: c.weight,
+                        weight,
                         neg_log2_u,
-                        key: weighted_key(c.weight, neg_log2_u),
+                        key: weighted_key(weight, neg_log2_u),
                     }
                 }
             }
@@ -225,7 +284,7 @@ pub fn rank(
             standings.len(),
             core::hash::BuildHasherDefault::<KeyHasher>::default(),
         );
-        standings.retain(|s| seen.insert(*s.agent.as_bytes()));
+        standings.retain(|s| seen.insert(s.id));
     }
     let order = match mode {
         ElectionMode::Priority => priority_order,
