@@ -288,6 +288,9 @@ impl ReplicaOp {
         body: &[u8],
         ids: &mut dyn FnMut(&[u8]) -> Result<AgentId>,
     ) -> Result<Self> {
+        if !Self::is_known_kind(kind) {
+            return Err(Error::BadKind(format!("{kind} is not a replica op kind")));
+        }
         let mut r = Reader::new("op body", body);
         let version = r.u8("version")?;
         if version != BODY_VERSION {
