@@ -29,7 +29,7 @@
 
 use core::cmp::Ordering;
 
-use sha2::{Digest, Sha256};
+use sha2::digest::generic_array::GenericArray;
 
 use crate::error::{Error, Result};
 use crate::identity::AgentId;
@@ -52,19 +52,39 @@ pub fn window_of(now_ms: u64, window_ms: u64) -> Result<u64> {
 }
 
 /// The priority hashes of one topic, with the common prefix hashed once.
+///
+/// Because the prefix fills whole SHA-256 blocks, each priority is a single compression of one
+/// block (`id ‖ window ‖ SHA-256 padding`) starting from the prefix's chaining value.
 #[derive(Clone)]
 pub struct PriorityHasher {
-    prefix: Sha256,
+    /// The SHA-256 chaining value after the prefix blocks.
+    midstate: [u32; 8],
+    /// The last block, with the padding and message length already in place.
+    block: [u8; 64],
 }
+
+/// The SHA-256 initial hash value (FIPS 180-4, section 5.3.3).
+const SHA256_IV: [u32; 8] = [
+    0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19,
+];
 
 impl PriorityHasher {
     /// Hashes the prefix `ELECTION_DOMAIN ‖ u8 topic length ‖ topic ‖ zero padding to a multiple
     /// of 64 bytes`. `BAD_TOPIC` for an invalid topic.
     pub fn new(topic: &str) -> Result<Self> {
         validate_topic(topic)?;
-        let mut prefix = Sha256::new();
-        prefix.update(Self::prefix_bytes(topic));
-        Ok(PriorityHasher { prefix })
+        let prefix = Self::prefix_bytes(topic);
+        let mut midstate = SHA256_IV;
+        let blocks: Vec<GenericArray<u8, _>> = prefix
+            .chunks_exact(64)
+            .map(GenericArray::clone_from_slice)
+            .collect();
+        sha2::compress256(&mut midstate, &blocks);
+        let mut block = [0u8; 64];
+        block[40] = 0x80;
+        let bits = (prefix.len() as u64 + 40) * 8;
+        block[56..].copy_from_slice(&bits.to_be_bytes());
+        Ok(PriorityHasher { midstate, block })
     }
 
     /// The padded prefix bytes of `topic` (no validation).
@@ -84,10 +104,16 @@ impl PriorityHasher {
 
     /// The priority of the candidate with id bytes `id` in `window`.
     pub fn priority_of_bytes(&self, id: &[u8; 32], window: u64) -> [u8; 32] {
-        let mut hasher = self.prefix.clone();
-        hasher.update(id);
-        hasher.update(window.to_be_bytes());
-        hasher.finalize().into()
+        let mut block = self.block;
+        block[..32].copy_from_slice(id);
+        block[32..40].copy_from_slice(&window.to_be_bytes());
+        let mut state = self.midstate;
+        sha2::compress256(&mut state, &[GenericArray::from(block)]);
+        let mut out = [0u8; 32];
+        for (chunk, word) in out.chunks_exact_mut(4).zip(state) {
+            chunk.copy_from_slice(&word.to_be_bytes());
+        }
+        out
     }
 }
 
@@ -436,6 +462,25 @@ mod tests {
                 r[..4].iter().map(|s| s.agent).collect::<Vec<_>>(),
                 "equal weights order like plain priorities"
             );
+        }
+    }
+
+    #[test]
+    fn one_block_compression_equals_plain_sha256() {
+        use sha2::{Digest, Sha256};
+        for topic in [
+            "t",
+            "a-topic-name-long-enough-to-need-two-prefix-blocks-of-sixty-four-bytes",
+        ] {
+            let hasher = PriorityHasher::new(topic).unwrap();
+            for (i, agent) in agents(3).iter().enumerate() {
+                let window = 1u64 << (20 * i);
+                let mut input = PriorityHasher::prefix_bytes(topic);
+                input.extend_from_slice(agent.as_bytes());
+                input.extend_from_slice(&window.to_be_bytes());
+                let expected: [u8; 32] = Sha256::digest(&input).into();
+                assert_eq!(hasher.priority(agent, window), expected);
+            }
         }
     }
 

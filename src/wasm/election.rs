@@ -43,6 +43,16 @@ fn candidate_ids(candidates: &JsValue) -> Result<(Vec<[u8; 32]>, Option<Array>),
         ));
     }
     let array: Array = candidates.clone().unchecked_into();
+    // Fast path: one crossing of the boundary for the whole set (a string per candidate costs a
+    // crossing and a UTF-8 conversion each); on any doubt, the checked path below names the item.
+    let joined: String = array.join(",").into();
+    let fast: Option<Vec<[u8; 32]>> = joined
+        .split(',')
+        .map(|text| id_bytes("candidate", text).ok())
+        .collect();
+    if let Some(ids) = fast.filter(|ids| ids.len() == array.length() as usize) {
+        return Ok((ids, Some(array)));
+    }
     let mut ids = Vec::with_capacity(array.length() as usize);
     for (index, item) in array.iter().enumerate() {
         let text = item
@@ -53,9 +63,26 @@ fn candidate_ids(candidates: &JsValue) -> Result<(Vec<[u8; 32]>, Option<Array>),
     Ok((ids, Some(array)))
 }
 
+fn counted(weights: Vec<u64>, count: usize) -> Result<Vec<u64>, JsValue> {
+    if weights.len() != count {
+        return Err(bad_input(format!(
+            "{} weights for {count} candidates",
+            weights.len()
+        )));
+    }
+    Ok(weights)
+}
+
 fn weights_arg(weights: &JsValue, count: usize) -> Result<Option<Vec<u64>>, JsValue> {
     if weights.is_undefined() || weights.is_null() {
         return Ok(None);
+    }
+    // Typed arrays cross in one copy.
+    if let Some(typed) = weights.dyn_ref::<js_sys::BigUint64Array>() {
+        return counted(typed.to_vec(), count).map(Some);
+    }
+    if let Some(typed) = weights.dyn_ref::<js_sys::Uint32Array>() {
+        return counted(typed.to_vec().into_iter().map(u64::from).collect(), count).map(Some);
     }
     if !Array::is_array(weights) {
         return Err(bad_input(
@@ -72,7 +99,13 @@ fn weights_arg(weights: &JsValue, count: usize) -> Result<Option<Vec<u64>>, JsVa
     array
         .iter()
         .enumerate()
-        .map(|(i, w)| u64_arg(&format!("weights[{i}]"), &w))
+        .map(|(i, w)| match w.as_f64() {
+            // The common case without serde: a safe non-negative integer number.
+            Some(n) if (0.0..=9_007_199_254_740_991.0).contains(&n) && n.fract() == 0.0 => {
+                Ok(n as u64)
+            }
+            _ => u64_arg(&format!("weights[{i}]"), &w),
+        })
         .collect::<Result<Vec<_>, _>>()
         .map(Some)
 }
@@ -88,7 +121,10 @@ pub fn elect_leader(
     #[wasm_bindgen(js_name = nowMs, unchecked_param_type = "number | bigint")] now_ms: &JsValue,
     #[wasm_bindgen(js_name = windowMs, unchecked_param_type = "number | bigint")]
     window_ms: &JsValue,
-    #[wasm_bindgen(unchecked_param_type = "Array<number | bigint> | undefined")] weights: &JsValue,
+    #[wasm_bindgen(
+        unchecked_param_type = "Array<number | bigint> | Uint32Array | BigUint64Array | undefined"
+    )]
+    weights: &JsValue,
     #[wasm_bindgen(js_name = topK, unchecked_param_type = "number | undefined")] top_k: &JsValue,
 ) -> Result<JsValue, JsValue> {
     let now_ms = u64_arg("nowMs", now_ms)?;
