@@ -147,11 +147,11 @@ pub fn neg_log2_q32(priority: &[u8; 32]) -> u64 {
     let mut f: u64 = 0;
     for _ in 0..WEIGHT_FRACTION_BITS {
         m = (m * m) >> 31;
-        f <<= 1;
-        if m >= 1 << 32 {
-            f |= 1;
-            m >>= 1;
-        }
+        // Branch-free form of "if m >= 2^32 { f += 1; m >>= 1 }" (the bits are random, so a
+        // branch would be mispredicted half the time).
+        let carry = m >> 32;
+        f = (f << 1) | carry;
+        m >>= carry;
     }
     let log2_x = (u64::from(e) << WEIGHT_FRACTION_BITS) | f;
     (65u64 << WEIGHT_FRACTION_BITS) - log2_x
@@ -186,7 +186,8 @@ pub struct Standing<A = AgentId> {
     pub weight: u64,
     /// `L = -log2 u` in Q32 ([`neg_log2_q32`]); 0 in an unweighted election.
     pub neg_log2_u: u64,
-    /// [`weighted_key`]`(weight, L)`; 0 in an unweighted election.
+    /// The sort key: [`weighted_key`]`(weight, L)` in a weighted election, the first 16 bytes of
+    /// the priority (big-endian) in an unweighted one.
     pub key: u128,
 }
 
@@ -207,7 +208,11 @@ pub enum ElectionMode {
 }
 
 fn priority_order<A>(a: &Standing<A>, b: &Standing<A>) -> Ordering {
-    b.priority.cmp(&a.priority).then_with(|| a.id.cmp(&b.id))
+    // `key` holds the first 16 priority bytes: the full comparison is needed only on a tie.
+    b.key
+        .cmp(&a.key)
+        .then_with(|| b.priority.cmp(&a.priority))
+        .then_with(|| a.id.cmp(&b.id))
 }
 
 fn weighted_order<A>(a: &Standing<A>, b: &Standing<A>) -> Ordering {
@@ -282,14 +287,18 @@ fn rank_generic<A: Copy>(
         .map(|(agent, id, weight)| {
             let priority = hasher.priority_of_bytes(&id, window);
             match mode {
-                ElectionMode::Priority => Standing {
-                    agent,
-                    id,
-                    priority,
-                    weight: 1,
-                    neg_log2_u: 0,
-                    key: 0,
-                },
+                ElectionMode::Priority => {
+                    let mut head = [0u8; 16];
+                    head.copy_from_slice(&priority[..16]);
+                    Standing {
+                        agent,
+                        id,
+                        priority,
+                        weight: 1,
+                        neg_log2_u: 0,
+                        key: u128::from_be_bytes(head),
+                    }
+                }
                 ElectionMode::Weighted => {
                     let neg_log2_u = neg_log2_q32(&priority);
                     Standing {
