@@ -219,8 +219,9 @@ fn weighted_order<A>(a: &Standing<A>, b: &Standing<A>) -> Ordering {
     b.key.cmp(&a.key).then_with(|| a.id.cmp(&b.id))
 }
 
-/// The standings of `candidates` (a repeated agent keeps its first weight) in `window`, best
-/// first, truncated to `k` entries when `k` is given.
+/// The standings of `candidates` in `window`, best first, truncated to `k` entries when `k` is
+/// given. A repeated agent counts once, with its best standing (in weighted mode: its largest
+/// weight).
 pub fn rank(
     topic: &str,
     candidates: &[WeightedCandidate],
@@ -313,27 +314,43 @@ fn rank_generic<A: Copy>(
             }
         })
         .collect();
-    // Drop repeated agents: keep the first occurrence, deterministically.
-    if standings.len() > 1 {
+    let order = match mode {
+        ElectionMode::Priority => priority_order,
+        ElectionMode::Weighted => weighted_order,
+    };
+    // A repeated id counts once, with its best standing: walk in rank order, keep first sights.
+    let dedup = |standings: &mut Vec<Standing<A>>| {
         let mut seen = std::collections::HashSet::with_capacity_and_hasher(
             standings.len(),
             core::hash::BuildHasherDefault::<KeyHasher>::default(),
         );
         standings.retain(|s| seen.insert(s.id));
-    }
-    let order = match mode {
-        ElectionMode::Priority => priority_order,
-        ElectionMode::Weighted => weighted_order,
     };
     match k {
+        Some(0) => standings.clear(),
         Some(k) if k < standings.len() => {
-            if k > 0 {
-                standings.select_nth_unstable_by(k - 1, order);
+            standings.select_nth_unstable_by(k - 1, order);
+            let top = &mut standings[..k];
+            top.sort_unstable_by(order);
+            if top.windows(2).all(|pair| pair[0].id != pair[1].id)
+                && (k < 3 || {
+                    let mut ids: Vec<[u8; 32]> = top.iter().map(|s| s.id).collect();
+                    ids.sort_unstable();
+                    ids.windows(2).all(|pair| pair[0] != pair[1])
+                })
+            {
+                standings.truncate(k);
+            } else {
+                // Repeats among the best (rare): rank everything, then drop them.
+                standings.sort_unstable_by(order);
+                dedup(&mut standings);
+                standings.truncate(k);
             }
-            standings.truncate(k);
-            standings.sort_unstable_by(order);
         }
-        _ => standings.sort_unstable_by(order),
+        _ => {
+            standings.sort_unstable_by(order);
+            dedup(&mut standings);
+        }
     }
     Ok(standings)
 }
@@ -518,6 +535,22 @@ mod tests {
                 .code(),
             "NO_CANDIDATES"
         );
+        // A repeated agent counts once, with its best standing, in every path.
+        let many = equal_weights(&agents(8));
+        let mut doubled = many.clone();
+        doubled.extend(many.iter().map(|c| WeightedCandidate {
+            agent: c.agent,
+            weight: 9,
+        }));
+        for window in 0..20 {
+            let full = rank("t", &doubled, window, ElectionMode::Weighted, None).unwrap();
+            assert_eq!(full.len(), 8);
+            assert!(full.iter().all(|s| s.weight == 9));
+            for k in 1..=8 {
+                let top = rank("t", &doubled, window, ElectionMode::Weighted, Some(k)).unwrap();
+                assert_eq!(&top[..], &full[..k]);
+            }
+        }
         let dup = [set[0], set[0], set[1]];
         assert_eq!(
             rank("t", &dup, 0, ElectionMode::Priority, None)
