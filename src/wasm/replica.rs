@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
 
 use super::convert::bytes_arg;
 use super::error::bad_input;
@@ -143,7 +144,20 @@ struct FeedView {
 /// One topic's replica. Feed it the topic's entries in sequence order with `apply`; every
 /// replica that applied the same entries has the same `stateHash()`.
 #[wasm_bindgen(js_name = Replica)]
-pub struct JsReplica(Replica);
+pub struct JsReplica {
+    replica: Replica,
+    /// Compensation handlers by op kind (`onCompensation`).
+    handlers: Vec<(String, js_sys::Function)>,
+}
+
+impl JsReplica {
+    fn wrap(replica: Replica) -> Self {
+        JsReplica {
+            replica,
+            handlers: Vec::new(),
+        }
+    }
+}
 
 #[wasm_bindgen(js_class = Replica)]
 impl JsReplica {
@@ -155,7 +169,7 @@ impl JsReplica {
         #[wasm_bindgen(unchecked_param_type = "ReplicaConfig | Uint8Array | undefined")]
         config: &JsValue,
     ) -> Result<JsReplica, JsValue> {
-        Ok(JsReplica(Replica::new(topic, config_arg(config)?)?))
+        Ok(JsReplica::wrap(Replica::new(topic, config_arg(config)?)?))
     }
 
     /// The canonical bytes of a config object (what a state hash covers).
@@ -176,8 +190,34 @@ impl JsReplica {
         entry_bytes: &JsValue,
     ) -> Result<JsValue, JsValue> {
         let entry = Entry::decode(&bytes_arg("entryBytes", entry_bytes)?)?;
-        let events = self.0.apply(&entry)?;
-        plain(&events)
+        let events = self.replica.apply(&entry)?;
+        let objects = plain(&events)?;
+        if !self.handlers.is_empty() {
+            let array: &js_sys::Array = objects.unchecked_ref();
+            for (event, object) in events.iter().zip(array.iter()) {
+                if let crate::replica::Event::Compensation { kind, .. } = event {
+                    for (_, handler) in self.handlers.iter().filter(|(k, _)| k == kind) {
+                        handler.call1(&JsValue::UNDEFINED, &object)?;
+                    }
+                }
+            }
+        }
+        Ok(objects)
+    }
+
+    /// Registers `handler(event)` for `compensation` events of op `kind` (e.g. `claim`): called
+    /// by `apply`, after the entry is applied, once per compensation in entry order. The loser's
+    /// application undoes there what it did optimistically. A handler that throws makes `apply`
+    /// throw after the state has changed (the entry stays applied).
+    #[wasm_bindgen(js_name = onCompensation)]
+    pub fn on_compensation(&mut self, kind: &str, handler: js_sys::Function) {
+        self.handlers.push((kind.to_owned(), handler));
+    }
+
+    /// Removes every compensation handler of `kind`.
+    #[wasm_bindgen(js_name = offCompensation)]
+    pub fn off_compensation(&mut self, kind: &str) {
+        self.handlers.retain(|(k, _)| k != kind);
     }
 
     /// The election among the configured candidates at `nowMs`:
@@ -187,7 +227,7 @@ impl JsReplica {
         &self,
         #[wasm_bindgen(js_name = nowMs, unchecked_param_type = "number | bigint")] now_ms: &JsValue,
     ) -> Result<JsValue, JsValue> {
-        let election = self.0.leader(u64_arg("nowMs", now_ms)?)?;
+        let election = self.replica.leader(u64_arg("nowMs", now_ms)?)?;
         let out = js_sys::Object::new();
         let set = |k: &str, v: JsValue| js_sys::Reflect::set(&out, &JsValue::from_str(k), &v);
         set("leader", JsValue::from_str(&election.leader.to_string()))?;
@@ -206,13 +246,13 @@ impl JsReplica {
     /// The agent holding `resource`, or `undefined`.
     #[wasm_bindgen(js_name = claimHolder)]
     pub fn claim_holder(&self, resource: &str) -> Option<String> {
-        self.0.claim_holder(resource).map(|a| a.to_string())
+        self.replica.claim_holder(resource).map(|a| a.to_string())
     }
 
     /// The claim on `resource` (`{ resource, holder, stake, seq, leaseUntilMs }`) or `undefined`.
     #[wasm_bindgen(unchecked_return_type = "ReplicaClaim | undefined")]
     pub fn claim(&self, resource: &str) -> Result<JsValue, JsValue> {
-        match self.0.claim(resource) {
+        match self.replica.claim(resource) {
             None => Ok(JsValue::UNDEFINED),
             Some(c) => plain(&ClaimView {
                 resource: resource.to_owned(),
@@ -230,13 +270,13 @@ impl JsReplica {
         &self,
         #[wasm_bindgen(js_name = agentId)] agent_id: &str,
     ) -> Result<JsValue, JsValue> {
-        Ok(u64_value(self.0.balance(&agent_arg(agent_id)?)))
+        Ok(u64_value(self.replica.balance(&agent_arg(agent_id)?)))
     }
 
     /// `{ minted, burned, circulating, escrowed }`.
     #[wasm_bindgen(unchecked_return_type = "ReplicaSupply")]
     pub fn supply(&self) -> Result<JsValue, JsValue> {
-        plain(&self.0.supply())
+        plain(&self.replica.supply())
     }
 
     /// The guardians of the agent `agentId` names.
@@ -245,7 +285,7 @@ impl JsReplica {
         #[wasm_bindgen(js_name = agentId)] agent_id: &str,
     ) -> Result<Vec<String>, JsValue> {
         Ok(self
-            .0
+            .replica
             .guardians(&agent_arg(agent_id)?)
             .iter()
             .map(ToString::to_string)
@@ -258,14 +298,14 @@ impl JsReplica {
         &self,
         #[wasm_bindgen(js_name = agentId)] agent_id: &str,
     ) -> Result<String, JsValue> {
-        Ok(self.0.current_key(&agent_arg(agent_id)?).to_string())
+        Ok(self.replica.current_key(&agent_arg(agent_id)?).to_string())
     }
 
     /// The feed: posts, vouches and ops of unknown kinds, oldest first.
     #[wasm_bindgen(unchecked_return_type = "ReplicaFeedItem[]")]
     pub fn feed(&self) -> Result<JsValue, JsValue> {
         let items: Vec<FeedView> = self
-            .0
+            .replica
             .feed()
             .map(|item| {
                 let base = FeedView {
@@ -302,37 +342,37 @@ impl JsReplica {
     /// The seq of the next entry to apply.
     #[wasm_bindgen(getter, js_name = nextSeq)]
     pub fn next_seq(&self) -> JsValue {
-        u64_value(self.0.next_seq())
+        u64_value(self.replica.next_seq())
     }
 
     /// The replica's clock: the largest relay time applied.
     #[wasm_bindgen(getter, js_name = nowMs)]
     pub fn now_ms(&self) -> JsValue {
-        u64_value(self.0.now_ms())
+        u64_value(self.replica.now_ms())
     }
 
     /// The topic.
     #[wasm_bindgen(getter)]
     pub fn topic(&self) -> String {
-        self.0.topic().to_owned()
+        self.replica.topic().to_owned()
     }
 
     /// SHA-256 of the snapshot, 64 lowercase hex characters.
     #[wasm_bindgen(js_name = stateHash)]
     pub fn state_hash(&self) -> String {
-        lower_hex(&self.0.state_hash())
+        lower_hex(&self.replica.state_hash())
     }
 
     /// The canonical state bytes.
     pub fn snapshot(&self) -> Vec<u8> {
-        self.0.snapshot()
+        self.replica.snapshot()
     }
 
     /// A replica rebuilt from `snapshot()` bytes (refuses any other spelling).
     pub fn restore(
         #[wasm_bindgen(unchecked_param_type = "Uint8Array")] snapshot: &JsValue,
     ) -> Result<JsReplica, JsValue> {
-        Ok(JsReplica(Replica::restore(&bytes_arg(
+        Ok(JsReplica::wrap(Replica::restore(&bytes_arg(
             "snapshot", snapshot,
         )?)?))
     }

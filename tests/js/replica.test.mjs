@@ -149,11 +149,10 @@ test('double-booked slot: the later claim is compensated', () => {
   const replica = new Replica('meetings', { defaultLeaseMs: 60_000 });
   const slot = 'room-4/2026-11-24T10:00';
   const compensations = [];
-  const handlers = { claim: (event) => compensations.push(event) };
+  replica.onCompensation('claim', (event) => compensations.push(event));
+  replica.onCompensation('task.post', () => assert.fail('only claim handlers run'));
   for (const [who, wait] of [[alice, 0], [bob, 5]]) {
-    for (const event of replica.apply(log.wait(wait).push(who, 'claim', ReplicaOp.claim({ resource: slot })))) {
-      if (event.type === 'compensation') handlers[event.kind](event);
-    }
+    replica.apply(log.wait(wait).push(who, 'claim', ReplicaOp.claim({ resource: slot })));
   }
   assert.equal(replica.claimHolder(slot), alice.agentId);
   assert.equal(compensations.length, 1);
@@ -161,6 +160,9 @@ test('double-booked slot: the later claim is compensated', () => {
     { loser: compensations[0].loser, winner: compensations[0].winner, w: compensations[0].winningSeq, l: compensations[0].losingSeq, reason: compensations[0].reason },
     { loser: bob.agentId, winner: alice.agentId, w: 0, l: 1, reason: 'conflict' },
   );
+  replica.offCompensation('claim');
+  replica.apply(log.wait(5).push(bob, 'claim', ReplicaOp.claim({ resource: slot })));
+  assert.equal(compensations.length, 1, 'no handler after offCompensation');
 });
 
 test('stakes 10 vs 15: override and refund; completion pays stake and reward; failure slashes', () => {
