@@ -27,8 +27,9 @@
 //!
 //! # Features
 //!
-//! No feature is on by default; the default build is the pure core (plus the wasm bindings when
-//! compiled for `wasm32`).
+//! - `doc` (**on by default**): shared documents ([`doc`]) — Yrs, the Rust port of Yjs, with
+//!   the Yjs update formats, y-protocols sync/awareness messages and signed `doc.update` ops.
+//!   Turn it off (`--no-default-features`) for the small identity/op core without yrs.
 
 #![deny(missing_docs)]
 #![deny(clippy::unwrap_used)]
@@ -36,6 +37,8 @@
 #![forbid(unsafe_code)]
 
 pub mod codec;
+#[cfg(feature = "doc")]
+pub mod doc;
 pub mod entry;
 pub mod error;
 pub mod identity;
