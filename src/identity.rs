@@ -12,7 +12,6 @@
 use core::fmt;
 use core::str::FromStr;
 
-use curve25519_dalek::edwards::CompressedEdwardsY;
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use zeroize::Zeroizing;
 
@@ -38,14 +37,7 @@ impl AgentId {
     /// Errors: `BAD_LENGTH` for another length, `BAD_PUBLIC_KEY` when the bytes are not the
     /// canonical encoding of a point or the point is of small order.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
-        let array = fixed::<PUBLIC_KEY_LEN>("public key", bytes)?;
-        let point = CompressedEdwardsY(array)
-            .decompress()
-            .ok_or(Error::BadPublicKey)?;
-        if point.compress().to_bytes() != array || point.is_small_order() {
-            return Err(Error::BadPublicKey);
-        }
-        Ok(AgentId(array))
+        validated_key(bytes).map(|key| AgentId(key.to_bytes()))
     }
 
     /// The 32 public-key bytes.
@@ -64,10 +56,7 @@ impl AgentId {
 
     /// Verifies an RFC 8032 signature by this agent over `message`, strictly.
     pub fn verify(&self, message: &[u8], signature: &[u8]) -> Result<()> {
-        let signature = Signature::from_bytes(&fixed::<SIGNATURE_LEN>("signature", signature)?);
-        self.verifying_key()?
-            .verify_strict(message, &signature)
-            .map_err(|_| Error::BadSignature)
+        verify_with(&self.verifying_key()?, message, signature)
     }
 }
 
@@ -168,15 +157,68 @@ impl fmt::Debug for Identity {
 /// Errors: `BAD_LENGTH` for a key or signature of the wrong size, `BAD_PUBLIC_KEY` for an
 /// unusable key, `BAD_SIGNATURE` when the signature does not verify.
 pub fn verify_signature(public_key: &[u8], message: &[u8], signature: &[u8]) -> Result<()> {
-    AgentId::from_bytes(public_key)?.verify(message, signature)
+    verify_with(&validated_key(public_key)?, message, signature)
+}
+
+fn verify_with(key: &VerifyingKey, message: &[u8], signature: &[u8]) -> Result<()> {
+    let signature = Signature::from_bytes(&fixed::<SIGNATURE_LEN>("signature", signature)?);
+    key.verify_strict(message, &signature)
+        .map_err(|_| Error::BadSignature)
+}
+
+/// Decompresses a public key once, refusing non-canonical encodings and small-order points.
+fn validated_key(bytes: &[u8]) -> Result<VerifyingKey> {
+    let array = fixed::<PUBLIC_KEY_LEN>("public key", bytes)?;
+    if !is_canonical_y(&array) {
+        return Err(Error::BadPublicKey);
+    }
+    let key = VerifyingKey::from_bytes(&array).map_err(|_| Error::BadPublicKey)?;
+    if key.is_weak() {
+        return Err(Error::BadPublicKey);
+    }
+    Ok(key)
+}
+
+/// Whether a compressed Edwards point's `y` (the low 255 bits) is below p = 2^255 − 19.
+///
+/// Points with x = 0 and the sign bit set are also non-canonical, but they (y = ±1) are of small
+/// order and refused by that check.
+fn is_canonical_y(encoding: &[u8; 32]) -> bool {
+    let top_is_max = encoding[31] & 0x7f == 0x7f && encoding[1..31].iter().all(|&b| b == 0xff);
+    !(top_is_max && encoding[0] >= 0xed)
+}
+
+/// Whether a signature's `R` must be refused before batch verification: a non-canonical encoding
+/// or one of the small-order points (the eight torsion points, each with either sign bit, and the
+/// non-canonical y = p, p + 1). `verify_strict` refuses exactly these `R` values too.
+fn r_is_refused(signature: &[u8; SIGNATURE_LEN]) -> bool {
+    let mut r = [0u8; 32];
+    r.copy_from_slice(&signature[..32]);
+    !is_canonical_y(&r) || small_order_encodings().contains(&r)
+}
+
+fn small_order_encodings() -> &'static [[u8; 32]] {
+    static SET: std::sync::OnceLock<Vec<[u8; 32]>> = std::sync::OnceLock::new();
+    SET.get_or_init(|| {
+        let mut set = Vec::with_capacity(16);
+        for point in curve25519_dalek::constants::EIGHT_TORSION {
+            let canonical = point.compress().to_bytes();
+            let mut flipped = canonical;
+            flipped[31] ^= 0x80;
+            set.extend([canonical, flipped]);
+        }
+        set
+    })
 }
 
 /// Verifies many signatures at once; `Ok(())` exactly when every one of them verifies strictly.
 ///
 /// Uses ed25519-dalek's batch equation (one multiscalar multiplication, about twice as fast as
 /// one-by-one for large batches). Keys are validated as agent ids first, and signatures whose `R`
-/// is of small order are refused, as `verify_strict` would. When the batch equation fails, each
-/// signature is checked alone so the answer is exact, never "probably".
+/// is non-canonical or of small order are refused, as `verify_strict` would. When the batch
+/// equation fails, each signature is checked alone, so a `BAD_SIGNATURE` is exact. The batch and
+/// single equations can disagree only for keys or `R` values with a torsion component, which no
+/// RFC 8032 signer produces (see PROTOCOL.md section 1).
 ///
 /// Errors: `BAD_INPUT` if the three slices differ in length, the per-item errors of
 /// [`verify_signature`] otherwise.
@@ -192,9 +234,9 @@ pub fn verify_batch(public_keys: &[&[u8]], messages: &[&[u8]], signatures: &[&[u
     let mut keys = Vec::with_capacity(public_keys.len());
     let mut sigs = Vec::with_capacity(signatures.len());
     for (key, sig) in public_keys.iter().zip(signatures) {
-        keys.push(AgentId::from_bytes(key)?.verifying_key()?);
+        keys.push(validated_key(key)?);
         let sig = fixed::<SIGNATURE_LEN>("signature", sig)?;
-        if r_is_small_order(&sig) {
+        if r_is_refused(&sig) {
             return Err(Error::BadSignature);
         }
         sigs.push(Signature::from_bytes(&sig));
@@ -207,15 +249,6 @@ pub fn verify_batch(public_keys: &[&[u8]], messages: &[&[u8]], signatures: &[&[u
             .map_err(|_| Error::BadSignature)?;
     }
     Ok(())
-}
-
-fn r_is_small_order(signature: &[u8; SIGNATURE_LEN]) -> bool {
-    let mut r = [0u8; 32];
-    r.copy_from_slice(&signature[..32]);
-    match CompressedEdwardsY(r).decompress() {
-        Some(point) => point.is_small_order(),
-        None => true,
-    }
 }
 
 /// Reads exactly `N` bytes or fails with `BAD_LENGTH` naming `what`.

@@ -3,6 +3,12 @@
 //! One JS class per file, each a newtype over a core type; free functions grouped by concern.
 //! Every export returns `Result<_, JsValue>` whose error is a real JS `Error` carrying the core's
 //! stable `code` (see [`error`]). Plain JS objects cross with `serde-wasm-bindgen`, bytes as
-//! `Uint8Array`.
+//! `Uint8Array`. Arguments arrive as `JsValue` and are checked here, so a value of the wrong type
+//! is a `BAD_INPUT` error rather than a wasm-bindgen exception without a code.
 
+mod convert;
 pub mod error;
+pub mod identity;
+pub mod op;
+pub mod signature;
+mod types;

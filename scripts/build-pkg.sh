@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Builds the npm package ants-coord into pkg/ from the Rust crate and pkg-config/.
+#
+#   scripts/build-pkg.sh            # wasm-release build, wasm-bindgen, wasm-opt when available
+#   ANTS_WASM_OPT=0 scripts/build-pkg.sh   # skip wasm-opt even when npm's binaryen is installed
+#
+# Needs: rustup target wasm32-unknown-unknown and the wasm-bindgen CLI at the version Cargo.lock
+# pins (scripts/setup.sh installs both). wasm-opt comes from npm's `binaryen` (node_modules/.bin)
+# and is optional: Debian's binaryen package is not used.
+#
+# Layout of pkg/ (see pkg-config/package.json "exports"):
+#   ants_coord.js, ants_coord.d.ts, ants_coord_bg.wasm   wasm-bindgen --target web (browsers,
+#                                                        bundlers: `await init()` first)
+#   node.mjs      Node/Deno ESM: loads the .wasm synchronously, no init call needed
+#   workerd.js    Cloudflare workerd: imports the .wasm as a compiled module
+#   cjs/          wasm-bindgen --target nodejs (CommonJS), sharing ../ants_coord_bg.wasm
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+target_dir="${CARGO_TARGET_DIR:-$root/target}"
+profile=wasm-release
+wasm="$target_dir/wasm32-unknown-unknown/$profile/ants_coord.wasm"
+out="$root/pkg"
+stage="$(mktemp -d "${TMPDIR:-/tmp}/ants-coord-pkg.XXXXXX")"
+trap 'rm -rf "$stage"' EXIT
+
+echo "build-pkg: cargo build --profile $profile --target wasm32-unknown-unknown --lib"
+cargo build --quiet --profile "$profile" --target wasm32-unknown-unknown --lib
+
+echo "build-pkg: wasm-bindgen $(wasm-bindgen --version | cut -d' ' -f2) (web + nodejs)"
+wasm-bindgen --target web --remove-name-section --out-dir "$stage/web" "$wasm"
+wasm-bindgen --target nodejs --remove-name-section --out-dir "$stage/cjs" "$wasm"
+cmp -s "$stage/web/ants_coord_bg.wasm" "$stage/cjs/ants_coord_bg.wasm" || {
+  echo "build-pkg: the web and nodejs .wasm differ; cannot share one file" >&2
+  exit 1
+}
+
+wasm_opt="$root/node_modules/.bin/wasm-opt"
+if [[ "${ANTS_WASM_OPT:-1}" != 0 && -x "$wasm_opt" ]]; then
+  echo "build-pkg: wasm-opt -Oz (npm binaryen)"
+  "$wasm_opt" -Oz --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
+    --enable-mutable-globals --enable-reference-types --enable-multivalue \
+    "$stage/web/ants_coord_bg.wasm" -o "$stage/opt.wasm"
+  # Keep the optimized file only when it is smaller once compressed: that is what is shipped.
+  if (($(gzip -9c "$stage/opt.wasm" | wc -c) < $(gzip -9c "$stage/web/ants_coord_bg.wasm" | wc -c))); then
+    mv "$stage/opt.wasm" "$stage/web/ants_coord_bg.wasm"
+  else
+    echo "build-pkg: wasm-opt output is not smaller gzipped; keeping wasm-bindgen's"
+  fi
+else
+  echo "build-pkg: wasm-opt skipped (npm install provides node_modules/.bin/wasm-opt)"
+fi
+
+# The CommonJS glue loads the one shared .wasm from the package root.
+cjs_glue="$stage/cjs/ants_coord.js"
+grep -q 'const wasmPath = `${__dirname}/ants_coord_bg.wasm`;' "$cjs_glue" || {
+  echo "build-pkg: wasm-bindgen's nodejs glue changed; update the wasm path rewrite" >&2
+  exit 1
+}
+sed -i 's|const wasmPath = `${__dirname}/ants_coord_bg.wasm`;|const wasmPath = require("path").join(__dirname, "..", "ants_coord_bg.wasm");|' "$cjs_glue"
+
+# Assemble pkg/ in place: node_modules/ants-coord is a symlink to it, so keep the directory.
+mkdir -p "$out"
+find "$out" -mindepth 1 -delete
+cp "$stage/web/ants_coord.js" "$stage/web/ants_coord.d.ts" "$stage/web/ants_coord_bg.wasm" \
+  "$stage/web/ants_coord_bg.wasm.d.ts" "$out/"
+mkdir "$out/cjs"
+cp "$stage/cjs/ants_coord.js" "$stage/cjs/ants_coord.d.ts" "$out/cjs/"
+cp -R pkg-config/. "$out/"
+
+size=$(wc -c <"$out/ants_coord_bg.wasm")
+gz=$(gzip -9c "$out/ants_coord_bg.wasm" | wc -c)
+echo "build-pkg: pkg/ ready; ants_coord_bg.wasm $size bytes, $gz bytes gzip -9"

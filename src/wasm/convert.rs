@@ -1,0 +1,73 @@
+//! Checked conversions of JS arguments, shared by every binding.
+
+use js_sys::{Array, Uint8Array};
+use serde::de::{self, Deserializer, Visitor};
+use serde::ser::Serializer;
+use wasm_bindgen::{JsCast, JsValue};
+
+use super::error::bad_input;
+
+/// The bytes of a `Uint8Array` argument (a Node `Buffer` is one), copied into wasm memory.
+/// Anything else is `BAD_INPUT` naming the argument.
+pub(crate) fn bytes_arg(what: &str, value: &JsValue) -> Result<Vec<u8>, JsValue> {
+    match value.dyn_ref::<Uint8Array>() {
+        Some(array) => Ok(array.to_vec()),
+        None => Err(bad_input(format!("{what} must be a Uint8Array"))),
+    }
+}
+
+/// The elements of an array argument, each converted by [`bytes_arg`].
+pub(crate) fn bytes_array_arg(what: &str, value: &JsValue) -> Result<Vec<Vec<u8>>, JsValue> {
+    if !Array::is_array(value) {
+        return Err(bad_input(format!("{what} must be an array of Uint8Array")));
+    }
+    let array: &Array = value.unchecked_ref();
+    array
+        .iter()
+        .enumerate()
+        .map(|(index, item)| bytes_arg(&format!("{what}[{index}]"), &item))
+        .collect()
+}
+
+/// Largest integer a JS number holds exactly (`Number.MAX_SAFE_INTEGER`).
+const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
+
+/// Serializes a `u64` as a JS number when it is a safe integer, as a `BigInt` otherwise, so
+/// ordinary counters and times stay plain numbers and no value ever loses precision.
+pub(crate) fn serialize_u64<S: Serializer>(value: &u64, serializer: S) -> Result<S::Ok, S::Error> {
+    if *value <= MAX_SAFE_INTEGER {
+        serializer.serialize_u64(*value)
+    } else {
+        // serde-wasm-bindgen turns 128-bit integers into BigInt.
+        serializer.serialize_u128(u128::from(*value))
+    }
+}
+
+/// Serializes bytes as a `Uint8Array`.
+pub(crate) fn serialize_bytes<S: Serializer>(
+    value: &impl AsRef<[u8]>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.serialize_bytes(value.as_ref())
+}
+
+/// Deserializes bytes from a `Uint8Array` (or `ArrayBuffer`) only, refusing plain arrays so one
+/// type is accepted everywhere bytes are.
+pub(crate) fn deserialize_bytes<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<u8>, D::Error> {
+    struct BytesVisitor;
+    impl Visitor<'_> for BytesVisitor {
+        type Value = Vec<u8>;
+        fn expecting(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+            f.write_str("a Uint8Array")
+        }
+        fn visit_byte_buf<E: de::Error>(self, bytes: Vec<u8>) -> Result<Vec<u8>, E> {
+            Ok(bytes)
+        }
+        fn visit_bytes<E: de::Error>(self, bytes: &[u8]) -> Result<Vec<u8>, E> {
+            Ok(bytes.to_vec())
+        }
+    }
+    deserializer.deserialize_byte_buf(BytesVisitor)
+}

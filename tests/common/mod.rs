@@ -1,0 +1,32 @@
+//! Helpers shared by the native integration tests.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+/// Reads `tests/vectors/<name>` as JSON.
+pub fn vectors(name: &str) -> serde_json::Value {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/vectors")
+        .join(name);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Decodes hex from a vector file.
+pub fn hex(value: &serde_json::Value) -> Vec<u8> {
+    hex::decode(value.as_str().expect("hex string")).expect("valid hex")
+}
+
+/// Whether vector files should be (re)written instead of checked: `ANTS_BLESS=1`.
+pub fn bless() -> bool {
+    std::env::var_os("ANTS_BLESS").is_some()
+}
+
+/// Writes `tests/vectors/<name>` (only when blessing).
+pub fn write_vectors(name: &str, value: &serde_json::Value) {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/vectors")
+        .join(name);
+    let text = serde_json::to_string_pretty(value).expect("json") + "\n";
+    std::fs::write(&path, text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+}
