@@ -7,8 +7,20 @@
 //! is a `BAD_INPUT` error rather than a wasm-bindgen exception without a code.
 
 mod convert;
+#[cfg(feature = "doc")]
+pub mod doc;
+#[cfg(feature = "doc")]
+mod doc_args;
+#[cfg(feature = "doc")]
+pub mod doc_sync;
+#[cfg(feature = "doc")]
+mod doc_types;
+#[cfg(feature = "doc")]
+pub mod doc_updates;
 pub mod error;
 pub mod identity;
 pub mod op;
 pub mod signature;
+#[cfg(feature = "doc")]
+pub mod signed_doc;
 mod types;
