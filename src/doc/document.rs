@@ -309,7 +309,9 @@ impl Doc {
 
     /// Applies many text edits to the text root `name` in **one** transaction (one update, one
     /// observer call). Every edit is checked against the length the text will have when it is
-    /// reached, before anything is applied: on `OUT_OF_RANGE` nothing changes.
+    /// reached, before anything is applied: on `OUT_OF_RANGE` nothing changes. Consecutive edits
+    /// that continue each other (typing, backspacing) are joined first (see `coalesce.rs`): the
+    /// text is the same as applying them one by one, with fewer items for Yrs to walk.
     pub fn apply_text_edits(&self, name: &str, edits: &[TextEdit]) -> Result<()> {
         if edits.len() > MAX_BATCH_EDITS {
             return Err(Error::LimitExceeded {
@@ -337,12 +339,14 @@ impl Doc {
                 });
             }
         }
-        for edit in edits {
-            if edit.delete > 0 {
-                root.remove_range(&mut txn, edit.index, edit.delete);
+        for run in super::coalesce::coalesce(edits) {
+            if run.delete > 0 {
+                root.remove_range(&mut txn, run.index, run.delete);
             }
-            if !edit.insert.is_empty() {
-                root.insert(&mut txn, edit.index, &edit.insert);
+            if !run.insert.is_empty() {
+                // A run whose deletions split a surrogate pair inserts U+FFFD there, as a JS
+                // string would render it.
+                root.insert(&mut txn, run.index, &String::from_utf16_lossy(&run.insert));
             }
         }
         Ok(())

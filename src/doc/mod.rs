@@ -22,6 +22,7 @@
 //! ```
 
 mod awareness;
+mod coalesce;
 mod document;
 pub mod lib0;
 mod observe;
