@@ -66,7 +66,7 @@ const acTrace = (options) => {
 };
 const [oursTrace, adoc] = time(() => acTrace({ undo: false }));
 check('ants-coord', adoc.text('text'));
-const [oursTraceUndo, adocUndo] = time(() => acTrace(undefined));
+const [oursTraceUndo, adocUndo] = time(() => acTrace({ undo: true }));
 check('ants-coord (undo on)', adocUndo.text('text'));
 adocUndo.free();
 

@@ -85,7 +85,8 @@ impl AwarenessStates {
             }
             None => None,
         };
-        let clock = self.entries.get(&self.local_id).map_or(0, |p| p.clock + 1);
+        // Clocks start at 1: y-protocols ignores clock 0 from a client it has not seen.
+        let clock = self.entries.get(&self.local_id).map_or(1, |p| p.clock + 1);
         self.entries.insert(
             self.local_id,
             Presence {
@@ -130,7 +131,7 @@ impl AwarenessStates {
             let had_state = current.is_some_and(|p| p.state.is_some());
             let newer = current_clock < entry.clock
                 || (current_clock == entry.clock && entry.state.is_none() && had_state);
-            if !newer && current.is_some() {
+            if !newer {
                 continue;
             }
             let mut clock = entry.clock;

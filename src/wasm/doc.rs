@@ -8,6 +8,7 @@
 use std::cell::RefCell;
 
 use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
 
 use super::convert::bytes_arg;
 use super::doc_args::{edits_arg, index_arg, to_js, value_arg, values_arg};
@@ -54,7 +55,7 @@ impl JsDoc {
         let undo = self
             .undo
             .as_ref()
-            .ok_or_else(|| bad_input("this Doc was created with { undo: false }"))?;
+            .ok_or_else(|| bad_input("undo needs a Doc created with { undo: true }"))?;
         Ok(undo
             .try_borrow_mut()
             .map_err(|_| Error::DocBusy("undo history in use"))?)
@@ -64,7 +65,9 @@ impl JsDoc {
 #[wasm_bindgen(js_class = Doc)]
 impl JsDoc {
     /// A new empty document. Options: `clientId` (uint32; random by default), `gc` (default
-    /// true), `undo` (record local edits for `undo()`/`redo()`, default true).
+    /// true), `undo` (record local edits for `undo()`/`redo()`; default false: like
+    /// `Y.UndoManager` it is opt-in, since it keeps deleted content alive and makes edit-heavy
+    /// work several times slower).
     #[wasm_bindgen(constructor)]
     pub fn new(
         #[wasm_bindgen(unchecked_param_type = "DocOptions | undefined")] options: JsValue,
@@ -72,6 +75,16 @@ impl JsDoc {
         let options: DocOptionsInput = if options.is_undefined() || options.is_null() {
             DocOptionsInput::default()
         } else {
+            if !options.is_object() {
+                return Err(bad_input("Doc options must be an object"));
+            }
+            // serde-wasm-bindgen reads only the declared fields: refuse the others here.
+            for key in js_sys::Object::keys(options.unchecked_ref::<js_sys::Object>()).iter() {
+                let key = key.as_string().unwrap_or_default();
+                if !matches!(key.as_str(), "clientId" | "gc" | "undo") {
+                    return Err(bad_input(format!("unknown Doc option {key:?}")));
+                }
+            }
             serde_wasm_bindgen::from_value(options).map_err(|e| {
                 bad_input(format!(
                     "Doc options: {}",
@@ -85,7 +98,7 @@ impl JsDoc {
         });
         let undo = options
             .undo
-            .unwrap_or(true)
+            .unwrap_or(false)
             .then(|| RefCell::new(UndoHistory::new(&doc)));
         Ok(JsDoc { doc, undo })
     }

@@ -20,7 +20,7 @@ export interface DocOptions {
   clientId?: number;
   /** Garbage-collect deleted content at the end of each transaction (default true). */
   gc?: boolean;
-  /** Record local edits for `undo()`/`redo()` (default true). */
+  /** Record local edits for `undo()`/`redo()` (default false: opt-in, as `Y.UndoManager`). */
   undo?: boolean;
 }
 
