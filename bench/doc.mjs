@@ -4,7 +4,7 @@
 //
 // Trace: automerge-paper (B4 of crdt-benchmarks), read from ../shared/data/ beside the repo
 // (override with ANTS_DATA_DIR); it is never committed. BENCH_YWASM=0 skips ywasm's trace run
-// (about half a minute). Prints each time and the ratio against Yjs (>1 = ants-coord faster).
+// (about half a minute), BENCH_UNDO=0 the undo-history run. Prints each time and the ratio against Yjs (>1 = ants-coord faster).
 import { readFileSync } from 'node:fs';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { performance } from 'node:perf_hooks';
@@ -16,6 +16,7 @@ const dataDir = process.env.ANTS_DATA_DIR ?? new URL('../../shared/data/', impor
 const trace = JSON.parse(gunzipSync(readFileSync(`${dataDir}/automerge-paper.json.gz`)));
 const patches = trace.txns.flatMap((t) => t.patches);
 const runYwasm = process.env.BENCH_YWASM !== '0';
+const runUndo = process.env.BENCH_UNDO !== '0';
 
 const rows = [];
 const time = (fn) => {
@@ -66,9 +67,13 @@ const acTrace = (options) => {
 };
 const [oursTrace, adoc] = time(() => acTrace({ undo: false }));
 check('ants-coord', adoc.text('text'));
-const [oursTraceUndo, adocUndo] = time(() => acTrace({ undo: true }));
-check('ants-coord (undo on)', adocUndo.text('text'));
-adocUndo.free();
+let oursTraceUndo;
+if (runUndo) {
+  const [ms, adocUndo] = time(() => acTrace({ undo: true }));
+  check('ants-coord (undo on)', adocUndo.text('text'));
+  adocUndo.free();
+  oursTraceUndo = ms;
+}
 
 let ywasmTrace;
 if (runYwasm) {
@@ -85,7 +90,7 @@ if (runYwasm) {
   ywasmTrace = ms;
 }
 row('trace, one transaction per edit', yjsTrace, oursTrace, { ywasm: ywasmTrace });
-row('  same, ants-coord with undo history on', yjsTrace, oursTraceUndo);
+if (runUndo) row('  same, ants-coord with undo history on', yjsTrace, oursTraceUndo);
 
 // ---- 1b. the trace through the batch API ----
 const [oursBatch, bdoc] = time(() => {

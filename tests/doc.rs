@@ -580,3 +580,13 @@ fn yprotocols_vectors_match_the_file() {
         );
     }
 }
+
+#[test]
+fn relay_types_are_send() {
+    fn send_sync<T: Send + Sync>() {}
+    fn send<T: Send>() {}
+    send_sync::<Doc>();
+    send::<DocSync>();
+    send::<SignedDoc>();
+    send::<SignedAwareness>();
+}
