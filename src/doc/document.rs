@@ -164,15 +164,31 @@ impl Doc {
         Self::with_options(DocOptions::default())
     }
 
-    /// A new empty document with the given options.
+    /// A new empty document with the given options. Without a client id and without secure
+    /// randomness (workerd at global scope) the id falls back to 1; use
+    /// [`Doc::try_with_options`] to get an error instead.
     pub fn with_options(options: DocOptions) -> Self {
-        let mut yrs_options = match options.client_id {
-            Some(id) => Options::with_client_id(yrs::block::ClientID::new(u64::from(id))),
-            // Yjs draws a random uint32; ids above 2^32 do not survive a trip through Yjs.
-            None => Options::with_client_id(yrs::block::ClientID::new(u64::from(fastrand_u32()))),
+        let client_id = options
+            .client_id
+            .unwrap_or_else(|| random_client_id().unwrap_or(1));
+        Self::build(client_id, options.gc)
+    }
+
+    /// Like [`Doc::with_options`], failing with `RANDOMNESS_UNAVAILABLE` when a random client id
+    /// is needed and the platform cannot provide one.
+    pub fn try_with_options(options: DocOptions) -> Result<Self> {
+        let client_id = match options.client_id {
+            Some(id) => id,
+            None => random_client_id()?,
         };
+        Ok(Self::build(client_id, options.gc))
+    }
+
+    fn build(client_id: u32, gc: bool) -> Self {
+        let mut yrs_options =
+            Options::with_client_id(yrs::block::ClientID::new(u64::from(client_id)));
         yrs_options.offset_kind = OffsetKind::Utf16;
-        yrs_options.skip_gc = !options.gc;
+        yrs_options.skip_gc = !gc;
         Doc {
             inner: yrs::Doc::with_options(yrs_options),
             observers: Arc::new(ObserverBook::default()),
@@ -580,12 +596,10 @@ impl Doc {
     }
 }
 
-/// A random 32-bit client id (Yjs draws `random.uint32()`).
-fn fastrand_u32() -> u32 {
+/// A random 32-bit client id (Yjs draws `random.uint32()`; ids above 2^32 do not survive a trip
+/// through Yjs).
+fn random_client_id() -> Result<u32> {
     let mut bytes = [0u8; 4];
-    // Without secure randomness a client id still only needs to be unlikely to collide.
-    if getrandom::getrandom(&mut bytes).is_err() {
-        return 1;
-    }
-    u32::from_le_bytes(bytes)
+    getrandom::getrandom(&mut bytes).map_err(|e| Error::RandomnessUnavailable(e.to_string()))?;
+    Ok(u32::from_le_bytes(bytes))
 }

@@ -92,10 +92,10 @@ impl JsDoc {
                 ))
             })?
         };
-        let doc = Doc::with_options(DocOptions {
+        let doc = Doc::try_with_options(DocOptions {
             client_id: options.client_id,
             gc: options.gc.unwrap_or(true),
-        });
+        })?;
         let undo = options
             .undo
             .unwrap_or(false)
