@@ -190,6 +190,43 @@ pub enum Error {
     /// The service cannot answer now (storage failure, shutting down, feature not present).
     #[error("unavailable: {0}")]
     Unavailable(String),
+    /// An index or range is outside the sequence it addresses (text, array, batch of edits).
+    #[error("{what}: index {index} (+{length}) out of range for length {len}")]
+    OutOfRange {
+        /// What was addressed.
+        what: &'static str,
+        /// The index asked for.
+        index: u64,
+        /// How many units from the index (0 for an insertion point).
+        length: u64,
+        /// The length of the sequence.
+        len: u64,
+    },
+
+    /// Bytes that are not a Yjs update (or state vector) this document can decode and integrate.
+    #[error("bad document update: {0}")]
+    BadUpdate(String),
+
+    /// A document call made while the document is inside a transaction (from an observer
+    /// callback): retry after the callback returns.
+    #[error("document busy: {0}")]
+    DocBusy(&'static str),
+
+    /// A root name already holds a shared type of another kind (e.g. a map read as text).
+    #[error("root {name:?} is a {found}, not a {expected}")]
+    RootTypeMismatch {
+        /// The root's name.
+        name: String,
+        /// The kind the call needs.
+        expected: &'static str,
+        /// The kind the root already has.
+        found: &'static str,
+    },
+
+    /// A signed document update or awareness state from an author outside the document's
+    /// writer set.
+    #[error("{0} is not a writer of this document")]
+    NotAWriter(String),
 }
 
 impl Error {
@@ -224,6 +261,11 @@ impl Error {
             Error::CounterStale { .. } => "COUNTER_STALE",
             Error::RateLimited(_) => "RATE_LIMITED",
             Error::Unavailable(_) => "UNAVAILABLE",
+            Error::OutOfRange { .. } => "OUT_OF_RANGE",
+            Error::BadUpdate(_) => "BAD_UPDATE",
+            Error::DocBusy(_) => "DOC_BUSY",
+            Error::RootTypeMismatch { .. } => "ROOT_TYPE_MISMATCH",
+            Error::NotAWriter(_) => "NOT_A_WRITER",
         }
     }
 
@@ -305,6 +347,20 @@ mod tests {
             },
             Error::RateLimited(""),
             Error::Unavailable(String::new()),
+            Error::OutOfRange {
+                what: "",
+                index: 0,
+                length: 0,
+                len: 0,
+            },
+            Error::BadUpdate(String::new()),
+            Error::DocBusy(""),
+            Error::RootTypeMismatch {
+                name: String::new(),
+                expected: "",
+                found: "",
+            },
+            Error::NotAWriter(String::new()),
         ]
     }
 

@@ -27,9 +27,9 @@
 //!
 //! # Features
 //!
-//! No feature is on by default; the default build is the pure core (plus the wasm bindings when
-//! compiled for `wasm32`).
-//!
+//! - `doc` (**on by default**): shared documents ([`doc`]) — Yrs, the Rust port of Yjs, with
+//!   the Yjs update formats, y-protocols sync/awareness messages and signed `doc.update` ops.
+//!   Turn it off (`--no-default-features`) for the small identity/op core without yrs.
 //! - `relay`: the native relay server ([`relay`], binaries `ants-relay` and `ants-load`):
 //!   tokio, axum, SQLite (bundled). Never compiled for `wasm32`.
 
@@ -41,6 +41,8 @@
 pub mod claims;
 pub mod codec;
 pub mod election;
+#[cfg(feature = "doc")]
+pub mod doc;
 pub mod entry;
 pub mod error;
 pub mod escrow;

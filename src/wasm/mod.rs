@@ -8,6 +8,16 @@
 
 mod convert;
 pub mod election;
+#[cfg(feature = "doc")]
+pub mod doc;
+#[cfg(feature = "doc")]
+mod doc_args;
+#[cfg(feature = "doc")]
+pub mod doc_sync;
+#[cfg(feature = "doc")]
+mod doc_types;
+#[cfg(feature = "doc")]
+pub mod doc_updates;
 pub mod error;
 pub mod identity;
 pub mod log;
@@ -18,4 +28,6 @@ mod replica_convert;
 pub mod replica_op;
 mod replica_types;
 pub mod signature;
+#[cfg(feature = "doc")]
+pub mod signed_doc;
 mod types;

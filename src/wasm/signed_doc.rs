@@ -1,0 +1,77 @@
+//! The JS `SignedDoc` class and `signDocUpdate`: documents whose updates are signed ops.
+
+use std::collections::BTreeSet;
+
+use wasm_bindgen::prelude::*;
+
+use super::convert::bytes_arg;
+use super::doc::JsDoc;
+use super::doc_args::now_arg;
+use super::error::bad_input;
+use super::identity::JsIdentity;
+use crate::doc::{sign_update, SignedDoc};
+use crate::identity::AgentId;
+
+/// Signs a Yjs v1 update as a `doc.update` op of `topic`; returns the op bytes.
+#[wasm_bindgen(js_name = signDocUpdate)]
+pub fn sign_doc_update(
+    identity: &JsIdentity,
+    topic: &str,
+    counter: f64,
+    #[wasm_bindgen(unchecked_param_type = "Uint8Array")] update: &JsValue,
+    #[wasm_bindgen(js_name = timeMs)] time_ms: Option<f64>,
+) -> Result<Vec<u8>, JsValue> {
+    if !(counter.is_finite() && counter >= 0.0 && counter.fract() == 0.0) {
+        return Err(bad_input("counter must be a non-negative integer"));
+    }
+    let op = sign_update(
+        &identity.0,
+        topic,
+        counter as u64,
+        now_arg(time_ms)?,
+        &bytes_arg("update", update)?,
+    )?;
+    Ok(op.as_bytes().to_vec())
+}
+
+/// A document topic's state: the merge of its verified `doc.update` ops.
+#[wasm_bindgen(js_name = SignedDoc)]
+pub struct JsSignedDoc(SignedDoc);
+
+#[wasm_bindgen(js_class = SignedDoc)]
+impl JsSignedDoc {
+    /// A document for `topic`; with `writers` (agent ids), only their ops are accepted.
+    #[wasm_bindgen(constructor)]
+    pub fn new(topic: &str, writers: Option<Vec<String>>) -> Result<JsSignedDoc, JsValue> {
+        let writers = writers
+            .map(|ids| {
+                ids.iter()
+                    .map(|id| id.parse::<AgentId>())
+                    .collect::<crate::Result<BTreeSet<_>>>()
+            })
+            .transpose()?;
+        Ok(JsSignedDoc(SignedDoc::new(topic, writers)?))
+    }
+
+    /// Verifies signed op bytes and merges the update; `false` if already applied. Throws
+    /// (`BAD_SIGNATURE`, `NOT_A_WRITER`, `BAD_TOPIC`, `BAD_KIND`, `BAD_UPDATE`, ...) and applies
+    /// nothing when any check fails.
+    #[wasm_bindgen(js_name = applyOp)]
+    pub fn apply_op(
+        &mut self,
+        #[wasm_bindgen(unchecked_param_type = "Uint8Array")] op: &JsValue,
+    ) -> Result<bool, JsValue> {
+        Ok(self.0.apply_bytes(&bytes_arg("op", op)?)?)
+    }
+
+    /// The merged document (a handle sharing it; edits on it are local and unsigned).
+    #[wasm_bindgen(getter)]
+    pub fn doc(&self) -> JsDoc {
+        JsDoc::sharing(self.0.doc())
+    }
+
+    /// The merged state as one compacted v1 update.
+    pub fn compact(&self) -> Result<Vec<u8>, JsValue> {
+        Ok(self.0.compact()?)
+    }
+}
