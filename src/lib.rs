@@ -30,19 +30,31 @@
 //! - `doc` (**on by default**): shared documents ([`doc`]) — Yrs, the Rust port of Yjs, with
 //!   the Yjs update formats, y-protocols sync/awareness messages and signed `doc.update` ops.
 //!   Turn it off (`--no-default-features`) for the small identity/op core without yrs.
+//! - `relay`: the native relay server ([`relay`], binaries `ants-relay` and `ants-load`):
+//!   tokio, axum, SQLite (bundled). Never compiled for `wasm32`.
 
 #![deny(missing_docs)]
 #![deny(clippy::unwrap_used)]
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 #![forbid(unsafe_code)]
 
+pub mod claims;
 pub mod codec;
 #[cfg(feature = "doc")]
 pub mod doc;
+pub mod election;
 pub mod entry;
 pub mod error;
+pub mod escrow;
 pub mod identity;
+pub mod log;
 pub mod op;
+pub mod recovery;
+pub mod replica;
+pub mod wire;
+
+#[cfg(all(feature = "relay", not(target_arch = "wasm32")))]
+pub mod relay;
 
 #[cfg(target_arch = "wasm32")]
 pub mod wasm;
@@ -50,4 +62,14 @@ pub mod wasm;
 pub use entry::Entry;
 pub use error::{Error, Result};
 pub use identity::{verify_batch, verify_signature, AgentId, Identity};
+pub use log::{
+    ConsistencyProof, Evidence, InclusionProof, LogFollower, MerkleLog, SignedCheckpoint,
+    SignedReceipt, SignedTreeHead, Violation,
+};
 pub use op::{OpDraft, OpId, SignedOp};
+pub use replica::{Event, Replica, ReplicaConfig, ReplicaOp};
+
+/// The README's Rust examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -19,6 +19,8 @@ mod doc_types;
 pub mod doc_updates;
 pub mod error;
 pub mod identity;
+pub mod log;
+pub mod merkle_log;
 pub mod op;
 pub mod signature;
 #[cfg(feature = "doc")]

@@ -30,3 +30,7 @@ pub fn write_vectors(name: &str, value: &serde_json::Value) {
     let text = serde_json::to_string_pretty(value).expect("json") + "\n";
     std::fs::write(&path, text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
 }
+
+/// The in-process relay harness and wire-protocol test client.
+#[cfg(all(feature = "relay", not(target_arch = "wasm32")))]
+pub mod relay;

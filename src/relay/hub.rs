@@ -1,0 +1,168 @@
+//! Fan-out of committed entries to subscribers, pull-style.
+//!
+//! The sequencer appends each committed batch here and wakes the connections watching the
+//! topic. A woken connection *pulls* the entries it still owes its peer from the recent-entry
+//! cache (or, when it has fallen further behind, from storage), so a slow subscriber costs
+//! nothing but its own cursor: the hub never queues entries per subscriber, never waits for
+//! one, and its memory is bounded by the cache size per topic.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Instant;
+
+use tokio::sync::Notify;
+
+/// One committed entry as the hub keeps it.
+#[derive(Debug, Clone)]
+pub struct CachedEntry {
+    /// The sequence number.
+    pub seq: u64,
+    /// The canonical entry bytes.
+    pub bytes: Arc<[u8]>,
+    /// When the sequencer committed it (for the fan-out lag metric).
+    pub committed_at: Instant,
+}
+
+#[derive(Debug, Default)]
+struct TopicFeed {
+    /// The number of committed entries.
+    head: u64,
+    /// The most recent entries, ending at `head - 1`.
+    recent: VecDeque<CachedEntry>,
+    /// Connections to wake on new entries.
+    watchers: Vec<Weak<Notify>>,
+}
+
+/// The fan-out hub shared by the sequencer and every connection.
+#[derive(Debug)]
+pub struct Hub {
+    topics: Mutex<HashMap<String, TopicFeed>>,
+    cache_per_topic: usize,
+}
+
+impl Hub {
+    /// A hub keeping the last `cache_per_topic` entries of each topic in memory.
+    pub fn new(cache_per_topic: usize) -> Self {
+        Hub {
+            topics: Mutex::new(HashMap::new()),
+            cache_per_topic: cache_per_topic.max(1),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, TopicFeed>> {
+        // A poisoned lock only means another thread panicked mid-update of plain data; the
+        // map stays usable.
+        self.topics
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Sets a topic's size at startup (nothing cached).
+    pub fn restore(&self, topic: &str, head: u64) {
+        self.lock().entry(topic.to_owned()).or_default().head = head;
+    }
+
+    /// The number of committed entries of `topic`.
+    pub fn head(&self, topic: &str) -> u64 {
+        self.lock().get(topic).map_or(0, |feed| feed.head)
+    }
+
+    /// Appends committed entries of `topic` (consecutive, starting at its head) and wakes its
+    /// watchers.
+    pub fn append(&self, topic: &str, entries: Vec<CachedEntry>) {
+        let mut topics = self.lock();
+        let feed = topics.entry(topic.to_owned()).or_default();
+        for entry in entries {
+            debug_assert_eq!(entry.seq, feed.head);
+            feed.head = entry.seq + 1;
+            feed.recent.push_back(entry);
+        }
+        while feed.recent.len() > self.cache_per_topic {
+            feed.recent.pop_front();
+        }
+        feed.watchers.retain(|watcher| match watcher.upgrade() {
+            Some(notify) => {
+                notify.notify_one();
+                true
+            }
+            None => false,
+        });
+    }
+
+    /// Registers `notify` to be woken on new entries of `topic`; returns the topic's head at
+    /// that instant (entries below it are stored, later ones will wake the watcher).
+    pub fn watch(&self, topic: &str, notify: &Arc<Notify>) -> u64 {
+        let mut topics = self.lock();
+        let feed = topics.entry(topic.to_owned()).or_default();
+        if !feed
+            .watchers
+            .iter()
+            .any(|w| w.upgrade().is_some_and(|n| Arc::ptr_eq(&n, notify)))
+        {
+            feed.watchers.push(Arc::downgrade(notify));
+        }
+        feed.head
+    }
+
+    /// Stops waking `notify` for `topic`.
+    pub fn unwatch(&self, topic: &str, notify: &Arc<Notify>) {
+        if let Some(feed) = self.lock().get_mut(topic) {
+            feed.watchers
+                .retain(|w| w.upgrade().is_some_and(|n| !Arc::ptr_eq(&n, notify)));
+        }
+    }
+
+    /// Up to `limit` cached entries of `topic` from `from_seq` on, with the topic's head.
+    /// `Err(head)` when `from_seq` is older than the cache (read storage instead).
+    pub fn read(
+        &self,
+        topic: &str,
+        from_seq: u64,
+        limit: usize,
+    ) -> Result<(Vec<CachedEntry>, u64), u64> {
+        let topics = self.lock();
+        let Some(feed) = topics.get(topic) else {
+            return Ok((Vec::new(), 0));
+        };
+        if from_seq >= feed.head {
+            return Ok((Vec::new(), feed.head));
+        }
+        let base = feed.head - feed.recent.len() as u64;
+        if from_seq < base {
+            return Err(feed.head);
+        }
+        let skip = (from_seq - base) as usize;
+        let out = feed.recent.iter().skip(skip).take(limit).cloned().collect();
+        Ok((out, feed.head))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(seq: u64) -> CachedEntry {
+        CachedEntry {
+            seq,
+            bytes: Arc::from(vec![seq as u8]),
+            committed_at: Instant::now(),
+        }
+    }
+
+    #[test]
+    fn reads_come_from_the_cache_until_it_is_evicted() {
+        let hub = Hub::new(2);
+        hub.restore("t", 3);
+        let notify = Arc::new(Notify::new());
+        assert_eq!(hub.watch("t", &notify), 3);
+        hub.append("t", vec![entry(3), entry(4), entry(5)]);
+        assert_eq!(hub.head("t"), 6);
+        assert_eq!(hub.read("t", 3, 10).unwrap_err(), 6);
+        let (got, head) = hub.read("t", 4, 10).unwrap();
+        assert_eq!(head, 6);
+        assert_eq!(got.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![4, 5]);
+        assert!(hub.read("t", 6, 10).unwrap().0.is_empty());
+        assert!(hub.read("nothing", 0, 10).unwrap().0.is_empty());
+        hub.unwatch("t", &notify);
+    }
+}

@@ -1,0 +1,209 @@
+//! Counters and latency histograms, rendered in the Prometheus text exposition format
+//! (version 0.0.4) at `/metrics`.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Histogram bucket upper bounds, in seconds.
+const BUCKETS: [f64; 12] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+];
+
+/// A fixed-bucket latency histogram.
+#[derive(Debug, Default)]
+pub struct Histogram {
+    counts: [AtomicU64; BUCKETS.len()],
+    count: AtomicU64,
+    sum_micros: AtomicU64,
+}
+
+impl Histogram {
+    /// Records one observation.
+    pub fn observe(&self, elapsed: Duration) {
+        let seconds = elapsed.as_secs_f64();
+        if let Some(i) = BUCKETS.iter().position(|&b| seconds <= b) {
+            self.counts[i].fetch_add(1, Ordering::Relaxed);
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.sum_micros
+            .fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    fn render(&self, out: &mut String, name: &str, help: &str) {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} histogram");
+        let mut cumulative = 0;
+        for (bound, count) in BUCKETS.iter().zip(&self.counts) {
+            cumulative += count.load(Ordering::Relaxed);
+            let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {cumulative}");
+        }
+        let count = self.count.load(Ordering::Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
+        let sum = self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
+        let _ = writeln!(out, "{name}_sum {sum}");
+        let _ = writeln!(out, "{name}_count {count}");
+    }
+}
+
+/// Everything `/metrics` reports.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    connections_open: AtomicU64,
+    connections_total: AtomicU64,
+    connections_refused: AtomicU64,
+    slow_consumers: AtomicU64,
+    ops_accepted: AtomicU64,
+    ops_refused: Mutex<BTreeMap<String, u64>>,
+    entries_restored: AtomicU64,
+    batches: AtomicU64,
+    commit: Histogram,
+    batch: Histogram,
+    publish_to_receipt: Histogram,
+    fanout_lag: Histogram,
+}
+
+impl Metrics {
+    /// A connection opened.
+    pub fn connection_opened(&self) {
+        self.connections_open.fetch_add(1, Ordering::Relaxed);
+        self.connections_total.fetch_add(1, Ordering::Relaxed);
+    }
+    /// A connection closed.
+    pub fn connection_closed(&self) {
+        self.connections_open.fetch_sub(1, Ordering::Relaxed);
+    }
+    /// A connection was refused at the limit.
+    pub fn connection_refused(&self) {
+        self.connections_refused.fetch_add(1, Ordering::Relaxed);
+    }
+    /// A slow consumer was dropped.
+    pub fn slow_consumer(&self) {
+        self.slow_consumers.fetch_add(1, Ordering::Relaxed);
+    }
+    /// The number of open connections.
+    pub fn open_connections(&self) -> u64 {
+        self.connections_open.load(Ordering::Relaxed)
+    }
+    /// An op was accepted (sequenced, or a retry answered), `elapsed` after it arrived.
+    pub fn accepted(&self, elapsed: Duration) {
+        self.ops_accepted.fetch_add(1, Ordering::Relaxed);
+        self.publish_to_receipt.observe(elapsed);
+    }
+    /// A request was refused with `code`.
+    pub fn refused(&self, code: &str) {
+        if let Ok(mut refused) = self.ops_refused.lock() {
+            *refused.entry(code.to_owned()).or_default() += 1;
+        }
+    }
+    /// Entries found in storage at startup.
+    pub fn entries_restored(&self, count: u64) {
+        self.entries_restored.fetch_add(count, Ordering::Relaxed);
+    }
+    /// One `COMMIT` (the WAL fsync) took `elapsed`.
+    pub fn commit_latency(&self, elapsed: Duration) {
+        self.commit.observe(elapsed);
+    }
+    /// One batch of `ops` publishes was sequenced and committed in `elapsed`.
+    pub fn batch(&self, _ops: usize, elapsed: Duration) {
+        self.batches.fetch_add(1, Ordering::Relaxed);
+        self.batch.observe(elapsed);
+    }
+    /// An entry left for a subscriber `elapsed` after its commit.
+    pub fn fanout_lag(&self, elapsed: Duration) {
+        self.fanout_lag.observe(elapsed);
+    }
+
+    /// The Prometheus text rendering.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let gauge = |out: &mut String, name: &str, help: &str, kind: &str, value: u64| {
+            let _ = writeln!(out, "# HELP {name} {help}");
+            let _ = writeln!(out, "# TYPE {name} {kind}");
+            let _ = writeln!(out, "{name} {value}");
+        };
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        gauge(
+            &mut out,
+            "ants_relay_connections",
+            "Open WebSocket connections.",
+            "gauge",
+            load(&self.connections_open),
+        );
+        gauge(
+            &mut out,
+            "ants_relay_connections_total",
+            "WebSocket connections accepted.",
+            "counter",
+            load(&self.connections_total),
+        );
+        gauge(
+            &mut out,
+            "ants_relay_connections_refused_total",
+            "Connections refused at the connection limit.",
+            "counter",
+            load(&self.connections_refused),
+        );
+        gauge(
+            &mut out,
+            "ants_relay_slow_consumers_total",
+            "Connections closed as slow consumers.",
+            "counter",
+            load(&self.slow_consumers),
+        );
+        gauge(
+            &mut out,
+            "ants_relay_ops_accepted_total",
+            "Publishes answered with a receipt.",
+            "counter",
+            load(&self.ops_accepted),
+        );
+        gauge(
+            &mut out,
+            "ants_relay_entries_restored",
+            "Entries found in storage at startup.",
+            "gauge",
+            load(&self.entries_restored),
+        );
+        gauge(
+            &mut out,
+            "ants_relay_commit_batches_total",
+            "Group-commit transactions.",
+            "counter",
+            load(&self.batches),
+        );
+        let _ = writeln!(
+            out,
+            "# HELP ants_relay_refused_total Requests refused, by error code."
+        );
+        let _ = writeln!(out, "# TYPE ants_relay_refused_total counter");
+        if let Ok(refused) = self.ops_refused.lock() {
+            for (code, count) in refused.iter() {
+                let _ = writeln!(out, "ants_relay_refused_total{{code=\"{code}\"}} {count}");
+            }
+        }
+        self.commit.render(
+            &mut out,
+            "ants_relay_commit_seconds",
+            "Time of one COMMIT including the WAL fsync.",
+        );
+        self.batch.render(
+            &mut out,
+            "ants_relay_batch_seconds",
+            "Time to sequence and commit one batch.",
+        );
+        self.publish_to_receipt.render(
+            &mut out,
+            "ants_relay_publish_to_receipt_seconds",
+            "From a publish frame's arrival to its receipt being queued.",
+        );
+        self.fanout_lag.render(
+            &mut out,
+            "ants_relay_fanout_lag_seconds",
+            "From commit to an entry frame being written to a subscriber.",
+        );
+        out
+    }
+}

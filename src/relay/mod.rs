@@ -1,0 +1,277 @@
+//! The relay: a WebSocket server that verifies, sequences, durably stores and fans out signed
+//! ops (feature `relay`, native only).
+//!
+//! The same core the browser runs, behind a socket loop:
+//!
+//! - [`crate::wire::RelayConnection`] decides what every received frame means (handshake,
+//!   verification, subscription cursors);
+//! - the sequencer thread ([`sequencer`]) numbers ops per topic and group-commits them to SQLite
+//!   ([`store`]); **a receipt is sent only after its entry's transaction is durably committed**;
+//! - the hub ([`hub`]) wakes subscribers, who pull what they are owed;
+//! - `/healthz`, `/metrics` (Prometheus text) and, with `--www`, static files.
+//!
+//! Start it with [`serve`] (waits for SIGINT/SIGTERM) or, in tests, [`start`], which returns a
+//! [`RelayHandle`] bound to the configured address (port 0 picks a free one).
+
+pub mod config;
+pub mod hub;
+pub mod key;
+pub mod metrics;
+pub mod rate;
+pub mod sequencer;
+mod socket;
+pub mod store;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use tokio::sync::watch;
+
+pub use config::{Args, Config, Limits};
+
+use crate::error::{Error, Result};
+use crate::identity::{AgentId, Identity};
+use hub::Hub;
+use metrics::Metrics;
+use rate::AgentBuckets;
+use sequencer::{GroupCommit, SequencerQueue};
+use store::ReadPool;
+
+/// The WebSocket path of the ants-coord protocol.
+pub const WS_PATH: &str = "/ws";
+
+/// State shared by every connection.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    config: Config,
+    identity: Arc<Identity>,
+    hub: Arc<Hub>,
+    metrics: Arc<Metrics>,
+    reader: Arc<ReadPool>,
+    sequencer: SequencerQueue,
+    agent_buckets: AgentBuckets,
+    /// Connection slots in use.
+    slots: AtomicUsize,
+    /// Set once shutdown began: new publishes are refused.
+    stopping: AtomicBool,
+    /// Flipped to `true` to make every connection flush and close.
+    closing: watch::Sender<bool>,
+}
+
+impl Shared {
+    fn take_slot(&self) -> bool {
+        let max = self.config.limits.max_connections;
+        self.slots
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
+                (used < max).then_some(used + 1)
+            })
+            .is_ok()
+    }
+
+    pub(crate) fn release_slot(&self) {
+        self.slots.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// A running relay.
+#[derive(Debug)]
+pub struct RelayHandle {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    stop_accepting: watch::Sender<bool>,
+    server: tokio::task::JoinHandle<()>,
+    sequencer: std::thread::JoinHandle<()>,
+}
+
+impl RelayHandle {
+    /// The address the relay listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The ants-coord WebSocket URL (`ws://host:port/ws`).
+    pub fn url(&self) -> String {
+        format!("ws://{}{WS_PATH}", self.addr)
+    }
+
+    /// The relay's public key (what it signs receipts and checkpoints with).
+    pub fn relay_id(&self) -> AgentId {
+        self.shared.identity.agent_id()
+    }
+
+    /// The current metrics, rendered as Prometheus text.
+    pub fn metrics(&self) -> String {
+        self.shared.metrics.render()
+    }
+
+    /// Graceful shutdown: stop accepting connections, refuse new publishes, commit every
+    /// queued publish and send its receipt, then close every connection (1001).
+    pub async fn shutdown(self) -> Result<()> {
+        let _ = self.stop_accepting.send(true);
+        self.shared.stopping.store(true, Ordering::Release);
+        let queue = self.shared.sequencer.clone();
+        let sequencer = self.sequencer;
+        tokio::task::spawn_blocking(move || {
+            queue.stop();
+            sequencer.join()
+        })
+        .await
+        .map_err(|e| Error::Unavailable(format!("sequencer join: {e}")))?
+        .map_err(|_| Error::Unavailable("the sequencer thread panicked".into()))?;
+        let _ = self.shared.closing.send(true);
+        // Give connections a moment to flush receipts and close.
+        for _ in 0..50 {
+            if self.shared.slots.load(Ordering::Acquire) == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        self.server.abort();
+        tracing::info!("relay stopped");
+        Ok(())
+    }
+}
+
+/// Starts a relay: opens (or creates) the data directory and key, recovers every topic from
+/// storage, binds `config.listen` and serves until [`RelayHandle::shutdown`].
+pub async fn start(config: Config) -> Result<RelayHandle> {
+    std::fs::create_dir_all(&config.data).map_err(|e| {
+        Error::Unavailable(format!("data directory {}: {e}", config.data.display()))
+    })?;
+    let identity = Arc::new(key::load_or_create(&config.key_path())?);
+    let db_path = config.data.join(store::DB_FILE);
+    let hub = Arc::new(Hub::new(config.limits.cache_per_topic));
+    let metrics = Arc::new(Metrics::default());
+    let recovery_started = std::time::Instant::now();
+    let conn = store::open_writer(&db_path)?;
+    let tuning = GroupCommit {
+        window: Duration::from_micros(config.limits.commit_window_us),
+        max_ops: config.limits.commit_max_ops,
+        queue: config.limits.sequencer_queue,
+    };
+    // Recovery reads the whole database once, before anything is served.
+    let (queue, sequencer) =
+        sequencer::start(conn, identity.clone(), hub.clone(), metrics.clone(), tuning)?;
+    tracing::info!(
+        elapsed_ms = recovery_started.elapsed().as_millis() as u64,
+        "storage recovered"
+    );
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| Error::Unavailable(format!("cannot listen on {}: {e}", config.listen)))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| Error::Unavailable(format!("local address: {e}")))?;
+    let (closing, _) = watch::channel(false);
+    let shared = Arc::new(Shared {
+        agent_buckets: AgentBuckets::new(config.limits.agent_rate, config.limits.agent_burst),
+        reader: Arc::new(ReadPool::new(db_path)),
+        config,
+        identity,
+        hub,
+        metrics,
+        sequencer: queue,
+        slots: AtomicUsize::new(0),
+        stopping: AtomicBool::new(false),
+        closing,
+    });
+    let app = router(shared.clone());
+    let (stop_accepting, mut stop_rx) = watch::channel(false);
+    let server = tokio::spawn(async move {
+        let stopped = async move {
+            let _ = stop_rx.wait_for(|stop| *stop).await;
+        };
+        if let Err(error) = axum::serve(listener, app)
+            .with_graceful_shutdown(stopped)
+            .await
+        {
+            tracing::error!(%error, "server error");
+        }
+    });
+    tracing::info!(%addr, relay = %shared.identity.agent_id(), "relay listening");
+    Ok(RelayHandle {
+        addr,
+        shared,
+        stop_accepting,
+        server,
+        sequencer,
+    })
+}
+
+/// Runs a relay until SIGINT or SIGTERM, then shuts it down gracefully.
+pub async fn serve(config: Config) -> Result<()> {
+    let handle = start(config).await?;
+    wait_for_signal().await;
+    tracing::info!("shutdown requested");
+    handle.shutdown().await
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+fn router(shared: Arc<Shared>) -> Router {
+    let www = shared.config.www.clone();
+    let app = Router::new()
+        .route(WS_PATH, get(upgrade))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/metrics", get(metrics_text))
+        .with_state(shared);
+    match www {
+        Some(dir) => app.fallback_service(tower_http::services::ServeDir::new(dir)),
+        None => app,
+    }
+}
+
+async fn metrics_text(State(shared): State<Arc<Shared>>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        shared.metrics.render(),
+    )
+        .into_response()
+}
+
+async fn upgrade(State(shared): State<Arc<Shared>>, ws: WebSocketUpgrade) -> Response {
+    if shared.stopping.load(Ordering::Acquire) || !shared.take_slot() {
+        shared.metrics.connection_refused();
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "connection limit reached\n",
+        )
+            .into_response();
+    }
+    let max = shared
+        .config
+        .limits
+        .max_frame_len
+        .min(crate::wire::MAX_FRAME_LEN);
+    ws.max_message_size(max)
+        .max_frame_size(max)
+        .on_upgrade(move |socket| socket::run(socket, shared))
+}

@@ -1,0 +1,399 @@
+//! The sequencer: one thread that owns the database's write connection, numbers verified ops
+//! per topic and commits them in groups.
+//!
+//! Group commit: the thread blocks for the first pending publish, then keeps collecting for up
+//! to the configured window or batch size, sequences the whole batch inside one transaction,
+//! commits (one WAL fsync, see [`super::store`]), and only then sends the receipts and hands
+//! the entries to the fan-out hub. A receipt therefore never precedes durability, and a crash
+//! at any point loses only ops nobody was told were accepted.
+//!
+//! Per (topic, author) the counter must strictly increase; gaps are allowed (an author may
+//! abandon an op it never managed to publish). A counter at or below the author's last one is
+//! a retry when the op is byte-identical to the one stored at that counter (the original
+//! receipt is returned, nothing is stored), `COUNTER_REUSED` when another op is stored there,
+//! and `COUNTER_STALE` when nothing is.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use rusqlite::{params, Connection};
+use tokio::sync::{mpsc, Notify};
+
+use super::hub::{CachedEntry, Hub};
+use super::metrics::Metrics;
+use super::store::{self, storage, to_sql, RecoveredTopic};
+use crate::entry::Entry;
+use crate::error::{Error, Result};
+use crate::identity::{AgentId, Identity};
+use crate::op::{OpId, SignedOp};
+use crate::wire::{Body, Frame};
+
+/// Where the sequencer sends a connection its answers: a bounded queue of encoded frames. A
+/// connection that lets it fill up is a slow consumer: it is flagged and woken, and closes.
+#[derive(Debug, Clone)]
+pub struct ReplyTo {
+    /// The connection's outbound queue.
+    pub frames: mpsc::Sender<Vec<u8>>,
+    /// Set when a frame could not be queued.
+    pub overflowed: Arc<AtomicBool>,
+    /// Wakes the connection.
+    pub wake: Arc<Notify>,
+}
+
+impl ReplyTo {
+    /// Queues `frame` without waiting; flags the connection as a slow consumer if it is full.
+    pub fn send(&self, frame: &Frame) {
+        let bytes = match frame.encode() {
+            Ok(bytes) => bytes,
+            Err(error) => {
+                tracing::error!(%error, "could not encode an answer");
+                return;
+            }
+        };
+        match self.frames.try_send(bytes) {
+            Ok(()) => {}
+            Err(TrySendError_::Full(_)) => {
+                self.overflowed.store(true, Ordering::Release);
+                self.wake.notify_one();
+            }
+            Err(TrySendError_::Closed(_)) => {}
+        }
+    }
+}
+
+use tokio::sync::mpsc::error::TrySendError as TrySendError_;
+
+/// One verified op waiting to be sequenced.
+#[derive(Debug)]
+pub struct PublishRequest {
+    /// The op (signature verified, author authenticated).
+    pub op: SignedOp,
+    /// The request to answer.
+    pub request_id: u32,
+    /// Where to answer.
+    pub reply: ReplyTo,
+    /// When the relay received it (for the latency metric).
+    pub received_at: Instant,
+}
+
+/// What the sequencer thread is asked to do. (Nearly every command is a publish, so boxing it
+/// would cost an allocation per op for nothing.)
+#[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
+enum Command {
+    Publish(PublishRequest),
+    /// Commit what came before, then stop.
+    Stop,
+}
+
+/// The sending side of the sequencer's queue.
+#[derive(Debug, Clone)]
+pub struct SequencerQueue(SyncSender<Command>);
+
+impl SequencerQueue {
+    /// Asks the sequencer to commit everything queued before this call and stop (blocks while
+    /// the queue is full).
+    pub fn stop(&self) {
+        let _ = self.0.send(Command::Stop);
+    }
+
+    /// Queues a publish without blocking. A full queue is `UNAVAILABLE` (retrying is safe).
+    pub fn submit(&self, request: PublishRequest) -> Result<()> {
+        match self.0.try_send(Command::Publish(request)) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(_)) => {
+                Err(Error::Unavailable("the sequencer is saturated".into()))
+            }
+            Err(TrySendError::Disconnected(_)) => {
+                Err(Error::Unavailable("the relay is shutting down".into()))
+            }
+        }
+    }
+}
+
+/// Group-commit tuning.
+#[derive(Debug, Clone, Copy)]
+pub struct GroupCommit {
+    /// Longest wait for more publishes after the first of a batch.
+    pub window: Duration,
+    /// Most publishes in one transaction.
+    pub max_ops: usize,
+    /// Capacity of the queue in front of the sequencer.
+    pub queue: usize,
+}
+
+#[derive(Debug)]
+struct TopicState {
+    id: i64,
+    size: u64,
+    last_time_ms: u64,
+    last_counters: HashMap<AgentId, u64>,
+}
+
+impl From<RecoveredTopic> for TopicState {
+    fn from(t: RecoveredTopic) -> Self {
+        TopicState {
+            id: t.id,
+            size: t.size,
+            last_time_ms: t.last_time_ms,
+            last_counters: t.last_counters,
+        }
+    }
+}
+
+/// The outcome of sequencing one op.
+enum Outcome {
+    /// Newly sequenced.
+    New { seq: u64, receipt: Vec<u8> },
+    /// A retry of an op already sequenced.
+    Retry { seq: u64, receipt: Vec<u8> },
+}
+
+/// The sequencer thread's state.
+struct Sequencer {
+    conn: Connection,
+    topics: HashMap<String, TopicState>,
+    hub: Arc<Hub>,
+    metrics: Arc<Metrics>,
+    #[allow(dead_code)]
+    identity: Arc<Identity>,
+}
+
+/// Recovers state from the database, restores the hub and starts the sequencer thread. The
+/// thread ends after every [`SequencerQueue`] clone is dropped and the queue is drained.
+pub fn start(
+    conn: Connection,
+    identity: Arc<Identity>,
+    hub: Arc<Hub>,
+    metrics: Arc<Metrics>,
+    tuning: GroupCommit,
+) -> Result<(SequencerQueue, std::thread::JoinHandle<()>)> {
+    let recovered = store::recover(&conn)?;
+    let mut topics = HashMap::new();
+    for topic in recovered {
+        hub.restore(&topic.name, topic.size);
+        metrics.entries_restored(topic.size);
+        topics.insert(topic.name.clone(), TopicState::from(topic));
+    }
+    let (tx, rx) = std::sync::mpsc::sync_channel(tuning.queue.max(1));
+    let mut sequencer = Sequencer {
+        conn,
+        topics,
+        hub,
+        metrics,
+        identity,
+    };
+    let handle = std::thread::Builder::new()
+        .name("ants-sequencer".into())
+        .spawn(move || sequencer.run(rx, tuning))
+        .map_err(|e| Error::Unavailable(format!("cannot start the sequencer thread: {e}")))?;
+    Ok((SequencerQueue(tx), handle))
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+impl Sequencer {
+    fn run(&mut self, rx: Receiver<Command>, tuning: GroupCommit) {
+        let max_ops = tuning.max_ops.max(1);
+        let mut batch = Vec::with_capacity(max_ops);
+        let mut stopping = false;
+        while !stopping {
+            match rx.recv() {
+                Ok(Command::Publish(first)) => batch.push(first),
+                Ok(Command::Stop) | Err(_) => break,
+            }
+            let deadline = Instant::now() + tuning.window;
+            while batch.len() < max_ops {
+                let next = match rx.try_recv() {
+                    Ok(command) => Ok(command),
+                    Err(_) => {
+                        let now = Instant::now();
+                        if now >= deadline {
+                            break;
+                        }
+                        rx.recv_timeout(deadline - now)
+                    }
+                };
+                match next {
+                    Ok(Command::Publish(request)) => batch.push(request),
+                    Ok(Command::Stop) | Err(RecvTimeoutError::Disconnected) => {
+                        stopping = true;
+                        break;
+                    }
+                    Err(RecvTimeoutError::Timeout) => break,
+                }
+            }
+            self.commit_batch(std::mem::take(&mut batch));
+        }
+        tracing::info!("sequencer drained and stopped");
+    }
+
+    fn commit_batch(&mut self, batch: Vec<PublishRequest>) {
+        let started = Instant::now();
+        let mut outcomes: Vec<Result<Outcome>> = Vec::with_capacity(batch.len());
+        let mut fresh: Vec<(String, CachedEntry)> = Vec::new();
+        let result = (|| -> Result<()> {
+            let tx = self
+                .conn
+                .transaction()
+                .map_err(storage("begin transaction"))?;
+            for request in &batch {
+                let outcome = sequence_one(&tx, &mut self.topics, &request.op, &mut fresh);
+                // A storage failure aborts the whole batch; a refusal concerns one op only.
+                if let Err(Error::Unavailable(reason)) = &outcome {
+                    return Err(Error::Unavailable(reason.clone()));
+                }
+                outcomes.push(outcome);
+            }
+            let commit_started = Instant::now();
+            tx.commit().map_err(storage("commit"))?;
+            self.metrics.commit_latency(commit_started.elapsed());
+            Ok(())
+        })();
+        if let Err(error) = result {
+            tracing::error!(%error, ops = batch.len(), "batch not committed");
+            // In-memory state may have advanced for ops that were rolled back: reload it.
+            self.reload();
+            for request in &batch {
+                self.metrics.refused(error.code());
+                request
+                    .reply
+                    .send(&Frame::error(request.request_id, &error));
+            }
+            return;
+        }
+        self.metrics.batch(batch.len(), started.elapsed());
+        for (request, outcome) in batch.iter().zip(outcomes) {
+            let frame = match outcome {
+                Ok(Outcome::New { seq, receipt } | Outcome::Retry { seq, receipt }) => {
+                    self.metrics.accepted(request.received_at.elapsed());
+                    Frame::new(
+                        request.request_id,
+                        Body::Receipt {
+                            seq,
+                            op_id: request.op.id(),
+                            receipt,
+                        },
+                    )
+                }
+                Err(error) => {
+                    self.metrics.refused(error.code());
+                    Frame::error(request.request_id, &error)
+                }
+            };
+            request.reply.send(&frame);
+        }
+        // Fan out per topic, in sequence order.
+        let committed_at = Instant::now();
+        let mut by_topic: Vec<(String, Vec<CachedEntry>)> = Vec::new();
+        for (topic, mut entry) in fresh {
+            entry.committed_at = committed_at;
+            match by_topic.iter_mut().find(|(t, _)| *t == topic) {
+                Some((_, entries)) => entries.push(entry),
+                None => by_topic.push((topic, vec![entry])),
+            }
+        }
+        for (topic, entries) in by_topic {
+            self.hub.append(&topic, entries);
+        }
+    }
+
+    fn reload(&mut self) {
+        match store::recover(&self.conn) {
+            Ok(recovered) => {
+                self.topics = recovered
+                    .into_iter()
+                    .map(|t| (t.name.clone(), TopicState::from(t)))
+                    .collect();
+            }
+            Err(error) => tracing::error!(%error, "could not reload state after a failed commit"),
+        }
+    }
+}
+
+fn sequence_one(
+    tx: &rusqlite::Transaction<'_>,
+    topics: &mut HashMap<String, TopicState>,
+    op: &SignedOp,
+    fresh: &mut Vec<(String, CachedEntry)>,
+) -> Result<Outcome> {
+    let topic_name = op.topic();
+    if !topics.contains_key(topic_name) {
+        tx.execute("INSERT INTO topics (name) VALUES (?1)", params![topic_name])
+            .map_err(storage("create topic"))?;
+        let id = tx.last_insert_rowid();
+        topics.insert(
+            topic_name.to_owned(),
+            TopicState {
+                id,
+                size: 0,
+                last_time_ms: 0,
+                last_counters: HashMap::new(),
+            },
+        );
+    }
+    let Some(topic) = topics.get_mut(topic_name) else {
+        return Err(Error::Unavailable("topic state vanished".into()));
+    };
+    let author = *op.author();
+    let counter = op.counter();
+    if let Some(&last) = topic.last_counters.get(&author) {
+        if counter <= last {
+            return match store::op_at_counter(tx, topic.id, &author, counter)? {
+                Some(stored) if OpId(stored.op_id) == op.id() => Ok(Outcome::Retry {
+                    seq: stored.seq,
+                    receipt: stored.receipt,
+                }),
+                Some(_) => Err(Error::CounterReused {
+                    topic: topic_name.to_owned(),
+                    counter,
+                }),
+                None => Err(Error::CounterStale {
+                    topic: topic_name.to_owned(),
+                    counter,
+                    last,
+                }),
+            };
+        }
+    }
+    let seq = topic.size;
+    // Relay time never goes backwards within a topic, whatever the wall clock does.
+    let time = now_ms().max(topic.last_time_ms);
+    let entry = Entry::new(seq, time, op.clone());
+    let receipt: Vec<u8> = Vec::new();
+    tx.prepare_cached(
+        "INSERT INTO entries (topic, seq, author, counter, op_id, entry, receipt) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )
+    .and_then(|mut stmt| {
+        stmt.execute(params![
+            topic.id,
+            to_sql(seq),
+            &author.as_bytes()[..],
+            to_sql(counter),
+            &op.id().0[..],
+            entry.as_bytes(),
+            &receipt,
+        ])
+    })
+    .map_err(storage("insert entry"))?;
+    topic.size += 1;
+    topic.last_time_ms = time;
+    topic.last_counters.insert(author, counter);
+    fresh.push((
+        topic_name.to_owned(),
+        CachedEntry {
+            seq,
+            bytes: Arc::from(entry.as_bytes()),
+            committed_at: Instant::now(),
+        },
+    ));
+    Ok(Outcome::New { seq, receipt })
+}

@@ -1,0 +1,294 @@
+//! The socket loop of one ants-coord WebSocket connection. It only moves bytes: protocol
+//! decisions are [`RelayConnection`]'s, sequencing is the sequencer's, fan-out is the hub's.
+//!
+//! Shape (axum's websockets example): split the socket, one `select!` over incoming messages,
+//! the outbound queue the sequencer fills, wake-ups from the hub, the ping ticker and shutdown.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use futures_util::stream::{SplitSink, StreamExt};
+use futures_util::SinkExt;
+use tokio::sync::{mpsc, Notify};
+
+use super::hub::CachedEntry;
+use super::rate::TokenBucket;
+use super::sequencer::{PublishRequest, ReplyTo};
+use super::Shared;
+use crate::error::Error;
+use crate::wire::{Action, Body, Frame, RelayConnection};
+
+/// Close code and reason for a peer that does not keep up (RFC 6455 1008, policy violation).
+const SLOW_CONSUMER: (u16, &str) = (1008, "SLOW_CONSUMER");
+/// Close code and reason at shutdown (1001, going away).
+const GOING_AWAY: (u16, &str) = (1001, "SHUTTING_DOWN");
+/// Entries pumped per topic per wake-up, so one busy topic cannot starve the rest.
+const PUMP_BATCH: usize = 256;
+
+type Sink = SplitSink<WebSocket, Message>;
+
+/// Why the loop ended.
+enum End {
+    PeerGone,
+    Close(u16, &'static str),
+    SlowConsumer,
+}
+
+pub(crate) async fn run(socket: WebSocket, shared: Arc<Shared>) {
+    shared.metrics.connection_opened();
+    let end = serve(socket, &shared).await;
+    if let End::SlowConsumer = end {
+        shared.metrics.slow_consumer();
+    }
+    shared.metrics.connection_closed();
+    shared.release_slot();
+}
+
+struct Conn<'a> {
+    shared: &'a Arc<Shared>,
+    state: RelayConnection,
+    sink: Sink,
+    reply: ReplyTo,
+    bucket: TokenBucket,
+    send_timeout: Duration,
+}
+
+async fn serve(socket: WebSocket, shared: &Arc<Shared>) -> End {
+    let mut nonce = [0u8; 32];
+    if getrandom::getrandom(&mut nonce).is_err() {
+        return End::PeerGone;
+    }
+    let limits = &shared.config.limits;
+    let (sink, mut stream) = socket.split();
+    let (frames, mut outbound) = mpsc::channel::<Vec<u8>>(limits.send_queue.max(1));
+    let wake = Arc::new(Notify::new());
+    let reply = ReplyTo {
+        frames,
+        overflowed: Arc::new(AtomicBool::new(false)),
+        wake: wake.clone(),
+    };
+    let mut conn = Conn {
+        shared,
+        state: RelayConnection::new(shared.identity.agent_id(), nonce),
+        sink,
+        reply,
+        bucket: TokenBucket::new(
+            limits.connection_rate,
+            limits.connection_burst,
+            Instant::now(),
+        ),
+        send_timeout: limits.send_timeout(),
+    };
+    let mut shutdown = shared.closing.subscribe();
+    let mut ping = tokio::time::interval(Duration::from_secs(limits.ping_interval_s.max(1)));
+    ping.tick().await;
+    let challenge = conn.state.challenge();
+    let end = match conn.send_frame(&challenge).await {
+        Err(end) => end,
+        Ok(()) => loop {
+            if conn.reply.overflowed.load(Ordering::Acquire) {
+                break End::SlowConsumer;
+            }
+            let step = tokio::select! {
+                biased;
+                _ = shutdown.changed() => {
+                    // Flush answers already queued (receipts of committed ops), then leave.
+                    while let Ok(bytes) = outbound.try_recv() {
+                        if let Err(end) = conn.send(Message::Binary(bytes.into())).await {
+                            return conn.finish(end, &wake).await;
+                        }
+                    }
+                    Err(End::Close(GOING_AWAY.0, GOING_AWAY.1))
+                }
+                Some(bytes) = outbound.recv() => conn.send(Message::Binary(bytes.into())).await,
+                message = stream.next() => match message {
+                    Some(Ok(Message::Binary(bytes))) => conn.receive(&bytes, &wake).await,
+                    Some(Ok(Message::Text(_))) => {
+                        let error = Error::BadInput("frames are binary WebSocket messages".into());
+                        conn.refuse(0, &error).await
+                    }
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => Ok(()),
+                    Some(Ok(Message::Close(_)) | Err(_)) | None => Err(End::PeerGone),
+                },
+                () = wake.notified() => conn.pump(&wake).await,
+                _ = ping.tick() => conn.send(Message::Ping(Vec::new().into())).await,
+            };
+            if let Err(end) = step {
+                break end;
+            }
+        },
+    };
+    conn.finish(end, &wake).await
+}
+
+impl Conn<'_> {
+    async fn finish(mut self, end: End, wake: &Arc<Notify>) -> End {
+        let topics: Vec<String> = self.state.cursors().map(|(t, _)| t.to_owned()).collect();
+        for topic in topics {
+            self.shared.hub.unwatch(&topic, wake);
+        }
+        let close = match end {
+            End::Close(code, reason) => Some((code, reason)),
+            End::SlowConsumer => Some(SLOW_CONSUMER),
+            End::PeerGone => None,
+        };
+        if let Some((code, reason)) = close {
+            let frame = CloseFrame {
+                code,
+                reason: reason.into(),
+            };
+            let _ = tokio::time::timeout(
+                Duration::from_secs(1),
+                self.sink.send(Message::Close(Some(frame))),
+            )
+            .await;
+        }
+        end
+    }
+
+    async fn send(&mut self, message: Message) -> Result<(), End> {
+        match tokio::time::timeout(self.send_timeout, self.sink.send(message)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(End::PeerGone),
+            Err(_) => Err(End::SlowConsumer),
+        }
+    }
+
+    async fn send_frame(&mut self, frame: &Frame) -> Result<(), End> {
+        if let Body::Error { code, .. } = &frame.body {
+            self.shared.metrics.refused(code);
+        }
+        match frame.encode() {
+            Ok(bytes) => self.send(Message::Binary(bytes.into())).await,
+            Err(error) => {
+                tracing::error!(%error, "could not encode a frame");
+                Ok(())
+            }
+        }
+    }
+
+    async fn refuse(&mut self, request_id: u32, error: &Error) -> Result<(), End> {
+        self.send_frame(&Frame::error(request_id, error)).await
+    }
+
+    async fn receive(&mut self, bytes: &[u8], wake: &Arc<Notify>) -> Result<(), End> {
+        let now = Instant::now();
+        if !self.bucket.take(now) {
+            let request_id = match bytes {
+                [_, _, a, b, c, d, ..] => u32::from_be_bytes([*a, *b, *c, *d]),
+                _ => 0,
+            };
+            return self
+                .refuse(
+                    request_id,
+                    &Error::RateLimited("too many frames on this connection"),
+                )
+                .await;
+        }
+        match self.state.receive(bytes) {
+            Action::Send(frame) => {
+                if let Body::Unsubscribed { topic } = &frame.body {
+                    self.shared.hub.unwatch(topic, wake);
+                }
+                self.send_frame(&frame).await
+            }
+            Action::Publish { request_id, op } => {
+                if self.shared.stopping.load(Ordering::Acquire) {
+                    let error = Error::Unavailable("the relay is shutting down".into());
+                    return self.refuse(request_id, &error).await;
+                }
+                if !self.shared.agent_buckets.take(op.author(), now) {
+                    let error = Error::RateLimited("too many publishes by this agent");
+                    return self.refuse(request_id, &error).await;
+                }
+                let request = PublishRequest {
+                    op,
+                    request_id,
+                    reply: self.reply.clone(),
+                    received_at: now,
+                };
+                match self.shared.sequencer.submit(request) {
+                    Ok(()) => Ok(()),
+                    Err(error) => self.refuse(request_id, &error).await,
+                }
+            }
+            Action::Subscribe {
+                request_id, topic, ..
+            } => {
+                let head = self.shared.hub.watch(&topic, wake);
+                match self.state.subscribed(&topic, request_id, head) {
+                    Some(frame) => {
+                        self.send_frame(&frame).await?;
+                        wake.notify_one();
+                        Ok(())
+                    }
+                    None => Ok(()),
+                }
+            }
+            Action::Checkpoint { request_id, .. }
+            | Action::InclusionProof { request_id, .. }
+            | Action::ConsistencyProof { request_id, .. } => {
+                let error = Error::Unavailable("this relay does not serve proofs yet".into());
+                self.refuse(request_id, &error).await
+            }
+        }
+    }
+
+    /// Sends every subscribed topic the entries it is owed, a bounded number per topic; wakes
+    /// itself again when more remain.
+    async fn pump(&mut self, wake: &Arc<Notify>) -> Result<(), End> {
+        let cursors: Vec<(String, u64)> = self
+            .state
+            .cursors()
+            .map(|(t, c)| (t.to_owned(), c))
+            .collect();
+        let mut more = false;
+        for (topic, cursor) in cursors {
+            let (entries, head) = match self.shared.hub.read(&topic, cursor, PUMP_BATCH) {
+                Ok(found) => found,
+                Err(head) => (self.replay(&topic, cursor).await?, head),
+            };
+            for entry in &entries {
+                if let Some(frame) = self.state.deliver(&topic, entry.seq, &entry.bytes) {
+                    self.send_frame(&frame).await?;
+                    self.shared.metrics.fanout_lag(entry.committed_at.elapsed());
+                }
+            }
+            if self.state.cursor(&topic).is_some_and(|next| next < head) {
+                more = true;
+            }
+        }
+        if more {
+            wake.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Entries older than the hub's cache, read from storage.
+    async fn replay(&mut self, topic: &str, cursor: u64) -> Result<Vec<CachedEntry>, End> {
+        let pool = self.shared.reader.clone();
+        let topic = topic.to_owned();
+        let read =
+            tokio::task::spawn_blocking(move || pool.entries(&topic, cursor, PUMP_BATCH)).await;
+        match read {
+            Ok(Ok(rows)) => {
+                let now = Instant::now();
+                Ok(rows
+                    .into_iter()
+                    .map(|(seq, bytes)| CachedEntry {
+                        seq,
+                        bytes: Arc::from(bytes),
+                        committed_at: now,
+                    })
+                    .collect())
+            }
+            Ok(Err(error)) => {
+                tracing::error!(%error, "replay failed");
+                Err(End::Close(1011, "STORAGE_UNAVAILABLE"))
+            }
+            Err(_) => Err(End::Close(1011, "STORAGE_UNAVAILABLE")),
+        }
+    }
+}

@@ -1,0 +1,256 @@
+//! Durable storage: one SQLite database in WAL mode with `synchronous = FULL`.
+//!
+//! Why FULL: in WAL mode a commit appends the transaction's pages and a commit record to the
+//! WAL file; with `synchronous = FULL` SQLite fsyncs the WAL before `COMMIT` returns, so a
+//! committed transaction survives a crash or power loss. With `NORMAL` the WAL is synced only at
+//! checkpoints, and the last transactions before a power loss may vanish — unacceptable when a
+//! receipt promises durability. The cost (one fsync per transaction) is paid once per *batch*:
+//! the sequencer groups many publishes into one transaction (group commit).
+//!
+//! Only the sequencer thread writes; replay reads use a small pool of read-only connections,
+//! which WAL lets run concurrently with the writer.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+
+use crate::error::{Error, Result};
+use crate::identity::AgentId;
+
+/// The database file name inside the data directory.
+pub const DB_FILE: &str = "relay.sqlite3";
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS topics (
+    id   INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE
+);
+CREATE TABLE IF NOT EXISTS entries (
+    topic   INTEGER NOT NULL REFERENCES topics(id),
+    seq     INTEGER NOT NULL,
+    author  BLOB    NOT NULL,
+    counter INTEGER NOT NULL,
+    op_id   BLOB    NOT NULL,
+    entry   BLOB    NOT NULL,
+    receipt BLOB    NOT NULL,
+    PRIMARY KEY (topic, seq)
+) WITHOUT ROWID;
+CREATE UNIQUE INDEX IF NOT EXISTS entries_by_author ON entries (topic, author, counter);
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value BLOB NOT NULL
+);
+";
+
+/// Maps a storage failure to the relay's `UNAVAILABLE` code, with context.
+pub(crate) fn storage(context: &str) -> impl Fn(rusqlite::Error) -> Error + '_ {
+    move |e| Error::Unavailable(format!("storage: {context}: {e}"))
+}
+
+/// SQLite stores signed 64-bit integers; counters and sequence numbers are stored bit-cast.
+pub(crate) fn to_sql(value: u64) -> i64 {
+    value as i64
+}
+
+pub(crate) fn from_sql(value: i64) -> u64 {
+    value as u64
+}
+
+/// Opens (creating if needed) the database for writing, with the durability pragmas.
+pub fn open_writer(path: &Path) -> Result<Connection> {
+    let conn = Connection::open(path).map_err(storage("open"))?;
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .map_err(storage("journal_mode"))?;
+    conn.pragma_update(None, "synchronous", "FULL")
+        .map_err(storage("synchronous"))?;
+    conn.pragma_update(None, "foreign_keys", "ON")
+        .map_err(storage("foreign_keys"))?;
+    conn.execute_batch(SCHEMA).map_err(storage("schema"))?;
+    Ok(conn)
+}
+
+/// What a topic looked like in storage at startup.
+#[derive(Debug, Clone, Default)]
+pub struct RecoveredTopic {
+    /// The topic's row id.
+    pub id: i64,
+    /// The topic name.
+    pub name: String,
+    /// The number of entries (the next sequence number).
+    pub size: u64,
+    /// The relay time of the last entry (0 when empty).
+    pub last_time_ms: u64,
+    /// Each author's highest sequenced counter.
+    pub last_counters: HashMap<AgentId, u64>,
+}
+
+/// Reads every topic's state back. Sequence numbers must be exactly `0..size` in each topic
+/// (checked: a hole means a damaged database, and the relay refuses to start on one).
+pub fn recover(conn: &Connection) -> Result<Vec<RecoveredTopic>> {
+    let mut topics: Vec<RecoveredTopic> = Vec::new();
+    let mut index = HashMap::new();
+    {
+        let mut stmt = conn
+            .prepare("SELECT id, name FROM topics ORDER BY id")
+            .map_err(storage("recover topics"))?;
+        let rows = stmt
+            .query_map([], |row| {
+                Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?))
+            })
+            .map_err(storage("recover topics"))?;
+        for row in rows {
+            let (id, name) = row.map_err(storage("recover topics"))?;
+            index.insert(id, topics.len());
+            topics.push(RecoveredTopic {
+                id,
+                name,
+                ..RecoveredTopic::default()
+            });
+        }
+    }
+    let mut stmt = conn
+        .prepare("SELECT topic, seq, author, counter, entry FROM entries ORDER BY topic, seq")
+        .map_err(storage("recover entries"))?;
+    let mut rows = stmt.query([]).map_err(storage("recover entries"))?;
+    while let Some(row) = rows.next().map_err(storage("recover entries"))? {
+        let topic: i64 = row.get(0).map_err(storage("recover entries"))?;
+        let seq = from_sql(row.get(1).map_err(storage("recover entries"))?);
+        let author: Vec<u8> = row.get(2).map_err(storage("recover entries"))?;
+        let counter = from_sql(row.get(3).map_err(storage("recover entries"))?);
+        let entry = row.get_ref(4).map_err(storage("recover entries"))?;
+        let entry = entry
+            .as_blob()
+            .map_err(|e| Error::Unavailable(format!("storage: entry column: {e}")))?;
+        let Some(&i) = index.get(&topic) else {
+            return Err(Error::Unavailable(format!(
+                "storage: entry of unknown topic {topic}"
+            )));
+        };
+        let state = &mut topics[i];
+        if seq != state.size {
+            return Err(Error::Unavailable(format!(
+                "storage: topic {:?} jumps from seq {} to {seq}",
+                state.name, state.size
+            )));
+        }
+        state.size += 1;
+        // Entry layout: version (1) ‖ seq (8) ‖ relay time (8) ‖ …
+        if let Some(time) = entry.get(9..17) {
+            let mut bytes = [0u8; 8];
+            bytes.copy_from_slice(time);
+            state.last_time_ms = u64::from_be_bytes(bytes);
+        }
+        let author = AgentId::from_bytes(&author)?;
+        let last = state.last_counters.entry(author).or_insert(counter);
+        *last = (*last).max(counter);
+    }
+    Ok(topics)
+}
+
+/// A stored op of one author at one counter: what a retry is compared against.
+#[derive(Debug, Clone)]
+pub struct StoredOp {
+    /// Its sequence number.
+    pub seq: u64,
+    /// Its op id.
+    pub op_id: [u8; 32],
+    /// The receipt sent when it was sequenced.
+    pub receipt: Vec<u8>,
+}
+
+/// Looks up the op `author` sequenced at `counter` in topic `topic_id`.
+pub fn op_at_counter(
+    conn: &Connection,
+    topic_id: i64,
+    author: &AgentId,
+    counter: u64,
+) -> Result<Option<StoredOp>> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT seq, op_id, receipt FROM entries WHERE topic = ?1 AND author = ?2 AND counter = ?3",
+        )
+        .map_err(storage("lookup counter"))?;
+    stmt.query_row(
+        params![topic_id, &author.as_bytes()[..], to_sql(counter)],
+        |row| {
+            let op_id: Vec<u8> = row.get(1)?;
+            let mut id = [0u8; 32];
+            if op_id.len() == 32 {
+                id.copy_from_slice(&op_id);
+            }
+            Ok(StoredOp {
+                seq: from_sql(row.get(0)?),
+                op_id: id,
+                receipt: row.get(2)?,
+            })
+        },
+    )
+    .optional()
+    .map_err(storage("lookup counter"))
+}
+
+/// Read-only connections for replaying stored entries, reused between requests.
+#[derive(Debug)]
+pub struct ReadPool {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl ReadPool {
+    /// A pool over the database at `path` (which the writer has created).
+    pub fn new(path: PathBuf) -> Self {
+        ReadPool {
+            path,
+            idle: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let pooled = self.idle.lock().ok().and_then(|mut idle| idle.pop());
+        let conn = match pooled {
+            Some(conn) => conn,
+            None => Connection::open_with_flags(
+                &self.path,
+                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )
+            .map_err(storage("open reader"))?,
+        };
+        let out = f(&conn);
+        if let Ok(mut idle) = self.idle.lock() {
+            if idle.len() < 8 {
+                idle.push(conn);
+            }
+        }
+        out
+    }
+
+    /// Up to `limit` entries of `topic` from `from_seq` on, in order, as `(seq, entry bytes)`.
+    pub fn entries(&self, topic: &str, from_seq: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>> {
+        self.with(|conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT e.seq, e.entry FROM entries e JOIN topics t ON t.id = e.topic \
+                     WHERE t.name = ?1 AND e.seq >= ?2 ORDER BY e.seq LIMIT ?3",
+                )
+                .map_err(storage("replay"))?;
+            let rows = stmt
+                .query_map(params![topic, to_sql(from_seq), limit as i64], |row| {
+                    Ok((from_sql(row.get(0)?), row.get::<_, Vec<u8>>(1)?))
+                })
+                .map_err(storage("replay"))?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(storage("replay"))
+        })
+    }
+
+    /// The entry at `seq` of `topic`, if stored.
+    pub fn entry(&self, topic: &str, seq: u64) -> Result<Option<Vec<u8>>> {
+        Ok(self
+            .entries(topic, seq, 1)?
+            .into_iter()
+            .find(|(s, _)| *s == seq)
+            .map(|(_, entry)| entry))
+    }
+}

@@ -1,0 +1,200 @@
+//! An in-process relay on 127.0.0.1:0 and a small WebSocket client speaking the
+//! wire protocol.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ants_coord::relay::{self, Config, RelayHandle};
+use ants_coord::wire::{sign_hello, Body, Frame};
+use ants_coord::{Identity, OpDraft, SignedOp};
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// How long any single expected frame may take before a test fails (a hang guard, not a
+/// performance assertion).
+pub const PATIENCE: Duration = Duration::from_secs(20);
+
+/// A fresh, empty data directory under the system temp dir.
+pub fn temp_dir(name: &str) -> PathBuf {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let dir =
+        std::env::temp_dir().join(format!("ants-relay-{name}-{}-{nanos}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Starts a relay over `data`.
+pub async fn start_relay(data: PathBuf) -> RelayHandle {
+    relay::start(Config::ephemeral(data)).await.unwrap()
+}
+
+/// Starts a relay over `data` with `tweak` applied to its config.
+pub async fn start_relay_with(data: PathBuf, tweak: impl FnOnce(&mut Config)) -> RelayHandle {
+    let mut config = Config::ephemeral(data);
+    tweak(&mut config);
+    relay::start(config).await.unwrap()
+}
+
+pub fn identity(seed: u8) -> Identity {
+    Identity::from_seed(&[seed; 32]).unwrap()
+}
+
+pub fn op(author: &Identity, topic: &str, counter: u64, body: &[u8]) -> SignedOp {
+    SignedOp::sign(
+        author,
+        OpDraft {
+            topic: topic.into(),
+            kind: "post".into(),
+            counter,
+            time_ms: 1_700_000_000_000 + counter,
+            deps: vec![],
+            body: body.to_vec(),
+        },
+    )
+    .unwrap()
+}
+
+/// A wire-protocol client.
+pub struct Client {
+    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    pub challenge: Option<(ants_coord::AgentId, [u8; 32])>,
+    next_id: u32,
+}
+
+impl Client {
+    /// Connects and reads the challenge.
+    pub async fn connect(url: &str) -> Client {
+        let (ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+        let mut client = Client {
+            ws,
+            challenge: None,
+            next_id: 1,
+        };
+        match client.recv().await.body {
+            Body::Challenge { relay, nonce } => client.challenge = Some((relay, nonce)),
+            other => panic!("expected a challenge, got {other:?}"),
+        }
+        client
+    }
+
+    /// Connects and completes the hello as `identity`.
+    pub async fn connect_as(url: &str, identity: &Identity) -> Client {
+        let mut client = Client::connect(url).await;
+        let (relay, nonce) = client.challenge.unwrap();
+        let id = client.request(sign_hello(identity, &nonce, &relay)).await;
+        let answer = client.recv().await;
+        assert_eq!(answer.request_id, id);
+        assert!(
+            matches!(answer.body, Body::Welcome { .. }),
+            "hello refused: {answer:?}"
+        );
+        client
+    }
+
+    /// Sends a request with a fresh request id; returns the id.
+    pub async fn request(&mut self, body: Body) -> u32 {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.send_frame(&Frame::new(id, body)).await;
+        id
+    }
+
+    pub async fn send_frame(&mut self, frame: &Frame) {
+        self.send_raw(frame.encode().unwrap()).await;
+    }
+
+    pub async fn send_raw(&mut self, bytes: Vec<u8>) {
+        self.ws.send(Message::Binary(bytes.into())).await.unwrap();
+    }
+
+    pub async fn send_message(&mut self, message: Message) {
+        self.ws.send(message).await.unwrap();
+    }
+
+    /// The next frame (pings and pongs skipped).
+    pub async fn recv(&mut self) -> Frame {
+        match self.try_recv().await {
+            Ok(frame) => frame,
+            Err(close) => panic!("connection ended: {close:?}"),
+        }
+    }
+
+    /// The next frame, or the close reason (`None` when the connection just ended).
+    pub async fn try_recv(&mut self) -> Result<Frame, Option<String>> {
+        loop {
+            let message = tokio::time::timeout(PATIENCE, self.ws.next())
+                .await
+                .expect("no frame within the test's patience");
+            match message {
+                Some(Ok(Message::Binary(bytes))) => return Ok(Frame::decode(&bytes).unwrap()),
+                Some(Ok(Message::Close(frame))) => return Err(frame.map(|f| f.reason.to_string())),
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => return Err(None),
+            }
+        }
+    }
+
+    /// Publishes `op` and waits for its answer.
+    pub async fn publish(&mut self, op: &SignedOp) -> Frame {
+        let id = self
+            .request(Body::Publish {
+                op: op.as_bytes().to_vec(),
+            })
+            .await;
+        let answer = self.recv().await;
+        assert_eq!(answer.request_id, id, "{answer:?}");
+        answer
+    }
+
+    /// Publishes and expects a receipt; returns its seq.
+    pub async fn publish_ok(&mut self, op: &SignedOp) -> u64 {
+        match self.publish(op).await.body {
+            Body::Receipt { seq, op_id, .. } => {
+                assert_eq!(op_id, op.id());
+                seq
+            }
+            other => panic!("expected a receipt, got {other:?}"),
+        }
+    }
+
+    /// Subscribes and returns the Subscribed frame's head.
+    pub async fn subscribe(&mut self, topic: &str, from_seq: u64) -> u64 {
+        let id = self
+            .request(Body::Subscribe {
+                topic: topic.into(),
+                from_seq,
+            })
+            .await;
+        let answer = self.recv().await;
+        assert_eq!(answer.request_id, id);
+        match answer.body {
+            Body::Subscribed { head, .. } => head,
+            other => panic!("expected subscribed, got {other:?}"),
+        }
+    }
+
+    /// The next entry frame, decoded.
+    pub async fn next_entry(&mut self) -> ants_coord::Entry {
+        match self.recv().await.body {
+            Body::Entry { entry } => ants_coord::Entry::decode(&entry).unwrap(),
+            other => panic!("expected an entry, got {other:?}"),
+        }
+    }
+
+    pub async fn close(mut self) {
+        let _ = self.ws.close(None).await;
+    }
+}
+
+/// The error code of an error frame (panics on anything else).
+pub fn code_of(frame: &Frame) -> &str {
+    match &frame.body {
+        Body::Error { code, .. } => code,
+        other => panic!("expected an error frame, got {other:?}"),
+    }
+}

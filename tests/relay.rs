@@ -1,0 +1,210 @@
+//! The relay's core path over real sockets: publish → verify → sequence → durable → receipt →
+//! fan-out, replay seams, idempotent retries, ordering, restart.
+#![cfg(all(feature = "relay", not(target_arch = "wasm32")))]
+
+mod common;
+
+use std::collections::HashMap;
+
+use common::relay::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publish_then_subscribe_replays_then_goes_live() {
+    let relay = start_relay(temp_dir("basic")).await;
+    let alice = identity(1);
+    let mut publisher = Client::connect_as(&relay.url(), &alice).await;
+    for counter in 0..3 {
+        let seq = publisher
+            .publish_ok(&op(&alice, "room", counter, b"x"))
+            .await;
+        assert_eq!(seq, counter);
+    }
+    let mut reader = Client::connect(&relay.url()).await;
+    assert_eq!(reader.subscribe("room", 1).await, 3);
+    for seq in 1..3 {
+        let entry = reader.next_entry().await;
+        assert_eq!(entry.seq(), seq);
+        assert_eq!(entry.op().counter(), seq);
+    }
+    // Live from here on.
+    let seq = publisher.publish_ok(&op(&alice, "room", 3, b"y")).await;
+    let entry = reader.next_entry().await;
+    assert_eq!((entry.seq(), entry.op().body()), (seq, &b"y"[..]));
+    relay.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_replay_live_seam_has_no_gap_and_no_duplicate() {
+    let relay = start_relay(temp_dir("seam")).await;
+    let url = relay.url();
+    let alice = identity(1);
+    // Publish continuously while subscribers join at different points.
+    let writer = tokio::spawn({
+        let url = url.clone();
+        async move {
+            let alice = identity(1);
+            let mut client = Client::connect_as(&url, &alice).await;
+            for counter in 0..300 {
+                client.publish_ok(&op(&alice, "seam", counter, b"s")).await;
+            }
+        }
+    });
+    let mut readers = Vec::new();
+    for from in [0u64, 5, 50] {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        let url = url.clone();
+        readers.push(tokio::spawn(async move {
+            let mut client = Client::connect(&url).await;
+            client.subscribe("seam", from).await;
+            let mut expected = from;
+            while expected < 300 {
+                let entry = client.next_entry().await;
+                assert_eq!(entry.seq(), expected, "gap or duplicate at the seam");
+                expected += 1;
+            }
+        }));
+    }
+    writer.await.unwrap();
+    for reader in readers {
+        reader.await.unwrap();
+    }
+    let _ = alice;
+    relay.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_gets_the_original_receipt_and_no_second_entry() {
+    let relay = start_relay(temp_dir("retry")).await;
+    let alice = identity(1);
+    let mut client = Client::connect_as(&relay.url(), &alice).await;
+    let first = op(&alice, "t", 10, b"a");
+    let receipt = client.publish(&first).await;
+    client.publish_ok(&op(&alice, "t", 11, b"b")).await;
+    // The same op again, even after later ones: the same answer, byte for byte.
+    assert_eq!(client.publish(&first).await.body, receipt.body);
+    // The same counter with another op is refused; a skipped counter below the last is stale.
+    let reused = client.publish(&op(&alice, "t", 10, b"other")).await;
+    assert_eq!(code_of(&reused), "COUNTER_REUSED");
+    let stale = client.publish(&op(&alice, "t", 5, b"late")).await;
+    assert_eq!(code_of(&stale), "COUNTER_STALE");
+    // Gaps going forward are allowed.
+    assert_eq!(client.publish_ok(&op(&alice, "t", 20, b"c")).await, 2);
+    let mut reader = Client::connect(&relay.url()).await;
+    assert_eq!(reader.subscribe("t", 0).await, 3);
+    relay.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_publishers_get_one_gapless_order_that_keeps_each_authors_order() {
+    let relay = start_relay(temp_dir("order")).await;
+    let url = relay.url();
+    let mut reader = Client::connect(&url).await;
+    reader.subscribe("busy", 0).await;
+    let mut tasks = Vec::new();
+    for author in 1..=8u8 {
+        let url = url.clone();
+        tasks.push(tokio::spawn(async move {
+            let me = identity(author);
+            let mut client = Client::connect_as(&url, &me).await;
+            let mut seqs = Vec::new();
+            for counter in 0..40 {
+                seqs.push(
+                    client
+                        .publish_ok(&op(&me, "busy", counter, &[author]))
+                        .await,
+                );
+            }
+            seqs
+        }));
+    }
+    let mut receipts = HashMap::new();
+    for (i, task) in tasks.into_iter().enumerate() {
+        receipts.insert(i as u8 + 1, task.await.unwrap());
+    }
+    let mut last_counter: HashMap<u8, u64> = HashMap::new();
+    for seq in 0..320 {
+        let entry = reader.next_entry().await;
+        assert_eq!(entry.seq(), seq);
+        let author = entry.op().body()[0];
+        let counter = entry.op().counter();
+        if let Some(last) = last_counter.insert(author, counter) {
+            assert!(counter > last, "author {author} reordered");
+        }
+        assert_eq!(receipts[&author][counter as usize], seq);
+    }
+    relay.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_restores_every_topic_exactly() {
+    let data = temp_dir("restart");
+    let alice = identity(1);
+    let bob = identity(2);
+    let mut before = Vec::new();
+    let first_op = op(&alice, "a", 0, b"first");
+    let relay = start_relay(data.clone()).await;
+    let relay_id = relay.relay_id();
+    {
+        let mut a = Client::connect_as(&relay.url(), &alice).await;
+        let mut b = Client::connect_as(&relay.url(), &bob).await;
+        a.publish_ok(&first_op).await;
+        for counter in 1..5 {
+            a.publish_ok(&op(&alice, "a", counter, b"x")).await;
+            b.publish_ok(&op(&bob, "b", counter, b"y")).await;
+        }
+        let mut reader = Client::connect(&relay.url()).await;
+        reader.subscribe("a", 0).await;
+        for _ in 0..5 {
+            before.push(reader.next_entry().await);
+        }
+    }
+    relay.shutdown().await.unwrap();
+
+    let relay = start_relay(data).await;
+    assert_eq!(relay.relay_id(), relay_id, "the relay key persists");
+    let mut reader = Client::connect(&relay.url()).await;
+    assert_eq!(reader.subscribe("a", 0).await, 5);
+    for expected in &before {
+        assert_eq!(&reader.next_entry().await, expected);
+    }
+    assert_eq!(reader.subscribe("b", 0).await, 4);
+    let mut a = Client::connect_as(&relay.url(), &alice).await;
+    assert_eq!(a.publish_ok(&first_op).await, 0, "retry after restart");
+    assert_eq!(a.publish_ok(&op(&alice, "a", 5, b"z")).await, 5);
+    let stale = a.publish(&op(&alice, "a", 4, b"again")).await;
+    assert_eq!(code_of(&stale), "COUNTER_REUSED");
+    relay.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_and_metrics_answer_over_http() {
+    let relay = start_relay(temp_dir("http")).await;
+    let alice = identity(1);
+    let mut client = Client::connect_as(&relay.url(), &alice).await;
+    client.publish_ok(&op(&alice, "m", 0, b"")).await;
+    let bad = client.publish(&op(&alice, "m", 0, b"other")).await;
+    assert_eq!(code_of(&bad), "COUNTER_REUSED");
+    let metrics = http_get(relay.local_addr(), "/metrics").await;
+    assert!(
+        metrics.contains("ants_relay_ops_accepted_total 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("ants_relay_refused_total{code=\"COUNTER_REUSED\"} 1"));
+    assert!(metrics.contains("ants_relay_connections 1"));
+    assert!(http_get(relay.local_addr(), "/healthz")
+        .await
+        .ends_with("ok\n"));
+    client.close().await;
+    relay.shutdown().await.unwrap();
+}
+
+async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    response
+}
