@@ -190,6 +190,7 @@ pub enum Error {
     /// The service cannot answer now (storage failure, shutting down, feature not present).
     #[error("unavailable: {0}")]
     Unavailable(String),
+
     /// An index or range is outside the sequence it addresses (text, array, batch of edits).
     #[error("{what}: index {index} (+{length}) out of range for length {len}")]
     OutOfRange {
@@ -261,6 +262,7 @@ impl Error {
             Error::CounterStale { .. } => "COUNTER_STALE",
             Error::RateLimited(_) => "RATE_LIMITED",
             Error::Unavailable(_) => "UNAVAILABLE",
+
             Error::OutOfRange { .. } => "OUT_OF_RANGE",
             Error::BadUpdate(_) => "BAD_UPDATE",
             Error::DocBusy(_) => "DOC_BUSY",

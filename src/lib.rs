@@ -40,9 +40,9 @@
 
 pub mod claims;
 pub mod codec;
-pub mod election;
 #[cfg(feature = "doc")]
 pub mod doc;
+pub mod election;
 pub mod entry;
 pub mod error;
 pub mod escrow;

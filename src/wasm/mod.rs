@@ -7,7 +7,6 @@
 //! is a `BAD_INPUT` error rather than a wasm-bindgen exception without a code.
 
 mod convert;
-pub mod election;
 #[cfg(feature = "doc")]
 pub mod doc;
 #[cfg(feature = "doc")]
@@ -18,6 +17,7 @@ pub mod doc_sync;
 mod doc_types;
 #[cfg(feature = "doc")]
 pub mod doc_updates;
+pub mod election;
 pub mod error;
 pub mod identity;
 pub mod log;
