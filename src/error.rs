@@ -91,10 +91,56 @@ pub enum Error {
         reason: String,
     },
 
+    /// A Merkle inclusion or consistency proof does not verify.
+    #[error("{what} does not verify")]
+    ProofFailed {
+        /// Which kind of proof.
+        what: &'static str,
+    },
+
+    /// A hash store lacks a subtree hash the log needs (a storage defect, never an input one).
+    #[error("log hash store has no subtree at level {level}, index {index}")]
+    LogHashMissing {
+        /// The subtree's level (0 = leaves).
+        level: u32,
+        /// The subtree's index within its level.
+        index: u64,
+    },
+
+    /// Statements and proofs that all verify but show no broken rule: not misbehaviour evidence.
+    #[error("not evidence of misbehaviour: {0}")]
+    NotEvidence(String),
+
+    /// A relay's signed tree head disagrees with the entries it served, in a way the client
+    /// cannot prove to others (the entries are not signed by the relay).
+    #[error("log mismatch: {0}")]
+    LogMismatch(String),
+
     /// The platform could not provide secure randomness.
     #[error("secure randomness unavailable: {0}")]
     RandomnessUnavailable(String),
 
+    /// An entry handed to a replica belongs to another topic; the replica changed nothing.
+    #[error("entry of topic {got:?} given to the replica of topic {expected:?}")]
+    WrongTopic {
+        /// The replica's topic.
+        expected: String,
+        /// The entry's topic.
+        got: String,
+    },
+
+    /// An entry handed to a replica is not the next in sequence; the replica changed nothing.
+    #[error("entry seq {got} out of order: the replica expects seq {expected}")]
+    OutOfOrder {
+        /// The sequence number the replica needs next.
+        expected: u64,
+        /// The sequence number it was given.
+        got: u64,
+    },
+
+    /// An election was asked of an empty candidate set (or one where no candidate can lead).
+    #[error("no candidates to elect from")]
+    NoCandidates,
     /// A wire frame carries a type byte the protocol does not assign.
     #[error("unknown frame type 0x{0:02x}")]
     UnknownFrame(u8),
@@ -137,6 +183,13 @@ pub enum Error {
         last: u64,
     },
 
+    /// An op lists a dep that is not sequenced yet; publish the dep first.
+    #[error("dep {dep} is not sequenced yet")]
+    DepsMissing {
+        /// The missing op id (64 hex characters).
+        dep: String,
+    },
+
     /// A rate limit refused the request; retrying later is safe.
     #[error("rate limited: {0}")]
     RateLimited(&'static str),
@@ -163,12 +216,20 @@ impl Error {
             Error::BadKind(_) => "BAD_KIND",
             Error::NonCanonical { .. } => "NON_CANONICAL",
             Error::RandomnessUnavailable(_) => "RANDOMNESS_UNAVAILABLE",
+            Error::ProofFailed { .. } => "BAD_PROOF",
+            Error::LogHashMissing { .. } => "LOG_HASH_MISSING",
+            Error::NotEvidence(_) => "NOT_EVIDENCE",
+            Error::LogMismatch(_) => "LOG_MISMATCH",
+            Error::WrongTopic { .. } => "WRONG_TOPIC",
+            Error::OutOfOrder { .. } => "OUT_OF_ORDER",
+            Error::NoCandidates => "NO_CANDIDATES",
             Error::UnknownFrame(_) => "UNKNOWN_FRAME",
             Error::UnexpectedFrame(_) => "UNEXPECTED_FRAME",
             Error::NotAuthenticated => "NOT_AUTHENTICATED",
             Error::AuthorMismatch { .. } => "AUTHOR_MISMATCH",
             Error::CounterReused { .. } => "COUNTER_REUSED",
             Error::CounterStale { .. } => "COUNTER_STALE",
+            Error::DepsMissing { .. } => "DEPS_MISSING",
             Error::RateLimited(_) => "RATE_LIMITED",
             Error::Unavailable(_) => "UNAVAILABLE",
         }
@@ -221,6 +282,19 @@ mod tests {
                 reason: String::new(),
             },
             Error::RandomnessUnavailable(String::new()),
+            Error::ProofFailed { what: "" },
+            Error::LogHashMissing { level: 0, index: 0 },
+            Error::NotEvidence(String::new()),
+            Error::LogMismatch(String::new()),
+            Error::WrongTopic {
+                expected: String::new(),
+                got: String::new(),
+            },
+            Error::OutOfOrder {
+                expected: 0,
+                got: 0,
+            },
+            Error::NoCandidates,
             Error::UnknownFrame(0),
             Error::UnexpectedFrame(0),
             Error::NotAuthenticated,
@@ -237,6 +311,7 @@ mod tests {
                 counter: 0,
                 last: 0,
             },
+            Error::DepsMissing { dep: String::new() },
             Error::RateLimited(""),
             Error::Unavailable(String::new()),
         ]

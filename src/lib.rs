@@ -38,11 +38,17 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 #![forbid(unsafe_code)]
 
+pub mod claims;
 pub mod codec;
+pub mod election;
 pub mod entry;
 pub mod error;
+pub mod escrow;
 pub mod identity;
+pub mod log;
 pub mod op;
+pub mod recovery;
+pub mod replica;
 pub mod wire;
 
 #[cfg(all(feature = "relay", not(target_arch = "wasm32")))]
@@ -54,4 +60,9 @@ pub mod wasm;
 pub use entry::Entry;
 pub use error::{Error, Result};
 pub use identity::{verify_batch, verify_signature, AgentId, Identity};
+pub use log::{
+    ConsistencyProof, Evidence, InclusionProof, LogFollower, MerkleLog, SignedCheckpoint,
+    SignedReceipt, SignedTreeHead, Violation,
+};
 pub use op::{OpDraft, OpId, SignedOp};
+pub use replica::{Event, Replica, ReplicaConfig, ReplicaOp};

@@ -117,11 +117,23 @@ async fn every_refusal_is_a_coded_error_frame_and_changes_nothing() {
     assert_eq!(code_of(&client.recv().await), "BAD_TOPIC");
     let reused = client.publish(&op(&alice, "t", 0, b"again")).await;
     assert_eq!(code_of(&reused), "COUNTER_REUSED");
-    // Proofs are not served without the log.
+    // Proofs of trees the relay does not have.
     client
-        .request(Body::GetCheckpoint { topic: "t".into() })
+        .request(Body::GetConsistencyProof {
+            topic: "t".into(),
+            old_size: 0,
+            new_size: 7,
+        })
         .await;
-    assert!(matches!(client.recv().await.body, Body::Error { .. }));
+    assert_eq!(code_of(&client.recv().await), "BAD_INPUT");
+    client
+        .request(Body::GetInclusionProof {
+            topic: "nowhere".into(),
+            seq: 0,
+            tree_size: 0,
+        })
+        .await;
+    assert_eq!(code_of(&client.recv().await), "BAD_INPUT");
 
     // Through all of it, exactly one op was stored, and the connection still works.
     assert_eq!(stored_count(&url, "t").await, 1);

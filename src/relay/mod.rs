@@ -214,6 +214,13 @@ pub async fn serve(config: Config) -> Result<()> {
     handle.shutdown().await
 }
 
+/// Wall-clock milliseconds since the Unix epoch (0 if the clock is before it).
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
 async fn wait_for_signal() {
     #[cfg(unix)]
     {

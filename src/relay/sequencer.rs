@@ -24,10 +24,11 @@ use tokio::sync::{mpsc, Notify};
 
 use super::hub::{CachedEntry, Hub};
 use super::metrics::Metrics;
-use super::store::{self, storage, to_sql, RecoveredTopic};
+use super::store::{self, storage, to_sql, RecoveredTopic, SqlHashes};
 use crate::entry::Entry;
 use crate::error::{Error, Result};
 use crate::identity::{AgentId, Identity};
+use crate::log::{empty_root, leaf_hash, Frontier, Receipt, SignedReceipt};
 use crate::op::{OpId, SignedOp};
 use crate::wire::{Body, Frame};
 
@@ -131,17 +132,34 @@ struct TopicState {
     size: u64,
     last_time_ms: u64,
     last_counters: HashMap<AgentId, u64>,
+    /// The right edge of the topic's Merkle tree (its complete subtrees are in `hashes`).
+    frontier: Frontier,
 }
 
-impl From<RecoveredTopic> for TopicState {
-    fn from(t: RecoveredTopic) -> Self {
-        TopicState {
-            id: t.id,
-            size: t.size,
-            last_time_ms: t.last_time_ms,
-            last_counters: t.last_counters,
-        }
+/// Every topic's state as stored, with its Merkle frontier rebuilt from the hash table.
+fn load_topics(conn: &Connection) -> Result<HashMap<String, TopicState>> {
+    let mut topics = HashMap::new();
+    for t in store::recover(conn)? {
+        let frontier = Frontier::from_store(&SqlHashes::new(conn, t.id), t.size)?;
+        let RecoveredTopic {
+            id,
+            name,
+            size,
+            last_time_ms,
+            last_counters,
+        } = t;
+        topics.insert(
+            name,
+            TopicState {
+                id,
+                size,
+                last_time_ms,
+                last_counters,
+                frontier,
+            },
+        );
     }
+    Ok(topics)
 }
 
 /// The outcome of sequencing one op.
@@ -158,7 +176,6 @@ struct Sequencer {
     topics: HashMap<String, TopicState>,
     hub: Arc<Hub>,
     metrics: Arc<Metrics>,
-    #[allow(dead_code)]
     identity: Arc<Identity>,
 }
 
@@ -171,12 +188,10 @@ pub fn start(
     metrics: Arc<Metrics>,
     tuning: GroupCommit,
 ) -> Result<(SequencerQueue, std::thread::JoinHandle<()>)> {
-    let recovered = store::recover(&conn)?;
-    let mut topics = HashMap::new();
-    for topic in recovered {
-        hub.restore(&topic.name, topic.size);
+    let topics = load_topics(&conn)?;
+    for (name, topic) in &topics {
+        hub.restore(name, topic.size, topic.frontier.root());
         metrics.entries_restored(topic.size);
-        topics.insert(topic.name.clone(), TopicState::from(topic));
     }
     let (tx, rx) = std::sync::mpsc::sync_channel(tuning.queue.max(1));
     let mut sequencer = Sequencer {
@@ -245,7 +260,13 @@ impl Sequencer {
                 .transaction()
                 .map_err(storage("begin transaction"))?;
             for request in &batch {
-                let outcome = sequence_one(&tx, &mut self.topics, &request.op, &mut fresh);
+                let outcome = sequence_one(
+                    &tx,
+                    &mut self.topics,
+                    &self.identity,
+                    &request.op,
+                    &mut fresh,
+                );
                 // A storage failure aborts the whole batch; a refusal concerns one op only.
                 if let Err(Error::Unavailable(reason)) = &outcome {
                     return Err(Error::Unavailable(reason.clone()));
@@ -269,6 +290,24 @@ impl Sequencer {
             }
             return;
         }
+        // Fan out per topic, in sequence order — before the receipts go out, so a client that
+        // holds a receipt and then subscribes always finds its entry below the head.
+        let committed_at = Instant::now();
+        let mut by_topic: Vec<(String, Vec<CachedEntry>)> = Vec::new();
+        for (topic, mut entry) in fresh {
+            entry.committed_at = committed_at;
+            match by_topic.iter_mut().find(|(t, _)| *t == topic) {
+                Some((_, entries)) => entries.push(entry),
+                None => by_topic.push((topic, vec![entry])),
+            }
+        }
+        for (topic, entries) in by_topic {
+            let root = self
+                .topics
+                .get(&topic)
+                .map_or_else(empty_root, |t| t.frontier.root());
+            self.hub.append(&topic, entries, root);
+        }
         self.metrics.batch(batch.len(), started.elapsed());
         for (request, outcome) in batch.iter().zip(outcomes) {
             let frame = match outcome {
@@ -290,29 +329,11 @@ impl Sequencer {
             };
             request.reply.send(&frame);
         }
-        // Fan out per topic, in sequence order.
-        let committed_at = Instant::now();
-        let mut by_topic: Vec<(String, Vec<CachedEntry>)> = Vec::new();
-        for (topic, mut entry) in fresh {
-            entry.committed_at = committed_at;
-            match by_topic.iter_mut().find(|(t, _)| *t == topic) {
-                Some((_, entries)) => entries.push(entry),
-                None => by_topic.push((topic, vec![entry])),
-            }
-        }
-        for (topic, entries) in by_topic {
-            self.hub.append(&topic, entries);
-        }
     }
 
     fn reload(&mut self) {
-        match store::recover(&self.conn) {
-            Ok(recovered) => {
-                self.topics = recovered
-                    .into_iter()
-                    .map(|t| (t.name.clone(), TopicState::from(t)))
-                    .collect();
-            }
+        match load_topics(&self.conn) {
+            Ok(topics) => self.topics = topics,
             Err(error) => tracing::error!(%error, "could not reload state after a failed commit"),
         }
     }
@@ -321,6 +342,7 @@ impl Sequencer {
 fn sequence_one(
     tx: &rusqlite::Transaction<'_>,
     topics: &mut HashMap<String, TopicState>,
+    identity: &Identity,
     op: &SignedOp,
     fresh: &mut Vec<(String, CachedEntry)>,
 ) -> Result<Outcome> {
@@ -336,6 +358,7 @@ fn sequence_one(
                 size: 0,
                 last_time_ms: 0,
                 last_counters: HashMap::new(),
+                frontier: Frontier::new(),
             },
         );
     }
@@ -363,11 +386,39 @@ fn sequence_one(
             };
         }
     }
+    // Every dep must already be sequenced (here or in another topic): sequencing an op before
+    // one it depends on would be a DEPS_ORDER violation any follower can prove.
+    for dep in op.deps() {
+        if !store::op_is_sequenced(tx, &dep.0)? {
+            return Err(Error::DepsMissing {
+                dep: dep.to_string(),
+            });
+        }
+    }
     let seq = topic.size;
     // Relay time never goes backwards within a topic, whatever the wall clock does.
     let time = now_ms().max(topic.last_time_ms);
     let entry = Entry::new(seq, time, op.clone());
-    let receipt: Vec<u8> = Vec::new();
+    // Append to a copy of the frontier: nothing changes if a later step fails.
+    let mut frontier = topic.frontier.clone();
+    let mut completed = Vec::with_capacity(4);
+    frontier.append_hash(leaf_hash(entry.as_bytes()), |level, index, hash| {
+        completed.push((level, index, *hash))
+    })?;
+    let receipt = SignedReceipt::sign(
+        identity,
+        Receipt {
+            topic: topic_name.to_owned(),
+            seq,
+            op_id: op.id(),
+            relay_time_ms: time,
+            tree_size: seq + 1,
+            root: frontier.root(),
+        },
+    )?
+    .as_bytes()
+    .to_vec();
+    store::put_hashes(tx, topic.id, &completed)?;
     tx.prepare_cached(
         "INSERT INTO entries (topic, seq, author, counter, op_id, entry, receipt) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -385,6 +436,7 @@ fn sequence_one(
     })
     .map_err(storage("insert entry"))?;
     topic.size += 1;
+    topic.frontier = frontier;
     topic.last_time_ms = time;
     topic.last_counters.insert(author, counter);
     fresh.push((

@@ -7,6 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
 
 use super::convert::{bytes_arg, deserialize_bytes, serialize_bytes, serialize_u64};
 use super::error::bad_input;
@@ -15,7 +16,7 @@ use crate::op::{OpDraft, OpId, SignedOp, OP_VERSION};
 
 /// The JS `OpDraft` object.
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[serde(rename_all = "camelCase")]
 pub(crate) struct OpDraftInput {
     topic: String,
     kind: String,
@@ -28,10 +29,24 @@ pub(crate) struct OpDraftInput {
     time_ms: Option<u64>,
 }
 
+/// The fields of an `OpDraft` object.
+const DRAFT_FIELDS: [&str; 6] = ["topic", "kind", "counter", "body", "deps", "timeMs"];
+
 /// Reads an `OpDraft` object; a wrong shape is `BAD_INPUT` with serde's description.
 pub(crate) fn draft_from_js(draft: JsValue) -> Result<OpDraftInput, JsValue> {
     if !draft.is_object() {
         return Err(bad_input("op draft must be an object"));
+    }
+    // serde-wasm-bindgen reads only the fields it knows, so refuse the others here: a misspelt
+    // `time_ms` must not silently become "now".
+    for key in js_sys::Object::keys(draft.unchecked_ref::<js_sys::Object>()).iter() {
+        let key = key.as_string().unwrap_or_default();
+        if !DRAFT_FIELDS.contains(&key.as_str()) {
+            return Err(bad_input(format!(
+                "op draft has an unknown field `{key}`; fields are {}",
+                DRAFT_FIELDS.join(", ")
+            )));
+        }
     }
     serde_wasm_bindgen::from_value(draft).map_err(|e| {
         // The error is a JS Error whose text starts with its name; keep only the description.

@@ -1,0 +1,359 @@
+//! What a relay signs about its logs: a **receipt** for every accepted op and **checkpoints**.
+//!
+//! Both commit the relay to a tree head `(topic, size, root)` of the topic's log; a receipt also
+//! says which op it sequenced where. Each has one canonical encoding (version byte first,
+//! big-endian integers, trailing bytes refused) and is signed with Ed25519 over
+//! `domain ‖ every byte before the signature`, so neither can be mistaken for the other or for an
+//! op. Layouts (version 1):
+//!
+//! | receipt field | size | checkpoint field | size |
+//! |---|---|---|---|
+//! | version `0x01` | 1 | version `0x01` | 1 |
+//! | topic length, topic | 1 + T | topic length, topic | 1 + T |
+//! | seq | 8 | tree size | 8 |
+//! | op id | 32 | root | 32 |
+//! | relay time (ms) | 8 | time (ms) | 8 |
+//! | tree size | 8 | signature | 64 |
+//! | root | 32 | | |
+//! | signature | 64 | | |
+//!
+//! A receipt's tree size is at least `seq + 1` (the tree right after appending, or a later one
+//! when the relay commits in groups); every tree size is at most 2^63.
+
+use crate::codec::{Reader, Writer};
+use crate::error::{Error, Result};
+use crate::identity::{AgentId, Identity, SIGNATURE_LEN};
+use crate::op::{validate_topic, OpId};
+
+use super::merkle::{Hash, MAX_TREE_SIZE};
+
+/// The protocol version of receipts and checkpoints.
+pub const STATEMENT_VERSION: u8 = 1;
+/// Domain-separation prefix of receipt signatures.
+pub const RECEIPT_DOMAIN: &[u8] = b"ants-coord/receipt/v1\x00";
+/// Domain-separation prefix of checkpoint signatures.
+pub const CHECKPOINT_DOMAIN: &[u8] = b"ants-coord/checkpoint/v1\x00";
+
+/// The relay's acknowledgement of one op, before signing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Receipt {
+    /// The topic (log) the op was sequenced in.
+    pub topic: String,
+    /// The entry's sequence number = its leaf index.
+    pub seq: u64,
+    /// The sequenced op.
+    pub op_id: OpId,
+    /// The relay time stamped on the entry (ms since the Unix epoch).
+    pub relay_time_ms: u64,
+    /// Size of the tree the entry is committed in (`> seq`).
+    pub tree_size: u64,
+    /// Root of that tree.
+    pub root: Hash,
+}
+
+/// A relay's statement of a topic's tree head, before signing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checkpoint {
+    /// The topic (log).
+    pub topic: String,
+    /// Number of entries.
+    pub tree_size: u64,
+    /// The Merkle root over them.
+    pub root: Hash,
+    /// When the relay signed it (ms since the Unix epoch).
+    pub time_ms: u64,
+}
+
+/// A signed [`Receipt`]. Invariant: `bytes` is its canonical encoding ending in `signature`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedReceipt {
+    receipt: Receipt,
+    bytes: Vec<u8>,
+}
+
+/// A signed [`Checkpoint`]. Invariant: `bytes` is its canonical encoding ending in `signature`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedCheckpoint {
+    checkpoint: Checkpoint,
+    bytes: Vec<u8>,
+}
+
+impl Receipt {
+    fn encode_unsigned(&self) -> Result<Vec<u8>> {
+        validate_topic(&self.topic)?;
+        check_head(self.tree_size)?;
+        if self.seq >= self.tree_size {
+            return Err(Error::malformed(
+                "receipt",
+                format!("seq {} is not below tree size {}", self.seq, self.tree_size),
+            ));
+        }
+        let mut out = Vec::with_capacity(90 + self.topic.len() + SIGNATURE_LEN);
+        out.put_u8(STATEMENT_VERSION);
+        out.put_u8(self.topic.len() as u8);
+        out.put(self.topic.as_bytes());
+        out.put_u64(self.seq);
+        out.put(&self.op_id.0);
+        out.put_u64(self.relay_time_ms);
+        out.put_u64(self.tree_size);
+        out.put(&self.root);
+        Ok(out)
+    }
+}
+
+impl Checkpoint {
+    fn encode_unsigned(&self) -> Result<Vec<u8>> {
+        validate_topic(&self.topic)?;
+        check_head(self.tree_size)?;
+        let mut out = Vec::with_capacity(50 + self.topic.len() + SIGNATURE_LEN);
+        out.put_u8(STATEMENT_VERSION);
+        out.put_u8(self.topic.len() as u8);
+        out.put(self.topic.as_bytes());
+        out.put_u64(self.tree_size);
+        out.put(&self.root);
+        out.put_u64(self.time_ms);
+        Ok(out)
+    }
+}
+
+fn check_head(tree_size: u64) -> Result<()> {
+    if tree_size > MAX_TREE_SIZE {
+        return Err(Error::BadInput(format!(
+            "tree size {tree_size} is over the limit of 2^63"
+        )));
+    }
+    Ok(())
+}
+
+fn read_header<'a>(what: &'static str, bytes: &'a [u8]) -> Result<(Reader<'a>, String)> {
+    let mut r = Reader::new(what, bytes);
+    let version = r.u8("version")?;
+    if version != STATEMENT_VERSION {
+        return Err(Error::UnsupportedVersion { what, version });
+    }
+    let topic_len = r.u8("topic length")? as usize;
+    let topic = std::str::from_utf8(r.take(topic_len, "topic")?)
+        .map_err(|_| Error::BadTopic("not UTF-8".into()))?
+        .to_owned();
+    validate_topic(&topic)?;
+    Ok((r, topic))
+}
+
+fn signed_message(domain: &[u8], bytes: &[u8]) -> Vec<u8> {
+    [domain, &bytes[..bytes.len() - SIGNATURE_LEN]].concat()
+}
+
+impl SignedReceipt {
+    /// Signs a receipt as the relay `identity`.
+    ///
+    /// Errors: `BAD_TOPIC`, `BAD_INPUT` (tree size over 2^63), `MALFORMED` (`seq ≥ tree_size`).
+    pub fn sign(identity: &Identity, receipt: Receipt) -> Result<Self> {
+        let mut bytes = receipt.encode_unsigned()?;
+        let signature = identity.sign_in_domain(RECEIPT_DOMAIN, &bytes);
+        bytes.put(&signature);
+        Ok(SignedReceipt { receipt, bytes })
+    }
+
+    /// Decodes a receipt and verifies it is signed by `relay`.
+    pub fn decode(bytes: &[u8], relay: &AgentId) -> Result<Self> {
+        let receipt = Self::decode_unverified(bytes)?;
+        receipt.verify(relay)?;
+        Ok(receipt)
+    }
+
+    /// Decodes a receipt without checking its signature.
+    ///
+    /// Errors: `MALFORMED`, `TRAILING_BYTES`, `UNSUPPORTED_VERSION`, `BAD_TOPIC`, `BAD_INPUT`.
+    pub fn decode_unverified(bytes: &[u8]) -> Result<Self> {
+        let (mut r, topic) = read_header("receipt", bytes)?;
+        let receipt = Receipt {
+            topic,
+            seq: r.u64("seq")?,
+            op_id: OpId(r.array("op id")?),
+            relay_time_ms: r.u64("relay time")?,
+            tree_size: r.u64("tree size")?,
+            root: r.array("root")?,
+        };
+        r.take(SIGNATURE_LEN, "signature")?;
+        r.finish()?;
+        // Re-encoding checks the field rules (seq < tree size ≤ 2^63).
+        receipt.encode_unsigned()?;
+        Ok(SignedReceipt {
+            receipt,
+            bytes: bytes.to_vec(),
+        })
+    }
+
+    /// Checks the signature against the relay's key (`BAD_SIGNATURE`).
+    pub fn verify(&self, relay: &AgentId) -> Result<()> {
+        relay.verify(
+            &signed_message(RECEIPT_DOMAIN, &self.bytes),
+            self.signature(),
+        )
+    }
+
+    /// The signed fields.
+    pub fn receipt(&self) -> &Receipt {
+        &self.receipt
+    }
+    /// The 64-byte signature.
+    pub fn signature(&self) -> &[u8] {
+        &self.bytes[self.bytes.len() - SIGNATURE_LEN..]
+    }
+    /// The canonical signed bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+impl SignedCheckpoint {
+    /// Signs a checkpoint as the relay `identity`.
+    ///
+    /// Errors: `BAD_TOPIC`, `BAD_INPUT` (tree size over 2^63).
+    pub fn sign(identity: &Identity, checkpoint: Checkpoint) -> Result<Self> {
+        let mut bytes = checkpoint.encode_unsigned()?;
+        let signature = identity.sign_in_domain(CHECKPOINT_DOMAIN, &bytes);
+        bytes.put(&signature);
+        Ok(SignedCheckpoint { checkpoint, bytes })
+    }
+
+    /// Decodes a checkpoint and verifies it is signed by `relay`.
+    pub fn decode(bytes: &[u8], relay: &AgentId) -> Result<Self> {
+        let checkpoint = Self::decode_unverified(bytes)?;
+        checkpoint.verify(relay)?;
+        Ok(checkpoint)
+    }
+
+    /// Decodes a checkpoint without checking its signature.
+    ///
+    /// Errors: `MALFORMED`, `TRAILING_BYTES`, `UNSUPPORTED_VERSION`, `BAD_TOPIC`, `BAD_INPUT`.
+    pub fn decode_unverified(bytes: &[u8]) -> Result<Self> {
+        let (mut r, topic) = read_header("checkpoint", bytes)?;
+        let checkpoint = Checkpoint {
+            topic,
+            tree_size: r.u64("tree size")?,
+            root: r.array("root")?,
+            time_ms: r.u64("time")?,
+        };
+        r.take(SIGNATURE_LEN, "signature")?;
+        r.finish()?;
+        check_head(checkpoint.tree_size)?;
+        Ok(SignedCheckpoint {
+            checkpoint,
+            bytes: bytes.to_vec(),
+        })
+    }
+
+    /// Checks the signature against the relay's key (`BAD_SIGNATURE`).
+    pub fn verify(&self, relay: &AgentId) -> Result<()> {
+        relay.verify(
+            &signed_message(CHECKPOINT_DOMAIN, &self.bytes),
+            self.signature(),
+        )
+    }
+
+    /// The signed fields.
+    pub fn checkpoint(&self) -> &Checkpoint {
+        &self.checkpoint
+    }
+    /// The 64-byte signature.
+    pub fn signature(&self) -> &[u8] {
+        &self.bytes[self.bytes.len() - SIGNATURE_LEN..]
+    }
+    /// The canonical signed bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+/// A relay-signed tree head: either statement commits the relay to `(topic, size, root)`.
+///
+/// Encoded inside evidence as `kind (1) ‖ length (2) ‖ statement bytes`, kind 1 = receipt,
+/// 2 = checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SignedTreeHead {
+    /// A receipt: the tree `(tree_size, root)` it names.
+    Receipt(SignedReceipt),
+    /// A checkpoint.
+    Checkpoint(SignedCheckpoint),
+}
+
+impl From<SignedReceipt> for SignedTreeHead {
+    fn from(receipt: SignedReceipt) -> Self {
+        SignedTreeHead::Receipt(receipt)
+    }
+}
+
+impl From<SignedCheckpoint> for SignedTreeHead {
+    fn from(checkpoint: SignedCheckpoint) -> Self {
+        SignedTreeHead::Checkpoint(checkpoint)
+    }
+}
+
+impl SignedTreeHead {
+    /// The topic.
+    pub fn topic(&self) -> &str {
+        match self {
+            SignedTreeHead::Receipt(r) => &r.receipt.topic,
+            SignedTreeHead::Checkpoint(c) => &c.checkpoint.topic,
+        }
+    }
+    /// The tree size.
+    pub fn tree_size(&self) -> u64 {
+        match self {
+            SignedTreeHead::Receipt(r) => r.receipt.tree_size,
+            SignedTreeHead::Checkpoint(c) => c.checkpoint.tree_size,
+        }
+    }
+    /// The root.
+    pub fn root(&self) -> &Hash {
+        match self {
+            SignedTreeHead::Receipt(r) => &r.receipt.root,
+            SignedTreeHead::Checkpoint(c) => &c.checkpoint.root,
+        }
+    }
+    /// Checks the signature against the relay's key (`BAD_SIGNATURE`).
+    pub fn verify(&self, relay: &AgentId) -> Result<()> {
+        match self {
+            SignedTreeHead::Receipt(r) => r.verify(relay),
+            SignedTreeHead::Checkpoint(c) => c.verify(relay),
+        }
+    }
+    /// The signed statement's canonical bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        match self {
+            SignedTreeHead::Receipt(r) => r.as_bytes(),
+            SignedTreeHead::Checkpoint(c) => c.as_bytes(),
+        }
+    }
+    fn kind(&self) -> u8 {
+        match self {
+            SignedTreeHead::Receipt(_) => 1,
+            SignedTreeHead::Checkpoint(_) => 2,
+        }
+    }
+
+    pub(crate) fn write(&self, out: &mut Vec<u8>) {
+        out.put_u8(self.kind());
+        out.put_u16(self.as_bytes().len() as u16);
+        out.put(self.as_bytes());
+    }
+
+    pub(crate) fn read(r: &mut Reader<'_>) -> Result<Self> {
+        let kind = r.u8("tree head kind")?;
+        let len = r.u16("tree head length")? as usize;
+        let bytes = r.take(len, "tree head")?;
+        match kind {
+            1 => Ok(SignedTreeHead::Receipt(SignedReceipt::decode_unverified(
+                bytes,
+            )?)),
+            2 => Ok(SignedTreeHead::Checkpoint(
+                SignedCheckpoint::decode_unverified(bytes)?,
+            )),
+            other => Err(Error::malformed(
+                "evidence",
+                format!("unknown tree head kind {other}"),
+            )),
+        }
+    }
+}

@@ -1,0 +1,65 @@
+// Shared helpers of the node:test suites (not a test file itself).
+import assert from 'node:assert/strict';
+import { createPrivateKey, createPublicKey } from 'node:crypto';
+import { createServer } from 'node:net';
+import { fileURLToPath } from 'node:url';
+
+/** The repository root. */
+export const root = fileURLToPath(new URL('../../', import.meta.url));
+/** The built package (scripts/build-pkg.sh). */
+export const pkgDir = fileURLToPath(new URL('../../pkg/', import.meta.url));
+
+/** Asserts that `fn` throws a real Error carrying `code`. */
+export function assertCode(fn, code, label = '') {
+  let thrown;
+  try {
+    fn();
+  } catch (error) {
+    thrown = error;
+  }
+  assert.ok(thrown !== undefined, `${label}: expected a throw with ${code}`);
+  assert.ok(thrown instanceof Error, `${label}: threw a non-Error ${String(thrown)}`);
+  assert.equal(thrown.code, code, `${label}: ${thrown.message}`);
+}
+
+/** Node crypto KeyObjects for a raw 32-byte Ed25519 seed / public key. */
+export function nodePrivateKey(seed) {
+  const der = Buffer.concat([Buffer.from('302e020100300506032b657004220420', 'hex'), seed]);
+  return createPrivateKey({ key: der, format: 'der', type: 'pkcs8' });
+}
+export function nodePublicKey(publicKey) {
+  const der = Buffer.concat([Buffer.from('302a300506032b6570032100', 'hex'), publicKey]);
+  return createPublicKey({ key: der, format: 'der', type: 'spki' });
+}
+/** The raw 32-byte public key of a Node KeyObject. */
+export function rawPublicKey(keyObject) {
+  return createPublicKey(keyObject).export({ format: 'der', type: 'spki' }).subarray(12);
+}
+
+/** A TCP port on 127.0.0.1 that was free a moment ago. */
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** Polls `url` until it answers (any status) or `ms` pass. */
+export async function waitForHttp(url, ms, isAlive = () => true) {
+  const deadline = Date.now() + ms;
+  let lastError;
+  while (Date.now() < deadline) {
+    if (!isAlive()) throw new Error(`server exited before answering ${url}`);
+    try {
+      return await fetch(url);
+    } catch (error) {
+      lastError = error;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  throw new Error(`no answer from ${url} within ${ms} ms: ${lastError}`);
+}
