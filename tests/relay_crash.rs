@@ -10,6 +10,7 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use ants_coord::log::{merkle_root, SignedCheckpoint};
 use ants_coord::wire::{Body, Frame};
 use ants_coord::OpId;
 use common::relay::*;
@@ -139,15 +140,31 @@ async fn every_received_receipt_survives_sigkill() {
 
         let (_child, url) = spawn_relay(&data).await;
         let mut reader = Client::connect(&url).await;
+        let relay_id = reader.challenge.unwrap().0;
         let mut stored: HashMap<String, Vec<OpId>> = HashMap::new();
         for topic in ["crash-0", "crash-1", "crash-2"] {
             let head = reader.subscribe(topic, 0).await;
             let mut ids = Vec::new();
+            let mut leaves = Vec::new();
             for seq in 0..head {
                 let entry = reader.next_entry().await;
                 assert_eq!(entry.seq(), seq, "sequence numbers neither repeat nor skip");
                 ids.push(entry.op().id());
+                leaves.push(entry.as_bytes().to_vec());
             }
+            // The log verifies: the signed checkpoint's root is the Merkle root of the entries.
+            reader
+                .request(Body::GetCheckpoint {
+                    topic: topic.into(),
+                })
+                .await;
+            let Body::Checkpoint { checkpoint } = reader.recv().await.body else {
+                panic!("no checkpoint");
+            };
+            let checkpoint = SignedCheckpoint::decode(&checkpoint, &relay_id).unwrap();
+            let leaves: Vec<&[u8]> = leaves.iter().map(Vec::as_slice).collect();
+            assert_eq!(checkpoint.checkpoint().tree_size, head);
+            assert_eq!(checkpoint.checkpoint().root, merkle_root(&leaves));
             let unique: HashSet<_> = ids.iter().collect();
             assert_eq!(unique.len(), ids.len(), "an op stored twice in {topic}");
             stored.insert(topic.to_owned(), ids);

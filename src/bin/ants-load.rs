@@ -359,7 +359,7 @@ async fn latency(
                 sent.copy_from_slice(&bytes[n - 72..n - 64]);
                 let sent = Duration::from_micros(u64::from_be_bytes(sent));
                 mine.push(epoch.elapsed().saturating_sub(sent));
-                if mine.len() >= 4096 {
+                if mine.len() >= 256 {
                     if let Ok(mut all) = sink.lock() {
                         all.append(&mut mine);
                     }
@@ -398,6 +398,11 @@ async fn latency(
                             .and_then(|mut m| m.remove(&frame.request_id));
                         if let (Body::Receipt { .. }, Some(start)) = (&frame.body, start) {
                             mine.push(start.elapsed());
+                            if mine.len() >= 256 {
+                                if let Ok(mut all) = latencies.lock() {
+                                    all.append(&mut mine);
+                                }
+                            }
                         }
                     }
                     if let Ok(mut all) = latencies.lock() {

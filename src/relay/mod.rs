@@ -278,7 +278,11 @@ async fn upgrade(State(shared): State<Arc<Shared>>, ws: WebSocketUpgrade) -> Res
         .limits
         .max_frame_len
         .min(crate::wire::MAX_FRAME_LEN);
+    // Small initial buffers: tungstenite's default 128 KiB read buffer per connection would
+    // dominate the memory of idle connections; buffers still grow for large frames.
     ws.max_message_size(max)
         .max_frame_size(max)
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(16 * 1024)
         .on_upgrade(move |socket| socket::run(socket, shared))
 }
