@@ -180,3 +180,37 @@ async fn every_received_receipt_survives_sigkill() {
         drop(reader);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_shuts_down_gracefully_and_keeps_the_key_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let data = temp_dir("sigterm");
+    let (mut child, url) = spawn_relay(&data).await;
+    let alice = identity(1);
+    let mut client = Client::connect_as(&url, &alice).await;
+    assert_eq!(client.publish_ok(&op(&alice, "t", 0, b"kept")).await, 0);
+    let mode = std::fs::metadata(data.join("relay.key"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "the relay key is private");
+    let pid = child.id().unwrap().to_string();
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    // The connection is closed with "going away", and the process exits cleanly.
+    assert_eq!(
+        client.try_recv().await.unwrap_err().as_deref(),
+        Some("SHUTTING_DOWN")
+    );
+    let exit = tokio::time::timeout(PATIENCE, child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(exit.success(), "{exit:?}");
+    let (_child, url) = spawn_relay(&data).await;
+    let mut reader = Client::connect(&url).await;
+    assert_eq!(reader.subscribe("t", 0).await, 1);
+}
