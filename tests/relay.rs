@@ -335,3 +335,42 @@ async fn an_op_waits_for_its_deps() {
     assert_eq!(client.publish_ok(&dependent).await, 1);
     relay.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_losing_claimant_gets_its_compensation_pushed_at_once() {
+    use ants_coord::replica::ReplicaOp;
+    use ants_coord::wire::Body;
+    use ants_coord::SignedOp;
+
+    let relay = start_relay(temp_dir("compensation")).await;
+    let alice = identity(1);
+    let bob = identity(2);
+    let claim = |who: &ants_coord::Identity| {
+        let mut draft = ReplicaOp::Claim {
+            resource: "room-1".into(),
+            lease_ms: 60_000,
+            stake: 0,
+            fence: None,
+        }
+        .draft("slots")
+        .unwrap();
+        draft.counter = 0;
+        SignedOp::sign(who, draft).unwrap()
+    };
+    let mut a = Client::connect_as(&relay.url(), &alice).await;
+    let mut b = Client::connect_as(&relay.url(), &bob).await;
+    assert_eq!(a.publish_ok(&claim(&alice)).await, 0);
+    // Bob's receipt and his compensation arrive together: no polling, one round trip.
+    assert_eq!(b.publish_ok(&claim(&bob)).await, 1);
+    let pushed = b.recv().await;
+    let Body::Event { topic, seq, event } = pushed.body else {
+        panic!("expected an event, got {pushed:?}");
+    };
+    assert_eq!((topic.as_str(), seq), ("slots", 1));
+    let event: serde_json::Value = serde_json::from_slice(&event).unwrap();
+    let text = event.to_string();
+    assert!(text.contains(&bob.agent_id().to_string()), "{text}");
+    assert!(text.contains(&alice.agent_id().to_string()), "{text}");
+    assert!(text.to_lowercase().contains("compensation"), "{text}");
+    relay.shutdown().await.unwrap();
+}

@@ -57,6 +57,7 @@ pub(crate) struct Shared {
     metrics: Arc<Metrics>,
     reader: Arc<ReadPool>,
     sequencer: SequencerQueue,
+    agents: Arc<sequencer::AgentConnections>,
     agent_buckets: AgentBuckets,
     /// Connection slots in use.
     slots: AtomicUsize,
@@ -158,8 +159,15 @@ pub async fn start(config: Config) -> Result<RelayHandle> {
         queue: config.limits.sequencer_queue,
     };
     // Recovery reads the whole database once, before anything is served.
-    let (queue, sequencer) =
-        sequencer::start(conn, identity.clone(), hub.clone(), metrics.clone(), tuning)?;
+    let agents = Arc::new(sequencer::AgentConnections::default());
+    let (queue, sequencer) = sequencer::start(
+        conn,
+        identity.clone(),
+        hub.clone(),
+        metrics.clone(),
+        agents.clone(),
+        tuning,
+    )?;
     tracing::info!(
         elapsed_ms = recovery_started.elapsed().as_millis() as u64,
         "storage recovered"
@@ -179,6 +187,7 @@ pub async fn start(config: Config) -> Result<RelayHandle> {
         hub,
         metrics,
         sequencer: queue,
+        agents,
         slots: AtomicUsize::new(0),
         stopping: AtomicBool::new(false),
         closing,

@@ -16,7 +16,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rusqlite::{params, Connection};
@@ -30,6 +30,7 @@ use crate::error::{Error, Result};
 use crate::identity::{AgentId, Identity};
 use crate::log::{empty_root, leaf_hash, Frontier, Receipt, SignedReceipt};
 use crate::op::{OpId, SignedOp};
+use crate::replica::{Event, Replica, ReplicaConfig};
 use crate::wire::{Body, Frame};
 
 /// Where the sequencer sends a connection its answers: a bounded queue of encoded frames. A
@@ -66,6 +67,43 @@ impl ReplyTo {
 }
 
 use tokio::sync::mpsc::error::TrySendError as TrySendError_;
+
+/// The answer queues of every authenticated connection, by agent: where replica events for an
+/// agent (a compensation for a lost claim) are pushed.
+#[derive(Debug, Default)]
+pub struct AgentConnections(Mutex<HashMap<AgentId, Vec<ReplyTo>>>);
+
+impl AgentConnections {
+    /// Registers a connection authenticated as `agent`.
+    pub fn register(&self, agent: AgentId, reply: ReplyTo) {
+        if let Ok(mut map) = self.0.lock() {
+            map.entry(agent).or_default().push(reply);
+        }
+    }
+
+    /// Forgets a connection (identified by its queue).
+    pub fn unregister(&self, agent: &AgentId, reply: &ReplyTo) {
+        if let Ok(mut map) = self.0.lock() {
+            if let Some(list) = map.get_mut(agent) {
+                list.retain(|r| !Arc::ptr_eq(&r.overflowed, &reply.overflowed));
+                if list.is_empty() {
+                    map.remove(agent);
+                }
+            }
+        }
+    }
+
+    fn send(&self, agent: &AgentId, frame: &Frame) {
+        let targets: Vec<ReplyTo> = self
+            .0
+            .lock()
+            .map(|map| map.get(agent).cloned().unwrap_or_default())
+            .unwrap_or_default();
+        for reply in targets {
+            reply.send(frame);
+        }
+    }
+}
 
 /// One verified op waiting to be sequenced.
 #[derive(Debug)]
@@ -134,6 +172,26 @@ struct TopicState {
     last_counters: HashMap<AgentId, u64>,
     /// The right edge of the topic's Merkle tree (its complete subtrees are in `hashes`).
     frontier: Frontier,
+    /// The topic's replica, fed every entry as it is sequenced.
+    replica: Replica,
+}
+
+/// A replica of `topic` with the default configuration, fed the stored entries.
+fn rebuild_replica(conn: &Connection, topic_id: i64, name: &str) -> Result<Replica> {
+    let mut replica = Replica::new(name, ReplicaConfig::default())?;
+    let mut stmt = conn
+        .prepare("SELECT entry FROM entries WHERE topic = ?1 ORDER BY seq")
+        .map_err(storage("rebuild replica"))?;
+    let mut rows = stmt
+        .query(params![topic_id])
+        .map_err(storage("rebuild replica"))?;
+    while let Some(row) = rows.next().map_err(storage("rebuild replica"))? {
+        let bytes: Vec<u8> = row.get(0).map_err(storage("rebuild replica"))?;
+        // Stored entries were verified when sequenced.
+        let entry = Entry::decode_unverified(&bytes)?;
+        replica.apply(&entry)?;
+    }
+    Ok(replica)
 }
 
 /// Every topic's state as stored, with its Merkle frontier rebuilt from the hash table.
@@ -141,6 +199,7 @@ fn load_topics(conn: &Connection) -> Result<HashMap<String, TopicState>> {
     let mut topics = HashMap::new();
     for t in store::recover(conn)? {
         let frontier = Frontier::from_store(&SqlHashes::new(conn, t.id), t.size)?;
+        let replica = rebuild_replica(conn, t.id, &t.name)?;
         let RecoveredTopic {
             id,
             name,
@@ -156,6 +215,7 @@ fn load_topics(conn: &Connection) -> Result<HashMap<String, TopicState>> {
                 last_time_ms,
                 last_counters,
                 frontier,
+                replica,
             },
         );
     }
@@ -173,6 +233,7 @@ enum Outcome {
 /// The sequencer thread's state.
 struct Sequencer {
     conn: Connection,
+    agents: Arc<AgentConnections>,
     topics: HashMap<String, TopicState>,
     hub: Arc<Hub>,
     metrics: Arc<Metrics>,
@@ -186,6 +247,7 @@ pub fn start(
     identity: Arc<Identity>,
     hub: Arc<Hub>,
     metrics: Arc<Metrics>,
+    agents: Arc<AgentConnections>,
     tuning: GroupCommit,
 ) -> Result<(SequencerQueue, std::thread::JoinHandle<()>)> {
     let topics = load_topics(&conn)?;
@@ -196,6 +258,7 @@ pub fn start(
     let (tx, rx) = std::sync::mpsc::sync_channel(tuning.queue.max(1));
     let mut sequencer = Sequencer {
         conn,
+        agents,
         topics,
         hub,
         metrics,
@@ -254,6 +317,7 @@ impl Sequencer {
         let started = Instant::now();
         let mut outcomes: Vec<Result<Outcome>> = Vec::with_capacity(batch.len());
         let mut fresh: Vec<(String, CachedEntry)> = Vec::new();
+        let mut pushes: Vec<(AgentId, Frame)> = Vec::new();
         let result = (|| -> Result<()> {
             let tx = self
                 .conn
@@ -266,6 +330,7 @@ impl Sequencer {
                     &self.identity,
                     &request.op,
                     &mut fresh,
+                    &mut pushes,
                 );
                 // A storage failure aborts the whole batch; a refusal concerns one op only.
                 if let Err(Error::Unavailable(reason)) = &outcome {
@@ -329,6 +394,10 @@ impl Sequencer {
             };
             request.reply.send(&frame);
         }
+        // Replica events for their agents, right behind the receipts: one round trip.
+        for (agent, frame) in pushes {
+            self.agents.send(&agent, &frame);
+        }
     }
 
     fn reload(&mut self) {
@@ -345,6 +414,7 @@ fn sequence_one(
     identity: &Identity,
     op: &SignedOp,
     fresh: &mut Vec<(String, CachedEntry)>,
+    pushes: &mut Vec<(AgentId, Frame)>,
 ) -> Result<Outcome> {
     let topic_name = op.topic();
     if !topics.contains_key(topic_name) {
@@ -359,6 +429,7 @@ fn sequence_one(
                 last_time_ms: 0,
                 last_counters: HashMap::new(),
                 frontier: Frontier::new(),
+                replica: Replica::new(topic_name, ReplicaConfig::default())?,
             },
         );
     }
@@ -435,6 +506,27 @@ fn sequence_one(
         ])
     })
     .map_err(storage("insert entry"))?;
+    // The replica sees the entry now, so a lost claim is known before the batch commits. (If
+    // the batch fails, `reload` rebuilds every replica from storage.)
+    match topic.replica.apply(&entry) {
+        Ok(events) => {
+            for event in events {
+                if let Event::Compensation { loser, .. } = &event {
+                    let bytes = serde_json::to_vec(&event).unwrap_or_default();
+                    let frame = Frame::new(
+                        0,
+                        Body::Event {
+                            topic: topic_name.to_owned(),
+                            seq,
+                            event: bytes,
+                        },
+                    );
+                    pushes.push((*loser, frame));
+                }
+            }
+        }
+        Err(error) => tracing::error!(%error, seq, "replica refused a sequenced entry"),
+    }
     topic.size += 1;
     topic.frontier = frontier;
     topic.last_time_ms = time;

@@ -127,6 +127,9 @@ async fn serve(socket: WebSocket, shared: &Arc<Shared>) -> End {
 
 impl Conn<'_> {
     async fn finish(mut self, end: End, wake: &Arc<Notify>) -> End {
+        if let Some(agent) = self.state.agent() {
+            self.shared.agents.unregister(agent, &self.reply);
+        }
         let topics: Vec<String> = self.state.cursors().map(|(t, _)| t.to_owned()).collect();
         for topic in topics {
             self.shared.hub.unwatch(&topic, wake);
@@ -191,8 +194,12 @@ impl Conn<'_> {
         }
         match self.state.receive(bytes) {
             Action::Send(frame) => {
-                if let Body::Unsubscribed { topic } = &frame.body {
-                    self.shared.hub.unwatch(topic, wake);
+                match &frame.body {
+                    Body::Unsubscribed { topic } => self.shared.hub.unwatch(topic, wake),
+                    Body::Welcome { agent } => {
+                        self.shared.agents.register(*agent, self.reply.clone());
+                    }
+                    _ => {}
                 }
                 self.send_frame(&frame).await
             }
