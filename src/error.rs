@@ -183,6 +183,13 @@ pub enum Error {
         last: u64,
     },
 
+    /// An op lists a dep that is not sequenced yet; publish the dep first.
+    #[error("dep {dep} is not sequenced yet")]
+    DepsMissing {
+        /// The missing op id (64 hex characters).
+        dep: String,
+    },
+
     /// A rate limit refused the request; retrying later is safe.
     #[error("rate limited: {0}")]
     RateLimited(&'static str),
@@ -260,6 +267,7 @@ impl Error {
             Error::AuthorMismatch { .. } => "AUTHOR_MISMATCH",
             Error::CounterReused { .. } => "COUNTER_REUSED",
             Error::CounterStale { .. } => "COUNTER_STALE",
+            Error::DepsMissing { .. } => "DEPS_MISSING",
             Error::RateLimited(_) => "RATE_LIMITED",
             Error::Unavailable(_) => "UNAVAILABLE",
 
@@ -347,6 +355,7 @@ mod tests {
                 counter: 0,
                 last: 0,
             },
+            Error::DepsMissing { dep: String::new() },
             Error::RateLimited(""),
             Error::Unavailable(String::new()),
             Error::OutOfRange {

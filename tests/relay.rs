@@ -208,3 +208,169 @@ async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
     response
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn receipts_checkpoints_and_proofs_verify_against_each_other() {
+    use ants_coord::log::{
+        leaf_hash, ConsistencyProof, InclusionProof, SignedCheckpoint, SignedReceipt,
+    };
+    use ants_coord::wire::Body;
+
+    let data = temp_dir("proofs");
+    let relay = start_relay(data.clone()).await;
+    let relay_id = relay.relay_id();
+    let alice = identity(1);
+    let mut client = Client::connect_as(&relay.url(), &alice).await;
+    let mut receipts = Vec::new();
+    for counter in 0..13 {
+        let op = op(&alice, "p", counter, &[counter as u8]);
+        let Body::Receipt { seq, receipt, .. } = client.publish(&op).await.body else {
+            panic!("no receipt");
+        };
+        let receipt = SignedReceipt::decode(&receipt, &relay_id).unwrap();
+        assert_eq!(receipt.receipt().seq, seq);
+        assert_eq!(receipt.receipt().op_id, op.id());
+        receipts.push(receipt);
+    }
+    // The original receipt again for a retry, byte for byte.
+    let retry = client.publish(&op(&alice, "p", 4, &[4])).await;
+    let Body::Receipt { receipt, .. } = retry.body else {
+        panic!("no receipt");
+    };
+    assert_eq!(receipt, receipts[4].as_bytes());
+
+    let mut reader = Client::connect(&relay.url()).await;
+    reader.subscribe("p", 0).await;
+    let mut entries = Vec::new();
+    for _ in 0..13 {
+        entries.push(reader.next_entry().await);
+    }
+    client
+        .request(Body::GetCheckpoint { topic: "p".into() })
+        .await;
+    let Body::Checkpoint { checkpoint } = client.recv().await.body else {
+        panic!("no checkpoint");
+    };
+    let checkpoint = SignedCheckpoint::decode(&checkpoint, &relay_id).unwrap();
+    let head = checkpoint.checkpoint().clone();
+    assert_eq!(head.tree_size, 13);
+
+    for (receipt, entry) in receipts.iter().zip(&entries) {
+        let r = receipt.receipt();
+        assert_eq!(r.relay_time_ms, entry.relay_time_ms());
+        client
+            .request(Body::GetInclusionProof {
+                topic: "p".into(),
+                seq: r.seq,
+                tree_size: r.tree_size,
+            })
+            .await;
+        let Body::InclusionProof { proof } = client.recv().await.body else {
+            panic!("no inclusion proof");
+        };
+        InclusionProof::decode(&proof)
+            .unwrap()
+            .verify(&leaf_hash(entry.as_bytes()), &r.root)
+            .unwrap();
+        client
+            .request(Body::GetConsistencyProof {
+                topic: "p".into(),
+                old_size: r.tree_size,
+                new_size: head.tree_size,
+            })
+            .await;
+        let Body::ConsistencyProof { proof } = client.recv().await.body else {
+            panic!("no consistency proof");
+        };
+        ConsistencyProof::decode(&proof)
+            .unwrap()
+            .verify(&r.root, &head.root)
+            .unwrap();
+    }
+    // Beyond the log: a coded refusal.
+    client
+        .request(Body::GetInclusionProof {
+            topic: "p".into(),
+            seq: 0,
+            tree_size: 99,
+        })
+        .await;
+    assert_eq!(code_of(&client.recv().await), "BAD_INPUT");
+    relay.shutdown().await.unwrap();
+
+    // After a restart the same checkpoint root comes back.
+    let relay = start_relay(data).await;
+    let mut client = Client::connect(&relay.url()).await;
+    client
+        .request(Body::GetCheckpoint { topic: "p".into() })
+        .await;
+    let Body::Checkpoint { checkpoint } = client.recv().await.body else {
+        panic!("no checkpoint");
+    };
+    let again = SignedCheckpoint::decode(&checkpoint, &relay_id).unwrap();
+    assert_eq!(again.checkpoint().root, head.root);
+    relay.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_op_waits_for_its_deps() {
+    use ants_coord::OpDraft;
+    let relay = start_relay(temp_dir("deps")).await;
+    let alice = identity(1);
+    let mut client = Client::connect_as(&relay.url(), &alice).await;
+    let first = op(&alice, "d", 0, b"first");
+    let dependent = ants_coord::SignedOp::sign(
+        &alice,
+        OpDraft {
+            topic: "d".into(),
+            kind: "post".into(),
+            counter: 1,
+            deps: vec![first.id()],
+            ..OpDraft::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(code_of(&client.publish(&dependent).await), "DEPS_MISSING");
+    assert_eq!(client.publish_ok(&first).await, 0);
+    assert_eq!(client.publish_ok(&dependent).await, 1);
+    relay.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_losing_claimant_gets_its_compensation_pushed_at_once() {
+    use ants_coord::replica::ReplicaOp;
+    use ants_coord::wire::Body;
+    use ants_coord::SignedOp;
+
+    let relay = start_relay(temp_dir("compensation")).await;
+    let alice = identity(1);
+    let bob = identity(2);
+    let claim = |who: &ants_coord::Identity| {
+        let mut draft = ReplicaOp::Claim {
+            resource: "room-1".into(),
+            lease_ms: 60_000,
+            stake: 0,
+            fence: None,
+        }
+        .draft("slots")
+        .unwrap();
+        draft.counter = 0;
+        SignedOp::sign(who, draft).unwrap()
+    };
+    let mut a = Client::connect_as(&relay.url(), &alice).await;
+    let mut b = Client::connect_as(&relay.url(), &bob).await;
+    assert_eq!(a.publish_ok(&claim(&alice)).await, 0);
+    // Bob's receipt and his compensation arrive together: no polling, one round trip.
+    assert_eq!(b.publish_ok(&claim(&bob)).await, 1);
+    let pushed = b.recv().await;
+    let Body::Event { topic, seq, event } = pushed.body else {
+        panic!("expected an event, got {pushed:?}");
+    };
+    assert_eq!((topic.as_str(), seq), ("slots", 1));
+    let event: serde_json::Value = serde_json::from_slice(&event).unwrap();
+    let text = event.to_string();
+    assert!(text.contains(&bob.agent_id().to_string()), "{text}");
+    assert!(text.contains(&alice.agent_id().to_string()), "{text}");
+    assert!(text.to_lowercase().contains("compensation"), "{text}");
+    relay.shutdown().await.unwrap();
+}

@@ -1,1 +1,565 @@
-fn main() {}
+//! `ants-load`: a bounded, loopback-only load generator for the relay.
+//!
+//! It starts the sibling `ants-relay` binary on 127.0.0.1 over a fresh data directory, drives
+//! it over WebSockets and prints one line of results per scenario:
+//!
+//! ```text
+//! cargo build --release --features relay --bins
+//! target/release/ants-load throughput --publishers 64 --subscribers 10 --seconds 10
+//! target/release/ants-load latency --rate 5000 --subscribers 100 --seconds 10
+//! target/release/ants-load idle --connections 1000
+//! target/release/ants-load recovery --entries 1000000
+//! ```
+//!
+//! Every scenario is bounded in time (`--seconds`, at most 300) and talks only to the relay it
+//! started on the loopback interface.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use ants_coord::wire::{sign_hello, Body, Frame};
+use ants_coord::{Identity, OpDraft, SignedOp};
+use clap::{Parser, Subcommand};
+use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio_tungstenite::tungstenite::Message;
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+type Failure = Box<dyn std::error::Error + Send + Sync>;
+
+#[derive(Debug, Parser)]
+#[command(name = "ants-load", about = "Loopback load generator for ants-relay")]
+struct Args {
+    #[command(subcommand)]
+    scenario: Scenario,
+    /// Data directory for the relay (a fresh temporary one by default; it is emptied first).
+    #[arg(long, global = true)]
+    data: Option<PathBuf>,
+    /// Longest run of the measured phase, in seconds (at most 300).
+    #[arg(long, global = true, default_value_t = 10)]
+    seconds: u64,
+}
+
+#[derive(Debug, Subcommand)]
+enum Scenario {
+    /// Sustained durable throughput: publishers as fast as receipts come back.
+    Throughput {
+        #[arg(long, default_value_t = 64)]
+        publishers: usize,
+        #[arg(long, default_value_t = 10)]
+        subscribers: usize,
+        #[arg(long, default_value_t = 8)]
+        topics: usize,
+        /// Publishes in flight per publisher.
+        #[arg(long, default_value_t = 64)]
+        window: usize,
+        /// Ops signed up front per publisher (the run ends when they are all receipted).
+        #[arg(long, default_value_t = 5_000)]
+        ops_per_publisher: usize,
+    },
+    /// Latency at a fixed publish rate.
+    Latency {
+        #[arg(long, default_value_t = 5_000)]
+        rate: u64,
+        #[arg(long, default_value_t = 100)]
+        subscribers: usize,
+        #[arg(long, default_value_t = 10)]
+        publishers: usize,
+    },
+    /// Relay memory per idle connection.
+    Idle {
+        #[arg(long, default_value_t = 1_000)]
+        connections: usize,
+    },
+    /// Recovery time after SIGKILL with this many entries stored.
+    Recovery {
+        #[arg(long, default_value_t = 1_000_000)]
+        entries: usize,
+    },
+}
+
+struct Relay {
+    child: Child,
+    url: String,
+    pid: u32,
+}
+
+async fn spawn_relay(data: &Path) -> Result<(Relay, Duration), Failure> {
+    let exe = std::env::current_exe()?
+        .parent()
+        .ok_or("no binary directory")?
+        .join("ants-relay");
+    let started = Instant::now();
+    let mut child = Command::new(exe)
+        .args(["--listen", "127.0.0.1:0", "--data"])
+        .arg(data)
+        .env("ANTS_RELAY_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()?;
+    let pid = child.id().ok_or("relay exited")?;
+    let stdout = child.stdout.take().ok_or("no stdout")?;
+    let mut lines = BufReader::new(stdout).lines();
+    let mut addr = None;
+    while let Some(line) = lines.next_line().await? {
+        if let Some(start) = line.find("addr=") {
+            if line.contains("relay listening") {
+                let rest = &line[start + 5..];
+                addr = Some(rest[..rest.find(' ').unwrap_or(rest.len())].to_owned());
+                break;
+            }
+        }
+    }
+    let elapsed = started.elapsed();
+    let addr = addr.ok_or("relay exited before listening")?;
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    Ok((
+        Relay {
+            child,
+            url: format!("ws://{addr}/ws"),
+            pid,
+        },
+        elapsed,
+    ))
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+async fn connect(url: &str) -> Result<(Ws, ants_coord::AgentId, [u8; 32]), Failure> {
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await?;
+    while let Some(message) = ws.next().await {
+        if let Message::Binary(bytes) = message? {
+            if let Body::Challenge { relay, nonce } = Frame::decode(&bytes)?.body {
+                return Ok((ws, relay, nonce));
+            }
+        }
+    }
+    Err("no challenge".into())
+}
+
+async fn connect_as(url: &str, me: &Identity) -> Result<Ws, Failure> {
+    let (mut ws, relay, nonce) = connect(url).await?;
+    let hello = Frame::new(0, sign_hello(me, &nonce, &relay)).encode()?;
+    ws.send(Message::Binary(hello.into())).await?;
+    while let Some(message) = ws.next().await {
+        if let Message::Binary(bytes) = message? {
+            return match Frame::decode(&bytes)?.body {
+                Body::Welcome { .. } => Ok(ws),
+                other => Err(format!("hello refused: {other:?}").into()),
+            };
+        }
+    }
+    Err("closed during hello".into())
+}
+
+async fn subscribe_all(url: &str, topics: &[String]) -> Result<Ws, Failure> {
+    let (mut ws, _, _) = connect(url).await?;
+    for (i, topic) in topics.iter().enumerate() {
+        let frame = Frame::new(
+            i as u32 + 1,
+            Body::Subscribe {
+                topic: topic.clone(),
+                from_seq: 0,
+            },
+        );
+        ws.send(Message::Binary(frame.encode()?.into())).await?;
+    }
+    Ok(ws)
+}
+
+fn sign(me: &Identity, topic: &str, counter: u64, body: Vec<u8>) -> Result<SignedOp, Failure> {
+    Ok(SignedOp::sign(
+        me,
+        OpDraft {
+            topic: topic.into(),
+            kind: "load".into(),
+            counter,
+            time_ms: 0,
+            deps: vec![],
+            body,
+        },
+    )?)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i].as_secs_f64() * 1e3
+}
+
+async fn throughput(
+    url: &str,
+    publishers: usize,
+    subscribers: usize,
+    topic_count: usize,
+    window: usize,
+    per_publisher: usize,
+    limit: Duration,
+) -> Result<(), Failure> {
+    let topics: Vec<String> = (0..topic_count.max(1))
+        .map(|i| format!("load-{i}"))
+        .collect();
+    eprintln!("signing {} ops…", publishers * per_publisher);
+    let mut prepared = Vec::new();
+    for p in 0..publishers {
+        let me = Identity::generate()?;
+        let topic = &topics[p % topics.len()];
+        let ops: Vec<Vec<u8>> = (0..per_publisher as u64)
+            .map(|c| sign(&me, topic, c, vec![0; 64]).map(|op| op.as_bytes().to_vec()))
+            .collect::<Result<_, _>>()?;
+        prepared.push((me, ops));
+    }
+    let received = Arc::new(AtomicU64::new(0));
+    let mut readers = Vec::new();
+    for _ in 0..subscribers {
+        let mut ws = subscribe_all(url, &topics).await?;
+        let received = received.clone();
+        readers.push(tokio::spawn(async move {
+            let mut count = 0u64;
+            while let Some(Ok(message)) = ws.next().await {
+                if let Message::Binary(bytes) = message {
+                    if bytes.get(1) == Some(&ants_coord::wire::frame_type::ENTRY) {
+                        count += 1;
+                        received.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+            count
+        }));
+    }
+    let mut connections = Vec::new();
+    for (me, ops) in prepared {
+        connections.push((connect_as(url, &me).await?, ops));
+    }
+    let receipted = Arc::new(AtomicU64::new(0));
+    let refused = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for (ws, ops) in connections {
+        let receipted = receipted.clone();
+        let refused = refused.clone();
+        tasks.push(tokio::spawn(async move {
+            let (mut sink, mut stream) = ws.split();
+            let permits = Arc::new(tokio::sync::Semaphore::new(window.max(1)));
+            let total = ops.len();
+            let reader = {
+                let permits = permits.clone();
+                tokio::spawn(async move {
+                    let mut answered = 0;
+                    while answered < total {
+                        let Some(Ok(message)) = stream.next().await else {
+                            break;
+                        };
+                        let Message::Binary(bytes) = message else {
+                            continue;
+                        };
+                        match bytes.get(1) {
+                            Some(&ants_coord::wire::frame_type::RECEIPT) => {
+                                receipted.fetch_add(1, Ordering::Relaxed);
+                            }
+                            Some(&ants_coord::wire::frame_type::ERROR) => {
+                                refused.fetch_add(1, Ordering::Relaxed);
+                            }
+                            _ => continue,
+                        }
+                        answered += 1;
+                        permits.add_permits(1);
+                    }
+                    permits.close();
+                })
+            };
+            for (i, op) in ops.into_iter().enumerate() {
+                let Ok(permit) = permits.acquire().await else {
+                    break;
+                };
+                permit.forget();
+                let frame = Frame::new(i as u32 + 1, Body::Publish { op }).encode();
+                let Ok(frame) = frame else { break };
+                if sink.send(Message::Binary(frame.into())).await.is_err() {
+                    break;
+                }
+            }
+            let _ = reader.await;
+        }));
+    }
+    let all = futures_util::future::join_all(tasks);
+    let _ = tokio::time::timeout(limit, all).await;
+    let elapsed = started.elapsed();
+    let done = receipted.load(Ordering::Relaxed);
+    // Let subscribers catch up (bounded), then count.
+    let expected = done * subscribers as u64;
+    let catch_up = Instant::now();
+    while received.load(Ordering::Relaxed) < expected && catch_up.elapsed() < limit {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let fanned = received.load(Ordering::Relaxed);
+    println!(
+        "throughput: {publishers} publishers, {subscribers} subscribers, {} topics: {done} ops receipted in {:.2} s = {:.0} ops/s durable; {} refused; subscribers received {fanned}/{expected} entries ({:.2} s after the last receipt)",
+        topics.len(),
+        elapsed.as_secs_f64(),
+        done as f64 / elapsed.as_secs_f64(),
+        refused.load(Ordering::Relaxed),
+        catch_up.elapsed().as_secs_f64(),
+    );
+    for reader in readers {
+        reader.abort();
+    }
+    Ok(())
+}
+
+async fn latency(
+    url: &str,
+    rate: u64,
+    subscribers: usize,
+    publishers: usize,
+    limit: Duration,
+) -> Result<(), Failure> {
+    let topic = "latency".to_owned();
+    let epoch = Instant::now();
+    let sub_latencies: Arc<Mutex<Vec<Duration>>> = Arc::default();
+    let mut readers = Vec::new();
+    for _ in 0..subscribers {
+        let mut ws = subscribe_all(url, std::slice::from_ref(&topic)).await?;
+        let sink = sub_latencies.clone();
+        readers.push(tokio::spawn(async move {
+            let mut mine = Vec::new();
+            while let Some(Ok(message)) = ws.next().await {
+                let Message::Binary(bytes) = message else {
+                    continue;
+                };
+                if bytes.get(1) != Some(&ants_coord::wire::frame_type::ENTRY) {
+                    continue;
+                }
+                // The op body (8 bytes: send time in µs since the epoch) sits right before
+                // the 64-byte signature at the end of the entry.
+                let n = bytes.len();
+                if n < 72 {
+                    continue;
+                }
+                let mut sent = [0u8; 8];
+                sent.copy_from_slice(&bytes[n - 72..n - 64]);
+                let sent = Duration::from_micros(u64::from_be_bytes(sent));
+                mine.push(epoch.elapsed().saturating_sub(sent));
+                if mine.len() >= 256 {
+                    if let Ok(mut all) = sink.lock() {
+                        all.append(&mut mine);
+                    }
+                }
+            }
+            if let Ok(mut all) = sink.lock() {
+                all.append(&mut mine);
+            }
+        }));
+    }
+    let receipt_latencies: Arc<Mutex<Vec<Duration>>> = Arc::default();
+    let per_publisher = (rate / publishers.max(1) as u64).max(1);
+    let mut tasks = Vec::new();
+    for _ in 0..publishers {
+        let me = Identity::generate()?;
+        let ws = connect_as(url, &me).await?;
+        let topic = topic.clone();
+        let latencies = receipt_latencies.clone();
+        tasks.push(tokio::spawn(async move {
+            let (mut sink, mut stream) = ws.split();
+            let sent_at: Arc<Mutex<HashMap<u32, Instant>>> = Arc::default();
+            let reader = {
+                let sent_at = sent_at.clone();
+                tokio::spawn(async move {
+                    let mut mine = Vec::new();
+                    while let Some(Ok(message)) = stream.next().await {
+                        let Message::Binary(bytes) = message else {
+                            continue;
+                        };
+                        let Ok(frame) = Frame::decode(&bytes) else {
+                            continue;
+                        };
+                        let start = sent_at
+                            .lock()
+                            .ok()
+                            .and_then(|mut m| m.remove(&frame.request_id));
+                        if let (Body::Receipt { .. }, Some(start)) = (&frame.body, start) {
+                            mine.push(start.elapsed());
+                            if mine.len() >= 256 {
+                                if let Ok(mut all) = latencies.lock() {
+                                    all.append(&mut mine);
+                                }
+                            }
+                        }
+                    }
+                    if let Ok(mut all) = latencies.lock() {
+                        all.append(&mut mine);
+                    }
+                })
+            };
+            let period = Duration::from_secs_f64(1.0 / per_publisher as f64);
+            let mut ticker = tokio::time::interval(period);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+            let started = Instant::now();
+            let mut counter = 0u64;
+            while started.elapsed() < limit {
+                ticker.tick().await;
+                let now = epoch.elapsed().as_micros() as u64;
+                let Ok(op) = sign(&me, &topic, counter, now.to_be_bytes().to_vec()) else {
+                    break;
+                };
+                let id = counter as u32 + 1;
+                counter += 1;
+                let Ok(frame) = Frame::new(
+                    id,
+                    Body::Publish {
+                        op: op.as_bytes().to_vec(),
+                    },
+                )
+                .encode() else {
+                    break;
+                };
+                if let Ok(mut m) = sent_at.lock() {
+                    m.insert(id, Instant::now());
+                }
+                if sink.send(Message::Binary(frame.into())).await.is_err() {
+                    break;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let _ = sink.close().await;
+            let _ = tokio::time::timeout(Duration::from_secs(2), reader).await;
+            counter
+        }));
+    }
+    let mut published = 0;
+    for task in tasks {
+        published += task.await.unwrap_or(0);
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for reader in &readers {
+        reader.abort();
+    }
+    for reader in readers {
+        let _ = reader.await;
+    }
+    let mut receipts = receipt_latencies
+        .lock()
+        .map(|v| v.clone())
+        .unwrap_or_default();
+    let mut deliveries = sub_latencies.lock().map(|v| v.clone()).unwrap_or_default();
+    receipts.sort_unstable();
+    deliveries.sort_unstable();
+    println!(
+        "latency: {published} ops at {rate}/s target over {:.0} s ({publishers} publishers, {subscribers} subscribers): publish→receipt p50 {:.2} ms p99 {:.2} ms ({} samples); publish→subscriber p50 {:.2} ms p99 {:.2} ms ({} samples)",
+        limit.as_secs_f64(),
+        percentile(&receipts, 0.50),
+        percentile(&receipts, 0.99),
+        receipts.len(),
+        percentile(&deliveries, 0.50),
+        percentile(&deliveries, 0.99),
+        deliveries.len(),
+    );
+    Ok(())
+}
+
+async fn idle(relay: &Relay, connections: usize) -> Result<(), Failure> {
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before = rss_kib(relay.pid);
+    let mut open = Vec::new();
+    for _ in 0..connections {
+        open.push(connect(&relay.url).await?);
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let after = rss_kib(relay.pid);
+    println!(
+        "idle: {connections} connections (challenge answered, nothing subscribed): relay RSS {before} KiB → {after} KiB = {:.1} KiB per connection",
+        (after.saturating_sub(before)) as f64 / connections.max(1) as f64
+    );
+    drop(open);
+    Ok(())
+}
+
+async fn recovery(
+    mut relay: Relay,
+    data: &Path,
+    entries: usize,
+    limit: Duration,
+) -> Result<(), Failure> {
+    let publishers = 16usize;
+    let per = entries.div_ceil(publishers);
+    throughput(&relay.url, publishers, 0, 16, 256, per, limit).await?;
+    relay.child.start_kill()?;
+    relay.child.wait().await?;
+    let db = data.join("relay.sqlite3");
+    let size = std::fs::metadata(&db).map(|m| m.len()).unwrap_or(0);
+    let wal = std::fs::metadata(data.join("relay.sqlite3-wal"))
+        .map(|m| m.len())
+        .unwrap_or(0);
+    let (relay, elapsed) = spawn_relay(data).await?;
+    println!(
+        "recovery: after SIGKILL with about {entries} entries (database {} MiB, WAL {} MiB): listening again after {:.2} s",
+        size >> 20,
+        wal >> 20,
+        elapsed.as_secs_f64()
+    );
+    drop(relay);
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Failure> {
+    let args = Args::parse();
+    let limit = Duration::from_secs(args.seconds.clamp(1, 300));
+    let data = args
+        .data
+        .clone()
+        .unwrap_or_else(|| std::env::temp_dir().join(format!("ants-load-{}", std::process::id())));
+    let _ = std::fs::remove_dir_all(&data);
+    std::fs::create_dir_all(&data)?;
+    let (relay, _) = spawn_relay(&data).await?;
+    match args.scenario {
+        Scenario::Throughput {
+            publishers,
+            subscribers,
+            topics,
+            window,
+            ops_per_publisher,
+        } => {
+            throughput(
+                &relay.url,
+                publishers,
+                subscribers,
+                topics,
+                window,
+                ops_per_publisher,
+                limit,
+            )
+            .await?
+        }
+        Scenario::Latency {
+            rate,
+            subscribers,
+            publishers,
+        } => latency(&relay.url, rate, subscribers, publishers, limit).await?,
+        Scenario::Idle { connections } => idle(&relay, connections).await?,
+        Scenario::Recovery { entries } => recovery(relay, &data, entries, limit).await?,
+    }
+    if args.data.is_none() {
+        let _ = std::fs::remove_dir_all(&data);
+    }
+    Ok(())
+}

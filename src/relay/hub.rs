@@ -12,6 +12,8 @@ use std::time::Instant;
 
 use tokio::sync::Notify;
 
+use crate::log::{empty_root, Hash};
+
 /// One committed entry as the hub keeps it.
 #[derive(Debug, Clone)]
 pub struct CachedEntry {
@@ -31,6 +33,8 @@ struct TopicFeed {
     recent: VecDeque<CachedEntry>,
     /// Connections to wake on new entries.
     watchers: Vec<Weak<Notify>>,
+    /// The Merkle root over the `head` committed entries (`None` until known: empty tree).
+    root: Option<Hash>,
 }
 
 /// The fan-out hub shared by the sequencer and every connection.
@@ -57,9 +61,20 @@ impl Hub {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Sets a topic's size at startup (nothing cached).
-    pub fn restore(&self, topic: &str, head: u64) {
-        self.lock().entry(topic.to_owned()).or_default().head = head;
+    /// Sets a topic's size and root at startup (nothing cached).
+    pub fn restore(&self, topic: &str, head: u64, root: Hash) {
+        let mut topics = self.lock();
+        let feed = topics.entry(topic.to_owned()).or_default();
+        feed.head = head;
+        feed.root = Some(root);
+    }
+
+    /// The number of committed entries of `topic` and the Merkle root over them.
+    pub fn tree_head(&self, topic: &str) -> (u64, Hash) {
+        self.lock()
+            .get(topic)
+            .and_then(|feed| feed.root.map(|root| (feed.head, root)))
+            .unwrap_or((0, empty_root()))
     }
 
     /// The number of committed entries of `topic`.
@@ -67,11 +82,12 @@ impl Hub {
         self.lock().get(topic).map_or(0, |feed| feed.head)
     }
 
-    /// Appends committed entries of `topic` (consecutive, starting at its head) and wakes its
-    /// watchers.
-    pub fn append(&self, topic: &str, entries: Vec<CachedEntry>) {
+    /// Appends committed entries of `topic` (consecutive, starting at its head), after which
+    /// the tree's root is `root`, and wakes its watchers.
+    pub fn append(&self, topic: &str, entries: Vec<CachedEntry>, root: Hash) {
         let mut topics = self.lock();
         let feed = topics.entry(topic.to_owned()).or_default();
+        feed.root = Some(root);
         for entry in entries {
             debug_assert_eq!(entry.seq, feed.head);
             feed.head = entry.seq + 1;
@@ -152,11 +168,13 @@ mod tests {
     #[test]
     fn reads_come_from_the_cache_until_it_is_evicted() {
         let hub = Hub::new(2);
-        hub.restore("t", 3);
+        hub.restore("t", 3, [1; 32]);
         let notify = Arc::new(Notify::new());
         assert_eq!(hub.watch("t", &notify), 3);
-        hub.append("t", vec![entry(3), entry(4), entry(5)]);
+        hub.append("t", vec![entry(3), entry(4), entry(5)], [2; 32]);
         assert_eq!(hub.head("t"), 6);
+        assert_eq!(hub.tree_head("t"), (6, [2; 32]));
+        assert_eq!(hub.tree_head("none"), (0, empty_root()));
         assert_eq!(hub.read("t", 3, 10).unwrap_err(), 6);
         let (got, head) = hub.read("t", 4, 10).unwrap();
         assert_eq!(head, 6);

@@ -57,6 +57,7 @@ pub(crate) struct Shared {
     metrics: Arc<Metrics>,
     reader: Arc<ReadPool>,
     sequencer: SequencerQueue,
+    agents: Arc<sequencer::AgentConnections>,
     agent_buckets: AgentBuckets,
     /// Connection slots in use.
     slots: AtomicUsize,
@@ -158,8 +159,15 @@ pub async fn start(config: Config) -> Result<RelayHandle> {
         queue: config.limits.sequencer_queue,
     };
     // Recovery reads the whole database once, before anything is served.
-    let (queue, sequencer) =
-        sequencer::start(conn, identity.clone(), hub.clone(), metrics.clone(), tuning)?;
+    let agents = Arc::new(sequencer::AgentConnections::default());
+    let (queue, sequencer) = sequencer::start(
+        conn,
+        identity.clone(),
+        hub.clone(),
+        metrics.clone(),
+        agents.clone(),
+        tuning,
+    )?;
     tracing::info!(
         elapsed_ms = recovery_started.elapsed().as_millis() as u64,
         "storage recovered"
@@ -179,6 +187,7 @@ pub async fn start(config: Config) -> Result<RelayHandle> {
         hub,
         metrics,
         sequencer: queue,
+        agents,
         slots: AtomicUsize::new(0),
         stopping: AtomicBool::new(false),
         closing,
@@ -212,6 +221,13 @@ pub async fn serve(config: Config) -> Result<()> {
     wait_for_signal().await;
     tracing::info!("shutdown requested");
     handle.shutdown().await
+}
+
+/// Wall-clock milliseconds since the Unix epoch (0 if the clock is before it).
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 async fn wait_for_signal() {
@@ -271,7 +287,11 @@ async fn upgrade(State(shared): State<Arc<Shared>>, ws: WebSocketUpgrade) -> Res
         .limits
         .max_frame_len
         .min(crate::wire::MAX_FRAME_LEN);
+    // Small initial buffers: tungstenite's default 128 KiB read buffer per connection would
+    // dominate the memory of idle connections; buffers still grow for large frames.
     ws.max_message_size(max)
         .max_frame_size(max)
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(16 * 1024)
         .on_upgrade(move |socket| socket::run(socket, shared))
 }

@@ -16,7 +16,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rusqlite::{params, Connection};
@@ -24,11 +24,13 @@ use tokio::sync::{mpsc, Notify};
 
 use super::hub::{CachedEntry, Hub};
 use super::metrics::Metrics;
-use super::store::{self, storage, to_sql, RecoveredTopic};
+use super::store::{self, storage, to_sql, RecoveredTopic, SqlHashes};
 use crate::entry::Entry;
 use crate::error::{Error, Result};
 use crate::identity::{AgentId, Identity};
+use crate::log::{empty_root, leaf_hash, Frontier, Receipt, SignedReceipt};
 use crate::op::{OpId, SignedOp};
+use crate::replica::{Event, Replica, ReplicaConfig};
 use crate::wire::{Body, Frame};
 
 /// Where the sequencer sends a connection its answers: a bounded queue of encoded frames. A
@@ -65,6 +67,43 @@ impl ReplyTo {
 }
 
 use tokio::sync::mpsc::error::TrySendError as TrySendError_;
+
+/// The answer queues of every authenticated connection, by agent: where replica events for an
+/// agent (a compensation for a lost claim) are pushed.
+#[derive(Debug, Default)]
+pub struct AgentConnections(Mutex<HashMap<AgentId, Vec<ReplyTo>>>);
+
+impl AgentConnections {
+    /// Registers a connection authenticated as `agent`.
+    pub fn register(&self, agent: AgentId, reply: ReplyTo) {
+        if let Ok(mut map) = self.0.lock() {
+            map.entry(agent).or_default().push(reply);
+        }
+    }
+
+    /// Forgets a connection (identified by its queue).
+    pub fn unregister(&self, agent: &AgentId, reply: &ReplyTo) {
+        if let Ok(mut map) = self.0.lock() {
+            if let Some(list) = map.get_mut(agent) {
+                list.retain(|r| !Arc::ptr_eq(&r.overflowed, &reply.overflowed));
+                if list.is_empty() {
+                    map.remove(agent);
+                }
+            }
+        }
+    }
+
+    fn send(&self, agent: &AgentId, frame: &Frame) {
+        let targets: Vec<ReplyTo> = self
+            .0
+            .lock()
+            .map(|map| map.get(agent).cloned().unwrap_or_default())
+            .unwrap_or_default();
+        for reply in targets {
+            reply.send(frame);
+        }
+    }
+}
 
 /// One verified op waiting to be sequenced.
 #[derive(Debug)]
@@ -131,17 +170,56 @@ struct TopicState {
     size: u64,
     last_time_ms: u64,
     last_counters: HashMap<AgentId, u64>,
+    /// The right edge of the topic's Merkle tree (its complete subtrees are in `hashes`).
+    frontier: Frontier,
+    /// The topic's replica, fed every entry as it is sequenced.
+    replica: Replica,
 }
 
-impl From<RecoveredTopic> for TopicState {
-    fn from(t: RecoveredTopic) -> Self {
-        TopicState {
-            id: t.id,
-            size: t.size,
-            last_time_ms: t.last_time_ms,
-            last_counters: t.last_counters,
-        }
+/// A replica of `topic` with the default configuration, fed the stored entries.
+fn rebuild_replica(conn: &Connection, topic_id: i64, name: &str) -> Result<Replica> {
+    let mut replica = Replica::new(name, ReplicaConfig::default())?;
+    let mut stmt = conn
+        .prepare("SELECT entry FROM entries WHERE topic = ?1 ORDER BY seq")
+        .map_err(storage("rebuild replica"))?;
+    let mut rows = stmt
+        .query(params![topic_id])
+        .map_err(storage("rebuild replica"))?;
+    while let Some(row) = rows.next().map_err(storage("rebuild replica"))? {
+        let bytes: Vec<u8> = row.get(0).map_err(storage("rebuild replica"))?;
+        // Stored entries were verified when sequenced.
+        let entry = Entry::decode_unverified(&bytes)?;
+        replica.apply(&entry)?;
     }
+    Ok(replica)
+}
+
+/// Every topic's state as stored, with its Merkle frontier rebuilt from the hash table.
+fn load_topics(conn: &Connection) -> Result<HashMap<String, TopicState>> {
+    let mut topics = HashMap::new();
+    for t in store::recover(conn)? {
+        let frontier = Frontier::from_store(&SqlHashes::new(conn, t.id), t.size)?;
+        let replica = rebuild_replica(conn, t.id, &t.name)?;
+        let RecoveredTopic {
+            id,
+            name,
+            size,
+            last_time_ms,
+            last_counters,
+        } = t;
+        topics.insert(
+            name,
+            TopicState {
+                id,
+                size,
+                last_time_ms,
+                last_counters,
+                frontier,
+                replica,
+            },
+        );
+    }
+    Ok(topics)
 }
 
 /// The outcome of sequencing one op.
@@ -155,10 +233,10 @@ enum Outcome {
 /// The sequencer thread's state.
 struct Sequencer {
     conn: Connection,
+    agents: Arc<AgentConnections>,
     topics: HashMap<String, TopicState>,
     hub: Arc<Hub>,
     metrics: Arc<Metrics>,
-    #[allow(dead_code)]
     identity: Arc<Identity>,
 }
 
@@ -169,18 +247,18 @@ pub fn start(
     identity: Arc<Identity>,
     hub: Arc<Hub>,
     metrics: Arc<Metrics>,
+    agents: Arc<AgentConnections>,
     tuning: GroupCommit,
 ) -> Result<(SequencerQueue, std::thread::JoinHandle<()>)> {
-    let recovered = store::recover(&conn)?;
-    let mut topics = HashMap::new();
-    for topic in recovered {
-        hub.restore(&topic.name, topic.size);
+    let topics = load_topics(&conn)?;
+    for (name, topic) in &topics {
+        hub.restore(name, topic.size, topic.frontier.root());
         metrics.entries_restored(topic.size);
-        topics.insert(topic.name.clone(), TopicState::from(topic));
     }
     let (tx, rx) = std::sync::mpsc::sync_channel(tuning.queue.max(1));
     let mut sequencer = Sequencer {
         conn,
+        agents,
         topics,
         hub,
         metrics,
@@ -239,13 +317,21 @@ impl Sequencer {
         let started = Instant::now();
         let mut outcomes: Vec<Result<Outcome>> = Vec::with_capacity(batch.len());
         let mut fresh: Vec<(String, CachedEntry)> = Vec::new();
+        let mut pushes: Vec<(AgentId, Frame)> = Vec::new();
         let result = (|| -> Result<()> {
             let tx = self
                 .conn
                 .transaction()
                 .map_err(storage("begin transaction"))?;
             for request in &batch {
-                let outcome = sequence_one(&tx, &mut self.topics, &request.op, &mut fresh);
+                let outcome = sequence_one(
+                    &tx,
+                    &mut self.topics,
+                    &self.identity,
+                    &request.op,
+                    &mut fresh,
+                    &mut pushes,
+                );
                 // A storage failure aborts the whole batch; a refusal concerns one op only.
                 if let Err(Error::Unavailable(reason)) = &outcome {
                     return Err(Error::Unavailable(reason.clone()));
@@ -269,6 +355,24 @@ impl Sequencer {
             }
             return;
         }
+        // Fan out per topic, in sequence order — before the receipts go out, so a client that
+        // holds a receipt and then subscribes always finds its entry below the head.
+        let committed_at = Instant::now();
+        let mut by_topic: Vec<(String, Vec<CachedEntry>)> = Vec::new();
+        for (topic, mut entry) in fresh {
+            entry.committed_at = committed_at;
+            match by_topic.iter_mut().find(|(t, _)| *t == topic) {
+                Some((_, entries)) => entries.push(entry),
+                None => by_topic.push((topic, vec![entry])),
+            }
+        }
+        for (topic, entries) in by_topic {
+            let root = self
+                .topics
+                .get(&topic)
+                .map_or_else(empty_root, |t| t.frontier.root());
+            self.hub.append(&topic, entries, root);
+        }
         self.metrics.batch(batch.len(), started.elapsed());
         for (request, outcome) in batch.iter().zip(outcomes) {
             let frame = match outcome {
@@ -290,29 +394,15 @@ impl Sequencer {
             };
             request.reply.send(&frame);
         }
-        // Fan out per topic, in sequence order.
-        let committed_at = Instant::now();
-        let mut by_topic: Vec<(String, Vec<CachedEntry>)> = Vec::new();
-        for (topic, mut entry) in fresh {
-            entry.committed_at = committed_at;
-            match by_topic.iter_mut().find(|(t, _)| *t == topic) {
-                Some((_, entries)) => entries.push(entry),
-                None => by_topic.push((topic, vec![entry])),
-            }
-        }
-        for (topic, entries) in by_topic {
-            self.hub.append(&topic, entries);
+        // Replica events for their agents, right behind the receipts: one round trip.
+        for (agent, frame) in pushes {
+            self.agents.send(&agent, &frame);
         }
     }
 
     fn reload(&mut self) {
-        match store::recover(&self.conn) {
-            Ok(recovered) => {
-                self.topics = recovered
-                    .into_iter()
-                    .map(|t| (t.name.clone(), TopicState::from(t)))
-                    .collect();
-            }
+        match load_topics(&self.conn) {
+            Ok(topics) => self.topics = topics,
             Err(error) => tracing::error!(%error, "could not reload state after a failed commit"),
         }
     }
@@ -321,8 +411,10 @@ impl Sequencer {
 fn sequence_one(
     tx: &rusqlite::Transaction<'_>,
     topics: &mut HashMap<String, TopicState>,
+    identity: &Identity,
     op: &SignedOp,
     fresh: &mut Vec<(String, CachedEntry)>,
+    pushes: &mut Vec<(AgentId, Frame)>,
 ) -> Result<Outcome> {
     let topic_name = op.topic();
     if !topics.contains_key(topic_name) {
@@ -336,6 +428,8 @@ fn sequence_one(
                 size: 0,
                 last_time_ms: 0,
                 last_counters: HashMap::new(),
+                frontier: Frontier::new(),
+                replica: Replica::new(topic_name, ReplicaConfig::default())?,
             },
         );
     }
@@ -363,11 +457,39 @@ fn sequence_one(
             };
         }
     }
+    // Every dep must already be sequenced (here or in another topic): sequencing an op before
+    // one it depends on would be a DEPS_ORDER violation any follower can prove.
+    for dep in op.deps() {
+        if !store::op_is_sequenced(tx, &dep.0)? {
+            return Err(Error::DepsMissing {
+                dep: dep.to_string(),
+            });
+        }
+    }
     let seq = topic.size;
     // Relay time never goes backwards within a topic, whatever the wall clock does.
     let time = now_ms().max(topic.last_time_ms);
     let entry = Entry::new(seq, time, op.clone());
-    let receipt: Vec<u8> = Vec::new();
+    // Append to a copy of the frontier: nothing changes if a later step fails.
+    let mut frontier = topic.frontier.clone();
+    let mut completed = Vec::with_capacity(4);
+    frontier.append_hash(leaf_hash(entry.as_bytes()), |level, index, hash| {
+        completed.push((level, index, *hash))
+    })?;
+    let receipt = SignedReceipt::sign(
+        identity,
+        Receipt {
+            topic: topic_name.to_owned(),
+            seq,
+            op_id: op.id(),
+            relay_time_ms: time,
+            tree_size: seq + 1,
+            root: frontier.root(),
+        },
+    )?
+    .as_bytes()
+    .to_vec();
+    store::put_hashes(tx, topic.id, &completed)?;
     tx.prepare_cached(
         "INSERT INTO entries (topic, seq, author, counter, op_id, entry, receipt) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -384,7 +506,29 @@ fn sequence_one(
         ])
     })
     .map_err(storage("insert entry"))?;
+    // The replica sees the entry now, so a lost claim is known before the batch commits. (If
+    // the batch fails, `reload` rebuilds every replica from storage.)
+    match topic.replica.apply(&entry) {
+        Ok(events) => {
+            for event in events {
+                if let Event::Compensation { loser, .. } = &event {
+                    let bytes = serde_json::to_vec(&event).unwrap_or_default();
+                    let frame = Frame::new(
+                        0,
+                        Body::Event {
+                            topic: topic_name.to_owned(),
+                            seq,
+                            event: bytes,
+                        },
+                    );
+                    pushes.push((*loser, frame));
+                }
+            }
+        }
+        Err(error) => tracing::error!(%error, seq, "replica refused a sequenced entry"),
+    }
     topic.size += 1;
+    topic.frontier = frontier;
     topic.last_time_ms = time;
     topic.last_counters.insert(author, counter);
     fresh.push((

@@ -16,8 +16,10 @@ use tokio::sync::{mpsc, Notify};
 use super::hub::CachedEntry;
 use super::rate::TokenBucket;
 use super::sequencer::{PublishRequest, ReplyTo};
+use super::store::SqlHashes;
 use super::Shared;
 use crate::error::Error;
+use crate::log::{Checkpoint, MerkleLog, SignedCheckpoint};
 use crate::wire::{Action, Body, Frame, RelayConnection};
 
 /// Close code and reason for a peer that does not keep up (RFC 6455 1008, policy violation).
@@ -125,6 +127,9 @@ async fn serve(socket: WebSocket, shared: &Arc<Shared>) -> End {
 
 impl Conn<'_> {
     async fn finish(mut self, end: End, wake: &Arc<Notify>) -> End {
+        if let Some(agent) = self.state.agent() {
+            self.shared.agents.unregister(agent, &self.reply);
+        }
         let topics: Vec<String> = self.state.cursors().map(|(t, _)| t.to_owned()).collect();
         for topic in topics {
             self.shared.hub.unwatch(&topic, wake);
@@ -189,8 +194,12 @@ impl Conn<'_> {
         }
         match self.state.receive(bytes) {
             Action::Send(frame) => {
-                if let Body::Unsubscribed { topic } = &frame.body {
-                    self.shared.hub.unwatch(topic, wake);
+                match &frame.body {
+                    Body::Unsubscribed { topic } => self.shared.hub.unwatch(topic, wake),
+                    Body::Welcome { agent } => {
+                        self.shared.agents.register(*agent, self.reply.clone());
+                    }
+                    _ => {}
                 }
                 self.send_frame(&frame).await
             }
@@ -227,13 +236,92 @@ impl Conn<'_> {
                     None => Ok(()),
                 }
             }
-            Action::Checkpoint { request_id, .. }
-            | Action::InclusionProof { request_id, .. }
-            | Action::ConsistencyProof { request_id, .. } => {
-                let error = Error::Unavailable("this relay does not serve proofs yet".into());
-                self.refuse(request_id, &error).await
+            Action::Checkpoint { request_id, topic } => {
+                let (tree_size, root) = self.shared.hub.tree_head(&topic);
+                let checkpoint = Checkpoint {
+                    topic,
+                    tree_size,
+                    root,
+                    time_ms: super::now_ms(),
+                };
+                let frame = SignedCheckpoint::sign(&self.shared.identity, checkpoint).map(|c| {
+                    Frame::new(
+                        request_id,
+                        Body::Checkpoint {
+                            checkpoint: c.as_bytes().to_vec(),
+                        },
+                    )
+                });
+                self.answer(request_id, frame).await
+            }
+            Action::InclusionProof {
+                request_id,
+                topic,
+                seq,
+                tree_size,
+            } => {
+                let frame = self
+                    .proof(topic, tree_size, move |log| {
+                        let proof = log.inclusion_proof(seq, tree_size)?;
+                        Ok(Body::InclusionProof {
+                            proof: proof.encode(),
+                        })
+                    })
+                    .await
+                    .map(|body| Frame::new(request_id, body));
+                self.answer(request_id, frame).await
+            }
+            Action::ConsistencyProof {
+                request_id,
+                topic,
+                old_size,
+                new_size,
+            } => {
+                let frame = self
+                    .proof(topic, new_size, move |log| {
+                        let proof = log.consistency_proof(old_size, new_size)?;
+                        Ok(Body::ConsistencyProof {
+                            proof: proof.encode(),
+                        })
+                    })
+                    .await
+                    .map(|body| Frame::new(request_id, body));
+                self.answer(request_id, frame).await
             }
         }
+    }
+
+    async fn answer(&mut self, request_id: u32, frame: Result<Frame, Error>) -> Result<(), End> {
+        match frame {
+            Ok(frame) => self.send_frame(&frame).await,
+            Err(error) => self.refuse(request_id, &error).await,
+        }
+    }
+
+    /// Runs `make` over the topic's log as committed with `tree_size` entries (which must not
+    /// exceed the committed size), on a blocking thread with a pooled read connection.
+    async fn proof(
+        &self,
+        topic: String,
+        tree_size: u64,
+        make: impl FnOnce(&MerkleLog<SqlHashes<'_>>) -> Result<Body, Error> + Send + 'static,
+    ) -> Result<Body, Error> {
+        let head = self.shared.hub.head(&topic);
+        if tree_size > head {
+            return Err(Error::BadInput(format!(
+                "tree size {tree_size} is beyond the topic's {head} entries"
+            )));
+        }
+        let pool = self.shared.reader.clone();
+        let read = tokio::task::spawn_blocking(move || {
+            pool.with_hashes(&topic, |hashes| {
+                let log = MerkleLog::open(hashes, tree_size)?;
+                make(&log)
+            })
+        })
+        .await
+        .map_err(|e| Error::Unavailable(format!("proof task: {e}")))??;
+        read.ok_or_else(|| Error::BadInput("the topic has no entries".into()))
     }
 
     /// Sends every subscribed topic the entries it is owed, a bounded number per topic; wakes

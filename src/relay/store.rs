@@ -18,6 +18,7 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 
 use crate::error::{Error, Result};
 use crate::identity::AgentId;
+use crate::log::{Hash, HashStore};
 
 /// The database file name inside the data directory.
 pub const DB_FILE: &str = "relay.sqlite3";
@@ -38,6 +39,14 @@ CREATE TABLE IF NOT EXISTS entries (
     PRIMARY KEY (topic, seq)
 ) WITHOUT ROWID;
 CREATE UNIQUE INDEX IF NOT EXISTS entries_by_author ON entries (topic, author, counter);
+CREATE INDEX IF NOT EXISTS entries_by_op ON entries (op_id);
+CREATE TABLE IF NOT EXISTS hashes (
+    topic INTEGER NOT NULL REFERENCES topics(id),
+    level INTEGER NOT NULL,
+    idx   INTEGER NOT NULL,
+    hash  BLOB    NOT NULL,
+    PRIMARY KEY (topic, level, idx)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS meta (
     key   TEXT PRIMARY KEY,
     value BLOB NOT NULL
@@ -149,6 +158,62 @@ pub fn recover(conn: &Connection) -> Result<Vec<RecoveredTopic>> {
     Ok(topics)
 }
 
+/// A read view of one topic's complete-subtree hashes (table `hashes`), for rebuilding the
+/// frontier at startup and serving proofs. The sequencer writes new subtrees itself, inside its
+/// batch transaction, so `put_subtree` here is never used to store anything.
+#[derive(Debug)]
+pub struct SqlHashes<'c> {
+    conn: &'c Connection,
+    topic_id: i64,
+}
+
+impl<'c> SqlHashes<'c> {
+    /// The hashes of topic `topic_id`.
+    pub fn new(conn: &'c Connection, topic_id: i64) -> Self {
+        SqlHashes { conn, topic_id }
+    }
+}
+
+impl HashStore for SqlHashes<'_> {
+    fn subtree(&self, level: u32, index: u64) -> Option<Hash> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT hash FROM hashes WHERE topic = ?1 AND level = ?2 AND idx = ?3")
+            .ok()?;
+        let bytes: Vec<u8> = stmt
+            .query_row(params![self.topic_id, level, to_sql(index)], |row| {
+                row.get(0)
+            })
+            .ok()?;
+        bytes.try_into().ok()
+    }
+
+    fn put_subtree(&mut self, _level: u32, _index: u64, _hash: Hash) {
+        // Read-only view: see the type's documentation.
+    }
+}
+
+/// Stores newly complete subtree hashes of a topic (inside the caller's transaction).
+pub fn put_hashes(conn: &Connection, topic_id: i64, hashes: &[(u32, u64, Hash)]) -> Result<()> {
+    let mut stmt = conn
+        .prepare_cached("INSERT INTO hashes (topic, level, idx, hash) VALUES (?1, ?2, ?3, ?4)")
+        .map_err(storage("insert hash"))?;
+    for (level, index, hash) in hashes {
+        stmt.execute(params![topic_id, level, to_sql(*index), &hash[..]])
+            .map_err(storage("insert hash"))?;
+    }
+    Ok(())
+}
+
+/// Whether an op with this id is sequenced (in any topic).
+pub fn op_is_sequenced(conn: &Connection, op_id: &[u8; 32]) -> Result<bool> {
+    let mut stmt = conn
+        .prepare_cached("SELECT 1 FROM entries WHERE op_id = ?1 LIMIT 1")
+        .map_err(storage("lookup op"))?;
+    stmt.exists(params![&op_id[..]])
+        .map_err(storage("lookup op"))
+}
+
 /// A stored op of one author at one counter: what a retry is compared against.
 #[derive(Debug, Clone)]
 pub struct StoredOp {
@@ -242,6 +307,28 @@ impl ReadPool {
                 .map_err(storage("replay"))?;
             rows.collect::<rusqlite::Result<Vec<_>>>()
                 .map_err(storage("replay"))
+        })
+    }
+
+    /// Runs `f` over the stored subtree hashes of `topic` (`None` if the topic is unknown).
+    pub fn with_hashes<T>(
+        &self,
+        topic: &str,
+        f: impl FnOnce(SqlHashes<'_>) -> Result<T>,
+    ) -> Result<Option<T>> {
+        self.with(|conn| {
+            let id: Option<i64> = conn
+                .query_row(
+                    "SELECT id FROM topics WHERE name = ?1",
+                    params![topic],
+                    |row| row.get(0),
+                )
+                .optional()
+                .map_err(storage("lookup topic"))?;
+            match id {
+                Some(id) => f(SqlHashes::new(conn, id)).map(Some),
+                None => Ok(None),
+            }
         })
     }
 

@@ -186,6 +186,11 @@ impl Client {
         }
     }
 
+    /// The underlying WebSocket, after the handshake (for pipelining tests).
+    pub fn into_inner(self) -> WebSocketStream<MaybeTlsStream<TcpStream>> {
+        self.ws
+    }
+
     pub async fn close(mut self) {
         let _ = self.ws.close(None).await;
     }

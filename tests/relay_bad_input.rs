@@ -1,0 +1,249 @@
+//! Bad input: garbage, truncated and oversized frames, bad signatures, replays, wrong topics,
+//! rate limits, connection limits and slow consumers. The relay stays up, answers each with its
+//! code, and stored state is unchanged.
+#![cfg(all(feature = "relay", not(target_arch = "wasm32")))]
+
+mod common;
+
+use ants_coord::wire::{sign_hello, Body, Frame, MAX_FRAME_LEN};
+use common::relay::*;
+use proptest::prelude::*;
+use tokio_tungstenite::tungstenite::Message;
+
+/// The number of entries stored in `topic`, read through a fresh subscription.
+async fn stored_count(url: &str, topic: &str) -> u64 {
+    let mut reader = Client::connect(url).await;
+    reader.subscribe(topic, 0).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_refusal_is_a_coded_error_frame_and_changes_nothing() {
+    let relay = start_relay(temp_dir("bad")).await;
+    let url = relay.url();
+    let alice = identity(1);
+    let mallory = identity(2);
+    let mut client = Client::connect(&url).await;
+    let (relay_id, nonce) = client.challenge.unwrap();
+
+    // Publishing before the hello.
+    let early = client.publish(&op(&alice, "t", 0, b"early")).await;
+    assert_eq!(code_of(&early), "NOT_AUTHENTICATED");
+    // A hello signed by someone else, and one over another relay's challenge.
+    let Body::Hello { signature, .. } = sign_hello(&mallory, &nonce, &relay_id) else {
+        unreachable!()
+    };
+    client
+        .send_frame(&Frame::new(
+            7,
+            Body::Hello {
+                agent: alice.agent_id(),
+                signature,
+            },
+        ))
+        .await;
+    let answer = client.recv().await;
+    assert_eq!((answer.request_id, code_of(&answer)), (7, "BAD_SIGNATURE"));
+    let other_relay = identity(9).agent_id();
+    client
+        .request(sign_hello(&alice, &nonce, &other_relay))
+        .await;
+    assert_eq!(code_of(&client.recv().await), "BAD_SIGNATURE");
+    // A hello replayed from another connection's challenge.
+    let other = Client::connect(&url).await;
+    let (_, other_nonce) = other.challenge.unwrap();
+    client
+        .request(sign_hello(&alice, &other_nonce, &relay_id))
+        .await;
+    assert_eq!(code_of(&client.recv().await), "BAD_SIGNATURE");
+    // The real one.
+    client.request(sign_hello(&alice, &nonce, &relay_id)).await;
+    assert!(matches!(client.recv().await.body, Body::Welcome { .. }));
+    assert_eq!(client.publish_ok(&op(&alice, "t", 0, b"ok")).await, 0);
+
+    // Garbage and truncations, each answered with a code; request ids kept when readable.
+    for (bytes, code) in [
+        (vec![], "MALFORMED"),
+        (vec![1], "MALFORMED"),
+        (vec![9, 4, 0, 0, 0, 1], "UNSUPPORTED_VERSION"),
+        (vec![1, 0x3f, 0, 0, 0, 1], "UNKNOWN_FRAME"),
+        (vec![1, 0x44, 0, 0, 0, 1], "MALFORMED"),
+        (vec![1, 0x04, 0, 0, 0, 5, 0, 0, 0, 9, 1], "MALFORMED"),
+    ] {
+        client.send_raw(bytes.clone()).await;
+        let answer = client.recv().await;
+        assert_eq!(code_of(&answer), code, "{bytes:?}");
+    }
+    let valid = op(&alice, "t", 1, b"valid");
+    let mut cut = Frame::new(
+        42,
+        Body::Publish {
+            op: valid.as_bytes().to_vec(),
+        },
+    )
+    .encode()
+    .unwrap();
+    cut.truncate(cut.len() - 1);
+    client.send_raw(cut).await;
+    let answer = client.recv().await;
+    assert_eq!((answer.request_id, code_of(&answer)), (42, "MALFORMED"));
+    // A relay-to-client frame sent to the relay.
+    client
+        .send_frame(&Frame::new(3, Body::Entry { entry: vec![] }))
+        .await;
+    assert_eq!(code_of(&client.recv().await), "UNEXPECTED_FRAME");
+    // Text messages are not frames.
+    client.send_message(Message::Text("hello".into())).await;
+    assert_eq!(code_of(&client.recv().await), "BAD_INPUT");
+
+    // Bad signature, someone else's op, bad topic, counter misuse.
+    let mut forged = op(&alice, "t", 1, b"forged").as_bytes().to_vec();
+    let at = forged.len() - 70;
+    forged[at] ^= 1;
+    client.request(Body::Publish { op: forged }).await;
+    assert_eq!(code_of(&client.recv().await), "BAD_SIGNATURE");
+    let theirs = client.publish(&op(&mallory, "t", 5, b"not mine")).await;
+    assert_eq!(code_of(&theirs), "AUTHOR_MISMATCH");
+    let mut bad_topic = Frame::new(
+        8,
+        Body::Subscribe {
+            topic: "ok".into(),
+            from_seq: 0,
+        },
+    )
+    .encode()
+    .unwrap();
+    bad_topic[7] = b'\n';
+    client.send_raw(bad_topic).await;
+    assert_eq!(code_of(&client.recv().await), "BAD_TOPIC");
+    let reused = client.publish(&op(&alice, "t", 0, b"again")).await;
+    assert_eq!(code_of(&reused), "COUNTER_REUSED");
+    // Proofs of trees the relay does not have.
+    client
+        .request(Body::GetConsistencyProof {
+            topic: "t".into(),
+            old_size: 0,
+            new_size: 7,
+        })
+        .await;
+    assert_eq!(code_of(&client.recv().await), "BAD_INPUT");
+    client
+        .request(Body::GetInclusionProof {
+            topic: "nowhere".into(),
+            seq: 0,
+            tree_size: 0,
+        })
+        .await;
+    assert_eq!(code_of(&client.recv().await), "BAD_INPUT");
+
+    // Through all of it, exactly one op was stored, and the connection still works.
+    assert_eq!(stored_count(&url, "t").await, 1);
+    assert_eq!(client.publish_ok(&valid).await, 1);
+    assert_eq!(stored_count(&url, "t").await, 2);
+    relay.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_messages_end_only_that_connection() {
+    let relay = start_relay(temp_dir("oversize")).await;
+    let url = relay.url();
+    let alice = identity(1);
+    let mut big = Client::connect_as(&url, &alice).await;
+    big.send_raw(vec![1; MAX_FRAME_LEN + 1]).await;
+    assert!(big.try_recv().await.is_err(), "the connection is closed");
+    let mut fine = Client::connect_as(&url, &alice).await;
+    assert_eq!(fine.publish_ok(&op(&alice, "t", 0, b"")).await, 0);
+    relay.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_and_connection_limits_refuse_with_codes() {
+    let relay = start_relay_with(temp_dir("limits"), |config| {
+        config.limits.connection_rate = 0.001;
+        config.limits.connection_burst = 3.0;
+        config.limits.max_connections = 2;
+    })
+    .await;
+    let url = relay.url();
+    let alice = identity(1);
+    let mut client = Client::connect_as(&url, &alice).await; // hello takes one token
+    assert_eq!(client.publish_ok(&op(&alice, "t", 0, b"")).await, 0);
+    assert_eq!(client.publish_ok(&op(&alice, "t", 1, b"")).await, 1);
+    let limited = client.publish(&op(&alice, "t", 2, b"")).await;
+    assert_eq!(code_of(&limited), "RATE_LIMITED");
+    let _second = Client::connect(&url).await;
+    let third = tokio_tungstenite::connect_async(url.as_str()).await;
+    assert!(third.is_err(), "a third connection is refused");
+    relay.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_consumer_is_dropped_without_stalling_others() {
+    let relay = start_relay_with(temp_dir("slow"), |config| {
+        config.limits.send_timeout_ms = 300;
+    })
+    .await;
+    let url = relay.url();
+    let alice = identity(1);
+    let mut slow = Client::connect(&url).await;
+    slow.subscribe("big", 0).await;
+    let mut good = Client::connect(&url).await;
+    good.subscribe("big", 0).await;
+    let mut publisher = Client::connect_as(&url, &alice).await;
+    // ~16 MB of entries: far more than socket buffers hold for a reader that never reads.
+    let body = vec![0x55; 128 * 1024];
+    let count = 128;
+    for counter in 0..count {
+        publisher
+            .publish_ok(&op(&alice, "big", counter, &body))
+            .await;
+        assert_eq!(good.next_entry().await.seq(), counter);
+    }
+    // The slow reader was cut off: it ends before having seen everything.
+    let mut seen = 0;
+    loop {
+        match slow.try_recv().await {
+            Ok(Frame {
+                body: Body::Entry { .. },
+                ..
+            }) => seen += 1,
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
+    assert!(seen < count, "the slow consumer got everything ({seen})");
+    assert!(relay
+        .metrics()
+        .contains("ants_relay_slow_consumers_total 1"));
+    relay.shutdown().await.unwrap();
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 1, ..ProptestConfig::default() })]
+
+    #[test]
+    fn random_bytes_never_take_the_relay_down(
+        messages in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..300), 200),
+    ) {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let relay = start_relay(temp_dir("fuzz")).await;
+            let alice = identity(1);
+            let mut client = Client::connect_as(&relay.url(), &alice).await;
+            for message in messages {
+                let mut bytes = message;
+                if bytes.len() > 1 {
+                    bytes[0] = 1; // a valid version byte reaches deeper decoding
+                }
+                client.send_raw(bytes).await;
+                let answer = client.recv().await;
+                assert!(matches!(answer.body, Body::Error { .. }), "{answer:?}");
+            }
+            assert_eq!(client.publish_ok(&op(&alice, "t", 0, b"")).await, 0);
+            relay.shutdown().await.unwrap();
+        });
+    }
+}
