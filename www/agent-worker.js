@@ -2,7 +2,7 @@
 // tasks (racing the others), finish what it holds, edit the shared text, approve key recoveries
 // it guards. It reads the same ordered feed as the page and derives the same state from it.
 import init, * as pkg from '/pkg/ants_coord.js';
-import { RelayClient as DemoClient } from './relay-client.js';
+import { RelayClient as DemoClient, normalizeEntry } from './relay-client.js';
 import { Model } from './model.js';
 
 const encode = (body) => new TextEncoder().encode(JSON.stringify(body));
@@ -45,10 +45,16 @@ onmessage = async ({ data }) => {
     }
   };
   (async () => {
-    for await (const item of client.subscribe(data.topic, { from: 0 })) {
+    for await (const raw of client.subscribe(data.topic, { from: 0 })) {
+      const item = normalizeEntry(raw, pkg.decodeOp);
       if (!item) break;
       if (item.misbehaviour) continue;
-      model.apply({ seq: Number(item.seq), relayTimeMs: Number(item.relayTimeMs), op: item.op });
+      model.apply(item);
+      // Eager agents race for a task the moment it opens: optimistic claims, some conflicts.
+      if (running && item.op.kind === 'task.open' && item.op.author !== me.id && Math.random() < 0.5) {
+        const { task } = JSON.parse(new TextDecoder().decode(Uint8Array.from(item.op.body)));
+        setTimeout(() => act('task.claim', { task }), Math.random() * 40);
+      }
       // Guardians approve recovery requests at once.
       for (const [newKey, request] of model.recovery.requests) {
         if (model.recovery.guardians.includes(me.id) && !request.approvals.has(me.id) && !approved.has(newKey) && running) {

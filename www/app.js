@@ -1,7 +1,7 @@
 // The demo page: one person's identity (kept in localStorage), simulated agents in Web Workers,
 // and every coordination pattern derived from one ordered, verified feed.
 import init, * as pkg from '/pkg/ants_coord.js';
-import { RelayClient as DemoClient } from './relay-client.js';
+import { RelayClient as DemoClient, normalizeEntry } from './relay-client.js';
 import { Model, bodyOf, WINDOW_MS, STAKE } from './model.js';
 import { Plot } from './plot.js';
 
@@ -72,13 +72,7 @@ async function connect(url, identity, onStatus) {
   return client;
 }
 
-/** The entry shape of either client: { seq, relayTimeMs, op: { author, kind, body, timeMs, id } }. */
-function normalize(item) {
-  if (!item) return null;
-  if (item.misbehaviour) return item;
-  const op = item.op instanceof Uint8Array ? pkg.decodeOp(item.op) : item.op ?? item;
-  return { seq: Number(item.seq), relayTimeMs: Number(item.relayTimeMs ?? item.relay_time_ms ?? 0), op };
-}
+const normalize = (item) => normalizeEntry(item, pkg.decodeOp);
 
 // ---- feed -----------------------------------------------------------------------------------
 function bodyText(op) {
@@ -173,6 +167,11 @@ function render() {
     : 'no guardians named yet';
   const rotated = r.rotated.at(-1);
   $('rec-result').textContent = rotated ? `Rotated at seq ${rotated.seq}: ${short(rotated.old)} → ${short(rotated.new)}; the new key holds the balance.` : 'Not rotated yet.';
+  $('conflicts').replaceChildren(...m.compensations.slice(-4).reverse().map((c) => {
+    const li = document.createElement('li');
+    li.append('conflict on ', c.task, ': ', agentChip(c.loser), ` lost (seq ${c.seq}) to `, agentChip(c.winner), ` (seq ${c.winnerSeq}); compensation: claim rolled back, stake not taken`);
+    return li;
+  }));
   // compensations for me
   for (const c of m.compensations) {
     if (c.loser !== state.me || state.shownCompensations.has(c.seq)) continue;

@@ -72,6 +72,16 @@ export function decodeEntry(bytes, decodeOp) {
 }
 
 /**
+ * The entry shape both clients' iterators are read as: `{ seq, relayTimeMs, op }` with `op` a
+ * DecodedOp (`author`, `kind`, `body`, `timeMs`, `id`); misbehaviour reports pass through.
+ */
+export function normalizeEntry(item, decodeOp) {
+  if (!item || item.misbehaviour) return item ?? null;
+  const op = item.op instanceof Uint8Array ? decodeOp(item.op) : item.op ?? item;
+  return { seq: Number(item.seq), relayTimeMs: Number(item.relayTimeMs ?? 0), op };
+}
+
+/**
  * One authenticated connection to a relay, reconnecting with exponential backoff and jitter and
  * resuming every subscription from its cursor (the next sequence number it has not seen).
  */
