@@ -95,7 +95,7 @@ export class RelayClient {
 
   #url; #identity; #pkg; #ws = null; #nextId = 1; #pending = new Map(); #subs = new Map();
   #compensation = new Map(); #statusHandlers = new Set(); #closed = false; #retry = 0;
-  #counters = new Map(); #unacked = new Map(); #welcomed = null;
+  #counters = new Map(); #unacked = new Map(); #welcomed = null; #everLive = false;
 
   constructor(url, identity, options) {
     this.#url = url;
@@ -129,7 +129,9 @@ export class RelayClient {
           this.#welcomed.reject(new RelayError('UNAVAILABLE', `cannot reach the relay at ${this.#url}`));
           this.#welcomed = null;
         }
-        if (this.#closed) return;
+        // A first connection that never got through is the caller's to retry; once live, this
+        // client reconnects on its own.
+        if (this.#closed || !this.#everLive) return;
         this.#retry += 1;
         const delay = Math.min(10_000, 250 * 2 ** Math.min(this.#retry, 6)) * (0.5 + Math.random() / 2);
         this.#setStatus('reconnecting', `connection lost${event.reason ? ` (${event.reason})` : ''}; retrying in ${(delay / 1000).toFixed(1)} s`);
@@ -167,6 +169,7 @@ export class RelayClient {
       }
       case T.WELCOME: {
         this.#retry = 0;
+        this.#everLive = true;
         this.#setStatus('live');
         for (const [topic, sub] of this.#subs) this.#subscribeFrame(topic, sub);
         for (const opBytes of this.#unacked.values()) this.#send(opBytes.frame);

@@ -30,6 +30,7 @@ const ARGS = [
 const TOPIC = `e2e-${Date.now().toString(36)}`;
 
 let relay;
+let startRelay;
 let dataDir;
 let base;
 const contexts = [];
@@ -74,18 +75,27 @@ before(async () => {
   dataDir = mkdtempSync(join(tmpdir(), 'ants-coord-e2e-relay-'));
   const port = await freePort();
   base = `http://127.0.0.1:${port}`;
-  relay = spawn(binary, ['--listen', `127.0.0.1:${port}`, '--data', dataDir, '--www', join(root, 'www')], { stdio: ['ignore', 'inherit', 'inherit'] });
-  await waitForHttp(`${base}/healthz`, 20_000, () => relay.exitCode === null);
+  startRelay = async () => {
+    relay = spawn(binary, ['--listen', `127.0.0.1:${port}`, '--data', dataDir, '--www', join(root, 'www')], { stdio: ['ignore', 'inherit', 'inherit'] });
+    await waitForHttp(`${base}/healthz`, 20_000, () => relay.exitCode === null);
+  };
+  await startRelay();
   const served = await fetch(`${base}/pkg/ants_coord.js`);
   assert.equal(served.status, 200, 'the relay serves pkg/ at /pkg/ beside www/');
   pageA = await openDemo(await openContext());
   pageB = await openDemo(await openContext());
 });
 
+async function stopRelay() {
+  if (!relay || relay.exitCode !== null) return;
+  const exited = new Promise((resolve) => relay.once('exit', resolve));
+  relay.kill('SIGTERM');
+  await exited;
+}
+
 after(async () => {
   for (const context of contexts) await context.close().catch(() => {});
-  relay?.kill('SIGTERM');
-  if (relay && relay.exitCode === null) await new Promise((resolve) => relay.once('exit', resolve));
+  await stopRelay();
   for (const dir of [...profiles, dataDir]) if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
@@ -150,6 +160,21 @@ test('a reload keeps the identity and resumes the feed without duplicates', asyn
   assert.equal(new Set(after.seqs).size, after.seqs.length, 'no entry shown twice');
   assert.equal(after.seqs.length, before.count);
   assert.deepEqual([...after.seqs].sort((a, b) => a - b), Array.from({ length: before.count }, (_, i) => i));
+});
+
+test('a relay restart is shown in plain words, and the feed resumes without loss or duplicates', async () => {
+  const count = await pageA.evaluate(() => window.demo.state.model.entries.size);
+  await stopRelay();
+  await pageA.waitForFunction(() => /reconnecting/i.test(document.querySelector('#status').textContent), null, { timeout: 15_000 });
+  await pageA.locator('header').screenshot({ path: join(ARTIFACTS, 'reconnecting.png') });
+  await startRelay();
+  await pageA.waitForFunction(() => document.querySelector('#status').className.includes('live'), null, { timeout: 30_000 });
+  await pageB.fill('#post-text', 'after the restart');
+  await pageB.click('#post-form button');
+  await pageA.waitForFunction(() => [...document.querySelectorAll('#feed td.body')].some((td) => td.textContent === 'after the restart'), null, { timeout: 20_000 });
+  const seqs = await pageA.evaluate(() => [...document.querySelectorAll('#feed tbody tr[data-seq]')].map((r) => Number(r.dataset.seq)));
+  assert.equal(seqs.length, count + 1);
+  assert.deepEqual([...seqs].sort((a, b) => a - b), Array.from({ length: count + 1 }, (_, i) => i));
 });
 
 test('with agents running every panel fills in; screenshots; a phone-sized screen has no sideways scroll', async () => {
