@@ -34,7 +34,7 @@ function agentChip(id) {
   return span;
 }
 
-const state = { model: new Model(), client: null, identity: null, me: '', pendingDoc: 0, docValue: '', myClaims: new Set(), shownCompensations: new Set() };
+const state = { model: new Model(), client: null, identity: null, me: '', pendingDoc: 0, docAwait: -1, docValue: '', myClaims: new Set(), shownCompensations: new Set() };
 const ratePlot = new Plot($('plot-rate'), 'ops/s', '#1565c0');
 const latencyPlot = new Plot($('plot-latency'), 'end-to-end latency, ms', '#c62828');
 let second = { count: 0, latencies: [] };
@@ -153,7 +153,7 @@ function render() {
   }));
   // doc
   const doc = $('doc');
-  if (state.pendingDoc === 0 && doc.value !== m.doc) {
+  if (state.pendingDoc === 0 && m.next > state.docAwait && doc.value !== m.doc) {
     const at = doc.selectionStart;
     doc.value = m.doc;
     state.docValue = m.doc;
@@ -228,7 +228,10 @@ function docEdit() {
   if (endA > start) ops.push(['doc.insert', { pos: start, text: after.slice(start, endA) }]);
   for (const [kind, body] of ops) {
     state.pendingDoc++;
-    publish(kind, body).finally(() => { state.pendingDoc--; if (!state.pendingDoc) render(); });
+    // The text box is left alone until the feed has caught up with this tab's own edits.
+    publish(kind, body)
+      .then((receipt) => { state.docAwait = Math.max(state.docAwait, Number(receipt?.seq ?? -1)); })
+      .finally(() => { state.pendingDoc--; });
   }
 }
 
