@@ -48,7 +48,7 @@ onmessage = async ({ data }) => {
     for await (const raw of client.subscribe(data.topic, { from: 0 })) {
       const item = normalizeEntry(raw, pkg.decodeOp);
       if (!item) break;
-      if (item.misbehaviour) continue;
+      if (item.misbehaviour || item.ignored) continue;
       model.apply(item);
       // Eager agents race for a task the moment it opens: optimistic claims, some conflicts.
       if (running && item.op.kind === 'task.open' && item.op.author !== me.id && Math.random() < 0.5) {

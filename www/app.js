@@ -48,6 +48,7 @@ function setStatus(kind, words) {
 const statusWords = {
   connecting: 'Connecting to the relay…',
   live: 'Connected: entries arrive live and every signature is checked here.',
+  verified: 'Connected and verified: signatures and the relay\'s checkpoints check out.',
   reconnecting: 'Connection lost; reconnecting…',
   closed: 'Disconnected.',
   misbehaviour: 'The relay sent something that does not verify: see the red entries.',
@@ -284,7 +285,7 @@ async function startWitness() {
   for await (const item of client.subscribe(TOPIC, { from: 0 })) {
     const e = normalize(item);
     if (!e) break;
-    if (!e.misbehaviour) compareWitness(e.seq, 'witness', e.op.id);
+    if (!e.misbehaviour && !e.ignored) compareWitness(e.seq, 'witness', e.op.id);
   }
 }
 async function pollCheckpoint() {
@@ -307,7 +308,7 @@ async function main() {
   $('doc-engine').textContent = pkg.Doc ? 'Edits travel as ops in the feed.' : 'Edits travel as insert/delete ops applied in sequence order (the Yrs document replaces this when the package exports Doc).';
   $('forget').onclick = () => { localStorage.removeItem(`${STORE}/seed`); location.reload(); };
   setStatus('connecting', statusWords.connecting);
-  const onStatus = (status, detail) => setStatus(status === 'live' ? 'live' : status, detail ? `${statusWords[status] ?? status} ${detail}` : statusWords[status] ?? status);
+  const onStatus = (status, detail) => setStatus(status === 'verified' ? 'live' : status, detail ? `${statusWords[status] ?? status} ${detail}` : statusWords[status] ?? status);
   try {
     state.client = await connect(RELAY, state.identity, onStatus);
   } catch (error) {
@@ -356,6 +357,7 @@ async function main() {
   for await (const item of state.client.subscribe(TOPIC, { from: 0 })) {
     const entry = normalize(item);
     if (!entry) break;
+    if (entry.ignored) continue;
     if (entry.misbehaviour) { addAlarm(entry); continue; }
     if (!state.model.apply(entry)) continue; // never shown twice
     const now = Date.now();

@@ -78,6 +78,8 @@ export function decodeEntry(bytes, decodeOp) {
 export function normalizeEntry(item, decodeOp) {
   if (!item || item.misbehaviour) return item ?? null;
   const op = item.op instanceof Uint8Array ? decodeOp(item.op) : item.op ?? item;
+  // Anything else an iterator may yield (e.g. replica events) is not a feed entry.
+  if (typeof op?.author !== 'string' || item.seq === undefined) return { ignored: true, item };
   return { seq: Number(item.seq), relayTimeMs: Number(item.relayTimeMs ?? 0), op };
 }
 
