@@ -191,10 +191,18 @@ export class RelayClient {
         const sub = [...this.#subs.values()].find((s) => s.requestId === requestId);
         if (!sub) break;
         let entry;
+        const blob = r.blob();
         try {
-          entry = decodeEntry(r.blob(), this.#pkg.decodeOp);
+          entry = decodeEntry(blob, this.#pkg.decodeOp);
         } catch (error) {
-          sub.push({ misbehaviour: true, code: error.code ?? 'MALFORMED', evidence: `entry after seq ${sub.next - 1} does not verify: ${error.message}` });
+          // The evidence: what the relay claimed, and the bytes that fail (signed by nobody).
+          const claimed = blob.length >= 9 ? Number(new DataView(blob.buffer, blob.byteOffset + 1, 8).getBigUint64(0)) : '?';
+          sub.push({
+            misbehaviour: true,
+            code: error.code ?? 'MALFORMED',
+            evidence: `the relay's entry at seq ${claimed} does not verify (${error.message}); entry of ${blob.length} bytes, signature ${hex(blob.subarray(-64)).slice(0, 24)}…`,
+            bytes: blob,
+          });
           break;
         }
         if (entry.seq < sub.next) break; // already delivered (resume seam)

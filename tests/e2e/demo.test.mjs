@@ -12,6 +12,7 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
+import { WebSocket, WebSocketServer } from 'ws';
 
 import { freePort, root, waitForHttp } from '../js/helpers.mjs';
 
@@ -175,6 +176,50 @@ test('a relay restart is shown in plain words, and the feed resumes without loss
   const seqs = await pageA.evaluate(() => [...document.querySelectorAll('#feed tbody tr[data-seq]')].map((r) => Number(r.dataset.seq)));
   assert.equal(seqs.length, count + 1);
   assert.deepEqual([...seqs].sort((a, b) => a - b), Array.from({ length: count + 1 }, (_, i) => i));
+});
+
+/**
+ * A lying relay: a WebSocket proxy in front of the real one that corrupts the signature of any
+ * entry whose bytes contain `marker` (an entry frame ends with the op, which ends with its signature R ‖ s; the low byte of s is flipped).
+ */
+async function lyingProxy(upstream, marker) {
+  const server = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+  await new Promise((resolve) => server.once('listening', resolve));
+  server.on('connection', (client) => {
+    const relaySide = new WebSocket(upstream);
+    const early = [];
+    relaySide.on('open', () => early.splice(0).forEach((m) => relaySide.send(m)));
+    client.on('message', (m) => (relaySide.readyState === WebSocket.OPEN ? relaySide.send(m) : early.push(m)));
+    relaySide.on('message', (m) => {
+      const bytes = Buffer.from(m);
+      if (bytes[1] === 0x45 && bytes.includes(Buffer.from(marker))) bytes[bytes.length - 32] ^= 1;
+      client.send(bytes);
+    });
+    client.on('close', () => relaySide.close());
+    relaySide.on('close', () => client.close());
+  });
+  return server;
+}
+
+test('a relay that forges an entry raises a red misbehaviour alarm with the evidence', async () => {
+  const proxy = await lyingProxy(`${base.replace('http', 'ws')}/ws`, 'forged by the relay');
+  const context = await openContext();
+  try {
+    const page = await openDemo(context, `agents=0&relay=ws://127.0.0.1:${proxy.address().port}/ws`);
+    await pageB.fill('#post-text', 'forged by the relay');
+    await pageB.click('#post-form button');
+    const alarm = await (await page.waitForFunction(() => document.querySelector('#feed tr.alarm')?.textContent, null, { timeout: 15_000 })).jsonValue();
+    assert.match(alarm, /misbehaviour \(BAD_SIGNATURE\).*seq \d+ does not verify/);
+    assert.match(await page.textContent('#status'), /does not verify/);
+    // The honest view is unaffected.
+    await pageA.waitForFunction(() => [...document.querySelectorAll('#feed td.body')].some((td) => td.textContent === 'forged by the relay'));
+    assert.equal(await pageA.evaluate(() => document.querySelectorAll('#feed tr.alarm').length), 0);
+    await page.locator('#panel-feed').screenshot({ path: join(ARTIFACTS, 'misbehaviour.png') });
+  } finally {
+    await context.close();
+    for (const client of proxy.clients) client.terminate();
+    await new Promise((resolve) => proxy.close(resolve));
+  }
 });
 
 test('with agents running every panel fills in; screenshots; a phone-sized screen has no sideways scroll', async () => {
