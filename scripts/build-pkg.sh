@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Builds the npm package ants-coord into pkg/ from the Rust crate and pkg-config/.
 #
-#   scripts/build-pkg.sh            # wasm-release build, wasm-bindgen, wasm-opt when available
-#   ANTS_WASM_OPT=0 scripts/build-pkg.sh   # skip wasm-opt even when npm's binaryen is installed
+#   scripts/build-pkg.sh                    # wasm-release build + wasm-bindgen
+#   ANTS_WASM_OPT=1 scripts/build-pkg.sh    # also try wasm-opt -Oz (npm's binaryen); kept only
+#                                           # when the result is smaller gzipped. Off by default:
+#                                           # measured 0.3 KB *larger* gzipped (notes/pkg.md).
 #
 # Needs: rustup target wasm32-unknown-unknown and the wasm-bindgen CLI at the version Cargo.lock
 # pins (scripts/setup.sh installs both). wasm-opt comes from npm's `binaryen` (node_modules/.bin)
@@ -37,7 +39,7 @@ cmp -s "$stage/web/ants_coord_bg.wasm" "$stage/cjs/ants_coord_bg.wasm" || {
 }
 
 wasm_opt="$root/node_modules/.bin/wasm-opt"
-if [[ "${ANTS_WASM_OPT:-1}" != 0 && -x "$wasm_opt" ]]; then
+if [[ "${ANTS_WASM_OPT:-0}" == 1 && -x "$wasm_opt" ]]; then
   echo "build-pkg: wasm-opt -Oz (npm binaryen)"
   "$wasm_opt" -Oz --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
     --enable-mutable-globals --enable-reference-types --enable-multivalue \
@@ -49,7 +51,7 @@ if [[ "${ANTS_WASM_OPT:-1}" != 0 && -x "$wasm_opt" ]]; then
     echo "build-pkg: wasm-opt output is not smaller gzipped; keeping wasm-bindgen's"
   fi
 else
-  echo "build-pkg: wasm-opt skipped (npm install provides node_modules/.bin/wasm-opt)"
+  echo "build-pkg: wasm-opt not run (ANTS_WASM_OPT=1 after npm ci to try it)"
 fi
 
 # The CommonJS glue loads the one shared .wasm from the package root.

@@ -4,7 +4,8 @@
 //! `[w·window_ms, (w+1)·window_ms)`. In each window every candidate has a **priority**
 //!
 //! ```text
-//! priority = SHA-256(ELECTION_DOMAIN ‖ u8 topic length ‖ topic ‖ agent id (32) ‖ u64 window)
+//! prefix   = ELECTION_DOMAIN ‖ u8 topic length ‖ topic ‖ zero bytes up to a multiple of 64
+//! priority = SHA-256(prefix ‖ agent id (32) ‖ u64 window)
 //! ```
 //!
 //! and the candidate with the highest priority (the 32 bytes compared as a big-endian number)
@@ -14,18 +15,21 @@
 //!
 //! The **weighted** variant is weighted rendezvous hashing (score `-w / ln u`), computed with
 //! integers only so that every language reproduces it bit for bit: `u = (2h + 1) / 2^65` where
-//! `h` is the first 8 bytes of the priority, and [`neg_log2_q48`] gives `-log2 u` in fixed point
-//! with 48 fractional bits, by the exact procedure documented there. Candidate `a` ranks above `b`
-//! when `w_a · L_b > w_b · L_a` (128-bit products), ties again by the smaller agent id. A
-//! candidate of weight 2 leads about twice as often as one of weight 1; weight 0 never leads
-//! while anyone of positive weight is present.
+//! `h` is the first 8 bytes of the priority, [`neg_log2_q32`] gives `L = -log2 u` in fixed point
+//! with 32 fractional bits by the exact procedure documented there, and the sort key is
+//! [`weighted_key`] `= floor(w · 2^64 / L)`; the largest key leads, ties again by the smaller
+//! agent id. A candidate of weight 2 leads about twice as often as one of weight 1; weight 0
+//! never leads while anyone of positive weight is present.
+//!
+//! The topic prefix is zero-padded to a whole 64-byte SHA-256 block so that an implementation
+//! hashes it once per topic and each candidate costs a single compression.
 //!
 //! The window index doubles as a **fencing token**: a leader-only op names the window it was
 //! issued in, and the replica refuses it unless that window is current and the author leads it.
 
 use core::cmp::Ordering;
 
-use sha2::{Digest, Sha256};
+use sha2::digest::generic_array::GenericArray;
 
 use crate::error::{Error, Result};
 use crate::identity::AgentId;
@@ -34,8 +38,8 @@ use crate::op::validate_topic;
 /// Domain-separation prefix of every election priority hash.
 pub const ELECTION_DOMAIN: &[u8] = b"ants-coord/election/v1\x00";
 
-/// Fractional bits of [`neg_log2_q48`].
-pub const WEIGHT_FRACTION_BITS: u32 = 48;
+/// Fractional bits of [`neg_log2_q32`].
+pub const WEIGHT_FRACTION_BITS: u32 = 32;
 
 /// The window containing `now_ms`: `floor(now_ms / window_ms)`. `BAD_INPUT` if `window_ms` is 0.
 pub fn window_of(now_ms: u64, window_ms: u64) -> Result<u64> {
@@ -48,28 +52,68 @@ pub fn window_of(now_ms: u64, window_ms: u64) -> Result<u64> {
 }
 
 /// The priority hashes of one topic, with the common prefix hashed once.
+///
+/// Because the prefix fills whole SHA-256 blocks, each priority is a single compression of one
+/// block (`id ‖ window ‖ SHA-256 padding`) starting from the prefix's chaining value.
 #[derive(Clone)]
 pub struct PriorityHasher {
-    prefix: Sha256,
+    /// The SHA-256 chaining value after the prefix blocks.
+    midstate: [u32; 8],
+    /// The last block, with the padding and message length already in place.
+    block: [u8; 64],
 }
 
+/// The SHA-256 initial hash value (FIPS 180-4, section 5.3.3).
+const SHA256_IV: [u32; 8] = [
+    0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19,
+];
+
 impl PriorityHasher {
-    /// Prepares `ELECTION_DOMAIN ‖ u8 topic length ‖ topic`. `BAD_TOPIC` for an invalid topic.
+    /// Hashes the prefix `ELECTION_DOMAIN ‖ u8 topic length ‖ topic ‖ zero padding to a multiple
+    /// of 64 bytes`. `BAD_TOPIC` for an invalid topic.
     pub fn new(topic: &str) -> Result<Self> {
         validate_topic(topic)?;
-        let mut prefix = Sha256::new();
-        prefix.update(ELECTION_DOMAIN);
-        prefix.update([topic.len() as u8]);
-        prefix.update(topic.as_bytes());
-        Ok(PriorityHasher { prefix })
+        let prefix = Self::prefix_bytes(topic);
+        let mut midstate = SHA256_IV;
+        let blocks: Vec<GenericArray<u8, _>> = prefix
+            .chunks_exact(64)
+            .map(GenericArray::clone_from_slice)
+            .collect();
+        sha2::compress256(&mut midstate, &blocks);
+        let mut block = [0u8; 64];
+        block[40] = 0x80;
+        let bits = (prefix.len() as u64 + 40) * 8;
+        block[56..].copy_from_slice(&bits.to_be_bytes());
+        Ok(PriorityHasher { midstate, block })
+    }
+
+    /// The padded prefix bytes of `topic` (no validation).
+    pub fn prefix_bytes(topic: &str) -> Vec<u8> {
+        let mut bytes = Vec::with_capacity(ELECTION_DOMAIN.len() + 1 + topic.len() + 64);
+        bytes.extend_from_slice(ELECTION_DOMAIN);
+        bytes.push(topic.len() as u8);
+        bytes.extend_from_slice(topic.as_bytes());
+        bytes.resize(bytes.len().div_ceil(64) * 64, 0);
+        bytes
     }
 
     /// The priority of `agent` in `window`.
     pub fn priority(&self, agent: &AgentId, window: u64) -> [u8; 32] {
-        let mut hasher = self.prefix.clone();
-        hasher.update(agent.as_bytes());
-        hasher.update(window.to_be_bytes());
-        hasher.finalize().into()
+        self.priority_of_bytes(agent.as_bytes(), window)
+    }
+
+    /// The priority of the candidate with id bytes `id` in `window`.
+    pub fn priority_of_bytes(&self, id: &[u8; 32], window: u64) -> [u8; 32] {
+        let mut block = self.block;
+        block[..32].copy_from_slice(id);
+        block[32..40].copy_from_slice(&window.to_be_bytes());
+        let mut state = self.midstate;
+        sha2::compress256(&mut state, &[GenericArray::from(block)]);
+        let mut out = [0u8; 32];
+        for (chunk, word) in out.chunks_exact_mut(4).zip(state) {
+            chunk.copy_from_slice(&word.to_be_bytes());
+        }
+        out
     }
 }
 
@@ -79,38 +123,44 @@ pub fn priority(topic: &str, agent: &AgentId, window: u64) -> Result<[u8; 32]> {
 }
 
 /// `-log2(u)` for `u = (2h + 1) / 2^65`, `h` = the first 8 bytes of `priority` (big-endian), as
-/// an unsigned fixed-point number with [`WEIGHT_FRACTION_BITS`] fractional bits. Always ≥ 1.
+/// an unsigned fixed-point number with [`WEIGHT_FRACTION_BITS`] (32) fractional bits. Always ≥ 1.
 ///
-/// The exact procedure (integers only, every step truncating):
+/// The exact procedure (unsigned integers only, every step truncating):
 /// 1. `x = 2h + 1` (a 65-bit integer, odd, so never 0 and below `2^65`).
 /// 2. `e = floor(log2 x)` (the index of the highest set bit, 0..=64).
-/// 3. `m = x >> (e − 63)` if `e ≥ 63`, else `x << (63 − e)`: a 64-bit mantissa with its top bit
-///    set, read as a number in `[1, 2)` with 63 fractional bits.
-/// 4. `f = 0`; 48 times: `m = (m · m) >> 63` (128-bit product); `f = 2f`; if `m ≥ 2^64` then
+/// 3. `m = x >> (e − 31)` if `e ≥ 31`, else `x << (31 − e)`: a 32-bit mantissa with its top bit
+///    set, read as a number in `[1, 2)` with 31 fractional bits.
+/// 4. `f = 0`; 32 times: `m = (m · m) >> 31` (a 64-bit product); `f = 2f`; if `m ≥ 2^32` then
 ///    `f = f + 1` and `m = m >> 1`.
-/// 5. `log2 x ≈ (e << 48) | f`; the result is `(65 << 48) − ((e << 48) | f)`.
-pub fn neg_log2_q48(priority: &[u8; 32]) -> u64 {
+/// 5. `log2 x ≈ (e << 32) | f`; the result is `(65 << 32) − ((e << 32) | f)`.
+pub fn neg_log2_q32(priority: &[u8; 32]) -> u64 {
     let mut head = [0u8; 8];
     head.copy_from_slice(&priority[..8]);
     let h = u64::from_be_bytes(head);
     let x = 2 * u128::from(h) + 1;
     let e = 127 - x.leading_zeros();
-    let mut m: u128 = if e >= 63 {
-        x >> (e - 63)
+    let mut m = (if e >= 31 {
+        x >> (e - 31)
     } else {
-        x << (63 - e)
-    };
+        x << (31 - e)
+    }) as u64;
     let mut f: u64 = 0;
     for _ in 0..WEIGHT_FRACTION_BITS {
-        m = (m * m) >> 63;
-        f <<= 1;
-        if m >= 1 << 64 {
-            f |= 1;
-            m >>= 1;
-        }
+        m = (m * m) >> 31;
+        // Branch-free form of "if m >= 2^32 { f += 1; m >>= 1 }" (the bits are random, so a
+        // branch would be mispredicted half the time).
+        let carry = m >> 32;
+        f = (f << 1) | carry;
+        m >>= carry;
     }
     let log2_x = (u64::from(e) << WEIGHT_FRACTION_BITS) | f;
     (65u64 << WEIGHT_FRACTION_BITS) - log2_x
+}
+
+/// The weighted sort key `floor(weight · 2^64 / L)` with `L` = [`neg_log2_q32`]: the candidate
+/// with the largest key leads (weighted rendezvous hashing, `-w / ln u` up to a constant factor).
+pub fn weighted_key(weight: u64, neg_log2_u: u64) -> u128 {
+    (u128::from(weight) << 64) / u128::from(neg_log2_u.max(1))
 }
 
 /// A candidate for a weighted election.
@@ -122,23 +172,29 @@ pub struct WeightedCandidate {
     pub weight: u64,
 }
 
-/// One candidate's standing in a window, as ranked.
+/// One candidate's standing in a window, as ranked. `A` names the candidate: an [`AgentId`]
+/// for [`rank`], the candidate's index in the input for [`rank_ids`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Standing {
+pub struct Standing<A = AgentId> {
     /// Who.
-    pub agent: AgentId,
+    pub agent: A,
+    /// Its 32 id bytes (what is hashed; ties go to the smaller).
+    pub id: [u8; 32],
     /// Its priority hash in the window.
     pub priority: [u8; 32],
     /// Its weight (1 in an unweighted election).
     pub weight: u64,
-    /// `-log2 u` in Q48 ([`neg_log2_q48`]); used only by the weighted order.
+    /// `L = -log2 u` in Q32 ([`neg_log2_q32`]); 0 in an unweighted election.
     pub neg_log2_u: u64,
+    /// The sort key: [`weighted_key`]`(weight, L)` in a weighted election, the first 16 bytes of
+    /// the priority (big-endian) in an unweighted one.
+    pub key: u128,
 }
 
-impl Standing {
+impl<A> Standing<A> {
     /// The weighted score `w / -log2(u)` as a float, for display only (ranking uses integers).
     pub fn weighted_score(&self) -> f64 {
-        self.weight as f64 * (1u64 << WEIGHT_FRACTION_BITS) as f64 / self.neg_log2_u as f64
+        self.weight as f64 * (1u64 << WEIGHT_FRACTION_BITS) as f64 / self.neg_log2_u.max(1) as f64
     }
 }
 
@@ -151,23 +207,21 @@ pub enum ElectionMode {
     Weighted,
 }
 
-fn priority_order(a: &Standing, b: &Standing) -> Ordering {
-    b.priority
-        .cmp(&a.priority)
-        .then_with(|| a.agent.as_bytes().cmp(b.agent.as_bytes()))
+fn priority_order<A>(a: &Standing<A>, b: &Standing<A>) -> Ordering {
+    // `key` holds the first 16 priority bytes: the full comparison is needed only on a tie.
+    b.key
+        .cmp(&a.key)
+        .then_with(|| b.priority.cmp(&a.priority))
+        .then_with(|| a.id.cmp(&b.id))
 }
 
-fn weighted_order(a: &Standing, b: &Standing) -> Ordering {
-    // a before b when w_a / L_a > w_b / L_b, i.e. w_a·L_b > w_b·L_a.
-    let left = u128::from(a.weight) * u128::from(b.neg_log2_u);
-    let right = u128::from(b.weight) * u128::from(a.neg_log2_u);
-    right
-        .cmp(&left)
-        .then_with(|| a.agent.as_bytes().cmp(b.agent.as_bytes()))
+fn weighted_order<A>(a: &Standing<A>, b: &Standing<A>) -> Ordering {
+    b.key.cmp(&a.key).then_with(|| a.id.cmp(&b.id))
 }
 
-/// The standings of `candidates` (duplicates of an agent keep the first weight) in `window`,
-/// best first, truncated to `k` entries when `k` is given.
+/// The standings of `candidates` in `window`, best first, truncated to `k` entries when `k` is
+/// given. A repeated agent counts once, with its best standing (in weighted mode: its largest
+/// weight).
 pub fn rank(
     topic: &str,
     candidates: &[WeightedCandidate],
@@ -175,45 +229,151 @@ pub fn rank(
     mode: ElectionMode,
     k: Option<usize>,
 ) -> Result<Vec<Standing>> {
+    rank_generic(
+        topic,
+        candidates
+            .iter()
+            .map(|c| (c.agent, *c.agent.as_bytes(), c.weight)),
+        window,
+        mode,
+        k,
+    )
+}
+
+/// [`rank`] over raw 32-byte ids (not checked to be public keys: only their bytes are hashed),
+/// with optional weights (`Some` → weighted mode, one weight per id). Standings name candidates
+/// by their index in `ids`. `BAD_INPUT` if the weights do not match the ids in number.
+pub fn rank_ids(
+    topic: &str,
+    ids: &[[u8; 32]],
+    weights: Option<&[u64]>,
+    window: u64,
+    k: Option<usize>,
+) -> Result<Vec<Standing<usize>>> {
+    match weights {
+        None => rank_generic(
+            topic,
+            ids.iter().enumerate().map(|(i, id)| (i, *id, 1)),
+            window,
+            ElectionMode::Priority,
+            k,
+        ),
+        Some(weights) if weights.len() == ids.len() => rank_generic(
+            topic,
+            ids.iter()
+                .zip(weights)
+                .enumerate()
+                .map(|(i, (id, w))| (i, *id, *w)),
+            window,
+            ElectionMode::Weighted,
+            k,
+        ),
+        Some(weights) => Err(Error::BadInput(format!(
+            "{} weights for {} candidates",
+            weights.len(),
+            ids.len()
+        ))),
+    }
+}
+
+fn rank_generic<A: Copy>(
+    topic: &str,
+    candidates: impl Iterator<Item = (A, [u8; 32], u64)>,
+    window: u64,
+    mode: ElectionMode,
+    k: Option<usize>,
+) -> Result<Vec<Standing<A>>> {
     let hasher = PriorityHasher::new(topic)?;
-    let mut standings: Vec<Standing> = candidates
-        .iter()
-        .map(|c| {
-            let priority = hasher.priority(&c.agent, window);
-            Standing {
-                agent: c.agent,
-                priority,
-                weight: match mode {
-                    ElectionMode::Priority => 1,
-                    ElectionMode::Weighted => c.weight,
-                },
-                neg_log2_u: match mode {
-                    ElectionMode::Priority => 0,
-                    ElectionMode::Weighted => neg_log2_q48(&priority),
-                },
+    let mut standings: Vec<Standing<A>> = candidates
+        .map(|(agent, id, weight)| {
+            let priority = hasher.priority_of_bytes(&id, window);
+            match mode {
+                ElectionMode::Priority => {
+                    let mut head = [0u8; 16];
+                    head.copy_from_slice(&priority[..16]);
+                    Standing {
+                        agent,
+                        id,
+                        priority,
+                        weight: 1,
+                        neg_log2_u: 0,
+                        key: u128::from_be_bytes(head),
+                    }
+                }
+                ElectionMode::Weighted => {
+                    let neg_log2_u = neg_log2_q32(&priority);
+                    Standing {
+                        agent,
+                        id,
+                        priority,
+                        weight,
+                        neg_log2_u,
+                        key: weighted_key(weight, neg_log2_u),
+                    }
+                }
             }
         })
         .collect();
-    // Drop repeated agents: keep the first occurrence, deterministically.
-    if standings.len() > 1 {
-        let mut seen = std::collections::HashSet::with_capacity(standings.len());
-        standings.retain(|s| seen.insert(s.agent));
-    }
     let order = match mode {
         ElectionMode::Priority => priority_order,
         ElectionMode::Weighted => weighted_order,
     };
+    // A repeated id counts once, with its best standing: walk in rank order, keep first sights.
+    let dedup = |standings: &mut Vec<Standing<A>>| {
+        let mut seen = std::collections::HashSet::with_capacity_and_hasher(
+            standings.len(),
+            core::hash::BuildHasherDefault::<KeyHasher>::default(),
+        );
+        standings.retain(|s| seen.insert(s.id));
+    };
     match k {
+        Some(0) => standings.clear(),
         Some(k) if k < standings.len() => {
-            if k > 0 {
-                standings.select_nth_unstable_by(k - 1, order);
+            standings.select_nth_unstable_by(k - 1, order);
+            let top = &mut standings[..k];
+            top.sort_unstable_by(order);
+            if top.windows(2).all(|pair| pair[0].id != pair[1].id)
+                && (k < 3 || {
+                    let mut ids: Vec<[u8; 32]> = top.iter().map(|s| s.id).collect();
+                    ids.sort_unstable();
+                    ids.windows(2).all(|pair| pair[0] != pair[1])
+                })
+            {
+                standings.truncate(k);
+            } else {
+                // Repeats among the best (rare): rank everything, then drop them.
+                standings.sort_unstable_by(order);
+                dedup(&mut standings);
+                standings.truncate(k);
             }
-            standings.truncate(k);
-            standings.sort_unstable_by(order);
         }
-        _ => standings.sort_unstable_by(order),
+        _ => {
+            standings.sort_unstable_by(order);
+            dedup(&mut standings);
+        }
     }
     Ok(standings)
+}
+
+/// A hasher for public keys, which are already uniformly distributed: it keeps the first 8 bytes
+/// written (used only to spot repeated candidates; an adversarial collision costs time, never
+/// correctness).
+#[derive(Default)]
+struct KeyHasher(u64, u8);
+
+impl core::hash::Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            if self.1 < 8 {
+                self.0 = (self.0 << 8) | u64::from(b);
+                self.1 += 1;
+            }
+        }
+    }
+    fn write_usize(&mut self, _: usize) {}
 }
 
 /// The outcome of an election at a moment.
@@ -303,11 +463,11 @@ mod tests {
         ] {
             let mut p = [0u8; 32];
             p[..8].copy_from_slice(&h.to_be_bytes());
-            let fixed = neg_log2_q48(&p) as f64 / (1u64 << 48) as f64;
+            let fixed = neg_log2_q32(&p) as f64 / (1u64 << 32) as f64;
             let u = (2.0 * h as f64 + 1.0) / 2f64.powi(65);
             let exact = -u.log2();
-            assert!((fixed - exact).abs() < 1e-9, "h={h}: {fixed} vs {exact}");
-            assert!(neg_log2_q48(&p) >= 1);
+            assert!((fixed - exact).abs() < 1e-8, "h={h}: {fixed} vs {exact}");
+            assert!(neg_log2_q32(&p) >= 1);
         }
     }
 
@@ -328,6 +488,25 @@ mod tests {
                 r[..4].iter().map(|s| s.agent).collect::<Vec<_>>(),
                 "equal weights order like plain priorities"
             );
+        }
+    }
+
+    #[test]
+    fn one_block_compression_equals_plain_sha256() {
+        use sha2::{Digest, Sha256};
+        for topic in [
+            "t",
+            "a-topic-name-long-enough-to-need-two-prefix-blocks-of-sixty-four-bytes",
+        ] {
+            let hasher = PriorityHasher::new(topic).unwrap();
+            for (i, agent) in agents(3).iter().enumerate() {
+                let window = 1u64 << (20 * i);
+                let mut input = PriorityHasher::prefix_bytes(topic);
+                input.extend_from_slice(agent.as_bytes());
+                input.extend_from_slice(&window.to_be_bytes());
+                let expected: [u8; 32] = Sha256::digest(&input).into();
+                assert_eq!(hasher.priority(agent, window), expected);
+            }
         }
     }
 
@@ -356,6 +535,22 @@ mod tests {
                 .code(),
             "NO_CANDIDATES"
         );
+        // A repeated agent counts once, with its best standing, in every path.
+        let many = equal_weights(&agents(8));
+        let mut doubled = many.clone();
+        doubled.extend(many.iter().map(|c| WeightedCandidate {
+            agent: c.agent,
+            weight: 9,
+        }));
+        for window in 0..20 {
+            let full = rank("t", &doubled, window, ElectionMode::Weighted, None).unwrap();
+            assert_eq!(full.len(), 8);
+            assert!(full.iter().all(|s| s.weight == 9));
+            for k in 1..=8 {
+                let top = rank("t", &doubled, window, ElectionMode::Weighted, Some(k)).unwrap();
+                assert_eq!(&top[..], &full[..k]);
+            }
+        }
         let dup = [set[0], set[0], set[1]];
         assert_eq!(
             rank("t", &dup, 0, ElectionMode::Priority, None)

@@ -66,3 +66,8 @@ pub use log::{
 };
 pub use op::{OpDraft, OpId, SignedOp};
 pub use replica::{Event, Replica, ReplicaConfig, ReplicaOp};
+
+/// The README's Rust examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

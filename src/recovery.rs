@@ -17,9 +17,9 @@ use crate::replica::timers::{TimerKind, Timers};
 use crate::replica::{Reject, Step};
 
 /// Approvals a recovery needs from `guardians` registered guardians: `ceil(2n/3)`, computed as
-/// `(2n + 2) / 3` in integers. 7 guardians → 5, 3 → 2, 1 → 1, 0 → 0 (and no recovery possible).
+/// `(2n + 2) div 3` in integers. 7 guardians → 5, 3 → 2, 1 → 1, 0 → 0 (and no recovery possible).
 pub fn threshold(guardians: usize) -> u32 {
-    ((2 * guardians + 2) / 3) as u32
+    (2 * guardians).div_ceil(3) as u32
 }
 
 /// A rotation waiting for approvals or for its delay.

@@ -168,7 +168,7 @@ fn leaf(i: u64) -> Hash {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
     #[test]
-    fn frontier_root_is_the_recursive_root(leaves in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..40), 0..120)) {
+    fn frontier_root_is_the_recursive_root(leaves in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..40), 0..200)) {
         let mut log = MerkleLog::new();
         prop_assert_eq!(log.root(), reference_root(&[]));
         for (i, l) in leaves.iter().enumerate() {
@@ -625,10 +625,10 @@ fn follower_reports_gaps_duplicates_and_unprovable_mismatches() {
 // ---------- honest histories never produce evidence ----------
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
     #[test]
     fn honest_histories_yield_no_evidence(
-        steps in prop::collection::vec((0..3u8, any::<bool>(), 0..4usize), 1..40),
+        steps in prop::collection::vec((0..3u8, any::<bool>(), 0..4usize), 1..60),
         heads_every in 1..8usize,
     ) {
         let mut relay = Relay::new(1, "t");
@@ -850,6 +850,13 @@ fn statement_vectors() -> Value {
             "time_ms": checkpoint_fields.time_ms,
             "bytes": hex::encode(checkpoint.as_bytes()),
         },
+        "checkpoint_note": ants_coord::log::checkpoint_note(
+            &relay.identity,
+            &checkpoint_fields.topic,
+            checkpoint_fields.tree_size,
+            &checkpoint_fields.root,
+        )
+        .unwrap(),
         "entries": relay.entries.iter().map(hex::encode).collect::<Vec<_>>(),
         "evidence": evidence,
     })
@@ -879,7 +886,13 @@ fn statement_vectors_match_the_file() {
         .unwrap();
     let bytes = |v: &Value| hex::decode(v.as_str().unwrap()).unwrap();
     SignedReceipt::decode(&bytes(&stored["receipt"]["bytes"]), &key).unwrap();
-    SignedCheckpoint::decode(&bytes(&stored["checkpoint"]["bytes"]), &key).unwrap();
+    let checkpoint =
+        SignedCheckpoint::decode(&bytes(&stored["checkpoint"]["bytes"]), &key).unwrap();
+    let note =
+        ants_coord::log::verify_checkpoint_note(stored["checkpoint_note"].as_str().unwrap(), &key)
+            .unwrap();
+    assert_eq!(note.root, checkpoint.checkpoint().root);
+    assert_eq!(note.tree_size, checkpoint.checkpoint().tree_size);
     for item in stored["evidence"].as_array().unwrap() {
         let evidence = Evidence::decode(&bytes(&item["bytes"])).unwrap();
         assert_eq!(

@@ -75,7 +75,10 @@ fn election_vectors() {
                 json!({
                     "agentId": c.agent.to_string(),
                     "priority": hex::encode(p),
-                    "negLog2UQ48": election::neg_log2_q48(&p).to_string(),
+                    "prefix": hex::encode(election::PriorityHasher::prefix_bytes(topic)),
+                    "negLog2UQ32": election::neg_log2_q32(&p).to_string(),
+                    "weight": c.weight,
+                    "weightedKey": election::weighted_key(c.weight, election::neg_log2_q32(&p)).to_string(),
                 })
             })
             .collect();
@@ -105,13 +108,13 @@ fn election_vectors() {
         let mut p = [0u8; 32];
         p[..8].copy_from_slice(&h.to_be_bytes());
         log2_cases.push(
-            json!({ "h": h.to_string(), "negLog2UQ48": election::neg_log2_q48(&p).to_string() }),
+            json!({ "h": h.to_string(), "negLog2UQ32": election::neg_log2_q32(&p).to_string() }),
         );
     }
     check(
         "election.json",
         json!({
-            "description": "PROTOCOL.md section 6.3. priority = SHA-256(domain ‖ u8 len ‖ topic ‖ agent ‖ u64 window); weighted order by w·L cross-multiplication with L = negLog2UQ48 (decimal strings: they exceed 2^53).",
+            "description": "PROTOCOL.md section 6.3. priority = SHA-256(prefix ‖ agent ‖ u64 window), prefix = domain ‖ u8 len ‖ topic zero-padded to a multiple of 64 bytes; weighted key = floor(w·2^64 / L) with L = negLog2UQ32 (decimal strings: they exceed 2^53).",
             "domain": String::from_utf8_lossy(election::ELECTION_DOMAIN).replace('\0', "\\0"),
             "topic": topic,
             "windowMs": window_ms,
@@ -121,7 +124,7 @@ fn election_vectors() {
                 "weight": w,
             })).collect::<Vec<_>>(),
             "windows": windows,
-            "negLog2UQ48Cases": log2_cases,
+            "negLog2UQ32Cases": log2_cases,
         }),
     );
 }
@@ -370,10 +373,70 @@ fn scenario() -> (String, ReplicaConfig, Log, Vec<(&'static str, u8)>) {
     (topic, config, log, cast.to_vec())
 }
 
-#[test]
-fn replica_vectors() {
-    let (topic, config, log, cast) = scenario();
-    let mut replica = Replica::new(&topic, config.clone()).unwrap();
+/// Guardians 7 of alice; `approvers` of them approve a rotation to a new key; with `veto`, alice's
+/// old key vetoes inside the delay; then the delay passes and alice's old key tries to spend.
+fn recovery_scenario(approvers: usize, veto: bool) -> (String, ReplicaConfig, Log) {
+    let topic = "ants/recovery-vectors".to_string();
+    let (issuer, alice, new_key) = (agent(9), agent(1), agent(50));
+    let guardians: Vec<Identity> = (10..17).map(agent).collect();
+    let config = ReplicaConfig {
+        issuers: vec![issuer.agent_id()],
+        recovery_delay_ms: 60_000,
+        ..ReplicaConfig::default()
+    };
+    let mut log = Log::new(&topic, 1_700_000_000_000);
+    log.push(
+        &issuer,
+        &ReplicaOp::Mint {
+            to: alice.agent_id(),
+            amount: 30,
+        },
+    );
+    let mut ids: Vec<AgentId> = guardians.iter().map(Identity::agent_id).collect();
+    ids.sort();
+    log.wait(5)
+        .push(&alice, &ReplicaOp::GuardiansSet { guardians: ids });
+    let (a, k) = (alice.agent_id(), new_key.agent_id());
+    log.wait(5).push(
+        &guardians[0],
+        &ReplicaOp::RecoveryRequest {
+            agent: a,
+            new_key: k,
+        },
+    );
+    for g in &guardians[1..approvers] {
+        log.wait(5).push(
+            g,
+            &ReplicaOp::RecoveryApprove {
+                agent: a,
+                new_key: k,
+            },
+        );
+    }
+    if veto {
+        log.wait(5)
+            .push(&alice, &ReplicaOp::RecoveryVeto { new_key: k });
+    }
+    log.wait(60_000);
+    log.push(
+        &alice,
+        &ReplicaOp::Transfer {
+            to: issuer.agent_id(),
+            amount: 1,
+        },
+    );
+    log.wait(5).push(
+        &new_key,
+        &ReplicaOp::Transfer {
+            to: issuer.agent_id(),
+            amount: 2,
+        },
+    );
+    (topic, config, log)
+}
+
+fn replay(name: &str, topic: &str, config: &ReplicaConfig, log: &Log) -> (Value, Replica) {
+    let mut replica = Replica::new(topic, config.clone()).unwrap();
     let mut restored_midway: Option<Replica> = None;
     let mut entries = Vec::new();
     for (i, entry) in log.entries.iter().enumerate() {
@@ -395,28 +458,63 @@ fn replica_vectors() {
             "stateHash": hex::encode(replica.state_hash()),
         }));
     }
-    let copy = restored_midway.unwrap();
-    assert_eq!(copy.state_hash(), replica.state_hash());
-    let alice = agent(1).agent_id();
-    assert_eq!(replica.current_key(&alice), agent(50).agent_id());
+    assert_eq!(restored_midway.unwrap().state_hash(), replica.state_hash());
     let balances: serde_json::Map<String, Value> = replica
         .balances()
         .map(|(a, b)| (a.to_string(), json!(b)))
         .collect();
+    let value = json!({
+        "name": name,
+        "topic": topic,
+        "config": hex::encode(config.encode().unwrap()),
+        "entries": entries,
+        "final": {
+            "stateHash": hex::encode(replica.state_hash()),
+            "snapshot": hex::encode(replica.snapshot()),
+            "balances": balances,
+            "supply": serde_json::to_value(replica.supply()).unwrap(),
+        },
+    });
+    (value, replica)
+}
+
+#[test]
+fn replica_vectors() {
+    let (topic, config, log, cast) = scenario();
+    let (all, replica) = replay("all-patterns", &topic, &config, &log);
+    assert_eq!(
+        replica.current_key(&agent(1).agent_id()),
+        agent(50).agent_id()
+    );
+    let mut scenarios = vec![all];
+    for (name, approvers, veto, rotated) in [
+        ("recovery-5-of-7", 5, false, true),
+        ("recovery-4-of-7", 4, false, false),
+        ("recovery-veto", 5, true, false),
+    ] {
+        let (topic, config, log) = recovery_scenario(approvers, veto);
+        let (value, replica) = replay(name, &topic, &config, &log);
+        let alice = agent(1).agent_id();
+        let expected_key = if rotated { agent(50).agent_id() } else { alice };
+        assert_eq!(replica.current_key(&alice), expected_key, "{name}");
+        // Exactly one of the two transfers spends alice's units: the old key's or the new one's.
+        assert_eq!(
+            replica.balance(&alice),
+            if rotated { 28 } else { 29 },
+            "{name}"
+        );
+        scenarios.push(value);
+    }
+    let cast: Vec<Value> = cast
+        .iter()
+        .map(|(n, s)| json!({ "name": n, "seed": hex::encode([*s; 32]), "agentId": agent(*s).agent_id().to_string() }))
+        .collect();
     check(
         "replica.json",
         json!({
-            "description": "PROTOCOL.md section 6. Apply `entry` (hex) in order to `new Replica(topic, config)`; after each, the events (JSON view) and state hash must match.",
-            "topic": topic,
-            "config": hex::encode(config.encode().unwrap()),
-            "cast": cast.iter().map(|(n, s)| json!({ "name": n, "seed": hex::encode([*s; 32]), "agentId": agent(*s).agent_id().to_string() })).collect::<Vec<_>>(),
-            "entries": entries,
-            "final": {
-                "stateHash": hex::encode(replica.state_hash()),
-                "snapshot": hex::encode(replica.snapshot()),
-                "balances": balances,
-                "supply": serde_json::to_value(replica.supply()).unwrap(),
-            },
+            "description": "PROTOCOL.md section 6. For each scenario: apply each `entry` (hex) in order to a replica of `topic` with `config` (canonical bytes, hex); after each, the events (JSON view) and the state hash must match; at the end the snapshot too.",
+            "cast": cast,
+            "scenarios": scenarios,
         }),
     );
 }

@@ -78,7 +78,7 @@ impl ReplicaConfig {
     pub fn canonical(mut self) -> Result<Self> {
         self.issuers.sort_unstable();
         self.issuers.dedup();
-        self.candidates.sort_by(|a, b| a.agent.cmp(&b.agent));
+        self.candidates.sort_by_key(|c| c.agent);
         self.candidates
             .dedup_by(|later, earlier| later.agent == earlier.agent);
         self.check()?;

@@ -101,6 +101,16 @@ pub enum SlashedTo {
     Poster,
 }
 
+/// A `u64` as an exact integer: as `u64` up to 2^53 − 1 (a JSON / JS number), as `u128` above
+/// (serde-wasm-bindgen makes that a `BigInt`; JSON writes the digits), so no view loses precision.
+fn number<S: Serializer>(value: &u64, s: S) -> Result<S::Ok, S::Error> {
+    if *value < 1 << 53 {
+        s.serialize_u64(*value)
+    } else {
+        s.serialize_u128(u128::from(*value))
+    }
+}
+
 fn hex<S: Serializer>(id: &AgentId, s: S) -> Result<S::Ok, S::Error> {
     s.collect_str(id)
 }
@@ -129,6 +139,7 @@ pub enum Event {
     /// The op broke a rule and changed nothing.
     Rejected {
         /// The entry.
+        #[serde(serialize_with = "number")]
         seq: u64,
         /// The op kind.
         kind: String,
@@ -140,6 +151,7 @@ pub enum Event {
     /// An op of a kind the replica does not interpret, recorded in the feed.
     Recorded {
         /// The entry.
+        #[serde(serialize_with = "number")]
         seq: u64,
         /// The op kind.
         kind: String,
@@ -150,6 +162,7 @@ pub enum Event {
     /// A post, recorded in the feed.
     Posted {
         /// The entry.
+        #[serde(serialize_with = "number")]
         seq: u64,
         /// The agent.
         #[serde(serialize_with = "hex")]
@@ -160,6 +173,7 @@ pub enum Event {
     /// A vouch, recorded in the feed.
     Vouched {
         /// The entry.
+        #[serde(serialize_with = "number")]
         seq: u64,
         /// The agent speaking.
         #[serde(serialize_with = "hex")]
@@ -173,16 +187,19 @@ pub enum Event {
     /// New units.
     Minted {
         /// The entry.
+        #[serde(serialize_with = "number")]
         seq: u64,
         /// The recipient.
         #[serde(serialize_with = "hex")]
         to: AgentId,
         /// How many.
+        #[serde(serialize_with = "number")]
         amount: u64,
     },
     /// Units moved.
     Transferred {
         /// The entry.
+        #[serde(serialize_with = "number")]
         seq: u64,
         /// The sender.
         #[serde(serialize_with = "hex")]
@@ -191,11 +208,13 @@ pub enum Event {
         #[serde(serialize_with = "hex")]
         to: AgentId,
         /// How many.
+        #[serde(serialize_with = "number")]
         amount: u64,
     },
     /// A task opened, its reward escrowed from the poster.
     TaskPosted {
         /// The entry.
+        #[serde(serialize_with = "number")]
         seq: u64,
         /// The task name.
         task: String,
@@ -203,13 +222,16 @@ pub enum Event {
         #[serde(serialize_with = "hex")]
         poster: AgentId,
         /// The escrowed reward.
+        #[serde(serialize_with = "number")]
         reward: u64,
         /// When it lapses.
+        #[serde(serialize_with = "number")]
         deadline_ms: u64,
     },
     /// A resource now held (its stake, if any, escrowed).
     Claimed {
         /// The entry.
+        #[serde(serialize_with = "number")]
         seq: u64,
         /// The resource.
         resource: String,
@@ -217,13 +239,16 @@ pub enum Event {
         #[serde(serialize_with = "hex")]
         holder: AgentId,
         /// The escrowed stake.
+        #[serde(serialize_with = "number")]
         stake: u64,
         /// When the lease runs out.
+        #[serde(serialize_with = "number")]
         lease_until_ms: u64,
     },
     /// The holder claimed again: the lease was extended, nothing else changed.
     ClaimRenewed {
         /// The entry.
+        #[serde(serialize_with = "number")]
         seq: u64,
         /// The resource.
         resource: String,
@@ -231,11 +256,13 @@ pub enum Event {
         #[serde(serialize_with = "hex")]
         holder: AgentId,
         /// The new end of the lease.
+        #[serde(serialize_with = "number")]
         lease_until_ms: u64,
     },
     /// A claimant lost: its compensation handler should undo what it did optimistically.
     Compensation {
         /// The entry that decided.
+        #[serde(serialize_with = "number")]
         seq: u64,
         /// The kind of the losing op (`claim`).
         kind: String,
@@ -248,17 +275,21 @@ pub enum Event {
         #[serde(serialize_with = "hex")]
         winner: AgentId,
         /// The seq of the winning claim.
+        #[serde(serialize_with = "number")]
         winning_seq: u64,
         /// The seq of the losing claim.
+        #[serde(serialize_with = "number")]
         losing_seq: u64,
         /// Earlier claim, or outbid by a higher stake.
         reason: LossReason,
         /// Stake returned to the loser (0 when none was escrowed).
+        #[serde(serialize_with = "number")]
         refunded: u64,
     },
     /// The holder gave the resource up; stake returned.
     Released {
         /// The entry.
+        #[serde(serialize_with = "number")]
         seq: u64,
         /// The resource.
         resource: String,
@@ -266,11 +297,13 @@ pub enum Event {
         #[serde(serialize_with = "hex")]
         holder: AgentId,
         /// Stake returned.
+        #[serde(serialize_with = "number")]
         refunded: u64,
     },
     /// The lease ran out; stake returned.
     LeaseExpired {
         /// The entry whose relay time passed the lease.
+        #[serde(serialize_with = "number")]
         seq: u64,
         /// The resource.
         resource: String,
@@ -278,11 +311,13 @@ pub enum Event {
         #[serde(serialize_with = "hex")]
         holder: AgentId,
         /// Stake returned.
+        #[serde(serialize_with = "number")]
         refunded: u64,
     },
     /// Done: stake returned and, for a task, the reward paid.
     Completed {
         /// The entry.
+        #[serde(serialize_with = "number")]
         seq: u64,
         /// The resource.
         resource: String,
@@ -290,13 +325,16 @@ pub enum Event {
         #[serde(serialize_with = "hex")]
         holder: AgentId,
         /// Stake returned.
+        #[serde(serialize_with = "number")]
         refunded: u64,
         /// Reward paid (0 for a plain resource).
+        #[serde(serialize_with = "number")]
         reward: u64,
     },
     /// Failed: the stake is slashed; a task stays open until its deadline.
     Failed {
         /// The entry.
+        #[serde(serialize_with = "number")]
         seq: u64,
         /// The resource.
         resource: String,
@@ -304,6 +342,7 @@ pub enum Event {
         #[serde(serialize_with = "hex")]
         holder: AgentId,
         /// Units slashed.
+        #[serde(serialize_with = "number")]
         slashed: u64,
         /// Where they went.
         slashed_to: SlashedTo,
@@ -311,6 +350,7 @@ pub enum Event {
     /// A task's deadline passed: a holder's stake is slashed, the reward returns to the poster.
     TaskExpired {
         /// The entry whose relay time passed the deadline.
+        #[serde(serialize_with = "number")]
         seq: u64,
         /// The task.
         task: String,
@@ -318,15 +358,18 @@ pub enum Event {
         #[serde(serialize_with = "hex_opt")]
         holder: Option<AgentId>,
         /// Units slashed from the holder.
+        #[serde(serialize_with = "number")]
         slashed: u64,
         /// Where they went.
         slashed_to: SlashedTo,
         /// Reward returned to the poster.
+        #[serde(serialize_with = "number")]
         refunded: u64,
     },
     /// An agent registered its guardians; pending recoveries were cancelled.
     GuardiansSet {
         /// The entry.
+        #[serde(serialize_with = "number")]
         seq: u64,
         /// The agent.
         #[serde(serialize_with = "hex")]
@@ -340,6 +383,7 @@ pub enum Event {
     /// A recovery began (replacing any unscheduled one).
     RecoveryRequested {
         /// The entry.
+        #[serde(serialize_with = "number")]
         seq: u64,
         /// The agent being recovered.
         #[serde(serialize_with = "hex")]
@@ -355,6 +399,7 @@ pub enum Event {
     /// A guardian approved.
     RecoveryApproved {
         /// The entry.
+        #[serde(serialize_with = "number")]
         seq: u64,
         /// The agent being recovered.
         #[serde(serialize_with = "hex")]
@@ -373,6 +418,7 @@ pub enum Event {
     /// The threshold was reached: the rotation takes effect at `effective_at_ms` unless vetoed.
     RecoveryScheduled {
         /// The entry.
+        #[serde(serialize_with = "number")]
         seq: u64,
         /// The agent being recovered.
         #[serde(serialize_with = "hex")]
@@ -381,11 +427,13 @@ pub enum Event {
         #[serde(serialize_with = "hex")]
         new_key: AgentId,
         /// Relay time at which the key rotates.
+        #[serde(serialize_with = "number")]
         effective_at_ms: u64,
     },
     /// A pending recovery was cancelled by the agent's current key.
     RecoveryVetoed {
         /// The entry.
+        #[serde(serialize_with = "number")]
         seq: u64,
         /// The agent.
         #[serde(serialize_with = "hex")]
@@ -397,6 +445,7 @@ pub enum Event {
     /// The agent's key changed: ops signed by the old key are refused from now on.
     KeyRotated {
         /// The entry whose relay time reached the effective time.
+        #[serde(serialize_with = "number")]
         seq: u64,
         /// The agent (its id never changes).
         #[serde(serialize_with = "hex")]
@@ -411,11 +460,13 @@ pub enum Event {
     /// The leader of the window acted (fencing token checked).
     LeaderActed {
         /// The entry.
+        #[serde(serialize_with = "number")]
         seq: u64,
         /// The leader.
         #[serde(serialize_with = "hex")]
         leader: AgentId,
         /// The window (fencing token).
+        #[serde(serialize_with = "number")]
         window: u64,
         /// Its payload.
         #[serde(serialize_with = "bytes_hex")]

@@ -109,6 +109,34 @@ pub struct Replica {
     recovery: Recovery,
     feed: VecDeque<FeedItem>,
     timers: Timers,
+    known_ids: KnownIds,
+}
+
+/// Agent ids already validated as public keys: a cache (never state) that spares re-checking a
+/// curve point for every op naming a known agent. Bounded: it is cleared when full.
+#[derive(Debug, Clone, Default)]
+struct KnownIds(std::collections::HashMap<[u8; 32], AgentId>);
+
+impl KnownIds {
+    const CAPACITY: usize = 1 << 16;
+
+    fn remember(&mut self, id: &AgentId) {
+        if self.0.len() >= Self::CAPACITY {
+            self.0.clear();
+        }
+        self.0.entry(*id.as_bytes()).or_insert(*id);
+    }
+
+    fn check(&mut self, bytes: &[u8]) -> Result<AgentId> {
+        if let Ok(key) = <[u8; 32]>::try_from(bytes) {
+            if let Some(id) = self.0.get(&key) {
+                return Ok(*id);
+            }
+        }
+        let id = AgentId::from_bytes(bytes)?;
+        self.remember(&id);
+        Ok(id)
+    }
 }
 
 impl Replica {
@@ -126,6 +154,7 @@ impl Replica {
             recovery: Recovery::default(),
             feed: VecDeque::new(),
             timers: Timers::default(),
+            known_ids: KnownIds::default(),
         })
     }
 
@@ -194,6 +223,7 @@ impl Replica {
 
     fn apply_op(&mut self, seq: u64, entry: &Entry, events: &mut Vec<Event>) -> Result<(), Reject> {
         let op = entry.op();
+        self.known_ids.remember(op.author());
         let who = self.recovery.signer(op.author())?;
         if !ReplicaOp::is_known_kind(op.kind()) {
             events.push(Event::Recorded {
@@ -211,7 +241,8 @@ impl Replica {
             });
             return Ok(());
         }
-        let body = ReplicaOp::decode(op.kind(), op.body())
+        let known_ids = &mut self.known_ids;
+        let body = ReplicaOp::decode_with(op.kind(), op.body(), &mut |b| known_ids.check(b))
             .map_err(|e| Reject::new(RejectCode::MalformedBody, e.to_string()))?;
         let step = Step {
             seq,

@@ -278,6 +278,19 @@ impl ReplicaOp {
     /// `MALFORMED`, `TRAILING_BYTES`, `UNSUPPORTED_VERSION`, `NON_CANONICAL`, `LIMIT_EXCEEDED`,
     /// `BAD_PUBLIC_KEY` for a body that breaks its layout.
     pub fn decode(kind: &str, body: &[u8]) -> Result<Self> {
+        Self::decode_with(kind, body, &mut |bytes| AgentId::from_bytes(bytes))
+    }
+
+    /// [`ReplicaOp::decode`] with the agent-id check supplied by the caller (a replica remembers
+    /// ids it already validated: checking a curve point costs far more than the rest of an op).
+    pub(crate) fn decode_with(
+        kind: &str,
+        body: &[u8],
+        ids: &mut dyn FnMut(&[u8]) -> Result<AgentId>,
+    ) -> Result<Self> {
+        if !Self::is_known_kind(kind) {
+            return Err(Error::BadKind(format!("{kind} is not a replica op kind")));
+        }
         let mut r = Reader::new("op body", body);
         let version = r.u8("version")?;
         if version != BODY_VERSION {
@@ -294,7 +307,7 @@ impl ReplicaOp {
                 }
             }
             kind::VOUCH => {
-                let subject = agent(&mut r, "subject")?;
+                let subject = agent(&mut r, "subject", ids)?;
                 let len = r.u16("statement length")? as usize;
                 limit("statement", MAX_STATEMENT_LEN, len)?;
                 ReplicaOp::Vouch {
@@ -338,7 +351,7 @@ impl ReplicaOp {
                 deadline_ms: r.u64("deadline")?,
             },
             kind::MINT | kind::TRANSFER => {
-                let to = agent(&mut r, "recipient")?;
+                let to = agent(&mut r, "recipient", ids)?;
                 let amount = r.u64("amount")?;
                 if amount == 0 {
                     return Err(Error::malformed("op body", "amount must be at least 1"));
@@ -354,14 +367,14 @@ impl ReplicaOp {
                 limit("guardians", MAX_GUARDIANS, count)?;
                 let mut guardians = Vec::with_capacity(count);
                 for _ in 0..count {
-                    guardians.push(agent(&mut r, "guardian")?);
+                    guardians.push(agent(&mut r, "guardian", ids)?);
                 }
                 ascending(&guardians)?;
                 ReplicaOp::GuardiansSet { guardians }
             }
             kind::RECOVERY_REQUEST | kind::RECOVERY_APPROVE => {
-                let agent_id = agent(&mut r, "agent")?;
-                let new_key = agent(&mut r, "new key")?;
+                let agent_id = agent(&mut r, "agent", ids)?;
+                let new_key = agent(&mut r, "new key", ids)?;
                 if kind == kind::RECOVERY_REQUEST {
                     ReplicaOp::RecoveryRequest {
                         agent: agent_id,
@@ -375,7 +388,7 @@ impl ReplicaOp {
                 }
             }
             kind::RECOVERY_VETO => ReplicaOp::RecoveryVeto {
-                new_key: agent(&mut r, "new key")?,
+                new_key: agent(&mut r, "new key", ids)?,
             },
             kind::LEADER_ACT => {
                 let window = r.u64("window")?;
@@ -439,8 +452,12 @@ fn utf8(bytes: &[u8]) -> Result<String> {
     String::from_utf8(bytes.to_vec()).map_err(|_| Error::malformed("op body", "text is not UTF-8"))
 }
 
-fn agent(r: &mut Reader<'_>, field: &str) -> Result<AgentId> {
-    AgentId::from_bytes(r.take(32, field)?)
+fn agent(
+    r: &mut Reader<'_>,
+    field: &str,
+    ids: &mut dyn FnMut(&[u8]) -> Result<AgentId>,
+) -> Result<AgentId> {
+    ids(r.take(32, field)?)
 }
 
 #[cfg(test)]

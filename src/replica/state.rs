@@ -315,5 +315,6 @@ pub(super) fn decode(bytes: &[u8]) -> Result<Replica> {
         recovery,
         feed,
         timers,
+        known_ids: Default::default(),
     })
 }

@@ -7,8 +7,15 @@
 //! is a `BAD_INPUT` error rather than a wasm-bindgen exception without a code.
 
 mod convert;
+pub mod election;
 pub mod error;
 pub mod identity;
+pub mod log;
+pub mod merkle_log;
 pub mod op;
+pub mod replica;
+mod replica_convert;
+pub mod replica_op;
+mod replica_types;
 pub mod signature;
 mod types;

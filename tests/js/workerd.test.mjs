@@ -9,8 +9,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes, sign as nodeSign } from 'node:crypto';
 import * as esbuild from 'esbuild';
+import * as workerdPackage from 'workerd';
 
 import { freePort, nodePrivateKey, pkgDir, rawPublicKey, root, waitForHttp } from './helpers.mjs';
+
+// The workerd binary itself: node_modules/.bin/workerd is a Node wrapper that would leave the
+// real server running (and this test hanging) when killed.
+const workerdBinary = typeof workerdPackage.default === 'string' ? workerdPackage.default : workerdPackage.default.default;
+const compatibilityDate = workerdPackage.compatibilityDate ?? '2025-01-01';
 
 test('workerd runs a worker that signs and verifies inside a request handler', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'ants-coord-workerd-'));
@@ -42,11 +48,11 @@ const worker :Workerd.Worker = (
     (name = "worker.js", esModule = embed "worker.js"),
     (name = "ants_coord_bg.wasm", wasm = embed "ants_coord_bg.wasm"),
   ],
-  compatibilityDate = "2025-01-01",
+  compatibilityDate = "${compatibilityDate}",
 );
 `);
 
-  const workerd = spawn(join(root, 'node_modules/.bin/workerd'), ['serve', join(dir, 'config.capnp')], {
+  const workerd = spawn(workerdBinary, ['serve', join(dir, 'config.capnp')], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
@@ -54,8 +60,13 @@ const worker :Workerd.Worker = (
   workerd.stderr.on('data', (chunk) => (output += chunk));
   let exited = false;
   workerd.on('exit', () => (exited = true));
-  t.after(() => {
-    if (!exited) workerd.kill('SIGTERM');
+  t.after(async () => {
+    if (exited) return;
+    const gone = new Promise((resolve) => workerd.once('exit', resolve));
+    workerd.kill('SIGTERM');
+    const timer = setTimeout(() => workerd.kill('SIGKILL'), 5_000);
+    await gone;
+    clearTimeout(timer);
   });
 
   const seed = randomBytes(32);

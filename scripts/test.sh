@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Sets up (scripts/setup.sh) and runs every test tier of ants-coord; what CI runs (.ci/run).
+# Runs all tiers even when one fails, prints a summary, and exits non-zero if any failed.
+# Non-interactive: works with CI=true and no stdin.
+#
+# Tiers:
+#   cargo test --all-features                  native unit, property, vector and doc tests
+#   wasm-bindgen-test in Node                  tests/wasm.rs, the JS boundary
+#   wasm-bindgen-test in headless Chromium     the same, through chromedriver
+#   node --test tests/js/                      the built npm package: Node ESM + CJS (cross-checked
+#                                              with node:crypto), headless Chromium, esbuild
+#                                              bundles, Deno, workerd, npm pack + install
+set -uo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+
+scripts/setup.sh || {
+  echo "test: setup failed" >&2
+  exit 1
+}
+
+names=()
+results=()
+run() {
+  local name="$1"
+  shift
+  printf '\n==== %s\n' "$name"
+  local start=$SECONDS
+  if "$@"; then
+    results+=("PASS  $name ($((SECONDS - start)) s)")
+  else
+    results+=("FAIL  $name ($((SECONDS - start)) s)")
+  fi
+  names+=("$name")
+}
+
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+wasm_env=(env CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner)
+
+# Headless Chromium for wasm-bindgen-test: flags that let it run as root in a container, and a
+# fresh profile each run.
+profile="$(mktemp -d "${TMPDIR:-/tmp}/ants-coord-chromium.XXXXXX")"
+webdriver_json="$profile.webdriver.json"
+trap 'rm -rf "$profile" "$webdriver_json"' EXIT
+cat >"$webdriver_json" <<JSON
+{
+  "goog:chromeOptions": {
+    "binary": "$(command -v chromium)",
+    "args": ["disable-gpu", "disable-quic", "no-first-run", "disable-background-networking",
+             "disable-component-update", "disable-sync", "user-data-dir=$profile"]
+  }
+}
+JSON
+
+run "cargo test --all-features" cargo test --all-features
+run "wasm-bindgen-test (node)" "${wasm_env[@]}" \
+  cargo test --target wasm32-unknown-unknown --test wasm
+run "wasm-bindgen-test (headless chromium)" "${wasm_env[@]}" WASM_BINDGEN_USE_BROWSER=1 \
+  CHROMEDRIVER="$(command -v chromedriver)" WASM_BINDGEN_TEST_WEBDRIVER_JSON="$webdriver_json" \
+  cargo test --target wasm32-unknown-unknown --test wasm
+run "node --test tests/js/ (package in node, chromium, bundler, deno, workerd, npm pack)" \
+  timeout 1200 node --test --test-timeout=300000 tests/js/
+
+printf '\n==== summary\n'
+failed=0
+for line in "${results[@]}"; do
+  echo "$line"
+  [[ "$line" == FAIL* ]] && failed=1
+done
+if ((failed)); then
+  echo "test: FAILED"
+  exit 1
+fi
+echo "test: all tiers passed"

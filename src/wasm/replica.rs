@@ -1,0 +1,379 @@
+//! The JS `Replica` class: one topic's coordination state, folded from verified entries.
+
+use serde::{Deserialize, Serialize};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+
+use super::convert::bytes_arg;
+use super::error::bad_input;
+use super::replica_convert::{agent_arg, only_keys, plain, u64_arg, u64_value};
+use crate::election::{ElectionMode, WeightedCandidate};
+use crate::entry::Entry;
+use crate::identity::lower_hex;
+use crate::replica::{FeedContent, Replica, ReplicaConfig, SlashPolicy};
+
+/// The JS `ReplicaConfig` object; every field optional (defaults as in the core).
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+struct ConfigInput {
+    issuers: Vec<String>,
+    default_lease_ms: Option<u64>,
+    max_lease_ms: Option<u64>,
+    recovery_delay_ms: Option<u64>,
+    slash_policy: Option<String>,
+    election_window_ms: Option<u64>,
+    election_mode: Option<String>,
+    candidates: Vec<CandidateInput>,
+    feed_capacity: Option<u32>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct CandidateInput {
+    agent_id: String,
+    #[serde(default)]
+    weight: Option<u64>,
+}
+
+/// Reads a config: canonical bytes (`Uint8Array`), a plain object, or `undefined` for defaults.
+pub(crate) fn config_arg(config: &JsValue) -> Result<ReplicaConfig, JsValue> {
+    if config.is_undefined() || config.is_null() {
+        return Ok(ReplicaConfig::default());
+    }
+    if config.is_instance_of::<js_sys::Uint8Array>() {
+        return Ok(ReplicaConfig::decode(&bytes_arg("config", config)?)?);
+    }
+    if !config.is_object() {
+        return Err(bad_input(
+            "config must be an object or canonical config bytes",
+        ));
+    }
+    only_keys(
+        "config",
+        config,
+        &[
+            "issuers",
+            "defaultLeaseMs",
+            "maxLeaseMs",
+            "recoveryDelayMs",
+            "slashPolicy",
+            "electionWindowMs",
+            "electionMode",
+            "candidates",
+            "feedCapacity",
+        ],
+    )?;
+    let input: ConfigInput = serde_wasm_bindgen::from_value(config.clone()).map_err(|e| {
+        bad_input(format!(
+            "config: {}",
+            e.to_string().trim_start_matches("Error: ")
+        ))
+    })?;
+    let defaults = ReplicaConfig::default();
+    let config = ReplicaConfig {
+        issuers: input
+            .issuers
+            .iter()
+            .map(|id| agent_arg(id))
+            .collect::<Result<_, _>>()?,
+        default_lease_ms: input.default_lease_ms.unwrap_or(defaults.default_lease_ms),
+        max_lease_ms: input.max_lease_ms.unwrap_or(defaults.max_lease_ms),
+        recovery_delay_ms: input
+            .recovery_delay_ms
+            .unwrap_or(defaults.recovery_delay_ms),
+        slash_policy: match input.slash_policy.as_deref() {
+            None | Some("burn") => SlashPolicy::Burn,
+            Some("poster") => SlashPolicy::Poster,
+            Some(other) => {
+                return Err(bad_input(format!(
+                    "slashPolicy {other:?}: 'burn' or 'poster'"
+                )))
+            }
+        },
+        election_window_ms: input
+            .election_window_ms
+            .unwrap_or(defaults.election_window_ms),
+        election_mode: match input.election_mode.as_deref() {
+            None | Some("priority") => ElectionMode::Priority,
+            Some("weighted") => ElectionMode::Weighted,
+            Some(other) => {
+                return Err(bad_input(format!(
+                    "electionMode {other:?}: 'priority' or 'weighted'"
+                )))
+            }
+        },
+        candidates: input
+            .candidates
+            .iter()
+            .map(|c| {
+                Ok(WeightedCandidate {
+                    agent: agent_arg(&c.agent_id)?,
+                    weight: c.weight.unwrap_or(1),
+                })
+            })
+            .collect::<Result<_, JsValue>>()?,
+        feed_capacity: input.feed_capacity.unwrap_or(defaults.feed_capacity),
+    };
+    Ok(config.canonical()?)
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ClaimView {
+    resource: String,
+    holder: String,
+    stake: u64,
+    seq: u64,
+    lease_until_ms: u64,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct FeedView {
+    seq: u64,
+    author: String,
+    kind: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    text: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    subject: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    op_id: Option<String>,
+}
+
+/// One topic's replica. Feed it the topic's entries in sequence order with `apply`; every
+/// replica that applied the same entries has the same `stateHash()`.
+#[wasm_bindgen(js_name = Replica)]
+pub struct JsReplica {
+    replica: Replica,
+    /// Compensation handlers by op kind (`onCompensation`).
+    handlers: Vec<(String, js_sys::Function)>,
+}
+
+impl JsReplica {
+    fn wrap(replica: Replica) -> Self {
+        JsReplica {
+            replica,
+            handlers: Vec::new(),
+        }
+    }
+}
+
+#[wasm_bindgen(js_class = Replica)]
+impl JsReplica {
+    /// An empty replica of `topic`. `config`: a `ReplicaConfig` object, its canonical bytes, or
+    /// `undefined` for the defaults.
+    #[wasm_bindgen(constructor)]
+    pub fn new(
+        topic: &str,
+        #[wasm_bindgen(unchecked_param_type = "ReplicaConfig | Uint8Array | undefined")]
+        config: &JsValue,
+    ) -> Result<JsReplica, JsValue> {
+        Ok(JsReplica::wrap(Replica::new(topic, config_arg(config)?)?))
+    }
+
+    /// The canonical bytes of a config object (what a state hash covers).
+    #[wasm_bindgen(js_name = encodeConfig)]
+    pub fn encode_config(
+        #[wasm_bindgen(unchecked_param_type = "ReplicaConfig")] config: &JsValue,
+    ) -> Result<Vec<u8>, JsValue> {
+        Ok(config_arg(config)?.encode()?)
+    }
+
+    /// Verifies and folds the next entry (its canonical bytes); the events it caused, as plain
+    /// objects (`ReplicaEvent[]`). Throws `WRONG_TOPIC` / `OUT_OF_ORDER` (nothing changed) or a
+    /// decoding / signature error.
+    #[wasm_bindgen(unchecked_return_type = "ReplicaEvent[]")]
+    pub fn apply(
+        &mut self,
+        #[wasm_bindgen(js_name = entryBytes, unchecked_param_type = "Uint8Array")]
+        entry_bytes: &JsValue,
+    ) -> Result<JsValue, JsValue> {
+        let entry = Entry::decode(&bytes_arg("entryBytes", entry_bytes)?)?;
+        let events = self.replica.apply(&entry)?;
+        let objects = plain(&events)?;
+        if !self.handlers.is_empty() {
+            let array: &js_sys::Array = objects.unchecked_ref();
+            for (event, object) in events.iter().zip(array.iter()) {
+                if let crate::replica::Event::Compensation { kind, .. } = event {
+                    for (_, handler) in self.handlers.iter().filter(|(k, _)| k == kind) {
+                        handler.call1(&JsValue::UNDEFINED, &object)?;
+                    }
+                }
+            }
+        }
+        Ok(objects)
+    }
+
+    /// Registers `handler(event)` for `compensation` events of op `kind` (e.g. `claim`): called
+    /// by `apply`, after the entry is applied, once per compensation in entry order. The loser's
+    /// application undoes there what it did optimistically. A handler that throws makes `apply`
+    /// throw after the state has changed (the entry stays applied).
+    #[wasm_bindgen(js_name = onCompensation)]
+    pub fn on_compensation(&mut self, kind: &str, handler: js_sys::Function) {
+        self.handlers.push((kind.to_owned(), handler));
+    }
+
+    /// Removes every compensation handler of `kind`.
+    #[wasm_bindgen(js_name = offCompensation)]
+    pub fn off_compensation(&mut self, kind: &str) {
+        self.handlers.retain(|(k, _)| k != kind);
+    }
+
+    /// The election among the configured candidates at `nowMs`:
+    /// `{ leader, window, startsAtMs, endsAtMs, ranking }`. Throws `NO_CANDIDATES` if none.
+    #[wasm_bindgen(unchecked_return_type = "LeaderElection")]
+    pub fn leader(
+        &self,
+        #[wasm_bindgen(js_name = nowMs, unchecked_param_type = "number | bigint")] now_ms: &JsValue,
+    ) -> Result<JsValue, JsValue> {
+        let election = self.replica.leader(u64_arg("nowMs", now_ms)?)?;
+        let out = js_sys::Object::new();
+        let set = |k: &str, v: JsValue| js_sys::Reflect::set(&out, &JsValue::from_str(k), &v);
+        set("leader", JsValue::from_str(&election.leader.to_string()))?;
+        set("window", u64_value(election.window))?;
+        set("startsAtMs", u64_value(election.starts_at_ms))?;
+        set("endsAtMs", u64_value(election.ends_at_ms))?;
+        let ranking: js_sys::Array = election
+            .ranking
+            .iter()
+            .map(|s| JsValue::from_str(&s.agent.to_string()))
+            .collect();
+        set("ranking", ranking.into())?;
+        Ok(out.into())
+    }
+
+    /// The agent holding `resource`, or `undefined`.
+    #[wasm_bindgen(js_name = claimHolder)]
+    pub fn claim_holder(&self, resource: &str) -> Option<String> {
+        self.replica.claim_holder(resource).map(|a| a.to_string())
+    }
+
+    /// The claim on `resource` (`{ resource, holder, stake, seq, leaseUntilMs }`) or `undefined`.
+    #[wasm_bindgen(unchecked_return_type = "ReplicaClaim | undefined")]
+    pub fn claim(&self, resource: &str) -> Result<JsValue, JsValue> {
+        match self.replica.claim(resource) {
+            None => Ok(JsValue::UNDEFINED),
+            Some(c) => plain(&ClaimView {
+                resource: resource.to_owned(),
+                holder: c.holder.to_string(),
+                stake: c.stake,
+                seq: c.seq,
+                lease_until_ms: c.lease_until_ms,
+            }),
+        }
+    }
+
+    /// The free balance of the agent `agentId` names (its id, or a current or retired key).
+    #[wasm_bindgen(unchecked_return_type = "number | bigint")]
+    pub fn balance(
+        &self,
+        #[wasm_bindgen(js_name = agentId)] agent_id: &str,
+    ) -> Result<JsValue, JsValue> {
+        Ok(u64_value(self.replica.balance(&agent_arg(agent_id)?)))
+    }
+
+    /// `{ minted, burned, circulating, escrowed }`.
+    #[wasm_bindgen(unchecked_return_type = "ReplicaSupply")]
+    pub fn supply(&self) -> Result<JsValue, JsValue> {
+        plain(&self.replica.supply())
+    }
+
+    /// The guardians of the agent `agentId` names.
+    pub fn guardians(
+        &self,
+        #[wasm_bindgen(js_name = agentId)] agent_id: &str,
+    ) -> Result<Vec<String>, JsValue> {
+        Ok(self
+            .replica
+            .guardians(&agent_arg(agent_id)?)
+            .iter()
+            .map(ToString::to_string)
+            .collect())
+    }
+
+    /// The key that signs for the agent `agentId` names now.
+    #[wasm_bindgen(js_name = currentKey)]
+    pub fn current_key(
+        &self,
+        #[wasm_bindgen(js_name = agentId)] agent_id: &str,
+    ) -> Result<String, JsValue> {
+        Ok(self.replica.current_key(&agent_arg(agent_id)?).to_string())
+    }
+
+    /// The feed: posts, vouches and ops of unknown kinds, oldest first.
+    #[wasm_bindgen(unchecked_return_type = "ReplicaFeedItem[]")]
+    pub fn feed(&self) -> Result<JsValue, JsValue> {
+        let items: Vec<FeedView> = self
+            .replica
+            .feed()
+            .map(|item| {
+                let base = FeedView {
+                    seq: item.seq,
+                    author: item.author.to_string(),
+                    kind: String::new(),
+                    text: None,
+                    subject: None,
+                    op_id: None,
+                };
+                match &item.content {
+                    FeedContent::Post { text } => FeedView {
+                        kind: "post".into(),
+                        text: Some(text.clone()),
+                        ..base
+                    },
+                    FeedContent::Vouch { subject, statement } => FeedView {
+                        kind: "vouch".into(),
+                        text: Some(statement.clone()),
+                        subject: Some(subject.to_string()),
+                        ..base
+                    },
+                    FeedContent::Other { kind, op_id } => FeedView {
+                        kind: kind.clone(),
+                        op_id: Some(op_id.to_string()),
+                        ..base
+                    },
+                }
+            })
+            .collect();
+        plain(&items)
+    }
+
+    /// The seq of the next entry to apply.
+    #[wasm_bindgen(getter, js_name = nextSeq)]
+    pub fn next_seq(&self) -> JsValue {
+        u64_value(self.replica.next_seq())
+    }
+
+    /// The replica's clock: the largest relay time applied.
+    #[wasm_bindgen(getter, js_name = nowMs)]
+    pub fn now_ms(&self) -> JsValue {
+        u64_value(self.replica.now_ms())
+    }
+
+    /// The topic.
+    #[wasm_bindgen(getter)]
+    pub fn topic(&self) -> String {
+        self.replica.topic().to_owned()
+    }
+
+    /// SHA-256 of the snapshot, 64 lowercase hex characters.
+    #[wasm_bindgen(js_name = stateHash)]
+    pub fn state_hash(&self) -> String {
+        lower_hex(&self.replica.state_hash())
+    }
+
+    /// The canonical state bytes.
+    pub fn snapshot(&self) -> Vec<u8> {
+        self.replica.snapshot()
+    }
+
+    /// A replica rebuilt from `snapshot()` bytes (refuses any other spelling).
+    pub fn restore(
+        #[wasm_bindgen(unchecked_param_type = "Uint8Array")] snapshot: &JsValue,
+    ) -> Result<JsReplica, JsValue> {
+        Ok(JsReplica::wrap(Replica::restore(&bytes_arg(
+            "snapshot", snapshot,
+        )?)?))
+    }
+}

@@ -1,0 +1,307 @@
+//! The JS `ReplicaOp` class: typed builders and a decoder for replica op bodies.
+//!
+//! `ReplicaOp.claim({ resource, stake })` gives the canonical body bytes for an op of kind
+//! `claim` (PROTOCOL.md section 6.2); `ReplicaOp.encode({ kind: 'claim', ... })` does the same
+//! for any kind, and `ReplicaOp.decode(kind, body)` reads a body back into that object.
+
+use serde::{Deserialize, Serialize};
+use wasm_bindgen::prelude::*;
+
+use super::convert::{bytes_arg, deserialize_bytes, serialize_u64};
+use super::error::bad_input;
+use super::replica_convert::agent_arg;
+use crate::identity::lower_hex;
+use crate::replica::ReplicaOp;
+
+/// The plain-object form of a replica op body (TypeScript `ReplicaOpInput`).
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "kind", deny_unknown_fields)]
+enum OpObject {
+    #[serde(rename = "post")]
+    Post { text: String },
+    #[serde(rename = "vouch")]
+    Vouch { subject: String, statement: String },
+    #[serde(rename = "claim", rename_all = "camelCase")]
+    Claim {
+        resource: String,
+        #[serde(default, serialize_with = "serialize_u64")]
+        lease_ms: u64,
+        #[serde(default, serialize_with = "serialize_u64")]
+        stake: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        fence: Option<u64>,
+    },
+    #[serde(rename = "claim.release")]
+    Release { resource: String },
+    #[serde(rename = "claim.complete")]
+    Complete { resource: String },
+    #[serde(rename = "claim.fail")]
+    Fail { resource: String },
+    #[serde(rename = "task.post", rename_all = "camelCase")]
+    TaskPost {
+        task: String,
+        #[serde(default, serialize_with = "serialize_u64")]
+        reward: u64,
+        #[serde(serialize_with = "serialize_u64")]
+        deadline_ms: u64,
+    },
+    #[serde(rename = "mint")]
+    Mint {
+        to: String,
+        #[serde(serialize_with = "serialize_u64")]
+        amount: u64,
+    },
+    #[serde(rename = "transfer")]
+    Transfer {
+        to: String,
+        #[serde(serialize_with = "serialize_u64")]
+        amount: u64,
+    },
+    #[serde(rename = "guardians.set")]
+    GuardiansSet { guardians: Vec<String> },
+    #[serde(rename = "recovery.request", rename_all = "camelCase")]
+    RecoveryRequest { agent: String, new_key: String },
+    #[serde(rename = "recovery.approve", rename_all = "camelCase")]
+    RecoveryApprove { agent: String, new_key: String },
+    #[serde(rename = "recovery.veto", rename_all = "camelCase")]
+    RecoveryVeto { new_key: String },
+    #[serde(rename = "leader.act")]
+    LeaderAct {
+        #[serde(serialize_with = "serialize_u64")]
+        window: u64,
+        #[serde(
+            default,
+            deserialize_with = "deserialize_bytes",
+            serialize_with = "super::convert::serialize_bytes"
+        )]
+        payload: Vec<u8>,
+    },
+}
+
+fn to_core(object: OpObject) -> Result<ReplicaOp, JsValue> {
+    Ok(match object {
+        OpObject::Post { text } => ReplicaOp::Post { text },
+        OpObject::Vouch { subject, statement } => ReplicaOp::Vouch {
+            subject: agent_arg(&subject)?,
+            statement,
+        },
+        OpObject::Claim {
+            resource,
+            lease_ms,
+            stake,
+            fence,
+        } => ReplicaOp::Claim {
+            resource,
+            lease_ms,
+            stake,
+            fence,
+        },
+        OpObject::Release { resource } => ReplicaOp::Release { resource },
+        OpObject::Complete { resource } => ReplicaOp::Complete { resource },
+        OpObject::Fail { resource } => ReplicaOp::Fail { resource },
+        OpObject::TaskPost {
+            task,
+            reward,
+            deadline_ms,
+        } => ReplicaOp::TaskPost {
+            task,
+            reward,
+            deadline_ms,
+        },
+        OpObject::Mint { to, amount } => ReplicaOp::Mint {
+            to: agent_arg(&to)?,
+            amount,
+        },
+        OpObject::Transfer { to, amount } => ReplicaOp::Transfer {
+            to: agent_arg(&to)?,
+            amount,
+        },
+        OpObject::GuardiansSet { guardians } => {
+            let mut ids = guardians
+                .iter()
+                .map(|g| agent_arg(g))
+                .collect::<Result<Vec<_>, _>>()?;
+            // The builder accepts any order; the body is canonical (ascending, no repeats).
+            ids.sort_unstable();
+            ids.dedup();
+            ReplicaOp::GuardiansSet { guardians: ids }
+        }
+        OpObject::RecoveryRequest { agent, new_key } => ReplicaOp::RecoveryRequest {
+            agent: agent_arg(&agent)?,
+            new_key: agent_arg(&new_key)?,
+        },
+        OpObject::RecoveryApprove { agent, new_key } => ReplicaOp::RecoveryApprove {
+            agent: agent_arg(&agent)?,
+            new_key: agent_arg(&new_key)?,
+        },
+        OpObject::RecoveryVeto { new_key } => ReplicaOp::RecoveryVeto {
+            new_key: agent_arg(&new_key)?,
+        },
+        OpObject::LeaderAct { window, payload } => ReplicaOp::LeaderAct { window, payload },
+    })
+}
+
+fn from_core(op: ReplicaOp) -> OpObject {
+    match op {
+        ReplicaOp::Post { text } => OpObject::Post { text },
+        ReplicaOp::Vouch { subject, statement } => OpObject::Vouch {
+            subject: subject.to_string(),
+            statement,
+        },
+        ReplicaOp::Claim {
+            resource,
+            lease_ms,
+            stake,
+            fence,
+        } => OpObject::Claim {
+            resource,
+            lease_ms,
+            stake,
+            fence,
+        },
+        ReplicaOp::Release { resource } => OpObject::Release { resource },
+        ReplicaOp::Complete { resource } => OpObject::Complete { resource },
+        ReplicaOp::Fail { resource } => OpObject::Fail { resource },
+        ReplicaOp::TaskPost {
+            task,
+            reward,
+            deadline_ms,
+        } => OpObject::TaskPost {
+            task,
+            reward,
+            deadline_ms,
+        },
+        ReplicaOp::Mint { to, amount } => OpObject::Mint {
+            to: to.to_string(),
+            amount,
+        },
+        ReplicaOp::Transfer { to, amount } => OpObject::Transfer {
+            to: to.to_string(),
+            amount,
+        },
+        ReplicaOp::GuardiansSet { guardians } => OpObject::GuardiansSet {
+            guardians: guardians.iter().map(ToString::to_string).collect(),
+        },
+        ReplicaOp::RecoveryRequest { agent, new_key } => OpObject::RecoveryRequest {
+            agent: agent.to_string(),
+            new_key: new_key.to_string(),
+        },
+        ReplicaOp::RecoveryApprove { agent, new_key } => OpObject::RecoveryApprove {
+            agent: agent.to_string(),
+            new_key: new_key.to_string(),
+        },
+        ReplicaOp::RecoveryVeto { new_key } => OpObject::RecoveryVeto {
+            new_key: new_key.to_string(),
+        },
+        ReplicaOp::LeaderAct { window, payload } => OpObject::LeaderAct { window, payload },
+    }
+}
+
+fn encode_object(op: &JsValue) -> Result<Vec<u8>, JsValue> {
+    if !op.is_object() {
+        return Err(bad_input("a replica op must be an object with a kind"));
+    }
+    let object: OpObject = serde_wasm_bindgen::from_value(op.clone()).map_err(|e| {
+        bad_input(format!(
+            "replica op: {}",
+            e.to_string().trim_start_matches("Error: ")
+        ))
+    })?;
+    Ok(to_core(object)?.encode()?)
+}
+
+fn encode_kind(kind: &str, fields: &JsValue) -> Result<Vec<u8>, JsValue> {
+    if !fields.is_object() {
+        return Err(bad_input(format!("{kind} fields must be an object")));
+    }
+    let object = js_sys::Object::assign(&js_sys::Object::new(), fields.unchecked_ref());
+    js_sys::Reflect::set(
+        &object,
+        &JsValue::from_str("kind"),
+        &JsValue::from_str(kind),
+    )?;
+    encode_object(&object.into())
+}
+
+/// Builders and a decoder for the bodies of replica ops (static methods only).
+#[wasm_bindgen(js_name = ReplicaOp)]
+pub struct JsReplicaOp {}
+
+macro_rules! builders {
+    ($( $(#[$doc:meta])* $js:literal => $name:ident = $kind:literal : $ty:literal ),* $(,)?) => {
+        #[wasm_bindgen(js_class = ReplicaOp)]
+        impl JsReplicaOp {
+            /// The canonical body of `op` (`{ kind, ...fields }`, TypeScript `ReplicaOpInput`).
+            pub fn encode(
+                #[wasm_bindgen(unchecked_param_type = "ReplicaOpInput")] op: &JsValue,
+            ) -> Result<Vec<u8>, JsValue> {
+                encode_object(op)
+            }
+
+            /// Reads the body of an op of `kind` back into `{ kind, ...fields }`.
+            /// Errors: `BAD_KIND` for a kind the replica does not interpret, `MALFORMED`,
+            /// `TRAILING_BYTES`, `UNSUPPORTED_VERSION`, `NON_CANONICAL`, `BAD_PUBLIC_KEY`.
+            #[wasm_bindgen(unchecked_return_type = "ReplicaOpInput")]
+            pub fn decode(
+                kind: &str,
+                #[wasm_bindgen(unchecked_param_type = "Uint8Array")] body: &JsValue,
+            ) -> Result<JsValue, JsValue> {
+                let op = ReplicaOp::decode(kind, &bytes_arg("body", body)?)?;
+                let object = from_core(op);
+                // Bytes stay a Uint8Array: the default serializer, not the JSON-compatible one.
+                object
+                    .serialize(&serde_wasm_bindgen::Serializer::new())
+                    .map_err(|e| bad_input(e.to_string()))
+            }
+
+            /// The hex of a body, for logs and tests.
+            #[wasm_bindgen(js_name = toHex)]
+            pub fn to_hex(
+                #[wasm_bindgen(unchecked_param_type = "Uint8Array")] body: &JsValue,
+            ) -> Result<String, JsValue> {
+                Ok(lower_hex(&bytes_arg("body", body)?))
+            }
+
+            $(
+                $(#[$doc])*
+                #[wasm_bindgen(js_name = $js)]
+                pub fn $name(
+                    #[wasm_bindgen(unchecked_param_type = $ty)] fields: &JsValue,
+                ) -> Result<Vec<u8>, JsValue> {
+                    encode_kind($kind, fields)
+                }
+            )*
+        }
+    };
+}
+
+builders! {
+    /// `post`: `{ text }`.
+    "post" => post = "post" : "{ text: string }",
+    /// `vouch`: `{ subject, statement }`.
+    "vouch" => vouch = "vouch" : "{ subject: string; statement: string }",
+    /// `claim`: `{ resource, leaseMs?, stake?, fence? }`.
+    "claim" => claim = "claim" : "{ resource: string; leaseMs?: number | bigint; stake?: number | bigint; fence?: number | bigint }",
+    /// `claim.release`: `{ resource }`.
+    "release" => release = "claim.release" : "{ resource: string }",
+    /// `claim.complete`: `{ resource }`.
+    "complete" => complete = "claim.complete" : "{ resource: string }",
+    /// `claim.fail`: `{ resource }`.
+    "fail" => fail = "claim.fail" : "{ resource: string }",
+    /// `task.post`: `{ task, reward?, deadlineMs }`.
+    "taskPost" => task_post = "task.post" : "{ task: string; reward?: number | bigint; deadlineMs: number | bigint }",
+    /// `mint`: `{ to, amount }` (issuers only).
+    "mint" => mint = "mint" : "{ to: string; amount: number | bigint }",
+    /// `transfer`: `{ to, amount }`.
+    "transfer" => transfer = "transfer" : "{ to: string; amount: number | bigint }",
+    /// `guardians.set`: `{ guardians }` (any order; the body sorts them).
+    "guardiansSet" => guardians_set = "guardians.set" : "{ guardians: string[] }",
+    /// `recovery.request`: `{ agent, newKey }`.
+    "recoveryRequest" => recovery_request = "recovery.request" : "{ agent: string; newKey: string }",
+    /// `recovery.approve`: `{ agent, newKey }`.
+    "recoveryApprove" => recovery_approve = "recovery.approve" : "{ agent: string; newKey: string }",
+    /// `recovery.veto`: `{ newKey }`.
+    "recoveryVeto" => recovery_veto = "recovery.veto" : "{ newKey: string }",
+    /// `leader.act`: `{ window, payload? }`.
+    "leaderAct" => leader_act = "leader.act" : "{ window: number | bigint; payload?: Uint8Array }",
+}

@@ -1,0 +1,280 @@
+// The replica from JS: the shared vectors (tests/vectors/replica.json, election.json) must give
+// the very events and state hashes the native build derives, and each coordination pattern works
+// through the typed op builders, signed in JS.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+
+import { Identity, Replica, ReplicaOp, electLeader, priority } from 'ants-coord';
+
+const vectors = (name) =>
+  JSON.parse(readFileSync(new URL(`../vectors/${name}`, import.meta.url), 'utf8'));
+const hex = (bytes) => Buffer.from(bytes).toString('hex');
+const unhex = (text) => new Uint8Array(Buffer.from(text, 'hex'));
+
+function assertCode(fn, code) {
+  assert.throws(fn, (error) => error instanceof Error && error.code === code);
+}
+
+/** Entry bytes (PROTOCOL.md section 4): 0x01 ‖ u64 seq ‖ u64 relay time ‖ u32 len ‖ op. */
+function entryBytes(seq, relayTimeMs, op) {
+  const out = Buffer.alloc(21 + op.length);
+  out[0] = 1;
+  out.writeBigUInt64BE(BigInt(seq), 1);
+  out.writeBigUInt64BE(BigInt(relayTimeMs), 9);
+  out.writeUInt32BE(op.length, 17);
+  out.set(op, 21);
+  return new Uint8Array(out);
+}
+
+/** A relay in miniature: signs with per-author counters and numbers entries. */
+class Log {
+  constructor(topic, startMs) {
+    this.topic = topic;
+    this.nowMs = startMs;
+    this.entries = [];
+    this.counters = new Map();
+  }
+  wait(ms) {
+    this.nowMs += ms;
+    return this;
+  }
+  push(identity, kind, body) {
+    const counter = this.counters.get(identity.agentId) ?? 0;
+    this.counters.set(identity.agentId, counter + 1);
+    const op = identity.signOp({ topic: this.topic, kind, counter, timeMs: this.nowMs, body });
+    const entry = entryBytes(this.entries.length, this.nowMs, op);
+    this.entries.push(entry);
+    return entry;
+  }
+}
+
+const agent = (n) => Identity.fromSeed(new Uint8Array(32).fill(n));
+const T0 = 1_700_000_000_000;
+
+test('every vector scenario gives the native events and state hashes', () => {
+  const { scenarios } = vectors('replica.json');
+  assert.ok(scenarios.length >= 4);
+  for (const scenario of scenarios) {
+    const replica = new Replica(scenario.topic, unhex(scenario.config));
+    let midway;
+    scenario.entries.forEach((step, i) => {
+      const events = replica.apply(unhex(step.entry));
+      assert.deepEqual(events, step.events, `${scenario.name} seq ${step.seq}`);
+      assert.equal(replica.stateHash(), step.stateHash, `${scenario.name} seq ${step.seq}`);
+      if (midway) midway.apply(unhex(step.entry));
+      if (i === Math.floor(scenario.entries.length / 2)) midway = Replica.restore(replica.snapshot());
+    });
+    assert.equal(replica.stateHash(), scenario.final.stateHash);
+    assert.equal(hex(replica.snapshot()), scenario.final.snapshot);
+    assert.equal(midway.stateHash(), scenario.final.stateHash, 'restored midway');
+    assert.deepEqual(replica.supply(), scenario.final.supply);
+    for (const [id, balance] of Object.entries(scenario.final.balances)) {
+      assert.equal(replica.balance(id), balance);
+    }
+  }
+});
+
+test('the builders re-create every vector body byte for byte', () => {
+  for (const scenario of vectors('replica.json').scenarios) {
+    for (const step of scenario.entries) {
+      const entry = unhex(step.entry);
+      const opLen = Buffer.from(entry).readUInt32BE(17);
+      // The op: version, author (32), topic, kind, counter, time, deps, then the body.
+      const op = Buffer.from(entry.subarray(21, 21 + opLen));
+      let at = 33;
+      at += 1 + op[at];
+      at += 1 + op[at];
+      at += 16;
+      at += 1 + 32 * op[at];
+      const body = new Uint8Array(op.subarray(at + 4, at + 4 + op.readUInt32BE(at)));
+      let decoded;
+      try {
+        decoded = ReplicaOp.decode(step.kind, body);
+      } catch (error) {
+        // doc.update and the deliberately malformed claim are not replica bodies.
+        assert.ok(['BAD_KIND', 'MALFORMED'].includes(error.code), error.message);
+        continue;
+      }
+      assert.equal(decoded.kind, step.kind);
+      assert.equal(hex(ReplicaOp.encode(decoded)), hex(body), `${scenario.name} ${step.kind}`);
+    }
+  }
+});
+
+test('election vectors: priorities, rankings, weighted rankings', () => {
+  const v = vectors('election.json');
+  const ids = v.candidates.map((c) => c.agentId);
+  const weights = v.candidates.map((c) => c.weight);
+  for (const w of v.windows) {
+    for (const s of w.standings) assert.equal(priority(s.agentId, v.topic, w.window), s.priority);
+    const plain = electLeader(ids, v.topic, w.nowMs, v.windowMs);
+    assert.deepEqual(plain.ranking, w.ranking);
+    assert.equal(plain.leader, w.leader);
+    assert.equal(plain.window, w.window);
+    assert.equal(plain.endsAtMs, w.endsAtMs);
+    const weighted = electLeader(ids, v.topic, w.nowMs, v.windowMs, weights);
+    assert.deepEqual(weighted.ranking, w.weightedRanking);
+    assert.equal(weighted.leader, w.weightedLeader);
+    // Packed ids give the same answer (named by hex).
+    const packed = new Uint8Array(Buffer.concat(ids.map((id) => Buffer.from(id, 'hex'))));
+    assert.deepEqual(electLeader(packed, v.topic, w.nowMs, v.windowMs, weights, 3).ranking,
+      w.weightedRanking.slice(0, 3));
+  }
+  assertCode(() => electLeader([], v.topic, 0, 1000), 'NO_CANDIDATES');
+  assertCode(() => electLeader(ids, v.topic, 0, 0), 'BAD_INPUT');
+  assertCode(() => electLeader(['XYZ'], v.topic, 0, 1000), 'BAD_INPUT');
+  assertCode(() => electLeader(ids, v.topic, 0, 1000, [1]), 'BAD_INPUT');
+});
+
+test('election is fair: equal candidates share windows, weight 2 leads twice as often', () => {
+  const ids = [1, 2, 3, 4].map((n) => agent(n).agentId);
+  const wins = new Map(ids.map((id) => [id, 0]));
+  const windows = 8000;
+  for (let w = 0; w < windows; w++) {
+    const { leader } = electLeader(ids, 'fair', w * 1000, 1000, undefined, 1);
+    wins.set(leader, wins.get(leader) + 1);
+  }
+  for (const count of wins.values()) assert.ok(Math.abs(count - windows / 4) < 300, `${count}`);
+  let heavy = 0;
+  for (let w = 0; w < windows; w++) {
+    heavy += electLeader(ids.slice(0, 3), 'fair', w * 1000, 1000, [2, 1, 1], 1).leader === ids[0];
+  }
+  assert.ok(Math.abs(heavy - windows / 2) < 300, `${heavy}`);
+});
+
+test('double-booked slot: the later claim is compensated', () => {
+  const [alice, bob] = [agent(1), agent(2)];
+  const log = new Log('meetings', T0);
+  const replica = new Replica('meetings', { defaultLeaseMs: 60_000 });
+  const slot = 'room-4/2026-11-24T10:00';
+  const compensations = [];
+  replica.onCompensation('claim', (event) => compensations.push(event));
+  replica.onCompensation('task.post', () => assert.fail('only claim handlers run'));
+  for (const [who, wait] of [[alice, 0], [bob, 5]]) {
+    replica.apply(log.wait(wait).push(who, 'claim', ReplicaOp.claim({ resource: slot })));
+  }
+  assert.equal(replica.claimHolder(slot), alice.agentId);
+  assert.equal(compensations.length, 1);
+  assert.deepEqual(
+    { loser: compensations[0].loser, winner: compensations[0].winner, w: compensations[0].winningSeq, l: compensations[0].losingSeq, reason: compensations[0].reason },
+    { loser: bob.agentId, winner: alice.agentId, w: 0, l: 1, reason: 'conflict' },
+  );
+  replica.offCompensation('claim');
+  replica.apply(log.wait(5).push(bob, 'claim', ReplicaOp.claim({ resource: slot })));
+  assert.equal(compensations.length, 1, 'no handler after offCompensation');
+});
+
+test('stakes 10 vs 15: override and refund; completion pays stake and reward; failure slashes', () => {
+  const [issuer, poster, alice, bob] = [agent(9), agent(8), agent(1), agent(2)];
+  const log = new Log('tasks', T0);
+  const replica = new Replica('tasks', { issuers: [issuer.agentId], slashPolicy: 'burn' });
+  const apply = (who, kind, body) => replica.apply(log.push(who, kind, body));
+  for (const [who, amount] of [[poster, 100], [alice, 50], [bob, 50]]) {
+    apply(issuer, 'mint', ReplicaOp.mint({ to: who.agentId, amount }));
+  }
+  apply(poster, 'task.post', ReplicaOp.taskPost({ task: 't', reward: 40, deadlineMs: T0 + 3_600_000 }));
+  apply(alice, 'claim', ReplicaOp.claim({ resource: 't', stake: 10 }));
+  const events = apply(bob, 'claim', ReplicaOp.claim({ resource: 't', stake: 15n }));
+  const comp = events.find((e) => e.type === 'compensation');
+  assert.equal(comp.reason, 'outbid');
+  assert.equal(comp.loser, alice.agentId);
+  assert.equal(comp.refunded, 10);
+  assert.equal(replica.balance(alice.agentId), 50);
+  assert.equal(replica.balance(bob.agentId), 35);
+  const done = apply(poster, 'claim.complete', ReplicaOp.complete({ resource: 't' }));
+  assert.deepEqual([done[0].type, done[0].refunded, done[0].reward], ['completed', 15, 40]);
+  assert.equal(replica.balance(bob.agentId), 90);
+
+  apply(poster, 'task.post', ReplicaOp.taskPost({ task: 'u', reward: 5, deadlineMs: T0 + 3_600_000 }));
+  apply(alice, 'claim', ReplicaOp.claim({ resource: 'u', stake: 12 }));
+  const failed = apply(alice, 'claim.fail', ReplicaOp.fail({ resource: 'u' }));
+  assert.deepEqual([failed[0].type, failed[0].slashed, failed[0].slashedTo], ['failed', 12, 'burned']);
+  const supply = replica.supply();
+  assert.equal(supply.burned, 12);
+  assert.equal(supply.circulating + supply.escrowed, supply.minted - supply.burned);
+  const broke = apply(alice, 'transfer', ReplicaOp.transfer({ to: bob.agentId, amount: 1000 }));
+  assert.equal(broke[0].code, 'INSUFFICIENT_BALANCE');
+});
+
+/** The vector file's recovery scenarios, re-signed in JS (tests/replica_vectors.rs). */
+function recovery(approvers, veto) {
+  const [issuer, alice, newKey] = [agent(9), agent(1), agent(50)];
+  const guardians = [10, 11, 12, 13, 14, 15, 16].map(agent);
+  const log = new Log('ants/recovery-vectors', T0);
+  const replica = new Replica(log.topic, { issuers: [issuer.agentId], recoveryDelayMs: 60_000 });
+  const apply = (who, kind, body) => replica.apply(log.push(who, kind, body));
+  apply(issuer, 'mint', ReplicaOp.mint({ to: alice.agentId, amount: 30 }));
+  log.wait(5);
+  const set = apply(alice, 'guardians.set', ReplicaOp.guardiansSet({ guardians: guardians.map((g) => g.agentId) }));
+  assert.equal(set[0].threshold, 5);
+  const ask = { agent: alice.agentId, newKey: newKey.agentId };
+  log.wait(5);
+  const events = apply(guardians[0], 'recovery.request', ReplicaOp.recoveryRequest(ask));
+  for (const g of guardians.slice(1, approvers)) {
+    log.wait(5);
+    events.push(...apply(g, 'recovery.approve', ReplicaOp.recoveryApprove(ask)));
+  }
+  if (veto) {
+    log.wait(5);
+    events.push(...apply(alice, 'recovery.veto', ReplicaOp.recoveryVeto({ newKey: newKey.agentId })));
+  }
+  log.wait(60_000);
+  const old = apply(alice, 'transfer', ReplicaOp.transfer({ to: issuer.agentId, amount: 1 }));
+  log.wait(5);
+  const fresh = apply(newKey, 'transfer', ReplicaOp.transfer({ to: issuer.agentId, amount: 2 }));
+  return { replica, events, old, fresh, alice, newKey, log };
+}
+
+/** The JS-signed scenario is the vector scenario, entry for entry, and ends in its state. */
+function sameAsVector(name, { replica, log }) {
+  const vector = vectors('replica.json').scenarios.find((s) => s.name === name);
+  assert.deepEqual(log.entries.map(hex), vector.entries.map((e) => e.entry), name);
+  assert.equal(replica.stateHash(), vector.final.stateHash, name);
+}
+
+test('5 of 7 guardians rotate a key; the old key is refused afterwards', () => {
+  const run = recovery(5, false);
+  const { replica, events, old, fresh, alice, newKey } = run;
+  assert.ok(events.some((e) => e.type === 'recoveryScheduled'));
+  assert.equal(old[0].type, 'keyRotated');
+  assert.equal(old[1].code, 'KEY_ROTATED');
+  assert.equal(fresh[0].type, 'transferred');
+  assert.equal(fresh[0].from, alice.agentId, 'the new key spends as alice');
+  assert.equal(replica.currentKey(alice.agentId), newKey.agentId);
+  assert.equal(replica.balance(newKey.agentId), 28);
+  sameAsVector('recovery-5-of-7', run);
+});
+
+test('4 of 7 do not; a veto inside the delay stops 5 of 7', () => {
+  for (const [approvers, veto, name] of [[4, false, 'recovery-4-of-7'], [5, true, 'recovery-veto']]) {
+    const run = recovery(approvers, veto);
+    assert.equal(run.events.some((e) => e.type === 'recoveryVetoed'), veto);
+    assert.equal(run.old[0].type, 'transferred');
+    assert.equal(run.replica.currentKey(run.alice.agentId), run.alice.agentId);
+    sameAsVector(name, run);
+  }
+});
+
+test('bad input and refused entries carry codes and change nothing', () => {
+  const alice = agent(1);
+  const replica = new Replica('a');
+  const before = replica.stateHash();
+  const other = new Log('b', T0);
+  assertCode(() => replica.apply(other.push(alice, 'post', ReplicaOp.post({ text: 'x' }))), 'WRONG_TOPIC');
+  const log = new Log('a', T0);
+  log.push(alice, 'post', ReplicaOp.post({ text: '0' }));
+  assertCode(() => replica.apply(log.push(alice, 'post', ReplicaOp.post({ text: '1' }))), 'OUT_OF_ORDER');
+  assert.equal(replica.stateHash(), before);
+  const forged = log.entries[0].slice();
+  forged[forged.length - 1] ^= 1;
+  assertCode(() => replica.apply(forged), 'BAD_SIGNATURE');
+  assertCode(() => replica.apply('nope'), 'BAD_INPUT');
+  assertCode(() => new Replica('a', { bogus: 1 }), 'BAD_INPUT');
+  assertCode(() => ReplicaOp.claim({ resource: 'r', stake: -1 }), 'BAD_INPUT');
+  assertCode(() => ReplicaOp.mint({ to: 'not-an-id', amount: 1 }), 'BAD_AGENT_ID');
+  assertCode(() => ReplicaOp.decode('doc.update', new Uint8Array([1])), 'BAD_KIND');
+  assertCode(() => Replica.restore(new Uint8Array([1, 2, 3])), 'MALFORMED');
+  const round = ReplicaOp.decode('claim', ReplicaOp.claim({ resource: 'r', stake: 3, fence: 9 }));
+  assert.deepEqual(round, { kind: 'claim', resource: 'r', leaseMs: 0, stake: 3, fence: 9 });
+});
