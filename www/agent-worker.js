@@ -34,7 +34,7 @@ onmessage = async ({ data }) => {
     }
   }
   report({ status: 'live' });
-  const model = new Model();
+  const model = new Model({ topic: data.topic, core: pkg });
   const approved = new Set();
   const act = async (kind, body) => {
     try {

@@ -34,7 +34,7 @@ function agentChip(id) {
   return span;
 }
 
-const state = { model: new Model(), client: null, identity: null, me: '', pendingDoc: 0, docAwait: -1, docValue: '', myClaims: new Set(), shownCompensations: new Set() };
+const state = { model: null, client: null, identity: null, me: '', pendingDoc: 0, docAwait: -1, docValue: '', myClaims: new Set(), shownCompensations: new Set() };
 const ratePlot = new Plot($('plot-rate'), 'ops/s', '#1565c0');
 const latencyPlot = new Plot($('plot-latency'), 'end-to-end latency, ms', '#c62828');
 let second = { count: 0, latencies: [] };
@@ -124,7 +124,7 @@ function render() {
   const now = Date.now() + offset;
   const ranking = m.ranking(Math.max(now, m.relayTime));
   $('leader').replaceChildren(ranking[0] ? agentChip(ranking[0].agent) : 'nobody active');
-  $('ranking').replaceChildren(...ranking.map((r) => { const li = document.createElement('li'); li.append(agentChip(r.agent), ` key ${r.key.toString(16).padStart(8, '0')}`); return li; }));
+  $('ranking').replaceChildren(...ranking.map((r) => { const li = document.createElement('li'); li.append(agentChip(r.agent), ` priority ${r.key}…`); return li; }));
   // tasks
   $('tasks').replaceChildren(...[...m.tasks].slice(-12).map(([id, t]) => {
     const li = document.createElement('li');
@@ -301,6 +301,7 @@ async function pollCheckpoint() {
 // ---- main ------------------------------------------------------------------------------------
 async function main() {
   await init();
+  state.model = new Model({ topic: TOPIC, core: pkg });
   state.identity = loadIdentity();
   state.me = state.identity.agentId;
   names.set(state.me, 'you');

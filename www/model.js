@@ -33,7 +33,14 @@ export function bodyOf(op) {
 }
 
 export class Model {
-  constructor() {
+  /**
+   * `core`, when given, is the ants-coord module: its `electLeader` and `priority` (the
+   * replica's election, PROTOCOL.md section 6.3) rank the candidates; without them a small FNV
+   * ranking stands in. Every view of one topic must use the same choice.
+   */
+  constructor({ topic = 'demo', core = null } = {}) {
+    this.topic = topic;
+    this.core = core?.electLeader && core?.priority ? core : null;
     this.entries = new Map(); // seq -> entry
     this.next = 0;
     this.lastSeen = new Map(); // agent -> relay time of its last op
@@ -167,10 +174,14 @@ export class Model {
   /** The election at relay time `t`: candidates active in the last ACTIVE_MS, ranked. */
   ranking(t = this.relayTime) {
     const window = Math.floor(t / WINDOW_MS);
-    return [...this.lastSeen]
-      .filter(([, seen]) => t - seen <= ACTIVE_MS)
-      .map(([agent]) => ({ agent, key: rankKey(window, agent) }))
-      .sort((a, b) => a.key - b.key || (a.agent < b.agent ? -1 : 1));
+    const candidates = [...this.lastSeen].filter(([, seen]) => t - seen <= ACTIVE_MS).map(([agent]) => agent);
+    if (this.core && candidates.length) {
+      const election = this.core.electLeader(candidates, this.topic, t, WINDOW_MS);
+      return election.ranking.map((agent) => ({ agent, key: this.core.priority(agent, this.topic, window).slice(0, 8) }));
+    }
+    return candidates
+      .map((agent) => ({ agent, key: rankKey(window, agent).toString(16).padStart(8, '0') }))
+      .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : a.agent < b.agent ? -1 : 1));
   }
 
   leader(t = this.relayTime) {
