@@ -262,7 +262,26 @@ $('agents-start').onclick = () => agents.forEach((a) => { a.running = true; a.wo
 $('agents-pause').onclick = () => agents.forEach((a) => { a.running = false; a.worker.postMessage({ type: 'run', running: false }); });
 
 // ---- relay honesty: an independent connection must see the same entry at every seq ----------
-const witness = { seen: new Map(), agreedUpTo: -1, disagreement: null };
+const witness = { seen: new Map(), agreedUpTo: -1, disagreement: null, logs: null };
+// Each connection also folds its entries into an RFC 6962 Merkle tree (the package's
+// MerkleLog): the tree head a relay signs in its checkpoints. Equal heads at equal sizes mean
+// both saw the very same bytes.
+function foldIntoLog(source, entry) {
+  if (!pkg.MerkleLog || !entry.bytes) return;
+  witness.logs ??= { main: new pkg.MerkleLog(), witness: new pkg.MerkleLog() };
+  const log = witness.logs[source];
+  if (log.size() === entry.seq) log.append(entry.bytes);
+}
+function treeHeads() {
+  const logs = witness.logs;
+  if (!logs) return '';
+  const size = Math.min(logs.main.size(), logs.witness.size());
+  if (!size) return '';
+  const a = hex(logs.main.rootAt(size));
+  const b = hex(logs.witness.rootAt(size));
+  if (a !== b && !witness.disagreement) witness.disagreement = `the Merkle tree heads at size ${size} differ (${a.slice(0, 16)}… vs ${b.slice(0, 16)}…): the same seq carried different bytes`;
+  return ` Merkle tree head at size ${size}: ${a.slice(0, 16)}… on both.`;
+}
 function compareWitness(seq, source, opId) {
   const slot = witness.seen.get(seq) ?? {};
   slot[source] = opId;
@@ -274,8 +293,9 @@ function compareWitness(seq, source, opId) {
     while (witness.seen.get(witness.agreedUpTo + 1)?.main && witness.seen.get(witness.agreedUpTo + 1)?.witness) witness.agreedUpTo++;
   }
   const el = $('honesty');
+  const heads = treeHeads();
   if (witness.disagreement) { el.className = 'alarm'; el.textContent = `⚠ The relays disagree: ${witness.disagreement}.`; }
-  else { el.className = 'ok'; el.textContent = `✓ Both connections agree on every entry up to seq ${witness.agreedUpTo}.`; }
+  else { el.className = 'ok'; el.textContent = `✓ Both connections agree on every entry up to seq ${witness.agreedUpTo}.${heads}`; }
 }
 async function startWitness() {
   $('witness-url').textContent = WITNESS === RELAY ? 'same relay, separate connection' : WITNESS;
@@ -285,7 +305,7 @@ async function startWitness() {
   for await (const item of client.subscribe(TOPIC, { from: 0 })) {
     const e = normalize(item);
     if (!e) break;
-    if (!e.misbehaviour && !e.ignored) compareWitness(e.seq, 'witness', e.op.id);
+    if (!e.misbehaviour && !e.ignored) { foldIntoLog('witness', e); compareWitness(e.seq, 'witness', e.op.id); }
   }
 }
 async function pollCheckpoint() {
@@ -367,6 +387,7 @@ async function main() {
     const latency = now - Number(entry.op.timeMs);
     if (latency >= 0 && latency < 60_000 && now - entry.relayTimeMs < 5000) second.latencies.push(latency);
     addFeedRow(entry);
+    foldIntoLog('main', entry);
     compareWitness(entry.seq, 'main', entry.op.id);
     if (!state.renderQueued) { state.renderQueued = true; setTimeout(() => { state.renderQueued = false; render(); }, 50); }
   }

@@ -80,7 +80,7 @@ export function normalizeEntry(item, decodeOp) {
   const op = item.op instanceof Uint8Array ? decodeOp(item.op) : item.op ?? item;
   // Anything else an iterator may yield (e.g. replica events) is not a feed entry.
   if (typeof op?.author !== 'string' || item.seq === undefined) return { ignored: true, item };
-  return { seq: Number(item.seq), relayTimeMs: Number(item.relayTimeMs ?? 0), op };
+  return { seq: Number(item.seq), relayTimeMs: Number(item.relayTimeMs ?? 0), op, bytes: item.bytes instanceof Uint8Array ? item.bytes : undefined };
 }
 
 /**

@@ -235,7 +235,7 @@ test('with agents running every panel fills in; screenshots; a phone-sized scree
     await page.locator(`#panel-${panel}`).screenshot({ path: join(ARTIFACTS, `${panel}.png`) });
   }
   await page.screenshot({ path: join(ARTIFACTS, 'demo.png'), fullPage: true });
-  assert.match(await page.textContent('#honesty'), /agree/);
+  assert.match(await page.textContent('#honesty'), /agree on every entry up to seq \d+\. Merkle tree head at size \d+/);
   assert.match(await page.textContent('#rec-result'), /Rotated/);
   assert.deepEqual(page.errors, []);
   await page.setViewportSize({ width: 390, height: 844 });
