@@ -270,12 +270,17 @@ function foldIntoLog(source, entry) {
   if (!pkg.MerkleLog || !entry.bytes) return;
   witness.logs ??= { main: new pkg.MerkleLog(), witness: new pkg.MerkleLog() };
   const log = witness.logs[source];
-  if (log.size() === entry.seq) log.append(entry.bytes);
+  try {
+    if (log.size === entry.seq) log.append(entry.bytes);
+  } catch (error) {
+    // The honesty panel must never stop the feed.
+    witness.disagreement ??= `cannot fold entry ${entry.seq} into the tree: ${error.message}`;
+  }
 }
 function treeHeads() {
   const logs = witness.logs;
   if (!logs) return '';
-  const size = Math.min(logs.main.size(), logs.witness.size());
+  const size = Math.min(logs.main.size, logs.witness.size);
   if (!size) return '';
   const a = hex(logs.main.rootAt(size));
   const b = hex(logs.witness.rootAt(size));
