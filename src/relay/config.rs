@@ -199,6 +199,22 @@ mod tests {
     use super::*;
 
     #[test]
+    fn pkg_is_served_from_beside_www_unless_given() {
+        let dir = std::env::temp_dir().join(format!("ants-pkg-dir-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("www")).unwrap();
+        let mut config = Config::ephemeral(dir.join("data"));
+        assert_eq!(config.pkg_dir(), None, "no www, no pkg");
+        config.www = Some(dir.join("www"));
+        assert_eq!(config.pkg_dir(), None, "no pkg beside www");
+        std::fs::create_dir_all(dir.join("pkg")).unwrap();
+        let beside = std::fs::canonicalize(dir.join("pkg")).unwrap();
+        assert_eq!(config.pkg_dir(), Some(beside));
+        config.pkg = Some(PathBuf::from("elsewhere"));
+        assert_eq!(config.pkg_dir(), Some(PathBuf::from("elsewhere")));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn file_values_are_overridden_by_flags() {
         let dir = std::env::temp_dir().join(format!("ants-config-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
