@@ -188,6 +188,10 @@ function showCompensation(words) {
   $('compensations').prepend(div);
 }
 
+function showNote(words) {
+  $('override-note').textContent = words;
+}
+
 function button(label, onClick, role) {
   const b = document.createElement('button');
   b.textContent = label;
@@ -352,7 +356,10 @@ async function main() {
   $('task-open').onclick = () => publish('task.open', { task: `t${Date.now().toString(36).slice(-5)}`, title: `Task ${state.model.tasks.size + 1}`, reward: 5 });
   $('override').onclick = () => {
     const slash = state.model.ledger.findLast((l) => l.what === 'slash' && !l.overridden);
-    if (slash) publish('override', { task: slash.task });
+    const leader = state.model.leader(Date.now() + (state.clockOffset ?? 0))?.agent;
+    if (!slash) showNote('There is no slash to override yet (a claim must be left undone for 20 s).');
+    else if (leader !== state.me) showNote(`Only the current leader (${short(leader)}) may override; an override from anyone else is ignored by every replica.`);
+    else publish('override', { task: slash.task });
   };
   $('doc').addEventListener('input', docEdit);
   $('rec-guardians').onclick = () => {
