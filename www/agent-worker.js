@@ -2,7 +2,7 @@
 // tasks (racing the others), finish what it holds, edit the shared text, approve key recoveries
 // it guards. It reads the same ordered feed as the page and derives the same state from it.
 import init, * as pkg from '/pkg/ants_coord.js';
-import { RelayClient as DemoClient, normalizeEntry } from './relay-client.js';
+import { normalizeEntry, relayClientClass } from './relay-client.js';
 import { Model } from './model.js';
 
 const encode = (body) => new TextEncoder().encode(JSON.stringify(body));
@@ -22,7 +22,7 @@ onmessage = async ({ data }) => {
   const identity = pkg.Identity.fromSeed(unhex(data.seed));
   me = { id: identity.agentId, status: 'connecting', actions: 0 };
   report();
-  const Client = pkg.RelayClient ?? DemoClient;
+  const Client = await relayClientClass(data.builtin);
   let client;
   for (;;) {
     try {

@@ -1,7 +1,7 @@
 // The demo page: one person's identity (kept in localStorage), simulated agents in Web Workers,
 // and every coordination pattern derived from one ordered, verified feed.
 import init, * as pkg from '/pkg/ants_coord.js';
-import { RelayClient as DemoClient, normalizeEntry } from './relay-client.js';
+import { normalizeEntry, relayClientClass } from './relay-client.js';
 import { Model, bodyOf, WINDOW_MS, STAKE } from './model.js';
 import { Plot } from './plot.js';
 
@@ -66,10 +66,12 @@ function loadIdentity() {
 }
 
 // Prefer the package's own RelayClient (sans-IO session, full verification) when it is there.
+const ClientClass = relayClientClass(params.get('client') === 'builtin');
 async function connect(url, identity, onStatus) {
-  const Client = pkg.RelayClient ?? DemoClient;
+  const Client = await ClientClass;
   const client = await Client.connect(url, identity, { pkg, onStatus, WebSocket });
-  client.onStatus?.(onStatus);
+  // The package's RelayClient reports through on(type, handler).
+  client.on?.('status', (status) => onStatus(status));
   return client;
 }
 
@@ -101,6 +103,7 @@ function addFeedRow(entry) {
   verified.textContent = 'signature ✓';
   verified.title = 'The op\'s ed25519 signature was verified in this tab (wasm).';
   row.append(verified);
+  if (entry.seq < (state.verifiedSize ?? 0)) { verified.dataset.checkpoint = 'yes'; verified.textContent += ' · checkpoint ✓'; }
   tbody.prepend(row);
   while (tbody.rows.length > 300) tbody.deleteRow(-1);
   $('feed-count').textContent = `${state.model.entries.size} entries`;
@@ -257,7 +260,7 @@ function addAgent(running = true) {
     li.replaceChildren(agent.id ? agentChip(agent.id) : agent.name, ` ${agent.running ? 'running' : 'paused'} · ${agent.status} · ${agent.actions} ops`);
   };
   worker.onerror = (e) => { agent.status = `crashed: ${e.message}`; li.textContent = `${agent.name}: ${agent.status}`; };
-  worker.postMessage({ type: 'start', seed, url: RELAY, topic: TOPIC, name: agent.name, running });
+  worker.postMessage({ type: 'start', seed, url: RELAY, topic: TOPIC, name: agent.name, running, builtin: params.get('client') === 'builtin' });
   $('agents').append(li);
   agents.push(agent);
 }
@@ -317,7 +320,20 @@ async function startWitness() {
     if (!e.misbehaviour && !e.ignored) { foldIntoLog('witness', e); compareWitness(e.seq, 'witness', e.op.id); }
   }
 }
+// Entries below a checkpoint's tree size that the client verified get the second ✓.
+function markCheckpoint(treeSize) {
+  state.verifiedSize = Math.max(state.verifiedSize ?? 0, treeSize);
+  $('checkpoint').textContent = `Signed checkpoint verified at tree size ${state.verifiedSize}.`;
+  for (const row of document.querySelectorAll('#feed tbody tr[data-seq]')) {
+    const cell = row.querySelector('.verified');
+    if (Number(row.dataset.seq) < state.verifiedSize && !cell.dataset.checkpoint) {
+      cell.dataset.checkpoint = 'yes';
+      cell.textContent += ' · checkpoint ✓';
+    }
+  }
+}
 async function pollCheckpoint() {
+  state.client.requestCheckpoint?.(TOPIC);
   if (!state.client.getCheckpoint) return;
   try {
     const bytes = await state.client.getCheckpoint(TOPIC);
@@ -347,6 +363,9 @@ async function main() {
     return;
   }
   setStatus('live', statusWords.live);
+  state.client.on?.('misbehaviour', (m) => addAlarm({ code: m.code, evidence: m.detail }));
+  state.client.on?.('error', (error) => setStatus('error', `The relay refused something: ${error.code ?? ''} ${error.message}`));
+  state.client.on?.('verified', ({ treeSize }) => markCheckpoint(Number(treeSize)));
   state.client.onCompensation?.('claim', (event) => showCompensation(`the relay reports a lost claim at seq ${event.seq}`));
   $('post-form').onsubmit = (event) => {
     event.preventDefault();

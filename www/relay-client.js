@@ -77,10 +77,31 @@ export function decodeEntry(bytes, decodeOp) {
  */
 export function normalizeEntry(item, decodeOp) {
   if (!item || item.misbehaviour) return item ?? null;
+  if (item.type === 'replica') return { ignored: true, item };
+  if (item.type === 'entry' && item.bytes instanceof Uint8Array) {
+    // The package's RelayClient yields flat VerifiedEntry objects; the op (with its signing
+    // time, for the latency plot) is read back from the entry bytes.
+    const entry = decodeEntry(item.bytes, decodeOp);
+    return { seq: Number(item.seq), relayTimeMs: Number(item.relayTimeMs), op: entry.op, bytes: item.bytes };
+  }
   const op = item.op instanceof Uint8Array ? decodeOp(item.op) : item.op ?? item;
   // Anything else an iterator may yield (e.g. replica events) is not a feed entry.
   if (typeof op?.author !== 'string' || item.seq === undefined) return { ignored: true, item };
   return { seq: Number(item.seq), relayTimeMs: Number(item.relayTimeMs ?? 0), op, bytes: item.bytes instanceof Uint8Array ? item.bytes : undefined };
+}
+
+/**
+ * The RelayClient class to use: the package's (`/pkg/client-web.mjs`, ants-coord/client) when the
+ * built package has it, unless `?client=builtin`; this file's otherwise.
+ */
+export async function relayClientClass(preferBuiltin = false) {
+  if (preferBuiltin) return RelayClient;
+  try {
+    const module = await import('/pkg/client-web.mjs');
+    return module.RelayClient ?? RelayClient;
+  } catch {
+    return RelayClient;
+  }
 }
 
 /**
