@@ -354,7 +354,12 @@ async function main() {
   $('doc-engine').textContent = pkg.Doc ? 'Edits travel as ops in the feed.' : 'Edits travel as insert/delete ops applied in sequence order (the Yrs document replaces this when the package exports Doc).';
   $('forget').onclick = () => { localStorage.removeItem(`${STORE}/seed`); location.reload(); };
   setStatus('connecting', statusWords.connecting);
-  const onStatus = (status, detail) => setStatus(status === 'verified' ? 'live' : status, detail ? `${statusWords[status] ?? status} ${detail}` : statusWords[status] ?? status);
+  const onStatus = (reported, detail) => {
+    // "connecting" after having been live is a reconnect, whichever client says it.
+    const status = reported === 'connecting' && state.wasLive ? 'reconnecting' : reported;
+    if (status === 'live' || status === 'verified') state.wasLive = true;
+    setStatus(status === 'verified' ? 'live' : status, detail ? `${statusWords[status] ?? status} ${detail}` : statusWords[status] ?? status);
+  };
   try {
     state.client = await connect(RELAY, state.identity, onStatus);
   } catch (error) {
