@@ -81,8 +81,12 @@ pub struct Config {
     pub listen: SocketAddr,
     /// The data directory: database and (unless `key` says otherwise) the relay key.
     pub data: PathBuf,
-    /// A directory of static files served at `/` (the demo page and the built package).
+    /// A directory of static files served at `/` (the demo page).
     pub www: Option<PathBuf>,
+    /// The built npm package, served at `/pkg/` next to `www` so the page can import
+    /// `/pkg/ants_coord.js` from the same origin. When unset and `www` is set, `pkg` beside the
+    /// `www` directory is used if it exists (the repository layout: `www/` and `pkg/`).
+    pub pkg: Option<PathBuf>,
     /// The relay key file (32-byte seed as 64 hex characters); created with mode 0600 if absent.
     pub key: Option<PathBuf>,
     /// Limits.
@@ -95,6 +99,7 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8787)),
             data: PathBuf::from("relay-data"),
             www: None,
+            pkg: None,
             key: None,
             limits: Limits::default(),
         }
@@ -121,6 +126,16 @@ impl Config {
             .map_err(|e| Error::BadInput(format!("config file {}: {e}", path.display())))
     }
 
+    /// The directory served at `/pkg/`: `pkg` if set, else `pkg` beside `www` when that exists.
+    pub fn pkg_dir(&self) -> Option<PathBuf> {
+        if self.pkg.is_some() {
+            return self.pkg.clone();
+        }
+        let www = self.www.as_ref()?;
+        let beside = std::fs::canonicalize(www).ok()?.parent()?.join("pkg");
+        beside.is_dir().then_some(beside)
+    }
+
     /// The key file path: `key` if set, `<data>/relay.key` otherwise.
     pub fn key_path(&self) -> PathBuf {
         self.key
@@ -142,6 +157,9 @@ pub struct Args {
     /// Directory of static files to serve at / (demo page, built package).
     #[arg(long, env = "ANTS_RELAY_WWW")]
     pub www: Option<PathBuf>,
+    /// Built npm package served at /pkg/ [default: pkg beside the --www directory, if present].
+    #[arg(long, env = "ANTS_RELAY_PKG")]
+    pub pkg: Option<PathBuf>,
     /// Relay key file [default: <data>/relay.key].
     #[arg(long, env = "ANTS_RELAY_KEY")]
     pub key: Option<PathBuf>,
@@ -166,6 +184,9 @@ impl Args {
         if self.www.is_some() {
             config.www = self.www;
         }
+        if self.pkg.is_some() {
+            config.pkg = self.pkg;
+        }
         if self.key.is_some() {
             config.key = self.key;
         }
@@ -176,6 +197,22 @@ impl Args {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pkg_is_served_from_beside_www_unless_given() {
+        let dir = std::env::temp_dir().join(format!("ants-pkg-dir-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("www")).unwrap();
+        let mut config = Config::ephemeral(dir.join("data"));
+        assert_eq!(config.pkg_dir(), None, "no www, no pkg");
+        config.www = Some(dir.join("www"));
+        assert_eq!(config.pkg_dir(), None, "no pkg beside www");
+        std::fs::create_dir_all(dir.join("pkg")).unwrap();
+        let beside = std::fs::canonicalize(dir.join("pkg")).unwrap();
+        assert_eq!(config.pkg_dir(), Some(beside));
+        config.pkg = Some(PathBuf::from("elsewhere"));
+        assert_eq!(config.pkg_dir(), Some(PathBuf::from("elsewhere")));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn file_values_are_overridden_by_flags() {

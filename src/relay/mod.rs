@@ -8,7 +8,9 @@
 //! - the sequencer thread ([`sequencer`]) numbers ops per topic and group-commits them to SQLite
 //!   ([`store`]); **a receipt is sent only after its entry's transaction is durably committed**;
 //! - the hub ([`hub`]) wakes subscribers, who pull what they are owed;
-//! - `/healthz`, `/metrics` (Prometheus text) and, with `--www`, static files.
+//! - `/healthz`, `/metrics` (Prometheus text) and, with `--www`, static files: the `--www`
+//!   directory at `/` and the built npm package at `/pkg/` (`--pkg`, by default `pkg/` beside
+//!   the `--www` directory), so the demo page imports `/pkg/ants_coord.js` from its own origin.
 //!
 //! Start it with [`serve`] (waits for SIGINT/SIGTERM) or, in tests, [`start`], which returns a
 //! [`RelayHandle`] bound to the configured address (port 0 picks a free one).
@@ -254,11 +256,15 @@ async fn wait_for_signal() {
 
 fn router(shared: Arc<Shared>) -> Router {
     let www = shared.config.www.clone();
-    let app = Router::new()
+    let pkg = shared.config.pkg_dir();
+    let mut app = Router::new()
         .route(WS_PATH, get(upgrade))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/metrics", get(metrics_text))
         .with_state(shared);
+    if let Some(dir) = pkg {
+        app = app.nest_service("/pkg", tower_http::services::ServeDir::new(dir));
+    }
     match www {
         Some(dir) => app.fallback_service(tower_http::services::ServeDir::new(dir)),
         None => app,

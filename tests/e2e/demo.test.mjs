@@ -1,0 +1,249 @@
+// End-to-end test of the demo page (www/) against a real relay: Debian's Chromium driven by
+// playwright-core, two browser contexts (each a fresh profile), the relay built from this
+// checkout and started on a free loopback port with a temp data dir and `--www www`.
+//
+//   node --test tests/e2e/          # builds the relay (debug) and, if missing, pkg/
+//
+// Screenshots of every panel go to tests/e2e/artifacts/ (gitignored).
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chromium } from 'playwright-core';
+import { WebSocket, WebSocketServer } from 'ws';
+
+import { freePort, root, waitForHttp } from '../js/helpers.mjs';
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+const ARTIFACTS = join(root, 'tests/e2e/artifacts');
+const ARGS = [
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+// A topic of its own per run, so a reused data dir could never leak old entries into the test.
+const TOPIC = `e2e-${Date.now().toString(36)}`;
+
+let relay;
+let startRelay;
+let dataDir;
+let base;
+const contexts = [];
+const profiles = [];
+let pageA;
+let pageB;
+
+function relayBinary() {
+  if (process.env.ANTS_RELAY_BIN) return process.env.ANTS_RELAY_BIN;
+  const build = spawnSync('cargo', ['build', '--features', 'relay', '--bin', 'ants-relay'], { cwd: root, stdio: 'inherit' });
+  assert.equal(build.status, 0, 'cargo build of ants-relay failed');
+  return join(process.env.CARGO_TARGET_DIR ?? join(root, 'target'), 'debug', 'ants-relay');
+}
+
+async function openContext(viewport = { width: 1280, height: 1000 }) {
+  const profile = mkdtempSync(join(tmpdir(), 'ants-coord-e2e-'));
+  profiles.push(profile);
+  const context = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, headless: true, args: ARGS, viewport });
+  contexts.push(context);
+  return context;
+}
+
+async function openDemo(context, query = 'agents=0') {
+  const page = context.pages()[0] ?? (await context.newPage());
+  const errors = [];
+  page.on('pageerror', (error) => errors.push(error.message));
+  page.errors = errors;
+  await page.goto(`${base}/?topic=${TOPIC}&${query}`);
+  await page.waitForFunction(() => window.demo?.ready === true, null, { timeout: 20_000 });
+  return page;
+}
+
+const feedRow = (page, predicate) => page.waitForFunction(predicate, null, { timeout: 15_000 });
+
+before(async () => {
+  if (!existsSync(join(root, 'pkg/ants_coord.js'))) {
+    const build = spawnSync(join(root, 'scripts/build-pkg.sh'), { cwd: root, stdio: 'inherit' });
+    assert.equal(build.status, 0, 'scripts/build-pkg.sh failed');
+  }
+  const binary = relayBinary();
+  mkdirSync(ARTIFACTS, { recursive: true });
+  dataDir = mkdtempSync(join(tmpdir(), 'ants-coord-e2e-relay-'));
+  const port = await freePort();
+  base = `http://127.0.0.1:${port}`;
+  startRelay = async () => {
+    relay = spawn(binary, ['--listen', `127.0.0.1:${port}`, '--data', dataDir, '--www', join(root, 'www')], { stdio: ['ignore', 'inherit', 'inherit'] });
+    await waitForHttp(`${base}/healthz`, 20_000, () => relay.exitCode === null);
+  };
+  await startRelay();
+  const served = await fetch(`${base}/pkg/ants_coord.js`);
+  assert.equal(served.status, 200, 'the relay serves pkg/ at /pkg/ beside www/');
+  pageA = await openDemo(await openContext());
+  pageB = await openDemo(await openContext());
+});
+
+async function stopRelay() {
+  if (!relay || relay.exitCode !== null) return;
+  const exited = new Promise((resolve) => relay.once('exit', resolve));
+  relay.kill('SIGTERM');
+  await exited;
+}
+
+after(async () => {
+  for (const context of contexts) await context.close().catch(() => {});
+  await stopRelay();
+  for (const dir of [...profiles, dataDir]) if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+test('a note published in one context shows in the other with the same seq and a ✓', async () => {
+  await pageA.fill('#post-text', 'hello from A');
+  await pageA.click('#post-form button');
+  const find = () => {
+    const row = [...document.querySelectorAll('#feed tbody tr')].find((r) => r.dataset.kind === 'note' && r.cells[3].textContent === 'hello from A');
+    return row ? { seq: row.dataset.seq, verified: row.querySelector('.verified').textContent, author: row.dataset.author } : null;
+  };
+  const inA = await (await feedRow(pageA, find)).jsonValue();
+  const inB = await (await feedRow(pageB, find)).jsonValue();
+  assert.equal(inB.seq, inA.seq);
+  assert.equal(inB.author, inA.author);
+  assert.match(inB.verified, /✓/);
+  assert.equal(inA.author, await pageA.evaluate(() => window.demo.state.me));
+  await pageB.locator('#panel-feed').screenshot({ path: join(ARTIFACTS, 'feed.png') });
+});
+
+test('a double claim: one wins, the loser sees a compensation', async () => {
+  await pageA.click('#task-open');
+  const taskId = await (await pageA.waitForFunction(() => document.querySelector('#tasks li[data-state=open]')?.dataset.task)).jsonValue();
+  const claimButton = async (page) => {
+    await page.waitForSelector(`#tasks li[data-task="${taskId}"] [data-role=claim]`);
+    return page.$(`#tasks li[data-task="${taskId}"] [data-role=claim]`);
+  };
+  const [buttonA, buttonB] = await Promise.all([claimButton(pageA), claimButton(pageB)]);
+  // Both click before either has seen the other's claim: an optimistic race.
+  await Promise.all([buttonA.evaluate((b) => b.click()), buttonB.evaluate((b) => b.click())]);
+  const holder = async (page) => (await page.waitForFunction((t) => {
+    const task = window.demo.state.model.tasks.get(t);
+    return task?.holder && task.conflicts.length === 1 ? task.holder : null;
+  }, taskId, { timeout: 15_000 })).jsonValue();
+  const [holderA, holderB] = await Promise.all([holder(pageA), holder(pageB)]);
+  assert.equal(holderA, holderB, 'both contexts agree on the winner');
+  const meA = await pageA.evaluate(() => window.demo.state.me);
+  const [winner, loser] = holderA === meA ? [pageA, pageB] : [pageB, pageA];
+  const words = await (await loser.waitForFunction((t) => [...document.querySelectorAll('.compensation')].map((d) => d.textContent).find((s) => s.includes(t)), taskId)).jsonValue();
+  assert.match(words, /lost to/);
+  assert.equal(await winner.evaluate((t) => [...document.querySelectorAll('.compensation')].some((d) => d.textContent.includes(t)), taskId), false);
+  await loser.locator('#panel-claims').screenshot({ path: join(ARTIFACTS, 'claims.png') });
+  await loser.locator('#panel-escrow').screenshot({ path: join(ARTIFACTS, 'escrow.png') });
+});
+
+test('text typed in one context appears in the other', async () => {
+  await pageA.click('#doc');
+  await pageA.keyboard.type('ants share a text');
+  await pageB.waitForFunction(() => document.querySelector('#doc').value === 'ants share a text', null, { timeout: 15_000 });
+  await pageB.locator('#panel-doc').screenshot({ path: join(ARTIFACTS, 'doc.png') });
+});
+
+test('a reload keeps the identity and resumes the feed without duplicates', async () => {
+  const before = await pageB.evaluate(() => ({ me: window.demo.state.me, count: window.demo.state.model.entries.size }));
+  await pageB.reload();
+  await pageB.waitForFunction(() => window.demo?.ready === true);
+  await pageB.waitForFunction((n) => window.demo.state.model.entries.size >= n, before.count, { timeout: 15_000 });
+  const after = await pageB.evaluate(() => ({
+    me: window.demo.state.me,
+    seqs: [...document.querySelectorAll('#feed tbody tr[data-seq]')].map((r) => Number(r.dataset.seq)),
+  }));
+  assert.equal(after.me, before.me);
+  assert.equal(new Set(after.seqs).size, after.seqs.length, 'no entry shown twice');
+  assert.equal(after.seqs.length, before.count);
+  assert.deepEqual([...after.seqs].sort((a, b) => a - b), Array.from({ length: before.count }, (_, i) => i));
+});
+
+test('a relay restart is shown in plain words, and the feed resumes without loss or duplicates', async () => {
+  const count = await pageA.evaluate(() => window.demo.state.model.entries.size);
+  await stopRelay();
+  await pageA.waitForFunction(() => /reconnecting/i.test(document.querySelector('#status').textContent), null, { timeout: 15_000 });
+  await pageA.locator('header').screenshot({ path: join(ARTIFACTS, 'reconnecting.png') });
+  await startRelay();
+  await pageA.waitForFunction(() => document.querySelector('#status').className.includes('live'), null, { timeout: 30_000 });
+  await pageB.fill('#post-text', 'after the restart');
+  await pageB.click('#post-form button');
+  await pageA.waitForFunction(() => [...document.querySelectorAll('#feed td.body')].some((td) => td.textContent === 'after the restart'), null, { timeout: 20_000 });
+  const seqs = await pageA.evaluate(() => [...document.querySelectorAll('#feed tbody tr[data-seq]')].map((r) => Number(r.dataset.seq)));
+  assert.equal(seqs.length, count + 1);
+  assert.deepEqual([...seqs].sort((a, b) => a - b), Array.from({ length: count + 1 }, (_, i) => i));
+});
+
+/**
+ * A lying relay: a WebSocket proxy in front of the real one that corrupts the signature of any
+ * entry whose bytes contain `marker` (an entry frame ends with the op, which ends with its signature R ‖ s; the low byte of s is flipped).
+ */
+async function lyingProxy(upstream, marker) {
+  const server = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+  await new Promise((resolve) => server.once('listening', resolve));
+  server.on('connection', (client) => {
+    const relaySide = new WebSocket(upstream);
+    const early = [];
+    relaySide.on('open', () => early.splice(0).forEach((m) => relaySide.send(m)));
+    client.on('message', (m) => (relaySide.readyState === WebSocket.OPEN ? relaySide.send(m) : early.push(m)));
+    relaySide.on('message', (m) => {
+      const bytes = Buffer.from(m);
+      if (bytes[1] === 0x45 && bytes.includes(Buffer.from(marker))) bytes[bytes.length - 32] ^= 1;
+      client.send(bytes);
+    });
+    client.on('close', () => relaySide.close());
+    relaySide.on('close', () => client.close());
+  });
+  return server;
+}
+
+test('a relay that forges an entry raises a red misbehaviour alarm with the evidence', async () => {
+  const proxy = await lyingProxy(`${base.replace('http', 'ws')}/ws`, 'forged by the relay');
+  const context = await openContext();
+  try {
+    const page = await openDemo(context, `agents=0&relay=ws://127.0.0.1:${proxy.address().port}/ws`);
+    await pageB.fill('#post-text', 'forged by the relay');
+    await pageB.click('#post-form button');
+    const alarm = await (await page.waitForFunction(() => document.querySelector('#feed tr.alarm')?.textContent, null, { timeout: 15_000 })).jsonValue();
+    // The page's own client names the failed check; the package's RelayClient reports its own
+    // stable code (e.g. INVALID_ENTRY) with its evidence.
+    assert.match(alarm, /misbehaviour \((BAD_SIGNATURE\).*seq \d+ does not verify|[A-Z_]+\): .+)/);
+    assert.match(await page.textContent('#status'), /does not verify/);
+    // The honest view is unaffected.
+    await pageA.waitForFunction(() => [...document.querySelectorAll('#feed td.body')].some((td) => td.textContent === 'forged by the relay'));
+    assert.equal(await pageA.evaluate(() => document.querySelectorAll('#feed tr.alarm').length), 0);
+    await page.locator('#panel-feed').screenshot({ path: join(ARTIFACTS, 'misbehaviour.png') });
+  } finally {
+    await context.close();
+    for (const client of proxy.clients) client.terminate();
+    await new Promise((resolve) => proxy.close(resolve));
+  }
+});
+
+test('with agents running every panel fills in; screenshots; a phone-sized screen has no sideways scroll', async () => {
+  const context = await openContext({ width: 1280, height: 1500 });
+  const page = await openDemo(context, 'agents=3');
+  await page.waitForFunction(() => window.demo.state.model.entries.size > 25 && window.demo.state.model.tasks.size > 0, null, { timeout: 60_000 });
+  await page.click('#rec-guardians');
+  await page.waitForFunction(() => window.demo.state.model.recovery.guardians.length === 3, null, { timeout: 15_000 });
+  await page.click('#rec-lose');
+  await page.waitForFunction(() => window.demo.state.model.recovery.rotated.length === 1, null, { timeout: 20_000 });
+  await page.waitForTimeout(2000);
+  for (const panel of ['agents', 'plots', 'election', 'claims', 'escrow', 'doc', 'recovery', 'honesty']) {
+    await page.locator(`#panel-${panel}`).screenshot({ path: join(ARTIFACTS, `${panel}.png`) });
+  }
+  await page.screenshot({ path: join(ARTIFACTS, 'demo.png'), fullPage: true });
+  assert.match(await page.textContent('#honesty'), /agree on every entry up to seq \d+\. Merkle tree head at size \d+/);
+  assert.match(await page.textContent('#rec-result'), /Rotated/);
+  assert.deepEqual(page.errors, []);
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.waitForTimeout(300);
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  assert.ok(overflow <= 0, `the page scrolls sideways by ${overflow}px on a phone`);
+  await page.screenshot({ path: join(ARTIFACTS, 'phone.png') });
+  assert.deepEqual(pageA.errors, []);
+});
