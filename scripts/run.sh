@@ -13,11 +13,7 @@ listen="${ANTS_RELAY_LISTEN:-127.0.0.1:8787}"
 data="${ANTS_RELAY_DATA:-$root/relay-data}"
 target_dir="${CARGO_TARGET_DIR:-$root/target}"
 
-if [[ -x scripts/setup.sh ]]; then
-  scripts/setup.sh
-else
-  scripts/build-pkg.sh
-fi
+scripts/setup.sh
 echo "run: cargo build --release --features relay --bin ants-relay"
 cargo build --release --features relay --bin ants-relay
 

@@ -10,6 +10,8 @@
 #   node --test tests/js/                      the built npm package: Node ESM + CJS (cross-checked
 #                                              with node:crypto), headless Chromium, esbuild
 #                                              bundles, Deno, workerd, npm pack + install
+#   node --test tests/e2e/                     the demo page in headless Chromium against a real
+#                                              relay (two browser contexts, restart, lying relay)
 set -uo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -61,6 +63,8 @@ run "wasm-bindgen-test (headless chromium)" "${wasm_env[@]}" WASM_BINDGEN_USE_BR
   cargo test --target wasm32-unknown-unknown --test wasm
 run "node --test tests/js/ (package in node, chromium, bundler, deno, workerd, npm pack)" \
   timeout 1200 node --test --test-timeout=300000 tests/js/
+run "node --test tests/e2e/ (demo page in chromium against a real relay)" \
+  timeout 1500 node --test --test-timeout=600000 tests/e2e/
 
 printf '\n==== summary\n'
 failed=0
