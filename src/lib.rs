@@ -49,6 +49,7 @@ pub mod log;
 pub mod op;
 pub mod recovery;
 pub mod replica;
+pub mod session;
 pub mod wire;
 
 #[cfg(all(feature = "relay", not(target_arch = "wasm32")))]
@@ -66,3 +67,4 @@ pub use log::{
 };
 pub use op::{OpDraft, OpId, SignedOp};
 pub use replica::{Event, Replica, ReplicaConfig, ReplicaOp};
+pub use session::{Fault, Session, SessionEvent};
