@@ -10,5 +10,6 @@ mod convert;
 pub mod error;
 pub mod identity;
 pub mod op;
+pub mod session;
 pub mod signature;
 mod types;
