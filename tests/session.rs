@@ -130,7 +130,7 @@ async fn relay_restart_mid_stream_loses_nothing_and_duplicates_nothing() {
     alice.subscribe("log", 0, false).unwrap();
     reader.subscribe("log", 0, true).unwrap();
     let mut a = Driver::connect(&relay.url(), &mut alice).await;
-    let mut r = Driver::connect(&relay.url(), &mut reader).await;
+    let r = Driver::connect(&relay.url(), &mut reader).await;
     for i in 0..20u8 {
         alice.publish("log", "post", &[i], vec![], T0).unwrap();
     }
@@ -150,7 +150,8 @@ async fn relay_restart_mid_stream_loses_nothing_and_duplicates_nothing() {
     let mut r2 = Driver::connect(&relay.url(), &mut reader).await;
     a2.until(&mut alice, |s, _| s.unacknowledged().is_empty())
         .await;
-    r2.until(&mut reader, |s, _| s.cursor("log") == Some(20)).await;
+    r2.until(&mut reader, |s, _| s.cursor("log") == Some(20))
+        .await;
     seen.extend(entries_by(&r2.events, "log"));
     assert_eq!(seen, (0..20).collect::<Vec<_>>(), "no loss, no duplicate");
     let acks = acked(&a.events) + acked(&a2.events);

@@ -17,7 +17,7 @@
 //!   topic and seq are the subscription's and it is exactly the next seq (no gap, no duplicate).
 //!   Entries of a topic followed from seq 0 also go through the topic's [`LogFollower`], which
 //!   recomputes the Merkle tree and checks every signed receipt and checkpoint against it; its
-//!   [`Evidence`] comes out as [`SessionEvent::Misbehaviour`].
+//!   [`crate::log::Evidence`] comes out as [`SessionEvent::Misbehaviour`].
 //! - **Replica.** Verified entries of a topic followed from seq 0 are applied to the topic's
 //!   [`Replica`]; its events (among them compensations) come out as [`SessionEvent::Replica`].
 //! - **Exactly-once publishing.** Each op gets the next counter of its author in its topic and is
@@ -28,18 +28,21 @@
 //!   the last verified signed head, unacknowledged ops, counters, the pinned relay key) from which
 //!   [`Session::restore`] resumes after a page reload, subscribing again from each cursor.
 
+mod events;
 mod persist;
+mod receive;
+
+pub use events::{Fault, SessionEvent};
+pub use persist::{MAX_STATE_ITEMS, STATE_VERSION};
 
 use std::collections::{BTreeMap, VecDeque};
 
 use crate::entry::Entry;
 use crate::error::{Error, Result};
 use crate::identity::{AgentId, Identity};
-use crate::log::{
-    Evidence, FollowerEvent, LogFollower, SignedCheckpoint, SignedReceipt, SignedTreeHead,
-};
+use crate::log::{LogFollower, SignedCheckpoint, SignedTreeHead};
 use crate::op::{self, validate_topic, OpDraft, OpId, SignedOp};
-use crate::replica::{Event, Replica, ReplicaConfig};
+use crate::replica::{Replica, ReplicaConfig};
 use crate::wire::{sign_hello, Body, Frame};
 
 /// How long an acknowledged op may stay absent from a subscribed topic whose served log has
@@ -62,163 +65,6 @@ pub enum Phase {
     Live,
     /// The relay presented another key than the pinned one; nothing is sent on this connection.
     Refused,
-}
-
-/// What the relay did wrong, as far as the session can tell.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Fault {
-    /// Evidence checkable by anyone holding the relay's key.
-    Evidence(Evidence),
-    /// An entry whose op signature does not verify, or of another topic or seq.
-    InvalidEntry {
-        /// The seq the entry claimed.
-        seq: u64,
-    },
-    /// Entries were skipped: `expected` was owed, `got` came.
-    Gap {
-        /// The seq owed.
-        expected: u64,
-        /// The seq received.
-        got: u64,
-    },
-    /// An entry already delivered was sent again.
-    Duplicate {
-        /// Its seq.
-        seq: u64,
-    },
-    /// An author's counters went backwards or repeated within the topic.
-    AuthorOrder {
-        /// The author.
-        author: AgentId,
-        /// The counter seen before.
-        previous: u64,
-        /// The counter seen after it.
-        counter: u64,
-    },
-    /// The relay acknowledged `op_id` at `seq` but served another entry there, or none past the
-    /// deadline.
-    AcknowledgedOpMissing {
-        /// The op.
-        op_id: OpId,
-        /// Where the receipt put it.
-        seq: u64,
-    },
-    /// A signed head disagrees with the entries served (unprovable without a second signature).
-    HeadMismatch {
-        /// The head's size.
-        tree_size: u64,
-    },
-    /// A receipt that does not verify or does not match the op it answers.
-    BadReceipt {
-        /// Why.
-        reason: String,
-    },
-    /// The relay's subscription answer contradicts the session's cursor (e.g. the log shrank).
-    BadSubscription {
-        /// Why.
-        reason: String,
-    },
-    /// The relay presented a key other than the pinned one.
-    RelayKeyChanged {
-        /// The key it presented.
-        presented: AgentId,
-    },
-}
-
-impl Fault {
-    /// A stable UPPER_SNAKE name for the fault.
-    pub fn code(&self) -> &'static str {
-        match self {
-            Fault::Evidence(evidence) => evidence.claimed_violation().code(),
-            Fault::InvalidEntry { .. } => "INVALID_ENTRY",
-            Fault::Gap { .. } => "GAP",
-            Fault::Duplicate { .. } => "DUPLICATE",
-            Fault::AuthorOrder { .. } => "AUTHOR_ORDER",
-            Fault::AcknowledgedOpMissing { .. } => "ACKNOWLEDGED_OP_MISSING",
-            Fault::HeadMismatch { .. } => "HEAD_MISMATCH",
-            Fault::BadReceipt { .. } => "BAD_RECEIPT",
-            Fault::BadSubscription { .. } => "BAD_SUBSCRIPTION",
-            Fault::RelayKeyChanged { .. } => "RELAY_KEY_CHANGED",
-        }
-    }
-}
-
-/// What the session tells its caller.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SessionEvent {
-    /// The relay accepted the hello: the connection is live.
-    Live {
-        /// The relay's key.
-        relay: AgentId,
-    },
-    /// A subscription (re)started at `from_seq`; the topic had `head` entries then.
-    Subscribed {
-        /// The topic.
-        topic: String,
-        /// The first seq that will come.
-        from_seq: u64,
-        /// The relay's size of the topic.
-        head: u64,
-    },
-    /// A verified entry, next in sequence.
-    Entry {
-        /// The topic.
-        topic: String,
-        /// The entry.
-        entry: Entry,
-    },
-    /// An event of the topic's replica, caused by entry `seq`.
-    Replica {
-        /// The topic.
-        topic: String,
-        /// The replica event.
-        event: Event,
-    },
-    /// A signed head matched the session's own tree of the topic.
-    Verified {
-        /// The topic.
-        topic: String,
-        /// The verified size.
-        tree_size: u64,
-    },
-    /// One of our ops is durably sequenced.
-    Acknowledged {
-        /// The topic.
-        topic: String,
-        /// The op.
-        op_id: OpId,
-        /// Its seq.
-        seq: u64,
-        /// The relay's signed receipt (empty when the relay sends none).
-        receipt: Vec<u8>,
-    },
-    /// The relay refused one of our ops for good (it will not be retried).
-    Refused {
-        /// The topic.
-        topic: String,
-        /// The op.
-        op_id: OpId,
-        /// The stable error code.
-        code: String,
-        /// The relay's explanation.
-        message: String,
-    },
-    /// The relay broke a rule.
-    Misbehaviour {
-        /// The topic concerned (empty for connection-level faults).
-        topic: String,
-        /// What it did.
-        fault: Fault,
-    },
-    /// An error frame not tied to a publish.
-    RelayError {
-        /// The request it answered.
-        request_id: u32,
-        /// The stable code.
-        code: String,
-        /// The explanation.
-        message: String,
-    },
 }
 
 /// An op of ours waiting for its receipt.
@@ -413,8 +259,10 @@ impl Session {
             ));
         }
         if !self.topics.contains_key(topic) {
-            self.topics
-                .insert(topic.to_owned(), Topic::new(topic, from, replica, self.relay)?);
+            self.topics.insert(
+                topic.to_owned(),
+                Topic::new(topic, from, replica, self.relay)?,
+            );
         }
         if self.phase == Phase::Live {
             self.send_subscribe(topic)?;
@@ -453,12 +301,7 @@ impl Session {
         deps: Vec<OpId>,
         now_ms: u64,
     ) -> Result<SignedOp> {
-        let counter = self
-            .counters
-            .get(topic)
-            .copied()
-            .unwrap_or(0)
-            .max(now_ms);
+        let counter = self.counters.get(topic).copied().unwrap_or(0).max(now_ms);
         let op = SignedOp::sign(
             &self.identity,
             OpDraft {
@@ -658,301 +501,6 @@ impl Session {
             _ => {}
         }
         Ok(())
-    }
-
-    fn on_subscribed(&mut self, request_id: u32, name: String, from_seq: u64, head: u64) {
-        let Some(topic) = self.topics.get(&name) else {
-            return;
-        };
-        if topic.request_id != request_id {
-            return;
-        }
-        let cursor = topic.cursor;
-        if from_seq != cursor || head < cursor {
-            self.misbehaviour(
-                &name,
-                Fault::BadSubscription {
-                    reason: format!(
-                        "asked from seq {cursor}, relay starts at {from_seq} with {head} entries"
-                    ),
-                },
-            );
-        }
-        self.events.push_back(SessionEvent::Subscribed {
-            topic: name,
-            from_seq,
-            head,
-        });
-    }
-
-    fn on_entry(&mut self, request_id: u32, bytes: &[u8], batch_ok: bool) -> Result<()> {
-        let Some(name) = self
-            .topics
-            .iter()
-            .find(|(_, t)| t.request_id == request_id && request_id != 0)
-            .map(|(name, _)| name.clone())
-        else {
-            return Ok(());
-        };
-        let decoded = if batch_ok {
-            Entry::decode_unverified(bytes)
-        } else {
-            Entry::decode(bytes)
-        };
-        let Some(topic) = self.topics.get_mut(&name) else {
-            return Ok(());
-        };
-        let cursor = topic.cursor;
-        let entry = match decoded {
-            Ok(entry) if entry.topic() == name => entry,
-            Ok(entry) => {
-                let seq = entry.seq();
-                self.misbehaviour(&name, Fault::InvalidEntry { seq });
-                return self.gap_retry(&name);
-            }
-            Err(_) => {
-                let seq = Entry::decode_unverified(bytes).map_or(cursor, |e| e.seq());
-                if seq != cursor {
-                    self.misbehaviour(&name, Fault::InvalidEntry { seq });
-                    return self.gap_retry(&name);
-                }
-                // Still part of the relay's log: it takes the entry's place (never delivered),
-                // the follower proves it once a signed head covers it, and the replica, which
-                // cannot skip an entry, stops.
-                topic.cursor += 1;
-                topic.gap_retries = 0;
-                topic.replica = None;
-                let events = match topic.follower.as_mut() {
-                    Some(follower) => follower.push_entry(bytes).unwrap_or_default(),
-                    None => Vec::new(),
-                };
-                self.misbehaviour(&name, Fault::InvalidEntry { seq });
-                return self.follower_events(&name, events);
-            }
-        };
-        let seq = entry.seq();
-        if seq < cursor {
-            self.misbehaviour(&name, Fault::Duplicate { seq });
-            return Ok(());
-        }
-        if seq > cursor {
-            self.misbehaviour(
-                &name,
-                Fault::Gap {
-                    expected: cursor,
-                    got: seq,
-                },
-            );
-            return self.gap_retry(&name);
-        }
-        topic.cursor += 1;
-        topic.gap_retries = 0;
-        let mut faults = Vec::new();
-        let op = entry.op();
-        if let Some(previous) = topic.last_counter.get(op.author()) {
-            if *previous >= op.counter() {
-                faults.push(Fault::AuthorOrder {
-                    author: *op.author(),
-                    previous: *previous,
-                    counter: op.counter(),
-                });
-            }
-        }
-        let last = topic.last_counter.entry(*op.author()).or_insert(0);
-        *last = (*last).max(op.counter());
-        if let Some(awaited) = topic.awaited.remove(&seq) {
-            if awaited.op_id != op.id() {
-                faults.push(Fault::AcknowledgedOpMissing {
-                    op_id: awaited.op_id,
-                    seq,
-                });
-            }
-        }
-        if op.author() == &self.identity.agent_id() {
-            let next = self.counters.entry(name.clone()).or_insert(0);
-            *next = (*next).max(op.counter() + 1);
-        }
-        let follower_events = match topic.follower.as_mut() {
-            Some(follower) => follower.push_entry(bytes)?,
-            None => Vec::new(),
-        };
-        let mut replica_events = Vec::new();
-        if let Some(replica) = topic.replica.as_mut() {
-            replica_events = replica.apply(&entry)?;
-        }
-        for fault in faults {
-            self.misbehaviour(&name, fault);
-        }
-        self.events.push_back(SessionEvent::Entry {
-            topic: name.clone(),
-            entry,
-        });
-        for event in replica_events {
-            self.events.push_back(SessionEvent::Replica {
-                topic: name.clone(),
-                event,
-            });
-        }
-        // The follower's own `Entry` events duplicate ours; keep its verdicts.
-        let verdicts = follower_events
-            .into_iter()
-            .filter(|e| !matches!(e, FollowerEvent::Entry(_)))
-            .collect();
-        self.follower_events(&name, verdicts)
-    }
-
-    fn on_receipt(
-        &mut self,
-        request_id: u32,
-        seq: u64,
-        op_id: OpId,
-        receipt: Vec<u8>,
-        now_ms: u64,
-    ) -> Result<()> {
-        let Some(index) = self
-            .unacked
-            .iter()
-            .position(|u| u.request_id == request_id && request_id != 0)
-        else {
-            return Ok(());
-        };
-        let op = self.unacked[index].op.clone();
-        let topic = op.topic().to_owned();
-        if op_id != op.id() {
-            self.misbehaviour(
-                &topic,
-                Fault::BadReceipt {
-                    reason: format!("receipt names op {op_id:?}, not {:?}", op.id()),
-                },
-            );
-            return Ok(());
-        }
-        let mut signed = None;
-        if !receipt.is_empty() {
-            let checked = self.relay.ok_or_else(|| {
-                Error::BadInput("receipt before the relay key is known".into())
-            });
-            match checked.and_then(|relay| SignedReceipt::decode(&receipt, &relay)) {
-                Ok(r) if r.receipt().op_id == op_id && r.receipt().seq == seq => signed = Some(r),
-                Ok(_) => {
-                    self.misbehaviour(
-                        &topic,
-                        Fault::BadReceipt {
-                            reason: "signed receipt names another op or seq".into(),
-                        },
-                    );
-                    return Ok(());
-                }
-                Err(error) => {
-                    self.misbehaviour(
-                        &topic,
-                        Fault::BadReceipt {
-                            reason: format!("signed receipt: {error}"),
-                        },
-                    );
-                    return Ok(());
-                }
-            }
-        }
-        self.unacked.remove(index);
-        if let Some(t) = self.topics.get_mut(&topic) {
-            if seq >= t.cursor {
-                t.awaited.insert(
-                    seq,
-                    Awaited {
-                        op_id,
-                        overdue_since_ms: 0,
-                    },
-                );
-            }
-        }
-        let _ = now_ms;
-        if let Some(signed) = signed {
-            if self.topics.contains_key(&topic) {
-                self.on_head(&topic, signed.into())?;
-            }
-        }
-        self.events.push_back(SessionEvent::Acknowledged {
-            topic,
-            op_id,
-            seq,
-            receipt,
-        });
-        Ok(())
-    }
-
-    fn on_head(&mut self, name: &str, head: SignedTreeHead) -> Result<()> {
-        let Some(topic) = self.topics.get_mut(name) else {
-            return Ok(());
-        };
-        let events = match topic.follower.as_mut() {
-            Some(follower) => follower.push_head(head)?,
-            None => Vec::new(),
-        };
-        self.follower_events(name, events)
-    }
-
-    fn follower_events(&mut self, name: &str, events: Vec<FollowerEvent>) -> Result<()> {
-        for event in events {
-            match event {
-                FollowerEvent::Verified { tree_size } => {
-                    if let Some(topic) = self.topics.get_mut(name) {
-                        topic.verified_head = topic
-                            .follower
-                            .as_ref()
-                            .and_then(|f| f.verified_head().cloned());
-                    }
-                    self.events.push_back(SessionEvent::Verified {
-                        topic: name.to_owned(),
-                        tree_size,
-                    });
-                }
-                FollowerEvent::Mismatch { tree_size } => {
-                    self.misbehaviour(name, Fault::HeadMismatch { tree_size })
-                }
-                FollowerEvent::Evidence(evidence) => {
-                    self.misbehaviour(name, Fault::Evidence(evidence))
-                }
-                // Entries are delivered by the session; gaps to a head size are filled by the
-                // live subscription; invalid entries were reported already.
-                FollowerEvent::Entry(_)
-                | FollowerEvent::Gap { .. }
-                | FollowerEvent::InvalidEntry { .. } => {}
-            }
-        }
-        Ok(())
-    }
-
-    fn on_error(&mut self, request_id: u32, code: String, message: String) {
-        if self.checkpoint_requests.remove(&request_id).is_some() {
-            return;
-        }
-        if request_id != 0 {
-            if let Some(index) = self
-                .unacked
-                .iter()
-                .position(|u| u.request_id == request_id)
-            {
-                if matches!(code.as_str(), "RATE_LIMITED" | "UNAVAILABLE") {
-                    // Transient: the op is sent again on the next connection.
-                    self.unacked[index].request_id = 0;
-                } else {
-                    let unacked = self.unacked.remove(index);
-                    self.events.push_back(SessionEvent::Refused {
-                        topic: unacked.op.topic().to_owned(),
-                        op_id: unacked.op.id(),
-                        code,
-                        message,
-                    });
-                    return;
-                }
-            }
-        }
-        self.events.push_back(SessionEvent::RelayError {
-            request_id,
-            code,
-            message,
-        });
     }
 
     fn misbehaviour(&mut self, topic: &str, fault: Fault) {

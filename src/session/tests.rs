@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use proptest::prelude::*;
 
 use super::*;
-use crate::log::{Checkpoint, MerkleLog, Receipt, Violation};
+use crate::log::{Checkpoint, MerkleLog, Receipt, SignedReceipt, Violation};
 use crate::wire::{Action, RelayConnection};
 
 const T0: u64 = 1_700_000_000_000;
@@ -289,7 +289,10 @@ fn state_round_trips_canonically_and_refuses_another_agent() {
         session.replica("t").unwrap().state_hash()
     );
     let bob = Identity::from_seed(&[2; 32]).unwrap();
-    assert_eq!(Session::restore(bob, &state).unwrap_err().code(), "BAD_INPUT");
+    assert_eq!(
+        Session::restore(bob, &state).unwrap_err().code(),
+        "BAD_INPUT"
+    );
     let mut longer = state.clone();
     longer.push(0);
     assert_eq!(
@@ -365,7 +368,10 @@ fn a_forged_op_is_caught_with_evidence_that_verifies() {
     let events = session.take_events();
     assert!(!delivered(&events).contains(&1));
     let found = faults(&events);
-    assert!(found.iter().any(|f| f.code() == "INVALID_ENTRY"), "{found:?}");
+    assert!(
+        found.iter().any(|f| f.code() == "INVALID_ENTRY"),
+        "{found:?}"
+    );
     // Every piece of evidence verifies; one proves the invalid entry (the honest receipts and
     // the checkpoint over the forged bytes also conflict with each other).
     let violations: Vec<Violation> = found
@@ -375,7 +381,10 @@ fn a_forged_op_is_caught_with_evidence_that_verifies() {
             _ => None,
         })
         .collect();
-    assert!(violations.contains(&Violation::InvalidEntry), "{violations:?}");
+    assert!(
+        violations.contains(&Violation::InvalidEntry),
+        "{violations:?}"
+    );
 }
 
 #[test]
@@ -387,7 +396,9 @@ fn a_dropped_acknowledged_op_is_caught_with_evidence() {
     session.publish("t", "post", b"kept", vec![], T0).unwrap();
     relay.pump(&mut conn, &mut session);
     relay.lie = Lie::DropAcknowledged;
-    session.publish("t", "post", b"dropped", vec![], T0).unwrap();
+    session
+        .publish("t", "post", b"dropped", vec![], T0)
+        .unwrap();
     relay.pump(&mut conn, &mut session);
     // Another op takes the dropped op's seq.
     relay.lie = Lie::None;

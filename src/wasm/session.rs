@@ -192,7 +192,10 @@ impl JsSession {
         #[wasm_bindgen(unchecked_param_type = "Uint8Array")] state: &JsValue,
     ) -> Result<JsSession, JsValue> {
         let state = bytes_arg("state", state)?;
-        Ok(JsSession(Session::restore(copy_identity(identity)?, &state)?))
+        Ok(JsSession(Session::restore(
+            copy_identity(identity)?,
+            &state,
+        )?))
     }
 
     /// The persistable state (canonical bytes).
