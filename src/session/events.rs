@@ -10,7 +10,7 @@ use crate::replica::Event;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Fault {
     /// Evidence checkable by anyone holding the relay's key.
-    Evidence(Evidence),
+    Evidence(Box<Evidence>),
     /// An entry whose op signature does not verify, or of another topic or seq.
     InvalidEntry {
         /// The seq the entry claimed.

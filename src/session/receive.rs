@@ -265,7 +265,7 @@ impl Session {
                     self.misbehaviour(name, Fault::HeadMismatch { tree_size })
                 }
                 FollowerEvent::Evidence(evidence) => {
-                    self.misbehaviour(name, Fault::Evidence(evidence))
+                    self.misbehaviour(name, Fault::Evidence(Box::new(evidence)))
                 }
                 // Entries are delivered by the session; gaps to a head size are filled by the
                 // live subscription; invalid entries were reported already.

@@ -23,10 +23,13 @@ enum Lie {
     Skip(u64),
 }
 
+/// (topic, author, counter): what the relay deduplicates retries by.
+type AuthorCounter = (String, AgentId, u64);
+
 struct TestRelay {
     identity: Identity,
     logs: BTreeMap<String, (Vec<Vec<u8>>, MerkleLog)>,
-    by_author: BTreeMap<(String, AgentId, u64), (u64, OpId, Vec<u8>)>,
+    by_author: BTreeMap<AuthorCounter, (u64, OpId, Vec<u8>)>,
     lie: Lie,
     time: u64,
 }
