@@ -166,8 +166,8 @@ fn to_js_event(event: SessionEvent) -> JsEvent {
 }
 
 fn copy_identity(identity: &JsIdentity) -> Result<Identity, JsValue> {
-    let seed = zeroize::Zeroizing::new(identity.0.export_seed());
-    Ok(Identity::from_seed(&seed)?)
+    let seed = identity.0.export_seed();
+    Ok(Identity::from_seed(&seed[..])?)
 }
 
 fn ms(value: f64) -> u64 {
