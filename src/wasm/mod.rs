@@ -27,6 +27,7 @@ pub mod replica;
 mod replica_convert;
 pub mod replica_op;
 mod replica_types;
+pub mod session;
 pub mod signature;
 #[cfg(feature = "doc")]
 pub mod signed_doc;
