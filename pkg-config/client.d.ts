@@ -50,6 +50,8 @@ export interface ClientOptions {
   state?: Uint8Array;
   /** Resolve `connect` only once live (default true). */
   wait?: boolean;
+  /** Reject `connect` with code CONNECT_TIMEOUT when not live within this time (default 10000). */
+  connectTimeoutMs?: number;
   minBackoffMs?: number;
   maxBackoffMs?: number;
   tickMs?: number;

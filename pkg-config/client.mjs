@@ -83,6 +83,7 @@ export function makeRelayClient(ants) {
     #listeners = new Map();
     #liveWaiters = [];
     #options;
+    #lastError = null;
     /** "connecting" | "live" | "verified" | "misbehaviour" | "closed" */
     status = "connecting";
 
@@ -93,7 +94,25 @@ export function makeRelayClient(ants) {
     static async connect(url, identity, options = {}) {
       const client = new RelayClient(url, identity, options);
       client.#open();
-      if (options.wait !== false) await client.ready();
+      if (options.wait === false) return client;
+      // A wrong URL or a relay that never answers must not hang the caller: give up after
+      // `connectTimeoutMs` (default 10 s) with CONNECT_TIMEOUT and close the client.
+      const ms = options.connectTimeoutMs ?? 10_000;
+      let timer;
+      const timeout = new Promise((_, reject) => {
+        timer = setTimeout(() => {
+          const detail = client.#lastError ? ` (last error: ${client.#lastError})` : "";
+          reject(relayError("CONNECT_TIMEOUT", `no live connection to ${url} within ${ms} ms${detail}`));
+        }, ms);
+      });
+      try {
+        await Promise.race([client.ready(), timeout]);
+      } catch (error) {
+        client.close();
+        throw error;
+      } finally {
+        clearTimeout(timer);
+      }
       return client;
     }
 
@@ -266,7 +285,9 @@ export function makeRelayClient(ants) {
         this.#session.disconnected();
         this.#scheduleReconnect();
       };
-      ws.onerror = () => {};
+      ws.onerror = (event) => {
+        if (this.#ws === ws) this.#lastError = event?.message ?? event?.error?.message ?? "socket error";
+      };
     }
 
     #scheduleReconnect() {

@@ -50,7 +50,7 @@ after(async () => {
   rmSync(data, { recursive: true, force: true });
 });
 
-const url = () => `ws://127.0.0.1:${port}/`;
+const url = () => `ws://127.0.0.1:${port}/ws`;
 const seed = (n) => new Uint8Array(32).fill(n);
 
 async function take(iterator, n) {
@@ -83,6 +83,14 @@ test('publish and subscribe through the real relay, verified', async () => {
   assert.deepEqual(misbehaviour, []);
   alice.close();
   bob.close();
+});
+
+test('a wrong URL rejects with CONNECT_TIMEOUT instead of hanging', async () => {
+  const wrong = `ws://127.0.0.1:${port}/not-the-relay`;
+  await assert.rejects(
+    RelayClient.connect(wrong, Identity.fromSeed(seed(9)), { WebSocket, connectTimeoutMs: 500, minBackoffMs: 50 }),
+    (error) => error.code === 'CONNECT_TIMEOUT' && /not-the-relay/.test(error.message),
+  );
 });
 
 test('relay restart mid-stream: no loss, no duplicate; resume from exported state', async () => {
