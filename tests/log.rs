@@ -901,3 +901,30 @@ fn statement_vectors_match_the_file() {
         );
     }
 }
+
+#[test]
+fn push_verified_entry_keeps_every_rule_but_the_signature() {
+    let mut relay = Relay::new(1, "t");
+    let alice = author(2);
+    relay.sequence(op(&alice, "t", 1, vec![]));
+    relay.sequence(op(&alice, "elsewhere", 2, vec![]));
+    relay.sequence(op(&alice, "t", 3, vec![]));
+    let (mut checked, mut trusted) = (relay.follower(), relay.follower());
+    for entry in relay.entries.clone() {
+        assert_eq!(
+            checked.push_entry(&entry).unwrap(),
+            trusted.push_verified_entry(&entry).unwrap()
+        );
+    }
+    assert_eq!(checked.root(), trusted.root());
+    // The op of another topic is still an invalid entry without the signature check.
+    let found = evidence_of(&trusted.push_head(relay.checkpoint()).unwrap());
+    assert_eq!(found.len(), 1);
+    assert_proves(&found[0], &relay, Violation::InvalidEntry);
+    // A gap is still a gap.
+    let mut ahead = relay.follower();
+    assert!(matches!(
+        ahead.push_verified_entry(&relay.entries[2]).unwrap()[..],
+        [FollowerEvent::Gap { from: 0, to: 2 }]
+    ));
+}

@@ -159,6 +159,18 @@ impl<S: HashStore> LogFollower<S> {
     /// Errors: the decoding codes of [`Entry::decode_unverified`] for bytes that are not an entry;
     /// `LOG_MISMATCH` for a different entry at a seq already received.
     pub fn push_entry(&mut self, bytes: &[u8]) -> Result<Vec<FollowerEvent>> {
+        self.push(bytes, false)
+    }
+
+    /// Like [`LogFollower::push_entry`], for an entry whose op signature the caller has already
+    /// verified (e.g. in one batch with [`crate::op::verify_ops`]): the signature is not checked
+    /// again, every other rule is. Passing an entry whose signature was not verified makes the
+    /// follower accept a forgery, so only a verifier may call this.
+    pub fn push_verified_entry(&mut self, bytes: &[u8]) -> Result<Vec<FollowerEvent>> {
+        self.push(bytes, true)
+    }
+
+    fn push(&mut self, bytes: &[u8], signature_verified: bool) -> Result<Vec<FollowerEvent>> {
         let entry = Entry::decode_unverified(bytes)?;
         let seq = entry.seq();
         let mut events = Vec::new();
@@ -182,7 +194,12 @@ impl<S: HashStore> LogFollower<S> {
         if self.recent.len() > RECENT_ENTRIES {
             self.recent.pop_first();
         }
-        if entry_is_valid(bytes, seq, &self.topic) {
+        let valid = if signature_verified {
+            entry.topic() == self.topic
+        } else {
+            entry_is_valid(bytes, seq, &self.topic)
+        };
+        if valid {
             self.track_rules(&entry, bytes);
             events.push(FollowerEvent::Entry(entry));
         } else {

@@ -127,7 +127,8 @@ impl Session {
             *next = (*next).max(op.counter() + 1);
         }
         let follower_events = match topic.follower.as_mut() {
-            Some(follower) => follower.push_entry(bytes)?,
+            // `entry` came from `Entry::decode` or a batch that verified: its signature holds.
+            Some(follower) => follower.push_verified_entry(bytes)?,
             None => Vec::new(),
         };
         let mut replica_events = Vec::new();
