@@ -86,6 +86,14 @@ export declare class RelayClient {
   subscribe(topic: string, options?: SubscribeOptions): Subscription;
   unsubscribe(topic: string): void;
   publish(topic: string, kind: string, body: Uint8Array | string): Promise<VerifiedReceipt>;
+  /** Publishes like `publish`, also returning the signed op's bytes (for `publishSigned`). */
+  publishOp(topic: string, kind: string, body: Uint8Array | string): { op: Uint8Array; receipt: Promise<VerifiedReceipt> };
+  /** Publishes an op this identity signed elsewhere (e.g. `publishOp` on another relay). */
+  publishSigned(op: Uint8Array): Promise<VerifiedReceipt>;
+  /** Gossip body of the latest head of `topic` this client verified. */
+  gossip(topic: string): Uint8Array | undefined;
+  /** Takes checkpoint gossip seen anywhere; true when it concerned this relay and a followed topic. */
+  receiveGossip(gossip: Uint8Array): boolean;
   requestCheckpoint(topic: string): void;
   cursor(topic: string): number | undefined;
   claimHolder(topic: string, resource: string): string | undefined;
@@ -95,3 +103,41 @@ export declare class RelayClient {
 }
 
 export declare function makeRelayClient(ants: unknown): typeof RelayClient;
+
+export interface GroupOptions extends ClientOptions {
+  /** How long an op may be missing from one relay after another had it (default 30000 ms). */
+  deadlineMs?: number;
+  /** How often verified heads are requested and gossiped through the other relays (default 10000 ms). */
+  gossipMs?: number;
+  /** One `exportState()` per relay, in url order, to resume from. */
+  states?: Uint8Array[];
+}
+
+/** A misbehaviour of the group: a relay's own report (with `relay`), or NOT_ON_ALL_RELAYS. */
+export type GroupMisbehaviour = (Misbehaviour & { relay: string }) | {
+  type: "misbehaviour";
+  code: "NOT_ON_ALL_RELAYS";
+  topic: string;
+  opId: string;
+  /** The relay that has not shown the op. */
+  relay: string;
+  /** A relay that acknowledged or showed it. */
+  seenOn: string;
+  detail: string;
+};
+
+/** One topic followed on several relays, compared by op id, with checkpoint gossip. */
+export declare class RelayGroup {
+  static connect(urls: string[], identity: Identity, options?: GroupOptions): Promise<RelayGroup>;
+  readonly urls: string[];
+  readonly clients: RelayClient[];
+  on(type: "misbehaviour", handler: (event: GroupMisbehaviour) => void): () => void;
+  on(type: "error", handler: (error: Error & { code?: string }) => void): () => void;
+  subscribe(topic: string, options?: { onEntry?: (entry: VerifiedEntry & { relay: string }) => void; expectAll?: boolean; from?: number }): void;
+  /** Publishes one signed op to every relay; resolves to the receipts in url order. */
+  publish(topic: string, kind: string, body: Uint8Array | string): Promise<VerifiedReceipt[]>;
+  exportStates(): Uint8Array[];
+  close(): void;
+}
+
+export declare function makeRelayGroup(ants: unknown, client: typeof RelayClient): typeof RelayGroup;

@@ -192,10 +192,44 @@ export function makeRelayClient(ants) {
 
     /** Publishes an op; resolves to the verified receipt `{ topic, opId, seq, receipt }`. */
     publish(topic, kind, body) {
-      const opId = this.#session.publish(topic, kind, toBytes(body), Date.now());
-      const promise = new Promise((resolve, reject) => this.#pending.set(opId, { resolve, reject }));
+      return this.#awaitReceipt(this.#session.publish(topic, kind, toBytes(body), Date.now()));
+    }
+
+    /**
+     * Publishes like `publish` and also returns the signed op's bytes, for other relays:
+     * `{ op, receipt }` where `receipt` is the promise `publish` returns.
+     */
+    publishOp(topic, kind, body) {
+      const op = this.#session.publishOp(topic, kind, toBytes(body), Date.now());
+      return { op, receipt: this.#awaitReceipt(ants.opId(op)) };
+    }
+
+    /** Publishes an op this identity signed elsewhere (`publishOp` on another relay's client). */
+    publishSigned(op) {
+      return this.#awaitReceipt(this.#session.publishSigned(toBytes(op)));
+    }
+
+    /** The gossip body of the latest head of `topic` this client verified (or undefined). */
+    gossip(topic) {
+      return this.#session.gossip(topic);
+    }
+
+    /** Takes checkpoint gossip seen anywhere; true when it was about this relay and topic. */
+    receiveGossip(bytes) {
+      const used = this.#session.receiveGossip(toBytes(bytes));
+      this.#process();
+      return used;
+    }
+
+    #awaitReceipt(opId) {
+      let pending = this.#pending.get(opId);
+      if (!pending) {
+        pending = {};
+        pending.promise = new Promise((resolve, reject) => Object.assign(pending, { resolve, reject }));
+        this.#pending.set(opId, pending);
+      }
       this.#flush();
-      return promise;
+      return pending.promise;
     }
 
     /** Asks the relay for a signed checkpoint of `topic` (checked by the session). */

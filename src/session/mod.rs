@@ -28,11 +28,15 @@
 //!   the last verified signed head, unacknowledged ops, counters, the pinned relay key) from which
 //!   [`Session::restore`] resumes after a page reload, subscribing again from each cursor.
 
+mod compare;
 mod events;
+mod gossip;
 mod persist;
 mod receive;
 
+pub use compare::{Divergence, RelayComparison, MAX_COMPARED_OPS};
 pub use events::{Fault, SessionEvent};
+pub use gossip::{Gossip, GOSSIP_KIND, GOSSIP_VERSION, MAX_UNACKNOWLEDGED};
 pub use persist::{MAX_STATE_ITEMS, STATE_VERSION};
 
 use std::collections::{BTreeMap, VecDeque};
@@ -292,7 +296,8 @@ impl Session {
     /// session that lost its state still never reuses a counter (as long as the clock does not
     /// run backwards past the last one).
     ///
-    /// Errors: the op-signing codes of [`SignedOp::sign`].
+    /// Errors: the op-signing codes of [`SignedOp::sign`]; `LIMIT_EXCEEDED` past
+    /// [`MAX_UNACKNOWLEDGED`] ops awaiting their receipt.
     pub fn publish(
         &mut self,
         topic: &str,
@@ -301,6 +306,7 @@ impl Session {
         deps: Vec<OpId>,
         now_ms: u64,
     ) -> Result<SignedOp> {
+        self.check_unacknowledged_room()?;
         let counter = self.counters.get(topic).copied().unwrap_or(0).max(now_ms);
         let op = SignedOp::sign(
             &self.identity,

@@ -536,3 +536,104 @@ proptest! {
         prop_assert!(session.unacknowledged().is_empty());
     }
 }
+
+#[test]
+fn checkpoint_gossip_catches_a_relay_that_shows_two_histories() {
+    // One relay key, two histories of "t": what it shows alice and what it shows bob.
+    let (mut shown_to_alice, mut shown_to_bob) =
+        (TestRelay::new(Lie::None), TestRelay::new(Lie::None));
+    let mut alice_s = Session::new(alice());
+    let mut bob_s = Session::new(Identity::from_seed(&[2; 32]).unwrap());
+    for s in [&mut alice_s, &mut bob_s] {
+        s.subscribe("t", 0, true).unwrap();
+    }
+    let mut a = shown_to_alice.handshake(&mut alice_s);
+    let mut b = shown_to_bob.handshake(&mut bob_s);
+    let first = alice_s.publish("t", "post", b"one", vec![], T0).unwrap();
+    let second = bob_s.publish("t", "post", b"two", vec![], T0).unwrap();
+    // The same two ops in opposite orders: each history is valid on its own.
+    shown_to_alice.append(first.clone());
+    shown_to_alice.append(second.clone());
+    shown_to_bob.append(second);
+    shown_to_bob.append(first);
+    shown_to_alice.pump(&mut a, &mut alice_s);
+    shown_to_bob.pump(&mut b, &mut bob_s);
+    for (relay, conn, s) in [
+        (&mut shown_to_alice, &mut a, &mut alice_s),
+        (&mut shown_to_bob, &mut b, &mut bob_s),
+    ] {
+        s.request_checkpoint("t").unwrap();
+        relay.pump(conn, s);
+        let events = s.take_events();
+        assert!(
+            faults(&events).is_empty(),
+            "alone, neither sees a fault: {events:?}"
+        );
+    }
+    let gossip = alice_s.gossip("t").expect("alice verified a head");
+    // Gossip about another relay, or garbage, proves nothing and changes nothing.
+    let mut stranger = Session::new(Identity::from_seed(&[5; 32]).unwrap());
+    assert_eq!(stranger.receive_gossip(&gossip).unwrap(), false);
+    assert_eq!(
+        bob_s
+            .receive_gossip(&gossip[..gossip.len() - 1])
+            .unwrap_err()
+            .code(),
+        "MALFORMED"
+    );
+    let mut forged = gossip.clone();
+    let last = forged.len() - 1;
+    forged[last] ^= 1;
+    assert_eq!(
+        bob_s.receive_gossip(&forged).unwrap_err().code(),
+        "BAD_SIGNATURE"
+    );
+    assert!(bob_s.take_events().is_empty());
+
+    assert!(bob_s.receive_gossip(&gossip).unwrap());
+    let events = bob_s.take_events();
+    let found = faults(&events);
+    // Two reports: the gossiped head does not match bob's tree, and, with bob's own head of the
+    // same size, the two signed heads are evidence anyone can check.
+    assert!(
+        found.contains(&&Fault::HeadMismatch { tree_size: 2 }),
+        "{found:?}"
+    );
+    let evidence = found
+        .iter()
+        .find_map(|f| match f {
+            Fault::Evidence(evidence) => Some(evidence),
+            _ => None,
+        })
+        .expect("evidence of the fork");
+    assert_eq!(evidence.claimed_violation(), Violation::ConflictingHeads);
+    let relay_id = shown_to_alice.identity.agent_id();
+    assert_eq!(
+        evidence.verify(&relay_id).unwrap(),
+        Violation::ConflictingHeads
+    );
+}
+
+#[test]
+fn publish_signed_queues_the_same_op_and_refuses_another_author() {
+    let mut relay = TestRelay::new(Lie::None);
+    let mut signer = Session::new(alice());
+    let op = signer.publish("t", "post", b"x", vec![], T0).unwrap();
+    let mut session = Session::new(alice());
+    session.subscribe("t", 0, false).unwrap();
+    let mut conn = relay.handshake(&mut session);
+    assert_eq!(session.publish_signed(op.clone()).unwrap(), op.id());
+    assert_eq!(
+        session.publish_signed(op.clone()).unwrap(),
+        op.id(),
+        "queued once"
+    );
+    relay.pump(&mut conn, &mut session);
+    assert_eq!(relay.logs["t"].0.len(), 1);
+    // The next own op takes a counter after the adopted one.
+    let next = session.publish("t", "post", b"y", vec![], 0).unwrap();
+    assert!(next.counter() > op.counter());
+    let mut bob_s = Session::new(Identity::from_seed(&[2; 32]).unwrap());
+    assert_eq!(bob_s.publish_signed(op).unwrap_err().code(), "BAD_INPUT");
+    assert!(bob_s.unacknowledged().is_empty());
+}

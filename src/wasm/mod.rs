@@ -23,6 +23,7 @@ pub mod identity;
 pub mod log;
 pub mod merkle_log;
 pub mod op;
+pub mod relay_comparison;
 pub mod replica;
 mod replica_convert;
 pub mod replica_op;

@@ -7,6 +7,7 @@ use wasm_bindgen::prelude::*;
 use super::convert::{bytes_arg, bytes_array_arg, serialize_bytes, serialize_u64};
 use super::identity::JsIdentity;
 use crate::identity::Identity;
+use crate::op::SignedOp;
 use crate::session::{Fault, Phase, Session, SessionEvent};
 
 /// A relay client session (sans-IO): feed it received frames, send what `takeOutgoing()`
@@ -284,6 +285,48 @@ impl JsSession {
             .publish(topic, kind, &body, vec![], ms(now_ms))?
             .id()
             .to_string())
+    }
+
+    /// Signs and queues an op like `publish`; returns the signed op's bytes, to be given to
+    /// other relays' sessions with `publishSigned` (one op id on every relay).
+    #[wasm_bindgen(js_name = publishOp)]
+    pub fn publish_op(
+        &mut self,
+        topic: &str,
+        kind: &str,
+        #[wasm_bindgen(unchecked_param_type = "Uint8Array")] body: &JsValue,
+        now_ms: f64,
+    ) -> Result<Vec<u8>, JsValue> {
+        let body = bytes_arg("body", body)?;
+        let op = self.0.publish(topic, kind, &body, vec![], ms(now_ms))?;
+        Ok(op.as_bytes().to_vec())
+    }
+
+    /// Queues an op signed by this session's identity elsewhere (`publishOp` of another
+    /// session); returns its id (hex).
+    #[wasm_bindgen(js_name = publishSigned)]
+    pub fn publish_signed(
+        &mut self,
+        #[wasm_bindgen(unchecked_param_type = "Uint8Array")] op: &JsValue,
+    ) -> Result<String, JsValue> {
+        let op = SignedOp::decode(&bytes_arg("op", op)?)?;
+        Ok(self.0.publish_signed(op)?.to_string())
+    }
+
+    /// The gossip body of the latest head of `topic` this session verified, if any: publish it
+    /// as an op of kind `"ants.checkpoint"` through other relays.
+    pub fn gossip(&self, topic: &str) -> Option<Vec<u8>> {
+        self.0.gossip(topic)
+    }
+
+    /// Takes a gossip body (the body of an `"ants.checkpoint"` op seen anywhere); true when it
+    /// was about this session's relay and a followed topic. Faults come out as events.
+    #[wasm_bindgen(js_name = receiveGossip)]
+    pub fn receive_gossip(
+        &mut self,
+        #[wasm_bindgen(unchecked_param_type = "Uint8Array")] bytes: &JsValue,
+    ) -> Result<bool, JsValue> {
+        Ok(self.0.receive_gossip(&bytes_arg("gossip", bytes)?)?)
     }
 
     /// Asks for the topic's signed checkpoint.
