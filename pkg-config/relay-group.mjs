@@ -86,11 +86,12 @@ export function makeRelayGroup(ants, RelayClient) {
         client.subscribe(topic, {
           from,
           onEntry: (entry) => {
-            comparison.shown(i, entry.opId, Date.now());
+            // Gossip goes only through the relays other than the one it speaks of: not compared.
             if (entry.kind === GOSSIP_KIND) {
               this.#takeGossip(entry.body);
               return;
             }
+            comparison.shown(i, entry.opId, Date.now());
             state.fresh.add(i);
             if (state.delivered.has(entry.opId)) return;
             state.delivered.add(entry.opId);

@@ -8,7 +8,7 @@
 //! `expect_all`). Per-relay order (author counters, deps) and forks are checked by each relay's
 //! [`super::Session`] and by checkpoint gossip ([`super::Gossip`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use crate::error::{Error, Result};
 use crate::op::OpId;
@@ -53,6 +53,10 @@ pub struct RelayComparison {
     deadline_ms: u64,
     expect_all: bool,
     ops: BTreeMap<OpId, Sighting>,
+    /// Ops shown by every relay (the latest [`MAX_COMPARED_OPS`]): a receipt that arrives after
+    /// the entries must not start the comparison again.
+    settled: BTreeSet<OpId>,
+    settled_order: VecDeque<OpId>,
 }
 
 impl RelayComparison {
@@ -71,6 +75,8 @@ impl RelayComparison {
             deadline_ms,
             expect_all,
             ops: BTreeMap::new(),
+            settled: BTreeSet::new(),
+            settled_order: VecDeque::new(),
         })
     }
 
@@ -86,7 +92,9 @@ impl RelayComparison {
 
     /// We published `op_id` to every relay: it is expected on each.
     pub fn published(&mut self, op_id: OpId) {
-        self.sighting(op_id, None, None).expected = true;
+        if !self.settled.contains(&op_id) {
+            self.sighting(op_id, None, None).expected = true;
+        }
     }
 
     /// Relay `relay` acknowledged `op_id` (a verified receipt).
@@ -94,7 +102,9 @@ impl RelayComparison {
     /// Errors: `BAD_INPUT` for a relay index out of range.
     pub fn acknowledged(&mut self, relay: usize, op_id: OpId, now_ms: u64) -> Result<()> {
         self.check(relay)?;
-        self.sighting(op_id, Some(relay), Some(now_ms));
+        if !self.settled.contains(&op_id) {
+            self.sighting(op_id, Some(relay), Some(now_ms));
+        }
         Ok(())
     }
 
@@ -103,11 +113,21 @@ impl RelayComparison {
     /// Errors: `BAD_INPUT` for a relay index out of range.
     pub fn shown(&mut self, relay: usize, op_id: OpId, now_ms: u64) -> Result<()> {
         self.check(relay)?;
+        if self.settled.contains(&op_id) {
+            return Ok(());
+        }
         let all = (1u16 << self.relays) - 1;
         let sighting = self.sighting(op_id, Some(relay), Some(now_ms));
         sighting.shown |= 1 << relay;
         if sighting.shown == all {
             self.ops.remove(&op_id);
+            self.settled.insert(op_id);
+            self.settled_order.push_back(op_id);
+            if self.settled_order.len() > MAX_COMPARED_OPS {
+                if let Some(old) = self.settled_order.pop_front() {
+                    self.settled.remove(&old);
+                }
+            }
         }
         Ok(())
     }
@@ -214,6 +234,11 @@ mod tests {
         assert!(cmp.tick(5_000).is_empty(), "reported once");
         cmp.shown(1, id(1), 5_001).unwrap();
         assert!(cmp.is_empty(), "shown everywhere: forgotten");
+        // A receipt that comes after the entries does not start it again.
+        cmp.acknowledged(0, id(1), 5_002).unwrap();
+        cmp.published(id(1));
+        assert!(cmp.is_empty());
+        assert!(cmp.tick(100_000).is_empty());
     }
 
     #[test]
