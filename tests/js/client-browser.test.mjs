@@ -2,7 +2,8 @@
 // driven by playwright-core) against the real ants-relay binary, which also serves the page
 // (--www tests/js/fixtures) and the built package (--pkg pkg) from its own origin. The page and
 // a Node RelayClient follow one topic: each sees the other's entry at the seq its publisher's
-// verified receipt names, both verify a signed checkpoint of the whole log, nothing is reported.
+// verified receipt names, both verify a signed checkpoint of the whole log, nothing is reported;
+// after a page reload the page resumes from state it kept in localStorage.
 //
 // Needs: scripts/build-pkg.sh (pkg/) and `cargo build --features relay --bin ants-relay`.
 import assert from 'node:assert/strict';
@@ -75,7 +76,8 @@ const text = (bytes) => new TextDecoder().decode(bytes);
 test('the page connects to the relay over its own origin and follows the topic', async () => {
   const result = await page.evaluate(async (topic) => {
     const { Identity } = window.antsCoord;
-    const client = await window.RelayClient.connect(`ws://${location.host}/ws`, Identity.generate());
+    const identity = Identity.generate();
+    const client = await window.RelayClient.connect(`ws://${location.host}/ws`, identity);
     const seen = { entries: [], misbehaviour: [], verified: [], statuses: [] };
     client.on('misbehaviour', (event) => seen.misbehaviour.push({ code: event.code, detail: event.detail }));
     client.on('status', (status) => seen.statuses.push(status));
@@ -83,6 +85,7 @@ test('the page connects to the relay over its own origin and follows the topic',
     client.subscribe(topic, {
       onEntry: (e) => seen.entries.push({ seq: Number(e.seq), opId: e.opId, author: e.author, kind: e.kind, text: new TextDecoder().decode(e.body) }),
     });
+    window.identity = identity;
     window.client = client;
     window.seen = seen;
     return { agentId: client.agentId, relayId: client.relayId, status: client.status };
@@ -146,5 +149,49 @@ test('both verify a signed checkpoint of the whole log; nothing is reported', as
   assert.ok(!pageState.statuses.includes('misbehaviour'));
   assert.deepEqual(nodeSeen.misbehaviour, []);
   assert.deepEqual(pageErrors, []);
+});
+
+test('after a page reload the client resumes from state kept in localStorage', async () => {
+  const agentId = await page.evaluate(() => {
+    const hex = (bytes) => Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
+    const saved = { seed: hex(window.identity.exportSeed()), state: hex(window.client.exportState()) };
+    localStorage.setItem('ants-coord-client', JSON.stringify(saved));
+    window.client.close();
+    return window.client.agentId;
+  });
+  const away = await node.publish(TOPIC, 'post', 'while the page reloads');
+  assert.equal(Number(away.seq), 2);
+
+  await page.reload();
+  assert.equal(await page.evaluate(() => window.antsCoordReady), true, pageErrors.join('\n'));
+  const resumed = await page.evaluate(async (topic) => {
+    const bytes = (h) => Uint8Array.from(h.match(/../g), (b) => parseInt(b, 16));
+    const saved = JSON.parse(localStorage.getItem('ants-coord-client'));
+    const identity = window.antsCoord.Identity.fromSeed(bytes(saved.seed));
+    const client = await window.RelayClient.connect(`ws://${location.host}/ws`, identity, { state: bytes(saved.state) });
+    const seen = { entries: [], misbehaviour: [] };
+    client.on('misbehaviour', (event) => seen.misbehaviour.push(event.code));
+    const cursor = client.cursor(topic);
+    client.subscribe(topic, { onEntry: (e) => seen.entries.push({ seq: Number(e.seq), opId: e.opId }) });
+    window.client = client;
+    window.seen = seen;
+    return { agentId: client.agentId, cursor };
+  }, TOPIC);
+  assert.deepEqual(resumed, { agentId, cursor: 2 });
+  await page.waitForFunction(() => window.seen.entries.length >= 1);
+  // The page publishes again with the restored key: the next seq, seen by Node.
+  const receipt = await page.evaluate(async (topic) => {
+    const r = await window.client.publish(topic, 'post', 'back again');
+    return { seq: Number(r.seq), opId: r.opId };
+  }, TOPIC);
+  assert.equal(receipt.seq, 3);
+  await page.waitForFunction(() => window.seen.entries.length >= 2);
+  const after = await page.evaluate(() => ({ entries: window.seen.entries, misbehaviour: window.seen.misbehaviour }));
+  assert.deepEqual(after.entries, [{ seq: 2, opId: away.opId }, receipt], 'only what was missed, once, then its own');
+  while (nodeSeen.entries.length < 4) await new Promise((resolve) => setTimeout(resolve, 20));
+  assert.equal(nodeSeen.entries[3].opId, receipt.opId);
+  assert.equal(nodeSeen.entries[3].author, agentId);
+  assert.deepEqual(after.misbehaviour, []);
+  assert.deepEqual(nodeSeen.misbehaviour, []);
   await page.evaluate(() => window.client.close());
 });
