@@ -11,6 +11,7 @@
 //   TOPIC       the topic the tasks live in (default "tasks"; `?topic=` overrides)
 //   AGENT_SEED  64 hex characters: this worker's key. Keep it in a secret (`wrangler secret put
 //               AGENT_SEED`). Without it every request signs with a fresh key.
+//   CONNECT_TIMEOUT_MS  answer 503 when the relay is not reached within this (default 5000)
 //
 // Nothing here is trusted blindly: every entry the client receives is signature-checked, its
 // place in the relay's Merkle log is verified, and the replica that answers "who holds this
@@ -36,7 +37,8 @@ export default {
     // One connection per request: a WebSocket cannot outlive the request that opened it.
     let client;
     try {
-      client = await RelayClient.connect(env.RELAY_URL, identity, { connectTimeoutMs: 5_000 });
+      const connectTimeoutMs = Number(env.CONNECT_TIMEOUT_MS ?? 5_000);
+      client = await RelayClient.connect(env.RELAY_URL, identity, { connectTimeoutMs });
     } catch (error) {
       return json({ error: error.code ?? 'UNAVAILABLE', message: error.message }, 503);
     }

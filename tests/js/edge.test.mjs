@@ -7,23 +7,19 @@
 // Needs: scripts/build-pkg.sh (pkg/) and `cargo build --features relay --bin ants-relay`.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import * as esbuild from 'esbuild';
-import * as workerdPackage from 'workerd';
 import { WebSocket } from 'ws';
 import { Identity } from 'ants-coord';
 import { RelayClient } from 'ants-coord/client';
 
-import { freePort, pkgDir, root, waitForHttp } from './helpers.mjs';
+import { bundleWorker, workerdBinary, workerdConfig } from '../../examples/edge-worker/serve.mjs';
+import { freePort, root, waitForHttp } from './helpers.mjs';
 
 const targetDir = process.env.CARGO_TARGET_DIR ?? join(root, 'target');
 const relayBin = join(targetDir, 'debug', 'ants-relay');
-// The workerd binary itself (node_modules/.bin/workerd is a wrapper that outlives a kill).
-const workerdBinary = typeof workerdPackage.default === 'string' ? workerdPackage.default : workerdPackage.default.default;
-const compatibilityDate = workerdPackage.compatibilityDate ?? '2025-01-01';
 
 const TOPIC = 'edge-tasks';
 const aliceSeed = new Uint8Array(32).fill(0xa1);
@@ -34,6 +30,7 @@ const servers = [];
 let relayPort;
 let alice; // http://127.0.0.1:port of the worker with AGENT_SEED
 let fresh; // the worker without: a new key per request
+let nowhere; // a worker whose RELAY_URL has no relay behind it
 let observer; // a Node RelayClient following the topic
 const seen = { entries: new Map(), events: [], misbehaviour: [] };
 
@@ -56,18 +53,6 @@ async function stop(server) {
   clearTimeout(timer);
 }
 
-function workerConfig(port, bindings) {
-  const list = Object.entries(bindings).map(([name, text]) => `(name = "${name}", text = "${text}")`);
-  return `(
-  modules = [
-    (name = "worker.js", esModule = embed "worker.js"),
-    (name = "ants_coord_bg.wasm", wasm = embed "ants_coord_bg.wasm"),
-  ],
-  bindings = [ ${list.join(', ')} ],
-  compatibilityDate = "${compatibilityDate}",
-)`;
-}
-
 before(async () => {
   assert.ok(existsSync(relayBin), `build it: cargo build --features relay --bin ants-relay (${relayBin})`);
   relayPort = await freePort();
@@ -75,44 +60,26 @@ before(async () => {
   await waitForHttp(`http://127.0.0.1:${relayPort}/healthz`, 20_000, () => !relay.exited);
   const relayUrl = `ws://127.0.0.1:${relayPort}/ws`;
 
-  await esbuild.build({
-    entryPoints: [join(root, 'examples/edge-worker/worker.mjs')],
-    bundle: true,
-    format: 'esm',
-    platform: 'neutral',
-    conditions: ['workerd', 'worker', 'browser'],
-    external: ['*.wasm'],
-    outfile: join(dir, 'worker.js'),
-    logLevel: 'silent',
-  });
-  // One wasm module shared by `ants-coord` and `ants-coord/client` (same instance).
+  // Bundled as wrangler would (examples/edge-worker/serve.mjs): one wasm module, shared by
+  // `ants-coord` and `ants-coord/client` (the Identity and the Session share one instance).
+  await bundleWorker(dir);
   assert.equal(readFileSync(join(dir, 'worker.js'), 'utf8').match(/from "\.\/ants_coord_bg\.wasm"/g)?.length, 1);
-  copyFileSync(join(pkgDir, 'ants_coord_bg.wasm'), join(dir, 'ants_coord_bg.wasm'));
-
-  const [alicePort, freshPort] = [await freePort(), await freePort()];
-  // workerd refuses connections to private and loopback addresses unless the "internet"
-  // network service allows them ("connecting to 127.0.0.1:… is not allowed").
-  writeFileSync(join(dir, 'config.capnp'), `using Workerd = import "/workerd/workerd.capnp";
-
-const config :Workerd.Config = (
-  services = [
-    (name = "alice", worker = .alice),
-    (name = "fresh", worker = .fresh),
-    (name = "internet", network = (allow = ["public", "private", "local"])),
-  ],
-  sockets = [
-    (name = "alice", address = "127.0.0.1:${alicePort}", http = (), service = "alice"),
-    (name = "fresh", address = "127.0.0.1:${freshPort}", http = (), service = "fresh"),
-  ],
-);
-
-const alice :Workerd.Worker = ${workerConfig(alicePort, { RELAY_URL: relayUrl, TOPIC, AGENT_SEED: hex(aliceSeed) })};
-const fresh :Workerd.Worker = ${workerConfig(freshPort, { RELAY_URL: relayUrl, TOPIC })};
-`);
+  const [alicePort, freshPort, nowherePort, closedPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
+  // Its "internet" service lets the workers reach 127.0.0.1: workerd refuses private and
+  // loopback addresses by default ("connecting to 127.0.0.1:… is not allowed").
+  writeFileSync(
+    join(dir, 'config.capnp'),
+    workerdConfig([
+      { name: 'alice', port: alicePort, bindings: { RELAY_URL: relayUrl, TOPIC, AGENT_SEED: hex(aliceSeed) } },
+      { name: 'fresh', port: freshPort, bindings: { RELAY_URL: relayUrl, TOPIC } },
+      { name: 'nowhere', port: nowherePort, bindings: { RELAY_URL: `ws://127.0.0.1:${closedPort}/ws`, TOPIC, CONNECT_TIMEOUT_MS: '500' } },
+    ]),
+  );
   const workerd = start(workerdBinary, ['serve', join(dir, 'config.capnp')], 'workerd');
   alice = `http://127.0.0.1:${alicePort}`;
   fresh = `http://127.0.0.1:${freshPort}`;
-  for (const base of [alice, fresh]) {
+  nowhere = `http://127.0.0.1:${nowherePort}`;
+  for (const base of [alice, fresh, nowhere]) {
     try {
       await waitForHttp(`${base}/`, 60_000, () => !workerd.exited);
     } catch (error) {
@@ -237,4 +204,12 @@ test('the observer verifies the whole log and saw no misbehaviour', async () => 
   assert.equal(await verified, size);
   assert.equal(observer.status, 'verified');
   assert.deepEqual(seen.misbehaviour, []);
+});
+
+test('bad requests and an unreachable relay get an answer, not a hang', async () => {
+  assert.deepEqual(await call(alice, 'POST', '/claim'), { status: 400, body: { error: 'BAD_INPUT', message: 'missing ?task=' } });
+  assert.equal((await call(alice, 'GET', '/elsewhere?task=x')).status, 404);
+  const down = await call(nowhere, 'GET', '/holder?task=build-1');
+  assert.equal(down.status, 503);
+  assert.equal(down.body.error, 'CONNECT_TIMEOUT');
 });
