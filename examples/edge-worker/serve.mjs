@@ -8,7 +8,7 @@
 //
 // tests/js/edge.test.mjs uses the same functions.
 import { spawn } from 'node:child_process';
-import { copyFileSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -85,10 +85,13 @@ async function main() {
   const bindings = { RELAY_URL: values.relay, TOPIC: values.topic };
   if (values.seed) bindings.AGENT_SEED = values.seed;
   writeFileSync(join(dir, 'config.capnp'), workerdConfig([{ name: 'edge', port: values.port, bindings }]));
-  console.log(`edge worker on http://127.0.0.1:${values.port} (relay ${values.relay}, files in ${dir})`);
+  console.log(`edge worker on http://127.0.0.1:${values.port} (relay ${values.relay})`);
   const workerd = spawn(workerdBinary, ['serve', join(dir, 'config.capnp')], { stdio: 'inherit' });
   for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => workerd.kill('SIGTERM'));
-  workerd.on('exit', (code) => process.exit(code ?? 0));
+  workerd.on('exit', (code) => {
+    rmSync(dir, { recursive: true, force: true });
+    process.exit(code ?? 0);
+  });
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) await main();
