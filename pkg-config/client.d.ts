@@ -68,6 +68,10 @@ export interface SubscribeOptions {
 
 export interface Subscription extends AsyncIterable<VerifiedEntry | ReplicaEventItem> {
   readonly topic: string;
+  /** Resolves (to the cursor) once entry `seq` is verified and applied to the replica. */
+  delivered(seq: number | bigint): Promise<number>;
+  /** Resolves (to the cursor) once every entry the relay had at subscription time is applied. */
+  caughtUp(): Promise<number>;
   unsubscribe(): void;
 }
 
@@ -82,6 +86,10 @@ export declare class RelayClient {
   on(type: "error", handler: (error: Error & { code?: string }) => void): () => void;
   on(type: "acknowledged", handler: (receipt: VerifiedReceipt) => void): () => void;
   on(type: "verified", handler: (event: { topic: string; treeSize: number | bigint }) => void): () => void;
+  on(
+    type: "subscribed",
+    handler: (event: { topic: string; fromSeq: number | bigint; head: number | bigint }) => void,
+  ): () => void;
   onCompensation(kind: string, handler: (event: ReplicaEventItem["event"], topic: string) => void): () => void;
   subscribe(topic: string, options?: SubscribeOptions): Subscription;
   unsubscribe(topic: string): void;

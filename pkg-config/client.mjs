@@ -27,11 +27,51 @@ class Subscription {
   #waiters = [];
   #done = false;
   #iterating = false;
+  // Entries the relay had when it first answered this subscription (null until it answers).
+  #head = null;
+  // Promises of `delivered(seq)` / `caughtUp()`: { count, resolve, reject }, count = seq + 1.
+  #progress = [];
   constructor(client, topic, options) {
     this.topic = topic;
     this.client = client;
     this.onEntry = options.onEntry;
     this.onEvent = options.onEvent;
+  }
+  /**
+   * Resolves once the entry `seq` has been delivered: verified, and applied to the topic's
+   * replica (so `client.claimHolder` / `client.leader` include it).
+   */
+  delivered(seq) {
+    return new Promise((resolve, reject) => {
+      this.#progress.push({ count: Number(seq) + 1, resolve, reject });
+      this.settle();
+    });
+  }
+  /**
+   * Resolves once every entry the relay had when it answered the subscription has been
+   * delivered: the replica has caught up (read-your-topic before deciding).
+   */
+  caughtUp() {
+    return new Promise((resolve, reject) => {
+      this.#progress.push({ count: null, resolve, reject });
+      this.settle();
+    });
+  }
+  /** The relay answered the subscription with `head` entries (called by the client). */
+  subscribed(head) {
+    if (this.#head === null) this.#head = Number(head);
+    this.settle();
+  }
+  /** Resolves the progress promises the cursor has reached (called by the client). */
+  settle() {
+    if (this.#progress.length === 0) return;
+    const cursor = this.client.cursor(this.topic) ?? 0;
+    this.#progress = this.#progress.filter((waiter) => {
+      const count = waiter.count ?? this.#head;
+      if (count === null || cursor < count) return true;
+      waiter.resolve(cursor);
+      return false;
+    });
   }
   push(item) {
     if (item.type === "entry") this.onEntry?.(item);
@@ -44,6 +84,9 @@ class Subscription {
   }
   end() {
     this.#done = true;
+    for (const { reject } of this.#progress.splice(0)) {
+      reject(relayError("CLOSED", `subscription to ${this.topic} ended`));
+    }
     for (const waiter of this.#waiters.splice(0)) waiter({ value: undefined, done: true });
   }
   unsubscribe() {
@@ -153,7 +196,10 @@ export function makeRelayClient(ants) {
       return new Promise((resolve, reject) => this.#liveWaiters.push({ resolve, reject }));
     }
 
-    /** `on("status" | "misbehaviour" | "error" | "acknowledged" | "verified", handler)`. */
+    /**
+     * `on("status" | "misbehaviour" | "error" | "acknowledged" | "verified" | "subscribed",
+     * handler)`.
+     */
     on(type, handler) {
       if (!this.#listeners.has(type)) this.#listeners.set(type, new Set());
       this.#listeners.get(type).add(handler);
@@ -365,6 +411,10 @@ export function makeRelayClient(ants) {
             this.#setStatus("live");
             for (const { resolve } of this.#liveWaiters.splice(0)) resolve();
             break;
+          case "subscribed":
+            this.#subscriptions.get(event.topic)?.subscribed(event.head);
+            this.#emit("subscribed", event);
+            break;
           case "entry":
             this.#subscriptions.get(event.topic)?.push(event);
             break;
@@ -406,6 +456,7 @@ export function makeRelayClient(ants) {
             break;
         }
       }
+      for (const subscription of this.#subscriptions.values()) subscription.settle();
       this.#flush();
     }
   }

@@ -10,6 +10,32 @@ use crate::identity::Identity;
 use crate::op::SignedOp;
 use crate::session::{Fault, Phase, Session, SessionEvent};
 
+#[wasm_bindgen(typescript_custom_section)]
+const SESSION_TYPES: &str = r#"
+/** One event of `Session.takeEvents()`, tagged by `type` (64-bit integers: see `U64`). */
+export type SessionEvent =
+  | { type: "live"; relay: string }
+  | { type: "subscribed"; topic: string; fromSeq: U64; head: U64 }
+  | {
+      type: "entry";
+      topic: string;
+      seq: U64;
+      relayTimeMs: U64;
+      opId: string;
+      author: string;
+      kind: string;
+      counter: U64;
+      body: Uint8Array;
+      bytes: Uint8Array;
+    }
+  | { type: "replica"; topic: string; event: ReplicaEvent }
+  | { type: "verified"; topic: string; treeSize: U64 }
+  | { type: "acknowledged"; topic: string; opId: string; seq: U64; receipt: Uint8Array }
+  | { type: "refused"; topic: string; opId: string; code: string; message: string }
+  | { type: "misbehaviour"; topic: string; code: string; detail: string; evidence: Uint8Array | null }
+  | { type: "relayError"; requestId: number; code: string; message: string };
+"#;
+
 /// A relay client session (sans-IO): feed it received frames, send what `takeOutgoing()`
 /// returns, handle what `takeEvents()` returns.
 #[wasm_bindgen(js_name = Session)]
