@@ -1,0 +1,438 @@
+//! Yjs rooms (`/yjs/<room>`) over real sockets, speaking y-protocols with raw frames: clients
+//! converge, rooms survive restarts and compaction, awareness comes and goes with connections,
+//! and malformed frames, bad room names and mutated updates close connections without changing
+//! the room or taking the relay down. (The stock `y-websocket` client: tests/js/yjs.test.mjs.)
+#![cfg(all(feature = "relay", not(target_arch = "wasm32")))]
+
+mod common;
+
+use ants_coord::doc::lib0::{write_var_bytes, write_var_uint};
+use ants_coord::doc::{Doc, DocSync, ProtocolMessage};
+use ants_coord::relay::yjs::{store::RoomStore, COMPACT_EVERY, YJS_DB_FILE};
+use common::relay::{start_relay, temp_dir, PATIENCE};
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+const TEXT: &str = "body";
+
+/// A plain Yjs client: a document, its y-protocols state, a socket.
+struct YClient {
+    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    doc: Doc,
+    sync: DocSync,
+}
+
+/// How a connection ended: the close code and reason (`None`: no close frame).
+type Closed = Option<(u16, String)>;
+
+impl YClient {
+    async fn connect(base: &str, room: &str) -> YClient {
+        let (ws, _) = tokio_tungstenite::connect_async(format!("{base}/{room}"))
+            .await
+            .unwrap();
+        let doc = Doc::new();
+        let sync = DocSync::new(&doc);
+        YClient { ws, doc, sync }
+    }
+
+    /// Connects and completes the sync both ways (the relay's step 1 answered, ours answered).
+    async fn joined(base: &str, room: &str) -> YClient {
+        let mut client = YClient::connect(base, room).await;
+        for message in client.sync.start().unwrap() {
+            client.send(message).await;
+        }
+        while !client.sync.is_synced() {
+            client.step().await.unwrap();
+        }
+        client
+    }
+
+    async fn send(&mut self, bytes: Vec<u8>) {
+        self.ws.send(Message::Binary(bytes.into())).await.unwrap();
+    }
+
+    /// The next binary message, or how the connection ended.
+    async fn next(&mut self) -> Result<Vec<u8>, Closed> {
+        loop {
+            let message = tokio::time::timeout(PATIENCE, self.ws.next())
+                .await
+                .expect("no message within the test's patience");
+            match message {
+                Some(Ok(Message::Binary(bytes))) => return Ok(bytes.to_vec()),
+                Some(Ok(Message::Close(frame))) => {
+                    return Err(frame.map(|f| (u16::from(f.code), f.reason.to_string())))
+                }
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => return Err(None),
+            }
+        }
+    }
+
+    /// Handles one incoming message through `DocSync`, answering as a y-websocket client does.
+    async fn step(&mut self) -> Result<ProtocolMessage, Closed> {
+        let bytes = self.next().await?;
+        let message = ProtocolMessage::decode(&bytes).unwrap();
+        let outcome = self.sync.receive(&bytes, now_ms()).unwrap();
+        for reply in outcome.replies {
+            self.send(reply).await;
+        }
+        Ok(message)
+    }
+
+    /// Edits the text locally and sends the update.
+    async fn insert(&mut self, index: u32, text: &str) {
+        let before = self.doc.state_vector().unwrap();
+        self.doc.insert_text(TEXT, index, text).unwrap();
+        let update = self.doc.encode_update(Some(&before)).unwrap();
+        self.send(DocSync::update_message(&update)).await;
+    }
+
+    async fn until_text(&mut self, expected: &str) {
+        while self.text() != expected {
+            self.step().await.unwrap();
+        }
+    }
+
+    fn text(&self) -> String {
+        self.doc.text(TEXT).unwrap()
+    }
+
+    /// Sends `bytes` (or a text message) and expects the relay to close with `code`; returns the
+    /// reason.
+    async fn expect_closed_after(&mut self, message: Message, code: u16) -> String {
+        self.ws.send(message).await.unwrap();
+        loop {
+            match self.next().await {
+                Ok(_) => continue,
+                Err(Some((got, reason))) => {
+                    assert_eq!(got, code, "closed with {got} {reason:?}");
+                    return reason;
+                }
+                Err(None) => panic!("connection ended without a close frame"),
+            }
+        }
+    }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+fn yjs_base(relay: &ants_coord::relay::RelayHandle) -> String {
+    relay.yjs_url()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_clients_converge_and_the_room_survives_a_restart() {
+    let data = temp_dir("yjs-converge");
+    let relay = start_relay(data.clone()).await;
+    let base = yjs_base(&relay);
+    let mut alice = YClient::joined(&base, "notes").await;
+    alice.insert(0, "hello").await;
+    let mut bob = YClient::joined(&base, "notes").await;
+    // Bob's sync step 2 from the relay may race Alice's update; wait for the text either way.
+    bob.until_text("hello").await;
+    bob.insert(5, " world").await;
+    alice.until_text("hello world").await;
+
+    // Concurrent edits at the same place converge to one order on both sides.
+    alice.insert(0, "A").await;
+    bob.insert(0, "B").await;
+    let mut texts = (alice.text(), bob.text());
+    while texts.0.len() < 13 || texts.0 != texts.1 {
+        tokio::select! {
+            step = alice.step() => { step.unwrap(); }
+            step = bob.step() => { step.unwrap(); }
+        }
+        texts = (alice.text(), bob.text());
+    }
+    assert!(
+        texts.0 == "ABhello world" || texts.0 == "BAhello world",
+        "{texts:?}"
+    );
+    assert_eq!(
+        alice.doc.state_vector().unwrap(),
+        bob.doc.state_vector().unwrap()
+    );
+
+    // Another room is another document.
+    let other = YClient::joined(&base, "other").await;
+    assert_eq!(other.text(), "");
+
+    relay.shutdown().await.unwrap();
+    let relay = start_relay(data).await;
+    let carol = YClient::joined(&yjs_base(&relay), "notes").await;
+    assert_eq!(carol.text(), texts.0);
+    relay.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_messages_close_the_connection_and_change_nothing() {
+    let data = temp_dir("yjs-malformed");
+    let relay = start_relay(data.clone()).await;
+    let base = yjs_base(&relay);
+    let mut writer = YClient::joined(&base, "room").await;
+    writer.insert(0, "stable").await;
+    let mut watcher = YClient::joined(&base, "room").await;
+    watcher.until_text("stable").await;
+    let state = watcher.doc.state_vector().unwrap();
+
+    let valid_update = {
+        let doc = Doc::new();
+        doc.insert_text(TEXT, 0, "intruder").unwrap();
+        doc.encode_update(None).unwrap()
+    };
+    let with_payload = |outer: u64, inner: Option<u64>, payload: &[u8]| {
+        let mut out = Vec::new();
+        write_var_uint(&mut out, outer);
+        if let Some(inner) = inner {
+            write_var_uint(&mut out, inner);
+        }
+        write_var_bytes(&mut out, payload);
+        out
+    };
+    let mut trailing = DocSync::update_message(&valid_update);
+    trailing.push(0);
+    let mut truncated = DocSync::update_message(&valid_update);
+    truncated.truncate(truncated.len() - 3);
+    let mut huge_length = vec![0, 2];
+    write_var_uint(&mut huge_length, 1 << 40);
+    let cases: Vec<(&str, Message, u16, &str)> = vec![
+        (
+            "empty",
+            Message::Binary(Vec::new().into()),
+            1007,
+            "MALFORMED",
+        ),
+        (
+            "garbage",
+            Message::Binary(vec![0xff; 64].into()),
+            1007,
+            "MALFORMED",
+        ),
+        (
+            "unknown type",
+            Message::Binary(vec![9].into()),
+            1007,
+            "MALFORMED",
+        ),
+        (
+            "unknown sync type",
+            Message::Binary(with_payload(0, Some(7), b"x").into()),
+            1007,
+            "MALFORMED",
+        ),
+        (
+            "truncated update",
+            Message::Binary(truncated.into()),
+            1007,
+            "MALFORMED",
+        ),
+        (
+            "trailing bytes",
+            Message::Binary(trailing.into()),
+            1007,
+            "TRAILING_BYTES",
+        ),
+        (
+            "length over the limit",
+            Message::Binary(huge_length.into()),
+            1007,
+            "LIMIT_EXCEEDED",
+        ),
+        (
+            "update yrs refuses",
+            Message::Binary(with_payload(0, Some(2), &[5, 0xff, 0xff, 0xff]).into()),
+            1007,
+            "BAD_UPDATE",
+        ),
+        (
+            "step 2 yrs refuses",
+            Message::Binary(with_payload(0, Some(1), &[1, 1, 200, 1]).into()),
+            1007,
+            "BAD_UPDATE",
+        ),
+        (
+            "awareness not JSON",
+            Message::Binary(with_payload(1, None, &[1, 7, 1, 3, b'{', b'x', b'}']).into()),
+            1007,
+            "MALFORMED",
+        ),
+        (
+            "text message",
+            Message::Text("hello".into()),
+            1003,
+            "BAD_INPUT",
+        ),
+    ];
+    for (what, message, code, reason_code) in cases {
+        let mut intruder = YClient::connect(&base, "room").await;
+        let reason = intruder.expect_closed_after(message, code).await;
+        assert!(reason.starts_with(reason_code), "{what}: {reason:?}");
+    }
+
+    // Nothing reached the room: a newcomer and the watcher see exactly the old state.
+    let checker = YClient::joined(&base, "room").await;
+    assert_eq!(checker.text(), "stable");
+    assert_eq!(checker.doc.state_vector().unwrap(), state);
+    watcher.insert(6, "!").await;
+    writer.until_text("stable!").await;
+    relay.shutdown().await.unwrap();
+    let relay = start_relay(data).await;
+    let reopened = YClient::joined(&yjs_base(&relay), "room").await;
+    assert_eq!(reopened.text(), "stable!");
+    relay.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_room_names_are_refused_with_a_reason() {
+    let relay = start_relay(temp_dir("yjs-names")).await;
+    let base = yjs_base(&relay);
+    let long = "x".repeat(129);
+    for room in ["", "a/b", "a%2Fb", "caf%C3%A9", "sp%20ace", long.as_str()] {
+        let mut client = YClient::connect(&base, room).await;
+        match client.next().await {
+            Err(Some((code, reason))) => {
+                assert_eq!(code, 1008, "{room}: {reason}");
+                assert!(
+                    reason.starts_with("BAD_INPUT") && reason.contains("room name"),
+                    "{room}: {reason}"
+                );
+            }
+            other => panic!("{room}: expected a close, got {other:?}"),
+        }
+    }
+    // The longest allowed name works.
+    let ok = YClient::joined(&base, &"x".repeat(128)).await;
+    assert_eq!(ok.text(), "");
+    relay.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn awareness_is_relayed_and_removed_when_its_connection_closes() {
+    let relay = start_relay(temp_dir("yjs-awareness")).await;
+    let base = yjs_base(&relay);
+    let mut alice = YClient::joined(&base, "presence").await;
+    let mut bob = YClient::joined(&base, "presence").await;
+    let alice_id = u64::from(alice.doc.client_id());
+    let message = alice
+        .sync
+        .set_local_awareness(Some(r#"{"user":"alice"}"#), now_ms())
+        .unwrap();
+    alice.send(message).await;
+    while bob.sync.awareness().state(alice_id).is_none() {
+        bob.step().await.unwrap();
+    }
+    assert_eq!(
+        bob.sync.awareness().state(alice_id),
+        Some(r#"{"user":"alice"}"#)
+    );
+
+    // A newcomer gets the states right after its sync step 1.
+    let mut carol = YClient::connect(&base, "presence").await;
+    while carol.sync.awareness().state(alice_id).is_none() {
+        carol.step().await.unwrap();
+    }
+
+    // Alice's socket drops without a goodbye: the relay removes her state for everyone.
+    drop(alice);
+    while bob.sync.awareness().state(alice_id).is_some() {
+        match bob.step().await.unwrap() {
+            ProtocolMessage::Awareness(_) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    while carol.sync.awareness().state(alice_id).is_some() {
+        carol.step().await.unwrap();
+    }
+    relay.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rooms_are_compacted_and_reload_the_same() {
+    let data = temp_dir("yjs-compact");
+    let relay = start_relay(data.clone()).await;
+    let base = yjs_base(&relay);
+    let mut writer = YClient::joined(&base, "log").await;
+    let mut reader = YClient::joined(&base, "log").await;
+    let edits = COMPACT_EVERY + 20;
+    for i in 0..edits {
+        writer.insert(0, &format!("{}", i % 10)).await;
+    }
+    let expected = writer.text();
+    assert_eq!(expected.len(), edits);
+    reader.until_text(&expected).await;
+    relay.shutdown().await.unwrap();
+
+    // Shutdown compacted the room into its snapshot row.
+    let store = RoomStore::open(&data.join(YJS_DB_FILE)).unwrap();
+    let stored = store.load("log").unwrap();
+    assert!(stored.snapshot.is_some());
+    assert!(
+        stored.updates.is_empty(),
+        "{} rows left",
+        stored.updates.len()
+    );
+    drop(store);
+
+    let relay = start_relay(data).await;
+    let again = YClient::joined(&yjs_base(&relay), "log").await;
+    assert_eq!(again.text(), expected);
+    relay.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mutated_updates_never_take_the_relay_down() {
+    let relay = start_relay(temp_dir("yjs-fuzz")).await;
+    let base = yjs_base(&relay);
+    let source = Doc::new();
+    source
+        .insert_text(TEXT, 0, "seed text for mutation")
+        .unwrap();
+    source.insert_text(TEXT, 4, " more").unwrap();
+    source.delete_text(TEXT, 0, 3).unwrap();
+    let update = source.encode_update(None).unwrap();
+    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let mut client = YClient::joined(&base, "fuzz").await;
+    for round in 0..200 {
+        let mut mutated = update.clone();
+        for _ in 0..=(next() % 4) {
+            let at = (next() as usize) % mutated.len();
+            mutated[at] = next() as u8;
+        }
+        if round % 3 == 0 {
+            mutated.truncate((next() as usize) % mutated.len());
+        }
+        client.send(DocSync::update_message(&mutated)).await;
+        // Either accepted (silence) or refused (close): a ping proves the relay still answers.
+        client.ws.send(Message::Ping(Vec::new().into())).await.ok();
+        let answered = loop {
+            match tokio::time::timeout(PATIENCE, client.ws.next())
+                .await
+                .unwrap()
+            {
+                Some(Ok(Message::Pong(_))) => break true,
+                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break false,
+                Some(Ok(_)) => continue,
+            }
+        };
+        if !answered {
+            client = YClient::joined(&base, "fuzz").await;
+        }
+    }
+    // The relay is up and the room still syncs.
+    let checker = YClient::joined(&base, "fuzz").await;
+    let _ = checker.text();
+    relay.shutdown().await.unwrap();
+}
