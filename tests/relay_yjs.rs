@@ -7,9 +7,10 @@
 mod common;
 
 use ants_coord::doc::lib0::{write_var_bytes, write_var_uint};
+use ants_coord::doc::{sign_update, SignedDoc};
 use ants_coord::doc::{Doc, DocSync, ProtocolMessage};
 use ants_coord::relay::yjs::{store::RoomStore, COMPACT_EVERY, YJS_DB_FILE};
-use common::relay::{start_relay, temp_dir, PATIENCE};
+use common::relay::{identity, start_relay, temp_dir, Client, PATIENCE};
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
@@ -434,5 +435,92 @@ async fn mutated_updates_never_take_the_relay_down() {
     // The relay is up and the room still syncs.
     let checker = YClient::joined(&base, "fuzz").await;
     let _ = checker.text();
+    relay.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bridged_room_and_signed_clients_share_one_document() {
+    let data = temp_dir("yjs-bridge");
+    let relay = start_relay(data.clone()).await;
+    let base = yjs_base(&relay);
+    let topic = "doc-notes";
+    let alice = identity(1);
+    let mut signed = Client::connect_as(&relay.url(), &alice).await;
+    let alice_doc = Doc::new();
+    alice_doc.insert_text(TEXT, 0, "signed").unwrap();
+    let update = alice_doc.encode_update(None).unwrap();
+    let op = sign_update(&alice, topic, 1, 1_700_000_000_000, &update).unwrap();
+    signed.publish_ok(&op).await;
+
+    // A plain Yjs client in a room bridged to the topic sees the signed document...
+    let room = format!("anything?topic={topic}");
+    let mut plain = YClient::joined(&base, &room).await;
+    plain.until_text("signed").await;
+    // ...and its edits reach the topic as doc.update ops signed by the relay.
+    plain.insert(6, " + plain").await;
+    let mut reader = Client::connect(&relay.url()).await;
+    reader.subscribe(topic, 0).await;
+    let mut signed_doc = SignedDoc::new(topic, None).unwrap();
+    let mut authors = Vec::new();
+    while signed_doc.doc().text(TEXT).unwrap() != "signed + plain" {
+        let entry = reader.next_entry().await;
+        authors.push(*entry.op().author());
+        assert!(signed_doc.apply_entry(&entry).unwrap());
+    }
+    assert_eq!(authors, vec![alice.agent_id(), relay.relay_id()]);
+
+    // An op of the update kind whose body is not a Yjs update is sequenced (the relay does not
+    // judge bodies) but changes nothing in the room.
+    let garbage = ants_coord::SignedOp::sign(
+        &alice,
+        ants_coord::OpDraft {
+            topic: topic.into(),
+            kind: "doc.update".into(),
+            counter: 2,
+            time_ms: 1_700_000_000_001,
+            deps: vec![],
+            body: vec![1, 0xff, 0xff, 0xff, 3],
+        },
+    )
+    .unwrap();
+    signed.publish_ok(&garbage).await;
+
+    // Signed edits published later reach the room live, and another room name bridged to the
+    // same topic is the same document.
+    let before = alice_doc.state_vector().unwrap();
+    alice_doc.insert_text(TEXT, 0, "> ").unwrap();
+    let update = alice_doc.encode_update(Some(&before)).unwrap();
+    let op = sign_update(&alice, topic, 3, 1_700_000_000_002, &update).unwrap();
+    signed.publish_ok(&op).await;
+    plain.until_text("> signed + plain").await;
+    let other = YClient::joined(&base, &format!("other?topic={topic}")).await;
+    assert_eq!(other.text(), "> signed + plain");
+    // A bad topic is refused like a bad room name.
+    let mut bad = YClient::connect(&base, "x?topic=bad%01topic").await;
+    match bad.next().await {
+        Err(Some((code, reason))) => {
+            assert_eq!(code, 1008);
+            assert!(reason.starts_with("BAD_TOPIC"), "{reason}");
+        }
+        other => panic!("expected a close, got {other:?}"),
+    }
+    drop((plain, other));
+
+    // The topic is the bridged room's record: nothing in the room store, same text after a
+    // restart.
+    relay.shutdown().await.unwrap();
+    let store = RoomStore::open(&data.join(YJS_DB_FILE)).unwrap();
+    assert_eq!(
+        store
+            .load(&format!("?topic={topic}"))
+            .unwrap()
+            .updates
+            .len(),
+        0
+    );
+    drop(store);
+    let relay = start_relay(data).await;
+    let again = YClient::joined(&yjs_base(&relay), &room).await;
+    assert_eq!(again.text(), "> signed + plain");
     relay.shutdown().await.unwrap();
 }

@@ -18,6 +18,7 @@
 //! Plain Yjs clients are not authenticated: a room is as trustworthy as the relay (see
 //! PROTOCOL.md section 8, "Yjs rooms").
 
+mod bridge;
 mod room;
 pub mod store;
 
@@ -28,7 +29,7 @@ use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use futures_util::stream::{SplitSink, SplitStream};
@@ -125,9 +126,15 @@ impl Rooms {
             .map_err(|_| Error::Unavailable("room registry poisoned".into()))
     }
 
-    /// Joins room `name`, starting its task if it is not open. Returns the connection's id, the
-    /// room's input and the room task's generation (for [`Rooms::leave`]).
-    fn join(self: &Arc<Self>, name: &str) -> Result<(ConnId, mpsc::Sender<RoomInput>, u64)> {
+    /// Joins room `name` (the registry key: the room name, or `?topic=<topic>` for every room
+    /// bridged to that topic, which share one document), starting its task if it is not open.
+    /// Returns the connection's id, the room's input and the room task's generation (for
+    /// [`Rooms::leave`]).
+    fn join(
+        self: &Arc<Self>,
+        name: &str,
+        bridge: Option<(Arc<Shared>, String)>,
+    ) -> Result<(ConnId, mpsc::Sender<RoomInput>, u64)> {
         let mut open = self.lock()?;
         if self.stopping.load(Ordering::Acquire) {
             return Err(Error::Unavailable("the relay is shutting down".into()));
@@ -142,6 +149,7 @@ impl Rooms {
                 generation,
                 self.clone(),
                 receiver,
+                bridge,
             ));
             OpenRoom {
                 input,
@@ -221,6 +229,7 @@ impl Rooms {
 pub(crate) async fn upgrade(
     State(shared): State<Arc<Shared>>,
     room: Option<Path<String>>,
+    Query(query): Query<RoomQuery>,
     ws: WebSocketUpgrade,
 ) -> Response {
     if shared.stopping.load(Ordering::Acquire) || !shared.take_slot() {
@@ -238,19 +247,42 @@ pub(crate) async fn upgrade(
         .write_buffer_size(16 * 1024)
         .on_upgrade(move |socket| async move {
             shared.metrics.connection_opened();
-            serve(socket, &shared, name).await;
+            serve(socket, &shared, name, query.topic).await;
             shared.metrics.connection_closed();
             shared.release_slot();
         })
 }
 
-async fn serve(socket: WebSocket, shared: &Arc<Shared>, name: String) {
+/// The query string of a room URL: `topic` bridges the room to a document topic; anything else
+/// (y-websocket `params`) is ignored.
+#[derive(Debug, Default, serde::Deserialize)]
+pub(crate) struct RoomQuery {
+    topic: Option<String>,
+}
+
+/// The registry key of a room: its name, or `?topic=<topic>` when bridged (every room bridged
+/// to one topic is that topic's document).
+fn room_key(name: &str, topic: Option<&str>) -> Result<String> {
+    validate_room_name(name)?;
+    match topic {
+        None => Ok(name.to_owned()),
+        Some(topic) => {
+            crate::op::validate_topic(topic)?;
+            Ok(format!("?topic={topic}"))
+        }
+    }
+}
+
+async fn serve(socket: WebSocket, shared: &Arc<Shared>, name: String, topic: Option<String>) {
     let (mut sink, mut stream) = socket.split();
-    let joined = validate_room_name(&name).and_then(|()| shared.yjs.join(&name));
-    let (conn, input, generation) = match joined {
+    let joined = room_key(&name, topic.as_deref()).and_then(|key| {
+        let bridge = topic.map(|topic| (shared.clone(), topic));
+        shared.yjs.join(&key, bridge).map(|joined| (key, joined))
+    });
+    let (name, (conn, input, generation)) = match joined {
         Ok(joined) => joined,
         Err(error) => {
-            let code = if matches!(error, Error::BadInput(_)) {
+            let code = if matches!(error, Error::BadInput(_) | Error::BadTopic(_)) {
                 1008
             } else {
                 1011

@@ -20,11 +20,12 @@ use std::time::Duration;
 use axum::body::Bytes;
 use tokio::sync::mpsc;
 
+use super::bridge::{Bridge, MAX_BRIDGED_UPDATE_LEN};
 use super::store::RoomStore;
 use super::{close_reason, Rooms};
 use crate::doc::{AwarenessEntry, AwarenessUpdate, Doc, DocSync, ProtocolMessage};
 use crate::error::{Error, Result};
-use crate::relay::now_ms;
+use crate::relay::{now_ms, Shared};
 
 /// Messages handled per batch (one store transaction at most per batch).
 pub const MAX_BATCH: usize = 256;
@@ -105,6 +106,8 @@ fn load_doc(store: &RoomStore, name: &str, extra: &[Vec<u8>]) -> Result<(Doc, us
 
 struct Room {
     name: String,
+    /// Set for a room bridged to a document topic: the topic is its durable record.
+    bridge: Option<Bridge>,
     generation: u64,
     rooms: Arc<Rooms>,
     store: Arc<RoomStore>,
@@ -118,26 +121,43 @@ struct Room {
     out: Vec<(Target, Bytes)>,
 }
 
+/// Opens a stored room, or a bridged room from its topic's entries.
+async fn open(
+    store: &Arc<RoomStore>,
+    name: &str,
+    bridge: Option<(Arc<Shared>, String)>,
+) -> Result<(Doc, usize, Option<Bridge>)> {
+    match bridge {
+        None => {
+            let store = store.clone();
+            let name = name.to_owned();
+            let (doc, rows) = tokio::task::spawn_blocking(move || load_doc(&store, &name, &[]))
+                .await
+                .map_err(|_| Error::Unavailable("room load task failed".into()))??;
+            Ok((doc, rows, None))
+        }
+        Some((shared, topic)) => {
+            let mut bridge = Bridge::new(shared, topic);
+            let doc = Doc::new();
+            bridge.catch_up(&doc).await?;
+            Ok((doc, 0, Some(bridge)))
+        }
+    }
+}
+
 /// The room task: loads the room, then serves its inputs until it is idle or the relay stops.
+/// `bridge`: the document topic a bridged room follows.
 pub(crate) async fn run(
     name: String,
     generation: u64,
     rooms: Arc<Rooms>,
     mut input: mpsc::Receiver<RoomInput>,
+    bridge: Option<(Arc<Shared>, String)>,
 ) {
     let store = rooms.store.clone();
-    let loaded = {
-        let store = store.clone();
-        let name = name.clone();
-        tokio::task::spawn_blocking(move || load_doc(&store, &name, &[])).await
-    };
-    let (doc, since_snapshot) = match loaded {
-        Ok(Ok(found)) => found,
-        failed => {
-            let error = match failed {
-                Ok(Err(error)) => error,
-                _ => Error::Unavailable("room load task failed".into()),
-            };
+    let (doc, since_snapshot, bridge) = match open(&store, &name, bridge).await {
+        Ok(found) => found,
+        Err(error) => {
             tracing::error!(room = %name, %error, "cannot open the room");
             rooms.remove(&name, generation);
             // Whoever already joined learns why; later joiners open a fresh room task.
@@ -151,8 +171,10 @@ pub(crate) async fn run(
         }
     };
     tracing::debug!(room = %name, "room opened");
+    let topic_wake = bridge.as_ref().map(|b| b.wake.clone());
     let mut room = Room {
         name,
+        bridge,
         generation,
         sync: DocSync::new(&doc),
         rooms,
@@ -172,6 +194,13 @@ pub(crate) async fn run(
             },
             _ = tick.tick() => {
                 let _ = room.sync.tick(now_ms());
+                continue;
+            }
+            () = topic_entries(&topic_wake) => {
+                if !room.follow_topic().await {
+                    room.rooms.remove(&room.name, room.generation);
+                    break;
+                }
                 continue;
             }
         };
@@ -215,7 +244,49 @@ pub(crate) async fn run(
     room.rooms.task_ended();
 }
 
+/// Resolves when the bridged topic has new entries (never for a plain room).
+async fn topic_entries(wake: &Option<Arc<tokio::sync::Notify>>) {
+    match wake {
+        Some(wake) => wake.notified().await,
+        None => std::future::pending().await,
+    }
+}
+
 impl Room {
+    /// Applies and forwards the bridged topic's new entries. `false`: the topic could not be
+    /// read; every connection was closed.
+    async fn follow_topic(&mut self) -> bool {
+        let Some(bridge) = self.bridge.as_mut() else {
+            return true;
+        };
+        match bridge.catch_up(self.sync.doc()).await {
+            Ok(updates) => {
+                for update in updates {
+                    let message = DocSync::update_message(&update);
+                    self.out.push((Target::All, Bytes::from(message)));
+                }
+                self.deliver();
+                true
+            }
+            Err(error) => {
+                tracing::error!(room = %self.name, %error, "cannot follow the topic");
+                self.close_all(&error);
+                false
+            }
+        }
+    }
+
+    /// Closes every connection with 1011 and `error` (the room is ending).
+    fn close_all(&mut self, error: &Error) {
+        self.out.clear();
+        let reason = close_reason(error);
+        for (_, member) in std::mem::take(&mut self.members) {
+            let _ = member
+                .outbound
+                .try_send(Outbound::Close(1011, reason.clone()));
+        }
+    }
+
     fn join(&mut self, conn: ConnId, outbound: mpsc::Sender<Outbound>) {
         self.members.insert(
             conn,
@@ -238,6 +309,16 @@ impl Room {
     async fn receive(&mut self, conn: ConnId, bytes: &[u8]) {
         if !self.members.contains_key(&conn) {
             return; // expelled earlier in this batch
+        }
+        let is_update = matches!(bytes, [0, 1 | 2, ..]);
+        if self.bridge.is_some() && is_update && bytes.len() > MAX_BRIDGED_UPDATE_LEN + 16 {
+            let error = Error::LimitExceeded {
+                what: "update in a bridged room (one signed op)",
+                limit: MAX_BRIDGED_UPDATE_LEN,
+                got: bytes.len(),
+            };
+            self.expel(conn, 1009, close_reason(&error));
+            return;
         }
         let now = now_ms();
         let sync = &mut self.sync;
@@ -333,6 +414,14 @@ impl Room {
     /// After a panic inside yrs: the document again from the store plus this batch's accepted
     /// updates; awareness carried over.
     async fn rebuild(&mut self) {
+        if self.bridge.is_some() {
+            // The topic's entries are the record; the room reopens from them on the next join.
+            tracing::error!(room = %self.name, "closing the bridged room after a yrs panic");
+            self.close_all(&Error::Unavailable(
+                "room closed after an internal error".into(),
+            ));
+            return;
+        }
         let store = self.store.clone();
         let name = self.name.clone();
         let pending = self.pending.clone();
@@ -362,25 +451,22 @@ impl Room {
         if !self.pending.is_empty() {
             let updates = std::mem::take(&mut self.pending);
             let count = updates.len();
-            let store = self.store.clone();
-            let name = self.name.clone();
-            let committed =
-                tokio::task::spawn_blocking(move || store.append(&name, &updates)).await;
+            let committed = match self.bridge.as_mut() {
+                Some(bridge) => bridge.publish(&updates).await.map(|()| 0),
+                None => {
+                    let store = self.store.clone();
+                    let name = self.name.clone();
+                    tokio::task::spawn_blocking(move || store.append(&name, &updates))
+                        .await
+                        .map_err(|_| Error::Unavailable("room store task failed".into()))
+                        .and_then(|stored| stored.map(|()| count))
+                }
+            };
             match committed {
-                Ok(Ok(())) => self.since_snapshot += count,
-                failed => {
-                    let error = match failed {
-                        Ok(Err(error)) => error,
-                        _ => Error::Unavailable("room store task failed".into()),
-                    };
+                Ok(rows) => self.since_snapshot += rows,
+                Err(error) => {
                     tracing::error!(room = %self.name, %error, "room updates not stored");
-                    self.out.clear();
-                    let reason = close_reason(&error);
-                    for (_, member) in std::mem::take(&mut self.members) {
-                        let _ = member
-                            .outbound
-                            .try_send(Outbound::Close(1011, reason.clone()));
-                    }
+                    self.close_all(&error);
                     return false;
                 }
             }
