@@ -15,8 +15,13 @@
 //!   unchanged. Rate limit as for `/ws` (close 1008 `RATE_LIMITED`); a connection whose send
 //!   queue overflows is closed with 1008 `SLOW_CONSUMER`.
 //!
+//! - Bridge ([`bridge`]): `/yjs/<room>?topic=<topic>` joins the document of an ants-coord topic
+//!   instead: signed `doc.update` entries flow into the room, plain clients' updates are
+//!   published to the topic signed by the relay's key. Every room bridged to one topic shares one
+//!   document, whose durable record is the topic.
+//!
 //! Plain Yjs clients are not authenticated: a room is as trustworthy as the relay (see
-//! PROTOCOL.md section 8, "Yjs rooms").
+//! PROTOCOL.md 8.7).
 
 mod bridge;
 mod room;
