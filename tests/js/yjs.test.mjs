@@ -1,6 +1,6 @@
 // y-websocket interop: stock `WebsocketProvider`s (npm y-websocket, with `ws` in Node) edit one
 // room through the real `ants-relay` binary at /yjs/<room> and converge; the room survives a
-// relay restart on the same data directory.
+// relay restart on the same data directory; rooms bridged to a topic with `params: { topic }` too.
 //   cargo build --features relay --bin ants-relay && node --test tests/js/yjs.test.mjs
 // (ANTS_RELAY_BIN overrides the binary; otherwise it is built into $CARGO_TARGET_DIR or target/.)
 import { test, after } from 'node:test';
@@ -48,8 +48,8 @@ async function startRelay() {
   };
 }
 
-function connect(url, room, doc) {
-  const provider = new WebsocketProvider(url, room, doc, { WebSocketPolyfill: WebSocket, disableBc: true });
+function connect(url, room, doc, params = {}) {
+  const provider = new WebsocketProvider(url, room, doc, { WebSocketPolyfill: WebSocket, disableBc: true, params });
   providers.add(provider);
   return provider;
 }
@@ -134,4 +134,22 @@ test('a bad room name is refused with a close reason', async () => {
   } finally {
     assert.equal((await relay.stop()).code, 0);
   }
+});
+
+test('providers with params.topic share the topic document, which survives a restart', async () => {
+  const topic = `doc-${Date.now().toString(36)}`;
+  let relay = await startRelay();
+  const a = connect(relay.url, 'left', new Y.Doc(), { topic });
+  const b = connect(relay.url, 'right', new Y.Doc(), { topic });
+  await until(() => a.synced && b.synced, 'both bridged providers to sync');
+  a.doc.getText('body').insert(0, 'through the topic');
+  await until(() => b.doc.getText('body').toString() === 'through the topic', 'the edit to cross the bridge');
+  destroy(a);
+  destroy(b);
+  assert.equal((await relay.stop()).code, 0);
+  relay = await startRelay();
+  const c = connect(relay.url, 'third', new Y.Doc(), { topic });
+  await until(() => c.doc.getText('body').toString() === 'through the topic', 'the topic document after restart');
+  destroy(c);
+  assert.equal((await relay.stop()).code, 0);
 });
