@@ -8,8 +8,11 @@ mod common;
 
 use ants_coord::doc::lib0::{write_var_bytes, write_var_uint};
 use ants_coord::doc::{sign_update, SignedDoc};
+use ants_coord::doc::{AwarenessEntry, AwarenessUpdate};
 use ants_coord::doc::{Doc, DocSync, ProtocolMessage};
-use ants_coord::relay::yjs::{store::RoomStore, COMPACT_EVERY, YJS_DB_FILE};
+use ants_coord::relay::yjs::{
+    store::RoomStore, COMPACT_EVERY, MAX_ROOM_AWARENESS_CLIENTS, YJS_DB_FILE,
+};
 use common::relay::{identity, start_relay, temp_dir, Client, PATIENCE};
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
@@ -350,6 +353,45 @@ async fn awareness_is_relayed_and_removed_when_its_connection_closes() {
     }
     while carol.sync.awareness().state(alice_id).is_some() {
         carol.step().await.unwrap();
+    }
+    relay.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_room_holds_a_bounded_number_of_awareness_clients() {
+    let relay = start_relay(temp_dir("yjs-awareness-cap")).await;
+    let base = yjs_base(&relay);
+    let flood = |from: u64, count: usize| {
+        ProtocolMessage::Awareness(AwarenessUpdate {
+            entries: (from..from + count as u64)
+                .map(|client_id| AwarenessEntry {
+                    client_id,
+                    clock: 1,
+                    state: Some("{}".into()),
+                })
+                .collect(),
+        })
+        .encode()
+    };
+    let mut first = YClient::joined(&base, "crowd").await;
+    first.send(flood(1, MAX_ROOM_AWARENESS_CLIENTS)).await;
+    let mut second = YClient::joined(&base, "crowd").await;
+    let last = MAX_ROOM_AWARENESS_CLIENTS as u64;
+    while second.sync.awareness().state(last).is_none() {
+        second.step().await.unwrap();
+    }
+    // The room is full of present clients: one more is refused, the others stay.
+    let reason = second
+        .expect_closed_after(Message::Binary(flood(1_000_000, 1).into()), 1008)
+        .await;
+    assert!(reason.starts_with("LIMIT_EXCEEDED"), "{reason}");
+    // When the flooding connection leaves its clients depart and make room again.
+    drop(first);
+    let mut third = YClient::joined(&base, "crowd").await;
+    third.send(flood(2_000_000, 10)).await;
+    let mut watcher = YClient::joined(&base, "crowd").await;
+    while watcher.sync.awareness().state(2_000_009).is_none() {
+        watcher.step().await.unwrap();
     }
     relay.shutdown().await.unwrap();
 }

@@ -47,7 +47,7 @@ use crate::error::{Error, Result};
 use room::{ConnId, Outbound, RoomInput};
 use store::RoomStore;
 
-pub use room::{COMPACT_EVERY, MAX_BATCH};
+pub use room::{COMPACT_EVERY, MAX_BATCH, MAX_ROOM_AWARENESS_CLIENTS};
 pub use store::YJS_DB_FILE;
 
 /// The path prefix of Yjs rooms: a room is served at `/yjs/<room>`.

@@ -31,6 +31,9 @@ use crate::relay::{now_ms, Shared};
 pub const MAX_BATCH: usize = 256;
 /// Update rows after which a room is compacted into one snapshot row.
 pub const COMPACT_EVERY: usize = 500;
+/// Most awareness client ids a room keeps (present or departed). States are at most 64 KiB of
+/// JSON each, so this also bounds a room's presence memory (128 MiB at worst).
+pub const MAX_ROOM_AWARENESS_CLIENTS: usize = 2048;
 /// How often awareness states are checked for expiry.
 const AWARENESS_TICK: Duration = Duration::from_secs(5);
 
@@ -117,6 +120,8 @@ struct Room {
     pending: Vec<Vec<u8>>,
     /// Update rows stored since the last snapshot.
     since_snapshot: usize,
+    /// Awareness client ids the room's awareness store holds (an upper bound).
+    awareness_clients: usize,
     /// Messages to send once the batch is committed.
     out: Vec<(Target, Bytes)>,
 }
@@ -182,6 +187,7 @@ pub(crate) async fn run(
         members: BTreeMap::new(),
         pending: Vec::new(),
         since_snapshot,
+        awareness_clients: 0,
         out: Vec::new(),
     };
     let mut tick = tokio::time::interval(AWARENESS_TICK);
@@ -320,6 +326,15 @@ impl Room {
             self.expel(conn, 1009, close_reason(&error));
             return;
         }
+        if matches!(bytes, [1, ..]) && !self.admit_awareness(bytes) {
+            let error = Error::LimitExceeded {
+                what: "awareness clients in the room",
+                limit: MAX_ROOM_AWARENESS_CLIENTS,
+                got: self.awareness_clients + 1,
+            };
+            self.expel(conn, 1008, close_reason(&error));
+            return;
+        }
         let now = now_ms();
         let sync = &mut self.sync;
         let outcome = match guarded(|| sync.receive(bytes, now)) {
@@ -366,6 +381,37 @@ impl Room {
                 member.controlled.remove(id);
             }
         }
+    }
+
+    /// Whether the room can hold the client ids of this awareness message (counted before it
+    /// is applied). When full, departed clients are forgotten first. Undecodable messages pass
+    /// here and are refused by `DocSync`.
+    fn admit_awareness(&mut self, bytes: &[u8]) -> bool {
+        let Ok(ProtocolMessage::Awareness(update)) = ProtocolMessage::decode(bytes) else {
+            return true;
+        };
+        let ids: BTreeSet<u64> = update.entries.iter().map(|e| e.client_id).collect();
+        let ids: Vec<u64> = ids.into_iter().collect();
+        let known = self.sync.awareness().encode(Some(&ids)).entries.len();
+        let new = ids.len().saturating_sub(known);
+        if self.awareness_clients + new > MAX_ROOM_AWARENESS_CLIENTS {
+            self.forget_departed();
+            if self.awareness_clients + new > MAX_ROOM_AWARENESS_CLIENTS {
+                return false;
+            }
+        }
+        self.awareness_clients += new;
+        true
+    }
+
+    /// Drops the clocks of departed awareness clients (keeps the present ones).
+    fn forget_departed(&mut self) {
+        let mut present = self.sync.awareness().encode(None);
+        present.entries.retain(|entry| entry.state.is_some());
+        self.awareness_clients = present.entries.len();
+        let mut fresh = DocSync::new(self.sync.doc());
+        let _ = fresh.apply_awareness(&present, now_ms());
+        self.sync = fresh;
     }
 
     fn leave(&mut self, conn: ConnId) {
