@@ -1,6 +1,7 @@
 // y-websocket interop: stock `WebsocketProvider`s (npm y-websocket, with `ws` in Node) edit one
 // room through the real `ants-relay` binary at /yjs/<room> and converge; the room survives a
-// relay restart on the same data directory; rooms bridged to a topic with `params: { topic }` too.
+// relay restart (SIGTERM, and SIGKILL) on the same data directory; rooms bridged to a topic with
+// `params: { topic }` too.
 //   cargo build --features relay --bin ants-relay && node --test tests/js/yjs.test.mjs
 // (ANTS_RELAY_BIN overrides the binary; otherwise it is built into $CARGO_TARGET_DIR or target/.)
 import { test, after } from 'node:test';
@@ -38,9 +39,9 @@ async function startRelay() {
   return {
     url: `ws://127.0.0.1:${port}/yjs`,
     port,
-    /** SIGTERM (graceful shutdown), then the exit status. */
-    async stop() {
-      child.kill('SIGTERM');
+    /** SIGTERM (graceful shutdown) or `signal`, then the exit status. */
+    async stop(signal = 'SIGTERM') {
+      child.kill(signal);
       const status = await exited;
       relays.delete(child);
       return status;
@@ -150,6 +151,27 @@ test('providers with params.topic share the topic document, which survives a res
   relay = await startRelay();
   const c = connect(relay.url, 'third', new Y.Doc(), { topic });
   await until(() => c.doc.getText('body').toString() === 'through the topic', 'the topic document after restart');
+  destroy(c);
+  assert.equal((await relay.stop()).code, 0);
+});
+
+test('an edit another provider has received survives a SIGKILL of the relay', async () => {
+  const room = `crash-${Date.now().toString(36)}`;
+  let relay = await startRelay();
+  const a = connect(relay.url, room, new Y.Doc());
+  const b = connect(relay.url, room, new Y.Doc());
+  await until(() => a.synced && b.synced, 'both providers to sync');
+  for (let i = 0; i < 20; i++) a.doc.getText('body').insert(0, `${i % 10}`);
+  const expected = a.doc.getText('body').toString();
+  // The relay forwards an update only after committing it: once B has it, it is on disk.
+  await until(() => b.doc.getText('body').toString() === expected, 'B to receive every edit');
+  destroy(a);
+  destroy(b);
+  assert.equal((await relay.stop('SIGKILL')).signal, 'SIGKILL');
+  relay = await startRelay();
+  const c = connect(relay.url, room, new Y.Doc());
+  await until(() => c.synced, 'the provider to sync after the crash');
+  assert.equal(c.doc.getText('body').toString(), expected);
   destroy(c);
   assert.equal((await relay.stop()).code, 0);
 });
