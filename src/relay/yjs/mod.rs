@@ -4,7 +4,7 @@
 //!
 //! - Parsing and document logic are the core's ([`crate::doc::ProtocolMessage`],
 //!   [`crate::doc::DocSync`]); this module only routes bytes between connections and a room task
-//!   ([`room`]), which owns the document.
+//!   (`room.rs`), which owns the document.
 //! - Rooms are durable ([`store`]): every accepted update is committed before anything derived
 //!   from it is sent to anyone, and a room reopens from its snapshot plus the updates since.
 //! - Room names: 1 to [`MAX_ROOM_NAME_LEN`] bytes of `A-Z a-z 0-9 - _ . ~ : @ +`. Anything else
@@ -15,7 +15,7 @@
 //!   unchanged. Rate limit as for `/ws` (close 1008 `RATE_LIMITED`); a connection whose send
 //!   queue overflows is closed with 1008 `SLOW_CONSUMER`.
 //!
-//! - Bridge ([`bridge`]): `/yjs/<room>?topic=<topic>` joins the document of an ants-coord topic
+//! - Bridge (`bridge.rs`): `/yjs/<room>?topic=<topic>` joins the document of an ants-coord topic
 //!   instead: signed `doc.update` entries flow into the room, plain clients' updates are
 //!   published to the topic signed by the relay's key. Every room bridged to one topic shares one
 //!   document, whose durable record is the topic.
