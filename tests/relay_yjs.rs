@@ -13,7 +13,7 @@ use ants_coord::doc::{Doc, DocSync, ProtocolMessage};
 use ants_coord::relay::yjs::{
     store::RoomStore, COMPACT_EVERY, MAX_ROOM_AWARENESS_CLIENTS, YJS_DB_FILE,
 };
-use common::relay::{identity, start_relay, temp_dir, Client, PATIENCE};
+use common::relay::{identity, start_relay, start_relay_with, temp_dir, Client, PATIENCE};
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
@@ -565,4 +565,49 @@ async fn a_bridged_room_and_signed_clients_share_one_document() {
     let again = YClient::joined(&yjs_base(&relay), &room).await;
     assert_eq!(again.text(), "> signed + plain");
     relay.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flooding_connection_is_closed_and_shutdown_says_so() {
+    let relay = start_relay_with(temp_dir("yjs-rate"), |config| {
+        config.limits.connection_rate = 0.001;
+        config.limits.connection_burst = 20.0;
+    })
+    .await;
+    let base = yjs_base(&relay);
+    let mut flooder = YClient::joined(&base, "busy").await;
+    let mut closed = None;
+    // 100 query-awareness messages against a burst of 20 (query awareness is `varUint(3)`).
+    for _ in 0..100 {
+        if flooder
+            .ws
+            .send(Message::Binary(vec![3].into()))
+            .await
+            .is_err()
+        {
+            break;
+        }
+    }
+    while closed.is_none() {
+        match flooder.next().await {
+            Ok(_) => {}
+            Err(end) => closed = Some(end),
+        }
+    }
+    let (code, reason) = closed.unwrap().expect("a close frame");
+    assert_eq!((code, reason.as_str()), (1008, "RATE_LIMITED"));
+
+    // A graceful shutdown closes room connections with 1001.
+    let mut quiet = YClient::joined(&base, "busy").await;
+    let stopping = tokio::spawn(relay.shutdown());
+    loop {
+        match quiet.next().await {
+            Ok(_) => continue,
+            Err(end) => {
+                assert_eq!(end, Some((1001, "SHUTTING_DOWN".to_owned())));
+                break;
+            }
+        }
+    }
+    stopping.await.unwrap().unwrap();
 }
