@@ -164,6 +164,8 @@ pub async fn start(config: Config) -> Result<RelayHandle> {
     })?;
     let identity = Arc::new(key::load_or_create(&config.key_path())?);
     let db_path = config.data.join(store::DB_FILE);
+    // Before the sequencer thread starts, so a failure here leaves nothing running.
+    let rooms = Arc::new(yjs::Rooms::open(&config.data)?);
     let hub = Arc::new(Hub::new(config.limits.cache_per_topic));
     let metrics = Arc::new(Metrics::default());
     let recovery_started = std::time::Instant::now();
@@ -193,7 +195,6 @@ pub async fn start(config: Config) -> Result<RelayHandle> {
     let addr = listener
         .local_addr()
         .map_err(|e| Error::Unavailable(format!("local address: {e}")))?;
-    let rooms = Arc::new(yjs::Rooms::open(&config.data)?);
     let (closing, _) = watch::channel(false);
     let shared = Arc::new(Shared {
         yjs: rooms,
