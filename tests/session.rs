@@ -4,82 +4,15 @@
 
 mod common;
 
-use ants_coord::session::{Phase, Session, SessionEvent};
+use ants_coord::session::{Session, SessionEvent};
 use ants_coord::Identity;
 use common::relay::*;
-use futures_util::{SinkExt, StreamExt};
-use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
-
-const T0: u64 = 1_700_000_000_000;
-
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
-
-/// Moves frames between one socket and a session: the whole of a client's I/O.
-struct Driver {
-    ws: Ws,
-    events: Vec<SessionEvent>,
-}
-
-impl Driver {
-    async fn connect(url: &str, session: &mut Session) -> Driver {
-        let (ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
-        session.connected();
-        let mut driver = Driver {
-            ws,
-            events: Vec::new(),
-        };
-        driver.until(session, |s, _| s.phase() == Phase::Live).await;
-        driver
-    }
-
-    async fn flush(&mut self, session: &mut Session) {
-        for frame in session.take_outgoing() {
-            self.ws.send(Message::Binary(frame.into())).await.unwrap();
-        }
-    }
-
-    /// Pumps until `done` holds (checked after every received frame).
-    async fn until(
-        &mut self,
-        session: &mut Session,
-        done: impl Fn(&Session, &[SessionEvent]) -> bool,
-    ) {
-        loop {
-            self.flush(session).await;
-            if done(session, &self.events) {
-                return;
-            }
-            let message = tokio::time::timeout(PATIENCE, self.ws.next())
-                .await
-                .expect("no frame within the test's patience");
-            match message {
-                Some(Ok(Message::Binary(bytes))) => {
-                    session.receive(&bytes, T0).unwrap();
-                    self.events.extend(session.take_events());
-                }
-                Some(Ok(_)) => {}
-                other => panic!("connection ended: {other:?}"),
-            }
-        }
-    }
-}
+use common::session_driver::{entries_by, Driver, T0};
 
 fn misbehaviour(events: &[SessionEvent]) -> Vec<&SessionEvent> {
     events
         .iter()
         .filter(|e| matches!(e, SessionEvent::Misbehaviour { .. }))
-        .collect()
-}
-
-fn entries_by(events: &[SessionEvent], topic: &str) -> Vec<u64> {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            SessionEvent::Entry { topic: t, entry } if t == topic => Some(entry.seq()),
-            _ => None,
-        })
         .collect()
 }
 

@@ -573,7 +573,7 @@ fn checkpoint_gossip_catches_a_relay_that_shows_two_histories() {
     let gossip = alice_s.gossip("t").expect("alice verified a head");
     // Gossip about another relay, or garbage, proves nothing and changes nothing.
     let mut stranger = Session::new(Identity::from_seed(&[5; 32]).unwrap());
-    assert_eq!(stranger.receive_gossip(&gossip).unwrap(), false);
+    assert!(!stranger.receive_gossip(&gossip).unwrap());
     assert_eq!(
         bob_s
             .receive_gossip(&gossip[..gossip.len() - 1])
