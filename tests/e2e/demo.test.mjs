@@ -100,11 +100,11 @@ after(async () => {
   for (const dir of [...profiles, dataDir]) if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-test('a note published in one context shows in the other with the same seq and a ✓', async () => {
+test('a note published in one context shows in the other with the same seq, a ✓ and then the checkpoint ✓', async () => {
   await pageA.fill('#post-text', 'hello from A');
   await pageA.click('#post-form button');
   const find = () => {
-    const row = [...document.querySelectorAll('#feed tbody tr')].find((r) => r.dataset.kind === 'note' && r.cells[3].textContent === 'hello from A');
+    const row = [...document.querySelectorAll('#feed tbody tr')].find((r) => r.dataset.kind === 'post' && r.cells[3].textContent === 'hello from A');
     return row ? { seq: row.dataset.seq, verified: row.querySelector('.verified').textContent, author: row.dataset.author } : null;
   };
   const inA = await (await feedRow(pageA, find)).jsonValue();
@@ -113,10 +113,19 @@ test('a note published in one context shows in the other with the same seq and a
   assert.equal(inB.author, inA.author);
   assert.match(inB.verified, /✓/);
   assert.equal(inA.author, await pageA.evaluate(() => window.demo.state.me));
+  // The client asks for a signed checkpoint after a burst; once it verifies against the tree the
+  // tab rebuilt, every entry below its size is marked as included.
+  const included = (seq) => document.querySelector(`#feed tbody tr[data-seq="${seq}"] .verified`)?.dataset.checkpoint === 'yes';
+  await pageB.waitForFunction(included, inB.seq, { timeout: 15_000 });
+  assert.match(await pageB.textContent(`#feed tbody tr[data-seq="${inB.seq}"] .verified`), /signature ✓ · checkpoint ✓/);
+  assert.match(await pageB.textContent('#checkpoint'), /Signed checkpoint verified at tree size \d+/);
   await pageB.locator('#panel-feed').screenshot({ path: join(ARTIFACTS, 'feed.png') });
 });
 
 test('a double claim: one wins, the loser sees a compensation', async () => {
+  // Both people were funded by the faucet (a claim stakes 10 of their balance).
+  const funded = () => window.demo.state.model.balance(window.demo.state.me) >= 10;
+  await Promise.all([pageA.waitForFunction(funded, null, { timeout: 15_000 }), pageB.waitForFunction(funded, null, { timeout: 15_000 })]);
   await pageA.click('#task-open');
   const taskId = await (await pageA.waitForFunction(() => document.querySelector('#tasks li[data-state=open]')?.dataset.task)).jsonValue();
   const claimButton = async (page) => {
@@ -229,9 +238,12 @@ test('with agents running every panel fills in; screenshots; a phone-sized scree
   const page = await openDemo(context, 'agents=3');
   await page.waitForFunction(() => window.demo.state.model.entries.size > 25 && window.demo.state.model.tasks.size > 0, null, { timeout: 60_000 });
   await page.click('#rec-guardians');
-  await page.waitForFunction(() => window.demo.state.model.recovery.guardians.length === 3, null, { timeout: 15_000 });
+  // The person's recovery record, as the replica's events built it.
+  const guardians = () => window.demo.state.model.recovery.get(window.demo.state.me)?.guardians.length === 3;
+  const rotated = () => window.demo.state.model.recovery.get(window.demo.state.me)?.rotated.length === 1;
+  await page.waitForFunction(guardians, null, { timeout: 15_000 });
   await page.click('#rec-lose');
-  await page.waitForFunction(() => window.demo.state.model.recovery.rotated.length === 1, null, { timeout: 20_000 });
+  await page.waitForFunction(rotated, null, { timeout: 30_000 });
   await page.waitForTimeout(2000);
   for (const panel of ['agents', 'plots', 'election', 'claims', 'escrow', 'doc', 'recovery', 'honesty']) {
     await page.locator(`#panel-${panel}`).screenshot({ path: join(ARTIFACTS, `${panel}.png`) });
