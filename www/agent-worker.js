@@ -111,11 +111,13 @@ onmessage = async ({ data }) => {
     from: 0,
     replica: false,
     onEntry: (entry) => {
-      const events = model.apply(entry);
-      if (entry.kind === 'doc.update') {
-        try { me.text.apply(entry.bytes); } catch (error) { report({ status: `doc update refused: ${error.code}` }); }
+      try {
+        const events = model.apply(entry);
+        if (entry.kind === 'doc.update') me.text.apply(entry.bytes);
+        if (events) react(entry, events);
+      } catch (error) {
+        report({ status: `entry ${entry.seq} not applied: ${error.code ?? error.message}` });
       }
-      if (events) react(entry, events);
     },
   });
   for (;;) {

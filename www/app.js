@@ -375,7 +375,13 @@ function onEntry(entry) {
   try {
     events = state.model.apply(entry);
   } catch (error) {
-    setStatus('error', `The replica refused entry ${entry.seq}: ${error.code ?? ''} ${error.message}`);
+    // After a refused entry the replica cannot go on: it never skips an entry (OUT_OF_ORDER).
+    if (!state.replicaStopped) {
+      state.replicaStopped = true;
+      const row = $('feed').tBodies[0].insertRow(0);
+      row.className = 'alarm';
+      Object.assign(row.insertCell(), { colSpan: 6, textContent: `⚠ The board stopped at entry ${entry.seq} (${error.code ?? ''} ${error.message}): the replica applies every entry in order and cannot skip one this tab refused.` });
+    }
     return;
   }
   if (!events) return; // never shown twice
@@ -496,7 +502,9 @@ async function main() {
     $('countdown').textContent = `${(left / 1000).toFixed(0)} s`;
   }, 1000);
   window.demo = { state, ready: true };
-  state.client.subscribe(TOPIC, { from: 0, replica: false, onEntry });
+  // A throw inside the callback would stop the client's own processing: keep it here.
+  const guarded = (entry) => { try { onEntry(entry); } catch (error) { setStatus('error', `The page failed on entry ${entry.seq}: ${error.message}`); } };
+  state.client.subscribe(TOPIC, { from: 0, replica: false, onEntry: guarded });
   state.client.requestCheckpoint(TOPIC);
 }
 

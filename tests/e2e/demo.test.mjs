@@ -146,8 +146,8 @@ test('a double claim: one wins, the loser sees a compensation', async () => {
   const words = await (await loser.waitForFunction((t) => [...document.querySelectorAll('.compensation')].map((d) => d.textContent).find((s) => s.includes(t)), taskId)).jsonValue();
   assert.match(words, /lost to/);
   assert.equal(await winner.evaluate((t) => [...document.querySelectorAll('.compensation')].some((d) => d.textContent.includes(t)), taskId), false);
-  await loser.locator('#panel-claims').screenshot({ path: join(ARTIFACTS, 'claims.png') });
-  await loser.locator('#panel-escrow').screenshot({ path: join(ARTIFACTS, 'escrow.png') });
+  await loser.locator('#panel-claims').screenshot({ path: join(ARTIFACTS, 'claims-conflict.png') });
+  await loser.locator('#panel-escrow').screenshot({ path: join(ARTIFACTS, 'escrow-conflict.png') });
 });
 
 test('text typed in one context appears in the other', async () => {
@@ -217,10 +217,10 @@ test('a relay that forges an entry raises a red misbehaviour alarm with the evid
     const page = await openDemo(context, `agents=0&relay=ws://127.0.0.1:${proxy.address().port}/ws`);
     await pageB.fill('#post-text', 'forged by the relay');
     await pageB.click('#post-form button');
-    const alarm = await (await page.waitForFunction(() => document.querySelector('#feed tr.alarm')?.textContent, null, { timeout: 15_000 })).jsonValue();
-    // The page's own client names the failed check; the package's RelayClient reports its own
-    // stable code (e.g. INVALID_ENTRY) with its evidence.
-    assert.match(alarm, /misbehaviour \((BAD_SIGNATURE\).*seq \d+ does not verify|[A-Z_]+\): .+)/);
+    // The client's Session refuses the entry (INVALID_ENTRY); its tree then no longer matches the
+    // relay's signed checkpoint either (HEAD_MISMATCH), which may be reported too.
+    const alarm = await (await page.waitForFunction(() => [...document.querySelectorAll('#feed tr.alarm')].map((r) => r.textContent).find((t) => t.includes('INVALID_ENTRY')), null, { timeout: 15_000 })).jsonValue();
+    assert.match(alarm, /misbehaviour \(INVALID_ENTRY\): the relay's entry at seq \d+ does not verify .*Session report: InvalidEntry \{ seq: \d+ \}/);
     assert.match(await page.textContent('#status'), /does not verify/);
     // The honest view is unaffected.
     await pageA.waitForFunction(() => [...document.querySelectorAll('#feed td.body')].some((td) => td.textContent === 'forged by the relay'));
