@@ -437,10 +437,15 @@ async function main() {
   $('forget').onclick = () => { for (const k of ['seed', 'agent', 'next-seed']) localStorage.removeItem(`${STORE}/${k}`); location.reload(); };
   state.text = new SharedText(pkg, TOPIC, (kind, body) => publish(kind, body).catch(() => {}), (value) => {
     const doc = $('doc');
-    if (doc.value === value) return;
+    const before = doc.value;
+    if (before === value) return;
+    // Keep the caret on the same character: move it by what was inserted or deleted before it.
+    let same = 0;
+    while (same < before.length && same < value.length && before[same] === value[same]) same++;
     const at = doc.selectionStart;
+    const caret = at > same ? Math.max(same, at + value.length - before.length) : at;
     doc.value = value;
-    if (document.activeElement === doc) doc.setSelectionRange(at, at);
+    if (document.activeElement === doc) doc.setSelectionRange(caret, caret);
   });
   $('doc').addEventListener('input', () => state.text.replace($('doc').value));
   setStatus('connecting', statusWords.connecting);

@@ -150,10 +150,24 @@ test('a double claim: one wins, the loser sees a compensation', async () => {
   await loser.locator('#panel-escrow').screenshot({ path: join(ARTIFACTS, 'escrow-conflict.png') });
 });
 
-test('text typed in one context appears in the other', async () => {
+test('text typed in one context appears in the other; typed in both at once, it converges', async () => {
   await pageA.click('#doc');
   await pageA.keyboard.type('ants share a text');
   await pageB.waitForFunction(() => document.querySelector('#doc').value === 'ants share a text', null, { timeout: 15_000 });
+  // Both type at once, at the end: the Yrs merge keeps each one's run of characters whole, and
+  // both tabs end with the same text.
+  await pageB.focus('#doc');
+  await pageB.evaluate(() => { const d = document.querySelector('#doc'); d.setSelectionRange(d.value.length, d.value.length); });
+  await pageA.evaluate(() => { const d = document.querySelector('#doc'); d.setSelectionRange(d.value.length, d.value.length); });
+  await Promise.all([pageA.keyboard.type(' [typed in A]'), pageB.keyboard.type(' [typed in B]')]);
+  const converged = () => {
+    const value = document.querySelector('#doc').value;
+    return value.includes('[typed in A]') && value.includes('[typed in B]') ? value : null;
+  };
+  const [textA, textB] = await Promise.all([pageA, pageB].map(async (page) => (await page.waitForFunction(converged, null, { timeout: 15_000 })).jsonValue()));
+  assert.equal(textA, textB);
+  assert.ok(textA.startsWith('ants share a text'));
+  assert.equal(textA.length, 'ants share a text'.length + 2 * ' [typed in A]'.length);
   await pageB.locator('#panel-doc').screenshot({ path: join(ARTIFACTS, 'doc.png') });
 });
 
@@ -244,6 +258,22 @@ test('with agents running every panel fills in; screenshots; a phone-sized scree
   await page.waitForFunction(guardians, null, { timeout: 15_000 });
   await page.click('#rec-lose');
   await page.waitForFunction(rotated, null, { timeout: 30_000 });
+  // The new key now signs for the person's agent: its post is applied, not refused KEY_ROTATED.
+  await page.waitForFunction(() => window.demo.state.publisher, null, { timeout: 15_000 });
+  await page.fill('#post-text', 'signed with my new key');
+  await page.click('#post-form button');
+  const post = await (await page.waitForFunction(() => {
+    const row = [...document.querySelectorAll('#feed tbody tr')].find((r) => r.cells[3]?.textContent === 'signed with my new key');
+    return row ? { seq: Number(row.dataset.seq), key: row.dataset.author, chip: row.cells[1].textContent } : null;
+  }, null, { timeout: 15_000 })).jsonValue();
+  const me = await page.evaluate(() => window.demo.state.me);
+  assert.notEqual(post.key, me, 'signed by the new key');
+  assert.match(post.chip, /^you /, 'shown as the same agent');
+  assert.equal(await page.evaluate((seq) => window.demo.state.model.rejections.some((r) => r.seq === seq), post.seq), false);
+  // Escrow: the replica's ledger balances, and stakes were taken.
+  const supply = await page.evaluate(() => window.demo.state.model.replica.supply());
+  assert.equal(supply.circulating + supply.escrowed, supply.minted - supply.burned);
+  assert.match(await page.textContent('#ledger'), /staked 10 on/);
   await page.waitForTimeout(2000);
   for (const panel of ['agents', 'plots', 'election', 'claims', 'escrow', 'doc', 'recovery', 'honesty']) {
     await page.locator(`#panel-${panel}`).screenshot({ path: join(ARTIFACTS, `${panel}.png`) });
