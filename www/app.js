@@ -392,9 +392,7 @@ function onEntry(entry) {
   second.count++;
   const latency = now - opOf(entry.bytes).timeMs;
   if (latency >= 0 && latency < 60_000 && now - relayTime < 5000) second.latencies.push(latency);
-  if (entry.kind === 'doc.update') {
-    try { state.text.apply(entry.bytes); } catch (error) { setStatus('error', `A document update at seq ${seq} was refused: ${error.code ?? ''} ${error.message}`); }
-  }
+  if (entry.kind === 'doc.update') mergeText(entry, seq);
   for (const e of events) {
     if (e.type === 'minted') faucet.pending.delete(e.to);
     if (e.type === 'compensation' && e.loser === state.me && !state.shownCompensations.has(e.seq)) {
@@ -410,6 +408,20 @@ function onEntry(entry) {
   compareWitness(seq, 'main', entry.opId);
   checkpointSoon();
   if (!state.renderQueued) { state.renderQueued = true; setTimeout(() => { state.renderQueued = false; render(); }, 50); }
+}
+
+// A document update from the feed: merge it, and keep the person's caret where it was.
+function mergeText(entry, seq) {
+  const box = $('doc');
+  const typing = document.activeElement === box;
+  try {
+    const { merged, caret } = state.text.apply(entry.bytes, typing ? box.selectionStart : undefined);
+    if (!merged || box.value === state.text.value) return;
+    box.value = state.text.value;
+    if (typing && caret !== undefined) box.setSelectionRange(caret, caret);
+  } catch (error) {
+    setStatus('error', `A document update at seq ${seq} was refused: ${error.code ?? ''} ${error.message}`);
+  }
 }
 
 // After a recovery the new key signs for the person's agent: reconnect with it to publish.
@@ -435,18 +447,7 @@ async function main() {
   state.model = new Model(pkg, TOPIC, faucet.identity.agentId);
   $('my-id').replaceWith(agentChip(state.me));
   $('forget').onclick = () => { for (const k of ['seed', 'agent', 'next-seed']) localStorage.removeItem(`${STORE}/${k}`); location.reload(); };
-  state.text = new SharedText(pkg, TOPIC, (kind, body) => publish(kind, body).catch(() => {}), (value) => {
-    const doc = $('doc');
-    const before = doc.value;
-    if (before === value) return;
-    // Keep the caret on the same character: move it by what was inserted or deleted before it.
-    let same = 0;
-    while (same < before.length && same < value.length && before[same] === value[same]) same++;
-    const at = doc.selectionStart;
-    const caret = at > same ? Math.max(same, at + value.length - before.length) : at;
-    doc.value = value;
-    if (document.activeElement === doc) doc.setSelectionRange(caret, caret);
-  });
+  state.text = new SharedText(pkg, TOPIC, (kind, body) => publish(kind, body).catch(() => {}));
   $('doc').addEventListener('input', () => state.text.replace($('doc').value));
   setStatus('connecting', statusWords.connecting);
   try {

@@ -35,14 +35,18 @@ export function demoConfig(faucetId) {
   return { issuers: [faucetId], slashPolicy: 'poster', recoveryDelayMs: 5000 };
 }
 
-/** The op inside an entry (PROTOCOL.md section 4): its bytes and the author's claimed time. */
+/** The op inside an entry (PROTOCOL.md sections 3, 4): its bytes, claimed time and body. */
 export function opOf(entryBytes) {
   const op = entryBytes.subarray(21);
   const view = new DataView(op.buffer, op.byteOffset, op.byteLength);
   let at = 1 + 32; // version, author
   at += 1 + op[at]; // topic
   at += 1 + op[at]; // kind
-  return { bytes: op, timeMs: Number(view.getBigUint64(at + 8)) };
+  const timeMs = Number(view.getBigUint64(at + 8)); // after the counter
+  at += 16;
+  at += 1 + 32 * op[at]; // deps
+  const length = view.getUint32(at);
+  return { bytes: op, timeMs, body: op.subarray(at + 4, at + 4 + length) };
 }
 
 export class Model {
