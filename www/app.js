@@ -182,7 +182,7 @@ function render() {
     return tr;
   }));
   const supply = m.replica.supply();
-  $('supply').textContent = `Minted ${supply.minted}, slashed and burned ${supply.burned}, free ${supply.circulating}, in escrow ${supply.escrowed}: free + escrow = minted − burned, after every entry.`;
+  $('supply').textContent = `Minted ${supply.minted}, burned ${supply.burned} (slashes go to the task poster), free ${supply.circulating}, in escrow ${supply.escrowed}: free + escrow = minted − burned, after every entry.`;
   $('ledger').replaceChildren(...m.ledger.slice(-15).reverse().map(ledgerItem));
   // doc
   if (document.activeElement !== $('doc') && $('doc').value !== state.text.value) $('doc').value = state.text.value;
