@@ -1,4 +1,4 @@
-//! The session's persistable state as canonical bytes (PROTOCOL.md section 10).
+//! The session's persistable state as canonical bytes (PROTOCOL.md section 8.9).
 //!
 //! ```text
 //! state   = version (1) = 0x01 ‖ agent (32) ‖ relay flag (1) [‖ relay (32)]
