@@ -62,6 +62,9 @@ export interface SubscribeOptions {
   from?: number;
   /** Keep a replica of the topic (default: when `from` is 0). */
   replica?: boolean;
+  /** The replica's config (issuers, election candidates, leases…): the same for every
+   * participant of the topic. Default: no issuers, no candidates. */
+  config?: import("./ants_coord.js").ReplicaConfig | Uint8Array;
   onEntry?: (entry: VerifiedEntry) => void;
   onEvent?: (event: ReplicaEventItem["event"], item: ReplicaEventItem) => void;
 }
@@ -141,7 +144,7 @@ export declare class RelayGroup {
   readonly clients: RelayClient[];
   on(type: "misbehaviour", handler: (event: GroupMisbehaviour) => void): () => void;
   on(type: "error", handler: (error: Error & { code?: string }) => void): () => void;
-  subscribe(topic: string, options?: { onEntry?: (entry: VerifiedEntry & { relay: string }) => void; expectAll?: boolean; from?: number }): void;
+  subscribe(topic: string, options?: { onEntry?: (entry: VerifiedEntry & { relay: string }) => void; expectAll?: boolean; from?: number; config?: SubscribeOptions["config"] }): void;
   /** Publishes one signed op to every relay; resolves to the receipts in url order. */
   publish(topic: string, kind: string, body: Uint8Array | string): Promise<VerifiedReceipt[]>;
   exportStates(): Uint8Array[];

@@ -221,7 +221,7 @@ export function makeRelayClient(ants) {
     subscribe(topic, options = {}) {
       const from = options.from ?? 0;
       const replica = options.replica ?? from === 0;
-      this.#session.subscribe(topic, from, replica);
+      this.#session.subscribe(topic, from, replica, options.config);
       const subscription = new Subscription(this, topic, options);
       this.#subscriptions.set(topic, subscription);
       this.#flush();

@@ -74,7 +74,7 @@ export function makeRelayGroup(ants, RelayClient) {
      * showed it first, named by `entry.relay`). With `expectAll`, every op — not only ours — must
      * show on every relay.
      */
-    subscribe(topic, { onEntry, expectAll = false, from = 0 } = {}) {
+    subscribe(topic, { onEntry, expectAll = false, from = 0, config } = {}) {
       const comparison = new ants.RelayComparison(
         this.#clients.length,
         this.#options.deadlineMs ?? 30_000,
@@ -85,6 +85,7 @@ export function makeRelayGroup(ants, RelayClient) {
       this.#clients.forEach((client, i) => {
         client.subscribe(topic, {
           from,
+          config,
           onEntry: (entry) => {
             // Gossip goes only through the relays other than the one it speaks of: not compared.
             if (entry.kind === GOSSIP_KIND) {

@@ -109,15 +109,19 @@ struct Topic {
 }
 
 impl Topic {
-    fn new(topic: &str, from: u64, replica: bool, relay: Option<AgentId>) -> Result<Self> {
+    fn new(
+        topic: &str,
+        from: u64,
+        replica: Option<ReplicaConfig>,
+        relay: Option<AgentId>,
+    ) -> Result<Self> {
         let follower = match (from, relay) {
             (0, Some(relay)) => Some(LogFollower::new(relay, topic)?),
             _ => None,
         };
-        let replica = if replica && from == 0 {
-            Some(Replica::new(topic, ReplicaConfig::default())?)
-        } else {
-            None
+        let replica = match replica {
+            Some(config) if from == 0 => Some(Replica::new(topic, config)?),
+            _ => None,
         };
         Ok(Topic {
             cursor: from,
@@ -256,8 +260,24 @@ impl Session {
     ///
     /// Errors: `BAD_TOPIC`; `BAD_INPUT` for a replica asked from a seq other than 0.
     pub fn subscribe(&mut self, topic: &str, from: u64, replica: bool) -> Result<()> {
+        let config = replica.then(ReplicaConfig::default);
+        self.subscribe_with(topic, from, config)
+    }
+
+    /// Like [`Session::subscribe`], with the topic's replica built from `config` (its issuers,
+    /// election candidates, leases…) when one is given: every participant of a topic must use
+    /// the same config to reach the same state.
+    ///
+    /// Errors: `BAD_TOPIC`; `BAD_INPUT` for a replica asked from a seq other than 0; the
+    /// replica's config errors.
+    pub fn subscribe_with(
+        &mut self,
+        topic: &str,
+        from: u64,
+        replica: Option<ReplicaConfig>,
+    ) -> Result<()> {
         validate_topic(topic)?;
-        if replica && from != 0 {
+        if replica.is_some() && from != 0 {
             return Err(Error::BadInput(
                 "a replica folds the whole log: subscribe from seq 0".into(),
             ));

@@ -6,6 +6,7 @@ use wasm_bindgen::prelude::*;
 
 use super::convert::{bytes_arg, bytes_array_arg, serialize_bytes, serialize_u64};
 use super::identity::JsIdentity;
+use super::replica::config_arg;
 use crate::identity::Identity;
 use crate::op::SignedOp;
 use crate::session::{Fault, Phase, Session, SessionEvent};
@@ -287,9 +288,22 @@ impl JsSession {
         Ok(self.0.receive_batch(&refs, ms(now_ms))?)
     }
 
-    /// Follows `topic` from seq `from`; with `replica`, from 0 with a replica.
-    pub fn subscribe(&mut self, topic: &str, from: f64, replica: bool) -> Result<(), JsValue> {
-        Ok(self.0.subscribe(topic, ms(from), replica)?)
+    /// Follows `topic` from seq `from`; with `replica`, from 0 with a replica built from
+    /// `config` (a `ReplicaConfig` object, its canonical bytes, or undefined for the defaults).
+    pub fn subscribe(
+        &mut self,
+        topic: &str,
+        from: f64,
+        replica: bool,
+        #[wasm_bindgen(unchecked_param_type = "ReplicaConfig | Uint8Array | undefined")]
+        config: &JsValue,
+    ) -> Result<(), JsValue> {
+        let config = if replica {
+            Some(config_arg(config)?)
+        } else {
+            None
+        };
+        Ok(self.0.subscribe_with(topic, ms(from), config)?)
     }
 
     /// Stops following `topic`.

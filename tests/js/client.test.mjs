@@ -24,6 +24,7 @@ let relay = null;
 let port = 0;
 
 async function startRelay() {
+  if (relay) return;
   port ||= await freePort();
   const child = spawn(relayBin, ['--listen', `127.0.0.1:${port}`, '--data', data], {
     stdio: ['ignore', 'ignore', 'inherit'],
@@ -127,4 +128,22 @@ test('relay restart mid-stream: no loss, no duplicate; resume from exported stat
   assert.deepEqual(later, [12]);
   alice.close();
   resumed.close();
+});
+
+test('a replica config given to subscribe: the leader among its candidates, bad config refused', async () => {
+  await startRelay();
+  const ids = [5, 6, 7].map((n) => Identity.fromSeed(seed(n)));
+  const client = await RelayClient.connect(url(), ids[0], { WebSocket });
+  const config = { candidates: ids.map((id) => ({ agentId: id.agentId })), electionWindowMs: 1000 };
+  const feed = client.subscribe('elect', { config });
+  await client.publish('elect', 'post', 'hello');
+  await feed.caughtUp();
+  const leader = client.leader('elect', 5_000);
+  assert.ok(ids.some((id) => id.agentId === leader), `leader ${leader} is a candidate`);
+  // Every participant with the same config computes the same leader.
+  const { Replica } = await import('ants-coord');
+  assert.equal(new Replica('elect', config).leader(5_000).leader, leader);
+  assert.throws(() => client.subscribe('elect2', { config: { candidates: 'nobody' } }), (e) => e.code === 'BAD_INPUT');
+  assert.equal(client.cursor('elect2'), undefined, 'a refused subscribe changes nothing');
+  client.close();
 });
