@@ -34,7 +34,7 @@ mod gossip;
 mod persist;
 mod receive;
 
-pub use compare::{Divergence, RelayComparison, MAX_COMPARED_OPS};
+pub use compare::{Divergence, RelayComparison, MAX_COMPARED_OPS, MAX_COMPARED_RELAYS};
 pub use events::{Fault, SessionEvent};
 pub use gossip::{Gossip, GOSSIP_KIND, GOSSIP_VERSION, MAX_UNACKNOWLEDGED};
 pub use persist::{MAX_STATE_ITEMS, STATE_VERSION};
