@@ -22,8 +22,9 @@ use crate::codec::{Reader, Writer};
 use crate::error::{Error, Result};
 use crate::identity::{AgentId, Identity};
 use crate::log::{LogFollower, SignedCheckpoint, SignedReceipt, SignedTreeHead};
-use crate::op::{validate_topic, OpId, SignedOp};
+use crate::op::{OpId, SignedOp};
 use crate::replica::Replica;
+use crate::wire::take_topic;
 
 /// Version byte of the exported state.
 pub const STATE_VERSION: u8 = 1;
@@ -31,18 +32,10 @@ pub const STATE_VERSION: u8 = 1;
 /// Most topics, counters, unacknowledged ops or awaited acknowledgements in one state.
 pub const MAX_STATE_ITEMS: u32 = 1 << 20;
 
+/// A topic held by the session (validated when it was subscribed or decoded).
 fn put_topic(out: &mut Vec<u8>, topic: &str) {
     out.put_u8(topic.len() as u8);
     out.put(topic.as_bytes());
-}
-
-fn take_topic(r: &mut Reader<'_>) -> Result<String> {
-    let len = r.u8("topic length")? as usize;
-    let topic = std::str::from_utf8(r.take(len, "topic")?)
-        .map_err(|_| Error::BadTopic("not UTF-8".into()))?
-        .to_owned();
-    validate_topic(&topic)?;
-    Ok(topic)
 }
 
 fn put_blob(out: &mut Vec<u8>, blob: &[u8]) {
