@@ -928,3 +928,26 @@ fn push_verified_entry_keeps_every_rule_but_the_signature() {
         [FollowerEvent::Gap { from: 0, to: 2 }]
     ));
 }
+
+#[test]
+fn a_follower_keeps_a_bounded_number_of_heads_and_still_proves_a_fork() {
+    let mut relay = Relay::new(1, "t");
+    let alice = author(2);
+    let mut follower = relay.follower();
+    let total = ants_coord::log::MAX_HEADS as u64 + 50;
+    for counter in 0..total {
+        let (entry, receipt) = relay.sequence(op(&alice, "t", counter, vec![]));
+        follower.push_entry(&entry).unwrap();
+        follower.push_head(receipt.into()).unwrap();
+    }
+    assert_eq!(follower.heads_kept(), ants_coord::log::MAX_HEADS);
+    // The latest heads are still there: a conflicting head of the current size is evidence.
+    let mut forked = Relay::new(1, "t");
+    for counter in 0..total - 1 {
+        forked.sequence(op(&alice, "t", counter, vec![]));
+    }
+    forked.sequence(op(&alice, "t", total + 7, vec![]));
+    let found = evidence_of(&follower.push_head(forked.checkpoint()).unwrap());
+    assert_eq!(found.len(), 1);
+    assert_proves(&found[0], &relay, Violation::ConflictingHeads);
+}

@@ -33,6 +33,10 @@ use super::statement::{SignedReceipt, SignedTreeHead};
 /// entry.
 pub const RECENT_ENTRIES: usize = 1024;
 
+/// How many signed heads a follower keeps (one per tree size, to prove a later head of that size
+/// wrong). Past it the smallest sizes already checked go first, then the farthest future ones.
+pub const MAX_HEADS: usize = 4096;
+
 /// What a follower tells its caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FollowerEvent {
@@ -133,6 +137,11 @@ impl<S: HashStore> LogFollower<S> {
     /// The root of the entries received.
     pub fn root(&self) -> Hash {
         self.log.root()
+    }
+
+    /// How many signed heads it keeps (at most [`MAX_HEADS`]).
+    pub fn heads_kept(&self) -> usize {
+        self.heads.len()
     }
 
     /// The largest signed head that matched the entries received.
@@ -247,6 +256,7 @@ impl<S: HashStore> LogFollower<S> {
             Some(_) => {}
             None => {
                 self.heads.insert(size, head.clone());
+                self.bound_heads();
             }
         }
         if size <= self.size() {
@@ -302,6 +312,22 @@ impl<S: HashStore> LogFollower<S> {
             b: theirs,
         }));
         Ok(events)
+    }
+
+    fn bound_heads(&mut self) {
+        while self.heads.len() > MAX_HEADS {
+            let verified = self.verified.as_ref().map(SignedTreeHead::tree_size);
+            let oldest = self
+                .heads
+                .keys()
+                .copied()
+                .find(|&size| size < self.size() && Some(size) != verified);
+            let evict = oldest.or_else(|| self.heads.keys().next_back().copied());
+            match evict {
+                Some(size) => self.heads.remove(&size),
+                None => return,
+            };
+        }
     }
 
     fn check_head(&mut self, head: SignedTreeHead, events: &mut Vec<FollowerEvent>) -> Result<()> {
