@@ -16,6 +16,18 @@ pub(crate) fn bytes_arg(what: &str, value: &JsValue) -> Result<Vec<u8>, JsValue>
     }
 }
 
+/// A time in milliseconds or a sequence number from a JS number: finite, not negative, at most
+/// 2^53 (fractions are dropped); anything else is `BAD_INPUT`.
+pub(crate) fn ms_arg(what: &str, value: f64) -> Result<u64, JsValue> {
+    if value.is_finite() && (0.0..=9_007_199_254_740_992.0).contains(&value) {
+        Ok(value as u64)
+    } else {
+        Err(bad_input(format!(
+            "{what} must be a finite number from 0 to 2^53, got {value}"
+        )))
+    }
+}
+
 /// The elements of an array argument, each converted by [`bytes_arg`].
 pub(crate) fn bytes_array_arg(what: &str, value: &JsValue) -> Result<Vec<Vec<u8>>, JsValue> {
     if !Array::is_array(value) {

@@ -3,7 +3,7 @@
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
-use crate::error::Error;
+use super::convert::ms_arg;
 use crate::op::OpId;
 use crate::session::RelayComparison;
 
@@ -25,17 +25,6 @@ fn op_id(hex: &str) -> Result<OpId, JsValue> {
     Ok(hex.parse::<OpId>()?)
 }
 
-fn ms(value: f64, what: &str) -> Result<u64, JsValue> {
-    if value.is_finite() && value >= 0.0 && value <= 2f64.powi(53) {
-        Ok(value as u64)
-    } else {
-        Err(Error::BadInput(format!(
-            "{what} must be a non-negative number of ms, got {value}"
-        ))
-        .into())
-    }
-}
-
 #[wasm_bindgen(js_class = RelayComparison)]
 impl JsRelayComparison {
     /// Compares `relays` relays (2 to 16); an op is reported missing `deadlineMs` after another
@@ -48,7 +37,7 @@ impl JsRelayComparison {
     ) -> Result<JsRelayComparison, JsValue> {
         Ok(JsRelayComparison(RelayComparison::new(
             relays as usize,
-            ms(deadline_ms, "deadlineMs")?,
+            ms_arg("deadlineMs", deadline_ms)?,
             expect_all,
         )?))
     }
@@ -68,14 +57,14 @@ impl JsRelayComparison {
     ) -> Result<(), JsValue> {
         Ok(self
             .0
-            .acknowledged(relay as usize, op_id(op_id_hex)?, ms(now_ms, "nowMs")?)?)
+            .acknowledged(relay as usize, op_id(op_id_hex)?, ms_arg("nowMs", now_ms)?)?)
     }
 
     /// Relay `relay` showed `opId` (hex) in its verified feed.
     pub fn shown(&mut self, relay: u32, op_id_hex: &str, now_ms: f64) -> Result<(), JsValue> {
         Ok(self
             .0
-            .shown(relay as usize, op_id(op_id_hex)?, ms(now_ms, "nowMs")?)?)
+            .shown(relay as usize, op_id(op_id_hex)?, ms_arg("nowMs", now_ms)?)?)
     }
 
     /// Divergences found by `nowMs`, each reported once:
@@ -86,7 +75,7 @@ impl JsRelayComparison {
     pub fn tick(&mut self, now_ms: f64) -> Result<JsValue, JsValue> {
         let found: Vec<JsDivergence> = self
             .0
-            .tick(ms(now_ms, "nowMs")?)
+            .tick(ms_arg("nowMs", now_ms)?)
             .into_iter()
             .map(|d| JsDivergence {
                 op_id: d.op_id.to_string(),

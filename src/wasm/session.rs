@@ -4,7 +4,7 @@
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
-use super::convert::{bytes_arg, bytes_array_arg, serialize_bytes, serialize_u64};
+use super::convert::{bytes_arg, bytes_array_arg, ms_arg, serialize_bytes, serialize_u64};
 use super::identity::JsIdentity;
 use super::replica::config_arg;
 use crate::identity::Identity;
@@ -198,14 +198,6 @@ fn copy_identity(identity: &JsIdentity) -> Result<Identity, JsValue> {
     Ok(Identity::from_seed(&seed[..])?)
 }
 
-fn ms(value: f64) -> u64 {
-    if value.is_finite() && value > 0.0 {
-        value as u64
-    } else {
-        0
-    }
-}
-
 #[wasm_bindgen(js_class = Session)]
 impl JsSession {
     /// A fresh session for `identity` (a copy of the key is kept).
@@ -273,7 +265,9 @@ impl JsSession {
         #[wasm_bindgen(unchecked_param_type = "Uint8Array")] bytes: &JsValue,
         now_ms: f64,
     ) -> Result<(), JsValue> {
-        Ok(self.0.receive(&bytes_arg("bytes", bytes)?, ms(now_ms))?)
+        Ok(self
+            .0
+            .receive(&bytes_arg("bytes", bytes)?, ms_arg("nowMs", now_ms)?)?)
     }
 
     /// Several received messages; entry signatures verified as one batch.
@@ -285,7 +279,7 @@ impl JsSession {
     ) -> Result<(), JsValue> {
         let messages = bytes_array_arg("messages", messages)?;
         let refs: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
-        Ok(self.0.receive_batch(&refs, ms(now_ms))?)
+        Ok(self.0.receive_batch(&refs, ms_arg("nowMs", now_ms)?)?)
     }
 
     /// Follows `topic` from seq `from`; with `replica`, from 0 with a replica built from
@@ -303,7 +297,9 @@ impl JsSession {
         } else {
             None
         };
-        Ok(self.0.subscribe_with(topic, ms(from), config)?)
+        Ok(self
+            .0
+            .subscribe_with(topic, ms_arg("from", from)?, config)?)
     }
 
     /// Stops following `topic`.
@@ -322,7 +318,7 @@ impl JsSession {
         let body = bytes_arg("body", body)?;
         Ok(self
             .0
-            .publish(topic, kind, &body, vec![], ms(now_ms))?
+            .publish(topic, kind, &body, vec![], ms_arg("nowMs", now_ms)?)?
             .id()
             .to_string())
     }
@@ -338,7 +334,9 @@ impl JsSession {
         now_ms: f64,
     ) -> Result<Vec<u8>, JsValue> {
         let body = bytes_arg("body", body)?;
-        let op = self.0.publish(topic, kind, &body, vec![], ms(now_ms))?;
+        let op = self
+            .0
+            .publish(topic, kind, &body, vec![], ms_arg("nowMs", now_ms)?)?;
         Ok(op.as_bytes().to_vec())
     }
 
@@ -376,8 +374,9 @@ impl JsSession {
     }
 
     /// Time passes (acknowledged-op deadlines).
-    pub fn tick(&mut self, now_ms: f64) {
-        self.0.tick(ms(now_ms));
+    pub fn tick(&mut self, now_ms: f64) -> Result<(), JsValue> {
+        self.0.tick(ms_arg("nowMs", now_ms)?);
+        Ok(())
     }
 
     /// The next seq owed on `topic`.
@@ -412,8 +411,11 @@ impl JsSession {
     }
 
     /// The elected leader of the topic's replica at `nowMs` (hex), if any.
-    pub fn leader(&self, topic: &str, now_ms: f64) -> Option<String> {
-        let election = self.0.replica(topic)?.leader(ms(now_ms)).ok()?;
-        Some(format!("{}", election.leader))
+    pub fn leader(&self, topic: &str, now_ms: f64) -> Result<Option<String>, JsValue> {
+        let now_ms = ms_arg("nowMs", now_ms)?;
+        let Some(replica) = self.0.replica(topic) else {
+            return Ok(None);
+        };
+        Ok(replica.leader(now_ms).ok().map(|e| e.leader.to_string()))
     }
 }

@@ -12,10 +12,10 @@ import { join } from 'node:path';
 import { test, after } from 'node:test';
 
 import { WebSocket } from 'ws';
-import { Identity } from 'ants-coord';
+import { Identity, RelayComparison, Session } from 'ants-coord';
 import { RelayClient } from 'ants-coord/client';
 
-import { freePort, root, waitForHttp } from './helpers.mjs';
+import { assertCode, freePort, root, waitForHttp } from './helpers.mjs';
 
 const targetDir = process.env.CARGO_TARGET_DIR ?? join(root, 'target');
 const relayBin = join(targetDir, 'debug', 'ants-relay');
@@ -146,4 +146,21 @@ test('a replica config given to subscribe: the leader among its candidates, bad 
   assert.throws(() => client.subscribe('elect2', { config: { candidates: 'nobody' } }), (e) => e.code === 'BAD_INPUT');
   assert.equal(client.cursor('elect2'), undefined, 'a refused subscribe changes nothing');
   client.close();
+});
+
+test('bad numbers and op ids from JS are refused with BAD_INPUT and change nothing', () => {
+  const session = new Session(Identity.fromSeed(seed(8)));
+  for (const bad of [NaN, -1, Infinity, 2 ** 60]) {
+    assertCode(() => session.tick(bad), 'BAD_INPUT', `tick(${bad})`);
+    assertCode(() => session.publish('t', 'post', new Uint8Array(1), bad), 'BAD_INPUT', `publish at ${bad}`);
+    assertCode(() => session.subscribe('t', bad, false), 'BAD_INPUT', `subscribe from ${bad}`);
+    assertCode(() => new RelayComparison(2, bad, false), 'BAD_INPUT', `deadline ${bad}`);
+  }
+  assert.equal(session.cursor('t'), undefined);
+  assert.equal(new Session(Identity.fromSeed(seed(8))).exportState().length, session.exportState().length);
+  const comparison = new RelayComparison(2, 100, false);
+  assertCode(() => comparison.shown(0, 'not an op id', 0), 'BAD_INPUT');
+  assertCode(() => comparison.shown(2, 'ab'.repeat(32), 0), 'BAD_INPUT');
+  assertCode(() => new RelayComparison(1, 100, false), 'BAD_INPUT');
+  assert.equal(comparison.size, 0);
 });
