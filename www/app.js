@@ -4,7 +4,7 @@
 // check), the task board, balances and recovery come from the core's Replica, the shared text
 // is the core's Yrs document.
 import init, * as pkg from '/pkg/ants_coord.js';
-import { RelayClient } from '/pkg/client-web.mjs';
+import { RelayClient, RelayGroup } from '/pkg/client-web.mjs';
 import { Model, GRANT, REWARD, STAKE, TASK_MS, WINDOW_MS, faucetSeed, opOf } from './model.js';
 import { SharedText } from './text.js';
 import { Plot } from './plot.js';
@@ -326,6 +326,7 @@ function treeHeads() {
   return ` Merkle tree head at size ${size}: ${a.slice(0, 16)}… on both.`;
 }
 function compareWitness(seq, source, opId) {
+  if (state.group) return; // two relays: the RelayGroup compares (startRelayGroup)
   const slot = witness.seen.get(seq) ?? {};
   slot[source] = opId;
   witness.seen.set(seq, slot);
@@ -340,8 +341,40 @@ function compareWitness(seq, source, opId) {
   if (witness.disagreement) { el.className = 'alarm'; el.textContent = `⚠ The relays disagree: ${witness.disagreement}.`; }
   else { el.className = 'ok'; el.textContent = `✓ Both connections agree on every entry up to seq ${witness.agreedUpTo}.${heads}`; }
 }
+// ---- two different relays (?relay2=…): the package's RelayGroup ----------------------------
+// Your ops go to both relays as one signed op (same id); the group reports an op one relay has
+// and the other has not shown within the deadline, and gossips each relay's verified signed
+// checkpoints through the other one, so a relay that shows two histories is caught.
+async function startRelayGroup() {
+  $('honesty-hint').textContent = `Two relays (${RELAY} and ${WITNESS}) carry this topic: what you publish goes to both as one signed op, each relay's signed checkpoints are gossiped through the other, and an op one relay acknowledged but the other never shows raises the alarm.`;
+  const group = await RelayGroup.connect([RELAY, WITNESS], state.identity, { WebSocket, deadlineMs: 10_000, gossipMs: 3_000 });
+  state.group = group;
+  const seen = { both: 0, heads: [0, 0] };
+  const show = () => {
+    const el = $('honesty');
+    if (witness.disagreement) { el.className = 'alarm'; el.textContent = `⚠ ${witness.disagreement}`; return; }
+    el.className = 'ok';
+    el.textContent = `✓ ${seen.both} of your ops acknowledged by both relays with the same op id; ` +
+      `signed checkpoints verified at sizes ${seen.heads[0]} and ${seen.heads[1]}, gossiped to the other relay.`;
+  };
+  group.on('misbehaviour', (m) => { witness.disagreement ??= `${m.relay}: ${m.code} — ${m.detail ?? ''}`; show(); });
+  group.clients.forEach((client, i) => client.on('verified', (e) => { seen.heads[i] = Math.max(seen.heads[i], Number(e.treeSize)); show(); }));
+  group.subscribe(TOPIC, {});
+  // From now on what you publish goes through the group (until a key recovery moves you to a new key).
+  state.publisher ??= {
+    publish: async (topic, kind, body) => {
+      const receipts = await group.publish(topic, kind, body);
+      seen.both += 1;
+      show();
+      return receipts[0];
+    },
+  };
+  show();
+}
+
 async function startWitness() {
-  $('witness-url').textContent = WITNESS === RELAY ? 'same relay, separate connection' : WITNESS;
+  if (WITNESS !== RELAY) return startRelayGroup();
+  $('witness-url').textContent = 'same relay, separate connection';
   const client = await RelayClient.connect(WITNESS, pkg.Identity.generate(), { WebSocket });
   state.witness = client;
   client.on('misbehaviour', (m) => { witness.disagreement ??= `the witness connection reports ${m.code}`; });

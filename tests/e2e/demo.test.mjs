@@ -289,3 +289,28 @@ test('with agents running every panel fills in; screenshots; a phone-sized scree
   await page.screenshot({ path: join(ARTIFACTS, 'phone.png') });
   assert.deepEqual(pageA.errors, []);
 });
+
+test('with ?relay2= two relays carry the topic: your ops are on both, checkpoints gossiped, no alarm', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ants-coord-e2e-relay2-'));
+  const port = await freePort();
+  const second = spawn(relayBinary(), ['--listen', `127.0.0.1:${port}`, '--data', dir], { stdio: ['ignore', 'inherit', 'inherit'] });
+  try {
+    await waitForHttp(`http://127.0.0.1:${port}/healthz`, 20_000, () => second.exitCode === null);
+    const page = await openDemo(await openContext(), `agents=0&relay2=ws://127.0.0.1:${port}/ws`);
+    await page.waitForFunction(() => window.demo.state.group !== undefined, null, { timeout: 15_000 });
+    await page.fill('#post-text', 'on both relays');
+    await page.click('#post-form button');
+    await page.waitForFunction(() => /✓ 1 of your ops acknowledged by both relays/.test(document.getElementById('honesty').textContent), null, { timeout: 15_000 });
+    // Each relay's signed checkpoint verifies against the tree the tab rebuilt from it.
+    await page.waitForFunction(() => /verified at sizes [1-9]\d* and [1-9]\d*/.test(document.getElementById('honesty').textContent), null, { timeout: 20_000 });
+    assert.doesNotMatch(await page.textContent('#honesty'), /⚠/);
+    assert.equal(await page.getAttribute('#honesty', 'class'), 'ok');
+    await page.locator('#panel-honesty').screenshot({ path: join(ARTIFACTS, 'honesty-two-relays.png') });
+    assert.deepEqual(page.errors, []);
+  } finally {
+    const exited = new Promise((resolve) => second.once('exit', resolve));
+    second.kill('SIGTERM');
+    await exited;
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
