@@ -5,6 +5,8 @@
 #   scripts/run.sh                                   # http://127.0.0.1:8787/
 #   ANTS_RELAY_LISTEN=0.0.0.0:9000 scripts/run.sh    # another address
 #   ANTS_RELAY_DATA=/tmp/demo scripts/run.sh         # another data directory (default ./relay-data)
+#   ANTS_DEMO_RELAY2=127.0.0.1:8788 scripts/run.sh   # also a second relay (data in <data>-2): the
+#                                                    # page's relay-honesty panel compares the two
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -20,8 +22,21 @@ cargo build --release --features relay --bin ants-relay
 host="${listen%:*}"
 port="${listen##*:}"
 [[ "$host" == 0.0.0.0 || "$host" == "[::]" ]] && host=127.0.0.1
+url="http://$host:$port/"
+relay2="${ANTS_DEMO_RELAY2:-}"
+if [[ -n "$relay2" ]]; then
+  "$target_dir/release/ants-relay" --listen "$relay2" --data "$data-2" &
+  second=$!
+  trap 'kill "$second" 2>/dev/null; wait "$second" 2>/dev/null' EXIT
+  url="$url?relay2=ws://$relay2/ws"
+fi
 echo
-echo "  ants-coord demo: open http://$host:$port/"
+echo "  ants-coord demo: open $url"
 echo "  (relay WebSocket ws://$host:$port/ws, data in $data; Ctrl-C stops it)"
+[[ -n "$relay2" ]] && echo "  (second relay ws://$relay2/ws, data in $data-2)"
 echo
-exec "$target_dir/release/ants-relay" --listen "$listen" --data "$data" --www "$root/www" --pkg "$root/pkg"
+if [[ -n "$relay2" ]]; then
+  "$target_dir/release/ants-relay" --listen "$listen" --data "$data" --www "$root/www" --pkg "$root/pkg"
+else
+  exec "$target_dir/release/ants-relay" --listen "$listen" --data "$data" --www "$root/www" --pkg "$root/pkg"
+fi
