@@ -278,9 +278,11 @@ impl fmt::Debug for SignedOp {
     }
 }
 
-/// Verifies the signatures of many decoded ops at once (batch equation, exact answer).
-pub fn verify_ops(ops: &[SignedOp]) -> Result<()> {
-    let messages: Vec<Vec<u8>> = ops.iter().map(SignedOp::signed_message).collect();
+/// Verifies the signatures of many decoded ops at once (batch equation, exact answer). Takes
+/// any iterator of references (`&[SignedOp]`, or ops borrowed from where they are held).
+pub fn verify_ops<'a>(ops: impl IntoIterator<Item = &'a SignedOp>) -> Result<()> {
+    let ops: Vec<&SignedOp> = ops.into_iter().collect();
+    let messages: Vec<Vec<u8>> = ops.iter().map(|op| op.signed_message()).collect();
     let keys: Vec<&[u8]> = ops.iter().map(|op| &op.author.as_bytes()[..]).collect();
     let msgs: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
     let sigs: Vec<&[u8]> = ops.iter().map(|op| &op.signature[..]).collect();

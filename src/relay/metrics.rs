@@ -59,6 +59,9 @@ pub struct Metrics {
     ops_refused: Mutex<BTreeMap<String, u64>>,
     entries_restored: AtomicU64,
     batches: AtomicU64,
+    batched_ops: AtomicU64,
+    verify_batches: AtomicU64,
+    verified_ops: AtomicU64,
     commit: Histogram,
     batch: Histogram,
     publish_to_receipt: Histogram,
@@ -107,9 +110,15 @@ impl Metrics {
         self.commit.observe(elapsed);
     }
     /// One batch of `ops` publishes was sequenced and committed in `elapsed`.
-    pub fn batch(&self, _ops: usize, elapsed: Duration) {
+    pub fn batch(&self, ops: usize, elapsed: Duration) {
         self.batches.fetch_add(1, Ordering::Relaxed);
+        self.batched_ops.fetch_add(ops as u64, Ordering::Relaxed);
         self.batch.observe(elapsed);
+    }
+    /// One batch of `ops` op signatures was checked with one batch equation.
+    pub fn verify_batch(&self, ops: usize) {
+        self.verify_batches.fetch_add(1, Ordering::Relaxed);
+        self.verified_ops.fetch_add(ops as u64, Ordering::Relaxed);
     }
     /// An entry left for a subscriber `elapsed` after its commit.
     pub fn fanout_lag(&self, elapsed: Duration) {
@@ -173,6 +182,27 @@ impl Metrics {
             "Group-commit transactions.",
             "counter",
             load(&self.batches),
+        );
+        gauge(
+            &mut out,
+            "ants_relay_commit_batch_ops_total",
+            "Publishes sequenced in group-commit transactions (divide by the batches for the mean batch).",
+            "counter",
+            load(&self.batched_ops),
+        );
+        gauge(
+            &mut out,
+            "ants_relay_verify_batches_total",
+            "Batch signature equations checked.",
+            "counter",
+            load(&self.verify_batches),
+        );
+        gauge(
+            &mut out,
+            "ants_relay_verify_batch_ops_total",
+            "Op signatures checked in batch equations.",
+            "counter",
+            load(&self.verified_ops),
         );
         let _ = writeln!(
             out,

@@ -7,6 +7,13 @@
 //! the entries to the fan-out hub. A receipt therefore never precedes durability, and a crash
 //! at any point loses only ops nobody was told were accepted.
 //!
+//! In front of it, the verifier thread checks op signatures in batches: it takes every publish
+//! queued while it was busy (across all connections, up to [`VERIFY_BATCH_MAX`]), checks them
+//! with one batch equation ([`crate::op::verify_ops`]) and hands them on in arrival order. When
+//! a batch fails, each op of it is checked alone, so only the forged ones are refused, with
+//! `BAD_SIGNATURE`. The two threads form a pipeline: one batch is verified while the previous
+//! one is sequenced and committed.
+//!
 //! Per (topic, author) the counter must strictly increase; gaps are allowed (an author may
 //! abandon an op it never managed to publish). A counter at or below the author's last one is
 //! a retry when the op is byte-identical to the one stored at that counter (the original
@@ -105,10 +112,14 @@ impl AgentConnections {
     }
 }
 
-/// One verified op waiting to be sequenced.
+/// Most publishes whose signatures are checked in one batch equation.
+pub const VERIFY_BATCH_MAX: usize = 256;
+
+/// One op waiting to be verified and sequenced.
 #[derive(Debug)]
 pub struct PublishRequest {
-    /// The op (signature verified, author authenticated).
+    /// The op: decoded, author authenticated, signature checked by the verifier thread before
+    /// the sequencer sees it.
     pub op: SignedOp,
     /// The request to answer.
     pub request_id: u32,
@@ -128,13 +139,13 @@ enum Command {
     Stop,
 }
 
-/// The sending side of the sequencer's queue.
+/// The sending side of the queue in front of the verifier and sequencer threads.
 #[derive(Debug, Clone)]
 pub struct SequencerQueue(SyncSender<Command>);
 
 impl SequencerQueue {
-    /// Asks the sequencer to commit everything queued before this call and stop (blocks while
-    /// the queue is full).
+    /// Asks the sequencer to verify and commit everything queued before this call and stop
+    /// (blocks while the queue is full).
     pub fn stop(&self) {
         let _ = self.0.send(Command::Stop);
     }
@@ -256,6 +267,8 @@ pub fn start(
         metrics.entries_restored(topic.size);
     }
     let (tx, rx) = std::sync::mpsc::sync_channel(tuning.queue.max(1));
+    let (verified_tx, verified_rx) = std::sync::mpsc::sync_channel(tuning.queue.max(1));
+    let verifier_metrics = metrics.clone();
     let mut sequencer = Sequencer {
         conn,
         agents,
@@ -266,9 +279,78 @@ pub fn start(
     };
     let handle = std::thread::Builder::new()
         .name("ants-sequencer".into())
-        .spawn(move || sequencer.run(rx, tuning))
+        .spawn(move || sequencer.run(verified_rx, tuning))
         .map_err(|e| Error::Unavailable(format!("cannot start the sequencer thread: {e}")))?;
+    std::thread::Builder::new()
+        .name("ants-verifier".into())
+        .spawn(move || run_verifier(&rx, &verified_tx, &verifier_metrics))
+        .map_err(|e| Error::Unavailable(format!("cannot start the verifier thread: {e}")))?;
     Ok((SequencerQueue(tx), handle))
+}
+
+/// The verifier thread: batches of publishes in, verified publishes out, in arrival order.
+/// Ends after forwarding a stop (or when every sender is gone); the sequencer then stops too.
+fn run_verifier(rx: &Receiver<Command>, out: &SyncSender<Command>, metrics: &Metrics) {
+    use std::sync::mpsc::TryRecvError;
+    let mut batch: Vec<PublishRequest> = Vec::with_capacity(VERIFY_BATCH_MAX);
+    loop {
+        // A command other than a publish ends the batch and is forwarded right behind it.
+        let mut after = None;
+        match rx.recv() {
+            Ok(Command::Publish(first)) => batch.push(first),
+            Ok(other) => after = Some(other),
+            Err(_) => return,
+        }
+        // No waiting: whatever queued up while the previous batch was checked is the batch.
+        while after.is_none() && batch.len() < VERIFY_BATCH_MAX {
+            match rx.try_recv() {
+                Ok(Command::Publish(request)) => batch.push(request),
+                Ok(other) => after = Some(other),
+                Err(TryRecvError::Disconnected) => after = Some(Command::Stop),
+                Err(TryRecvError::Empty) => break,
+            }
+        }
+        for request in verify_batch(std::mem::take(&mut batch), metrics) {
+            if out.send(Command::Publish(request)).is_err() {
+                return;
+            }
+        }
+        if let Some(command) = after {
+            let stop = matches!(command, Command::Stop);
+            if out.send(command).is_err() || stop {
+                return;
+            }
+        }
+    }
+}
+
+/// Checks the signatures of `batch` with one batch equation; on failure checks each alone and
+/// refuses the forged ones (`BAD_SIGNATURE` to their connection). Returns the genuine ones in
+/// their original order.
+fn verify_batch(batch: Vec<PublishRequest>, metrics: &Metrics) -> Vec<PublishRequest> {
+    if batch.is_empty() {
+        return batch;
+    }
+    metrics.verify_batch(batch.len());
+    if crate::op::verify_ops(batch.iter().map(|r| &r.op)).is_ok() {
+        return batch;
+    }
+    batch
+        .into_iter()
+        .filter(|request| {
+            let op = &request.op;
+            match op.author().verify(&op.signed_message(), op.signature()) {
+                Ok(()) => true,
+                Err(error) => {
+                    metrics.refused(error.code());
+                    request
+                        .reply
+                        .send(&Frame::error(request.request_id, &error));
+                    false
+                }
+            }
+        })
+        .collect()
 }
 
 fn now_ms() -> u64 {
@@ -540,4 +622,69 @@ fn sequence_one(
         },
     ));
     Ok(Outcome::New { seq, receipt })
+}
+
+#[cfg(test)]
+mod verify_tests {
+    use super::*;
+    use crate::op::OpDraft;
+
+    #[test]
+    fn a_failed_batch_refuses_only_its_forged_ops_and_keeps_the_order() {
+        let (frames, mut answers) = mpsc::channel(16);
+        let reply = ReplyTo {
+            frames,
+            overflowed: Arc::default(),
+            wake: Arc::default(),
+        };
+        let alice = Identity::from_seed(&[7; 32]).unwrap();
+        let requests: Vec<PublishRequest> = (0..6u32)
+            .map(|i| {
+                let op = SignedOp::sign(
+                    &alice,
+                    OpDraft {
+                        topic: "t".into(),
+                        kind: "post".into(),
+                        counter: u64::from(i),
+                        time_ms: 0,
+                        deps: vec![],
+                        body: vec![1, 2, 3],
+                    },
+                )
+                .unwrap();
+                let op = if i % 3 == 1 {
+                    let mut bytes = op.as_bytes().to_vec();
+                    let last = bytes.len() - 1;
+                    bytes[last] ^= 1;
+                    SignedOp::decode_unverified(&bytes).unwrap()
+                } else {
+                    op
+                };
+                PublishRequest {
+                    op,
+                    request_id: i,
+                    reply: reply.clone(),
+                    received_at: Instant::now(),
+                }
+            })
+            .collect();
+        let metrics = Metrics::default();
+        let kept = verify_batch(requests, &metrics);
+        let ids: Vec<u32> = kept.iter().map(|r| r.request_id).collect();
+        assert_eq!(ids, [0, 2, 3, 5]);
+        for expected in [1, 4] {
+            let frame = Frame::decode(&answers.try_recv().unwrap()).unwrap();
+            assert_eq!(frame.request_id, expected);
+            assert!(
+                matches!(&frame.body, Body::Error { code, .. } if code == "BAD_SIGNATURE"),
+                "{frame:?}"
+            );
+        }
+        assert!(answers.try_recv().is_err());
+        // A genuine batch passes whole.
+        assert_eq!(verify_batch(kept, &metrics).len(), 4);
+        assert!(metrics
+            .render()
+            .contains("ants_relay_verify_batch_ops_total 10"));
+    }
 }

@@ -73,7 +73,12 @@ async fn serve(socket: WebSocket, shared: &Arc<Shared>) -> End {
     };
     let mut conn = Conn {
         shared,
-        state: RelayConnection::new(shared.identity.agent_id(), nonce),
+        state: {
+            // Op signatures are checked by the verifier thread, in batches across connections.
+            let mut state = RelayConnection::new(shared.identity.agent_id(), nonce);
+            state.defer_op_signatures();
+            state
+        },
         sink,
         reply,
         bucket: TokenBucket::new(
@@ -203,7 +208,7 @@ impl Conn<'_> {
                 }
                 self.send_frame(&frame).await
             }
-            Action::Publish { request_id, op } => {
+            Action::Publish { request_id, op } | Action::PublishUnverified { request_id, op } => {
                 if self.shared.stopping.load(Ordering::Acquire) {
                     let error = Error::Unavailable("the relay is shutting down".into());
                     return self.refuse(request_id, &error).await;
