@@ -44,6 +44,9 @@ pub struct Limits {
     pub sequencer_queue: usize,
     /// WebSocket ping interval, in seconds.
     pub ping_interval_s: u64,
+    /// Entries between two stored snapshots of a topic's replica (0: only at shutdown). A
+    /// restart replays at most this many entries per topic through its replica.
+    pub replica_snapshot_every: u64,
 }
 
 impl Default for Limits {
@@ -62,6 +65,7 @@ impl Default for Limits {
             commit_max_ops: 2_048,
             sequencer_queue: 65_536,
             ping_interval_s: 20,
+            replica_snapshot_every: 10_000,
         }
     }
 }

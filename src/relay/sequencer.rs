@@ -14,6 +14,11 @@
 //! `BAD_SIGNATURE`. The two threads form a pipeline: one batch is verified while the previous
 //! one is sequenced and committed.
 //!
+//! Each topic's replica is snapshotted into the database (table `replica_snapshots`, inside
+//! the batch's transaction) once it has moved [`GroupCommit::snapshot_every`] entries past its
+//! last snapshot, and again when the sequencer stops. At startup a replica is restored from its
+//! snapshot and fed only the entries after it, instead of every entry of the topic.
+//!
 //! Per (topic, author) the counter must strictly increase; gaps are allowed (an author may
 //! abandon an op it never managed to publish). A counter at or below the author's last one is
 //! a retry when the op is byte-identical to the one stored at that counter (the original
@@ -135,7 +140,14 @@ pub struct PublishRequest {
 #[allow(clippy::large_enum_variant)]
 enum Command {
     Publish(PublishRequest),
-    /// Commit what came before, then stop.
+    /// Answer with a topic's replica state hash, after committing what came before.
+    StateHash {
+        /// The topic.
+        topic: String,
+        /// Where to answer (`None`: no such topic).
+        answer: std::sync::mpsc::Sender<Option<[u8; 32]>>,
+    },
+    /// Commit what came before, snapshot every replica, then stop.
     Stop,
 }
 
@@ -148,6 +160,21 @@ impl SequencerQueue {
     /// (blocks while the queue is full).
     pub fn stop(&self) {
         let _ = self.0.send(Command::Stop);
+    }
+
+    /// The replica state hash of `topic` once everything queued before this call is committed
+    /// (`None` for a topic with no entries). Blocks.
+    pub fn replica_state_hash(&self, topic: &str) -> Result<Option<[u8; 32]>> {
+        let (answer, result) = std::sync::mpsc::channel();
+        self.0
+            .send(Command::StateHash {
+                topic: topic.to_owned(),
+                answer,
+            })
+            .map_err(|_| Error::Unavailable("the relay is shutting down".into()))?;
+        result
+            .recv()
+            .map_err(|_| Error::Unavailable("the relay is shutting down".into()))
     }
 
     /// Queues a publish without blocking. A full queue is `UNAVAILABLE` (retrying is safe).
@@ -173,6 +200,8 @@ pub struct GroupCommit {
     pub max_ops: usize,
     /// Capacity of the queue in front of the sequencer.
     pub queue: usize,
+    /// Entries between two replica snapshots of a topic (0: snapshot only when stopping).
+    pub snapshot_every: u64,
 }
 
 #[derive(Debug)]
@@ -185,16 +214,47 @@ struct TopicState {
     frontier: Frontier,
     /// The topic's replica, fed every entry as it is sequenced.
     replica: Replica,
+    /// The `next_seq` of the replica's latest stored snapshot (0: none).
+    snapshot_seq: u64,
 }
 
-/// A replica of `topic` with the default configuration, fed the stored entries.
-fn rebuild_replica(conn: &Connection, topic_id: i64, name: &str) -> Result<Replica> {
-    let mut replica = Replica::new(name, ReplicaConfig::default())?;
+/// The replica of topic `name` rebuilt from storage: its latest snapshot, if it is usable
+/// (same topic and configuration, not past the stored entries), plus the entries after it;
+/// otherwise every stored entry. Returns the replica and the snapshot's `next_seq` (0: none).
+pub fn rebuild_replica(
+    conn: &Connection,
+    topic_id: i64,
+    name: &str,
+    config: &ReplicaConfig,
+    size: u64,
+) -> Result<(Replica, u64)> {
+    let fresh = Replica::new(name, config.clone())?;
+    let (mut replica, snapshot_seq) = match store::replica_snapshot(conn, topic_id)? {
+        Some((next_seq, state)) => match Replica::restore(&state) {
+            Ok(restored)
+                if restored.topic() == name
+                    && restored.config() == fresh.config()
+                    && restored.next_seq() == next_seq
+                    && next_seq <= size =>
+            {
+                (restored, next_seq)
+            }
+            Ok(_) => {
+                tracing::warn!(topic = name, "replica snapshot does not match; replaying");
+                (fresh, 0)
+            }
+            Err(error) => {
+                tracing::warn!(topic = name, %error, "replica snapshot unreadable; replaying");
+                (fresh, 0)
+            }
+        },
+        None => (fresh, 0),
+    };
     let mut stmt = conn
-        .prepare("SELECT entry FROM entries WHERE topic = ?1 ORDER BY seq")
+        .prepare("SELECT entry FROM entries WHERE topic = ?1 AND seq >= ?2 ORDER BY seq")
         .map_err(storage("rebuild replica"))?;
     let mut rows = stmt
-        .query(params![topic_id])
+        .query(params![topic_id, to_sql(replica.next_seq())])
         .map_err(storage("rebuild replica"))?;
     while let Some(row) = rows.next().map_err(storage("rebuild replica"))? {
         let bytes: Vec<u8> = row.get(0).map_err(storage("rebuild replica"))?;
@@ -202,7 +262,7 @@ fn rebuild_replica(conn: &Connection, topic_id: i64, name: &str) -> Result<Repli
         let entry = Entry::decode_unverified(&bytes)?;
         replica.apply(&entry)?;
     }
-    Ok(replica)
+    Ok((replica, snapshot_seq))
 }
 
 /// Every topic's state as stored, with its Merkle frontier rebuilt from the hash table.
@@ -210,7 +270,8 @@ fn load_topics(conn: &Connection) -> Result<HashMap<String, TopicState>> {
     let mut topics = HashMap::new();
     for t in store::recover(conn)? {
         let frontier = Frontier::from_store(&SqlHashes::new(conn, t.id), t.size)?;
-        let replica = rebuild_replica(conn, t.id, &t.name)?;
+        let (replica, snapshot_seq) =
+            rebuild_replica(conn, t.id, &t.name, &ReplicaConfig::default(), t.size)?;
         let RecoveredTopic {
             id,
             name,
@@ -227,6 +288,7 @@ fn load_topics(conn: &Connection) -> Result<HashMap<String, TopicState>> {
                 last_counters,
                 frontier,
                 replica,
+                snapshot_seq,
             },
         );
     }
@@ -249,6 +311,7 @@ struct Sequencer {
     hub: Arc<Hub>,
     metrics: Arc<Metrics>,
     identity: Arc<Identity>,
+    snapshot_every: u64,
 }
 
 /// Recovers state from the database, restores the hub and starts the sequencer thread. The
@@ -276,6 +339,7 @@ pub fn start(
         hub,
         metrics,
         identity,
+        snapshot_every: tuning.snapshot_every,
     };
     let handle = std::thread::Builder::new()
         .name("ants-sequencer".into())
@@ -365,8 +429,13 @@ impl Sequencer {
         let mut batch = Vec::with_capacity(max_ops);
         let mut stopping = false;
         while !stopping {
+            let mut query = None;
             match rx.recv() {
                 Ok(Command::Publish(first)) => batch.push(first),
+                Ok(Command::StateHash { topic, answer }) => {
+                    let _ = answer.send(self.state_hash(&topic));
+                    continue;
+                }
                 Ok(Command::Stop) | Err(_) => break,
             }
             let deadline = Instant::now() + tuning.window;
@@ -383,6 +452,10 @@ impl Sequencer {
                 };
                 match next {
                     Ok(Command::Publish(request)) => batch.push(request),
+                    Ok(Command::StateHash { topic, answer }) => {
+                        query = Some((topic, answer));
+                        break;
+                    }
                     Ok(Command::Stop) | Err(RecvTimeoutError::Disconnected) => {
                         stopping = true;
                         break;
@@ -391,8 +464,47 @@ impl Sequencer {
                 }
             }
             self.commit_batch(std::mem::take(&mut batch));
+            if let Some((topic, answer)) = query {
+                let _ = answer.send(self.state_hash(&topic));
+            }
         }
+        self.snapshot_all();
         tracing::info!("sequencer drained and stopped");
+    }
+
+    fn state_hash(&self, topic: &str) -> Option<[u8; 32]> {
+        self.topics.get(topic).map(|t| t.replica.state_hash())
+    }
+
+    /// Stores a snapshot of every replica that moved since its last one (when stopping).
+    fn snapshot_all(&mut self) {
+        let topics = &mut self.topics;
+        let result = (|| -> Result<usize> {
+            let tx = self
+                .conn
+                .transaction()
+                .map_err(storage("begin transaction"))?;
+            let mut stored = 0;
+            for topic in topics.values_mut() {
+                let next_seq = topic.replica.next_seq();
+                if next_seq > topic.snapshot_seq {
+                    store::put_replica_snapshot(
+                        &tx,
+                        topic.id,
+                        next_seq,
+                        &topic.replica.snapshot(),
+                    )?;
+                    topic.snapshot_seq = next_seq;
+                    stored += 1;
+                }
+            }
+            tx.commit().map_err(storage("commit"))?;
+            Ok(stored)
+        })();
+        match result {
+            Ok(stored) => tracing::info!(topics = stored, "replica snapshots stored"),
+            Err(error) => tracing::error!(%error, "could not store replica snapshots"),
+        }
     }
 
     fn commit_batch(&mut self, batch: Vec<PublishRequest>) {
@@ -419,6 +531,28 @@ impl Sequencer {
                     return Err(Error::Unavailable(reason.clone()));
                 }
                 outcomes.push(outcome);
+            }
+            // Snapshot the replicas this batch moved far enough, in the same transaction: a
+            // stored snapshot always matches the stored entries.
+            if self.snapshot_every > 0 {
+                let mut touched: Vec<&str> = fresh.iter().map(|(t, _)| t.as_str()).collect();
+                touched.sort_unstable();
+                touched.dedup();
+                for name in touched {
+                    if let Some(topic) = self.topics.get_mut(name) {
+                        let next_seq = topic.replica.next_seq();
+                        if next_seq >= topic.snapshot_seq.saturating_add(self.snapshot_every) {
+                            store::put_replica_snapshot(
+                                &tx,
+                                topic.id,
+                                next_seq,
+                                &topic.replica.snapshot(),
+                            )?;
+                            // (Reloaded from storage if the commit fails.)
+                            topic.snapshot_seq = next_seq;
+                        }
+                    }
+                }
             }
             let commit_started = Instant::now();
             tx.commit().map_err(storage("commit"))?;
@@ -512,6 +646,7 @@ fn sequence_one(
                 last_counters: HashMap::new(),
                 frontier: Frontier::new(),
                 replica: Replica::new(topic_name, ReplicaConfig::default())?,
+                snapshot_seq: 0,
             },
         );
     }
@@ -686,5 +821,123 @@ mod verify_tests {
         assert!(metrics
             .render()
             .contains("ants_relay_verify_batch_ops_total 10"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::op::OpDraft;
+
+    fn post(author: &Identity, counter: u64) -> SignedOp {
+        SignedOp::sign(
+            author,
+            OpDraft {
+                topic: "t".into(),
+                kind: "post".into(),
+                counter,
+                time_ms: counter,
+                deps: vec![],
+                body: format!("post {counter}").into_bytes(),
+            },
+        )
+        .unwrap()
+    }
+
+    fn full_replay(conn: &Connection) -> Replica {
+        let mut replica = Replica::new("t", ReplicaConfig::default()).unwrap();
+        let mut stmt = conn
+            .prepare("SELECT entry FROM entries ORDER BY seq")
+            .unwrap();
+        let entries: Vec<Vec<u8>> = stmt
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        for bytes in entries {
+            replica
+                .apply(&Entry::decode_unverified(&bytes).unwrap())
+                .unwrap();
+        }
+        replica
+    }
+
+    #[test]
+    fn replicas_restart_from_their_snapshot_plus_the_tail_as_from_a_full_replay() {
+        let dir = std::env::temp_dir().join(format!("ants-seq-snapshot-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(store::DB_FILE);
+        let (frames, mut answers) = mpsc::channel(1024);
+        let reply = ReplyTo {
+            frames,
+            overflowed: Arc::default(),
+            wake: Arc::default(),
+        };
+        let alice = Identity::from_seed(&[7; 32]).unwrap();
+        let mut sequencer = Sequencer {
+            conn: store::open_writer(&path).unwrap(),
+            agents: Arc::default(),
+            topics: HashMap::new(),
+            hub: Arc::new(Hub::new(16)),
+            metrics: Arc::default(),
+            identity: Arc::new(Identity::from_seed(&[1; 32]).unwrap()),
+            snapshot_every: 10,
+        };
+        let ops: Vec<SignedOp> = (0..27).map(|c| post(&alice, c)).collect();
+        for chunk in ops.chunks(4) {
+            let batch = chunk
+                .iter()
+                .map(|op| PublishRequest {
+                    op: op.clone(),
+                    request_id: 1,
+                    reply: reply.clone(),
+                    received_at: Instant::now(),
+                })
+                .collect();
+            sequencer.commit_batch(batch);
+        }
+        for _ in 0..27 {
+            let frame = Frame::decode(&answers.try_recv().unwrap()).unwrap();
+            assert!(matches!(frame.body, Body::Receipt { .. }), "{frame:?}");
+        }
+        let live = sequencer.topics["t"].replica.state_hash();
+        // Dropped without stopping: no shutdown snapshot, as after a crash.
+        drop(sequencer);
+
+        let conn = store::open_writer(&path).unwrap();
+        let topic_id: i64 = conn
+            .query_row("SELECT id FROM topics WHERE name = 't'", [], |row| {
+                row.get(0)
+            })
+            .unwrap();
+        let (snapshot_seq, _) = store::replica_snapshot(&conn, topic_id).unwrap().unwrap();
+        assert_eq!(
+            snapshot_seq, 24,
+            "batches end at 4, 8, …: snapshots at 12 and 24"
+        );
+        let topics = load_topics(&conn).unwrap();
+        assert_eq!(topics["t"].snapshot_seq, 24);
+        assert_eq!(
+            topics["t"].replica.next_seq(),
+            27,
+            "snapshot plus a tail of 3"
+        );
+        assert_eq!(topics["t"].replica.state_hash(), live);
+        assert_eq!(full_replay(&conn).state_hash(), live);
+
+        // A damaged or foreign snapshot is ignored: every entry is replayed.
+        conn.execute("UPDATE replica_snapshots SET state = x'0102'", [])
+            .unwrap();
+        let topics = load_topics(&conn).unwrap();
+        assert_eq!(topics["t"].snapshot_seq, 0);
+        assert_eq!(topics["t"].replica.state_hash(), live);
+        let other = Replica::new("u", ReplicaConfig::default()).unwrap();
+        store::put_replica_snapshot(&conn, topic_id, 0, &other.snapshot()).unwrap();
+        let topics = load_topics(&conn).unwrap();
+        assert_eq!(topics["t"].snapshot_seq, 0);
+        assert_eq!(topics["t"].replica.state_hash(), live);
+        drop(conn);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

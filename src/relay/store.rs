@@ -47,6 +47,11 @@ CREATE TABLE IF NOT EXISTS hashes (
     hash  BLOB    NOT NULL,
     PRIMARY KEY (topic, level, idx)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS replica_snapshots (
+    topic    INTEGER PRIMARY KEY REFERENCES topics(id),
+    next_seq INTEGER NOT NULL,
+    state    BLOB    NOT NULL
+);
 CREATE TABLE IF NOT EXISTS meta (
     key   TEXT PRIMARY KEY,
     value BLOB NOT NULL
@@ -203,6 +208,34 @@ pub fn put_hashes(conn: &Connection, topic_id: i64, hashes: &[(u32, u64, Hash)])
             .map_err(storage("insert hash"))?;
     }
     Ok(())
+}
+
+/// Replaces the stored replica snapshot of a topic: `state` is [`crate::replica::Replica::snapshot`]
+/// after the entries `0..next_seq` (inside the caller's transaction, so it always matches the
+/// stored entries).
+pub fn put_replica_snapshot(
+    conn: &Connection,
+    topic_id: i64,
+    next_seq: u64,
+    state: &[u8],
+) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT OR REPLACE INTO replica_snapshots (topic, next_seq, state) VALUES (?1, ?2, ?3)",
+    )
+    .and_then(|mut stmt| stmt.execute(params![topic_id, to_sql(next_seq), state]))
+    .map(|_| ())
+    .map_err(storage("store replica snapshot"))
+}
+
+/// The latest replica snapshot of a topic, as `(next_seq, state bytes)`.
+pub fn replica_snapshot(conn: &Connection, topic_id: i64) -> Result<Option<(u64, Vec<u8>)>> {
+    conn.query_row(
+        "SELECT next_seq, state FROM replica_snapshots WHERE topic = ?1",
+        params![topic_id],
+        |row| Ok((from_sql(row.get(0)?), row.get(1)?)),
+    )
+    .optional()
+    .map_err(storage("load replica snapshot"))
 }
 
 /// Whether an op with this id is sequenced (in any topic).
