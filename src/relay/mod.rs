@@ -173,6 +173,7 @@ pub async fn start(config: Config) -> Result<RelayHandle> {
     };
     // Recovery reads the whole database once, before anything is served.
     let agents = Arc::new(sequencer::AgentConnections::default());
+    let rules = config::ReplicaRules::new(&config.replica)?;
     let (queue, sequencer) = sequencer::start(
         conn,
         identity.clone(),
@@ -180,6 +181,7 @@ pub async fn start(config: Config) -> Result<RelayHandle> {
         metrics.clone(),
         agents.clone(),
         tuning,
+        rules,
     )?;
     tracing::info!(
         elapsed_ms = recovery_started.elapsed().as_millis() as u64,

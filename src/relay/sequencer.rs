@@ -34,6 +34,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use rusqlite::{params, Connection};
 use tokio::sync::{mpsc, Notify};
 
+use super::config::ReplicaRules;
 use super::hub::{CachedEntry, Hub};
 use super::metrics::Metrics;
 use super::store::{self, storage, to_sql, RecoveredTopic, SqlHashes};
@@ -265,13 +266,14 @@ pub fn rebuild_replica(
     Ok((replica, snapshot_seq))
 }
 
-/// Every topic's state as stored, with its Merkle frontier rebuilt from the hash table.
-fn load_topics(conn: &Connection) -> Result<HashMap<String, TopicState>> {
+/// Every topic's state as stored, with its Merkle frontier rebuilt from the hash table and its
+/// replica (with the rules `rules` give it) from its snapshot and the entries after it.
+fn load_topics(conn: &Connection, rules: &ReplicaRules) -> Result<HashMap<String, TopicState>> {
     let mut topics = HashMap::new();
     for t in store::recover(conn)? {
         let frontier = Frontier::from_store(&SqlHashes::new(conn, t.id), t.size)?;
         let (replica, snapshot_seq) =
-            rebuild_replica(conn, t.id, &t.name, &ReplicaConfig::default(), t.size)?;
+            rebuild_replica(conn, t.id, &t.name, &rules.for_topic(&t.name), t.size)?;
         let RecoveredTopic {
             id,
             name,
@@ -312,6 +314,7 @@ struct Sequencer {
     metrics: Arc<Metrics>,
     identity: Arc<Identity>,
     snapshot_every: u64,
+    rules: ReplicaRules,
 }
 
 /// Recovers state from the database, restores the hub and starts the sequencer thread. The
@@ -323,8 +326,9 @@ pub fn start(
     metrics: Arc<Metrics>,
     agents: Arc<AgentConnections>,
     tuning: GroupCommit,
+    rules: ReplicaRules,
 ) -> Result<(SequencerQueue, std::thread::JoinHandle<()>)> {
-    let topics = load_topics(&conn)?;
+    let topics = load_topics(&conn, &rules)?;
     for (name, topic) in &topics {
         hub.restore(name, topic.size, topic.frontier.root());
         metrics.entries_restored(topic.size);
@@ -340,6 +344,7 @@ pub fn start(
         metrics,
         identity,
         snapshot_every: tuning.snapshot_every,
+        rules,
     };
     let handle = std::thread::Builder::new()
         .name("ants-sequencer".into())
@@ -521,6 +526,7 @@ impl Sequencer {
                 let outcome = sequence_one(
                     &tx,
                     &mut self.topics,
+                    &self.rules,
                     &self.identity,
                     &request.op,
                     &mut fresh,
@@ -617,7 +623,7 @@ impl Sequencer {
     }
 
     fn reload(&mut self) {
-        match load_topics(&self.conn) {
+        match load_topics(&self.conn, &self.rules) {
             Ok(topics) => self.topics = topics,
             Err(error) => tracing::error!(%error, "could not reload state after a failed commit"),
         }
@@ -627,6 +633,7 @@ impl Sequencer {
 fn sequence_one(
     tx: &rusqlite::Transaction<'_>,
     topics: &mut HashMap<String, TopicState>,
+    rules: &ReplicaRules,
     identity: &Identity,
     op: &SignedOp,
     fresh: &mut Vec<(String, CachedEntry)>,
@@ -645,7 +652,7 @@ fn sequence_one(
                 last_time_ms: 0,
                 last_counters: HashMap::new(),
                 frontier: Frontier::new(),
-                replica: Replica::new(topic_name, ReplicaConfig::default())?,
+                replica: Replica::new(topic_name, rules.for_topic(topic_name))?,
                 snapshot_seq: 0,
             },
         );
@@ -883,6 +890,7 @@ mod tests {
             metrics: Arc::default(),
             identity: Arc::new(Identity::from_seed(&[1; 32]).unwrap()),
             snapshot_every: 10,
+            rules: ReplicaRules::default(),
         };
         let ops: Vec<SignedOp> = (0..27).map(|c| post(&alice, c)).collect();
         for chunk in ops.chunks(4) {
@@ -916,7 +924,8 @@ mod tests {
             snapshot_seq, 24,
             "batches end at 4, 8, …: snapshots at 12 and 24"
         );
-        let topics = load_topics(&conn).unwrap();
+        let rules = ReplicaRules::default();
+        let topics = load_topics(&conn, &rules).unwrap();
         assert_eq!(topics["t"].snapshot_seq, 24);
         assert_eq!(
             topics["t"].replica.next_seq(),
@@ -929,14 +938,24 @@ mod tests {
         // A damaged or foreign snapshot is ignored: every entry is replayed.
         conn.execute("UPDATE replica_snapshots SET state = x'0102'", [])
             .unwrap();
-        let topics = load_topics(&conn).unwrap();
+        let topics = load_topics(&conn, &rules).unwrap();
         assert_eq!(topics["t"].snapshot_seq, 0);
         assert_eq!(topics["t"].replica.state_hash(), live);
         let other = Replica::new("u", ReplicaConfig::default()).unwrap();
         store::put_replica_snapshot(&conn, topic_id, 0, &other.snapshot()).unwrap();
-        let topics = load_topics(&conn).unwrap();
+        let topics = load_topics(&conn, &rules).unwrap();
         assert_eq!(topics["t"].snapshot_seq, 0);
         assert_eq!(topics["t"].replica.state_hash(), live);
+        // Other rules for the topic: the snapshot (made under the old ones) is not used.
+        let tables = [crate::relay::config::TopicReplicaConfig {
+            prefix: "t".into(),
+            feed_capacity: Some(5),
+            ..Default::default()
+        }];
+        let rules = ReplicaRules::new(&tables).unwrap();
+        let topics = load_topics(&conn, &rules).unwrap();
+        assert_eq!(topics["t"].replica.config().feed_capacity, 5);
+        assert_eq!(topics["t"].replica.next_seq(), 27);
         drop(conn);
         std::fs::remove_dir_all(&dir).unwrap();
     }
