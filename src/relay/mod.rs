@@ -171,7 +171,8 @@ pub async fn start(config: Config) -> Result<RelayHandle> {
         queue: config.limits.sequencer_queue,
         snapshot_every: config.limits.replica_snapshot_every,
     };
-    // Recovery reads the whole database once, before anything is served.
+    // Recovery (indexes, the hash table, replica snapshots and their tails) runs before
+    // anything is served.
     let agents = Arc::new(sequencer::AgentConnections::default());
     let rules = config::ReplicaRules::new(&config.replica)?;
     let (queue, sequencer) = sequencer::start(

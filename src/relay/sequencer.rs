@@ -300,9 +300,70 @@ fn load_topics(conn: &Connection, rules: &ReplicaRules) -> Result<HashMap<String
 /// The outcome of sequencing one op.
 enum Outcome {
     /// Newly sequenced.
-    New { seq: u64, receipt: Vec<u8> },
+    New { seq: u64, receipt: ReceiptBytes },
     /// A retry of an op already sequenced.
-    Retry { seq: u64, receipt: Vec<u8> },
+    Retry { seq: u64, receipt: ReceiptBytes },
+}
+
+/// A receipt as stored, or one of this batch's receipts, signed once the batch is sequenced.
+enum ReceiptBytes {
+    Stored(Vec<u8>),
+    Pending(usize),
+}
+
+/// An entry sequenced in the current batch, not yet written: its receipt is signed for the
+/// whole batch at once (on several threads), then its row is inserted.
+struct PendingEntry {
+    topic_id: i64,
+    author: AgentId,
+    counter: u64,
+    op_id: OpId,
+    entry: Arc<[u8]>,
+    receipt: Receipt,
+    hashes: Vec<(u32, u64, crate::log::Hash)>,
+}
+
+/// What the current batch sequenced so far: retries and deps within a batch are resolved
+/// here, since its rows are written only after its receipts are signed.
+#[derive(Default)]
+struct BatchLog {
+    pending: Vec<PendingEntry>,
+    by_counter: HashMap<(i64, AgentId, u64), usize>,
+    op_ids: std::collections::HashSet<OpId>,
+}
+
+/// Batches at least this large sign their receipts on several threads.
+const PARALLEL_SIGNING_MIN: usize = 64;
+
+/// Signs every receipt of `pending`, in order, splitting large batches over the machine's
+/// cores (ed25519 signing is the largest CPU cost per op on the sequencer thread).
+fn sign_receipts(identity: &Identity, pending: &[PendingEntry]) -> Result<Vec<Vec<u8>>> {
+    let sign_all = |chunk: &[PendingEntry]| -> Result<Vec<Vec<u8>>> {
+        chunk
+            .iter()
+            .map(|p| {
+                SignedReceipt::sign(identity, p.receipt.clone()).map(|s| s.as_bytes().to_vec())
+            })
+            .collect()
+    };
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    if pending.len() < PARALLEL_SIGNING_MIN || threads < 2 {
+        return sign_all(pending);
+    }
+    let chunk = pending.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let mut chunks = pending.chunks(chunk);
+        let first = chunks.next().unwrap_or(&[]);
+        let others: Vec<_> = chunks.map(|c| scope.spawn(move || sign_all(c))).collect();
+        let mut signed = sign_all(first)?;
+        for handle in others {
+            let part = handle
+                .join()
+                .map_err(|_| Error::Unavailable("a receipt-signing thread panicked".into()))??;
+            signed.extend(part);
+        }
+        Ok(signed)
+    })
 }
 
 /// The sequencer thread's state.
@@ -517,6 +578,8 @@ impl Sequencer {
         let mut outcomes: Vec<Result<Outcome>> = Vec::with_capacity(batch.len());
         let mut fresh: Vec<(String, CachedEntry)> = Vec::new();
         let mut pushes: Vec<(AgentId, Frame)> = Vec::new();
+        let mut log = BatchLog::default();
+        let mut signed: Vec<Vec<u8>> = Vec::new();
         let result = (|| -> Result<()> {
             let tx = self
                 .conn
@@ -527,10 +590,10 @@ impl Sequencer {
                     &tx,
                     &mut self.topics,
                     &self.rules,
-                    &self.identity,
                     &request.op,
                     &mut fresh,
                     &mut pushes,
+                    &mut log,
                 );
                 // A storage failure aborts the whole batch; a refusal concerns one op only.
                 if let Err(Error::Unavailable(reason)) = &outcome {
@@ -538,6 +601,28 @@ impl Sequencer {
                 }
                 outcomes.push(outcome);
             }
+            signed = sign_receipts(&self.identity, &log.pending)?;
+            let mut insert = tx
+                .prepare_cached(
+                    "INSERT INTO entries (topic, seq, author, counter, op_id, entry, receipt) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                )
+                .map_err(storage("insert entry"))?;
+            for (pending, receipt) in log.pending.iter().zip(&signed) {
+                store::put_hashes(&tx, pending.topic_id, &pending.hashes)?;
+                insert
+                    .execute(params![
+                        pending.topic_id,
+                        to_sql(pending.receipt.seq),
+                        &pending.author.as_bytes()[..],
+                        to_sql(pending.counter),
+                        &pending.op_id.0[..],
+                        &pending.entry[..],
+                        receipt,
+                    ])
+                    .map_err(storage("insert entry"))?;
+            }
+            drop(insert);
             // Snapshot the replicas this batch moved far enough, in the same transaction: a
             // stored snapshot always matches the stored entries.
             if self.snapshot_every > 0 {
@@ -600,6 +685,10 @@ impl Sequencer {
             let frame = match outcome {
                 Ok(Outcome::New { seq, receipt } | Outcome::Retry { seq, receipt }) => {
                     self.metrics.accepted(request.received_at.elapsed());
+                    let receipt = match receipt {
+                        ReceiptBytes::Stored(bytes) => bytes,
+                        ReceiptBytes::Pending(i) => signed.get(i).cloned().unwrap_or_default(),
+                    };
                     Frame::new(
                         request.request_id,
                         Body::Receipt {
@@ -634,10 +723,10 @@ fn sequence_one(
     tx: &rusqlite::Transaction<'_>,
     topics: &mut HashMap<String, TopicState>,
     rules: &ReplicaRules,
-    identity: &Identity,
     op: &SignedOp,
     fresh: &mut Vec<(String, CachedEntry)>,
     pushes: &mut Vec<(AgentId, Frame)>,
+    log: &mut BatchLog,
 ) -> Result<Outcome> {
     let topic_name = op.topic();
     if !topics.contains_key(topic_name) {
@@ -664,10 +753,24 @@ fn sequence_one(
     let counter = op.counter();
     if let Some(&last) = topic.last_counters.get(&author) {
         if counter <= last {
+            if let Some(&i) = log.by_counter.get(&(topic.id, author, counter)) {
+                let pending = &log.pending[i];
+                return if pending.op_id == op.id() {
+                    Ok(Outcome::Retry {
+                        seq: pending.receipt.seq,
+                        receipt: ReceiptBytes::Pending(i),
+                    })
+                } else {
+                    Err(Error::CounterReused {
+                        topic: topic_name.to_owned(),
+                        counter,
+                    })
+                };
+            }
             return match store::op_at_counter(tx, topic.id, &author, counter)? {
                 Some(stored) if OpId(stored.op_id) == op.id() => Ok(Outcome::Retry {
                     seq: stored.seq,
-                    receipt: stored.receipt,
+                    receipt: ReceiptBytes::Stored(stored.receipt),
                 }),
                 Some(_) => Err(Error::CounterReused {
                     topic: topic_name.to_owned(),
@@ -684,7 +787,7 @@ fn sequence_one(
     // Every dep must already be sequenced (here or in another topic): sequencing an op before
     // one it depends on would be a DEPS_ORDER violation any follower can prove.
     for dep in op.deps() {
-        if !store::op_is_sequenced(tx, &dep.0)? {
+        if !log.op_ids.contains(dep) && !store::op_is_sequenced(tx, &dep.0)? {
             return Err(Error::DepsMissing {
                 dep: dep.to_string(),
             });
@@ -700,9 +803,15 @@ fn sequence_one(
     frontier.append_hash(leaf_hash(entry.as_bytes()), |level, index, hash| {
         completed.push((level, index, *hash))
     })?;
-    let receipt = SignedReceipt::sign(
-        identity,
-        Receipt {
+    let bytes: Arc<[u8]> = Arc::from(entry.as_bytes());
+    let index = log.pending.len();
+    log.pending.push(PendingEntry {
+        topic_id: topic.id,
+        author,
+        counter,
+        op_id: op.id(),
+        entry: bytes.clone(),
+        receipt: Receipt {
             topic: topic_name.to_owned(),
             seq,
             op_id: op.id(),
@@ -710,26 +819,10 @@ fn sequence_one(
             tree_size: seq + 1,
             root: frontier.root(),
         },
-    )?
-    .as_bytes()
-    .to_vec();
-    store::put_hashes(tx, topic.id, &completed)?;
-    tx.prepare_cached(
-        "INSERT INTO entries (topic, seq, author, counter, op_id, entry, receipt) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-    )
-    .and_then(|mut stmt| {
-        stmt.execute(params![
-            topic.id,
-            to_sql(seq),
-            &author.as_bytes()[..],
-            to_sql(counter),
-            &op.id().0[..],
-            entry.as_bytes(),
-            &receipt,
-        ])
-    })
-    .map_err(storage("insert entry"))?;
+        hashes: completed,
+    });
+    log.by_counter.insert((topic.id, author, counter), index);
+    log.op_ids.insert(op.id());
     // The replica sees the entry now, so a lost claim is known before the batch commits. (If
     // the batch fails, `reload` rebuilds every replica from storage.)
     match topic.replica.apply(&entry) {
@@ -759,11 +852,14 @@ fn sequence_one(
         topic_name.to_owned(),
         CachedEntry {
             seq,
-            bytes: Arc::from(entry.as_bytes()),
+            bytes,
             committed_at: Instant::now(),
         },
     ));
-    Ok(Outcome::New { seq, receipt })
+    Ok(Outcome::New {
+        seq,
+        receipt: ReceiptBytes::Pending(index),
+    })
 }
 
 #[cfg(test)]
@@ -867,6 +963,104 @@ mod tests {
                 .unwrap();
         }
         replica
+    }
+
+    fn sequencer(path: &std::path::Path) -> Sequencer {
+        Sequencer {
+            conn: store::open_writer(path).unwrap(),
+            agents: Arc::default(),
+            topics: HashMap::new(),
+            hub: Arc::new(Hub::new(16)),
+            metrics: Arc::default(),
+            identity: Arc::new(Identity::from_seed(&[1; 32]).unwrap()),
+            snapshot_every: 0,
+            rules: ReplicaRules::default(),
+        }
+    }
+
+    fn draft(counter: u64, deps: Vec<OpId>, body: &[u8]) -> OpDraft {
+        OpDraft {
+            topic: "t".into(),
+            kind: "post".into(),
+            counter,
+            time_ms: 0,
+            deps,
+            body: body.to_vec(),
+        }
+    }
+
+    #[test]
+    fn retries_and_deps_within_one_batch_and_receipts_signed_in_parallel() {
+        let dir = std::env::temp_dir().join(format!("ants-seq-batch-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut sequencer = sequencer(&dir.join(store::DB_FILE));
+        let relay = sequencer.identity.agent_id();
+        let (frames, mut answers) = mpsc::channel(1024);
+        let reply = ReplyTo {
+            frames,
+            overflowed: Arc::default(),
+            wake: Arc::default(),
+        };
+        let alice = Identity::from_seed(&[7; 32]).unwrap();
+        let first = SignedOp::sign(&alice, draft(0, vec![], b"a")).unwrap();
+        let reused = SignedOp::sign(&alice, draft(0, vec![], b"other")).unwrap();
+        let dependent = SignedOp::sign(&alice, draft(1, vec![first.id()], b"c")).unwrap();
+        let missing = SignedOp::sign(&alice, draft(2, vec![OpId([9; 32])], b"d")).unwrap();
+        let mut ops = vec![first.clone(), first, reused, dependent, missing];
+        // Enough more for the receipts to be signed on several threads.
+        ops.extend((3..100).map(|c| SignedOp::sign(&alice, draft(c, vec![], b"x")).unwrap()));
+        let batch = ops
+            .iter()
+            .enumerate()
+            .map(|(i, op)| PublishRequest {
+                op: op.clone(),
+                request_id: i as u32,
+                reply: reply.clone(),
+                received_at: Instant::now(),
+            })
+            .collect();
+        sequencer.commit_batch(batch);
+        let mut answer = |request_id: u32| {
+            let frame = Frame::decode(&answers.try_recv().unwrap()).unwrap();
+            assert_eq!(frame.request_id, request_id);
+            frame.body
+        };
+        let receipt_of = |body: Body| match body {
+            Body::Receipt { seq, receipt, .. } => {
+                let signed = SignedReceipt::decode(&receipt, &relay).unwrap();
+                assert_eq!(signed.receipt().seq, seq);
+                (seq, receipt)
+            }
+            other => panic!("{other:?}"),
+        };
+        let code_of = |body: Body| match body {
+            Body::Error { code, .. } => code,
+            other => panic!("{other:?}"),
+        };
+        let original = receipt_of(answer(0));
+        assert_eq!(original.0, 0);
+        assert_eq!(receipt_of(answer(1)), original, "a retry in the same batch");
+        assert_eq!(code_of(answer(2)), "COUNTER_REUSED");
+        assert_eq!(
+            receipt_of(answer(3)).0,
+            1,
+            "its dep is earlier in the batch"
+        );
+        assert_eq!(code_of(answer(4)), "DEPS_MISSING");
+        for (i, seq) in (5..ops.len() as u32).zip(2..) {
+            assert_eq!(receipt_of(answer(i)).0, seq);
+        }
+        // Stored receipts are the ones sent: a retry in a later batch gets the original.
+        sequencer.commit_batch(vec![PublishRequest {
+            op: ops[0].clone(),
+            request_id: 200,
+            reply: reply.clone(),
+            received_at: Instant::now(),
+        }]);
+        assert_eq!(receipt_of(answer(200)), original);
+        drop(sequencer);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -124,41 +124,73 @@ pub fn recover(conn: &Connection) -> Result<Vec<RecoveredTopic>> {
             });
         }
     }
-    let mut stmt = conn
-        .prepare("SELECT topic, seq, author, counter, entry FROM entries ORDER BY topic, seq")
-        .map_err(storage("recover entries"))?;
-    let mut rows = stmt.query([]).map_err(storage("recover entries"))?;
-    while let Some(row) = rows.next().map_err(storage("recover entries"))? {
-        let topic: i64 = row.get(0).map_err(storage("recover entries"))?;
-        let seq = from_sql(row.get(1).map_err(storage("recover entries"))?);
-        let author: Vec<u8> = row.get(2).map_err(storage("recover entries"))?;
-        let counter = from_sql(row.get(3).map_err(storage("recover entries"))?);
-        let entry = row.get_ref(4).map_err(storage("recover entries"))?;
-        let entry = entry
-            .as_blob()
-            .map_err(|e| Error::Unavailable(format!("storage: entry column: {e}")))?;
-        let Some(&i) = index.get(&topic) else {
-            return Err(Error::Unavailable(format!(
-                "storage: entry of unknown topic {topic}"
-            )));
-        };
-        let state = &mut topics[i];
-        if seq != state.size {
-            return Err(Error::Unavailable(format!(
-                "storage: topic {:?} jumps from seq {} to {seq}",
-                state.name, state.size
-            )));
+    // Sizes. `(topic, seq)` is the primary key, so MIN = 0 and COUNT = MAX + 1 mean the
+    // sequence numbers are exactly `0..size`. (The aggregates read the indexes, not the
+    // entry blobs: recovery does not read every entry.)
+    {
+        let mut stmt = conn
+            .prepare("SELECT topic, COUNT(*), MIN(seq), MAX(seq) FROM entries GROUP BY topic")
+            .map_err(storage("recover sizes"))?;
+        let mut rows = stmt.query([]).map_err(storage("recover sizes"))?;
+        while let Some(row) = rows.next().map_err(storage("recover sizes"))? {
+            let topic: i64 = row.get(0).map_err(storage("recover sizes"))?;
+            let count: i64 = row.get(1).map_err(storage("recover sizes"))?;
+            let min: i64 = row.get(2).map_err(storage("recover sizes"))?;
+            let max: i64 = row.get(3).map_err(storage("recover sizes"))?;
+            let Some(&i) = index.get(&topic) else {
+                return Err(Error::Unavailable(format!(
+                    "storage: entries of unknown topic {topic}"
+                )));
+            };
+            let state = &mut topics[i];
+            if min != 0 || max.checked_add(1) != Some(count) {
+                return Err(Error::Unavailable(format!(
+                    "storage: topic {:?} has {count} entries numbered {min}..={max}",
+                    state.name
+                )));
+            }
+            state.size = from_sql(count);
         }
-        state.size += 1;
+    }
+    // The relay time of each topic's last entry.
+    for state in topics.iter_mut().filter(|t| t.size > 0) {
+        let entry: Vec<u8> = conn
+            .query_row(
+                "SELECT entry FROM entries WHERE topic = ?1 AND seq = ?2",
+                params![state.id, to_sql(state.size - 1)],
+                |row| row.get(0),
+            )
+            .map_err(storage("recover last entry"))?;
         // Entry layout: version (1) ‖ seq (8) ‖ relay time (8) ‖ …
         if let Some(time) = entry.get(9..17) {
             let mut bytes = [0u8; 8];
             bytes.copy_from_slice(time);
             state.last_time_ms = u64::from_be_bytes(bytes);
         }
+    }
+    // Each author's highest counter, from the `(topic, author, counter)` index. Counters are
+    // stored bit-cast to i64: those at or above 2^63 are negative and, as u64, above all others.
+    let mut stmt = conn
+        .prepare(
+            "SELECT topic, author, MAX(counter), MAX(CASE WHEN counter < 0 THEN counter END) \
+             FROM entries GROUP BY topic, author",
+        )
+        .map_err(storage("recover counters"))?;
+    let mut rows = stmt.query([]).map_err(storage("recover counters"))?;
+    while let Some(row) = rows.next().map_err(storage("recover counters"))? {
+        let topic: i64 = row.get(0).map_err(storage("recover counters"))?;
+        let author: Vec<u8> = row.get(1).map_err(storage("recover counters"))?;
+        let max: i64 = row.get(2).map_err(storage("recover counters"))?;
+        let max_high: Option<i64> = row.get(3).map_err(storage("recover counters"))?;
+        let Some(&i) = index.get(&topic) else {
+            return Err(Error::Unavailable(format!(
+                "storage: entries of unknown topic {topic}"
+            )));
+        };
         let author = AgentId::from_bytes(&author)?;
-        let last = state.last_counters.entry(author).or_insert(counter);
-        *last = (*last).max(counter);
+        topics[i]
+            .last_counters
+            .insert(author, from_sql(max_high.unwrap_or(max)));
     }
     Ok(topics)
 }
@@ -372,5 +404,65 @@ impl ReadPool {
             .into_iter()
             .find(|(s, _)| *s == seq)
             .map(|(_, entry)| entry))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recovery_reads_sizes_times_and_counters_and_refuses_holes() {
+        let dir = std::env::temp_dir().join(format!("ants-store-recover-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let conn = open_writer(&dir.join(DB_FILE)).unwrap();
+        let alice = crate::Identity::from_seed(&[1; 32]).unwrap().agent_id();
+        let bob = crate::Identity::from_seed(&[2; 32]).unwrap().agent_id();
+        conn.execute_batch("INSERT INTO topics (id, name) VALUES (1, 'a'), (2, 'b'), (3, 'c')")
+            .unwrap();
+        let rows = [
+            (1, 0u64, alice, 5u64, 100u64),
+            (1, 1, bob, 1, 90),
+            (1, 2, alice, 7, 120),
+            (2, 0, bob, u64::MAX - 1, 5),
+            (2, 1, bob, 3, 6),
+        ];
+        for (topic, seq, author, counter, time) in rows {
+            let mut entry = vec![1u8];
+            entry.extend_from_slice(&seq.to_be_bytes());
+            entry.extend_from_slice(&time.to_be_bytes());
+            conn.execute(
+                "INSERT INTO entries (topic, seq, author, counter, op_id, entry, receipt) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, x'')",
+                params![
+                    topic,
+                    to_sql(seq),
+                    &author.as_bytes()[..],
+                    to_sql(counter),
+                    &[seq as u8; 32][..],
+                    entry
+                ],
+            )
+            .unwrap();
+        }
+        let topics = recover(&conn).unwrap();
+        let a = &topics[0];
+        assert_eq!((a.name.as_str(), a.size, a.last_time_ms), ("a", 3, 120));
+        assert_eq!(a.last_counters[&alice], 7);
+        assert_eq!(a.last_counters[&bob], 1);
+        let b = &topics[1];
+        assert_eq!((b.size, b.last_time_ms), (2, 6));
+        assert_eq!(
+            b.last_counters[&bob],
+            u64::MAX - 1,
+            "counters above 2^63 compare as u64"
+        );
+        assert_eq!((topics[2].size, topics[2].last_counters.len()), (0, 0));
+        conn.execute("DELETE FROM entries WHERE topic = 1 AND seq = 1", [])
+            .unwrap();
+        assert_eq!(recover(&conn).unwrap_err().code(), "UNAVAILABLE");
+        drop(conn);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

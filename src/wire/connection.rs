@@ -183,7 +183,7 @@ impl RelayConnection {
             Body::Publish { op } => {
                 let agent = self.agent.ok_or(Error::NotAuthenticated)?;
                 let decoded = if self.defer_op_signatures {
-                    SignedOp::decode_unverified(&op)?
+                    SignedOp::decode_unverified_from(&op, &agent)?
                 } else {
                     SignedOp::decode(&op)?
                 };
