@@ -305,6 +305,20 @@ pub fn verify_ops<'a>(ops: impl IntoIterator<Item = &'a SignedOp>) -> Result<()>
     crate::identity::verify_batch(&keys, &msgs, &sigs)
 }
 
+/// [`verify_ops`] with the authors' decompressed keys kept in `cache` (the relay's verifier
+/// sees the same agents again and again). Same answer as [`verify_ops`].
+pub fn verify_ops_cached<'a>(
+    cache: &mut crate::identity::KeyCache,
+    ops: impl IntoIterator<Item = &'a SignedOp>,
+) -> Result<()> {
+    let ops: Vec<&SignedOp> = ops.into_iter().collect();
+    let messages: Vec<Vec<u8>> = ops.iter().map(|op| op.signed_message()).collect();
+    let keys: Vec<&[u8]> = ops.iter().map(|op| &op.author.as_bytes()[..]).collect();
+    let msgs: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
+    let sigs: Vec<&[u8]> = ops.iter().map(|op| &op.signature[..]).collect();
+    crate::identity::verify_batch_cached(cache, &keys, &msgs, &sigs)
+}
+
 fn check_limit(what: &'static str, limit: usize, got: usize) -> Result<()> {
     if got > limit {
         return Err(Error::LimitExceeded { what, limit, got });

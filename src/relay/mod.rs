@@ -164,7 +164,6 @@ pub async fn start(config: Config) -> Result<RelayHandle> {
     let hub = Arc::new(Hub::new(config.limits.cache_per_topic));
     let metrics = Arc::new(Metrics::default());
     let recovery_started = std::time::Instant::now();
-    let conn = store::open_writer(&db_path)?;
     let tuning = GroupCommit {
         window: Duration::from_micros(config.limits.commit_window_us),
         max_ops: config.limits.commit_max_ops,
@@ -176,7 +175,7 @@ pub async fn start(config: Config) -> Result<RelayHandle> {
     let agents = Arc::new(sequencer::AgentConnections::default());
     let rules = config::ReplicaRules::new(&config.replica)?;
     let (queue, sequencer) = sequencer::start(
-        conn,
+        db_path.clone(),
         identity.clone(),
         hub.clone(),
         metrics.clone(),

@@ -36,7 +36,7 @@ use tokio::sync::{mpsc, Notify};
 
 use super::config::ReplicaRules;
 use super::hub::{CachedEntry, Hub};
-use super::metrics::Metrics;
+use super::metrics::{Metrics, Phase};
 use super::store::{self, storage, to_sql, RecoveredTopic, SqlHashes};
 use crate::entry::Entry;
 use crate::error::{Error, Result};
@@ -376,12 +376,15 @@ struct Sequencer {
     identity: Arc<Identity>,
     snapshot_every: u64,
     rules: ReplicaRules,
+    /// Keeps the checkpoint thread running while the sequencer runs (`None` in unit tests).
+    _checkpointer: Option<std::sync::mpsc::Sender<()>>,
 }
 
-/// Recovers state from the database, restores the hub and starts the sequencer thread. The
+/// Opens the database at `db_path` for writing, recovers state from it, restores the hub and
+/// starts the verifier, sequencer and checkpoint threads. The
 /// thread ends after every [`SequencerQueue`] clone is dropped and the queue is drained.
 pub fn start(
-    conn: Connection,
+    db_path: std::path::PathBuf,
     identity: Arc<Identity>,
     hub: Arc<Hub>,
     metrics: Arc<Metrics>,
@@ -389,11 +392,14 @@ pub fn start(
     tuning: GroupCommit,
     rules: ReplicaRules,
 ) -> Result<(SequencerQueue, std::thread::JoinHandle<()>)> {
+    let conn = store::open_writer(&db_path)?;
     let topics = load_topics(&conn, &rules)?;
     for (name, topic) in &topics {
         hub.restore(name, topic.size, topic.frontier.root());
         metrics.entries_restored(topic.size);
     }
+    let (checkpointer_alive, alive) = std::sync::mpsc::channel();
+    store::spawn_checkpointer(&conn, db_path, alive)?;
     let (tx, rx) = std::sync::mpsc::sync_channel(tuning.queue.max(1));
     let (verified_tx, verified_rx) = std::sync::mpsc::sync_channel(tuning.queue.max(1));
     let verifier_metrics = metrics.clone();
@@ -406,6 +412,7 @@ pub fn start(
         identity,
         snapshot_every: tuning.snapshot_every,
         rules,
+        _checkpointer: Some(checkpointer_alive),
     };
     let handle = std::thread::Builder::new()
         .name("ants-sequencer".into())
@@ -423,6 +430,7 @@ pub fn start(
 fn run_verifier(rx: &Receiver<Command>, out: &SyncSender<Command>, metrics: &Metrics) {
     use std::sync::mpsc::TryRecvError;
     let mut batch: Vec<PublishRequest> = Vec::with_capacity(VERIFY_BATCH_MAX);
+    let mut keys = crate::identity::KeyCache::default();
     loop {
         // A command other than a publish ends the batch and is forwarded right behind it.
         let mut after = None;
@@ -440,7 +448,7 @@ fn run_verifier(rx: &Receiver<Command>, out: &SyncSender<Command>, metrics: &Met
                 Err(TryRecvError::Empty) => break,
             }
         }
-        for request in verify_batch(std::mem::take(&mut batch), metrics) {
+        for request in verify_batch(&mut keys, std::mem::take(&mut batch), metrics) {
             if out.send(Command::Publish(request)).is_err() {
                 return;
             }
@@ -457,12 +465,16 @@ fn run_verifier(rx: &Receiver<Command>, out: &SyncSender<Command>, metrics: &Met
 /// Checks the signatures of `batch` with one batch equation; on failure checks each alone and
 /// refuses the forged ones (`BAD_SIGNATURE` to their connection). Returns the genuine ones in
 /// their original order.
-fn verify_batch(batch: Vec<PublishRequest>, metrics: &Metrics) -> Vec<PublishRequest> {
+fn verify_batch(
+    keys: &mut crate::identity::KeyCache,
+    batch: Vec<PublishRequest>,
+    metrics: &Metrics,
+) -> Vec<PublishRequest> {
     if batch.is_empty() {
         return batch;
     }
     metrics.verify_batch(batch.len());
-    if crate::op::verify_ops(batch.iter().map(|r| &r.op)).is_ok() {
+    if crate::op::verify_ops_cached(keys, batch.iter().map(|r| &r.op)).is_ok() {
         return batch;
     }
     batch
@@ -601,7 +613,11 @@ impl Sequencer {
                 }
                 outcomes.push(outcome);
             }
+            let mut phase_started = Instant::now();
+            self.metrics.phase(Phase::Sequence, started.elapsed());
             signed = sign_receipts(&self.identity, &log.pending)?;
+            self.metrics.phase(Phase::Sign, phase_started.elapsed());
+            phase_started = Instant::now();
             let mut insert = tx
                 .prepare_cached(
                     "INSERT INTO entries (topic, seq, author, counter, op_id, entry, receipt) \
@@ -645,9 +661,11 @@ impl Sequencer {
                     }
                 }
             }
+            self.metrics.phase(Phase::Write, phase_started.elapsed());
             let commit_started = Instant::now();
             tx.commit().map_err(storage("commit"))?;
             self.metrics.commit_latency(commit_started.elapsed());
+            self.metrics.phase(Phase::Commit, commit_started.elapsed());
             Ok(())
         })();
         if let Err(error) = result {
@@ -662,6 +680,7 @@ impl Sequencer {
             }
             return;
         }
+        let answer_started = Instant::now();
         // Fan out per topic, in sequence order — before the receipts go out, so a client that
         // holds a receipt and then subscribes always finds its entry below the head.
         let committed_at = Instant::now();
@@ -709,6 +728,7 @@ impl Sequencer {
         for (agent, frame) in pushes {
             self.agents.send(&agent, &frame);
         }
+        self.metrics.phase(Phase::Answer, answer_started.elapsed());
     }
 
     fn reload(&mut self) {
@@ -907,7 +927,8 @@ mod verify_tests {
             })
             .collect();
         let metrics = Metrics::default();
-        let kept = verify_batch(requests, &metrics);
+        let mut keys = crate::identity::KeyCache::default();
+        let kept = verify_batch(&mut keys, requests, &metrics);
         let ids: Vec<u32> = kept.iter().map(|r| r.request_id).collect();
         assert_eq!(ids, [0, 2, 3, 5]);
         for expected in [1, 4] {
@@ -920,7 +941,7 @@ mod verify_tests {
         }
         assert!(answers.try_recv().is_err());
         // A genuine batch passes whole.
-        assert_eq!(verify_batch(kept, &metrics).len(), 4);
+        assert_eq!(verify_batch(&mut keys, kept, &metrics).len(), 4);
         assert!(metrics
             .render()
             .contains("ants_relay_verify_batch_ops_total 10"));
@@ -975,6 +996,7 @@ mod tests {
             identity: Arc::new(Identity::from_seed(&[1; 32]).unwrap()),
             snapshot_every: 0,
             rules: ReplicaRules::default(),
+            _checkpointer: None,
         }
     }
 
@@ -1085,6 +1107,7 @@ mod tests {
             identity: Arc::new(Identity::from_seed(&[1; 32]).unwrap()),
             snapshot_every: 10,
             rules: ReplicaRules::default(),
+            _checkpointer: None,
         };
         let ops: Vec<SignedOp> = (0..27).map(|c| post(&alice, c)).collect();
         for chunk in ops.chunks(4) {

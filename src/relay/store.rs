@@ -85,6 +85,48 @@ pub fn open_writer(path: &Path) -> Result<Connection> {
     Ok(conn)
 }
 
+/// WAL frames beyond which the writer checkpoints by itself (a safety net: normally the
+/// [`spawn_checkpointer`] thread keeps the WAL far below this).
+const WRITER_AUTOCHECKPOINT_PAGES: i64 = 50_000;
+
+/// How often the checkpointer thread copies committed WAL pages into the database file.
+const CHECKPOINT_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Moves WAL checkpoints off the writer: by default SQLite checkpoints inside the `COMMIT`
+/// that crosses 1,000 WAL pages, which costs that commit (and every receipt waiting on it)
+/// a database-file write and fsync. Here the writer `conn` only checkpoints past
+/// [`WRITER_AUTOCHECKPOINT_PAGES`], and a background thread runs `PASSIVE` checkpoints (which
+/// never block the writer) every [`CHECKPOINT_INTERVAL`] through its own connection. The
+/// thread ends once `alive`'s sender is dropped.
+pub fn spawn_checkpointer(
+    conn: &Connection,
+    path: PathBuf,
+    alive: std::sync::mpsc::Receiver<()>,
+) -> Result<()> {
+    conn.pragma_update(None, "wal_autocheckpoint", WRITER_AUTOCHECKPOINT_PAGES)
+        .map_err(storage("wal_autocheckpoint"))?;
+    let checkpointer = Connection::open(&path).map_err(storage("open checkpointer"))?;
+    checkpointer
+        .busy_timeout(std::time::Duration::from_millis(50))
+        .map_err(storage("busy_timeout"))?;
+    std::thread::Builder::new()
+        .name("ants-checkpoint".into())
+        .spawn(move || {
+            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                alive.recv_timeout(CHECKPOINT_INTERVAL)
+            {
+                let done = checkpointer.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
+                    row.get::<_, i64>(0)
+                });
+                if let Err(error) = done {
+                    tracing::warn!(%error, "WAL checkpoint failed");
+                }
+            }
+        })
+        .map_err(|e| Error::Unavailable(format!("cannot start the checkpoint thread: {e}")))?;
+    Ok(())
+}
+
 /// What a topic looked like in storage at startup.
 #[derive(Debug, Clone, Default)]
 pub struct RecoveredTopic {
