@@ -381,8 +381,8 @@ struct Sequencer {
 }
 
 /// Opens the database at `db_path` for writing, recovers state from it, restores the hub and
-/// starts the verifier, sequencer and checkpoint threads. The
-/// thread ends after every [`SequencerQueue`] clone is dropped and the queue is drained.
+/// starts the verifier, sequencer and checkpoint threads. They
+/// end after every [`SequencerQueue`] clone is dropped and the queue is drained.
 pub fn start(
     db_path: std::path::PathBuf,
     identity: Arc<Identity>,
