@@ -51,6 +51,7 @@ pub mod log;
 pub mod op;
 pub mod recovery;
 pub mod replica;
+pub mod session;
 pub mod wire;
 
 #[cfg(all(feature = "relay", not(target_arch = "wasm32")))]
@@ -73,3 +74,4 @@ pub use replica::{Event, Replica, ReplicaConfig, ReplicaOp};
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
+pub use session::{Fault, Session, SessionEvent};

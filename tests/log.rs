@@ -901,3 +901,53 @@ fn statement_vectors_match_the_file() {
         );
     }
 }
+
+#[test]
+fn push_verified_entry_keeps_every_rule_but_the_signature() {
+    let mut relay = Relay::new(1, "t");
+    let alice = author(2);
+    relay.sequence(op(&alice, "t", 1, vec![]));
+    relay.sequence(op(&alice, "elsewhere", 2, vec![]));
+    relay.sequence(op(&alice, "t", 3, vec![]));
+    let (mut checked, mut trusted) = (relay.follower(), relay.follower());
+    for entry in relay.entries.clone() {
+        assert_eq!(
+            checked.push_entry(&entry).unwrap(),
+            trusted.push_verified_entry(&entry).unwrap()
+        );
+    }
+    assert_eq!(checked.root(), trusted.root());
+    // The op of another topic is still an invalid entry without the signature check.
+    let found = evidence_of(&trusted.push_head(relay.checkpoint()).unwrap());
+    assert_eq!(found.len(), 1);
+    assert_proves(&found[0], &relay, Violation::InvalidEntry);
+    // A gap is still a gap.
+    let mut ahead = relay.follower();
+    assert!(matches!(
+        ahead.push_verified_entry(&relay.entries[2]).unwrap()[..],
+        [FollowerEvent::Gap { from: 0, to: 2 }]
+    ));
+}
+
+#[test]
+fn a_follower_keeps_a_bounded_number_of_heads_and_still_proves_a_fork() {
+    let mut relay = Relay::new(1, "t");
+    let alice = author(2);
+    let mut follower = relay.follower();
+    let total = ants_coord::log::MAX_HEADS as u64 + 50;
+    for counter in 0..total {
+        let (entry, receipt) = relay.sequence(op(&alice, "t", counter, vec![]));
+        follower.push_entry(&entry).unwrap();
+        follower.push_head(receipt.into()).unwrap();
+    }
+    assert_eq!(follower.heads_kept(), ants_coord::log::MAX_HEADS);
+    // The latest heads are still there: a conflicting head of the current size is evidence.
+    let mut forked = Relay::new(1, "t");
+    for counter in 0..total - 1 {
+        forked.sequence(op(&alice, "t", counter, vec![]));
+    }
+    forked.sequence(op(&alice, "t", total + 7, vec![]));
+    let found = evidence_of(&follower.push_head(forked.checkpoint()).unwrap());
+    assert_eq!(found.len(), 1);
+    assert_proves(&found[0], &relay, Violation::ConflictingHeads);
+}

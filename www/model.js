@@ -1,187 +1,184 @@
-// The demo's state, derived from the ordered feed alone: every view (feed, election, task board,
-// escrow, shared text, recovery) is a pure function of the entries in sequence order and their
-// relay times, so every tab and every agent that saw the same entries shows the same thing.
-// (The package's Replica computes the same patterns natively; this file is the page's readable
-// stand-in while its wasm bindings land.)
+// The demo's views of one topic, read from the core's Replica (wasm, PROTOCOL.md section 6):
+// every verified entry's bytes go to `Replica.apply`, and the task board, balances, escrow and
+// key recovery are drawn from the events it returns and the state it answers. This file only
+// sorts those events into lists for the page; it decides nothing itself.
 
-export const WINDOW_MS = 10_000; // election window
+export const WINDOW_MS = 10_000; // election window of the page's ranking
 export const ACTIVE_MS = 30_000; // an agent is a candidate if it published this recently
-export const CLAIM_TTL_MS = 20_000; // a claimed task not done by then is slashed
-export const START_BALANCE = 100;
-export const STAKE = 10;
+export const STAKE = 10; // what a claim puts in escrow
+export const REWARD = 5; // what a task's poster puts in escrow
+export const TASK_MS = 45_000; // a task's deadline, from when it is posted
+export const GRANT = 100; // what the faucet mints for a newcomer
 
-const text = new TextDecoder();
+const utf8 = new TextEncoder();
 
-/** FNV-1a over a string: the election's ranking key (deterministic, not security-relevant). */
-export function rankKey(window, agent) {
-  let h = 0x811c9dc5;
-  for (const ch of `${window}:${agent}`) {
-    h ^= ch.charCodeAt(0);
-    h = Math.imul(h, 0x01000193) >>> 0;
+/**
+ * The demo faucet: an issuer whose key every tab and agent derives from the topic name, so any
+ * of them can mint coins for newcomers. Not a secret by design; a real deployment's issuer keeps
+ * its key private. (FNV-1a expanded to 32 bytes: determinism is all that is needed here.)
+ */
+export function faucetSeed(topic) {
+  const seed = new Uint8Array(32);
+  for (let block = 0; block < 8; block++) {
+    let h = 0x811c9dc5;
+    for (const byte of utf8.encode(`ants-coord demo faucet ${block} ${topic}`)) {
+      h ^= byte;
+      h = Math.imul(h, 0x01000193) >>> 0;
+    }
+    new DataView(seed.buffer).setUint32(block * 4, h);
   }
-  return h;
+  return seed;
 }
 
-/** The body of an op as JSON (the demo's kinds carry JSON); `{ text }` otherwise. */
-export function bodyOf(op) {
-  const raw = op.body instanceof Uint8Array || Array.isArray(op.body) ? text.decode(Uint8Array.from(op.body)) : String(op.body ?? '');
-  try {
-    return JSON.parse(raw);
-  } catch {
-    return { text: raw };
-  }
+/** The replica configuration every participant of the demo topic uses (same bytes, same state). */
+export function demoConfig(faucetId) {
+  return { issuers: [faucetId], slashPolicy: 'poster', recoveryDelayMs: 5000 };
+}
+
+/** The op inside an entry (PROTOCOL.md sections 3, 4): its bytes, claimed time and body. */
+export function opOf(entryBytes) {
+  const op = entryBytes.subarray(21);
+  const view = new DataView(op.buffer, op.byteOffset, op.byteLength);
+  let at = 1 + 32; // version, author
+  at += 1 + op[at]; // topic
+  at += 1 + op[at]; // kind
+  const timeMs = Number(view.getBigUint64(at + 8)); // after the counter
+  at += 16;
+  at += 1 + 32 * op[at]; // deps
+  const length = view.getUint32(at);
+  return { bytes: op, timeMs, body: op.subarray(at + 4, at + 4 + length) };
 }
 
 export class Model {
-  /**
-   * `core`, when given, is the ants-coord module: its `electLeader` and `priority` (the
-   * replica's election, PROTOCOL.md section 6.3) rank the candidates; without them a small FNV
-   * ranking stands in. Every view of one topic must use the same choice.
-   */
-  constructor({ topic = 'demo', core = null } = {}) {
+  /** `pkg`: the ants-coord module; `faucet`: the faucet's agent id. */
+  constructor(pkg, topic, faucet) {
+    this.pkg = pkg;
     this.topic = topic;
-    this.core = core?.electLeader && core?.priority ? core : null;
-    this.entries = new Map(); // seq -> entry
-    this.next = 0;
-    this.lastSeen = new Map(); // agent -> relay time of its last op
-    this.balances = new Map();
-    this.escrow = new Map(); // task -> { agent, amount }
-    this.tasks = new Map(); // task -> { title, opener, holder, claimSeq, claimTime, state, conflicts: [] }
-    this.compensations = []; // { seq, task, loser, winner, refund }
-    this.ledger = []; // { seq, what, who, amount }
-    this.doc = '';
-    this.recovery = { guardians: [], threshold: 0, owner: null, requests: new Map(), rotated: [] };
+    this.faucet = faucet;
+    this.replica = new pkg.Replica(topic, demoConfig(faucet));
+    this.entries = new Map(); // seq -> { kind, author }
     this.relayTime = 0;
-    this.alarms = [];
+    this.lastSeen = new Map(); // agent -> relay time of its last op
+    this.agentOfKey = new Map(); // rotated key -> agent
+    this.tasks = new Map(); // task -> { poster, reward, deadlineMs, state, holder, stake, claimedAt, conflicts, slashed }
+    this.compensations = []; // the replica's compensation events
+    this.ledger = []; // the replica's money events
+    this.rejections = []; // the replica's rejected events
+    this.recovery = new Map(); // agent -> { guardians, threshold, request, rotated: [] }
   }
 
-  balance(agent) {
-    if (!this.balances.has(agent)) this.balances.set(agent, START_BALANCE);
-    return this.balances.get(agent);
+  /** The agent a signing key acts for. */
+  agentOf(key) {
+    return this.agentOfKey.get(key) ?? key;
   }
 
-  #move(agent, delta) {
-    this.balances.set(agent, this.balance(agent) + delta);
-  }
-
-  /** Applies one verified entry; entries must arrive in sequence order (duplicates ignored). */
+  /** Applies the next verified entry (`{ seq, bytes, author, kind, relayTimeMs }`): the events. */
   apply(entry) {
-    if (this.entries.has(entry.seq)) return false;
-    this.entries.set(entry.seq, entry);
-    this.next = Math.max(this.next, entry.seq + 1);
-    const { op, seq, relayTimeMs: t } = entry;
+    const seq = Number(entry.seq);
+    if (seq < Number(this.replica.nextSeq)) return null; // already applied
+    const events = this.replica.apply(entry.bytes);
+    const t = Number(entry.relayTimeMs);
     this.relayTime = Math.max(this.relayTime, t);
-    this.#expireClaims(t);
-    const who = op.author;
-    this.lastSeen.set(who, t);
-    this.balance(who);
-    const b = bodyOf(op);
-    switch (op.kind) {
-      case 'task.open':
-        if (!this.tasks.has(b.task)) this.tasks.set(b.task, { title: b.title ?? b.task, opener: who, reward: b.reward ?? 5, holder: null, state: 'open', conflicts: [] });
+    this.entries.set(seq, { kind: entry.kind, author: entry.author });
+    const who = this.agentOf(entry.author);
+    if (who !== this.faucet) this.lastSeen.set(who, t);
+    for (const event of events) this.#fold(event, t);
+    return events;
+  }
+
+  #fold(e, t) {
+    const task = this.tasks.get(e.resource ?? e.task);
+    switch (e.type) {
+      case 'taskPosted':
+        this.tasks.set(e.task, { poster: e.poster, reward: e.reward, deadlineMs: e.deadlineMs, state: 'open', holder: null, conflicts: [], slashed: 0 });
+        this.ledger.push(e);
         break;
-      case 'task.claim': {
-        const task = this.tasks.get(b.task);
-        if (!task) break;
-        if (task.holder === null && task.state === 'open') {
-          task.holder = who;
-          task.claimSeq = seq;
-          task.claimTime = t;
-          task.state = 'claimed';
-          this.#move(who, -STAKE);
-          this.escrow.set(b.task, { agent: who, amount: STAKE });
-          this.ledger.push({ seq, what: 'stake', who, amount: STAKE, task: b.task });
-        } else {
-          // Optimistic claim lost: the loser's stake was never taken, its work is rolled back.
-          const c = { seq, task: b.task, loser: who, winner: task.holder ?? task.doneBy, winnerSeq: task.claimSeq, refund: STAKE };
-          task.conflicts.push(c);
-          this.compensations.push(c);
-        }
+      case 'claimed':
+        if (task) Object.assign(task, { state: 'claimed', holder: e.holder, stake: e.stake, claimedAt: t });
+        this.ledger.push(e);
         break;
-      }
-      case 'task.done': {
-        const task = this.tasks.get(b.task);
-        if (!task || task.holder !== who || task.state !== 'claimed') break;
-        task.state = 'done';
-        task.doneBy = who;
-        const held = this.escrow.get(b.task);
-        this.escrow.delete(b.task);
-        this.#move(who, held.amount + task.reward);
-        this.#move(task.opener, -task.reward);
-        this.ledger.push({ seq, what: 'reward', who, amount: task.reward, task: b.task });
+      case 'compensation':
+        task?.conflicts.push({ ...e, atMs: t });
+        this.compensations.push(e);
+        if (e.reason === 'outbid') this.ledger.push(e);
         break;
-      }
-      case 'override': {
-        // The current leader may reverse a slash: the slashed stake goes back.
-        const slash = this.ledger.find((l) => l.what === 'slash' && l.task === b.task && !l.overridden);
-        if (!slash || this.leader(t)?.agent !== who) break;
-        slash.overridden = true;
-        this.#move(slash.who, slash.amount);
-        this.#move(slash.to, -slash.amount);
-        this.ledger.push({ seq, what: 'override', who: slash.who, amount: slash.amount, task: b.task, by: who });
+      case 'completed':
+        if (task) task.state = 'done';
+        this.ledger.push(e);
         break;
-      }
-      case 'doc.insert': {
-        const pos = Math.max(0, Math.min(this.doc.length, b.pos | 0));
-        this.doc = this.doc.slice(0, pos) + String(b.text ?? '') + this.doc.slice(pos);
+      case 'failed':
+      case 'released':
+      case 'leaseExpired':
+        if (task) Object.assign(task, { state: 'open', holder: null, slashed: task.slashed + (e.type === 'failed' ? 1 : 0) });
+        this.ledger.push(e);
         break;
-      }
-      case 'doc.delete': {
-        const pos = Math.max(0, Math.min(this.doc.length, b.pos | 0));
-        this.doc = this.doc.slice(0, pos) + this.doc.slice(pos + Math.max(0, b.len | 0));
+      case 'taskExpired':
+        if (task) Object.assign(task, { state: 'expired', slashed: task.slashed + (e.slashed ? 1 : 0) });
+        this.ledger.push(e);
+        break;
+      case 'minted':
+      case 'transferred':
+        this.ledger.push(e);
+        break;
+      case 'guardiansSet':
+        this.recovery.set(e.agent, { guardians: e.guardians, threshold: e.threshold, request: null, rotated: this.recovery.get(e.agent)?.rotated ?? [] });
+        break;
+      case 'recoveryRequested':
+      case 'recoveryApproved':
+      case 'recoveryScheduled':
+      case 'recoveryVetoed': {
+        const r = this.recovery.get(e.agent);
+        if (!r) break;
+        if (e.type === 'recoveryRequested') r.request = { newKey: e.newKey, approvals: e.approvals, seq: e.seq };
+        if (e.type === 'recoveryApproved' && r.request) r.request.approvals = e.approvals;
+        if (e.type === 'recoveryScheduled' && r.request) r.request.effectiveAtMs = e.effectiveAtMs;
+        if (e.type === 'recoveryVetoed') r.request = null;
         break;
       }
-      case 'recovery.guardians':
-        this.recovery = { guardians: b.guardians ?? [], threshold: b.threshold ?? 2, owner: who, requests: new Map(), rotated: this.recovery.rotated };
-        break;
-      case 'recovery.request':
-        if (b.old === this.recovery.owner) this.recovery.requests.set(who, { old: b.old, approvals: new Set(), seq });
-        break;
-      case 'recovery.approve': {
-        const request = this.recovery.requests.get(b.new);
-        if (!request || !this.recovery.guardians.includes(who)) break;
-        request.approvals.add(who);
-        if (request.approvals.size >= this.recovery.threshold && !request.done) {
-          request.done = seq;
-          this.recovery.rotated.push({ old: request.old, new: b.new, seq });
-          // The new key inherits the old key's balance.
-          this.#move(b.new, this.balance(request.old));
-          this.balances.set(request.old, 0);
-        }
+      case 'keyRotated': {
+        this.agentOfKey.set(e.newKey, e.agent);
+        const r = this.recovery.get(e.agent);
+        if (r) { r.rotated.push(e); r.request = null; }
         break;
       }
+      case 'rejected':
+        this.rejections.push(e);
+        break;
       default:
         break;
     }
-    return true;
   }
 
-  #expireClaims(now) {
-    for (const [id, task] of this.tasks) {
-      if (task.state === 'claimed' && now - task.claimTime > CLAIM_TTL_MS) {
-        task.state = 'slashed';
-        const held = this.escrow.get(id);
-        this.escrow.delete(id);
-        this.#move(task.opener, held.amount);
-        this.ledger.push({ seq: null, what: 'slash', who: task.holder, to: task.opener, amount: held.amount, task: id });
-        task.holder = null;
-        task.state = 'open'; // back on the board
-        task.slashed = (task.slashed ?? 0) + 1;
-      }
+  /** Free balance of an agent, as the replica holds it. */
+  balance(agent) {
+    return Number(this.replica.balance(agent));
+  }
+
+  /** What an agent has in escrow: stakes of its claims and rewards of its open tasks. */
+  escrowed(agent) {
+    let held = 0;
+    for (const task of this.tasks.values()) {
+      if (task.state === 'claimed' && task.holder === agent) held += Number(task.stake);
+      if ((task.state === 'open' || task.state === 'claimed') && task.poster === agent) held += Number(task.reward);
     }
+    return held;
   }
 
-  /** The election at relay time `t`: candidates active in the last ACTIVE_MS, ranked. */
+  /** Every agent the ledger has seen, the faucet excluded. */
+  agents() {
+    const all = new Set(this.lastSeen.keys());
+    for (const e of this.ledger) for (const id of [e.to, e.holder, e.poster]) if (id) all.add(id);
+    all.delete(this.faucet);
+    return [...all];
+  }
+
+  /** The election at relay time `t`: the agents active in the last ACTIVE_MS, ranked by the core. */
   ranking(t = this.relayTime) {
-    const window = Math.floor(t / WINDOW_MS);
     const candidates = [...this.lastSeen].filter(([, seen]) => t - seen <= ACTIVE_MS).map(([agent]) => agent);
-    if (this.core && candidates.length) {
-      const election = this.core.electLeader(candidates, this.topic, t, WINDOW_MS);
-      return election.ranking.map((agent) => ({ agent, key: this.core.priority(agent, this.topic, window).slice(0, 8) }));
-    }
-    return candidates
-      .map((agent) => ({ agent, key: rankKey(window, agent).toString(16).padStart(8, '0') }))
-      .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : a.agent < b.agent ? -1 : 1));
+    if (!candidates.length) return [];
+    const election = this.pkg.electLeader(candidates, this.topic, t, WINDOW_MS);
+    const window = Math.floor(t / WINDOW_MS);
+    return election.ranking.map((agent) => ({ agent, key: this.pkg.priority(agent, this.topic, window).slice(0, 8) }));
   }
 
   leader(t = this.relayTime) {

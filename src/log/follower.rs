@@ -33,6 +33,10 @@ use super::statement::{SignedReceipt, SignedTreeHead};
 /// entry.
 pub const RECENT_ENTRIES: usize = 1024;
 
+/// How many signed heads a follower keeps (one per tree size, to prove a later head of that size
+/// wrong). Past it the smallest sizes already checked go first, then the farthest future ones.
+pub const MAX_HEADS: usize = 4096;
+
 /// What a follower tells its caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FollowerEvent {
@@ -135,6 +139,11 @@ impl<S: HashStore> LogFollower<S> {
         self.log.root()
     }
 
+    /// How many signed heads it keeps (at most [`MAX_HEADS`]).
+    pub fn heads_kept(&self) -> usize {
+        self.heads.len()
+    }
+
     /// The largest signed head that matched the entries received.
     pub fn verified_head(&self) -> Option<&SignedTreeHead> {
         self.verified.as_ref()
@@ -159,6 +168,18 @@ impl<S: HashStore> LogFollower<S> {
     /// Errors: the decoding codes of [`Entry::decode_unverified`] for bytes that are not an entry;
     /// `LOG_MISMATCH` for a different entry at a seq already received.
     pub fn push_entry(&mut self, bytes: &[u8]) -> Result<Vec<FollowerEvent>> {
+        self.push(bytes, false)
+    }
+
+    /// Like [`LogFollower::push_entry`], for an entry whose op signature the caller has already
+    /// verified (e.g. in one batch with [`crate::op::verify_ops`]): the signature is not checked
+    /// again, every other rule is. Passing an entry whose signature was not verified makes the
+    /// follower accept a forgery, so only a verifier may call this.
+    pub fn push_verified_entry(&mut self, bytes: &[u8]) -> Result<Vec<FollowerEvent>> {
+        self.push(bytes, true)
+    }
+
+    fn push(&mut self, bytes: &[u8], signature_verified: bool) -> Result<Vec<FollowerEvent>> {
         let entry = Entry::decode_unverified(bytes)?;
         let seq = entry.seq();
         let mut events = Vec::new();
@@ -182,7 +203,12 @@ impl<S: HashStore> LogFollower<S> {
         if self.recent.len() > RECENT_ENTRIES {
             self.recent.pop_first();
         }
-        if entry_is_valid(bytes, seq, &self.topic) {
+        let valid = if signature_verified {
+            entry.topic() == self.topic
+        } else {
+            entry_is_valid(bytes, seq, &self.topic)
+        };
+        if valid {
             self.track_rules(&entry, bytes);
             events.push(FollowerEvent::Entry(entry));
         } else {
@@ -230,6 +256,7 @@ impl<S: HashStore> LogFollower<S> {
             Some(_) => {}
             None => {
                 self.heads.insert(size, head.clone());
+                self.bound_heads();
             }
         }
         if size <= self.size() {
@@ -285,6 +312,22 @@ impl<S: HashStore> LogFollower<S> {
             b: theirs,
         }));
         Ok(events)
+    }
+
+    fn bound_heads(&mut self) {
+        while self.heads.len() > MAX_HEADS {
+            let verified = self.verified.as_ref().map(SignedTreeHead::tree_size);
+            let oldest = self
+                .heads
+                .keys()
+                .copied()
+                .find(|&size| size < self.size() && Some(size) != verified);
+            let evict = oldest.or_else(|| self.heads.keys().next_back().copied());
+            match evict {
+                Some(size) => self.heads.remove(&size),
+                None => return,
+            };
+        }
     }
 
     fn check_head(&mut self, head: SignedTreeHead, events: &mut Vec<FollowerEvent>) -> Result<()> {

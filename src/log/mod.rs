@@ -46,7 +46,7 @@ pub mod proof;
 pub mod statement;
 
 pub use evidence::{Evidence, HeadLeaf, ProvenLeaf, Violation};
-pub use follower::{FollowerEvent, LogFollower};
+pub use follower::{FollowerEvent, LogFollower, MAX_HEADS};
 pub use merkle::{
     empty_root, leaf_hash, merkle_root, node_hash, Frontier, Hash, HashStore, MemoryHashes,
     MerkleLog, MAX_PROOF_HASHES, MAX_TREE_SIZE,

@@ -8,6 +8,8 @@
 //! - the sequencer thread ([`sequencer`]) numbers ops per topic and group-commits them to SQLite
 //!   ([`store`]); **a receipt is sent only after its entry's transaction is durably committed**;
 //! - the hub ([`hub`]) wakes subscribers, who pull what they are owed;
+//! - Yjs rooms at `/yjs/<room>` ([`yjs`]): y-protocols for stock `y-websocket` clients, rooms
+//!   persisted in their own database;
 //! - `/healthz`, `/metrics` (Prometheus text) and, with `--www`, static files: the `--www`
 //!   directory at `/` and the built npm package at `/pkg/` (`--pkg`, by default `pkg/` beside
 //!   the `--www` directory), so the demo page imports `/pkg/ants_coord.js` from its own origin.
@@ -23,6 +25,7 @@ pub mod rate;
 pub mod sequencer;
 mod socket;
 pub mod store;
+pub mod yjs;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -61,6 +64,8 @@ pub(crate) struct Shared {
     sequencer: SequencerQueue,
     agents: Arc<sequencer::AgentConnections>,
     agent_buckets: AgentBuckets,
+    /// Open Yjs rooms.
+    yjs: Arc<yjs::Rooms>,
     /// Connection slots in use.
     slots: AtomicUsize,
     /// Set once shutdown began: new publishes are refused.
@@ -98,6 +103,12 @@ impl RelayHandle {
     /// The address the relay listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The base URL of Yjs rooms (`ws://host:port/yjs`): give it to `y-websocket`'s
+    /// `WebsocketProvider` as the server URL; the room is `<url>/<room>`.
+    pub fn yjs_url(&self) -> String {
+        format!("ws://{}{}", self.addr, yjs::YJS_PATH)
     }
 
     /// The ants-coord WebSocket URL (`ws://host:port/ws`).
@@ -147,6 +158,8 @@ impl RelayHandle {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+        // Rooms commit what their connections handed over, compact and end.
+        self.shared.yjs.shutdown(Duration::from_secs(5)).await;
         self.server.abort();
         tracing::info!("relay stopped");
         Ok(())
@@ -161,6 +174,8 @@ pub async fn start(config: Config) -> Result<RelayHandle> {
     })?;
     let identity = Arc::new(key::load_or_create(&config.key_path())?);
     let db_path = config.data.join(store::DB_FILE);
+    // Before the sequencer thread starts, so a failure here leaves nothing running.
+    let rooms = Arc::new(yjs::Rooms::open(&config.data)?);
     let hub = Arc::new(Hub::new(config.limits.cache_per_topic));
     let metrics = Arc::new(Metrics::default());
     let recovery_started = std::time::Instant::now();
@@ -195,6 +210,7 @@ pub async fn start(config: Config) -> Result<RelayHandle> {
         .map_err(|e| Error::Unavailable(format!("local address: {e}")))?;
     let (closing, _) = watch::channel(false);
     let shared = Arc::new(Shared {
+        yjs: rooms,
         agent_buckets: AgentBuckets::new(config.limits.agent_rate, config.limits.agent_burst),
         reader: Arc::new(ReadPool::new(db_path)),
         config,
@@ -272,6 +288,9 @@ fn router(shared: Arc<Shared>) -> Router {
     let pkg = shared.config.pkg_dir();
     let mut app = Router::new()
         .route(WS_PATH, get(upgrade))
+        .route(yjs::YJS_PATH, get(yjs::upgrade))
+        .route("/yjs/", get(yjs::upgrade))
+        .route("/yjs/{*room}", get(yjs::upgrade))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/metrics", get(metrics_text))
         .with_state(shared);

@@ -23,10 +23,12 @@ pub mod identity;
 pub mod log;
 pub mod merkle_log;
 pub mod op;
+pub mod relay_comparison;
 pub mod replica;
 mod replica_convert;
 pub mod replica_op;
 mod replica_types;
+pub mod session;
 pub mod signature;
 #[cfg(feature = "doc")]
 pub mod signed_doc;

@@ -467,7 +467,8 @@ fn put_topic(out: &mut Vec<u8>, topic: &str) -> Result<()> {
     Ok(())
 }
 
-fn take_topic(r: &mut Reader<'_>) -> Result<String> {
+/// Reads a topic written by [`put_topic`] (`BAD_TOPIC` when it is not a valid topic).
+pub(crate) fn take_topic(r: &mut Reader<'_>) -> Result<String> {
     let len = r.u8("topic length")? as usize;
     let topic = std::str::from_utf8(r.take(len, "topic")?)
         .map_err(|_| Error::BadTopic("not UTF-8".into()))?

@@ -34,3 +34,11 @@ pub fn write_vectors(name: &str, value: &serde_json::Value) {
 /// The in-process relay harness and wire-protocol test client.
 #[cfg(all(feature = "relay", not(target_arch = "wasm32")))]
 pub mod relay;
+
+/// A relay that tells one deliberate lie, on real WebSockets.
+#[cfg(all(feature = "relay", not(target_arch = "wasm32")))]
+pub mod lying_relay;
+
+/// Moves frames between a WebSocket and a client `Session`.
+#[cfg(all(feature = "relay", not(target_arch = "wasm32")))]
+pub mod session_driver;

@@ -100,11 +100,11 @@ after(async () => {
   for (const dir of [...profiles, dataDir]) if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-test('a note published in one context shows in the other with the same seq and a ✓', async () => {
+test('a note published in one context shows in the other with the same seq, a ✓ and then the checkpoint ✓', async () => {
   await pageA.fill('#post-text', 'hello from A');
   await pageA.click('#post-form button');
   const find = () => {
-    const row = [...document.querySelectorAll('#feed tbody tr')].find((r) => r.dataset.kind === 'note' && r.cells[3].textContent === 'hello from A');
+    const row = [...document.querySelectorAll('#feed tbody tr')].find((r) => r.dataset.kind === 'post' && r.cells[3].textContent === 'hello from A');
     return row ? { seq: row.dataset.seq, verified: row.querySelector('.verified').textContent, author: row.dataset.author } : null;
   };
   const inA = await (await feedRow(pageA, find)).jsonValue();
@@ -113,10 +113,19 @@ test('a note published in one context shows in the other with the same seq and a
   assert.equal(inB.author, inA.author);
   assert.match(inB.verified, /✓/);
   assert.equal(inA.author, await pageA.evaluate(() => window.demo.state.me));
+  // The client asks for a signed checkpoint after a burst; once it verifies against the tree the
+  // tab rebuilt, every entry below its size is marked as included.
+  const included = (seq) => document.querySelector(`#feed tbody tr[data-seq="${seq}"] .verified`)?.dataset.checkpoint === 'yes';
+  await pageB.waitForFunction(included, inB.seq, { timeout: 15_000 });
+  assert.match(await pageB.textContent(`#feed tbody tr[data-seq="${inB.seq}"] .verified`), /signature ✓ · checkpoint ✓/);
+  assert.match(await pageB.textContent('#checkpoint'), /Signed checkpoint verified at tree size \d+/);
   await pageB.locator('#panel-feed').screenshot({ path: join(ARTIFACTS, 'feed.png') });
 });
 
 test('a double claim: one wins, the loser sees a compensation', async () => {
+  // Both people were funded by the faucet (a claim stakes 10 of their balance).
+  const funded = () => window.demo.state.model.balance(window.demo.state.me) >= 10;
+  await Promise.all([pageA.waitForFunction(funded, null, { timeout: 15_000 }), pageB.waitForFunction(funded, null, { timeout: 15_000 })]);
   await pageA.click('#task-open');
   const taskId = await (await pageA.waitForFunction(() => document.querySelector('#tasks li[data-state=open]')?.dataset.task)).jsonValue();
   const claimButton = async (page) => {
@@ -137,14 +146,28 @@ test('a double claim: one wins, the loser sees a compensation', async () => {
   const words = await (await loser.waitForFunction((t) => [...document.querySelectorAll('.compensation')].map((d) => d.textContent).find((s) => s.includes(t)), taskId)).jsonValue();
   assert.match(words, /lost to/);
   assert.equal(await winner.evaluate((t) => [...document.querySelectorAll('.compensation')].some((d) => d.textContent.includes(t)), taskId), false);
-  await loser.locator('#panel-claims').screenshot({ path: join(ARTIFACTS, 'claims.png') });
-  await loser.locator('#panel-escrow').screenshot({ path: join(ARTIFACTS, 'escrow.png') });
+  await loser.locator('#panel-claims').screenshot({ path: join(ARTIFACTS, 'claims-conflict.png') });
+  await loser.locator('#panel-escrow').screenshot({ path: join(ARTIFACTS, 'escrow-conflict.png') });
 });
 
-test('text typed in one context appears in the other', async () => {
+test('text typed in one context appears in the other; typed in both at once, it converges', async () => {
   await pageA.click('#doc');
   await pageA.keyboard.type('ants share a text');
   await pageB.waitForFunction(() => document.querySelector('#doc').value === 'ants share a text', null, { timeout: 15_000 });
+  // Both type at once, at the end: the Yrs merge keeps each one's run of characters whole, and
+  // both tabs end with the same text.
+  await pageB.focus('#doc');
+  await pageB.evaluate(() => { const d = document.querySelector('#doc'); d.setSelectionRange(d.value.length, d.value.length); });
+  await pageA.evaluate(() => { const d = document.querySelector('#doc'); d.setSelectionRange(d.value.length, d.value.length); });
+  await Promise.all([pageA.keyboard.type(' [typed in A]'), pageB.keyboard.type(' [typed in B]')]);
+  const converged = () => {
+    const value = document.querySelector('#doc').value;
+    return value.includes('[typed in A]') && value.includes('[typed in B]') ? value : null;
+  };
+  const [textA, textB] = await Promise.all([pageA, pageB].map(async (page) => (await page.waitForFunction(converged, null, { timeout: 15_000 })).jsonValue()));
+  assert.equal(textA, textB);
+  assert.ok(textA.startsWith('ants share a text'));
+  assert.equal(textA.length, 'ants share a text'.length + 2 * ' [typed in A]'.length);
   await pageB.locator('#panel-doc').screenshot({ path: join(ARTIFACTS, 'doc.png') });
 });
 
@@ -208,10 +231,10 @@ test('a relay that forges an entry raises a red misbehaviour alarm with the evid
     const page = await openDemo(context, `agents=0&relay=ws://127.0.0.1:${proxy.address().port}/ws`);
     await pageB.fill('#post-text', 'forged by the relay');
     await pageB.click('#post-form button');
-    const alarm = await (await page.waitForFunction(() => document.querySelector('#feed tr.alarm')?.textContent, null, { timeout: 15_000 })).jsonValue();
-    // The page's own client names the failed check; the package's RelayClient reports its own
-    // stable code (e.g. INVALID_ENTRY) with its evidence.
-    assert.match(alarm, /misbehaviour \((BAD_SIGNATURE\).*seq \d+ does not verify|[A-Z_]+\): .+)/);
+    // The client's Session refuses the entry (INVALID_ENTRY); its tree then no longer matches the
+    // relay's signed checkpoint either (HEAD_MISMATCH), which may be reported too.
+    const alarm = await (await page.waitForFunction(() => [...document.querySelectorAll('#feed tr.alarm')].map((r) => r.textContent).find((t) => t.includes('INVALID_ENTRY')), null, { timeout: 15_000 })).jsonValue();
+    assert.match(alarm, /misbehaviour \(INVALID_ENTRY\): the relay's entry at seq \d+ does not verify .*Session report: InvalidEntry \{ seq: \d+ \}/);
     assert.match(await page.textContent('#status'), /does not verify/);
     // The honest view is unaffected.
     await pageA.waitForFunction(() => [...document.querySelectorAll('#feed td.body')].some((td) => td.textContent === 'forged by the relay'));
@@ -229,9 +252,28 @@ test('with agents running every panel fills in; screenshots; a phone-sized scree
   const page = await openDemo(context, 'agents=3');
   await page.waitForFunction(() => window.demo.state.model.entries.size > 25 && window.demo.state.model.tasks.size > 0, null, { timeout: 60_000 });
   await page.click('#rec-guardians');
-  await page.waitForFunction(() => window.demo.state.model.recovery.guardians.length === 3, null, { timeout: 15_000 });
+  // The person's recovery record, as the replica's events built it.
+  const guardians = () => window.demo.state.model.recovery.get(window.demo.state.me)?.guardians.length === 3;
+  const rotated = () => window.demo.state.model.recovery.get(window.demo.state.me)?.rotated.length === 1;
+  await page.waitForFunction(guardians, null, { timeout: 15_000 });
   await page.click('#rec-lose');
-  await page.waitForFunction(() => window.demo.state.model.recovery.rotated.length === 1, null, { timeout: 20_000 });
+  await page.waitForFunction(rotated, null, { timeout: 30_000 });
+  // The new key now signs for the person's agent: its post is applied, not refused KEY_ROTATED.
+  await page.waitForFunction(() => window.demo.state.publisher, null, { timeout: 15_000 });
+  await page.fill('#post-text', 'signed with my new key');
+  await page.click('#post-form button');
+  const post = await (await page.waitForFunction(() => {
+    const row = [...document.querySelectorAll('#feed tbody tr')].find((r) => r.cells[3]?.textContent === 'signed with my new key');
+    return row ? { seq: Number(row.dataset.seq), key: row.dataset.author, chip: row.cells[1].textContent } : null;
+  }, null, { timeout: 15_000 })).jsonValue();
+  const me = await page.evaluate(() => window.demo.state.me);
+  assert.notEqual(post.key, me, 'signed by the new key');
+  assert.match(post.chip, /^you /, 'shown as the same agent');
+  assert.equal(await page.evaluate((seq) => window.demo.state.model.rejections.some((r) => r.seq === seq), post.seq), false);
+  // Escrow: the replica's ledger balances, and stakes were taken.
+  const supply = await page.evaluate(() => window.demo.state.model.replica.supply());
+  assert.equal(supply.circulating + supply.escrowed, supply.minted - supply.burned);
+  assert.match(await page.textContent('#ledger'), /staked 10 on/);
   await page.waitForTimeout(2000);
   for (const panel of ['agents', 'plots', 'election', 'claims', 'escrow', 'doc', 'recovery', 'honesty']) {
     await page.locator(`#panel-${panel}`).screenshot({ path: join(ARTIFACTS, `${panel}.png`) });

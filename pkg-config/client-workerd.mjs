@@ -1,0 +1,8 @@
+// ants-coord/client for workerd: RelayClient bound to ./workerd.js.
+import * as ants from "./workerd.js";
+import { makeRelayClient } from "./client.mjs";
+import { makeRelayGroup } from "./relay-group.mjs";
+
+export { makeRelayClient, makeRelayGroup };
+export const RelayClient = makeRelayClient(ants);
+export const RelayGroup = makeRelayGroup(ants, RelayClient);

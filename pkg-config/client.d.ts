@@ -1,0 +1,154 @@
+// Types of ants-coord/client (hand-written).
+import type { Identity } from "./ants_coord.js";
+
+export type Status = "connecting" | "live" | "verified" | "misbehaviour" | "closed";
+
+export interface VerifiedEntry {
+  type: "entry";
+  topic: string;
+  seq: number | bigint;
+  relayTimeMs: number | bigint;
+  opId: string;
+  author: string;
+  kind: string;
+  counter: number | bigint;
+  body: Uint8Array;
+  /** The entry's canonical bytes. */
+  bytes: Uint8Array;
+}
+
+export interface ReplicaEventItem {
+  type: "replica";
+  topic: string;
+  /** A replica event (PROTOCOL.md section 6), tagged by `type`, e.g. "compensation". */
+  event: { type: string; seq: number | bigint; kind?: string; [field: string]: unknown };
+}
+
+export interface VerifiedReceipt {
+  topic: string;
+  opId: string;
+  seq: number | bigint;
+  /** The relay's signed receipt (empty when the relay signs none). */
+  receipt: Uint8Array;
+}
+
+export interface Misbehaviour {
+  type: "misbehaviour";
+  topic: string;
+  /** Stable code: GAP, DUPLICATE, INVALID_ENTRY, AUTHOR_ORDER, ACKNOWLEDGED_OP_MISSING,
+   * HEAD_MISMATCH, BAD_RECEIPT, BAD_SUBSCRIPTION, RELAY_KEY_CHANGED, or an evidence code. */
+  code: string;
+  detail: string;
+  /** Canonical evidence bytes (PROTOCOL.md section 5), verifiable with the relay's key. */
+  evidence: Uint8Array | null;
+}
+
+export interface ClientOptions {
+  /** A WebSocket constructor (required in Node 20: e.g. `(await import("ws")).WebSocket`). */
+  WebSocket?: new (url: string) => any;
+  /** State from `exportState()` to resume from. */
+  state?: Uint8Array;
+  /** Resolve `connect` only once live (default true). */
+  wait?: boolean;
+  /** Reject `connect` with code CONNECT_TIMEOUT when not live within this time (default 10000). */
+  connectTimeoutMs?: number;
+  minBackoffMs?: number;
+  maxBackoffMs?: number;
+  tickMs?: number;
+}
+
+export interface SubscribeOptions {
+  /** First seq wanted (default 0). */
+  from?: number;
+  /** Keep a replica of the topic (default: when `from` is 0). */
+  replica?: boolean;
+  /** The replica's config (issuers, election candidates, leases…): the same for every
+   * participant of the topic. Default: no issuers, no candidates. */
+  config?: import("./ants_coord.js").ReplicaConfig | Uint8Array;
+  onEntry?: (entry: VerifiedEntry) => void;
+  onEvent?: (event: ReplicaEventItem["event"], item: ReplicaEventItem) => void;
+}
+
+export interface Subscription extends AsyncIterable<VerifiedEntry | ReplicaEventItem> {
+  readonly topic: string;
+  /** Resolves (to the cursor) once entry `seq` is verified and applied to the replica. */
+  delivered(seq: number | bigint): Promise<number>;
+  /** Resolves (to the cursor) once every entry the relay had at subscription time is applied. */
+  caughtUp(): Promise<number>;
+  unsubscribe(): void;
+}
+
+export declare class RelayClient {
+  static connect(url: string, identity: Identity, options?: ClientOptions): Promise<RelayClient>;
+  readonly status: Status;
+  readonly relayId: string | undefined;
+  readonly agentId: string;
+  ready(): Promise<void>;
+  on(type: "status", handler: (status: Status) => void): () => void;
+  on(type: "misbehaviour", handler: (event: Misbehaviour) => void): () => void;
+  on(type: "error", handler: (error: Error & { code?: string }) => void): () => void;
+  on(type: "acknowledged", handler: (receipt: VerifiedReceipt) => void): () => void;
+  on(type: "verified", handler: (event: { topic: string; treeSize: number | bigint }) => void): () => void;
+  on(
+    type: "subscribed",
+    handler: (event: { topic: string; fromSeq: number | bigint; head: number | bigint }) => void,
+  ): () => void;
+  onCompensation(kind: string, handler: (event: ReplicaEventItem["event"], topic: string) => void): () => void;
+  subscribe(topic: string, options?: SubscribeOptions): Subscription;
+  unsubscribe(topic: string): void;
+  publish(topic: string, kind: string, body: Uint8Array | string): Promise<VerifiedReceipt>;
+  /** Publishes like `publish`, also returning the signed op's bytes (for `publishSigned`). */
+  publishOp(topic: string, kind: string, body: Uint8Array | string): { op: Uint8Array; receipt: Promise<VerifiedReceipt> };
+  /** Publishes an op this identity signed elsewhere (e.g. `publishOp` on another relay). */
+  publishSigned(op: Uint8Array): Promise<VerifiedReceipt>;
+  /** Gossip body of the latest head of `topic` this client verified. */
+  gossip(topic: string): Uint8Array | undefined;
+  /** Takes checkpoint gossip seen anywhere; true when it concerned this relay and a followed topic. */
+  receiveGossip(gossip: Uint8Array): boolean;
+  requestCheckpoint(topic: string): void;
+  cursor(topic: string): number | undefined;
+  claimHolder(topic: string, resource: string): string | undefined;
+  leader(topic: string, nowMs?: number): string | undefined;
+  exportState(): Uint8Array;
+  close(): void;
+}
+
+export declare function makeRelayClient(ants: unknown): typeof RelayClient;
+
+export interface GroupOptions extends ClientOptions {
+  /** How long an op may be missing from one relay after another had it (default 30000 ms). */
+  deadlineMs?: number;
+  /** How often verified heads are requested and gossiped through the other relays (default 10000 ms). */
+  gossipMs?: number;
+  /** One `exportState()` per relay, in url order, to resume from. */
+  states?: Uint8Array[];
+}
+
+/** A misbehaviour of the group: a relay's own report (with `relay`), or NOT_ON_ALL_RELAYS. */
+export type GroupMisbehaviour = (Misbehaviour & { relay: string }) | {
+  type: "misbehaviour";
+  code: "NOT_ON_ALL_RELAYS";
+  topic: string;
+  opId: string;
+  /** The relay that has not shown the op. */
+  relay: string;
+  /** A relay that acknowledged or showed it. */
+  seenOn: string;
+  detail: string;
+};
+
+/** One topic followed on several relays, compared by op id, with checkpoint gossip. */
+export declare class RelayGroup {
+  static connect(urls: string[], identity: Identity, options?: GroupOptions): Promise<RelayGroup>;
+  readonly urls: string[];
+  readonly clients: RelayClient[];
+  on(type: "misbehaviour", handler: (event: GroupMisbehaviour) => void): () => void;
+  on(type: "error", handler: (error: Error & { code?: string }) => void): () => void;
+  subscribe(topic: string, options?: { onEntry?: (entry: VerifiedEntry & { relay: string }) => void; expectAll?: boolean; from?: number; config?: SubscribeOptions["config"] }): void;
+  /** Publishes one signed op to every relay; resolves to the receipts in url order. */
+  publish(topic: string, kind: string, body: Uint8Array | string): Promise<VerifiedReceipt[]>;
+  exportStates(): Uint8Array[];
+  close(): void;
+}
+
+export declare function makeRelayGroup(ants: unknown, client: typeof RelayClient): typeof RelayGroup;

@@ -1,0 +1,464 @@
+// RelayClient: moves frames between a WebSocket and the core's sans-IO Session (wasm).
+//
+// Every check happens in the Session (Rust, compiled to wasm): this file only does I/O, timers
+// and callbacks. It runs wherever a WebSocket constructor exists: the global one in browsers,
+// Deno and workers, or an injected one (`options.WebSocket`, e.g. the `ws` package) in Node 20.
+//
+// `makeRelayClient(ants)` binds the client to one loaded ants-coord module (the Session must
+// live in the same wasm instance as the Identity); the entries `ants-coord/client` do that for
+// each runtime.
+
+const textEncoder = new TextEncoder();
+
+function toBytes(body) {
+  if (body instanceof Uint8Array) return body;
+  if (typeof body === "string") return textEncoder.encode(body);
+  if (body instanceof ArrayBuffer) return new Uint8Array(body);
+  throw Object.assign(new TypeError("body must be a Uint8Array or a string"), { code: "BAD_INPUT" });
+}
+
+function relayError(code, message) {
+  return Object.assign(new Error(`${code}: ${message}`), { code });
+}
+
+/** A subscription: async iterable of verified entries and replica events. */
+class Subscription {
+  #queue = [];
+  #waiters = [];
+  #done = false;
+  #iterating = false;
+  // Entries the relay had when it first answered this subscription (null until it answers).
+  #head = null;
+  // Promises of `delivered(seq)` / `caughtUp()`: { count, resolve, reject }, count = seq + 1.
+  #progress = [];
+  constructor(client, topic, options) {
+    this.topic = topic;
+    this.client = client;
+    this.onEntry = options.onEntry;
+    this.onEvent = options.onEvent;
+  }
+  /**
+   * Resolves once the entry `seq` has been delivered: verified, and applied to the topic's
+   * replica (so `client.claimHolder` / `client.leader` include it).
+   */
+  delivered(seq) {
+    return new Promise((resolve, reject) => {
+      this.#progress.push({ count: Number(seq) + 1, resolve, reject });
+      this.settle();
+    });
+  }
+  /**
+   * Resolves once every entry the relay had when it answered the subscription has been
+   * delivered: the replica has caught up (read-your-topic before deciding).
+   */
+  caughtUp() {
+    return new Promise((resolve, reject) => {
+      this.#progress.push({ count: null, resolve, reject });
+      this.settle();
+    });
+  }
+  /** The relay answered the subscription with `head` entries (called by the client). */
+  subscribed(head) {
+    if (this.#head === null) this.#head = Number(head);
+    this.settle();
+  }
+  /** Resolves the progress promises the cursor has reached (called by the client). */
+  settle() {
+    if (this.#progress.length === 0) return;
+    const cursor = this.client.cursor(this.topic) ?? 0;
+    this.#progress = this.#progress.filter((waiter) => {
+      const count = waiter.count ?? this.#head;
+      if (count === null || cursor < count) return true;
+      waiter.resolve(cursor);
+      return false;
+    });
+  }
+  push(item) {
+    if (item.type === "entry") this.onEntry?.(item);
+    if (item.type === "replica") this.onEvent?.(item.event, item);
+    // With callbacks and no iterator, nothing is buffered.
+    if ((this.onEntry || this.onEvent) && !this.#iterating) return;
+    const waiter = this.#waiters.shift();
+    if (waiter) waiter({ value: item, done: false });
+    else this.#queue.push(item);
+  }
+  end() {
+    this.#done = true;
+    for (const { reject } of this.#progress.splice(0)) {
+      reject(relayError("CLOSED", `subscription to ${this.topic} ended`));
+    }
+    for (const waiter of this.#waiters.splice(0)) waiter({ value: undefined, done: true });
+  }
+  unsubscribe() {
+    this.client.unsubscribe(this.topic);
+  }
+  [Symbol.asyncIterator]() {
+    this.#iterating = true;
+    return {
+      next: () => {
+        if (this.#queue.length) return Promise.resolve({ value: this.#queue.shift(), done: false });
+        if (this.#done) return Promise.resolve({ value: undefined, done: true });
+        return new Promise((resolve) => this.#waiters.push(resolve));
+      },
+      return: () => {
+        this.end();
+        return Promise.resolve({ value: undefined, done: true });
+      },
+    };
+  }
+}
+
+export function makeRelayClient(ants) {
+  class RelayClient {
+    #url;
+    #WebSocket;
+    #session;
+    #ws = null;
+    #inbox = [];
+    #drainScheduled = false;
+    #attempts = 0;
+    #closed = false;
+    #reconnectTimer = null;
+    #tickTimer = null;
+    #pending = new Map();
+    #subscriptions = new Map();
+    #compensation = new Map();
+    #listeners = new Map();
+    #liveWaiters = [];
+    #options;
+    #lastError = null;
+    /** "connecting" | "live" | "verified" | "misbehaviour" | "closed" */
+    status = "connecting";
+
+    /**
+     * Connects to `url` as `identity` (an ants-coord Identity). Resolves once the relay accepted
+     * the hello (set `options.wait = false` to resolve at once).
+     */
+    static async connect(url, identity, options = {}) {
+      const client = new RelayClient(url, identity, options);
+      client.#open();
+      if (options.wait === false) return client;
+      // A wrong URL or a relay that never answers must not hang the caller: give up after
+      // `connectTimeoutMs` (default 10 s) with CONNECT_TIMEOUT and close the client.
+      const ms = options.connectTimeoutMs ?? 10_000;
+      let timer;
+      const timeout = new Promise((_, reject) => {
+        timer = setTimeout(() => {
+          const detail = client.#lastError ? ` (last error: ${client.#lastError})` : "";
+          reject(relayError("CONNECT_TIMEOUT", `no live connection to ${url} within ${ms} ms${detail}`));
+        }, ms);
+      });
+      try {
+        await Promise.race([client.ready(), timeout]);
+      } catch (error) {
+        client.close();
+        throw error;
+      } finally {
+        clearTimeout(timer);
+      }
+      return client;
+    }
+
+    constructor(url, identity, options = {}) {
+      this.#url = url;
+      this.#options = options;
+      this.#WebSocket = options.WebSocket ?? globalThis.WebSocket;
+      if (typeof this.#WebSocket !== "function") {
+        throw Object.assign(
+          new TypeError("no WebSocket: pass options.WebSocket (e.g. the ws package in Node 20)"),
+          { code: "BAD_INPUT" },
+        );
+      }
+      this.#session = options.state
+        ? ants.Session.restore(identity, toBytes(options.state))
+        : new ants.Session(identity);
+      const tick = () => {
+        this.#session.tick(Date.now());
+        this.#process();
+      };
+      this.#tickTimer = setInterval(tick, options.tickMs ?? 1000);
+      if (typeof this.#tickTimer?.unref === "function") this.#tickTimer.unref();
+    }
+
+    /** The relay's key (hex), once pinned. */
+    get relayId() {
+      return this.#session.relayId;
+    }
+
+    /** Our agent id (hex). */
+    get agentId() {
+      return this.#session.agentId;
+    }
+
+    /** Resolves when the connection is live. */
+    ready() {
+      if (this.#session.phase === "live") return Promise.resolve();
+      return new Promise((resolve, reject) => this.#liveWaiters.push({ resolve, reject }));
+    }
+
+    /**
+     * `on("status" | "misbehaviour" | "error" | "acknowledged" | "verified" | "subscribed",
+     * handler)`.
+     */
+    on(type, handler) {
+      if (!this.#listeners.has(type)) this.#listeners.set(type, new Set());
+      this.#listeners.get(type).add(handler);
+      return () => this.#listeners.get(type)?.delete(handler);
+    }
+
+    /** Calls `handler(event)` for every compensation of an op of `kind` (e.g. "claim"). */
+    onCompensation(kind, handler) {
+      if (!this.#compensation.has(kind)) this.#compensation.set(kind, new Set());
+      this.#compensation.get(kind).add(handler);
+      return () => this.#compensation.get(kind)?.delete(handler);
+    }
+
+    /**
+     * Follows `topic` from seq `from` (default 0; a replica is kept when following from 0).
+     * Returns an async iterable of `{ type: "entry", ... }` and `{ type: "replica", event }`;
+     * `onEntry` / `onEvent` callbacks may be given instead.
+     */
+    subscribe(topic, options = {}) {
+      const from = options.from ?? 0;
+      const replica = options.replica ?? from === 0;
+      this.#session.subscribe(topic, from, replica, options.config);
+      const subscription = new Subscription(this, topic, options);
+      this.#subscriptions.set(topic, subscription);
+      this.#flush();
+      return subscription;
+    }
+
+    /** Stops following `topic`. */
+    unsubscribe(topic) {
+      this.#session.unsubscribe(topic);
+      this.#subscriptions.get(topic)?.end();
+      this.#subscriptions.delete(topic);
+      this.#flush();
+    }
+
+    /** Publishes an op; resolves to the verified receipt `{ topic, opId, seq, receipt }`. */
+    publish(topic, kind, body) {
+      return this.#awaitReceipt(this.#session.publish(topic, kind, toBytes(body), Date.now()));
+    }
+
+    /**
+     * Publishes like `publish` and also returns the signed op's bytes, for other relays:
+     * `{ op, receipt }` where `receipt` is the promise `publish` returns.
+     */
+    publishOp(topic, kind, body) {
+      const op = this.#session.publishOp(topic, kind, toBytes(body), Date.now());
+      return { op, receipt: this.#awaitReceipt(ants.opId(op)) };
+    }
+
+    /** Publishes an op this identity signed elsewhere (`publishOp` on another relay's client). */
+    publishSigned(op) {
+      return this.#awaitReceipt(this.#session.publishSigned(toBytes(op)));
+    }
+
+    /** The gossip body of the latest head of `topic` this client verified (or undefined). */
+    gossip(topic) {
+      return this.#session.gossip(topic);
+    }
+
+    /** Takes checkpoint gossip seen anywhere; true when it was about this relay and topic. */
+    receiveGossip(bytes) {
+      const used = this.#session.receiveGossip(toBytes(bytes));
+      this.#process();
+      return used;
+    }
+
+    #awaitReceipt(opId) {
+      let pending = this.#pending.get(opId);
+      if (!pending) {
+        pending = {};
+        pending.promise = new Promise((resolve, reject) => Object.assign(pending, { resolve, reject }));
+        this.#pending.set(opId, pending);
+      }
+      this.#flush();
+      return pending.promise;
+    }
+
+    /** Asks the relay for a signed checkpoint of `topic` (checked by the session). */
+    requestCheckpoint(topic) {
+      this.#session.requestCheckpoint(topic);
+      this.#flush();
+    }
+
+    /** The next seq owed on `topic`. */
+    cursor(topic) {
+      return this.#session.cursor(topic);
+    }
+
+    /** Who holds `resource` in the topic's replica. */
+    claimHolder(topic, resource) {
+      return this.#session.claimHolder(topic, resource);
+    }
+
+    /** The topic's elected leader now. */
+    leader(topic, nowMs = Date.now()) {
+      return this.#session.leader(topic, nowMs);
+    }
+
+    /** Persistable state (Uint8Array): pass it back as `options.state` to resume. */
+    exportState() {
+      return this.#session.exportState();
+    }
+
+    /** Closes the connection for good; pending publishes stay in `exportState()`. */
+    close() {
+      this.#closed = true;
+      clearTimeout(this.#reconnectTimer);
+      clearInterval(this.#tickTimer);
+      this.#setStatus("closed");
+      const ws = this.#ws;
+      this.#ws = null;
+      if (ws) ws.close(1000);
+      this.#session.disconnected();
+      for (const subscription of this.#subscriptions.values()) subscription.end();
+      for (const { reject } of this.#pending.values()) reject(relayError("CLOSED", "client closed"));
+      this.#pending.clear();
+      for (const { reject } of this.#liveWaiters.splice(0)) {
+        reject(relayError("CLOSED", "client closed"));
+      }
+    }
+
+    #emit(type, value) {
+      for (const handler of this.#listeners.get(type) ?? []) handler(value);
+    }
+
+    #setStatus(status) {
+      if (this.status === status) return;
+      if (this.status === "misbehaviour" && status !== "closed") return;
+      this.status = status;
+      this.#emit("status", status);
+    }
+
+    #open() {
+      if (this.#closed) return;
+      this.#setStatus("connecting");
+      let ws;
+      try {
+        ws = new this.#WebSocket(this.#url);
+      } catch (error) {
+        this.#scheduleReconnect();
+        return;
+      }
+      this.#ws = ws;
+      ws.binaryType = "arraybuffer";
+      ws.onopen = () => {
+        if (this.#ws !== ws) return;
+        this.#session.connected();
+        this.#inbox = [];
+      };
+      ws.onmessage = (event) => {
+        if (this.#ws !== ws || typeof event.data === "string") return;
+        this.#inbox.push(new Uint8Array(event.data));
+        if (!this.#drainScheduled) {
+          this.#drainScheduled = true;
+          queueMicrotask(() => this.#drain());
+        }
+      };
+      ws.onclose = () => {
+        if (this.#ws !== ws) return;
+        this.#drain();
+        this.#ws = null;
+        this.#session.disconnected();
+        this.#scheduleReconnect();
+      };
+      ws.onerror = (event) => {
+        if (this.#ws === ws) this.#lastError = event?.message ?? event?.error?.message ?? "socket error";
+      };
+    }
+
+    #scheduleReconnect() {
+      if (this.#closed) return;
+      this.#setStatus("connecting");
+      const min = this.#options.minBackoffMs ?? 100;
+      const max = this.#options.maxBackoffMs ?? 10_000;
+      const delay = Math.min(max, min * 2 ** this.#attempts) * (0.5 + Math.random() / 2);
+      this.#attempts += 1;
+      this.#reconnectTimer = setTimeout(() => this.#open(), delay);
+    }
+
+    #drain() {
+      this.#drainScheduled = false;
+      if (this.#inbox.length === 0) return;
+      const batch = this.#inbox;
+      this.#inbox = [];
+      try {
+        this.#session.receiveBatch(batch, Date.now());
+      } catch (error) {
+        // Not a frame: this relay does not speak the protocol; drop the connection.
+        this.#emit("error", error);
+        this.#ws?.close(4000);
+      }
+      this.#process();
+    }
+
+    #flush() {
+      const ws = this.#ws;
+      const frames = this.#session.takeOutgoing();
+      if (!ws || ws.readyState !== 1) return;
+      for (const frame of frames) ws.send(frame);
+    }
+
+    #process() {
+      this.#flush();
+      for (const event of this.#session.takeEvents()) {
+        switch (event.type) {
+          case "live":
+            this.#attempts = 0;
+            this.#setStatus("live");
+            for (const { resolve } of this.#liveWaiters.splice(0)) resolve();
+            break;
+          case "subscribed":
+            this.#subscriptions.get(event.topic)?.subscribed(event.head);
+            this.#emit("subscribed", event);
+            break;
+          case "entry":
+            this.#subscriptions.get(event.topic)?.push(event);
+            break;
+          case "replica": {
+            this.#subscriptions.get(event.topic)?.push(event);
+            if (event.event.type === "compensation") {
+              for (const handler of this.#compensation.get(event.event.kind) ?? []) {
+                handler(event.event, event.topic);
+              }
+            }
+            break;
+          }
+          case "verified":
+            this.#setStatus("verified");
+            this.#emit("verified", event);
+            break;
+          case "acknowledged": {
+            const pending = this.#pending.get(event.opId);
+            this.#pending.delete(event.opId);
+            const receipt = { topic: event.topic, opId: event.opId, seq: event.seq, receipt: event.receipt };
+            pending?.resolve(receipt);
+            this.#emit("acknowledged", receipt);
+            break;
+          }
+          case "refused": {
+            const pending = this.#pending.get(event.opId);
+            this.#pending.delete(event.opId);
+            pending?.reject(relayError(event.code, event.message));
+            break;
+          }
+          case "misbehaviour":
+            this.#setStatus("misbehaviour");
+            this.#emit("misbehaviour", event);
+            break;
+          case "relayError":
+            this.#emit("error", relayError(event.code, event.message));
+            break;
+          default:
+            break;
+        }
+      }
+      for (const subscription of this.#subscriptions.values()) subscription.settle();
+      this.#flush();
+    }
+  }
+  return RelayClient;
+}

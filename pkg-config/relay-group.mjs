@@ -1,0 +1,187 @@
+// RelayGroup: one topic followed on several relays, compared, with checkpoint gossip.
+//
+// Each relay numbers the topic on its own; the group publishes the *same signed op* to every
+// relay and compares the relays by op id (the core's RelayComparison): an op that one relay
+// acknowledged or showed and another has not shown past the deadline is reported. Each relay's
+// own order (author counters, deps, forged entries, a signed head that contradicts its entries)
+// is checked by that relay's Session. To catch a relay that shows two histories to two clients,
+// the group publishes the heads it verified on one relay as gossip ops (kind "ants.checkpoint")
+// through the *other* relays, and hands every gossip op it sees to every relay's session.
+
+const GOSSIP_KIND = "ants.checkpoint";
+const MAX_DELIVERED = 100_000;
+
+function badInput(message) {
+  return Object.assign(new TypeError(message), { code: "BAD_INPUT" });
+}
+
+export function makeRelayGroup(ants, RelayClient) {
+  class RelayGroup {
+    #clients;
+    #listeners = new Map();
+    #topics = new Map();
+    #timer;
+    #options;
+
+    /**
+     * Connects to every url (at least 2) as `identity`; `options` are RelayClient options plus
+     * `deadlineMs` (default 30 s: how long an op may be missing from one relay), `gossipMs`
+     * (default 10 s: how often verified heads are asked for and gossiped) and `states` (one
+     * exported state per relay, in url order).
+     */
+    static async connect(urls, identity, options = {}) {
+      if (!Array.isArray(urls) || urls.length < 2 || urls.length > 16) {
+        throw badInput("RelayGroup needs 2 to 16 relay urls");
+      }
+      const clients = [];
+      try {
+        for (const [i, url] of urls.entries()) {
+          clients.push(await RelayClient.connect(url, identity, { ...options, state: options.states?.[i] }));
+        }
+      } catch (error) {
+        for (const client of clients) client.close();
+        throw error;
+      }
+      return new RelayGroup(urls, clients, options);
+    }
+
+    constructor(urls, clients, options = {}) {
+      this.urls = [...urls];
+      this.#clients = clients;
+      this.#options = options;
+      clients.forEach((client, i) => {
+        client.on("misbehaviour", (event) => this.#emit("misbehaviour", { ...event, relay: urls[i] }));
+        client.on("verified", (event) => this.#gossip(i, event.topic));
+      });
+      this.#timer = setInterval(() => this.#tick(), Math.min(1000, options.gossipMs ?? 10_000));
+      if (typeof this.#timer?.unref === "function") this.#timer.unref();
+    }
+
+    /** The RelayClient of each relay, in url order. */
+    get clients() {
+      return [...this.#clients];
+    }
+
+    /** `on("misbehaviour" | "error", handler)`; returns a function that removes it. */
+    on(type, handler) {
+      if (!this.#listeners.has(type)) this.#listeners.set(type, new Set());
+      this.#listeners.get(type).add(handler);
+      return () => this.#listeners.get(type)?.delete(handler);
+    }
+
+    /**
+     * Follows `topic` on every relay; `onEntry(entry)` gets each op once (from whichever relay
+     * showed it first, named by `entry.relay`). With `expectAll`, every op — not only ours — must
+     * show on every relay.
+     */
+    subscribe(topic, { onEntry, expectAll = false, from = 0, config } = {}) {
+      const comparison = new ants.RelayComparison(
+        this.#clients.length,
+        this.#options.deadlineMs ?? 30_000,
+        expectAll,
+      );
+      const state = { comparison, delivered: new Set(), fresh: new Set(), lastGossip: new Map() };
+      this.#topics.set(topic, state);
+      this.#clients.forEach((client, i) => {
+        client.subscribe(topic, {
+          from,
+          config,
+          onEntry: (entry) => {
+            // Gossip goes only through the relays other than the one it speaks of: not compared.
+            if (entry.kind === GOSSIP_KIND) {
+              this.#takeGossip(entry.body);
+              return;
+            }
+            comparison.shown(i, entry.opId, Date.now());
+            state.fresh.add(i);
+            if (state.delivered.has(entry.opId)) return;
+            state.delivered.add(entry.opId);
+            if (state.delivered.size > MAX_DELIVERED) {
+              state.delivered.delete(state.delivered.values().next().value);
+            }
+            onEntry?.({ ...entry, relay: this.urls[i] });
+          },
+        });
+      });
+    }
+
+    /** Publishes one signed op to every relay; resolves to the receipts, in url order. */
+    publish(topic, kind, body) {
+      const { op, receipt } = this.#clients[0].publishOp(topic, kind, body);
+      const opId = ants.opId(op);
+      const comparison = this.#topics.get(topic)?.comparison;
+      comparison?.published(opId);
+      const receipts = [receipt, ...this.#clients.slice(1).map((client) => client.publishSigned(op))];
+      receipts.forEach((promise, i) =>
+        promise.then(
+          () => comparison?.acknowledged(i, opId, Date.now()),
+          () => {},
+        ),
+      );
+      return Promise.all(receipts);
+    }
+
+    /** Persistable states, one per relay in url order (pass back as `options.states`). */
+    exportStates() {
+      return this.#clients.map((client) => client.exportState());
+    }
+
+    /** Closes every connection. */
+    close() {
+      clearInterval(this.#timer);
+      for (const client of this.#clients) client.close();
+    }
+
+    #emit(type, value) {
+      for (const handler of this.#listeners.get(type) ?? []) handler(value);
+    }
+
+    #tick() {
+      const now = Date.now();
+      for (const [topic, state] of this.#topics) {
+        for (const d of state.comparison.tick(now)) {
+          this.#emit("misbehaviour", {
+            type: "misbehaviour",
+            code: "NOT_ON_ALL_RELAYS",
+            topic,
+            opId: d.opId,
+            relay: this.urls[d.missingOn],
+            seenOn: this.urls[d.seenOn],
+            detail: `op ${d.opId} shown by ${this.urls[d.seenOn]} is missing on ${this.urls[d.missingOn]} after ${d.waitedMs} ms`,
+          });
+        }
+        // Relays with new entries since their last gossip: ask for a signed head; the
+        // "verified" event that answers it is gossiped.
+        for (const i of state.fresh) {
+          const last = state.lastGossip.get(i) ?? 0;
+          if (now - last >= (this.#options.gossipMs ?? 10_000)) this.#clients[i].requestCheckpoint(topic);
+        }
+      }
+    }
+
+    #gossip(i, topic) {
+      const state = this.#topics.get(topic);
+      // Only heads that cover new non-gossip entries: gossip about gossip would never settle.
+      if (!state?.fresh.has(i)) return;
+      if (Date.now() - (state.lastGossip.get(i) ?? 0) < (this.#options.gossipMs ?? 10_000)) return;
+      const body = this.#clients[i].gossip(topic);
+      if (!body) return;
+      state.fresh.delete(i);
+      state.lastGossip.set(i, Date.now());
+      this.#clients.forEach((client, j) => {
+        if (j !== i) client.publish(topic, GOSSIP_KIND, body).catch((error) => this.#emit("error", error));
+      });
+    }
+
+    #takeGossip(body) {
+      for (const client of this.#clients) {
+        try {
+          client.receiveGossip(body);
+        } catch (error) {
+          this.#emit("error", error);
+        }
+      }
+    }
+  }
+  return RelayGroup;
+}

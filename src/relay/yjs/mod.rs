@@ -1,0 +1,438 @@
+//! Yjs rooms: `ws://HOST:PORT/yjs/<room>` speaks y-protocols (sync step 1/2, update, awareness,
+//! query awareness) as the `y-websocket` server does, so a stock `WebsocketProvider` connects
+//! with `new WebsocketProvider('ws://HOST:PORT/yjs', room, doc)` and no other change.
+//!
+//! - Parsing and document logic are the core's ([`crate::doc::ProtocolMessage`],
+//!   [`crate::doc::DocSync`]); this module only routes bytes between connections and a room task
+//!   (`room.rs`), which owns the document.
+//! - Rooms are durable ([`store`]): every accepted update is committed before anything derived
+//!   from it is sent to anyone, and a room reopens from its snapshot plus the updates since.
+//! - Room names: 1 to [`MAX_ROOM_NAME_LEN`] bytes of `A-Z a-z 0-9 - _ . ~ : @ +`. Anything else
+//!   is closed at once with code 1008 and reason `BAD_INPUT: …`.
+//! - Messages: binary, at most [`MAX_ROOM_MESSAGE_LEN`] bytes. A text message closes with 1003;
+//!   a message that does not decode or that yrs refuses closes with 1007 and the error code
+//!   (`MALFORMED`, `TRAILING_BYTES`, `LIMIT_EXCEEDED`, `BAD_UPDATE`) as the reason; the room is
+//!   unchanged. Rate limit as for `/ws` (close 1008 `RATE_LIMITED`); a connection whose send
+//!   queue overflows is closed with 1008 `SLOW_CONSUMER`.
+//!
+//! - Bridge (`bridge.rs`): `/yjs/<room>?topic=<topic>` joins the document of an ants-coord topic
+//!   instead: signed `doc.update` entries flow into the room, plain clients' updates are
+//!   published to the topic signed by the relay's key. Every room bridged to one topic shares one
+//!   document, whose durable record is the topic.
+//!
+//! Plain Yjs clients are not authenticated: a room is as trustworthy as the relay (see
+//! PROTOCOL.md 8.7).
+
+mod bridge;
+mod room;
+pub mod store;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use tokio::sync::mpsc;
+
+use super::rate::TokenBucket;
+use super::Shared;
+use crate::error::{Error, Result};
+use room::{ConnId, Outbound, RoomInput};
+use store::RoomStore;
+
+pub use room::{COMPACT_EVERY, MAX_BATCH, MAX_ROOM_AWARENESS_CLIENTS};
+pub use store::YJS_DB_FILE;
+
+/// The path prefix of Yjs rooms: a room is served at `/yjs/<room>`.
+pub const YJS_PATH: &str = "/yjs";
+/// Longest room name, in bytes.
+pub const MAX_ROOM_NAME_LEN: usize = 128;
+/// Largest WebSocket message accepted on a room connection.
+pub const MAX_ROOM_MESSAGE_LEN: usize = 16 * 1024 * 1024;
+/// Inputs queued per room before connections wait to hand over more.
+const ROOM_QUEUE: usize = 1024;
+/// Longest WebSocket close reason (RFC 6455: 125 bytes of payload, 2 of them the code).
+const MAX_CLOSE_REASON: usize = 123;
+
+/// Checks a room name: 1 to [`MAX_ROOM_NAME_LEN`] bytes of `A-Z a-z 0-9 - _ . ~ : @ +`.
+/// Error: `BAD_INPUT`.
+pub fn validate_room_name(name: &str) -> Result<()> {
+    if name.is_empty() || name.len() > MAX_ROOM_NAME_LEN {
+        return Err(Error::BadInput(format!(
+            "room name must be 1 to {MAX_ROOM_NAME_LEN} bytes, got {}",
+            name.len()
+        )));
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || "-_.~:@+".contains(*c)))
+    {
+        return Err(Error::BadInput(format!(
+            "room name: {c:?} not allowed (A-Z a-z 0-9 - _ . ~ : @ +)"
+        )));
+    }
+    Ok(())
+}
+
+/// `CODE: message`, cut to fit a WebSocket close frame.
+pub(crate) fn close_reason(error: &Error) -> String {
+    let mut reason = format!("{}: {error}", error.code());
+    if reason.len() > MAX_CLOSE_REASON {
+        let mut end = MAX_CLOSE_REASON;
+        while !reason.is_char_boundary(end) {
+            end -= 1;
+        }
+        reason.truncate(end);
+    }
+    reason
+}
+
+#[derive(Debug)]
+struct OpenRoom {
+    input: mpsc::Sender<RoomInput>,
+    /// Connections that joined and have not left (counted here, under the registry lock, so a
+    /// room task never ends while a joiner is on its way).
+    members: usize,
+    generation: u64,
+}
+
+/// Every open room, their store, and the room tasks' bookkeeping.
+#[derive(Debug)]
+pub(crate) struct Rooms {
+    store: Arc<RoomStore>,
+    open: Mutex<HashMap<String, OpenRoom>>,
+    next_id: AtomicU64,
+    tasks: AtomicUsize,
+    stopping: AtomicBool,
+}
+
+impl Rooms {
+    /// Opens the room database in `data`.
+    pub(crate) fn open(data: &std::path::Path) -> Result<Self> {
+        Ok(Rooms {
+            store: Arc::new(RoomStore::open(&data.join(YJS_DB_FILE))?),
+            open: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(1),
+            tasks: AtomicUsize::new(0),
+            stopping: AtomicBool::new(false),
+        })
+    }
+
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, HashMap<String, OpenRoom>>> {
+        self.open
+            .lock()
+            .map_err(|_| Error::Unavailable("room registry poisoned".into()))
+    }
+
+    /// Joins room `name` (the registry key: the room name, or `?topic=<topic>` for every room
+    /// bridged to that topic, which share one document), starting its task if it is not open.
+    /// Returns the connection's id, the room's input and the room task's generation (for
+    /// [`Rooms::leave`]).
+    fn join(
+        self: &Arc<Self>,
+        name: &str,
+        bridge: Option<(Arc<Shared>, String)>,
+    ) -> Result<(ConnId, mpsc::Sender<RoomInput>, u64)> {
+        let mut open = self.lock()?;
+        if self.stopping.load(Ordering::Acquire) {
+            return Err(Error::Unavailable("the relay is shutting down".into()));
+        }
+        let conn = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let room = open.entry(name.to_owned()).or_insert_with(|| {
+            let (input, receiver) = mpsc::channel(ROOM_QUEUE);
+            let generation = self.next_id.fetch_add(1, Ordering::Relaxed);
+            self.tasks.fetch_add(1, Ordering::AcqRel);
+            tokio::spawn(room::run(
+                name.to_owned(),
+                generation,
+                self.clone(),
+                receiver,
+                bridge,
+            ));
+            OpenRoom {
+                input,
+                members: 0,
+                generation,
+            }
+        });
+        room.members += 1;
+        Ok((conn, room.input.clone(), room.generation))
+    }
+
+    /// A connection of room task `generation` is leaving (called before its `Leave` is sent).
+    fn leave(&self, name: &str, generation: u64) {
+        if let Ok(mut open) = self.lock() {
+            if let Some(room) = open.get_mut(name) {
+                if room.generation == generation {
+                    room.members = room.members.saturating_sub(1);
+                }
+            }
+        }
+    }
+
+    /// Called by an idle room task: unregisters it unless a connection is joining. `true`: the
+    /// task may end.
+    fn release_if_idle(&self, name: &str, generation: u64) -> bool {
+        let Ok(mut open) = self.lock() else {
+            return true;
+        };
+        match open.get(name) {
+            Some(room) if room.generation == generation => {
+                if room.members == 0 {
+                    open.remove(name);
+                    true
+                } else {
+                    false
+                }
+            }
+            _ => true,
+        }
+    }
+
+    /// Unregisters room task `generation` of `name` (failure or shutdown).
+    fn remove(&self, name: &str, generation: u64) {
+        if let Ok(mut open) = self.lock() {
+            if open.get(name).is_some_and(|r| r.generation == generation) {
+                open.remove(name);
+            }
+        }
+    }
+
+    fn task_ended(&self) {
+        self.tasks.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// Stops every room: each commits what it has queued, compacts and ends. Waits up to
+    /// `patience` for the room tasks.
+    pub(crate) async fn shutdown(&self, patience: Duration) {
+        let inputs: Vec<mpsc::Sender<RoomInput>> = match self.lock() {
+            Ok(open) => {
+                self.stopping.store(true, Ordering::Release);
+                open.values().map(|r| r.input.clone()).collect()
+            }
+            Err(_) => Vec::new(),
+        };
+        for input in inputs {
+            let _ = tokio::time::timeout(patience, input.send(RoomInput::Shutdown)).await;
+        }
+        let deadline = Instant::now() + patience;
+        while self.tasks.load(Ordering::Acquire) > 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+/// `GET /yjs/<room>`: upgrades to a room connection (a bad name is refused on the socket, with a
+/// close reason a browser can read).
+pub(crate) async fn upgrade(
+    State(shared): State<Arc<Shared>>,
+    room: Option<Path<String>>,
+    Query(query): Query<RoomQuery>,
+    ws: WebSocketUpgrade,
+) -> Response {
+    if shared.stopping.load(Ordering::Acquire) || !shared.take_slot() {
+        shared.metrics.connection_refused();
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "connection limit reached\n",
+        )
+            .into_response();
+    }
+    let name = room.map(|Path(name)| name).unwrap_or_default();
+    ws.max_message_size(MAX_ROOM_MESSAGE_LEN)
+        .max_frame_size(MAX_ROOM_MESSAGE_LEN)
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(16 * 1024)
+        .on_upgrade(move |socket| async move {
+            shared.metrics.connection_opened();
+            serve(socket, &shared, name, query.topic).await;
+            shared.metrics.connection_closed();
+            shared.release_slot();
+        })
+}
+
+/// The query string of a room URL: `topic` bridges the room to a document topic; anything else
+/// (y-websocket `params`) is ignored.
+#[derive(Debug, Default, serde::Deserialize)]
+pub(crate) struct RoomQuery {
+    topic: Option<String>,
+}
+
+/// The registry key of a room: its name, or `?topic=<topic>` when bridged (every room bridged
+/// to one topic is that topic's document).
+fn room_key(name: &str, topic: Option<&str>) -> Result<String> {
+    validate_room_name(name)?;
+    match topic {
+        None => Ok(name.to_owned()),
+        Some(topic) => {
+            crate::op::validate_topic(topic)?;
+            Ok(format!("?topic={topic}"))
+        }
+    }
+}
+
+async fn serve(socket: WebSocket, shared: &Arc<Shared>, name: String, topic: Option<String>) {
+    let (mut sink, mut stream) = socket.split();
+    let joined = room_key(&name, topic.as_deref()).and_then(|key| {
+        let bridge = topic.map(|topic| (shared.clone(), topic));
+        shared.yjs.join(&key, bridge).map(|joined| (key, joined))
+    });
+    let (name, (conn, input, generation)) = match joined {
+        Ok(joined) => joined,
+        Err(error) => {
+            let code = if matches!(error, Error::BadInput(_) | Error::BadTopic(_)) {
+                1008
+            } else {
+                1011
+            };
+            close(&mut sink, code, close_reason(&error)).await;
+            return;
+        }
+    };
+    let limits = &shared.config.limits;
+    let (outbound_tx, mut outbound) = mpsc::channel(limits.send_queue.max(1));
+    let join = RoomInput::Join {
+        conn,
+        outbound: outbound_tx,
+    };
+    let end = if input.send(join).await.is_err() {
+        Some((1011, "ROOM_UNAVAILABLE".to_owned()))
+    } else {
+        relay_messages(shared, conn, &input, &mut outbound, &mut sink, &mut stream).await
+    };
+    shared.yjs.leave(&name, generation);
+    let _ = tokio::time::timeout(
+        Duration::from_secs(1),
+        input.send(RoomInput::Leave { conn }),
+    )
+    .await;
+    if let Some((code, reason)) = end {
+        close(&mut sink, code, reason).await;
+    }
+}
+
+type Sink = SplitSink<WebSocket, Message>;
+
+/// What one turn of the connection loop decided.
+enum Step {
+    Continue,
+    /// The peer went away: nothing to tell it.
+    Gone,
+    Close(u16, String),
+}
+
+/// Moves messages between the socket and the room until one side ends; returns the close code
+/// and reason to send (`None`: the peer is gone).
+async fn relay_messages(
+    shared: &Arc<Shared>,
+    conn: ConnId,
+    input: &mpsc::Sender<RoomInput>,
+    outbound: &mut mpsc::Receiver<Outbound>,
+    sink: &mut Sink,
+    stream: &mut SplitStream<WebSocket>,
+) -> Option<(u16, String)> {
+    let limits = &shared.config.limits;
+    let mut bucket = TokenBucket::new(
+        limits.connection_rate,
+        limits.connection_burst,
+        Instant::now(),
+    );
+    let mut shutdown = shared.closing.subscribe();
+    let mut ping = tokio::time::interval(Duration::from_secs(limits.ping_interval_s.max(1)));
+    ping.tick().await;
+    let send_timeout = limits.send_timeout();
+    loop {
+        let step = tokio::select! {
+            biased;
+            _ = shutdown.changed() => Step::Close(1001, "SHUTTING_DOWN".into()),
+            out = outbound.recv() => match out {
+                Some(Outbound::Message(bytes)) => {
+                    match tokio::time::timeout(send_timeout, sink.send(Message::Binary(bytes))).await {
+                        Ok(Ok(())) => Step::Continue,
+                        Ok(Err(_)) => Step::Gone,
+                        Err(_) => Step::Close(1008, "SLOW_CONSUMER".into()),
+                    }
+                }
+                Some(Outbound::Close(code, reason)) => Step::Close(code, reason),
+                // The room dropped this connection: its queue overflowed.
+                None => Step::Close(1008, "SLOW_CONSUMER".into()),
+            },
+            message = stream.next() => match message {
+                Some(Ok(Message::Binary(bytes))) => {
+                    if !bucket.take(Instant::now()) {
+                        Step::Close(1008, "RATE_LIMITED".into())
+                    } else if input.send(RoomInput::Message { conn, bytes }).await.is_err() {
+                        Step::Close(1011, "ROOM_UNAVAILABLE".into())
+                    } else {
+                        Step::Continue
+                    }
+                }
+                Some(Ok(Message::Text(_))) => {
+                    Step::Close(1003, "BAD_INPUT: y-protocols messages are binary".into())
+                }
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => Step::Continue,
+                Some(Ok(Message::Close(_)) | Err(_)) | None => Step::Gone,
+            },
+            _ = ping.tick() => match sink.send(Message::Ping(Bytes::new())).await {
+                Ok(()) => Step::Continue,
+                Err(_) => Step::Gone,
+            },
+        };
+        match step {
+            Step::Continue => {}
+            Step::Gone => return None,
+            Step::Close(code, reason) => return Some((code, reason)),
+        }
+    }
+}
+
+async fn close(sink: &mut Sink, code: u16, reason: String) {
+    let frame = CloseFrame {
+        code,
+        reason: reason.into(),
+    };
+    let _ = tokio::time::timeout(
+        Duration::from_secs(1),
+        sink.send(Message::Close(Some(frame))),
+    )
+    .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn room_names() {
+        for good in [
+            "a",
+            "notes-2026",
+            "team:doc.v1",
+            "A_b~c@d+e",
+            &"x".repeat(128),
+        ] {
+            assert!(validate_room_name(good).is_ok(), "{good}");
+        }
+        for bad in ["", "a/b", "a b", "é", "a?b", "%2F", &"x".repeat(129)] {
+            assert_eq!(
+                validate_room_name(bad).unwrap_err().code(),
+                "BAD_INPUT",
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn close_reasons_fit_a_close_frame() {
+        let reason = close_reason(&Error::BadInput("é".repeat(200)));
+        assert!(reason.len() <= MAX_CLOSE_REASON);
+        assert!(reason.starts_with("BAD_INPUT: "));
+    }
+}

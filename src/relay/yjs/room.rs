@@ -1,0 +1,577 @@
+//! One open Yjs room: a task that owns the room's document ([`DocSync`] over a [`Doc`]) and its
+//! connections, and handles their messages one at a time.
+//!
+//! The task takes whatever messages are queued (up to [`MAX_BATCH`]), handles them against the
+//! document, **appends the updates they carried to the store in one transaction and waits for
+//! the commit**, and only then sends the batch's answers and fan-out. So nothing a client
+//! receives (a broadcast update, a sync step 2) reflects an update that is not yet durable, and
+//! a batch of concurrent edits costs one fsync.
+//!
+//! A message that does not decode or that yrs refuses closes its connection and changes nothing.
+//! Every call into yrs with client bytes runs under [`std::panic::catch_unwind`]; after a panic
+//! the document is rebuilt from the store plus the batch's accepted updates, since its state
+//! after an interrupted integration is unknown.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use tokio::sync::mpsc;
+
+use super::bridge::{Bridge, MAX_BRIDGED_UPDATE_LEN};
+use super::store::RoomStore;
+use super::{close_reason, Rooms};
+use crate::doc::{AwarenessEntry, AwarenessUpdate, Doc, DocSync, ProtocolMessage};
+use crate::error::{Error, Result};
+use crate::relay::{now_ms, Shared};
+
+/// Messages handled per batch (one store transaction at most per batch).
+pub const MAX_BATCH: usize = 256;
+/// Update rows after which a room is compacted into one snapshot row.
+pub const COMPACT_EVERY: usize = 500;
+/// Most awareness client ids a room keeps (present or departed). States are at most 64 KiB of
+/// JSON each, so this also bounds a room's presence memory (128 MiB at worst).
+pub const MAX_ROOM_AWARENESS_CLIENTS: usize = 2048;
+/// How often awareness states are checked for expiry.
+const AWARENESS_TICK: Duration = Duration::from_secs(5);
+
+/// A connection's id, unique within the relay process.
+pub(crate) type ConnId = u64;
+
+/// What a room sends to one of its connections.
+#[derive(Debug)]
+pub(crate) enum Outbound {
+    /// A y-protocols message.
+    Message(Bytes),
+    /// Close the connection with this code and reason.
+    Close(u16, String),
+}
+
+/// What a room receives.
+#[derive(Debug)]
+pub(crate) enum RoomInput {
+    /// A connection joined; the room sends it sync step 1 and the awareness states.
+    Join {
+        conn: ConnId,
+        outbound: mpsc::Sender<Outbound>,
+    },
+    /// A binary WebSocket message from a connection.
+    Message { conn: ConnId, bytes: Bytes },
+    /// A connection left; its awareness states are removed.
+    Leave { conn: ConnId },
+    /// The relay is stopping: commit, compact and end.
+    Shutdown,
+}
+
+struct Member {
+    outbound: mpsc::Sender<Outbound>,
+    /// Awareness client ids this connection announced (removed when it leaves).
+    controlled: BTreeSet<u64>,
+}
+
+enum Target {
+    Only(ConnId),
+    AllBut(ConnId),
+    All,
+}
+
+/// Runs `f` (a call into yrs with untrusted bytes) so that a panic inside becomes `None`.
+pub(crate) fn guarded<T>(f: impl FnOnce() -> Result<T>) -> Option<Result<T>> {
+    catch_unwind(AssertUnwindSafe(f)).ok()
+}
+
+/// Whether `update` is the empty v1 update (no structs, empty delete set), as a client with an
+/// empty document sends in its sync step 2: nothing to store or forward.
+fn is_empty_update(update: &[u8]) -> bool {
+    update == [0, 0]
+}
+
+/// Builds the room's document from what the store holds, plus `extra` updates on top.
+fn load_doc(store: &RoomStore, name: &str, extra: &[Vec<u8>]) -> Result<(Doc, usize)> {
+    let stored = store.load(name)?;
+    let doc = Doc::new();
+    for update in stored
+        .snapshot
+        .iter()
+        .chain(stored.updates.iter())
+        .chain(extra.iter())
+    {
+        match guarded(|| doc.apply_update(update)) {
+            Some(Ok(())) => {}
+            Some(Err(error)) => tracing::warn!(room = name, %error, "stored update skipped"),
+            None => tracing::error!(room = name, "stored update panicked yrs; skipped"),
+        }
+    }
+    Ok((doc, stored.updates.len()))
+}
+
+struct Room {
+    name: String,
+    /// Set for a room bridged to a document topic: the topic is its durable record.
+    bridge: Option<Bridge>,
+    generation: u64,
+    rooms: Arc<Rooms>,
+    store: Arc<RoomStore>,
+    sync: DocSync,
+    members: BTreeMap<ConnId, Member>,
+    /// Updates applied in this batch and not yet committed.
+    pending: Vec<Vec<u8>>,
+    /// Update rows stored since the last snapshot.
+    since_snapshot: usize,
+    /// Awareness client ids the room's awareness store holds (an upper bound).
+    awareness_clients: usize,
+    /// Messages to send once the batch is committed.
+    out: Vec<(Target, Bytes)>,
+}
+
+/// Opens a stored room, or a bridged room from its topic's entries.
+async fn open(
+    store: &Arc<RoomStore>,
+    name: &str,
+    bridge: Option<(Arc<Shared>, String)>,
+) -> Result<(Doc, usize, Option<Bridge>)> {
+    match bridge {
+        None => {
+            let store = store.clone();
+            let name = name.to_owned();
+            let (doc, rows) = tokio::task::spawn_blocking(move || load_doc(&store, &name, &[]))
+                .await
+                .map_err(|_| Error::Unavailable("room load task failed".into()))??;
+            Ok((doc, rows, None))
+        }
+        Some((shared, topic)) => {
+            let mut bridge = Bridge::new(shared, topic);
+            let doc = Doc::new();
+            bridge.catch_up(&doc).await?;
+            Ok((doc, 0, Some(bridge)))
+        }
+    }
+}
+
+/// The room task: loads the room, then serves its inputs until it is idle or the relay stops.
+/// `bridge`: the document topic a bridged room follows.
+pub(crate) async fn run(
+    name: String,
+    generation: u64,
+    rooms: Arc<Rooms>,
+    mut input: mpsc::Receiver<RoomInput>,
+    bridge: Option<(Arc<Shared>, String)>,
+) {
+    let store = rooms.store.clone();
+    let (doc, since_snapshot, bridge) = match open(&store, &name, bridge).await {
+        Ok(found) => found,
+        Err(error) => {
+            tracing::error!(room = %name, %error, "cannot open the room");
+            rooms.remove(&name, generation);
+            // Whoever already joined learns why; later joiners open a fresh room task.
+            while let Ok(message) = input.try_recv() {
+                if let RoomInput::Join { outbound, .. } = message {
+                    let _ = outbound.try_send(Outbound::Close(1011, close_reason(&error)));
+                }
+            }
+            rooms.task_ended();
+            return;
+        }
+    };
+    tracing::debug!(room = %name, "room opened");
+    let topic_wake = bridge.as_ref().map(|b| b.wake.clone());
+    let mut room = Room {
+        name,
+        bridge,
+        generation,
+        sync: DocSync::new(&doc),
+        rooms,
+        store,
+        members: BTreeMap::new(),
+        pending: Vec::new(),
+        since_snapshot,
+        awareness_clients: 0,
+        out: Vec::new(),
+    };
+    let mut tick = tokio::time::interval(AWARENESS_TICK);
+    tick.tick().await;
+    loop {
+        let first = tokio::select! {
+            message = input.recv() => match message {
+                Some(message) => message,
+                None => break,
+            },
+            _ = tick.tick() => {
+                let _ = room.sync.tick(now_ms());
+                continue;
+            }
+            () = topic_entries(&topic_wake) => {
+                if !room.follow_topic().await {
+                    room.rooms.remove(&room.name, room.generation);
+                    break;
+                }
+                continue;
+            }
+        };
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match input.try_recv() {
+                Ok(message) => batch.push(message),
+                Err(_) => break,
+            }
+        }
+        let mut stopping = false;
+        for message in batch {
+            match message {
+                RoomInput::Join { conn, outbound } => room.join(conn, outbound),
+                RoomInput::Message { conn, bytes } => room.receive(conn, &bytes).await,
+                RoomInput::Leave { conn } => room.leave(conn),
+                RoomInput::Shutdown => stopping = true,
+            }
+        }
+        if !room.flush().await {
+            room.rooms.remove(&room.name, room.generation);
+            break;
+        }
+        if room.since_snapshot >= COMPACT_EVERY {
+            room.compact().await;
+        }
+        if stopping || room.members.is_empty() {
+            if room.since_snapshot > 0 {
+                room.compact().await;
+            }
+            if stopping {
+                room.rooms.remove(&room.name, room.generation);
+                break;
+            }
+            if room.rooms.release_if_idle(&room.name, room.generation) {
+                break;
+            }
+        }
+    }
+    tracing::debug!(room = %room.name, "room closed");
+    room.rooms.task_ended();
+}
+
+/// Resolves when the bridged topic has new entries (never for a plain room).
+async fn topic_entries(wake: &Option<Arc<tokio::sync::Notify>>) {
+    match wake {
+        Some(wake) => wake.notified().await,
+        None => std::future::pending().await,
+    }
+}
+
+impl Room {
+    /// Applies and forwards the bridged topic's new entries. `false`: the topic could not be
+    /// read; every connection was closed.
+    async fn follow_topic(&mut self) -> bool {
+        let Some(bridge) = self.bridge.as_mut() else {
+            return true;
+        };
+        match bridge.catch_up(self.sync.doc()).await {
+            Ok(updates) => {
+                for update in updates {
+                    let message = DocSync::update_message(&update);
+                    self.out.push((Target::All, Bytes::from(message)));
+                }
+                self.deliver();
+                true
+            }
+            Err(error) => {
+                tracing::error!(room = %self.name, %error, "cannot follow the topic");
+                self.close_all(&error);
+                false
+            }
+        }
+    }
+
+    /// Closes every connection with 1011 and `error` (the room is ending).
+    fn close_all(&mut self, error: &Error) {
+        self.out.clear();
+        let reason = close_reason(error);
+        for (_, member) in std::mem::take(&mut self.members) {
+            let _ = member
+                .outbound
+                .try_send(Outbound::Close(1011, reason.clone()));
+        }
+    }
+
+    fn join(&mut self, conn: ConnId, outbound: mpsc::Sender<Outbound>) {
+        self.members.insert(
+            conn,
+            Member {
+                outbound,
+                controlled: BTreeSet::new(),
+            },
+        );
+        match guarded(|| self.sync.start()) {
+            Some(Ok(messages)) => {
+                for message in messages {
+                    self.out.push((Target::Only(conn), Bytes::from(message)));
+                }
+            }
+            Some(Err(error)) => self.expel(conn, 1011, close_reason(&error)),
+            None => self.expel(conn, 1011, "ROOM_UNAVAILABLE".into()),
+        }
+    }
+
+    async fn receive(&mut self, conn: ConnId, bytes: &[u8]) {
+        if !self.members.contains_key(&conn) {
+            return; // expelled earlier in this batch
+        }
+        let is_update = matches!(bytes, [0, 1 | 2, ..]);
+        if self.bridge.is_some() && is_update && bytes.len() > MAX_BRIDGED_UPDATE_LEN + 16 {
+            let error = Error::LimitExceeded {
+                what: "update in a bridged room (one signed op)",
+                limit: MAX_BRIDGED_UPDATE_LEN,
+                got: bytes.len(),
+            };
+            self.expel(conn, 1009, close_reason(&error));
+            return;
+        }
+        if matches!(bytes, [1, ..]) && !self.admit_awareness(bytes) {
+            let error = Error::LimitExceeded {
+                what: "awareness clients in the room",
+                limit: MAX_ROOM_AWARENESS_CLIENTS,
+                got: self.awareness_clients + 1,
+            };
+            self.expel(conn, 1008, close_reason(&error));
+            return;
+        }
+        let now = now_ms();
+        let sync = &mut self.sync;
+        let outcome = match guarded(|| sync.receive(bytes, now)) {
+            Some(Ok(outcome)) => outcome,
+            Some(Err(error)) => {
+                tracing::debug!(room = %self.name, %error, "message refused");
+                self.expel(conn, 1007, close_reason(&error));
+                return;
+            }
+            None => {
+                tracing::warn!(room = %self.name, "a message panicked yrs; rebuilding the room");
+                self.expel(
+                    conn,
+                    1007,
+                    close_reason(&Error::BadUpdate("the update could not be applied".into())),
+                );
+                self.rebuild().await;
+                return;
+            }
+        };
+        for reply in outcome.replies {
+            self.out.push((Target::Only(conn), Bytes::from(reply)));
+        }
+        let empty = outcome
+            .applied_update
+            .as_deref()
+            .is_some_and(is_empty_update);
+        if let Some(update) = outcome.applied_update {
+            if !empty {
+                self.pending.push(update);
+            }
+        }
+        if !empty {
+            for message in outcome.broadcast {
+                self.out.push((Target::AllBut(conn), Bytes::from(message)));
+            }
+        }
+        if let Some(member) = self.members.get_mut(&conn) {
+            let changes = &outcome.awareness;
+            member
+                .controlled
+                .extend(changes.added.iter().chain(changes.updated.iter()));
+            for id in &changes.removed {
+                member.controlled.remove(id);
+            }
+        }
+    }
+
+    /// Whether the room can hold the client ids of this awareness message (counted before it
+    /// is applied). When full, departed clients are forgotten first. Undecodable messages pass
+    /// here and are refused by `DocSync`.
+    fn admit_awareness(&mut self, bytes: &[u8]) -> bool {
+        let Ok(ProtocolMessage::Awareness(update)) = ProtocolMessage::decode(bytes) else {
+            return true;
+        };
+        let ids: BTreeSet<u64> = update.entries.iter().map(|e| e.client_id).collect();
+        let ids: Vec<u64> = ids.into_iter().collect();
+        let known = self.sync.awareness().encode(Some(&ids)).entries.len();
+        let new = ids.len().saturating_sub(known);
+        if self.awareness_clients + new > MAX_ROOM_AWARENESS_CLIENTS {
+            self.forget_departed();
+            if self.awareness_clients + new > MAX_ROOM_AWARENESS_CLIENTS {
+                return false;
+            }
+        }
+        self.awareness_clients += new;
+        true
+    }
+
+    /// Drops the clocks of departed awareness clients (keeps the present ones).
+    fn forget_departed(&mut self) {
+        let mut present = self.sync.awareness().encode(None);
+        present.entries.retain(|entry| entry.state.is_some());
+        self.awareness_clients = present.entries.len();
+        let mut fresh = DocSync::new(self.sync.doc());
+        let _ = fresh.apply_awareness(&present, now_ms());
+        self.sync = fresh;
+    }
+
+    fn leave(&mut self, conn: ConnId) {
+        if let Some(member) = self.members.remove(&conn) {
+            self.remove_awareness(&member.controlled);
+        }
+    }
+
+    /// Removes a connection with a close code and reason (best effort: a full queue gets none).
+    fn expel(&mut self, conn: ConnId, code: u16, reason: String) {
+        if let Some(member) = self.members.remove(&conn) {
+            let _ = member.outbound.try_send(Outbound::Close(code, reason));
+            self.remove_awareness(&member.controlled);
+        }
+    }
+
+    /// Marks the given awareness clients as gone (next clock, `null` state), as the y-websocket
+    /// server does when their connection closes, and tells everyone.
+    fn remove_awareness(&mut self, clients: &BTreeSet<u64>) {
+        if clients.is_empty() {
+            return;
+        }
+        let ids: Vec<u64> = clients.iter().copied().collect();
+        let entries: Vec<AwarenessEntry> = self
+            .sync
+            .awareness()
+            .encode(Some(&ids))
+            .entries
+            .into_iter()
+            .filter(|entry| entry.state.is_some())
+            .map(|entry| AwarenessEntry {
+                client_id: entry.client_id,
+                clock: entry.clock.saturating_add(1),
+                state: None,
+            })
+            .collect();
+        if entries.is_empty() {
+            return;
+        }
+        let update = AwarenessUpdate { entries };
+        let _ = self.sync.apply_awareness(&update, now_ms());
+        let message = ProtocolMessage::Awareness(update).encode();
+        self.out.push((Target::All, Bytes::from(message)));
+    }
+
+    /// After a panic inside yrs: the document again from the store plus this batch's accepted
+    /// updates; awareness carried over.
+    async fn rebuild(&mut self) {
+        if self.bridge.is_some() {
+            // The topic's entries are the record; the room reopens from them on the next join.
+            tracing::error!(room = %self.name, "closing the bridged room after a yrs panic");
+            self.close_all(&Error::Unavailable(
+                "room closed after an internal error".into(),
+            ));
+            return;
+        }
+        let store = self.store.clone();
+        let name = self.name.clone();
+        let pending = self.pending.clone();
+        let rebuilt =
+            tokio::task::spawn_blocking(move || load_doc(&store, &name, &pending).map(|(d, _)| d))
+                .await;
+        match rebuilt {
+            Ok(Ok(doc)) => {
+                let mut sync = DocSync::new(&doc);
+                let states = self.sync.awareness().encode(None);
+                let _ = sync.apply_awareness(&states, now_ms());
+                self.sync = sync;
+            }
+            _ => {
+                tracing::error!(room = %self.name, "rebuilding the room failed; closing it");
+                let ids: Vec<ConnId> = self.members.keys().copied().collect();
+                for conn in ids {
+                    self.expel(conn, 1011, "ROOM_UNAVAILABLE".into());
+                }
+            }
+        }
+    }
+
+    /// Commits the batch's updates, then sends its messages. `false`: storage failed, every
+    /// connection was closed and the room must end (its document holds uncommitted updates).
+    async fn flush(&mut self) -> bool {
+        if !self.pending.is_empty() {
+            let updates = std::mem::take(&mut self.pending);
+            let count = updates.len();
+            let committed = match self.bridge.as_mut() {
+                Some(bridge) => bridge.publish(&updates).await.map(|()| 0),
+                None => {
+                    let store = self.store.clone();
+                    let name = self.name.clone();
+                    tokio::task::spawn_blocking(move || store.append(&name, &updates))
+                        .await
+                        .map_err(|_| Error::Unavailable("room store task failed".into()))
+                        .and_then(|stored| stored.map(|()| count))
+                }
+            };
+            match committed {
+                Ok(rows) => self.since_snapshot += rows,
+                Err(error) => {
+                    tracing::error!(room = %self.name, %error, "room updates not stored");
+                    self.close_all(&error);
+                    return false;
+                }
+            }
+        }
+        self.deliver();
+        true
+    }
+
+    /// Sends the queued messages; a connection whose queue is full is dropped (its task then
+    /// closes it as a slow consumer), which may queue awareness removals, sent in turn.
+    fn deliver(&mut self) {
+        while !self.out.is_empty() {
+            let out = std::mem::take(&mut self.out);
+            let mut slow = BTreeSet::new();
+            for (target, bytes) in out {
+                for (id, member) in &self.members {
+                    let wanted = match target {
+                        Target::Only(conn) => *id == conn,
+                        Target::AllBut(conn) => *id != conn,
+                        Target::All => true,
+                    };
+                    if wanted
+                        && !slow.contains(id)
+                        && member
+                            .outbound
+                            .try_send(Outbound::Message(bytes.clone()))
+                            .is_err()
+                    {
+                        slow.insert(*id);
+                    }
+                }
+            }
+            for conn in slow {
+                if let Some(member) = self.members.remove(&conn) {
+                    self.remove_awareness(&member.controlled);
+                }
+            }
+        }
+    }
+
+    /// Folds the stored updates into one snapshot row.
+    async fn compact(&mut self) {
+        let snapshot = match guarded(|| self.sync.doc().encode_update(None)) {
+            Some(Ok(snapshot)) => snapshot,
+            Some(Err(error)) => {
+                tracing::warn!(room = %self.name, %error, "room snapshot failed");
+                return;
+            }
+            None => {
+                tracing::error!(room = %self.name, "room snapshot panicked yrs");
+                return;
+            }
+        };
+        let store = self.store.clone();
+        let name = self.name.clone();
+        match tokio::task::spawn_blocking(move || store.compact(&name, &snapshot)).await {
+            Ok(Ok(())) => self.since_snapshot = 0,
+            Ok(Err(error)) => tracing::warn!(room = %self.name, %error, "room compaction failed"),
+            Err(_) => tracing::warn!(room = %self.name, "room compaction task failed"),
+        }
+    }
+}

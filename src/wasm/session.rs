@@ -1,0 +1,419 @@
+//! The JS `Session` class: the core's sans-IO relay client session. `RelayClient`
+//! (pkg-config/client.mjs) moves frames between a WebSocket and it.
+
+use serde::Serialize;
+use wasm_bindgen::prelude::*;
+
+use super::convert::{bytes_arg, bytes_array_arg, serialize_bytes, serialize_u64};
+use super::identity::JsIdentity;
+use super::replica::config_arg;
+use crate::identity::Identity;
+use crate::op::SignedOp;
+use crate::session::{Fault, Phase, Session, SessionEvent};
+
+#[wasm_bindgen(typescript_custom_section)]
+const SESSION_TYPES: &str = r#"
+/** One event of `Session.takeEvents()`, tagged by `type` (64-bit integers: see `U64`). */
+export type SessionEvent =
+  | { type: "live"; relay: string }
+  | { type: "subscribed"; topic: string; fromSeq: U64; head: U64 }
+  | {
+      type: "entry";
+      topic: string;
+      seq: U64;
+      relayTimeMs: U64;
+      opId: string;
+      author: string;
+      kind: string;
+      counter: U64;
+      body: Uint8Array;
+      bytes: Uint8Array;
+    }
+  | { type: "replica"; topic: string; event: ReplicaEvent }
+  | { type: "verified"; topic: string; treeSize: U64 }
+  | { type: "acknowledged"; topic: string; opId: string; seq: U64; receipt: Uint8Array }
+  | { type: "refused"; topic: string; opId: string; code: string; message: string }
+  | { type: "misbehaviour"; topic: string; code: string; detail: string; evidence: Uint8Array | null }
+  | { type: "relayError"; requestId: number; code: string; message: string };
+"#;
+
+/// A relay client session (sans-IO): feed it received frames, send what `takeOutgoing()`
+/// returns, handle what `takeEvents()` returns.
+#[wasm_bindgen(js_name = Session)]
+pub struct JsSession(Session);
+
+/// One event as a plain JS object, tagged by `type`.
+#[derive(Serialize)]
+#[serde(
+    tag = "type",
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase"
+)]
+enum JsEvent {
+    Live {
+        relay: String,
+    },
+    Subscribed {
+        topic: String,
+        #[serde(serialize_with = "serialize_u64")]
+        from_seq: u64,
+        #[serde(serialize_with = "serialize_u64")]
+        head: u64,
+    },
+    Entry {
+        topic: String,
+        #[serde(serialize_with = "serialize_u64")]
+        seq: u64,
+        #[serde(serialize_with = "serialize_u64")]
+        relay_time_ms: u64,
+        op_id: String,
+        author: String,
+        kind: String,
+        #[serde(serialize_with = "serialize_u64")]
+        counter: u64,
+        #[serde(serialize_with = "serialize_bytes")]
+        body: Vec<u8>,
+        #[serde(serialize_with = "serialize_bytes")]
+        bytes: Vec<u8>,
+    },
+    Replica {
+        topic: String,
+        event: crate::replica::Event,
+    },
+    Verified {
+        topic: String,
+        #[serde(serialize_with = "serialize_u64")]
+        tree_size: u64,
+    },
+    Acknowledged {
+        topic: String,
+        op_id: String,
+        #[serde(serialize_with = "serialize_u64")]
+        seq: u64,
+        #[serde(serialize_with = "serialize_bytes")]
+        receipt: Vec<u8>,
+    },
+    Refused {
+        topic: String,
+        op_id: String,
+        code: String,
+        message: String,
+    },
+    Misbehaviour {
+        topic: String,
+        code: String,
+        detail: String,
+        #[serde(serialize_with = "serialize_opt_bytes")]
+        evidence: Option<Vec<u8>>,
+    },
+    RelayError {
+        request_id: u32,
+        code: String,
+        message: String,
+    },
+}
+
+fn serialize_opt_bytes<S: serde::Serializer>(
+    value: &Option<Vec<u8>>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match value {
+        Some(bytes) => serializer.serialize_bytes(bytes),
+        None => serializer.serialize_none(),
+    }
+}
+
+fn to_js_event(event: SessionEvent) -> JsEvent {
+    match event {
+        SessionEvent::Live { relay } => JsEvent::Live {
+            relay: relay.to_string(),
+        },
+        SessionEvent::Subscribed {
+            topic,
+            from_seq,
+            head,
+        } => JsEvent::Subscribed {
+            topic,
+            from_seq,
+            head,
+        },
+        SessionEvent::Entry { topic, entry } => JsEvent::Entry {
+            topic,
+            seq: entry.seq(),
+            relay_time_ms: entry.relay_time_ms(),
+            op_id: entry.op().id().to_string(),
+            author: entry.op().author().to_string(),
+            kind: entry.op().kind().to_owned(),
+            counter: entry.op().counter(),
+            body: entry.op().body().to_vec(),
+            bytes: entry.as_bytes().to_vec(),
+        },
+        SessionEvent::Replica { topic, event } => JsEvent::Replica { topic, event },
+        SessionEvent::Verified { topic, tree_size } => JsEvent::Verified { topic, tree_size },
+        SessionEvent::Acknowledged {
+            topic,
+            op_id,
+            seq,
+            receipt,
+        } => JsEvent::Acknowledged {
+            topic,
+            op_id: op_id.to_string(),
+            seq,
+            receipt,
+        },
+        SessionEvent::Refused {
+            topic,
+            op_id,
+            code,
+            message,
+        } => JsEvent::Refused {
+            topic,
+            op_id: op_id.to_string(),
+            code,
+            message,
+        },
+        SessionEvent::Misbehaviour { topic, fault } => JsEvent::Misbehaviour {
+            topic,
+            code: fault.code().to_owned(),
+            detail: format!("{fault:?}"),
+            evidence: match &fault {
+                Fault::Evidence(evidence) => Some(evidence.encode()),
+                _ => None,
+            },
+        },
+        SessionEvent::RelayError {
+            request_id,
+            code,
+            message,
+        } => JsEvent::RelayError {
+            request_id,
+            code,
+            message,
+        },
+    }
+}
+
+fn copy_identity(identity: &JsIdentity) -> Result<Identity, JsValue> {
+    let seed = identity.0.export_seed();
+    Ok(Identity::from_seed(&seed[..])?)
+}
+
+fn ms(value: f64) -> u64 {
+    if value.is_finite() && value > 0.0 {
+        value as u64
+    } else {
+        0
+    }
+}
+
+#[wasm_bindgen(js_class = Session)]
+impl JsSession {
+    /// A fresh session for `identity` (a copy of the key is kept).
+    #[wasm_bindgen(constructor)]
+    pub fn new(identity: &JsIdentity) -> Result<JsSession, JsValue> {
+        Ok(JsSession(Session::new(copy_identity(identity)?)))
+    }
+
+    /// A session resuming from `exportState()` bytes.
+    pub fn restore(
+        identity: &JsIdentity,
+        #[wasm_bindgen(unchecked_param_type = "Uint8Array")] state: &JsValue,
+    ) -> Result<JsSession, JsValue> {
+        let state = bytes_arg("state", state)?;
+        Ok(JsSession(Session::restore(
+            copy_identity(identity)?,
+            &state,
+        )?))
+    }
+
+    /// The persistable state (canonical bytes).
+    #[wasm_bindgen(js_name = exportState)]
+    pub fn export_state(&self) -> Vec<u8> {
+        self.0.export_state()
+    }
+
+    /// `"disconnected" | "awaitingChallenge" | "awaitingWelcome" | "live" | "refused"`.
+    #[wasm_bindgen(getter)]
+    pub fn phase(&self) -> String {
+        match self.0.phase() {
+            Phase::Disconnected => "disconnected",
+            Phase::AwaitingChallenge => "awaitingChallenge",
+            Phase::AwaitingWelcome => "awaitingWelcome",
+            Phase::Live => "live",
+            Phase::Refused => "refused",
+        }
+        .into()
+    }
+
+    /// The pinned relay key (hex), once known.
+    #[wasm_bindgen(getter, js_name = relayId)]
+    pub fn relay_id(&self) -> Option<String> {
+        self.0.relay().map(ToString::to_string)
+    }
+
+    /// Our agent id (hex).
+    #[wasm_bindgen(getter, js_name = agentId)]
+    pub fn agent_id(&self) -> String {
+        self.0.agent().to_string()
+    }
+
+    /// A transport connected.
+    pub fn connected(&mut self) {
+        self.0.connected();
+    }
+
+    /// The transport dropped.
+    pub fn disconnected(&mut self) {
+        self.0.disconnected();
+    }
+
+    /// One received binary message.
+    pub fn receive(
+        &mut self,
+        #[wasm_bindgen(unchecked_param_type = "Uint8Array")] bytes: &JsValue,
+        now_ms: f64,
+    ) -> Result<(), JsValue> {
+        Ok(self.0.receive(&bytes_arg("bytes", bytes)?, ms(now_ms))?)
+    }
+
+    /// Several received messages; entry signatures verified as one batch.
+    #[wasm_bindgen(js_name = receiveBatch)]
+    pub fn receive_batch(
+        &mut self,
+        #[wasm_bindgen(unchecked_param_type = "Uint8Array[]")] messages: &JsValue,
+        now_ms: f64,
+    ) -> Result<(), JsValue> {
+        let messages = bytes_array_arg("messages", messages)?;
+        let refs: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
+        Ok(self.0.receive_batch(&refs, ms(now_ms))?)
+    }
+
+    /// Follows `topic` from seq `from`; with `replica`, from 0 with a replica built from
+    /// `config` (a `ReplicaConfig` object, its canonical bytes, or undefined for the defaults).
+    pub fn subscribe(
+        &mut self,
+        topic: &str,
+        from: f64,
+        replica: bool,
+        #[wasm_bindgen(unchecked_param_type = "ReplicaConfig | Uint8Array | undefined")]
+        config: &JsValue,
+    ) -> Result<(), JsValue> {
+        let config = if replica {
+            Some(config_arg(config)?)
+        } else {
+            None
+        };
+        Ok(self.0.subscribe_with(topic, ms(from), config)?)
+    }
+
+    /// Stops following `topic`.
+    pub fn unsubscribe(&mut self, topic: &str) -> Result<(), JsValue> {
+        Ok(self.0.unsubscribe(topic)?)
+    }
+
+    /// Signs and queues an op; returns its id (hex).
+    pub fn publish(
+        &mut self,
+        topic: &str,
+        kind: &str,
+        #[wasm_bindgen(unchecked_param_type = "Uint8Array")] body: &JsValue,
+        now_ms: f64,
+    ) -> Result<String, JsValue> {
+        let body = bytes_arg("body", body)?;
+        Ok(self
+            .0
+            .publish(topic, kind, &body, vec![], ms(now_ms))?
+            .id()
+            .to_string())
+    }
+
+    /// Signs and queues an op like `publish`; returns the signed op's bytes, to be given to
+    /// other relays' sessions with `publishSigned` (one op id on every relay).
+    #[wasm_bindgen(js_name = publishOp)]
+    pub fn publish_op(
+        &mut self,
+        topic: &str,
+        kind: &str,
+        #[wasm_bindgen(unchecked_param_type = "Uint8Array")] body: &JsValue,
+        now_ms: f64,
+    ) -> Result<Vec<u8>, JsValue> {
+        let body = bytes_arg("body", body)?;
+        let op = self.0.publish(topic, kind, &body, vec![], ms(now_ms))?;
+        Ok(op.as_bytes().to_vec())
+    }
+
+    /// Queues an op signed by this session's identity elsewhere (`publishOp` of another
+    /// session); returns its id (hex).
+    #[wasm_bindgen(js_name = publishSigned)]
+    pub fn publish_signed(
+        &mut self,
+        #[wasm_bindgen(unchecked_param_type = "Uint8Array")] op: &JsValue,
+    ) -> Result<String, JsValue> {
+        let op = SignedOp::decode(&bytes_arg("op", op)?)?;
+        Ok(self.0.publish_signed(op)?.to_string())
+    }
+
+    /// The gossip body of the latest head of `topic` this session verified, if any: publish it
+    /// as an op of kind `"ants.checkpoint"` through other relays.
+    pub fn gossip(&self, topic: &str) -> Option<Vec<u8>> {
+        self.0.gossip(topic)
+    }
+
+    /// Takes a gossip body (the body of an `"ants.checkpoint"` op seen anywhere); true when it
+    /// was about this session's relay and a followed topic. Faults come out as events.
+    #[wasm_bindgen(js_name = receiveGossip)]
+    pub fn receive_gossip(
+        &mut self,
+        #[wasm_bindgen(unchecked_param_type = "Uint8Array")] bytes: &JsValue,
+    ) -> Result<bool, JsValue> {
+        Ok(self.0.receive_gossip(&bytes_arg("gossip", bytes)?)?)
+    }
+
+    /// Asks for the topic's signed checkpoint.
+    #[wasm_bindgen(js_name = requestCheckpoint)]
+    pub fn request_checkpoint(&mut self, topic: &str) -> Result<(), JsValue> {
+        Ok(self.0.request_checkpoint(topic)?)
+    }
+
+    /// Time passes (acknowledged-op deadlines).
+    pub fn tick(&mut self, now_ms: f64) {
+        self.0.tick(ms(now_ms));
+    }
+
+    /// The next seq owed on `topic`.
+    pub fn cursor(&self, topic: &str) -> Option<f64> {
+        self.0.cursor(topic).map(|c| c as f64)
+    }
+
+    /// Frames to send (drained).
+    #[wasm_bindgen(js_name = takeOutgoing, unchecked_return_type = "Uint8Array[]")]
+    pub fn take_outgoing(&mut self) -> JsValue {
+        let array = js_sys::Array::new();
+        for frame in self.0.take_outgoing() {
+            array.push(&js_sys::Uint8Array::from(frame.as_slice()));
+        }
+        array.into()
+    }
+
+    /// Events (drained), plain objects tagged by `type`.
+    #[wasm_bindgen(js_name = takeEvents, unchecked_return_type = "SessionEvent[]")]
+    pub fn take_events(&mut self) -> Result<JsValue, JsValue> {
+        let events: Vec<JsEvent> = self.0.take_events().into_iter().map(to_js_event).collect();
+        serde_wasm_bindgen::to_value(&events).map_err(|e| JsValue::from_str(&e.to_string()))
+    }
+
+    /// Who holds `resource` in the topic's replica (hex), if anyone.
+    #[wasm_bindgen(js_name = claimHolder)]
+    pub fn claim_holder(&self, topic: &str, resource: &str) -> Option<String> {
+        self.0
+            .replica(topic)?
+            .claim_holder(resource)
+            .map(|id| id.to_string())
+    }
+
+    /// The elected leader of the topic's replica at `nowMs` (hex), if any.
+    pub fn leader(&self, topic: &str, now_ms: f64) -> Option<String> {
+        let election = self.0.replica(topic)?.leader(ms(now_ms)).ok()?;
+        Some(format!("{}", election.leader))
+    }
+}

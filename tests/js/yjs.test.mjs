@@ -1,0 +1,177 @@
+// y-websocket interop: stock `WebsocketProvider`s (npm y-websocket, with `ws` in Node) edit one
+// room through the real `ants-relay` binary at /yjs/<room> and converge; the room survives a
+// relay restart (SIGTERM, and SIGKILL) on the same data directory; rooms bridged to a topic with
+// `params: { topic }` too.
+//   cargo build --features relay --bin ants-relay && node --test tests/js/yjs.test.mjs
+// (ANTS_RELAY_BIN overrides the binary; otherwise it is built into $CARGO_TARGET_DIR or target/.)
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import WebSocket from 'ws';
+import * as Y from 'yjs';
+import { WebsocketProvider } from 'y-websocket';
+import { root, freePort, waitForHttp } from './helpers.mjs';
+
+const PATIENCE_MS = 20_000;
+
+function relayBinary() {
+  if (process.env.ANTS_RELAY_BIN) return process.env.ANTS_RELAY_BIN;
+  const build = spawnSync('cargo', ['build', '--features', 'relay', '--bin', 'ants-relay'], { cwd: root, stdio: 'inherit' });
+  assert.equal(build.status, 0, 'cargo build of ants-relay failed');
+  return join(process.env.CARGO_TARGET_DIR ?? join(root, 'target'), 'debug', 'ants-relay');
+}
+
+const binary = relayBinary();
+const dataDir = mkdtempSync(join(tmpdir(), 'ants-coord-yjs-'));
+const relays = new Set();
+const providers = new Set();
+
+/** Starts the relay on a free loopback port over `dataDir`. */
+async function startRelay() {
+  const port = await freePort();
+  const child = spawn(binary, ['--listen', `127.0.0.1:${port}`, '--data', dataDir], { stdio: ['ignore', 'ignore', 'inherit'] });
+  const exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  relays.add(child);
+  await waitForHttp(`http://127.0.0.1:${port}/healthz`, PATIENCE_MS, () => child.exitCode === null && child.signalCode === null);
+  return {
+    url: `ws://127.0.0.1:${port}/yjs`,
+    port,
+    /** SIGTERM (graceful shutdown) or `signal`, then the exit status. */
+    async stop(signal = 'SIGTERM') {
+      child.kill(signal);
+      const status = await exited;
+      relays.delete(child);
+      return status;
+    },
+  };
+}
+
+function connect(url, room, doc, params = {}) {
+  const provider = new WebsocketProvider(url, room, doc, { WebSocketPolyfill: WebSocket, disableBc: true, params });
+  providers.add(provider);
+  return provider;
+}
+
+/** Destroys the provider and its document (whose awareness holds an interval timer). */
+function destroy(provider) {
+  provider.destroy();
+  provider.doc.destroy();
+  providers.delete(provider);
+}
+
+/** Polls `predicate` until true, failing after the patience. */
+async function until(predicate, what) {
+  const deadline = Date.now() + PATIENCE_MS;
+  while (!predicate()) {
+    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+after(async () => {
+  for (const provider of providers) destroy(provider);
+  for (const child of relays) {
+    child.kill('SIGKILL');
+  }
+  rmSync(dataDir, { recursive: true, force: true });
+});
+
+test('two stock y-websocket providers converge through the relay, and the room survives a restart', async () => {
+  const room = `notes-${Date.now().toString(36)}`;
+  let relay = await startRelay();
+  const docA = new Y.Doc();
+  const docB = new Y.Doc();
+  const a = connect(relay.url, room, docA);
+  const b = connect(relay.url, room, docB);
+  await until(() => a.synced && b.synced, 'both providers to sync');
+
+  // Concurrent edits on both sides.
+  docA.getText('body').insert(0, 'hello');
+  docB.getText('body').insert(0, 'world ');
+  const textA = () => docA.getText('body').toString();
+  const textB = () => docB.getText('body').toString();
+  await until(() => textA().length === 11 && textA() === textB(), 'the texts to converge');
+  // Then sequential edits, and a map, to be sure updates keep flowing both ways.
+  docB.getText('body').insert(textB().length, '!');
+  docA.getMap('meta').set('title', 'Notes');
+  await until(() => textA().endsWith('!') && docB.getMap('meta').get('title') === 'Notes', 'later edits');
+  assert.equal(textA(), textB());
+  const expected = textA();
+  assert.ok(expected === 'helloworld !' || expected === 'world hello!', expected);
+  assert.deepEqual(Y.encodeStateVector(docA), Y.encodeStateVector(docB));
+
+  // Awareness flows through the room.
+  a.awareness.setLocalStateField('user', { name: 'alice' });
+  await until(() => b.awareness.getStates().get(docA.clientID)?.user?.name === 'alice', 'awareness to reach B');
+
+  destroy(a);
+  destroy(b);
+  const status = await relay.stop();
+  assert.equal(status.code, 0, `relay exit ${JSON.stringify(status)}`);
+
+  relay = await startRelay();
+  const docC = new Y.Doc();
+  const c = connect(relay.url, room, docC);
+  await until(() => c.synced, 'the third provider to sync');
+  await until(() => docC.getText('body').toString() === expected, 'the stored text after restart');
+  assert.equal(docC.getMap('meta').get('title'), 'Notes');
+  destroy(c);
+  assert.equal((await relay.stop()).code, 0);
+});
+
+test('a bad room name is refused with a close reason', async () => {
+  const relay = await startRelay();
+  try {
+    const ws = new WebSocket(`${relay.url}/bad%20room`);
+    const [code, reason] = await new Promise((resolve, reject) => {
+      ws.once('close', (c, r) => resolve([c, r.toString()]));
+      ws.once('error', reject);
+    });
+    assert.equal(code, 1008);
+    assert.match(reason, /^BAD_INPUT: .*room name/);
+  } finally {
+    assert.equal((await relay.stop()).code, 0);
+  }
+});
+
+test('providers with params.topic share the topic document, which survives a restart', async () => {
+  const topic = `doc-${Date.now().toString(36)}`;
+  let relay = await startRelay();
+  const a = connect(relay.url, 'left', new Y.Doc(), { topic });
+  const b = connect(relay.url, 'right', new Y.Doc(), { topic });
+  await until(() => a.synced && b.synced, 'both bridged providers to sync');
+  a.doc.getText('body').insert(0, 'through the topic');
+  await until(() => b.doc.getText('body').toString() === 'through the topic', 'the edit to cross the bridge');
+  destroy(a);
+  destroy(b);
+  assert.equal((await relay.stop()).code, 0);
+  relay = await startRelay();
+  const c = connect(relay.url, 'third', new Y.Doc(), { topic });
+  await until(() => c.doc.getText('body').toString() === 'through the topic', 'the topic document after restart');
+  destroy(c);
+  assert.equal((await relay.stop()).code, 0);
+});
+
+test('an edit another provider has received survives a SIGKILL of the relay', async () => {
+  const room = `crash-${Date.now().toString(36)}`;
+  let relay = await startRelay();
+  const a = connect(relay.url, room, new Y.Doc());
+  const b = connect(relay.url, room, new Y.Doc());
+  await until(() => a.synced && b.synced, 'both providers to sync');
+  for (let i = 0; i < 20; i++) a.doc.getText('body').insert(0, `${i % 10}`);
+  const expected = a.doc.getText('body').toString();
+  // The relay forwards an update only after committing it: once B has it, it is on disk.
+  await until(() => b.doc.getText('body').toString() === expected, 'B to receive every edit');
+  destroy(a);
+  destroy(b);
+  assert.equal((await relay.stop('SIGKILL')).signal, 'SIGKILL');
+  relay = await startRelay();
+  const c = connect(relay.url, room, new Y.Doc());
+  await until(() => c.synced, 'the provider to sync after the crash');
+  assert.equal(c.doc.getText('body').toString(), expected);
+  destroy(c);
+  assert.equal((await relay.stop()).code, 0);
+});

@@ -1,0 +1,613 @@
+//! Yjs rooms (`/yjs/<room>`) over real sockets, speaking y-protocols with raw frames: clients
+//! converge, rooms survive restarts and compaction, awareness comes and goes with connections,
+//! and malformed frames, bad room names and mutated updates close connections without changing
+//! the room or taking the relay down. (The stock `y-websocket` client: tests/js/yjs.test.mjs.)
+#![cfg(all(feature = "relay", not(target_arch = "wasm32")))]
+
+mod common;
+
+use ants_coord::doc::lib0::{write_var_bytes, write_var_uint};
+use ants_coord::doc::{sign_update, SignedDoc};
+use ants_coord::doc::{AwarenessEntry, AwarenessUpdate};
+use ants_coord::doc::{Doc, DocSync, ProtocolMessage};
+use ants_coord::relay::yjs::{
+    store::RoomStore, COMPACT_EVERY, MAX_ROOM_AWARENESS_CLIENTS, YJS_DB_FILE,
+};
+use common::relay::{identity, start_relay, start_relay_with, temp_dir, Client, PATIENCE};
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+const TEXT: &str = "body";
+
+/// A plain Yjs client: a document, its y-protocols state, a socket.
+struct YClient {
+    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    doc: Doc,
+    sync: DocSync,
+}
+
+/// How a connection ended: the close code and reason (`None`: no close frame).
+type Closed = Option<(u16, String)>;
+
+impl YClient {
+    async fn connect(base: &str, room: &str) -> YClient {
+        let (ws, _) = tokio_tungstenite::connect_async(format!("{base}/{room}"))
+            .await
+            .unwrap();
+        let doc = Doc::new();
+        let sync = DocSync::new(&doc);
+        YClient { ws, doc, sync }
+    }
+
+    /// Connects and completes the sync both ways (the relay's step 1 answered, ours answered).
+    async fn joined(base: &str, room: &str) -> YClient {
+        let mut client = YClient::connect(base, room).await;
+        for message in client.sync.start().unwrap() {
+            client.send(message).await;
+        }
+        while !client.sync.is_synced() {
+            client.step().await.unwrap();
+        }
+        client
+    }
+
+    async fn send(&mut self, bytes: Vec<u8>) {
+        self.ws.send(Message::Binary(bytes.into())).await.unwrap();
+    }
+
+    /// The next binary message, or how the connection ended.
+    async fn next(&mut self) -> Result<Vec<u8>, Closed> {
+        loop {
+            let message = tokio::time::timeout(PATIENCE, self.ws.next())
+                .await
+                .expect("no message within the test's patience");
+            match message {
+                Some(Ok(Message::Binary(bytes))) => return Ok(bytes.to_vec()),
+                Some(Ok(Message::Close(frame))) => {
+                    return Err(frame.map(|f| (u16::from(f.code), f.reason.to_string())))
+                }
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => return Err(None),
+            }
+        }
+    }
+
+    /// Handles one incoming message through `DocSync`, answering as a y-websocket client does.
+    async fn step(&mut self) -> Result<ProtocolMessage, Closed> {
+        let bytes = self.next().await?;
+        let message = ProtocolMessage::decode(&bytes).unwrap();
+        let outcome = self.sync.receive(&bytes, now_ms()).unwrap();
+        for reply in outcome.replies {
+            self.send(reply).await;
+        }
+        Ok(message)
+    }
+
+    /// Edits the text locally and sends the update.
+    async fn insert(&mut self, index: u32, text: &str) {
+        let before = self.doc.state_vector().unwrap();
+        self.doc.insert_text(TEXT, index, text).unwrap();
+        let update = self.doc.encode_update(Some(&before)).unwrap();
+        self.send(DocSync::update_message(&update)).await;
+    }
+
+    async fn until_text(&mut self, expected: &str) {
+        while self.text() != expected {
+            self.step().await.unwrap();
+        }
+    }
+
+    fn text(&self) -> String {
+        self.doc.text(TEXT).unwrap()
+    }
+
+    /// Sends `bytes` (or a text message) and expects the relay to close with `code`; returns the
+    /// reason.
+    async fn expect_closed_after(&mut self, message: Message, code: u16) -> String {
+        self.ws.send(message).await.unwrap();
+        loop {
+            match self.next().await {
+                Ok(_) => continue,
+                Err(Some((got, reason))) => {
+                    assert_eq!(got, code, "closed with {got} {reason:?}");
+                    return reason;
+                }
+                Err(None) => panic!("connection ended without a close frame"),
+            }
+        }
+    }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+fn yjs_base(relay: &ants_coord::relay::RelayHandle) -> String {
+    relay.yjs_url()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_clients_converge_and_the_room_survives_a_restart() {
+    let data = temp_dir("yjs-converge");
+    let relay = start_relay(data.clone()).await;
+    let base = yjs_base(&relay);
+    let mut alice = YClient::joined(&base, "notes").await;
+    alice.insert(0, "hello").await;
+    let mut bob = YClient::joined(&base, "notes").await;
+    // Bob's sync step 2 from the relay may race Alice's update; wait for the text either way.
+    bob.until_text("hello").await;
+    bob.insert(5, " world").await;
+    alice.until_text("hello world").await;
+
+    // Concurrent edits at the same place converge to one order on both sides.
+    alice.insert(0, "A").await;
+    bob.insert(0, "B").await;
+    let mut texts = (alice.text(), bob.text());
+    while texts.0.len() < 13 || texts.0 != texts.1 {
+        tokio::select! {
+            step = alice.step() => { step.unwrap(); }
+            step = bob.step() => { step.unwrap(); }
+        }
+        texts = (alice.text(), bob.text());
+    }
+    assert!(
+        texts.0 == "ABhello world" || texts.0 == "BAhello world",
+        "{texts:?}"
+    );
+    assert_eq!(
+        alice.doc.state_vector().unwrap(),
+        bob.doc.state_vector().unwrap()
+    );
+
+    // Another room is another document.
+    let other = YClient::joined(&base, "other").await;
+    assert_eq!(other.text(), "");
+
+    relay.shutdown().await.unwrap();
+    let relay = start_relay(data).await;
+    let carol = YClient::joined(&yjs_base(&relay), "notes").await;
+    assert_eq!(carol.text(), texts.0);
+    relay.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_messages_close_the_connection_and_change_nothing() {
+    let data = temp_dir("yjs-malformed");
+    let relay = start_relay(data.clone()).await;
+    let base = yjs_base(&relay);
+    let mut writer = YClient::joined(&base, "room").await;
+    writer.insert(0, "stable").await;
+    let mut watcher = YClient::joined(&base, "room").await;
+    watcher.until_text("stable").await;
+    let state = watcher.doc.state_vector().unwrap();
+
+    let valid_update = {
+        let doc = Doc::new();
+        doc.insert_text(TEXT, 0, "intruder").unwrap();
+        doc.encode_update(None).unwrap()
+    };
+    let with_payload = |outer: u64, inner: Option<u64>, payload: &[u8]| {
+        let mut out = Vec::new();
+        write_var_uint(&mut out, outer);
+        if let Some(inner) = inner {
+            write_var_uint(&mut out, inner);
+        }
+        write_var_bytes(&mut out, payload);
+        out
+    };
+    let mut trailing = DocSync::update_message(&valid_update);
+    trailing.push(0);
+    let mut truncated = DocSync::update_message(&valid_update);
+    truncated.truncate(truncated.len() - 3);
+    let mut huge_length = vec![0, 2];
+    write_var_uint(&mut huge_length, 1 << 40);
+    let cases: Vec<(&str, Message, u16, &str)> = vec![
+        (
+            "empty",
+            Message::Binary(Vec::new().into()),
+            1007,
+            "MALFORMED",
+        ),
+        (
+            "garbage",
+            Message::Binary(vec![0xff; 64].into()),
+            1007,
+            "MALFORMED",
+        ),
+        (
+            "unknown type",
+            Message::Binary(vec![9].into()),
+            1007,
+            "MALFORMED",
+        ),
+        (
+            "unknown sync type",
+            Message::Binary(with_payload(0, Some(7), b"x").into()),
+            1007,
+            "MALFORMED",
+        ),
+        (
+            "truncated update",
+            Message::Binary(truncated.into()),
+            1007,
+            "MALFORMED",
+        ),
+        (
+            "trailing bytes",
+            Message::Binary(trailing.into()),
+            1007,
+            "TRAILING_BYTES",
+        ),
+        (
+            "length over the limit",
+            Message::Binary(huge_length.into()),
+            1007,
+            "LIMIT_EXCEEDED",
+        ),
+        (
+            "update yrs refuses",
+            Message::Binary(with_payload(0, Some(2), &[5, 0xff, 0xff, 0xff]).into()),
+            1007,
+            "BAD_UPDATE",
+        ),
+        (
+            "step 2 yrs refuses",
+            Message::Binary(with_payload(0, Some(1), &[1, 1, 200, 1]).into()),
+            1007,
+            "BAD_UPDATE",
+        ),
+        (
+            "awareness not JSON",
+            Message::Binary(with_payload(1, None, &[1, 7, 1, 3, b'{', b'x', b'}']).into()),
+            1007,
+            "MALFORMED",
+        ),
+        (
+            "text message",
+            Message::Text("hello".into()),
+            1003,
+            "BAD_INPUT",
+        ),
+    ];
+    for (what, message, code, reason_code) in cases {
+        let mut intruder = YClient::connect(&base, "room").await;
+        let reason = intruder.expect_closed_after(message, code).await;
+        assert!(reason.starts_with(reason_code), "{what}: {reason:?}");
+    }
+
+    // Nothing reached the room: a newcomer and the watcher see exactly the old state.
+    let checker = YClient::joined(&base, "room").await;
+    assert_eq!(checker.text(), "stable");
+    assert_eq!(checker.doc.state_vector().unwrap(), state);
+    watcher.insert(6, "!").await;
+    writer.until_text("stable!").await;
+    relay.shutdown().await.unwrap();
+    let relay = start_relay(data).await;
+    let reopened = YClient::joined(&yjs_base(&relay), "room").await;
+    assert_eq!(reopened.text(), "stable!");
+    relay.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_room_names_are_refused_with_a_reason() {
+    let relay = start_relay(temp_dir("yjs-names")).await;
+    let base = yjs_base(&relay);
+    let long = "x".repeat(129);
+    for room in ["", "a/b", "a%2Fb", "caf%C3%A9", "sp%20ace", long.as_str()] {
+        let mut client = YClient::connect(&base, room).await;
+        match client.next().await {
+            Err(Some((code, reason))) => {
+                assert_eq!(code, 1008, "{room}: {reason}");
+                assert!(
+                    reason.starts_with("BAD_INPUT") && reason.contains("room name"),
+                    "{room}: {reason}"
+                );
+            }
+            other => panic!("{room}: expected a close, got {other:?}"),
+        }
+    }
+    // The longest allowed name works.
+    let ok = YClient::joined(&base, &"x".repeat(128)).await;
+    assert_eq!(ok.text(), "");
+    relay.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn awareness_is_relayed_and_removed_when_its_connection_closes() {
+    let relay = start_relay(temp_dir("yjs-awareness")).await;
+    let base = yjs_base(&relay);
+    let mut alice = YClient::joined(&base, "presence").await;
+    let mut bob = YClient::joined(&base, "presence").await;
+    let alice_id = u64::from(alice.doc.client_id());
+    let message = alice
+        .sync
+        .set_local_awareness(Some(r#"{"user":"alice"}"#), now_ms())
+        .unwrap();
+    alice.send(message).await;
+    while bob.sync.awareness().state(alice_id).is_none() {
+        bob.step().await.unwrap();
+    }
+    assert_eq!(
+        bob.sync.awareness().state(alice_id),
+        Some(r#"{"user":"alice"}"#)
+    );
+
+    // A newcomer gets the states right after its sync step 1.
+    let mut carol = YClient::connect(&base, "presence").await;
+    while carol.sync.awareness().state(alice_id).is_none() {
+        carol.step().await.unwrap();
+    }
+
+    // Alice's socket drops without a goodbye: the relay removes her state for everyone.
+    drop(alice);
+    while bob.sync.awareness().state(alice_id).is_some() {
+        match bob.step().await.unwrap() {
+            ProtocolMessage::Awareness(_) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    while carol.sync.awareness().state(alice_id).is_some() {
+        carol.step().await.unwrap();
+    }
+    relay.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_room_holds_a_bounded_number_of_awareness_clients() {
+    let relay = start_relay(temp_dir("yjs-awareness-cap")).await;
+    let base = yjs_base(&relay);
+    let flood = |from: u64, count: usize| {
+        ProtocolMessage::Awareness(AwarenessUpdate {
+            entries: (from..from + count as u64)
+                .map(|client_id| AwarenessEntry {
+                    client_id,
+                    clock: 1,
+                    state: Some("{}".into()),
+                })
+                .collect(),
+        })
+        .encode()
+    };
+    let mut first = YClient::joined(&base, "crowd").await;
+    first.send(flood(1, MAX_ROOM_AWARENESS_CLIENTS)).await;
+    let mut second = YClient::joined(&base, "crowd").await;
+    let last = MAX_ROOM_AWARENESS_CLIENTS as u64;
+    while second.sync.awareness().state(last).is_none() {
+        second.step().await.unwrap();
+    }
+    // The room is full of present clients: one more is refused, the others stay.
+    let reason = second
+        .expect_closed_after(Message::Binary(flood(1_000_000, 1).into()), 1008)
+        .await;
+    assert!(reason.starts_with("LIMIT_EXCEEDED"), "{reason}");
+    // When the flooding connection leaves its clients depart and make room again.
+    drop(first);
+    let mut third = YClient::joined(&base, "crowd").await;
+    third.send(flood(2_000_000, 10)).await;
+    let mut watcher = YClient::joined(&base, "crowd").await;
+    while watcher.sync.awareness().state(2_000_009).is_none() {
+        watcher.step().await.unwrap();
+    }
+    relay.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rooms_are_compacted_and_reload_the_same() {
+    let data = temp_dir("yjs-compact");
+    let relay = start_relay(data.clone()).await;
+    let base = yjs_base(&relay);
+    let mut writer = YClient::joined(&base, "log").await;
+    let mut reader = YClient::joined(&base, "log").await;
+    let edits = COMPACT_EVERY + 20;
+    for i in 0..edits {
+        writer.insert(0, &format!("{}", i % 10)).await;
+    }
+    let expected = writer.text();
+    assert_eq!(expected.len(), edits);
+    reader.until_text(&expected).await;
+    relay.shutdown().await.unwrap();
+
+    // Shutdown compacted the room into its snapshot row.
+    let store = RoomStore::open(&data.join(YJS_DB_FILE)).unwrap();
+    let stored = store.load("log").unwrap();
+    assert!(stored.snapshot.is_some());
+    assert!(
+        stored.updates.is_empty(),
+        "{} rows left",
+        stored.updates.len()
+    );
+    drop(store);
+
+    let relay = start_relay(data).await;
+    let again = YClient::joined(&yjs_base(&relay), "log").await;
+    assert_eq!(again.text(), expected);
+    relay.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mutated_updates_never_take_the_relay_down() {
+    let relay = start_relay(temp_dir("yjs-fuzz")).await;
+    let base = yjs_base(&relay);
+    let source = Doc::new();
+    source
+        .insert_text(TEXT, 0, "seed text for mutation")
+        .unwrap();
+    source.insert_text(TEXT, 4, " more").unwrap();
+    source.delete_text(TEXT, 0, 3).unwrap();
+    let update = source.encode_update(None).unwrap();
+    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let mut client = YClient::joined(&base, "fuzz").await;
+    for round in 0..200 {
+        let mut mutated = update.clone();
+        for _ in 0..=(next() % 4) {
+            let at = (next() as usize) % mutated.len();
+            mutated[at] = next() as u8;
+        }
+        if round % 3 == 0 {
+            mutated.truncate((next() as usize) % mutated.len());
+        }
+        client.send(DocSync::update_message(&mutated)).await;
+        // Either accepted (silence) or refused (close): a ping proves the relay still answers.
+        client.ws.send(Message::Ping(Vec::new().into())).await.ok();
+        let answered = loop {
+            match tokio::time::timeout(PATIENCE, client.ws.next())
+                .await
+                .unwrap()
+            {
+                Some(Ok(Message::Pong(_))) => break true,
+                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break false,
+                Some(Ok(_)) => continue,
+            }
+        };
+        if !answered {
+            client = YClient::joined(&base, "fuzz").await;
+        }
+    }
+    // The relay is up and the room still syncs.
+    let checker = YClient::joined(&base, "fuzz").await;
+    let _ = checker.text();
+    relay.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bridged_room_and_signed_clients_share_one_document() {
+    let data = temp_dir("yjs-bridge");
+    let relay = start_relay(data.clone()).await;
+    let base = yjs_base(&relay);
+    let topic = "doc-notes";
+    let alice = identity(1);
+    let mut signed = Client::connect_as(&relay.url(), &alice).await;
+    let alice_doc = Doc::new();
+    alice_doc.insert_text(TEXT, 0, "signed").unwrap();
+    let update = alice_doc.encode_update(None).unwrap();
+    let op = sign_update(&alice, topic, 1, 1_700_000_000_000, &update).unwrap();
+    signed.publish_ok(&op).await;
+
+    // A plain Yjs client in a room bridged to the topic sees the signed document...
+    let room = format!("anything?topic={topic}");
+    let mut plain = YClient::joined(&base, &room).await;
+    plain.until_text("signed").await;
+    // ...and its edits reach the topic as doc.update ops signed by the relay.
+    plain.insert(6, " + plain").await;
+    let mut reader = Client::connect(&relay.url()).await;
+    reader.subscribe(topic, 0).await;
+    let mut signed_doc = SignedDoc::new(topic, None).unwrap();
+    let mut authors = Vec::new();
+    while signed_doc.doc().text(TEXT).unwrap() != "signed + plain" {
+        let entry = reader.next_entry().await;
+        authors.push(*entry.op().author());
+        assert!(signed_doc.apply_entry(&entry).unwrap());
+    }
+    assert_eq!(authors, vec![alice.agent_id(), relay.relay_id()]);
+
+    // An op of the update kind whose body is not a Yjs update is sequenced (the relay does not
+    // judge bodies) but changes nothing in the room.
+    let garbage = ants_coord::SignedOp::sign(
+        &alice,
+        ants_coord::OpDraft {
+            topic: topic.into(),
+            kind: "doc.update".into(),
+            counter: 2,
+            time_ms: 1_700_000_000_001,
+            deps: vec![],
+            body: vec![1, 0xff, 0xff, 0xff, 3],
+        },
+    )
+    .unwrap();
+    signed.publish_ok(&garbage).await;
+
+    // Signed edits published later reach the room live, and another room name bridged to the
+    // same topic is the same document.
+    let before = alice_doc.state_vector().unwrap();
+    alice_doc.insert_text(TEXT, 0, "> ").unwrap();
+    let update = alice_doc.encode_update(Some(&before)).unwrap();
+    let op = sign_update(&alice, topic, 3, 1_700_000_000_002, &update).unwrap();
+    signed.publish_ok(&op).await;
+    plain.until_text("> signed + plain").await;
+    let other = YClient::joined(&base, &format!("other?topic={topic}")).await;
+    assert_eq!(other.text(), "> signed + plain");
+    // A bad topic is refused like a bad room name.
+    let mut bad = YClient::connect(&base, "x?topic=bad%01topic").await;
+    match bad.next().await {
+        Err(Some((code, reason))) => {
+            assert_eq!(code, 1008);
+            assert!(reason.starts_with("BAD_TOPIC"), "{reason}");
+        }
+        other => panic!("expected a close, got {other:?}"),
+    }
+    drop((plain, other));
+
+    // The topic is the bridged room's record: nothing in the room store, same text after a
+    // restart.
+    relay.shutdown().await.unwrap();
+    let store = RoomStore::open(&data.join(YJS_DB_FILE)).unwrap();
+    assert_eq!(
+        store
+            .load(&format!("?topic={topic}"))
+            .unwrap()
+            .updates
+            .len(),
+        0
+    );
+    drop(store);
+    let relay = start_relay(data).await;
+    let again = YClient::joined(&yjs_base(&relay), &room).await;
+    assert_eq!(again.text(), "> signed + plain");
+    relay.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flooding_connection_is_closed_and_shutdown_says_so() {
+    let relay = start_relay_with(temp_dir("yjs-rate"), |config| {
+        config.limits.connection_rate = 0.001;
+        config.limits.connection_burst = 20.0;
+    })
+    .await;
+    let base = yjs_base(&relay);
+    let mut flooder = YClient::joined(&base, "busy").await;
+    let mut closed = None;
+    // 100 query-awareness messages against a burst of 20 (query awareness is `varUint(3)`).
+    for _ in 0..100 {
+        if flooder
+            .ws
+            .send(Message::Binary(vec![3].into()))
+            .await
+            .is_err()
+        {
+            break;
+        }
+    }
+    while closed.is_none() {
+        match flooder.next().await {
+            Ok(_) => {}
+            Err(end) => closed = Some(end),
+        }
+    }
+    let (code, reason) = closed.unwrap().expect("a close frame");
+    assert_eq!((code, reason.as_str()), (1008, "RATE_LIMITED"));
+
+    // A graceful shutdown closes room connections with 1001.
+    let mut quiet = YClient::joined(&base, "busy").await;
+    let stopping = tokio::spawn(relay.shutdown());
+    loop {
+        match quiet.next().await {
+            Ok(_) => continue,
+            Err(end) => {
+                assert_eq!(end, Some((1001, "SHUTTING_DOWN".to_owned())));
+                break;
+            }
+        }
+    }
+    stopping.await.unwrap().unwrap();
+}
