@@ -223,6 +223,51 @@ fn small_order_encodings() -> &'static [[u8; 32]] {
 /// Errors: `BAD_INPUT` if the three slices differ in length, the per-item errors of
 /// [`verify_signature`] otherwise.
 pub fn verify_batch(public_keys: &[&[u8]], messages: &[&[u8]], signatures: &[&[u8]]) -> Result<()> {
+    batch_with(validated_key, public_keys, messages, signatures)
+}
+
+/// Decompressed, validated public keys of agents seen before: [`verify_batch_cached`] then
+/// skips the point decompression (about a third of the cost of a batched verification) for
+/// keys it has seen. A cache, never state: bounded to [`KeyCache::CAPACITY`] keys, cleared when
+/// full; answers are the same with or without it.
+#[derive(Debug, Default)]
+pub struct KeyCache(std::collections::HashMap<[u8; PUBLIC_KEY_LEN], VerifyingKey>);
+
+impl KeyCache {
+    /// Most keys kept.
+    pub const CAPACITY: usize = 1 << 16;
+
+    fn key(&mut self, bytes: &[u8]) -> Result<VerifyingKey> {
+        let array = fixed::<PUBLIC_KEY_LEN>("public key", bytes)?;
+        if let Some(key) = self.0.get(&array) {
+            return Ok(*key);
+        }
+        let key = validated_key(&array)?;
+        if self.0.len() >= Self::CAPACITY {
+            self.0.clear();
+        }
+        self.0.insert(array, key);
+        Ok(key)
+    }
+}
+
+/// [`verify_batch`] with decompressed keys kept in `cache`: the same answer, faster for
+/// repeated signers.
+pub fn verify_batch_cached(
+    cache: &mut KeyCache,
+    public_keys: &[&[u8]],
+    messages: &[&[u8]],
+    signatures: &[&[u8]],
+) -> Result<()> {
+    batch_with(|key| cache.key(key), public_keys, messages, signatures)
+}
+
+fn batch_with(
+    mut key_of: impl FnMut(&[u8]) -> Result<VerifyingKey>,
+    public_keys: &[&[u8]],
+    messages: &[&[u8]],
+    signatures: &[&[u8]],
+) -> Result<()> {
     if public_keys.len() != messages.len() || messages.len() != signatures.len() {
         return Err(Error::BadInput(format!(
             "batch needs equal counts, got {} keys, {} messages, {} signatures",
@@ -234,7 +279,7 @@ pub fn verify_batch(public_keys: &[&[u8]], messages: &[&[u8]], signatures: &[&[u
     let mut keys = Vec::with_capacity(public_keys.len());
     let mut sigs = Vec::with_capacity(signatures.len());
     for (key, sig) in public_keys.iter().zip(signatures) {
-        keys.push(validated_key(key)?);
+        keys.push(key_of(key)?);
         let sig = fixed::<SIGNATURE_LEN>("signature", sig)?;
         if r_is_refused(&sig) {
             return Err(Error::BadSignature);
@@ -355,5 +400,33 @@ mod tests {
         sigs[5][40] ^= 1;
         let bad = check(&sigs);
         assert_eq!(bad, Err(Error::BadSignature));
+    }
+
+    #[test]
+    fn the_key_cache_changes_no_answer() {
+        let ids: Vec<Identity> = (0..4u8)
+            .map(|i| Identity::from_seed(&[i; 32]).unwrap())
+            .collect();
+        let mut keys: Vec<[u8; 32]> = ids.iter().map(|i| *i.agent_id().as_bytes()).collect();
+        let msgs: Vec<Vec<u8>> = (0..4u8).map(|i| vec![i; 3]).collect();
+        let mut sigs: Vec<[u8; 64]> = ids.iter().zip(&msgs).map(|(i, m)| i.sign(m)).collect();
+        let mut cache = KeyCache::default();
+        let mut both = |keys: &[[u8; 32]], sigs: &[[u8; 64]]| {
+            let k: Vec<&[u8]> = keys.iter().map(|k| &k[..]).collect();
+            let m: Vec<&[u8]> = msgs.iter().map(|m| &m[..]).collect();
+            let s: Vec<&[u8]> = sigs.iter().map(|s| &s[..]).collect();
+            let plain = verify_batch(&k, &m, &s);
+            // Twice: the second time every valid key comes from the cache.
+            assert_eq!(verify_batch_cached(&mut cache, &k, &m, &s), plain);
+            assert_eq!(verify_batch_cached(&mut cache, &k, &m, &s), plain);
+            plain
+        };
+        assert_eq!(both(&keys, &sigs), Ok(()));
+        sigs[2][10] ^= 1;
+        assert_eq!(both(&keys, &sigs), Err(Error::BadSignature));
+        sigs[2][10] ^= 1;
+        keys[1] = [0; 32];
+        keys[1][0] = 1; // the identity point: small order
+        assert_eq!(both(&keys, &sigs), Err(Error::BadPublicKey));
     }
 }

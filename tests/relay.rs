@@ -374,3 +374,42 @@ async fn a_losing_claimant_gets_its_compensation_pushed_at_once() {
     assert!(text.to_lowercase().contains("compensation"), "{text}");
     relay.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_relay_restores_its_replicas_to_the_full_replay() {
+    use ants_coord::{Replica, ReplicaConfig};
+    let data = temp_dir("snapshots");
+    let every = |c: &mut ants_coord::relay::Config| c.limits.replica_snapshot_every = 10;
+    let alice = identity(1);
+    let relay = start_relay_with(data.clone(), every).await;
+    let mut a = Client::connect_as(&relay.url(), &alice).await;
+    for counter in 0..25 {
+        a.publish_ok(&op(&alice, "snap", counter, b"p")).await;
+    }
+    let live = relay.replica_state_hash("snap").await.unwrap().unwrap();
+    assert_eq!(relay.replica_state_hash("none").await.unwrap(), None);
+    a.close().await;
+    relay.shutdown().await.unwrap();
+
+    // Restored from the snapshot stored at shutdown.
+    let relay = start_relay_with(data.clone(), every).await;
+    assert_eq!(relay.replica_state_hash("snap").await.unwrap(), Some(live));
+    let mut a = Client::connect_as(&relay.url(), &alice).await;
+    for counter in 25..38 {
+        a.publish_ok(&op(&alice, "snap", counter, b"q")).await;
+    }
+    let hash = relay.replica_state_hash("snap").await.unwrap().unwrap();
+    // The same state as a replica fed every entry from the start.
+    let mut reader = Client::connect(&relay.url()).await;
+    assert_eq!(reader.subscribe("snap", 0).await, 38);
+    let mut full = Replica::new("snap", ReplicaConfig::default()).unwrap();
+    for _ in 0..38 {
+        full.apply(&reader.next_entry().await).unwrap();
+    }
+    assert_eq!(full.state_hash(), hash);
+    a.close().await;
+    relay.shutdown().await.unwrap();
+    let relay = start_relay_with(data, every).await;
+    assert_eq!(relay.replica_state_hash("snap").await.unwrap(), Some(hash));
+    relay.shutdown().await.unwrap();
+}

@@ -214,7 +214,7 @@ async fn throughput(
     window: usize,
     per_publisher: usize,
     limit: Duration,
-) -> Result<(), Failure> {
+) -> Result<u64, Failure> {
     let topics: Vec<String> = (0..topic_count.max(1))
         .map(|i| format!("load-{i}"))
         .collect();
@@ -323,7 +323,7 @@ async fn throughput(
     for reader in readers {
         reader.abort();
     }
-    Ok(())
+    Ok(done)
 }
 
 async fn latency(
@@ -501,7 +501,7 @@ async fn recovery(
 ) -> Result<(), Failure> {
     let publishers = 16usize;
     let per = entries.div_ceil(publishers);
-    throughput(&relay.url, publishers, 0, 16, 256, per, limit).await?;
+    let stored = throughput(&relay.url, publishers, 0, 16, 256, per, limit).await?;
     relay.child.start_kill()?;
     relay.child.wait().await?;
     let db = data.join("relay.sqlite3");
@@ -511,7 +511,7 @@ async fn recovery(
         .unwrap_or(0);
     let (relay, elapsed) = spawn_relay(data).await?;
     println!(
-        "recovery: after SIGKILL with about {entries} entries (database {} MiB, WAL {} MiB): listening again after {:.2} s",
+        "recovery: after SIGKILL with {stored} receipted entries of {entries} asked (database {} MiB, WAL {} MiB): listening again after {:.2} s",
         size >> 20,
         wal >> 20,
         elapsed.as_secs_f64()
@@ -548,7 +548,7 @@ async fn main() -> Result<(), Failure> {
                 ops_per_publisher,
                 limit,
             )
-            .await?
+            .await?;
         }
         Scenario::Latency {
             rate,

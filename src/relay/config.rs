@@ -10,7 +10,10 @@ use std::time::Duration;
 use clap::Parser;
 use serde::Deserialize;
 
+use crate::election::{ElectionMode, WeightedCandidate};
 use crate::error::{Error, Result};
+use crate::identity::AgentId;
+use crate::replica::{ReplicaConfig, SlashPolicy};
 
 /// Limits that protect the relay from its clients.
 #[derive(Debug, Clone, Deserialize)]
@@ -44,6 +47,9 @@ pub struct Limits {
     pub sequencer_queue: usize,
     /// WebSocket ping interval, in seconds.
     pub ping_interval_s: u64,
+    /// Entries between two stored snapshots of a topic's replica (0: only at shutdown). A
+    /// restart replays at most this many entries per topic through its replica.
+    pub replica_snapshot_every: u64,
 }
 
 impl Default for Limits {
@@ -62,6 +68,7 @@ impl Default for Limits {
             commit_max_ops: 2_048,
             sequencer_queue: 65_536,
             ping_interval_s: 20,
+            replica_snapshot_every: 10_000,
         }
     }
 }
@@ -70,6 +77,132 @@ impl Limits {
     /// The send timeout as a duration.
     pub fn send_timeout(&self) -> Duration {
         Duration::from_millis(self.send_timeout_ms)
+    }
+}
+
+/// The replica rules of the topics whose name starts with `prefix` (a `[[replica]]` table of
+/// the config file). Fields left out keep [`ReplicaConfig::default`]'s values; agent ids are
+/// 64 lowercase hex characters. The longest matching prefix wins; topics no prefix matches
+/// use the defaults.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TopicReplicaConfig {
+    /// Topic name prefix (`""` matches every topic).
+    pub prefix: String,
+    /// Agents allowed to mint.
+    pub issuers: Vec<String>,
+    /// Lease of a claim that names 0 ms.
+    pub default_lease_ms: Option<u64>,
+    /// Longest lease a claim may ask for.
+    pub max_lease_ms: Option<u64>,
+    /// Veto delay of a recovery.
+    pub recovery_delay_ms: Option<u64>,
+    /// `"burn"` or `"poster"`.
+    pub slash_policy: Option<String>,
+    /// The election window.
+    pub election_window_ms: Option<u64>,
+    /// `"priority"` or `"weighted"`.
+    pub election_mode: Option<String>,
+    /// Who may lead, with weights.
+    pub candidates: Vec<CandidateConfig>,
+    /// Feed items kept.
+    pub feed_capacity: Option<u32>,
+}
+
+/// One election candidate of a [`TopicReplicaConfig`].
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CandidateConfig {
+    /// The agent (64 lowercase hex characters).
+    pub agent: String,
+    /// Its weight.
+    pub weight: u64,
+}
+
+impl TopicReplicaConfig {
+    /// The core configuration these fields describe, made canonical. `BAD_INPUT` (naming the
+    /// prefix) for an unknown policy or mode, a bad agent id or a broken rule.
+    pub fn to_replica_config(&self) -> Result<ReplicaConfig> {
+        let context =
+            |e: Error| Error::BadInput(format!("replica config for prefix {:?}: {e}", self.prefix));
+        let agent = |hex: &str| hex.parse::<AgentId>().map_err(context);
+        let defaults = ReplicaConfig::default();
+        let config = ReplicaConfig {
+            issuers: self
+                .issuers
+                .iter()
+                .map(|hex| agent(hex))
+                .collect::<Result<_>>()?,
+            default_lease_ms: self.default_lease_ms.unwrap_or(defaults.default_lease_ms),
+            max_lease_ms: self.max_lease_ms.unwrap_or(defaults.max_lease_ms),
+            recovery_delay_ms: self.recovery_delay_ms.unwrap_or(defaults.recovery_delay_ms),
+            slash_policy: match self.slash_policy.as_deref() {
+                None => defaults.slash_policy,
+                Some("burn") => SlashPolicy::Burn,
+                Some("poster") => SlashPolicy::Poster,
+                Some(other) => {
+                    return Err(context(Error::BadInput(format!(
+                        "slash_policy {other:?} (burn or poster)"
+                    ))))
+                }
+            },
+            election_window_ms: self
+                .election_window_ms
+                .unwrap_or(defaults.election_window_ms),
+            election_mode: match self.election_mode.as_deref() {
+                None => defaults.election_mode,
+                Some("priority") => ElectionMode::Priority,
+                Some("weighted") => ElectionMode::Weighted,
+                Some(other) => {
+                    return Err(context(Error::BadInput(format!(
+                        "election_mode {other:?} (priority or weighted)"
+                    ))))
+                }
+            },
+            candidates: self
+                .candidates
+                .iter()
+                .map(|c| {
+                    Ok(WeightedCandidate {
+                        agent: agent(&c.agent)?,
+                        weight: c.weight,
+                    })
+                })
+                .collect::<Result<_>>()?,
+            feed_capacity: self.feed_capacity.unwrap_or(defaults.feed_capacity),
+        };
+        config.canonical().map_err(context)
+    }
+}
+
+/// Replica rules by topic prefix, checked: what the sequencer consults for every topic.
+#[derive(Debug, Clone, Default)]
+pub struct ReplicaRules(Vec<(String, ReplicaConfig)>);
+
+impl ReplicaRules {
+    /// The rules of `tables` (longest prefix first). `BAD_INPUT` for a broken table or a
+    /// prefix given twice.
+    pub fn new(tables: &[TopicReplicaConfig]) -> Result<Self> {
+        let mut rules = Vec::with_capacity(tables.len());
+        for table in tables {
+            if rules.iter().any(|(p, _): &(String, _)| *p == table.prefix) {
+                return Err(Error::BadInput(format!(
+                    "replica config: prefix {:?} given twice",
+                    table.prefix
+                )));
+            }
+            rules.push((table.prefix.clone(), table.to_replica_config()?));
+        }
+        rules.sort_by_key(|(prefix, _)| std::cmp::Reverse(prefix.len()));
+        Ok(ReplicaRules(rules))
+    }
+
+    /// The configuration of `topic`: the longest matching prefix's, else the default.
+    pub fn for_topic(&self, topic: &str) -> ReplicaConfig {
+        self.0
+            .iter()
+            .find(|(prefix, _)| topic.starts_with(prefix.as_str()))
+            .map_or_else(ReplicaConfig::default, |(_, config)| config.clone())
     }
 }
 
@@ -91,6 +224,8 @@ pub struct Config {
     pub key: Option<PathBuf>,
     /// Limits.
     pub limits: Limits,
+    /// Per-topic replica rules (`[[replica]]` tables), by topic prefix.
+    pub replica: Vec<TopicReplicaConfig>,
 }
 
 impl Default for Config {
@@ -102,6 +237,7 @@ impl Default for Config {
             pkg: None,
             key: None,
             limits: Limits::default(),
+            replica: Vec::new(),
         }
     }
 }
@@ -212,6 +348,37 @@ mod tests {
         config.pkg = Some(PathBuf::from("elsewhere"));
         assert_eq!(config.pkg_dir(), Some(PathBuf::from("elsewhere")));
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn replica_rules_go_by_the_longest_prefix() {
+        let issuer = crate::Identity::from_seed(&[3; 32]).unwrap().agent_id();
+        let config: Config = toml::from_str(&format!(
+            "[[replica]]\nprefix = \"market/\"\nissuers = [\"{issuer}\"]\nmax_lease_ms = 120000\n\
+             [[replica]]\nprefix = \"market/eu/\"\nslash_policy = \"poster\"\nelection_mode = \"weighted\"\n\
+             candidates = [{{ agent = \"{issuer}\", weight = 5 }}]\n"
+        ))
+        .unwrap();
+        let rules = ReplicaRules::new(&config.replica).unwrap();
+        let market = rules.for_topic("market/us");
+        assert_eq!(market.issuers, vec![issuer]);
+        assert_eq!(market.max_lease_ms, 120_000);
+        let eu = rules.for_topic("market/eu/1");
+        assert_eq!(eu.slash_policy, SlashPolicy::Poster);
+        assert_eq!(eu.election_mode, ElectionMode::Weighted);
+        assert_eq!(eu.candidates.len(), 1);
+        assert!(eu.issuers.is_empty(), "the longest prefix wins, whole");
+        assert_eq!(rules.for_topic("chat"), ReplicaConfig::default());
+        for bad in [
+            "[[replica]]\nprefix = \"a\"\nslash_policy = \"keep\"\n",
+            "[[replica]]\nprefix = \"a\"\nissuers = [\"zz\"]\n",
+            "[[replica]]\nprefix = \"a\"\ndefault_lease_ms = 0\n",
+            "[[replica]]\nprefix = \"a\"\n[[replica]]\nprefix = \"a\"\n",
+        ] {
+            let config: Config = toml::from_str(bad).unwrap();
+            let error = ReplicaRules::new(&config.replica).unwrap_err();
+            assert_eq!(error.code(), "BAD_INPUT", "{bad}: {error}");
+        }
     }
 
     #[test]

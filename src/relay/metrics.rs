@@ -59,6 +59,11 @@ pub struct Metrics {
     ops_refused: Mutex<BTreeMap<String, u64>>,
     entries_restored: AtomicU64,
     batches: AtomicU64,
+    batched_ops: AtomicU64,
+    verify_batches: AtomicU64,
+    /// Sequencer thread time per phase, in microseconds (see [`Phase`]).
+    phases: [AtomicU64; Phase::ALL.len()],
+    verified_ops: AtomicU64,
     commit: Histogram,
     batch: Histogram,
     publish_to_receipt: Histogram,
@@ -107,9 +112,19 @@ impl Metrics {
         self.commit.observe(elapsed);
     }
     /// One batch of `ops` publishes was sequenced and committed in `elapsed`.
-    pub fn batch(&self, _ops: usize, elapsed: Duration) {
+    pub fn batch(&self, ops: usize, elapsed: Duration) {
         self.batches.fetch_add(1, Ordering::Relaxed);
+        self.batched_ops.fetch_add(ops as u64, Ordering::Relaxed);
         self.batch.observe(elapsed);
+    }
+    /// The sequencer thread spent `elapsed` in `phase`.
+    pub fn phase(&self, phase: Phase, elapsed: Duration) {
+        self.phases[phase as usize].fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
+    }
+    /// One batch of `ops` op signatures was checked with one batch equation.
+    pub fn verify_batch(&self, ops: usize) {
+        self.verify_batches.fetch_add(1, Ordering::Relaxed);
+        self.verified_ops.fetch_add(ops as u64, Ordering::Relaxed);
     }
     /// An entry left for a subscriber `elapsed` after its commit.
     pub fn fanout_lag(&self, elapsed: Duration) {
@@ -174,6 +189,42 @@ impl Metrics {
             "counter",
             load(&self.batches),
         );
+        gauge(
+            &mut out,
+            "ants_relay_commit_batch_ops_total",
+            "Publishes sequenced in group-commit transactions (divide by the batches for the mean batch).",
+            "counter",
+            load(&self.batched_ops),
+        );
+        gauge(
+            &mut out,
+            "ants_relay_verify_batches_total",
+            "Batch signature equations checked.",
+            "counter",
+            load(&self.verify_batches),
+        );
+        gauge(
+            &mut out,
+            "ants_relay_verify_batch_ops_total",
+            "Op signatures checked in batch equations.",
+            "counter",
+            load(&self.verified_ops),
+        );
+        let _ = writeln!(
+            out,
+            "# HELP ants_relay_sequencer_seconds_total Sequencer thread time, by phase of a batch."
+        );
+        let _ = writeln!(out, "# TYPE ants_relay_sequencer_seconds_total counter");
+        for phase in Phase::ALL {
+            let micros = load(&self.phases[phase as usize]);
+            let _ = writeln!(
+                out,
+                "ants_relay_sequencer_seconds_total{{phase=\"{}\"}} {}.{:06}",
+                phase.name(),
+                micros / 1_000_000,
+                micros % 1_000_000
+            );
+        }
         let _ = writeln!(
             out,
             "# HELP ants_relay_refused_total Requests refused, by error code."
@@ -205,5 +256,43 @@ impl Metrics {
             "From commit to an entry frame being written to a subscriber.",
         );
         out
+    }
+}
+
+/// The phases of one group-commit batch on the sequencer thread (for finding where its time
+/// goes: `ants_relay_sequencer_seconds_total{phase=…}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Checks, numbering, Merkle frontier, replica.
+    Sequence,
+    /// Signing the batch's receipts.
+    Sign,
+    /// Writing rows (entries, hashes, snapshots).
+    Write,
+    /// `COMMIT` (the WAL fsync).
+    Commit,
+    /// Fan-out hand-off and answers.
+    Answer,
+}
+
+impl Phase {
+    /// Every phase, in order.
+    pub const ALL: [Phase; 5] = [
+        Phase::Sequence,
+        Phase::Sign,
+        Phase::Write,
+        Phase::Commit,
+        Phase::Answer,
+    ];
+
+    /// The label value.
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::Sequence => "sequence",
+            Phase::Sign => "sign",
+            Phase::Write => "write",
+            Phase::Commit => "commit",
+            Phase::Answer => "answer",
+        }
     }
 }

@@ -126,6 +126,16 @@ impl RelayHandle {
         self.shared.metrics.render()
     }
 
+    /// The state hash ([`crate::replica::Replica::state_hash`]) of the relay's replica of
+    /// `topic`, after every publish queued before this call (`None`: no entries in `topic`).
+    pub async fn replica_state_hash(&self, topic: &str) -> Result<Option<[u8; 32]>> {
+        let queue = self.shared.sequencer.clone();
+        let topic = topic.to_owned();
+        tokio::task::spawn_blocking(move || queue.replica_state_hash(&topic))
+            .await
+            .map_err(|e| Error::Unavailable(format!("state hash: {e}")))?
+    }
+
     /// Graceful shutdown: stop accepting connections, refuse new publishes, commit every
     /// queued publish and send its receipt, then close every connection (1001).
     pub async fn shutdown(self) -> Result<()> {
@@ -169,21 +179,24 @@ pub async fn start(config: Config) -> Result<RelayHandle> {
     let hub = Arc::new(Hub::new(config.limits.cache_per_topic));
     let metrics = Arc::new(Metrics::default());
     let recovery_started = std::time::Instant::now();
-    let conn = store::open_writer(&db_path)?;
     let tuning = GroupCommit {
         window: Duration::from_micros(config.limits.commit_window_us),
         max_ops: config.limits.commit_max_ops,
         queue: config.limits.sequencer_queue,
+        snapshot_every: config.limits.replica_snapshot_every,
     };
-    // Recovery reads the whole database once, before anything is served.
+    // Recovery (indexes, the hash table, replica snapshots and their tails) runs before
+    // anything is served.
     let agents = Arc::new(sequencer::AgentConnections::default());
+    let rules = config::ReplicaRules::new(&config.replica)?;
     let (queue, sequencer) = sequencer::start(
-        conn,
+        db_path.clone(),
         identity.clone(),
         hub.clone(),
         metrics.clone(),
         agents.clone(),
         tuning,
+        rules,
     )?;
     tracing::info!(
         elapsed_ms = recovery_started.elapsed().as_millis() as u64,

@@ -7,6 +7,18 @@
 //! the entries to the fan-out hub. A receipt therefore never precedes durability, and a crash
 //! at any point loses only ops nobody was told were accepted.
 //!
+//! In front of it, the verifier thread checks op signatures in batches: it takes every publish
+//! queued while it was busy (across all connections, up to [`VERIFY_BATCH_MAX`]), checks them
+//! with one batch equation ([`crate::op::verify_ops`]) and hands them on in arrival order. When
+//! a batch fails, each op of it is checked alone, so only the forged ones are refused, with
+//! `BAD_SIGNATURE`. The two threads form a pipeline: one batch is verified while the previous
+//! one is sequenced and committed.
+//!
+//! Each topic's replica is snapshotted into the database (table `replica_snapshots`, inside
+//! the batch's transaction) once it has moved [`GroupCommit::snapshot_every`] entries past its
+//! last snapshot, and again when the sequencer stops. At startup a replica is restored from its
+//! snapshot and fed only the entries after it, instead of every entry of the topic.
+//!
 //! Per (topic, author) the counter must strictly increase; gaps are allowed (an author may
 //! abandon an op it never managed to publish). A counter at or below the author's last one is
 //! a retry when the op is byte-identical to the one stored at that counter (the original
@@ -22,8 +34,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use rusqlite::{params, Connection};
 use tokio::sync::{mpsc, Notify};
 
+use super::config::ReplicaRules;
 use super::hub::{CachedEntry, Hub};
-use super::metrics::Metrics;
+use super::metrics::{Metrics, Phase};
 use super::store::{self, storage, to_sql, RecoveredTopic, SqlHashes};
 use crate::entry::Entry;
 use crate::error::{Error, Result};
@@ -105,10 +118,14 @@ impl AgentConnections {
     }
 }
 
-/// One verified op waiting to be sequenced.
+/// Most publishes whose signatures are checked in one batch equation.
+pub const VERIFY_BATCH_MAX: usize = 256;
+
+/// One op waiting to be verified and sequenced.
 #[derive(Debug)]
 pub struct PublishRequest {
-    /// The op (signature verified, author authenticated).
+    /// The op: decoded, author authenticated, signature checked by the verifier thread before
+    /// the sequencer sees it.
     pub op: SignedOp,
     /// The request to answer.
     pub request_id: u32,
@@ -124,19 +141,41 @@ pub struct PublishRequest {
 #[allow(clippy::large_enum_variant)]
 enum Command {
     Publish(PublishRequest),
-    /// Commit what came before, then stop.
+    /// Answer with a topic's replica state hash, after committing what came before.
+    StateHash {
+        /// The topic.
+        topic: String,
+        /// Where to answer (`None`: no such topic).
+        answer: std::sync::mpsc::Sender<Option<[u8; 32]>>,
+    },
+    /// Commit what came before, snapshot every replica, then stop.
     Stop,
 }
 
-/// The sending side of the sequencer's queue.
+/// The sending side of the queue in front of the verifier and sequencer threads.
 #[derive(Debug, Clone)]
 pub struct SequencerQueue(SyncSender<Command>);
 
 impl SequencerQueue {
-    /// Asks the sequencer to commit everything queued before this call and stop (blocks while
-    /// the queue is full).
+    /// Asks the sequencer to verify and commit everything queued before this call and stop
+    /// (blocks while the queue is full).
     pub fn stop(&self) {
         let _ = self.0.send(Command::Stop);
+    }
+
+    /// The replica state hash of `topic` once everything queued before this call is committed
+    /// (`None` for a topic with no entries). Blocks.
+    pub fn replica_state_hash(&self, topic: &str) -> Result<Option<[u8; 32]>> {
+        let (answer, result) = std::sync::mpsc::channel();
+        self.0
+            .send(Command::StateHash {
+                topic: topic.to_owned(),
+                answer,
+            })
+            .map_err(|_| Error::Unavailable("the relay is shutting down".into()))?;
+        result
+            .recv()
+            .map_err(|_| Error::Unavailable("the relay is shutting down".into()))
     }
 
     /// Queues a publish without blocking. A full queue is `UNAVAILABLE` (retrying is safe).
@@ -162,6 +201,8 @@ pub struct GroupCommit {
     pub max_ops: usize,
     /// Capacity of the queue in front of the sequencer.
     pub queue: usize,
+    /// Entries between two replica snapshots of a topic (0: snapshot only when stopping).
+    pub snapshot_every: u64,
 }
 
 #[derive(Debug)]
@@ -174,16 +215,47 @@ struct TopicState {
     frontier: Frontier,
     /// The topic's replica, fed every entry as it is sequenced.
     replica: Replica,
+    /// The `next_seq` of the replica's latest stored snapshot (0: none).
+    snapshot_seq: u64,
 }
 
-/// A replica of `topic` with the default configuration, fed the stored entries.
-fn rebuild_replica(conn: &Connection, topic_id: i64, name: &str) -> Result<Replica> {
-    let mut replica = Replica::new(name, ReplicaConfig::default())?;
+/// The replica of topic `name` rebuilt from storage: its latest snapshot, if it is usable
+/// (same topic and configuration, not past the stored entries), plus the entries after it;
+/// otherwise every stored entry. Returns the replica and the snapshot's `next_seq` (0: none).
+pub fn rebuild_replica(
+    conn: &Connection,
+    topic_id: i64,
+    name: &str,
+    config: &ReplicaConfig,
+    size: u64,
+) -> Result<(Replica, u64)> {
+    let fresh = Replica::new(name, config.clone())?;
+    let (mut replica, snapshot_seq) = match store::replica_snapshot(conn, topic_id)? {
+        Some((next_seq, state)) => match Replica::restore(&state) {
+            Ok(restored)
+                if restored.topic() == name
+                    && restored.config() == fresh.config()
+                    && restored.next_seq() == next_seq
+                    && next_seq <= size =>
+            {
+                (restored, next_seq)
+            }
+            Ok(_) => {
+                tracing::warn!(topic = name, "replica snapshot does not match; replaying");
+                (fresh, 0)
+            }
+            Err(error) => {
+                tracing::warn!(topic = name, %error, "replica snapshot unreadable; replaying");
+                (fresh, 0)
+            }
+        },
+        None => (fresh, 0),
+    };
     let mut stmt = conn
-        .prepare("SELECT entry FROM entries WHERE topic = ?1 ORDER BY seq")
+        .prepare("SELECT entry FROM entries WHERE topic = ?1 AND seq >= ?2 ORDER BY seq")
         .map_err(storage("rebuild replica"))?;
     let mut rows = stmt
-        .query(params![topic_id])
+        .query(params![topic_id, to_sql(replica.next_seq())])
         .map_err(storage("rebuild replica"))?;
     while let Some(row) = rows.next().map_err(storage("rebuild replica"))? {
         let bytes: Vec<u8> = row.get(0).map_err(storage("rebuild replica"))?;
@@ -191,15 +263,17 @@ fn rebuild_replica(conn: &Connection, topic_id: i64, name: &str) -> Result<Repli
         let entry = Entry::decode_unverified(&bytes)?;
         replica.apply(&entry)?;
     }
-    Ok(replica)
+    Ok((replica, snapshot_seq))
 }
 
-/// Every topic's state as stored, with its Merkle frontier rebuilt from the hash table.
-fn load_topics(conn: &Connection) -> Result<HashMap<String, TopicState>> {
+/// Every topic's state as stored, with its Merkle frontier rebuilt from the hash table and its
+/// replica (with the rules `rules` give it) from its snapshot and the entries after it.
+fn load_topics(conn: &Connection, rules: &ReplicaRules) -> Result<HashMap<String, TopicState>> {
     let mut topics = HashMap::new();
     for t in store::recover(conn)? {
         let frontier = Frontier::from_store(&SqlHashes::new(conn, t.id), t.size)?;
-        let replica = rebuild_replica(conn, t.id, &t.name)?;
+        let (replica, snapshot_seq) =
+            rebuild_replica(conn, t.id, &t.name, &rules.for_topic(&t.name), t.size)?;
         let RecoveredTopic {
             id,
             name,
@@ -216,6 +290,7 @@ fn load_topics(conn: &Connection) -> Result<HashMap<String, TopicState>> {
                 last_counters,
                 frontier,
                 replica,
+                snapshot_seq,
             },
         );
     }
@@ -225,9 +300,70 @@ fn load_topics(conn: &Connection) -> Result<HashMap<String, TopicState>> {
 /// The outcome of sequencing one op.
 enum Outcome {
     /// Newly sequenced.
-    New { seq: u64, receipt: Vec<u8> },
+    New { seq: u64, receipt: ReceiptBytes },
     /// A retry of an op already sequenced.
-    Retry { seq: u64, receipt: Vec<u8> },
+    Retry { seq: u64, receipt: ReceiptBytes },
+}
+
+/// A receipt as stored, or one of this batch's receipts, signed once the batch is sequenced.
+enum ReceiptBytes {
+    Stored(Vec<u8>),
+    Pending(usize),
+}
+
+/// An entry sequenced in the current batch, not yet written: its receipt is signed for the
+/// whole batch at once (on several threads), then its row is inserted.
+struct PendingEntry {
+    topic_id: i64,
+    author: AgentId,
+    counter: u64,
+    op_id: OpId,
+    entry: Arc<[u8]>,
+    receipt: Receipt,
+    hashes: Vec<(u32, u64, crate::log::Hash)>,
+}
+
+/// What the current batch sequenced so far: retries and deps within a batch are resolved
+/// here, since its rows are written only after its receipts are signed.
+#[derive(Default)]
+struct BatchLog {
+    pending: Vec<PendingEntry>,
+    by_counter: HashMap<(i64, AgentId, u64), usize>,
+    op_ids: std::collections::HashSet<OpId>,
+}
+
+/// Batches at least this large sign their receipts on several threads.
+const PARALLEL_SIGNING_MIN: usize = 64;
+
+/// Signs every receipt of `pending`, in order, splitting large batches over the machine's
+/// cores (ed25519 signing is the largest CPU cost per op on the sequencer thread).
+fn sign_receipts(identity: &Identity, pending: &[PendingEntry]) -> Result<Vec<Vec<u8>>> {
+    let sign_all = |chunk: &[PendingEntry]| -> Result<Vec<Vec<u8>>> {
+        chunk
+            .iter()
+            .map(|p| {
+                SignedReceipt::sign(identity, p.receipt.clone()).map(|s| s.as_bytes().to_vec())
+            })
+            .collect()
+    };
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    if pending.len() < PARALLEL_SIGNING_MIN || threads < 2 {
+        return sign_all(pending);
+    }
+    let chunk = pending.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let mut chunks = pending.chunks(chunk);
+        let first = chunks.next().unwrap_or(&[]);
+        let others: Vec<_> = chunks.map(|c| scope.spawn(move || sign_all(c))).collect();
+        let mut signed = sign_all(first)?;
+        for handle in others {
+            let part = handle
+                .join()
+                .map_err(|_| Error::Unavailable("a receipt-signing thread panicked".into()))??;
+            signed.extend(part);
+        }
+        Ok(signed)
+    })
 }
 
 /// The sequencer thread's state.
@@ -238,24 +374,35 @@ struct Sequencer {
     hub: Arc<Hub>,
     metrics: Arc<Metrics>,
     identity: Arc<Identity>,
+    snapshot_every: u64,
+    rules: ReplicaRules,
+    /// Keeps the checkpoint thread running while the sequencer runs (`None` in unit tests).
+    _checkpointer: Option<std::sync::mpsc::Sender<()>>,
 }
 
-/// Recovers state from the database, restores the hub and starts the sequencer thread. The
-/// thread ends after every [`SequencerQueue`] clone is dropped and the queue is drained.
+/// Opens the database at `db_path` for writing, recovers state from it, restores the hub and
+/// starts the verifier, sequencer and checkpoint threads. They
+/// end after every [`SequencerQueue`] clone is dropped and the queue is drained.
 pub fn start(
-    conn: Connection,
+    db_path: std::path::PathBuf,
     identity: Arc<Identity>,
     hub: Arc<Hub>,
     metrics: Arc<Metrics>,
     agents: Arc<AgentConnections>,
     tuning: GroupCommit,
+    rules: ReplicaRules,
 ) -> Result<(SequencerQueue, std::thread::JoinHandle<()>)> {
-    let topics = load_topics(&conn)?;
+    let conn = store::open_writer(&db_path)?;
+    let topics = load_topics(&conn, &rules)?;
     for (name, topic) in &topics {
         hub.restore(name, topic.size, topic.frontier.root());
         metrics.entries_restored(topic.size);
     }
+    let (checkpointer_alive, alive) = std::sync::mpsc::channel();
+    store::spawn_checkpointer(&conn, db_path, alive)?;
     let (tx, rx) = std::sync::mpsc::sync_channel(tuning.queue.max(1));
+    let (verified_tx, verified_rx) = std::sync::mpsc::sync_channel(tuning.queue.max(1));
+    let verifier_metrics = metrics.clone();
     let mut sequencer = Sequencer {
         conn,
         agents,
@@ -263,12 +410,89 @@ pub fn start(
         hub,
         metrics,
         identity,
+        snapshot_every: tuning.snapshot_every,
+        rules,
+        _checkpointer: Some(checkpointer_alive),
     };
     let handle = std::thread::Builder::new()
         .name("ants-sequencer".into())
-        .spawn(move || sequencer.run(rx, tuning))
+        .spawn(move || sequencer.run(verified_rx, tuning))
         .map_err(|e| Error::Unavailable(format!("cannot start the sequencer thread: {e}")))?;
+    std::thread::Builder::new()
+        .name("ants-verifier".into())
+        .spawn(move || run_verifier(&rx, &verified_tx, &verifier_metrics))
+        .map_err(|e| Error::Unavailable(format!("cannot start the verifier thread: {e}")))?;
     Ok((SequencerQueue(tx), handle))
+}
+
+/// The verifier thread: batches of publishes in, verified publishes out, in arrival order.
+/// Ends after forwarding a stop (or when every sender is gone); the sequencer then stops too.
+fn run_verifier(rx: &Receiver<Command>, out: &SyncSender<Command>, metrics: &Metrics) {
+    use std::sync::mpsc::TryRecvError;
+    let mut batch: Vec<PublishRequest> = Vec::with_capacity(VERIFY_BATCH_MAX);
+    let mut keys = crate::identity::KeyCache::default();
+    loop {
+        // A command other than a publish ends the batch and is forwarded right behind it.
+        let mut after = None;
+        match rx.recv() {
+            Ok(Command::Publish(first)) => batch.push(first),
+            Ok(other) => after = Some(other),
+            Err(_) => return,
+        }
+        // No waiting: whatever queued up while the previous batch was checked is the batch.
+        while after.is_none() && batch.len() < VERIFY_BATCH_MAX {
+            match rx.try_recv() {
+                Ok(Command::Publish(request)) => batch.push(request),
+                Ok(other) => after = Some(other),
+                Err(TryRecvError::Disconnected) => after = Some(Command::Stop),
+                Err(TryRecvError::Empty) => break,
+            }
+        }
+        for request in verify_batch(&mut keys, std::mem::take(&mut batch), metrics) {
+            if out.send(Command::Publish(request)).is_err() {
+                return;
+            }
+        }
+        if let Some(command) = after {
+            let stop = matches!(command, Command::Stop);
+            if out.send(command).is_err() || stop {
+                return;
+            }
+        }
+    }
+}
+
+/// Checks the signatures of `batch` with one batch equation; on failure checks each alone and
+/// refuses the forged ones (`BAD_SIGNATURE` to their connection). Returns the genuine ones in
+/// their original order.
+fn verify_batch(
+    keys: &mut crate::identity::KeyCache,
+    batch: Vec<PublishRequest>,
+    metrics: &Metrics,
+) -> Vec<PublishRequest> {
+    if batch.is_empty() {
+        return batch;
+    }
+    metrics.verify_batch(batch.len());
+    if crate::op::verify_ops_cached(keys, batch.iter().map(|r| &r.op)).is_ok() {
+        return batch;
+    }
+    batch
+        .into_iter()
+        .filter(|request| {
+            let op = &request.op;
+            match op.author().verify(&op.signed_message(), op.signature()) {
+                Ok(()) => true,
+                Err(error) => {
+                    metrics.refused(error.code());
+                    request
+                        .reply
+                        .send(&Frame::error(request.request_id, &error));
+                    false
+                }
+            }
+        })
+        .collect()
 }
 
 fn now_ms() -> u64 {
@@ -283,8 +507,13 @@ impl Sequencer {
         let mut batch = Vec::with_capacity(max_ops);
         let mut stopping = false;
         while !stopping {
+            let mut query = None;
             match rx.recv() {
                 Ok(Command::Publish(first)) => batch.push(first),
+                Ok(Command::StateHash { topic, answer }) => {
+                    let _ = answer.send(self.state_hash(&topic));
+                    continue;
+                }
                 Ok(Command::Stop) | Err(_) => break,
             }
             let deadline = Instant::now() + tuning.window;
@@ -301,6 +530,10 @@ impl Sequencer {
                 };
                 match next {
                     Ok(Command::Publish(request)) => batch.push(request),
+                    Ok(Command::StateHash { topic, answer }) => {
+                        query = Some((topic, answer));
+                        break;
+                    }
                     Ok(Command::Stop) | Err(RecvTimeoutError::Disconnected) => {
                         stopping = true;
                         break;
@@ -309,8 +542,47 @@ impl Sequencer {
                 }
             }
             self.commit_batch(std::mem::take(&mut batch));
+            if let Some((topic, answer)) = query {
+                let _ = answer.send(self.state_hash(&topic));
+            }
         }
+        self.snapshot_all();
         tracing::info!("sequencer drained and stopped");
+    }
+
+    fn state_hash(&self, topic: &str) -> Option<[u8; 32]> {
+        self.topics.get(topic).map(|t| t.replica.state_hash())
+    }
+
+    /// Stores a snapshot of every replica that moved since its last one (when stopping).
+    fn snapshot_all(&mut self) {
+        let topics = &mut self.topics;
+        let result = (|| -> Result<usize> {
+            let tx = self
+                .conn
+                .transaction()
+                .map_err(storage("begin transaction"))?;
+            let mut stored = 0;
+            for topic in topics.values_mut() {
+                let next_seq = topic.replica.next_seq();
+                if next_seq > topic.snapshot_seq {
+                    store::put_replica_snapshot(
+                        &tx,
+                        topic.id,
+                        next_seq,
+                        &topic.replica.snapshot(),
+                    )?;
+                    topic.snapshot_seq = next_seq;
+                    stored += 1;
+                }
+            }
+            tx.commit().map_err(storage("commit"))?;
+            Ok(stored)
+        })();
+        match result {
+            Ok(stored) => tracing::info!(topics = stored, "replica snapshots stored"),
+            Err(error) => tracing::error!(%error, "could not store replica snapshots"),
+        }
     }
 
     fn commit_batch(&mut self, batch: Vec<PublishRequest>) {
@@ -318,6 +590,8 @@ impl Sequencer {
         let mut outcomes: Vec<Result<Outcome>> = Vec::with_capacity(batch.len());
         let mut fresh: Vec<(String, CachedEntry)> = Vec::new();
         let mut pushes: Vec<(AgentId, Frame)> = Vec::new();
+        let mut log = BatchLog::default();
+        let mut signed: Vec<Vec<u8>> = Vec::new();
         let result = (|| -> Result<()> {
             let tx = self
                 .conn
@@ -327,10 +601,11 @@ impl Sequencer {
                 let outcome = sequence_one(
                     &tx,
                     &mut self.topics,
-                    &self.identity,
+                    &self.rules,
                     &request.op,
                     &mut fresh,
                     &mut pushes,
+                    &mut log,
                 );
                 // A storage failure aborts the whole batch; a refusal concerns one op only.
                 if let Err(Error::Unavailable(reason)) = &outcome {
@@ -338,9 +613,59 @@ impl Sequencer {
                 }
                 outcomes.push(outcome);
             }
+            let mut phase_started = Instant::now();
+            self.metrics.phase(Phase::Sequence, started.elapsed());
+            signed = sign_receipts(&self.identity, &log.pending)?;
+            self.metrics.phase(Phase::Sign, phase_started.elapsed());
+            phase_started = Instant::now();
+            let mut insert = tx
+                .prepare_cached(
+                    "INSERT INTO entries (topic, seq, author, counter, op_id, entry, receipt) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                )
+                .map_err(storage("insert entry"))?;
+            for (pending, receipt) in log.pending.iter().zip(&signed) {
+                store::put_hashes(&tx, pending.topic_id, &pending.hashes)?;
+                insert
+                    .execute(params![
+                        pending.topic_id,
+                        to_sql(pending.receipt.seq),
+                        &pending.author.as_bytes()[..],
+                        to_sql(pending.counter),
+                        &pending.op_id.0[..],
+                        &pending.entry[..],
+                        receipt,
+                    ])
+                    .map_err(storage("insert entry"))?;
+            }
+            drop(insert);
+            // Snapshot the replicas this batch moved far enough, in the same transaction: a
+            // stored snapshot always matches the stored entries.
+            if self.snapshot_every > 0 {
+                let mut touched: Vec<&str> = fresh.iter().map(|(t, _)| t.as_str()).collect();
+                touched.sort_unstable();
+                touched.dedup();
+                for name in touched {
+                    if let Some(topic) = self.topics.get_mut(name) {
+                        let next_seq = topic.replica.next_seq();
+                        if next_seq >= topic.snapshot_seq.saturating_add(self.snapshot_every) {
+                            store::put_replica_snapshot(
+                                &tx,
+                                topic.id,
+                                next_seq,
+                                &topic.replica.snapshot(),
+                            )?;
+                            // (Reloaded from storage if the commit fails.)
+                            topic.snapshot_seq = next_seq;
+                        }
+                    }
+                }
+            }
+            self.metrics.phase(Phase::Write, phase_started.elapsed());
             let commit_started = Instant::now();
             tx.commit().map_err(storage("commit"))?;
             self.metrics.commit_latency(commit_started.elapsed());
+            self.metrics.phase(Phase::Commit, commit_started.elapsed());
             Ok(())
         })();
         if let Err(error) = result {
@@ -355,6 +680,7 @@ impl Sequencer {
             }
             return;
         }
+        let answer_started = Instant::now();
         // Fan out per topic, in sequence order — before the receipts go out, so a client that
         // holds a receipt and then subscribes always finds its entry below the head.
         let committed_at = Instant::now();
@@ -378,6 +704,10 @@ impl Sequencer {
             let frame = match outcome {
                 Ok(Outcome::New { seq, receipt } | Outcome::Retry { seq, receipt }) => {
                     self.metrics.accepted(request.received_at.elapsed());
+                    let receipt = match receipt {
+                        ReceiptBytes::Stored(bytes) => bytes,
+                        ReceiptBytes::Pending(i) => signed.get(i).cloned().unwrap_or_default(),
+                    };
                     Frame::new(
                         request.request_id,
                         Body::Receipt {
@@ -398,10 +728,11 @@ impl Sequencer {
         for (agent, frame) in pushes {
             self.agents.send(&agent, &frame);
         }
+        self.metrics.phase(Phase::Answer, answer_started.elapsed());
     }
 
     fn reload(&mut self) {
-        match load_topics(&self.conn) {
+        match load_topics(&self.conn, &self.rules) {
             Ok(topics) => self.topics = topics,
             Err(error) => tracing::error!(%error, "could not reload state after a failed commit"),
         }
@@ -411,10 +742,11 @@ impl Sequencer {
 fn sequence_one(
     tx: &rusqlite::Transaction<'_>,
     topics: &mut HashMap<String, TopicState>,
-    identity: &Identity,
+    rules: &ReplicaRules,
     op: &SignedOp,
     fresh: &mut Vec<(String, CachedEntry)>,
     pushes: &mut Vec<(AgentId, Frame)>,
+    log: &mut BatchLog,
 ) -> Result<Outcome> {
     let topic_name = op.topic();
     if !topics.contains_key(topic_name) {
@@ -429,7 +761,8 @@ fn sequence_one(
                 last_time_ms: 0,
                 last_counters: HashMap::new(),
                 frontier: Frontier::new(),
-                replica: Replica::new(topic_name, ReplicaConfig::default())?,
+                replica: Replica::new(topic_name, rules.for_topic(topic_name))?,
+                snapshot_seq: 0,
             },
         );
     }
@@ -440,10 +773,24 @@ fn sequence_one(
     let counter = op.counter();
     if let Some(&last) = topic.last_counters.get(&author) {
         if counter <= last {
+            if let Some(&i) = log.by_counter.get(&(topic.id, author, counter)) {
+                let pending = &log.pending[i];
+                return if pending.op_id == op.id() {
+                    Ok(Outcome::Retry {
+                        seq: pending.receipt.seq,
+                        receipt: ReceiptBytes::Pending(i),
+                    })
+                } else {
+                    Err(Error::CounterReused {
+                        topic: topic_name.to_owned(),
+                        counter,
+                    })
+                };
+            }
             return match store::op_at_counter(tx, topic.id, &author, counter)? {
                 Some(stored) if OpId(stored.op_id) == op.id() => Ok(Outcome::Retry {
                     seq: stored.seq,
-                    receipt: stored.receipt,
+                    receipt: ReceiptBytes::Stored(stored.receipt),
                 }),
                 Some(_) => Err(Error::CounterReused {
                     topic: topic_name.to_owned(),
@@ -460,7 +807,7 @@ fn sequence_one(
     // Every dep must already be sequenced (here or in another topic): sequencing an op before
     // one it depends on would be a DEPS_ORDER violation any follower can prove.
     for dep in op.deps() {
-        if !store::op_is_sequenced(tx, &dep.0)? {
+        if !log.op_ids.contains(dep) && !store::op_is_sequenced(tx, &dep.0)? {
             return Err(Error::DepsMissing {
                 dep: dep.to_string(),
             });
@@ -476,9 +823,15 @@ fn sequence_one(
     frontier.append_hash(leaf_hash(entry.as_bytes()), |level, index, hash| {
         completed.push((level, index, *hash))
     })?;
-    let receipt = SignedReceipt::sign(
-        identity,
-        Receipt {
+    let bytes: Arc<[u8]> = Arc::from(entry.as_bytes());
+    let index = log.pending.len();
+    log.pending.push(PendingEntry {
+        topic_id: topic.id,
+        author,
+        counter,
+        op_id: op.id(),
+        entry: bytes.clone(),
+        receipt: Receipt {
             topic: topic_name.to_owned(),
             seq,
             op_id: op.id(),
@@ -486,26 +839,10 @@ fn sequence_one(
             tree_size: seq + 1,
             root: frontier.root(),
         },
-    )?
-    .as_bytes()
-    .to_vec();
-    store::put_hashes(tx, topic.id, &completed)?;
-    tx.prepare_cached(
-        "INSERT INTO entries (topic, seq, author, counter, op_id, entry, receipt) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-    )
-    .and_then(|mut stmt| {
-        stmt.execute(params![
-            topic.id,
-            to_sql(seq),
-            &author.as_bytes()[..],
-            to_sql(counter),
-            &op.id().0[..],
-            entry.as_bytes(),
-            &receipt,
-        ])
-    })
-    .map_err(storage("insert entry"))?;
+        hashes: completed,
+    });
+    log.by_counter.insert((topic.id, author, counter), index);
+    log.op_ids.insert(op.id());
     // The replica sees the entry now, so a lost claim is known before the batch commits. (If
     // the batch fails, `reload` rebuilds every replica from storage.)
     match topic.replica.apply(&entry) {
@@ -535,9 +872,308 @@ fn sequence_one(
         topic_name.to_owned(),
         CachedEntry {
             seq,
-            bytes: Arc::from(entry.as_bytes()),
+            bytes,
             committed_at: Instant::now(),
         },
     ));
-    Ok(Outcome::New { seq, receipt })
+    Ok(Outcome::New {
+        seq,
+        receipt: ReceiptBytes::Pending(index),
+    })
+}
+
+#[cfg(test)]
+mod verify_tests {
+    use super::*;
+    use crate::op::OpDraft;
+
+    #[test]
+    fn a_failed_batch_refuses_only_its_forged_ops_and_keeps_the_order() {
+        let (frames, mut answers) = mpsc::channel(16);
+        let reply = ReplyTo {
+            frames,
+            overflowed: Arc::default(),
+            wake: Arc::default(),
+        };
+        let alice = Identity::from_seed(&[7; 32]).unwrap();
+        let requests: Vec<PublishRequest> = (0..6u32)
+            .map(|i| {
+                let op = SignedOp::sign(
+                    &alice,
+                    OpDraft {
+                        topic: "t".into(),
+                        kind: "post".into(),
+                        counter: u64::from(i),
+                        time_ms: 0,
+                        deps: vec![],
+                        body: vec![1, 2, 3],
+                    },
+                )
+                .unwrap();
+                let op = if i % 3 == 1 {
+                    let mut bytes = op.as_bytes().to_vec();
+                    let last = bytes.len() - 1;
+                    bytes[last] ^= 1;
+                    SignedOp::decode_unverified(&bytes).unwrap()
+                } else {
+                    op
+                };
+                PublishRequest {
+                    op,
+                    request_id: i,
+                    reply: reply.clone(),
+                    received_at: Instant::now(),
+                }
+            })
+            .collect();
+        let metrics = Metrics::default();
+        let mut keys = crate::identity::KeyCache::default();
+        let kept = verify_batch(&mut keys, requests, &metrics);
+        let ids: Vec<u32> = kept.iter().map(|r| r.request_id).collect();
+        assert_eq!(ids, [0, 2, 3, 5]);
+        for expected in [1, 4] {
+            let frame = Frame::decode(&answers.try_recv().unwrap()).unwrap();
+            assert_eq!(frame.request_id, expected);
+            assert!(
+                matches!(&frame.body, Body::Error { code, .. } if code == "BAD_SIGNATURE"),
+                "{frame:?}"
+            );
+        }
+        assert!(answers.try_recv().is_err());
+        // A genuine batch passes whole.
+        assert_eq!(verify_batch(&mut keys, kept, &metrics).len(), 4);
+        assert!(metrics
+            .render()
+            .contains("ants_relay_verify_batch_ops_total 10"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::op::OpDraft;
+
+    fn post(author: &Identity, counter: u64) -> SignedOp {
+        SignedOp::sign(
+            author,
+            OpDraft {
+                topic: "t".into(),
+                kind: "post".into(),
+                counter,
+                time_ms: counter,
+                deps: vec![],
+                body: format!("post {counter}").into_bytes(),
+            },
+        )
+        .unwrap()
+    }
+
+    fn full_replay(conn: &Connection) -> Replica {
+        let mut replica = Replica::new("t", ReplicaConfig::default()).unwrap();
+        let mut stmt = conn
+            .prepare("SELECT entry FROM entries ORDER BY seq")
+            .unwrap();
+        let entries: Vec<Vec<u8>> = stmt
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        for bytes in entries {
+            replica
+                .apply(&Entry::decode_unverified(&bytes).unwrap())
+                .unwrap();
+        }
+        replica
+    }
+
+    fn sequencer(path: &std::path::Path) -> Sequencer {
+        Sequencer {
+            conn: store::open_writer(path).unwrap(),
+            agents: Arc::default(),
+            topics: HashMap::new(),
+            hub: Arc::new(Hub::new(16)),
+            metrics: Arc::default(),
+            identity: Arc::new(Identity::from_seed(&[1; 32]).unwrap()),
+            snapshot_every: 0,
+            rules: ReplicaRules::default(),
+            _checkpointer: None,
+        }
+    }
+
+    fn draft(counter: u64, deps: Vec<OpId>, body: &[u8]) -> OpDraft {
+        OpDraft {
+            topic: "t".into(),
+            kind: "post".into(),
+            counter,
+            time_ms: 0,
+            deps,
+            body: body.to_vec(),
+        }
+    }
+
+    #[test]
+    fn retries_and_deps_within_one_batch_and_receipts_signed_in_parallel() {
+        let dir = std::env::temp_dir().join(format!("ants-seq-batch-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut sequencer = sequencer(&dir.join(store::DB_FILE));
+        let relay = sequencer.identity.agent_id();
+        let (frames, mut answers) = mpsc::channel(1024);
+        let reply = ReplyTo {
+            frames,
+            overflowed: Arc::default(),
+            wake: Arc::default(),
+        };
+        let alice = Identity::from_seed(&[7; 32]).unwrap();
+        let first = SignedOp::sign(&alice, draft(0, vec![], b"a")).unwrap();
+        let reused = SignedOp::sign(&alice, draft(0, vec![], b"other")).unwrap();
+        let dependent = SignedOp::sign(&alice, draft(1, vec![first.id()], b"c")).unwrap();
+        let missing = SignedOp::sign(&alice, draft(2, vec![OpId([9; 32])], b"d")).unwrap();
+        let mut ops = vec![first.clone(), first, reused, dependent, missing];
+        // Enough more for the receipts to be signed on several threads.
+        ops.extend((3..100).map(|c| SignedOp::sign(&alice, draft(c, vec![], b"x")).unwrap()));
+        let batch = ops
+            .iter()
+            .enumerate()
+            .map(|(i, op)| PublishRequest {
+                op: op.clone(),
+                request_id: i as u32,
+                reply: reply.clone(),
+                received_at: Instant::now(),
+            })
+            .collect();
+        sequencer.commit_batch(batch);
+        let mut answer = |request_id: u32| {
+            let frame = Frame::decode(&answers.try_recv().unwrap()).unwrap();
+            assert_eq!(frame.request_id, request_id);
+            frame.body
+        };
+        let receipt_of = |body: Body| match body {
+            Body::Receipt { seq, receipt, .. } => {
+                let signed = SignedReceipt::decode(&receipt, &relay).unwrap();
+                assert_eq!(signed.receipt().seq, seq);
+                (seq, receipt)
+            }
+            other => panic!("{other:?}"),
+        };
+        let code_of = |body: Body| match body {
+            Body::Error { code, .. } => code,
+            other => panic!("{other:?}"),
+        };
+        let original = receipt_of(answer(0));
+        assert_eq!(original.0, 0);
+        assert_eq!(receipt_of(answer(1)), original, "a retry in the same batch");
+        assert_eq!(code_of(answer(2)), "COUNTER_REUSED");
+        assert_eq!(
+            receipt_of(answer(3)).0,
+            1,
+            "its dep is earlier in the batch"
+        );
+        assert_eq!(code_of(answer(4)), "DEPS_MISSING");
+        for (i, seq) in (5..ops.len() as u32).zip(2..) {
+            assert_eq!(receipt_of(answer(i)).0, seq);
+        }
+        // Stored receipts are the ones sent: a retry in a later batch gets the original.
+        sequencer.commit_batch(vec![PublishRequest {
+            op: ops[0].clone(),
+            request_id: 200,
+            reply: reply.clone(),
+            received_at: Instant::now(),
+        }]);
+        assert_eq!(receipt_of(answer(200)), original);
+        drop(sequencer);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn replicas_restart_from_their_snapshot_plus_the_tail_as_from_a_full_replay() {
+        let dir = std::env::temp_dir().join(format!("ants-seq-snapshot-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(store::DB_FILE);
+        let (frames, mut answers) = mpsc::channel(1024);
+        let reply = ReplyTo {
+            frames,
+            overflowed: Arc::default(),
+            wake: Arc::default(),
+        };
+        let alice = Identity::from_seed(&[7; 32]).unwrap();
+        let mut sequencer = Sequencer {
+            conn: store::open_writer(&path).unwrap(),
+            agents: Arc::default(),
+            topics: HashMap::new(),
+            hub: Arc::new(Hub::new(16)),
+            metrics: Arc::default(),
+            identity: Arc::new(Identity::from_seed(&[1; 32]).unwrap()),
+            snapshot_every: 10,
+            rules: ReplicaRules::default(),
+            _checkpointer: None,
+        };
+        let ops: Vec<SignedOp> = (0..27).map(|c| post(&alice, c)).collect();
+        for chunk in ops.chunks(4) {
+            let batch = chunk
+                .iter()
+                .map(|op| PublishRequest {
+                    op: op.clone(),
+                    request_id: 1,
+                    reply: reply.clone(),
+                    received_at: Instant::now(),
+                })
+                .collect();
+            sequencer.commit_batch(batch);
+        }
+        for _ in 0..27 {
+            let frame = Frame::decode(&answers.try_recv().unwrap()).unwrap();
+            assert!(matches!(frame.body, Body::Receipt { .. }), "{frame:?}");
+        }
+        let live = sequencer.topics["t"].replica.state_hash();
+        // Dropped without stopping: no shutdown snapshot, as after a crash.
+        drop(sequencer);
+
+        let conn = store::open_writer(&path).unwrap();
+        let topic_id: i64 = conn
+            .query_row("SELECT id FROM topics WHERE name = 't'", [], |row| {
+                row.get(0)
+            })
+            .unwrap();
+        let (snapshot_seq, _) = store::replica_snapshot(&conn, topic_id).unwrap().unwrap();
+        assert_eq!(
+            snapshot_seq, 24,
+            "batches end at 4, 8, …: snapshots at 12 and 24"
+        );
+        let rules = ReplicaRules::default();
+        let topics = load_topics(&conn, &rules).unwrap();
+        assert_eq!(topics["t"].snapshot_seq, 24);
+        assert_eq!(
+            topics["t"].replica.next_seq(),
+            27,
+            "snapshot plus a tail of 3"
+        );
+        assert_eq!(topics["t"].replica.state_hash(), live);
+        assert_eq!(full_replay(&conn).state_hash(), live);
+
+        // A damaged or foreign snapshot is ignored: every entry is replayed.
+        conn.execute("UPDATE replica_snapshots SET state = x'0102'", [])
+            .unwrap();
+        let topics = load_topics(&conn, &rules).unwrap();
+        assert_eq!(topics["t"].snapshot_seq, 0);
+        assert_eq!(topics["t"].replica.state_hash(), live);
+        let other = Replica::new("u", ReplicaConfig::default()).unwrap();
+        store::put_replica_snapshot(&conn, topic_id, 0, &other.snapshot()).unwrap();
+        let topics = load_topics(&conn, &rules).unwrap();
+        assert_eq!(topics["t"].snapshot_seq, 0);
+        assert_eq!(topics["t"].replica.state_hash(), live);
+        // Other rules for the topic: the snapshot (made under the old ones) is not used.
+        let tables = [crate::relay::config::TopicReplicaConfig {
+            prefix: "t".into(),
+            feed_capacity: Some(5),
+            ..Default::default()
+        }];
+        let rules = ReplicaRules::new(&tables).unwrap();
+        let topics = load_topics(&conn, &rules).unwrap();
+        assert_eq!(topics["t"].replica.config().feed_capacity, 5);
+        assert_eq!(topics["t"].replica.next_seq(), 27);
+        drop(conn);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -73,7 +73,12 @@ async fn serve(socket: WebSocket, shared: &Arc<Shared>) -> End {
     };
     let mut conn = Conn {
         shared,
-        state: RelayConnection::new(shared.identity.agent_id(), nonce),
+        state: {
+            // Op signatures are checked by the verifier thread, in batches across connections.
+            let mut state = RelayConnection::new(shared.identity.agent_id(), nonce);
+            state.defer_op_signatures();
+            state
+        },
         sink,
         reply,
         bucket: TokenBucket::new(
@@ -104,7 +109,7 @@ async fn serve(socket: WebSocket, shared: &Arc<Shared>) -> End {
                     }
                     Err(End::Close(GOING_AWAY.0, GOING_AWAY.1))
                 }
-                Some(bytes) = outbound.recv() => conn.send(Message::Binary(bytes.into())).await,
+                Some(bytes) = outbound.recv() => conn.send_queued(bytes, &mut outbound).await,
                 message = stream.next() => match message {
                     Some(Ok(Message::Binary(bytes))) => conn.receive(&bytes, &wake).await,
                     Some(Ok(Message::Text(_))) => {
@@ -161,6 +166,40 @@ impl Conn<'_> {
         }
     }
 
+    /// Writes `message` into the socket's buffer without flushing (see [`Conn::flush`]).
+    async fn feed(&mut self, message: Message) -> Result<(), End> {
+        match tokio::time::timeout(self.send_timeout, self.sink.feed(message)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(End::PeerGone),
+            Err(_) => Err(End::SlowConsumer),
+        }
+    }
+
+    async fn flush(&mut self) -> Result<(), End> {
+        match tokio::time::timeout(self.send_timeout, self.sink.flush()).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(End::PeerGone),
+            Err(_) => Err(End::SlowConsumer),
+        }
+    }
+
+    /// Sends `first` and whatever else is queued for the peer (receipts, errors, events) with
+    /// one flush: under load one socket write carries many answers.
+    async fn send_queued(
+        &mut self,
+        first: Vec<u8>,
+        queue: &mut mpsc::Receiver<Vec<u8>>,
+    ) -> Result<(), End> {
+        self.feed(Message::Binary(first.into())).await?;
+        for _ in 0..PUMP_BATCH {
+            match queue.try_recv() {
+                Ok(bytes) => self.feed(Message::Binary(bytes.into())).await?,
+                Err(_) => break,
+            }
+        }
+        self.flush().await
+    }
+
     async fn send_frame(&mut self, frame: &Frame) -> Result<(), End> {
         if let Body::Error { code, .. } = &frame.body {
             self.shared.metrics.refused(code);
@@ -203,7 +242,7 @@ impl Conn<'_> {
                 }
                 self.send_frame(&frame).await
             }
-            Action::Publish { request_id, op } => {
+            Action::Publish { request_id, op } | Action::PublishUnverified { request_id, op } => {
                 if self.shared.stopping.load(Ordering::Acquire) {
                     let error = Error::Unavailable("the relay is shutting down".into());
                     return self.refuse(request_id, &error).await;
@@ -340,7 +379,10 @@ impl Conn<'_> {
             };
             for entry in &entries {
                 if let Some(frame) = self.state.deliver(&topic, entry.seq, &entry.bytes) {
-                    self.send_frame(&frame).await?;
+                    match frame.encode() {
+                        Ok(bytes) => self.feed(Message::Binary(bytes.into())).await?,
+                        Err(error) => tracing::error!(%error, "could not encode an entry"),
+                    }
                     self.shared.metrics.fanout_lag(entry.committed_at.elapsed());
                 }
             }
@@ -348,6 +390,8 @@ impl Conn<'_> {
                 more = true;
             }
         }
+        // One flush for everything fed above.
+        self.flush().await?;
         if more {
             wake.notify_one();
         }

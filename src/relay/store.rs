@@ -47,6 +47,11 @@ CREATE TABLE IF NOT EXISTS hashes (
     hash  BLOB    NOT NULL,
     PRIMARY KEY (topic, level, idx)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS replica_snapshots (
+    topic    INTEGER PRIMARY KEY REFERENCES topics(id),
+    next_seq INTEGER NOT NULL,
+    state    BLOB    NOT NULL
+);
 CREATE TABLE IF NOT EXISTS meta (
     key   TEXT PRIMARY KEY,
     value BLOB NOT NULL
@@ -76,8 +81,54 @@ pub fn open_writer(path: &Path) -> Result<Connection> {
         .map_err(storage("synchronous"))?;
     conn.pragma_update(None, "foreign_keys", "ON")
         .map_err(storage("foreign_keys"))?;
+    // 64 MiB of page cache (SQLite's default is 2 MiB): the index B-trees the writer inserts
+    // into (`op_id` is random) stay in memory far longer.
+    conn.pragma_update(None, "cache_size", -65_536)
+        .map_err(storage("cache_size"))?;
     conn.execute_batch(SCHEMA).map_err(storage("schema"))?;
     Ok(conn)
+}
+
+/// WAL frames beyond which the writer checkpoints by itself (a safety net: normally the
+/// [`spawn_checkpointer`] thread keeps the WAL far below this).
+const WRITER_AUTOCHECKPOINT_PAGES: i64 = 50_000;
+
+/// How often the checkpointer thread copies committed WAL pages into the database file.
+const CHECKPOINT_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Moves WAL checkpoints off the writer: by default SQLite checkpoints inside the `COMMIT`
+/// that crosses 1,000 WAL pages, which costs that commit (and every receipt waiting on it)
+/// a database-file write and fsync. Here the writer `conn` only checkpoints past
+/// [`WRITER_AUTOCHECKPOINT_PAGES`], and a background thread runs `PASSIVE` checkpoints (which
+/// never block the writer) every [`CHECKPOINT_INTERVAL`] through its own connection. The
+/// thread ends once `alive`'s sender is dropped.
+pub fn spawn_checkpointer(
+    conn: &Connection,
+    path: PathBuf,
+    alive: std::sync::mpsc::Receiver<()>,
+) -> Result<()> {
+    conn.pragma_update(None, "wal_autocheckpoint", WRITER_AUTOCHECKPOINT_PAGES)
+        .map_err(storage("wal_autocheckpoint"))?;
+    let checkpointer = Connection::open(&path).map_err(storage("open checkpointer"))?;
+    checkpointer
+        .busy_timeout(std::time::Duration::from_millis(50))
+        .map_err(storage("busy_timeout"))?;
+    std::thread::Builder::new()
+        .name("ants-checkpoint".into())
+        .spawn(move || {
+            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                alive.recv_timeout(CHECKPOINT_INTERVAL)
+            {
+                let done = checkpointer.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
+                    row.get::<_, i64>(0)
+                });
+                if let Err(error) = done {
+                    tracing::warn!(%error, "WAL checkpoint failed");
+                }
+            }
+        })
+        .map_err(|e| Error::Unavailable(format!("cannot start the checkpoint thread: {e}")))?;
+    Ok(())
 }
 
 /// What a topic looked like in storage at startup.
@@ -119,41 +170,73 @@ pub fn recover(conn: &Connection) -> Result<Vec<RecoveredTopic>> {
             });
         }
     }
-    let mut stmt = conn
-        .prepare("SELECT topic, seq, author, counter, entry FROM entries ORDER BY topic, seq")
-        .map_err(storage("recover entries"))?;
-    let mut rows = stmt.query([]).map_err(storage("recover entries"))?;
-    while let Some(row) = rows.next().map_err(storage("recover entries"))? {
-        let topic: i64 = row.get(0).map_err(storage("recover entries"))?;
-        let seq = from_sql(row.get(1).map_err(storage("recover entries"))?);
-        let author: Vec<u8> = row.get(2).map_err(storage("recover entries"))?;
-        let counter = from_sql(row.get(3).map_err(storage("recover entries"))?);
-        let entry = row.get_ref(4).map_err(storage("recover entries"))?;
-        let entry = entry
-            .as_blob()
-            .map_err(|e| Error::Unavailable(format!("storage: entry column: {e}")))?;
-        let Some(&i) = index.get(&topic) else {
-            return Err(Error::Unavailable(format!(
-                "storage: entry of unknown topic {topic}"
-            )));
-        };
-        let state = &mut topics[i];
-        if seq != state.size {
-            return Err(Error::Unavailable(format!(
-                "storage: topic {:?} jumps from seq {} to {seq}",
-                state.name, state.size
-            )));
+    // Sizes. `(topic, seq)` is the primary key, so MIN = 0 and COUNT = MAX + 1 mean the
+    // sequence numbers are exactly `0..size`. (The aggregates read the indexes, not the
+    // entry blobs: recovery does not read every entry.)
+    {
+        let mut stmt = conn
+            .prepare("SELECT topic, COUNT(*), MIN(seq), MAX(seq) FROM entries GROUP BY topic")
+            .map_err(storage("recover sizes"))?;
+        let mut rows = stmt.query([]).map_err(storage("recover sizes"))?;
+        while let Some(row) = rows.next().map_err(storage("recover sizes"))? {
+            let topic: i64 = row.get(0).map_err(storage("recover sizes"))?;
+            let count: i64 = row.get(1).map_err(storage("recover sizes"))?;
+            let min: i64 = row.get(2).map_err(storage("recover sizes"))?;
+            let max: i64 = row.get(3).map_err(storage("recover sizes"))?;
+            let Some(&i) = index.get(&topic) else {
+                return Err(Error::Unavailable(format!(
+                    "storage: entries of unknown topic {topic}"
+                )));
+            };
+            let state = &mut topics[i];
+            if min != 0 || max.checked_add(1) != Some(count) {
+                return Err(Error::Unavailable(format!(
+                    "storage: topic {:?} has {count} entries numbered {min}..={max}",
+                    state.name
+                )));
+            }
+            state.size = from_sql(count);
         }
-        state.size += 1;
+    }
+    // The relay time of each topic's last entry.
+    for state in topics.iter_mut().filter(|t| t.size > 0) {
+        let entry: Vec<u8> = conn
+            .query_row(
+                "SELECT entry FROM entries WHERE topic = ?1 AND seq = ?2",
+                params![state.id, to_sql(state.size - 1)],
+                |row| row.get(0),
+            )
+            .map_err(storage("recover last entry"))?;
         // Entry layout: version (1) ‖ seq (8) ‖ relay time (8) ‖ …
         if let Some(time) = entry.get(9..17) {
             let mut bytes = [0u8; 8];
             bytes.copy_from_slice(time);
             state.last_time_ms = u64::from_be_bytes(bytes);
         }
+    }
+    // Each author's highest counter, from the `(topic, author, counter)` index. Counters are
+    // stored bit-cast to i64: those at or above 2^63 are negative and, as u64, above all others.
+    let mut stmt = conn
+        .prepare(
+            "SELECT topic, author, MAX(counter), MAX(CASE WHEN counter < 0 THEN counter END) \
+             FROM entries GROUP BY topic, author",
+        )
+        .map_err(storage("recover counters"))?;
+    let mut rows = stmt.query([]).map_err(storage("recover counters"))?;
+    while let Some(row) = rows.next().map_err(storage("recover counters"))? {
+        let topic: i64 = row.get(0).map_err(storage("recover counters"))?;
+        let author: Vec<u8> = row.get(1).map_err(storage("recover counters"))?;
+        let max: i64 = row.get(2).map_err(storage("recover counters"))?;
+        let max_high: Option<i64> = row.get(3).map_err(storage("recover counters"))?;
+        let Some(&i) = index.get(&topic) else {
+            return Err(Error::Unavailable(format!(
+                "storage: entries of unknown topic {topic}"
+            )));
+        };
         let author = AgentId::from_bytes(&author)?;
-        let last = state.last_counters.entry(author).or_insert(counter);
-        *last = (*last).max(counter);
+        topics[i]
+            .last_counters
+            .insert(author, from_sql(max_high.unwrap_or(max)));
     }
     Ok(topics)
 }
@@ -203,6 +286,34 @@ pub fn put_hashes(conn: &Connection, topic_id: i64, hashes: &[(u32, u64, Hash)])
             .map_err(storage("insert hash"))?;
     }
     Ok(())
+}
+
+/// Replaces the stored replica snapshot of a topic: `state` is [`crate::replica::Replica::snapshot`]
+/// after the entries `0..next_seq` (inside the caller's transaction, so it always matches the
+/// stored entries).
+pub fn put_replica_snapshot(
+    conn: &Connection,
+    topic_id: i64,
+    next_seq: u64,
+    state: &[u8],
+) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT OR REPLACE INTO replica_snapshots (topic, next_seq, state) VALUES (?1, ?2, ?3)",
+    )
+    .and_then(|mut stmt| stmt.execute(params![topic_id, to_sql(next_seq), state]))
+    .map(|_| ())
+    .map_err(storage("store replica snapshot"))
+}
+
+/// The latest replica snapshot of a topic, as `(next_seq, state bytes)`.
+pub fn replica_snapshot(conn: &Connection, topic_id: i64) -> Result<Option<(u64, Vec<u8>)>> {
+    conn.query_row(
+        "SELECT next_seq, state FROM replica_snapshots WHERE topic = ?1",
+        params![topic_id],
+        |row| Ok((from_sql(row.get(0)?), row.get(1)?)),
+    )
+    .optional()
+    .map_err(storage("load replica snapshot"))
 }
 
 /// Whether an op with this id is sequenced (in any topic).
@@ -339,5 +450,65 @@ impl ReadPool {
             .into_iter()
             .find(|(s, _)| *s == seq)
             .map(|(_, entry)| entry))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recovery_reads_sizes_times_and_counters_and_refuses_holes() {
+        let dir = std::env::temp_dir().join(format!("ants-store-recover-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let conn = open_writer(&dir.join(DB_FILE)).unwrap();
+        let alice = crate::Identity::from_seed(&[1; 32]).unwrap().agent_id();
+        let bob = crate::Identity::from_seed(&[2; 32]).unwrap().agent_id();
+        conn.execute_batch("INSERT INTO topics (id, name) VALUES (1, 'a'), (2, 'b'), (3, 'c')")
+            .unwrap();
+        let rows = [
+            (1, 0u64, alice, 5u64, 100u64),
+            (1, 1, bob, 1, 90),
+            (1, 2, alice, 7, 120),
+            (2, 0, bob, u64::MAX - 1, 5),
+            (2, 1, bob, 3, 6),
+        ];
+        for (topic, seq, author, counter, time) in rows {
+            let mut entry = vec![1u8];
+            entry.extend_from_slice(&seq.to_be_bytes());
+            entry.extend_from_slice(&time.to_be_bytes());
+            conn.execute(
+                "INSERT INTO entries (topic, seq, author, counter, op_id, entry, receipt) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, x'')",
+                params![
+                    topic,
+                    to_sql(seq),
+                    &author.as_bytes()[..],
+                    to_sql(counter),
+                    &[seq as u8; 32][..],
+                    entry
+                ],
+            )
+            .unwrap();
+        }
+        let topics = recover(&conn).unwrap();
+        let a = &topics[0];
+        assert_eq!((a.name.as_str(), a.size, a.last_time_ms), ("a", 3, 120));
+        assert_eq!(a.last_counters[&alice], 7);
+        assert_eq!(a.last_counters[&bob], 1);
+        let b = &topics[1];
+        assert_eq!((b.size, b.last_time_ms), (2, 6));
+        assert_eq!(
+            b.last_counters[&bob],
+            u64::MAX - 1,
+            "counters above 2^63 compare as u64"
+        );
+        assert_eq!((topics[2].size, topics[2].last_counters.len()), (0, 0));
+        conn.execute("DELETE FROM entries WHERE topic = 1 AND seq = 1", [])
+            .unwrap();
+        assert_eq!(recover(&conn).unwrap_err().code(), "UNAVAILABLE");
+        drop(conn);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -44,6 +44,17 @@ pub enum Action {
         /// The op, signature verified.
         op: SignedOp,
     },
+    /// Like [`Action::Publish`], but the op's signature is **not yet checked** (only emitted
+    /// after [`RelayConnection::defer_op_signatures`]): the caller must verify it (for instance
+    /// together with other connections' ops through [`crate::op::verify_ops`]) before
+    /// sequencing it, and refuse it with `BAD_SIGNATURE` otherwise. Its author is the
+    /// connection's agent.
+    PublishUnverified {
+        /// The request to answer.
+        request_id: u32,
+        /// The op, decoded and bounded, signature unchecked.
+        op: SignedOp,
+    },
     /// Start a subscription: learn the topic's head, call [`RelayConnection::subscribed`] and
     /// send the frame it returns, then deliver entries from the cursor on.
     Subscribe {
@@ -104,6 +115,8 @@ pub struct RelayConnection {
     nonce: [u8; NONCE_LEN],
     agent: Option<AgentId>,
     subscriptions: BTreeMap<String, Subscription>,
+    /// Whether publish signatures are left to the caller ([`Action::PublishUnverified`]).
+    defer_op_signatures: bool,
 }
 
 impl RelayConnection {
@@ -115,7 +128,17 @@ impl RelayConnection {
             nonce,
             agent: None,
             subscriptions: BTreeMap::new(),
+            defer_op_signatures: false,
         }
+    }
+
+    /// From now on, publishes come out as [`Action::PublishUnverified`]: the caller checks the
+    /// op signatures, in batches across connections. Every other check (decoding, bounds, the
+    /// author being this connection's agent) stays here, and a publish whose author is not the
+    /// agent is still refused with the code a verifying connection would give (`BAD_SIGNATURE`
+    /// for a forged op, `AUTHOR_MISMATCH` otherwise).
+    pub fn defer_op_signatures(&mut self) {
+        self.defer_op_signatures = true;
     }
 
     /// The challenge frame, to send first.
@@ -159,14 +182,32 @@ impl RelayConnection {
             }
             Body::Publish { op } => {
                 let agent = self.agent.ok_or(Error::NotAuthenticated)?;
-                let op = SignedOp::decode(&op)?;
-                if op.author() != &agent {
+                let decoded = if self.defer_op_signatures {
+                    SignedOp::decode_unverified_from(&op, &agent)?
+                } else {
+                    SignedOp::decode(&op)?
+                };
+                if decoded.author() != &agent {
+                    if self.defer_op_signatures {
+                        // Same answer as a verifying connection: a forged op is BAD_SIGNATURE.
+                        SignedOp::decode(&op)?;
+                    }
                     return Err(Error::AuthorMismatch {
-                        author: op.author().to_string(),
+                        author: decoded.author().to_string(),
                         agent: agent.to_string(),
                     });
                 }
-                Action::Publish { request_id, op }
+                if self.defer_op_signatures {
+                    Action::PublishUnverified {
+                        request_id,
+                        op: decoded,
+                    }
+                } else {
+                    Action::Publish {
+                        request_id,
+                        op: decoded,
+                    }
+                }
             }
             Body::Subscribe { topic, from_seq } => {
                 if !self.subscriptions.contains_key(&topic)

@@ -227,6 +227,60 @@ fn publishing_needs_a_hello_signed_over_this_challenge() {
 }
 
 #[test]
+fn deferred_signatures_leave_only_the_signature_to_the_caller() {
+    let relay = identity(1);
+    let alice = identity(2);
+    let mut conn = RelayConnection::new(relay.agent_id(), [5; 32]);
+    conn.defer_op_signatures();
+    let hello = Frame::new(1, sign_hello(&alice, &[5; 32], &relay.agent_id()));
+    assert!(matches!(
+        conn.receive(&hello.encode().unwrap()),
+        Action::Send(_)
+    ));
+    // A tampered op of the agent passes here, unverified: the caller's batch refuses it.
+    let mut tampered = op(&alice, "t", 1).as_bytes().to_vec();
+    let last = tampered.len() - 1;
+    tampered[last] ^= 1;
+    let frame = Frame::new(
+        4,
+        Body::Publish {
+            op: tampered.clone(),
+        },
+    );
+    match conn.receive(&frame.encode().unwrap()) {
+        Action::PublishUnverified { request_id, op } => {
+            assert_eq!(request_id, 4);
+            assert_eq!(op.as_bytes(), &tampered[..]);
+            assert_eq!(
+                crate::op::verify_ops(&[op]).unwrap_err().code(),
+                "BAD_SIGNATURE"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    // Another author's op: forged → BAD_SIGNATURE, genuine → AUTHOR_MISMATCH, as when verifying.
+    let bob = identity(3);
+    let mut forged = op(&bob, "t", 0).as_bytes().to_vec();
+    let last = forged.len() - 1;
+    forged[last] ^= 1;
+    let frame = Frame::new(5, Body::Publish { op: forged });
+    assert_eq!(
+        send_code(conn.receive(&frame.encode().unwrap())),
+        "BAD_SIGNATURE"
+    );
+    let frame = Frame::new(
+        6,
+        Body::Publish {
+            op: op(&bob, "t", 0).as_bytes().to_vec(),
+        },
+    );
+    assert_eq!(
+        send_code(conn.receive(&frame.encode().unwrap())),
+        "AUTHOR_MISMATCH"
+    );
+}
+
+#[test]
 fn deliveries_are_exactly_the_owed_sequence() {
     let mut conn = RelayConnection::new(identity(1).agent_id(), [0; 32]);
     let subscribe = Frame::new(
