@@ -228,6 +228,7 @@ async fn throughput(
             .collect::<Result<_, _>>()?;
         prepared.push((me, ops));
     }
+    let verify_only = verify_only_rate(&prepared)?;
     let received = Arc::new(AtomicU64::new(0));
     let mut readers = Vec::new();
     for _ in 0..subscribers {
@@ -320,10 +321,49 @@ async fn throughput(
         refused.load(Ordering::Relaxed),
         catch_up.elapsed().as_secs_f64(),
     );
+    println!(
+        "peer: ed25519 batch verification alone of the same ops (batches of 256, {} threads): {verify_only:.0} ops/s; ratio relay / verification alone = {:.2}x",
+        verify_threads(),
+        done as f64 / elapsed.as_secs_f64() / verify_only,
+    );
     for reader in readers {
         reader.abort();
     }
     Ok(done)
+}
+
+fn verify_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// The peer of the throughput scenario, measured in the same run: how fast this machine checks
+/// the same ops' signatures and nothing else (batched, on every core) — the ceiling of any relay
+/// that verifies what it sequences.
+fn verify_only_rate(prepared: &[(Identity, Vec<Vec<u8>>)]) -> Result<f64, Failure> {
+    let ops: Vec<SignedOp> = prepared
+        .iter()
+        .flat_map(|(_, ops)| ops.iter())
+        .map(|bytes| SignedOp::decode_unverified(bytes))
+        .collect::<Result<_, _>>()?;
+    let threads = verify_threads();
+    let chunk = ops.len().div_ceil(threads).max(1);
+    let started = Instant::now();
+    let verified = std::thread::scope(|scope| {
+        let workers: Vec<_> = ops
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || {
+                    part.chunks(256)
+                        .all(|batch| ants_coord::op::verify_ops(batch).is_ok())
+                })
+            })
+            .collect();
+        workers.into_iter().all(|w| w.join().unwrap_or(false))
+    });
+    if !verified {
+        return Err("the load generator's own ops did not verify".into());
+    }
+    Ok(ops.len() as f64 / started.elapsed().as_secs_f64())
 }
 
 async fn latency(
