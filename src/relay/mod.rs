@@ -75,6 +75,21 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// Takes a connection slot; when the relay is full or stopping, the `503` answer instead.
+    pub(crate) fn take_slot_or_refuse(&self) -> Option<Response> {
+        if self.stopping.load(Ordering::Acquire) || !self.take_slot() {
+            self.metrics.connection_refused();
+            return Some(
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "connection limit reached\n",
+                )
+                    .into_response(),
+            );
+        }
+        None
+    }
+
     fn take_slot(&self) -> bool {
         let max = self.config.limits.max_connections;
         self.slots
@@ -312,13 +327,8 @@ async fn metrics_text(State(shared): State<Arc<Shared>>) -> Response {
 }
 
 async fn upgrade(State(shared): State<Arc<Shared>>, ws: WebSocketUpgrade) -> Response {
-    if shared.stopping.load(Ordering::Acquire) || !shared.take_slot() {
-        shared.metrics.connection_refused();
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "connection limit reached\n",
-        )
-            .into_response();
+    if let Some(refused) = shared.take_slot_or_refuse() {
+        return refused;
     }
     let max = shared
         .config

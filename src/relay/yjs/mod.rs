@@ -35,8 +35,7 @@ use std::time::{Duration, Instant};
 use axum::body::Bytes;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
@@ -237,13 +236,8 @@ pub(crate) async fn upgrade(
     Query(query): Query<RoomQuery>,
     ws: WebSocketUpgrade,
 ) -> Response {
-    if shared.stopping.load(Ordering::Acquire) || !shared.take_slot() {
-        shared.metrics.connection_refused();
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "connection limit reached\n",
-        )
-            .into_response();
+    if let Some(refused) = shared.take_slot_or_refuse() {
+        return refused;
     }
     let name = room.map(|Path(name)| name).unwrap_or_default();
     ws.max_message_size(MAX_ROOM_MESSAGE_LEN)
