@@ -70,7 +70,11 @@ test('CT reference vectors: roots, inclusion and consistency proofs', () => {
 });
 
 test('random logs match the JS reference; tampered proofs are false', () => {
-  const data = Array.from({ length: 300 }, () => randomBytes(randomBytes(1)[0] % 64));
+  // Distinct leaves (an index prefix): with two equal neighbours, a proof for one would rightly
+  // verify for the other, and the wrong-index check below would fail by chance.
+  const data = Array.from({ length: 300 }, (_, i) =>
+    Buffer.concat([Buffer.from([i >> 8, i & 0xff]), randomBytes(randomBytes(1)[0] % 64)]),
+  );
   const log = new MerkleLog();
   for (const leaf of data) log.append(leaf);
   for (let trial = 0; trial < 200; trial++) {
