@@ -1,5 +1,7 @@
 //! `ants-relay`: the ants-coord relay server. See `ants-relay --help` and `ants_coord::relay`.
 
+use std::io::IsTerminal;
+
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
@@ -9,6 +11,9 @@ async fn main() -> std::process::ExitCode {
         .with_env_filter(
             EnvFilter::try_from_env("ANTS_RELAY_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
         )
+        // Colours only on a terminal: logs sent to a file or a CI log stay plain text.
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
         .init();
     let config = match ants_coord::relay::Args::parse().into_config() {
         Ok(config) => config,
