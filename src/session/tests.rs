@@ -189,6 +189,20 @@ fn alice() -> Identity {
     Identity::from_seed(&[1; 32]).unwrap()
 }
 
+/// Alice, following "t" from 0 (with a replica when asked), has published three posts through a
+/// test relay telling `lie`, and the frames have been carried both ways.
+fn alice_published_three(lie: Lie, replica: bool) -> (TestRelay, RelayConnection, Session) {
+    let mut relay = TestRelay::new(lie);
+    let mut session = Session::new(alice());
+    session.subscribe("t", 0, replica).unwrap();
+    let mut conn = relay.handshake(&mut session);
+    for i in 0..3u8 {
+        session.publish("t", "post", &[i], vec![], T0).unwrap();
+    }
+    relay.pump(&mut conn, &mut session);
+    (relay, conn, session)
+}
+
 fn faults(events: &[SessionEvent]) -> Vec<&Fault> {
     events
         .iter()
@@ -272,14 +286,7 @@ fn unacknowledged_ops_are_resent_with_the_same_bytes_and_never_duplicated() {
 
 #[test]
 fn state_round_trips_canonically_and_refuses_another_agent() {
-    let mut relay = TestRelay::new(Lie::None);
-    let mut session = Session::new(alice());
-    session.subscribe("t", 0, true).unwrap();
-    let mut conn = relay.handshake(&mut session);
-    for i in 0..3u8 {
-        session.publish("t", "post", &[i], vec![], T0).unwrap();
-    }
-    relay.pump(&mut conn, &mut session);
+    let (_relay, _conn, mut session) = alice_published_three(Lie::None, true);
     session.disconnected();
     session.publish("t", "post", b"later", vec![], T0).unwrap();
     let state = session.export_state();
@@ -306,14 +313,7 @@ fn state_round_trips_canonically_and_refuses_another_agent() {
 
 #[test]
 fn a_resumed_session_continues_from_its_cursor_without_duplicates() {
-    let mut relay = TestRelay::new(Lie::None);
-    let mut session = Session::new(alice());
-    session.subscribe("t", 0, true).unwrap();
-    let mut conn = relay.handshake(&mut session);
-    for i in 0..3u8 {
-        session.publish("t", "post", &[i], vec![], T0).unwrap();
-    }
-    relay.pump(&mut conn, &mut session);
+    let (mut relay, _conn, mut session) = alice_published_three(Lie::None, true);
     session.take_events();
     let state = session.export_state();
     // Someone else publishes meanwhile.
@@ -349,14 +349,7 @@ fn another_relay_key_is_refused() {
 
 #[test]
 fn a_forged_op_is_caught_with_evidence_that_verifies() {
-    let mut relay = TestRelay::new(Lie::Forge(1));
-    let mut session = Session::new(alice());
-    session.subscribe("t", 0, false).unwrap();
-    let mut conn = relay.handshake(&mut session);
-    for i in 0..3u8 {
-        session.publish("t", "post", &[i], vec![], T0).unwrap();
-    }
-    relay.pump(&mut conn, &mut session);
+    let (mut relay, mut conn, mut session) = alice_published_three(Lie::Forge(1), false);
     // The forged bytes are what this relay committed to: sign a checkpoint over them.
     let (entries, _) = relay.logs.get_mut("t").unwrap();
     let last = entries[1].len() - 1;
@@ -435,14 +428,7 @@ fn a_dropped_acknowledged_op_is_caught_with_evidence() {
 
 #[test]
 fn a_skipped_entry_is_a_gap_and_the_subscription_restarts_from_the_cursor() {
-    let mut relay = TestRelay::new(Lie::Skip(1));
-    let mut session = Session::new(alice());
-    session.subscribe("t", 0, false).unwrap();
-    let mut conn = relay.handshake(&mut session);
-    for i in 0..3u8 {
-        session.publish("t", "post", &[i], vec![], T0).unwrap();
-    }
-    relay.pump(&mut conn, &mut session);
+    let (mut relay, _conn, mut session) = alice_published_three(Lie::Skip(1), false);
     let events = session.take_events();
     assert!(faults(&events).iter().any(|f| f.code() == "GAP"));
     assert_eq!(delivered(&events), vec![0]);
