@@ -11,9 +11,9 @@ async fn main() -> std::process::ExitCode {
         .with_env_filter(
             EnvFilter::try_from_env("ANTS_RELAY_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
         )
-        // Colours only on a terminal: logs sent to a file or a CI log stay plain text.
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
+        // Logs go to stdout (tests and ants-load read the "relay listening" line there), in
+        // colour only on a terminal: a file or a CI log stays plain text.
+        .with_ansi(std::io::stdout().is_terminal())
         .init();
     let config = match ants_coord::relay::Args::parse().into_config() {
         Ok(config) => config,
