@@ -10,6 +10,7 @@
 
 use crate::codec::{Reader, Writer};
 use crate::error::{Error, Result};
+use crate::identity::KeyCache;
 use crate::op::{SignedOp, MAX_OP_LEN};
 
 /// The protocol version of entries this build writes and reads.
@@ -53,7 +54,16 @@ impl Entry {
         Self::decode_with(bytes, SignedOp::decode_unverified)
     }
 
-    fn decode_with(bytes: &[u8], decode_op: fn(&[u8]) -> Result<SignedOp>) -> Result<Self> {
+    /// [`Entry::decode_unverified`] validating the op's author through `keys`: an author seen
+    /// before costs no point decompression (a client decodes every entry it receives).
+    pub fn decode_unverified_cached(bytes: &[u8], keys: &mut KeyCache) -> Result<Self> {
+        Self::decode_with(bytes, |op| SignedOp::decode_unverified_cached(op, keys))
+    }
+
+    fn decode_with(
+        bytes: &[u8],
+        decode_op: impl FnOnce(&[u8]) -> Result<SignedOp>,
+    ) -> Result<Self> {
         let mut r = Reader::new("entry", bytes);
         let version = r.u8("version")?;
         if version != ENTRY_VERSION {

@@ -26,7 +26,7 @@ use sha2::{Digest, Sha256};
 
 use crate::codec::{Reader, Writer};
 use crate::error::{Error, Result};
-use crate::identity::{decode_lower_hex, lower_hex, AgentId, Identity, SIGNATURE_LEN};
+use crate::identity::{decode_lower_hex, lower_hex, AgentId, Identity, KeyCache, SIGNATURE_LEN};
 
 /// The protocol version of ops this build writes and reads.
 pub const OP_VERSION: u8 = 1;
@@ -156,7 +156,7 @@ impl SignedOp {
     /// Decodes canonical op bytes without checking the signature, for callers that verify many
     /// ops at once with [`verify_ops`]. Never hand an unverified op to a replica.
     pub fn decode_unverified(bytes: &[u8]) -> Result<Self> {
-        Self::decode_unverified_inner(bytes, None)
+        Self::decode_unverified_inner(bytes, |author| AgentId::from_bytes(&author))
     }
 
     /// [`SignedOp::decode_unverified`] for an op expected from `known`: when the author bytes
@@ -164,10 +164,23 @@ impl SignedOp {
     /// by construction), which saves a point decompression per op on a connection whose agent
     /// is authenticated. Any other author is validated as usual.
     pub fn decode_unverified_from(bytes: &[u8], known: &AgentId) -> Result<Self> {
-        Self::decode_unverified_inner(bytes, Some(known))
+        Self::decode_unverified_inner(bytes, |author| match known.as_bytes() == &author {
+            true => Ok(*known),
+            false => AgentId::from_bytes(&author),
+        })
     }
 
-    fn decode_unverified_inner(bytes: &[u8], known: Option<&AgentId>) -> Result<Self> {
+    /// [`SignedOp::decode_unverified`] validating the author through `keys`, which remembers
+    /// the agents already validated (same answers, no point decompression for a known author).
+    pub fn decode_unverified_cached(bytes: &[u8], keys: &mut KeyCache) -> Result<Self> {
+        Self::decode_unverified_inner(bytes, |author| keys.agent(&author))
+    }
+
+    /// Decodes, validating the author bytes with `author`.
+    fn decode_unverified_inner(
+        bytes: &[u8],
+        author: impl FnOnce([u8; 32]) -> Result<AgentId>,
+    ) -> Result<Self> {
         if bytes.len() > MAX_OP_LEN {
             return Err(Error::LimitExceeded {
                 what: "op size",
@@ -184,10 +197,7 @@ impl SignedOp {
             });
         }
         let author_bytes = r.array::<32>("author")?;
-        let author = match known {
-            Some(known) if known.as_bytes() == &author_bytes => *known,
-            _ => AgentId::from_bytes(&author_bytes)?,
-        };
+        let author = author(author_bytes)?;
         let topic_len = r.u8("topic length")? as usize;
         let topic = std::str::from_utf8(r.take(topic_len, "topic")?)
             .map_err(|_| Error::BadTopic("not UTF-8".into()))?
@@ -429,6 +439,21 @@ mod tests {
             error.code(),
             SignedOp::decode_unverified(&bad).unwrap_err().code()
         );
+        // Through a key cache: the same answers, the first time and once the author is known,
+        // and a bad author is refused however often it comes.
+        let mut keys = KeyCache::default();
+        for _ in 0..2 {
+            assert_eq!(
+                SignedOp::decode_unverified_cached(op.as_bytes(), &mut keys).unwrap(),
+                op
+            );
+            assert_eq!(
+                SignedOp::decode_unverified_cached(&bad, &mut keys)
+                    .unwrap_err()
+                    .code(),
+                error.code()
+            );
+        }
     }
 
     #[test]

@@ -179,8 +179,22 @@ impl<S: HashStore> LogFollower<S> {
         self.push(bytes, true)
     }
 
+    /// [`LogFollower::push_verified_entry`] for an entry the caller has already decoded, so it
+    /// is not decoded again. The same warning holds: its signature must have been verified.
+    pub fn push_verified(&mut self, entry: &Entry) -> Result<Vec<FollowerEvent>> {
+        self.push_decoded(entry.clone(), true)
+    }
+
     fn push(&mut self, bytes: &[u8], signature_verified: bool) -> Result<Vec<FollowerEvent>> {
-        let entry = Entry::decode_unverified(bytes)?;
+        self.push_decoded(Entry::decode_unverified(bytes)?, signature_verified)
+    }
+
+    fn push_decoded(
+        &mut self,
+        entry: Entry,
+        signature_verified: bool,
+    ) -> Result<Vec<FollowerEvent>> {
+        let bytes = entry.as_bytes();
         let seq = entry.seq();
         let mut events = Vec::new();
         if seq < self.size() {
@@ -210,14 +224,17 @@ impl<S: HashStore> LogFollower<S> {
         };
         if valid {
             self.track_rules(&entry, bytes);
-            events.push(FollowerEvent::Entry(entry));
         } else {
             self.suspects.push(Suspect::Invalid(seq, bytes.to_vec()));
-            events.push(FollowerEvent::InvalidEntry { seq });
         }
         if let Some(receipt) = self.receipts.remove(&seq) {
             self.check_receipt(receipt, seq, bytes);
         }
+        events.push(if valid {
+            FollowerEvent::Entry(entry)
+        } else {
+            FollowerEvent::InvalidEntry { seq }
+        });
         if let Some(head) = self.heads.get(&self.size()).cloned() {
             self.check_head(head, &mut events)?;
         }

@@ -43,7 +43,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use crate::entry::Entry;
 use crate::error::{Error, Result};
-use crate::identity::{AgentId, Identity};
+use crate::identity::{AgentId, Identity, KeyCache};
 use crate::log::{LogFollower, SignedCheckpoint, SignedTreeHead};
 use crate::op::{self, validate_topic, OpDraft, OpId, SignedOp};
 use crate::replica::{Replica, ReplicaConfig};
@@ -153,6 +153,8 @@ pub struct Session {
     ack_deadline_ms: u64,
     outgoing: VecDeque<Vec<u8>>,
     events: VecDeque<SessionEvent>,
+    /// Decompressed keys of the authors seen, for batch verification (a cache, not state).
+    author_keys: KeyCache,
 }
 
 impl Session {
@@ -170,6 +172,7 @@ impl Session {
             ack_deadline_ms: DEFAULT_ACK_DEADLINE_MS,
             outgoing: VecDeque::new(),
             events: VecDeque::new(),
+            author_keys: KeyCache::default(),
         }
     }
 
@@ -422,26 +425,37 @@ impl Session {
             .iter()
             .map(|bytes| Frame::decode(bytes))
             .collect::<Vec<_>>();
-        // One batch verification for all the entries' op signatures.
-        let entries: Vec<SignedOp> = frames
+        // Entries are decoded once, here, and their op signatures checked in one batch; an entry
+        // goes on decoded only when the batch held, else it is decoded and verified alone.
+        let mut entries: Vec<Option<Entry>> = frames
             .iter()
-            .filter_map(|frame| match frame {
+            .map(|frame| match frame {
                 Ok(Frame {
                     body: Body::Entry { entry },
                     ..
-                }) => Entry::decode_unverified(entry).ok().map(|e| e.op().clone()),
+                }) => Entry::decode_unverified_cached(entry, &mut self.author_keys).ok(),
                 _ => None,
             })
             .collect();
-        let batch_ok = entries.len() > 1 && op::verify_ops(&entries).is_ok();
-        for frame in frames {
-            self.handle(frame?, batch_ok, now_ms)?;
+        let decoded = entries.iter().flatten().count();
+        let batch_ok = decoded > 1
+            && op::verify_ops_cached(
+                &mut self.author_keys,
+                entries.iter().flatten().map(Entry::op),
+            )
+            .is_ok();
+        if !batch_ok {
+            entries.iter_mut().for_each(|entry| *entry = None);
+        }
+        for (frame, verified) in frames.into_iter().zip(entries) {
+            self.handle(frame?, verified, now_ms)?;
         }
         self.tick(now_ms);
         Ok(())
     }
 
-    fn handle(&mut self, frame: Frame, batch_ok: bool, now_ms: u64) -> Result<()> {
+    /// `verified`: the frame's entry, already decoded and its signature verified, if it is one.
+    fn handle(&mut self, frame: Frame, verified: Option<Entry>, now_ms: u64) -> Result<()> {
         let request_id = frame.request_id;
         match frame.body {
             Body::Challenge { relay, nonce } => {
@@ -490,7 +504,7 @@ impl Session {
                 from_seq,
                 head,
             } => self.on_subscribed(request_id, topic, from_seq, head),
-            Body::Entry { entry } => self.on_entry(request_id, &entry, batch_ok)?,
+            Body::Entry { entry } => self.on_entry(request_id, &entry, verified)?,
             Body::Receipt {
                 seq,
                 op_id,

@@ -39,7 +39,14 @@ impl Session {
         });
     }
 
-    pub(super) fn on_entry(&mut self, request_id: u32, bytes: &[u8], batch_ok: bool) -> Result<()> {
+    /// An entry frame's bytes; `verified` is the entry already decoded with its signature
+    /// verified (in a batch), else it is decoded and verified here.
+    pub(super) fn on_entry(
+        &mut self,
+        request_id: u32,
+        bytes: &[u8],
+        verified: Option<Entry>,
+    ) -> Result<()> {
         let Some(name) = self
             .topics
             .iter()
@@ -48,10 +55,9 @@ impl Session {
         else {
             return Ok(());
         };
-        let decoded = if batch_ok {
-            Entry::decode_unverified(bytes)
-        } else {
-            Entry::decode(bytes)
+        let decoded = match verified {
+            Some(entry) => Ok(entry),
+            None => Entry::decode(bytes),
         };
         let Some(topic) = self.topics.get_mut(&name) else {
             return Ok(());
@@ -128,7 +134,7 @@ impl Session {
         }
         let follower_events = match topic.follower.as_mut() {
             // `entry` came from `Entry::decode` or a batch that verified: its signature holds.
-            Some(follower) => follower.push_verified_entry(bytes)?,
+            Some(follower) => follower.push_verified(&entry)?,
             None => Vec::new(),
         };
         let mut replica_events = Vec::new();
