@@ -296,10 +296,10 @@ pub struct Args {
     /// Built npm package served at /pkg/ [default: pkg beside the --www directory, if present].
     #[arg(long, env = "ANTS_RELAY_PKG")]
     pub pkg: Option<PathBuf>,
-    /// Relay key file [default: <data>/relay.key].
+    /// Relay key file (default: relay.key in the --data directory).
     #[arg(long, env = "ANTS_RELAY_KEY")]
     pub key: Option<PathBuf>,
-    /// TOML config file (same field names; limits under [limits]).
+    /// TOML config file (same field names; limits in a `[limits]` table).
     #[arg(long, env = "ANTS_RELAY_CONFIG")]
     pub config: Option<PathBuf>,
 }
