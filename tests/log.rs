@@ -622,6 +622,68 @@ fn follower_reports_gaps_duplicates_and_unprovable_mismatches() {
     );
 }
 
+#[test]
+fn a_resumed_follower_checks_everything_after_its_frontier() {
+    let mut relay = Relay::new(1, "t");
+    let alice = author(2);
+    for i in 0..10 {
+        relay.sequence(op(&alice, "t", i, vec![]));
+    }
+    // A follower from 0 reads six entries and verifies a head of size 6; only its frontier and
+    // that head are kept (as a client persists them).
+    let mut first = relay.follower();
+    for entry in &relay.entries[..6] {
+        first.push_entry(entry).unwrap();
+    }
+    let head6 = relay.head(6, relay.log.root_at(6).unwrap());
+    first.push_head(head6.clone()).unwrap();
+    let frontier = first.log().frontier().clone();
+    let relay_id = relay.identity.agent_id();
+    let mut resumed = LogFollower::resume(relay_id, "t", &frontier, Some(head6.clone())).unwrap();
+    assert_eq!(resumed.size(), 6);
+    assert_eq!(resumed.verified_head(), Some(&head6));
+    // Entries and heads after the frontier are checked as from the start.
+    for entry in &relay.entries[6..] {
+        resumed.push_entry(entry).unwrap();
+    }
+    assert_eq!(
+        resumed.push_head(relay.checkpoint()).unwrap(),
+        vec![FollowerEvent::Verified { tree_size: 10 }]
+    );
+    assert_eq!(
+        resumed
+            .push_head(relay.head(8, leaf_hash(b"fork")))
+            .unwrap(),
+        vec![FollowerEvent::Mismatch { tree_size: 8 }]
+    );
+    let fork = relay.head(10, leaf_hash(b"fork"));
+    let found = evidence_of(&resumed.push_head(fork).unwrap());
+    assert_proves(&found[0], &relay, Violation::ConflictingHeads);
+    // Below the frontier nothing can be recomputed: heads and re-sent entries are ignored, but
+    // two heads of one size still conflict.
+    assert!(resumed
+        .push_head(relay.head(3, relay.log.root_at(3).unwrap()))
+        .unwrap()
+        .is_empty());
+    assert!(resumed.push_entry(&relay.entries[2]).unwrap().is_empty());
+    let found = evidence_of(&resumed.push_head(relay.head(6, leaf_hash(b"x"))).unwrap());
+    assert_proves(&found[0], &relay, Violation::ConflictingHeads);
+    // A verified head that does not match the frontier, or lies beyond it, is refused.
+    let wrong = relay.head(6, leaf_hash(b"x"));
+    assert_eq!(
+        LogFollower::resume(relay_id, "t", &frontier, Some(wrong))
+            .unwrap_err()
+            .code(),
+        "LOG_MISMATCH"
+    );
+    assert_eq!(
+        LogFollower::resume(relay_id, "t", &frontier, Some(relay.checkpoint()))
+            .unwrap_err()
+            .code(),
+        "BAD_INPUT"
+    );
+}
+
 // ---------- honest histories never produce evidence ----------
 
 proptest! {

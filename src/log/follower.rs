@@ -25,7 +25,7 @@ use crate::identity::AgentId;
 use crate::op::{validate_topic, OpId};
 
 use super::evidence::{entry_is_valid, Evidence, HeadLeaf, ProvenLeaf};
-use super::merkle::{Hash, HashStore, MemoryHashes, MerkleLog};
+use super::merkle::{Frontier, Hash, HashStore, MemoryHashes, MerkleLog};
 use super::proof::InclusionProof;
 use super::statement::{SignedReceipt, SignedTreeHead};
 
@@ -106,6 +106,8 @@ pub struct LogFollower<S = MemoryHashes> {
     sequenced: HashSet<OpId>,
     awaited_deps: HashMap<OpId, (u64, Vec<u8>)>,
     suspects: Vec<Suspect>,
+    /// The size the follower resumed at ([`LogFollower::resume`]); 0 for one from the start.
+    resumed_from: u64,
 }
 
 impl LogFollower<MemoryHashes> {
@@ -124,7 +126,53 @@ impl LogFollower<MemoryHashes> {
             sequenced: HashSet::new(),
             awaited_deps: HashMap::new(),
             suspects: Vec::new(),
+            resumed_from: 0,
         })
+    }
+
+    /// A follower of `topic` resuming after `frontier.size()` entries: the right edge of the
+    /// tree a follower had built (persisted by a client, [`MerkleLog::frontier`]), with the
+    /// largest head it had verified, if any.
+    ///
+    /// It checks every later entry, and every head of at least the frontier's size, exactly as a
+    /// follower from the start would. What it cannot check without the earlier entries: heads of
+    /// smaller sizes (two of one size that differ are still evidence), entries re-sent below the
+    /// frontier, and proofs about them; those are ignored. Order rules (author counters, deps)
+    /// are checked among the entries after the frontier.
+    ///
+    /// Errors: `BAD_TOPIC`; `BAD_SIGNATURE` or `BAD_INPUT` for a `verified` head not signed by
+    /// `relay` for `topic`, or larger than the frontier; `LOG_MISMATCH` for one of the
+    /// frontier's size with another root.
+    pub fn resume(
+        relay: AgentId,
+        topic: &str,
+        frontier: &Frontier,
+        verified: Option<SignedTreeHead>,
+    ) -> Result<Self> {
+        let mut follower = LogFollower::new(relay, topic)?;
+        follower.log = MerkleLog::resume(frontier);
+        follower.resumed_from = frontier.size();
+        if let Some(head) = verified {
+            head.verify(&relay)?;
+            if head.topic() != topic || head.tree_size() > frontier.size() {
+                return Err(Error::BadInput(format!(
+                    "the verified head (topic {:?}, size {}) is not one of topic {topic:?} \
+                     within {} entries",
+                    head.topic(),
+                    head.tree_size(),
+                    frontier.size()
+                )));
+            }
+            if head.tree_size() == frontier.size() && *head.root() != frontier.root() {
+                return Err(Error::LogMismatch(format!(
+                    "the verified head of size {} has another root than the frontier",
+                    head.tree_size()
+                )));
+            }
+            follower.heads.insert(head.tree_size(), head.clone());
+            follower.verified = Some(head);
+        }
+        Ok(follower)
     }
 }
 
@@ -197,6 +245,10 @@ impl<S: HashStore> LogFollower<S> {
         let bytes = entry.as_bytes();
         let seq = entry.seq();
         let mut events = Vec::new();
+        if seq < self.resumed_from {
+            // Below a resumed follower's frontier: nothing to compare it with.
+            return Ok(events);
+        }
         if seq < self.size() {
             if self.log.leaf_hash_at(seq)? != super::merkle::leaf_hash(bytes) {
                 return Err(Error::LogMismatch(format!(
@@ -276,7 +328,9 @@ impl<S: HashStore> LogFollower<S> {
                 self.bound_heads();
             }
         }
-        if size <= self.size() {
+        if size < self.resumed_from {
+            // Not recomputable after a resume (a conflicting head of its size is caught above).
+        } else if size <= self.size() {
             self.check_head(head, &mut events)?;
         } else {
             events.push(FollowerEvent::Gap {
@@ -311,7 +365,10 @@ impl<S: HashStore> LogFollower<S> {
         let Some(verified) = self.verified.clone() else {
             return Ok(events);
         };
-        if index >= verified.tree_size() || self.log.leaf_hash_at(index)? == leaf_hash {
+        if index < self.resumed_from
+            || index >= verified.tree_size()
+            || self.log.leaf_hash_at(index)? == leaf_hash
+        {
             return Ok(events);
         }
         let ours = HeadLeaf {

@@ -86,28 +86,48 @@ pub trait HashStore {
     fn put_subtree(&mut self, level: u32, index: u64, hash: Hash);
 }
 
-/// Every complete subtree hash, in memory: `levels[level][index]` (about 64 bytes per leaf).
+/// Every complete subtree hash, in memory (about 64 bytes per leaf).
+///
+/// Each level is a run of consecutive indexes from the first one stored there: from 0 for a log
+/// grown from empty, from the frontier's subtree for a log resumed from a frontier
+/// ([`MerkleLog::resume`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MemoryHashes {
-    levels: Vec<Vec<Hash>>,
+    levels: Vec<Level>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Level {
+    first: u64,
+    hashes: Vec<Hash>,
 }
 
 impl HashStore for MemoryHashes {
     fn subtree(&self, level: u32, index: u64) -> Option<Hash> {
         let row = self.levels.get(level as usize)?;
-        row.get(usize::try_from(index).ok()?).copied()
+        let offset = usize::try_from(index.checked_sub(row.first)?).ok()?;
+        row.hashes.get(offset).copied()
     }
 
     fn put_subtree(&mut self, level: u32, index: u64, hash: Hash) {
         let level = level as usize;
         if self.levels.len() <= level {
-            self.levels.resize_with(level + 1, Vec::new);
+            self.levels.resize_with(level + 1, Level::default);
         }
         let row = &mut self.levels[level];
+        if row.hashes.is_empty() {
+            row.first = index;
+        }
         // MerkleLog stores subtrees of one level in index order, so this is a push.
-        if row.len() as u64 == index {
-            row.push(hash);
-        } else if let Some(slot) = usize::try_from(index).ok().and_then(|i| row.get_mut(i)) {
+        let Some(offset) = index.checked_sub(row.first) else {
+            return;
+        };
+        if offset == row.hashes.len() as u64 {
+            row.hashes.push(hash);
+        } else if let Some(slot) = usize::try_from(offset)
+            .ok()
+            .and_then(|i| row.hashes.get_mut(i))
+        {
             *slot = hash;
         }
     }
@@ -127,6 +147,23 @@ impl Frontier {
     /// The frontier of the empty tree.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A frontier from its parts, e.g. as persisted by a client: `hashes` are the complete
+    /// subtrees of a tree of `size` leaves, largest first.
+    ///
+    /// Errors: `BAD_INPUT` over [`MAX_TREE_SIZE`] or when there is not one hash per set bit of
+    /// `size`.
+    pub fn from_parts(size: u64, hashes: Vec<Hash>) -> Result<Self> {
+        check_size(size)?;
+        if hashes.len() != size.count_ones() as usize {
+            return Err(Error::BadInput(format!(
+                "a frontier of {size} leaves has {} hashes, not {}",
+                size.count_ones(),
+                hashes.len()
+            )));
+        }
+        Ok(Frontier { size, hashes })
     }
 
     /// Rebuilds the frontier of the tree of `size` leaves from a store.
@@ -202,6 +239,21 @@ impl MerkleLog<MemoryHashes> {
     /// An empty log kept in memory.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A log continuing from `frontier` without the leaves before it: it appends, computes
+    /// roots at every size from `frontier.size()` on and inclusion proofs of the leaves appended
+    /// after it exactly as the whole log would. Roots at smaller sizes and proofs of earlier
+    /// leaves fail with `LOG_HASH_MISSING`.
+    pub fn resume(frontier: &Frontier) -> Self {
+        let mut store = MemoryHashes::default();
+        for ((level, index), hash) in complete_subtrees(0, frontier.size).zip(&frontier.hashes) {
+            store.put_subtree(level, index, *hash);
+        }
+        MerkleLog {
+            frontier: frontier.clone(),
+            store,
+        }
     }
 }
 
@@ -424,13 +476,66 @@ mod tests {
             log.append(&i.to_be_bytes()).unwrap();
         }
         // 13 leaves: levels 0..=3 hold 13, 6, 3, 1 complete subtrees.
-        let counts: Vec<usize> = log.store().levels.iter().map(Vec::len).collect();
+        let counts: Vec<usize> = log.store().levels.iter().map(|l| l.hashes.len()).collect();
         assert_eq!(counts, vec![13, 6, 3, 1]);
         assert_eq!(log.frontier().hashes().len(), 3);
         let leaves: Vec<Vec<u8>> = (0u32..13).map(|i| i.to_be_bytes().to_vec()).collect();
         let refs: Vec<&[u8]> = leaves.iter().map(Vec::as_slice).collect();
         assert_eq!(log.root(), merkle_root(&refs));
         assert_eq!(log.root_at(5).unwrap(), merkle_root(&refs[..5]));
+    }
+
+    #[test]
+    fn a_resumed_log_answers_like_the_whole_log_from_its_frontier_on() {
+        let leaves: Vec<[u8; 4]> = (0u32..40).map(u32::to_be_bytes).collect();
+        let mut whole = MerkleLog::new();
+        for leaf in &leaves {
+            whole.append(leaf).unwrap();
+        }
+        for start in 0..leaves.len() as u64 {
+            let frontier = Frontier::from_store(whole.store(), start).unwrap();
+            let mut resumed = MerkleLog::resume(&frontier);
+            assert_eq!(resumed.root(), whole.root_at(start).unwrap(), "{start}");
+            for leaf in &leaves[start as usize..] {
+                resumed.append(leaf).unwrap();
+            }
+            let n = whole.size();
+            for size in start..=n {
+                assert_eq!(resumed.root_at(size), whole.root_at(size), "{start} {size}");
+                for index in start..size {
+                    assert_eq!(
+                        resumed.inclusion_proof(index, size),
+                        whole.inclusion_proof(index, size),
+                        "{start}: leaf {index} in {size}"
+                    );
+                }
+            }
+            for old in start.max(1)..=n {
+                assert_eq!(
+                    resumed.consistency_proof(old, n),
+                    whole.consistency_proof(old, n),
+                    "{start}: {old} to {n}"
+                );
+            }
+            if start > 1 {
+                // Earlier leaves and sizes are not there to prove.
+                assert_eq!(
+                    resumed.leaf_hash_at(0).unwrap_err().code(),
+                    "LOG_HASH_MISSING"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_frontier_needs_one_hash_per_set_bit() {
+        assert!(Frontier::from_parts(5, vec![[1; 32], [2; 32]]).is_ok());
+        for bad in [vec![], vec![[1; 32]], vec![[1; 32]; 3]] {
+            assert_eq!(
+                Frontier::from_parts(5, bad).unwrap_err().code(),
+                "BAD_INPUT"
+            );
+        }
     }
 
     #[test]

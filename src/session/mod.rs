@@ -26,7 +26,8 @@
 //!   an op is never sequenced twice.
 //! - **Resumption.** [`Session::export_state`] gives canonical bytes (cursors, replica snapshots,
 //!   the last verified signed head, unacknowledged ops, counters, the pinned relay key) from which
-//!   [`Session::restore`] resumes after a page reload, subscribing again from each cursor.
+//!   [`Session::restore`] resumes after a page reload, subscribing again from each cursor; the
+//!   state keeps each topic's Merkle frontier, so signed heads are still checked after it.
 
 mod compare;
 mod events;

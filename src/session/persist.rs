@@ -9,8 +9,16 @@
 //!           ‖ replica flag (1) [‖ length (4) ‖ replica snapshot]
 //!           ‖ head kind (1: 0 none, 1 receipt, 2 checkpoint) [‖ length (4) ‖ signed head]
 //!           ‖ count (4) ‖ { seq (8) ‖ op id (32) }                acknowledged, awaited, seq order
+//!           ‖ frontier flag (1) [‖ count (1) ‖ { hash (32) }]     version 2: the Merkle frontier
+//!                                                                  of the topic's first `cursor`
+//!                                                                  entries, largest subtree first
 //! topic   = length (1) ‖ UTF-8
 //! ```
+//!
+//! Version 1 (no frontier) is still read; its topics followed from a cursor above 0 resume
+//! without a log follower. With the frontier, a restored topic resumes its follower
+//! ([`LogFollower::resume`]): entries and signed heads after the cursor are checked as before
+//! the reload.
 //!
 //! The identity's secret is not part of it: [`Session::restore`] takes the identity separately
 //! and refuses state exported by another agent.
@@ -21,13 +29,13 @@ use super::{Awaited, Phase, Session, Topic, Unacked};
 use crate::codec::{Reader, Writer};
 use crate::error::{Error, Result};
 use crate::identity::{AgentId, Identity};
-use crate::log::{LogFollower, SignedCheckpoint, SignedReceipt, SignedTreeHead};
+use crate::log::{Frontier, LogFollower, SignedCheckpoint, SignedReceipt, SignedTreeHead};
 use crate::op::{OpId, SignedOp};
 use crate::replica::Replica;
 use crate::wire::take_topic;
 
-/// Version byte of the exported state.
-pub const STATE_VERSION: u8 = 1;
+/// Version byte of the exported state (version 1 is still read).
+pub const STATE_VERSION: u8 = 2;
 
 /// Most topics, counters, unacknowledged ops or awaited acknowledgements in one state.
 pub const MAX_STATE_ITEMS: u32 = 1 << 20;
@@ -117,21 +125,34 @@ impl Session {
                 out.put_u64(*seq);
                 out.put(&awaited.op_id.0);
             }
+            match topic.follower.as_ref().map(|f| f.log().frontier()) {
+                Some(frontier) if frontier.size() == topic.cursor => {
+                    out.put_u8(1);
+                    out.put_u8(frontier.hashes().len() as u8);
+                    for hash in frontier.hashes() {
+                        out.put(hash);
+                    }
+                }
+                _ => out.put_u8(0),
+            }
         }
         out
     }
 
-    /// A session resuming from [`Session::export_state`] bytes, disconnected. Topics followed
-    /// from a cursor above 0 resume without a Merkle follower (their entries are still verified
-    /// one by one; signed heads are checked again once a topic is followed from 0).
+    /// A session resuming from [`Session::export_state`] bytes, disconnected. A topic whose
+    /// state has its Merkle frontier resumes its log follower from it
+    /// ([`LogFollower::resume`]); one without (version 1 state, or a topic first followed from
+    /// a cursor above 0) resumes without one: its entries are still verified one by one, signed
+    /// heads are checked again once it is followed from 0.
     ///
-    /// Errors: `BAD_INPUT` when the state belongs to another agent; `UNSUPPORTED_VERSION`,
-    /// `MALFORMED`, `TRAILING_BYTES`, `NON_CANONICAL`, `LIMIT_EXCEEDED`, `BAD_TOPIC`, and the
-    /// decoding codes of ops, replica snapshots and signed heads.
+    /// Errors: `BAD_INPUT` when the state belongs to another agent or a frontier has the wrong
+    /// number of hashes; `LOG_MISMATCH` when the verified head disagrees with the frontier;
+    /// `UNSUPPORTED_VERSION`, `MALFORMED`, `TRAILING_BYTES`, `NON_CANONICAL`, `LIMIT_EXCEEDED`,
+    /// `BAD_TOPIC`, and the decoding codes of ops, replica snapshots and signed heads.
     pub fn restore(identity: Identity, bytes: &[u8]) -> Result<Session> {
         let mut r = Reader::new("session state", bytes);
         let version = r.u8("version")?;
-        if version != STATE_VERSION {
+        if version != STATE_VERSION && version != 1 {
             return Err(Error::UnsupportedVersion {
                 what: "session state",
                 version,
@@ -215,8 +236,29 @@ impl Session {
                     },
                 );
             }
-            let follower = match (cursor, relay) {
-                (0, Some(relay)) => Some(LogFollower::new(relay, &name)?),
+            let frontier_flag = match version {
+                1 => 0,
+                _ => r.u8("frontier flag")?,
+            };
+            let frontier = match frontier_flag {
+                0 => None,
+                1 => {
+                    let count = r.u8("frontier hashes")?;
+                    let hashes = (0..count)
+                        .map(|_| r.array::<32>("frontier hash"))
+                        .collect::<Result<Vec<_>>>()?;
+                    Some(Frontier::from_parts(cursor, hashes)?)
+                }
+                _ => return Err(noncanonical("frontier flag is 0 or 1")),
+            };
+            let follower = match (cursor, relay, frontier) {
+                (0, Some(relay), _) => Some(LogFollower::new(relay, &name)?),
+                (_, Some(relay), Some(frontier)) => Some(LogFollower::resume(
+                    relay,
+                    &name,
+                    &frontier,
+                    verified_head.clone(),
+                )?),
                 _ => None,
             };
             session.topics.insert(

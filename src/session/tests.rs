@@ -331,6 +331,81 @@ fn a_resumed_session_continues_from_its_cursor_without_duplicates() {
     assert_eq!(session.replica("t").unwrap().next_seq(), 4);
 }
 
+/// Alice's three posts, her state exported, then bob's post (seq 3) on the relay.
+fn exported_then_bob_posted(lie: Lie) -> (TestRelay, Vec<u8>) {
+    let (mut relay, _conn, mut session) = alice_published_three(lie, true);
+    session.take_events();
+    let state = session.export_state();
+    let mut bob = Session::new(Identity::from_seed(&[2; 32]).unwrap());
+    let mut conn_b = relay.handshake(&mut bob);
+    bob.publish("t", "post", b"b", vec![], T0).unwrap();
+    relay.pump(&mut conn_b, &mut bob);
+    (relay, state)
+}
+
+fn resume_and_check(relay: &mut TestRelay, state: &[u8]) -> Vec<SessionEvent> {
+    let mut session = Session::restore(alice(), state).unwrap();
+    let mut conn = relay.handshake(&mut session);
+    relay.pump(&mut conn, &mut session);
+    session.request_checkpoint("t").unwrap();
+    relay.pump(&mut conn, &mut session);
+    session.take_events()
+}
+
+#[test]
+fn a_resumed_session_checks_signed_heads_against_its_own_tree() {
+    let (mut relay, state) = exported_then_bob_posted(Lie::None);
+    let events = resume_and_check(&mut relay, &state);
+    assert!(faults(&events).is_empty(), "{events:?}");
+    assert_eq!(delivered(&events), vec![3]);
+    assert!(events
+        .iter()
+        .any(|e| matches!(e, SessionEvent::Verified { tree_size: 4, .. })));
+
+    // Same state, but the relay rewrote entry 1 (already verified before the reload) and signs
+    // heads over its new history: the resumed tree does not match them.
+    let (mut relay, state) = exported_then_bob_posted(Lie::None);
+    let (entries, _) = relay.logs.get_mut("t").unwrap();
+    let other = SignedOp::sign(
+        &Identity::from_seed(&[3; 32]).unwrap(),
+        OpDraft {
+            topic: "t".into(),
+            kind: "post".into(),
+            ..OpDraft::default()
+        },
+    )
+    .unwrap();
+    entries[1] = Entry::new(1, T0, other).as_bytes().to_vec();
+    let mut log = MerkleLog::new();
+    for entry in entries.iter() {
+        log.append(entry).unwrap();
+    }
+    relay.logs.get_mut("t").unwrap().1 = log;
+    let events = resume_and_check(&mut relay, &state);
+    assert_eq!(delivered(&events), vec![3]);
+    let found = faults(&events);
+    assert!(
+        found.iter().any(|f| f.code() == "HEAD_MISMATCH"),
+        "{found:?}"
+    );
+}
+
+#[test]
+fn version_1_state_is_still_read() {
+    let (_relay, state) = exported_then_bob_posted(Lie::None);
+    // Version 1 is version 2 without the frontier field at the end of each topic.
+    let restored = Session::restore(alice(), &state).unwrap();
+    let frontier_len = 1 + 1 + 32 * 3usize.count_ones() as usize;
+    let mut v1 = state[..state.len() - frontier_len].to_vec();
+    v1[0] = 1;
+    let old = Session::restore(alice(), &v1).unwrap();
+    assert_eq!(old.cursor("t"), restored.cursor("t"));
+    // Re-exported as version 2, without a frontier (it had no follower to take one from).
+    let again = old.export_state();
+    assert_eq!(again[0], STATE_VERSION);
+    assert_eq!(again.len(), v1.len() + 1);
+}
+
 #[test]
 fn another_relay_key_is_refused() {
     let mut relay = TestRelay::new(Lie::None);
