@@ -99,8 +99,8 @@ const CHECKPOINT_INTERVAL: std::time::Duration = std::time::Duration::from_milli
 /// Moves WAL checkpoints off the writer: by default SQLite checkpoints inside the `COMMIT`
 /// that crosses 1,000 WAL pages, which costs that commit (and every receipt waiting on it)
 /// a database-file write and fsync. Here the writer `conn` only checkpoints past
-/// [`WRITER_AUTOCHECKPOINT_PAGES`], and a background thread runs `PASSIVE` checkpoints (which
-/// never block the writer) every [`CHECKPOINT_INTERVAL`] through its own connection. The
+/// `WRITER_AUTOCHECKPOINT_PAGES`, and a background thread runs `PASSIVE` checkpoints (which
+/// never block the writer) every `CHECKPOINT_INTERVAL` through its own connection. The
 /// thread ends once `alive`'s sender is dropped.
 pub fn spawn_checkpointer(
     conn: &Connection,
