@@ -61,6 +61,11 @@ run "wasm-bindgen-test (node)" "${wasm_env[@]}" \
 run "wasm-bindgen-test (headless chromium)" "${wasm_env[@]}" WASM_BINDGEN_USE_BROWSER=1 \
   CHROMEDRIVER="$(command -v chromedriver)" WASM_BINDGEN_TEST_WEBDRIVER_JSON="$webdriver_json" \
   cargo test --target wasm32-unknown-unknown --test wasm
+# The JS and e2e tiers run the relay that `cargo test` just built. Without this, tests/js/yjs and
+# tests/e2e would `cargo build --features relay` it again: outside `cargo test` the dependencies'
+# features differ (dev-dependencies are not unified), so the crate and part of its dependency tree
+# would compile a second time.
+export ANTS_RELAY_BIN="${ANTS_RELAY_BIN:-${CARGO_TARGET_DIR:-$root/target}/debug/ants-relay}"
 run "node --test tests/js/ (package in node, chromium, bundler, deno, workerd, npm pack)" \
   timeout 1200 node --test --test-timeout=300000 tests/js/
 run "node --test tests/e2e/ (demo page in chromium against a real relay)" \
