@@ -235,6 +235,12 @@ pub enum Error {
     /// writer set.
     #[error("{0} is not a writer of this document")]
     NotAWriter(String),
+
+    /// A plain Yjs room asked to be bridged to a topic the relay's configuration does not
+    /// allow (`yjs_bridge`): the relay signs bridged edits with its own key, so only the topics
+    /// its operator chose may be bridged.
+    #[error("bridging a Yjs room to topic {0:?} is not allowed by this relay")]
+    BridgeNotAllowed(String),
 }
 
 impl Error {
@@ -276,6 +282,7 @@ impl Error {
             Error::DocBusy(_) => "DOC_BUSY",
             Error::RootTypeMismatch { .. } => "ROOT_TYPE_MISMATCH",
             Error::NotAWriter(_) => "NOT_A_WRITER",
+            Error::BridgeNotAllowed(_) => "BRIDGE_NOT_ALLOWED",
         }
     }
 
@@ -372,6 +379,7 @@ mod tests {
                 found: "",
             },
             Error::NotAWriter(String::new()),
+            Error::BridgeNotAllowed(String::new()),
         ]
     }
 

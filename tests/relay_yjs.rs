@@ -483,7 +483,10 @@ async fn mutated_updates_never_take_the_relay_down() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bridged_room_and_signed_clients_share_one_document() {
     let data = temp_dir("yjs-bridge");
-    let relay = start_relay(data.clone()).await;
+    let allow_docs = |config: &mut ants_coord::relay::Config| {
+        config.yjs_bridge = vec!["doc-".into()];
+    };
+    let relay = start_relay_with(data.clone(), allow_docs).await;
     let base = yjs_base(&relay);
     let topic = "doc-notes";
     let alice = identity(1);
@@ -561,9 +564,39 @@ async fn a_bridged_room_and_signed_clients_share_one_document() {
         0
     );
     drop(store);
-    let relay = start_relay(data).await;
+    let relay = start_relay_with(data, allow_docs).await;
     let again = YClient::joined(&yjs_base(&relay), &room).await;
     assert_eq!(again.text(), "> signed + plain");
+    relay.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bridging_is_off_unless_the_relay_allows_the_topic() {
+    // The relay would sign a bridged room's edits with its own key: by default no topic may be
+    // bridged, and with an allow-list only the topics under its prefixes.
+    let relay = start_relay(temp_dir("yjs-bridge-off")).await;
+    let base = yjs_base(&relay);
+    let refused = |mut client: YClient| async move {
+        match client.next().await {
+            Err(Some((code, reason))) => {
+                assert_eq!(code, 1008);
+                assert!(reason.starts_with("BRIDGE_NOT_ALLOWED"), "{reason}");
+            }
+            other => panic!("expected a close, got {other:?}"),
+        }
+    };
+    refused(YClient::connect(&base, "notes?topic=doc-notes").await).await;
+    // A room that is not bridged is not affected.
+    YClient::joined(&base, "notes").await;
+    relay.shutdown().await.unwrap();
+
+    let relay = start_relay_with(temp_dir("yjs-bridge-some"), |config| {
+        config.yjs_bridge = vec!["doc-".into()];
+    })
+    .await;
+    let base = yjs_base(&relay);
+    YClient::joined(&base, "notes?topic=doc-notes").await;
+    refused(YClient::connect(&base, "notes?topic=tasks").await).await;
     relay.shutdown().await.unwrap();
 }
 

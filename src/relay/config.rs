@@ -226,6 +226,11 @@ pub struct Config {
     pub limits: Limits,
     /// Per-topic replica rules (`[[replica]]` tables), by topic prefix.
     pub replica: Vec<TopicReplicaConfig>,
+    /// Topic prefixes that plain Yjs rooms may be bridged to (`/yjs/<room>?topic=<topic>`).
+    /// The relay publishes a bridged room's edits as `doc.update` ops signed with its own key,
+    /// so this is off (empty) unless the operator names the topics; other topics are refused
+    /// with `BRIDGE_NOT_ALLOWED`. `""` allows every topic.
+    pub yjs_bridge: Vec<String>,
 }
 
 impl Default for Config {
@@ -238,6 +243,7 @@ impl Default for Config {
             key: None,
             limits: Limits::default(),
             replica: Vec::new(),
+            yjs_bridge: Vec::new(),
         }
     }
 }
@@ -272,6 +278,13 @@ impl Config {
         beside.is_dir().then_some(beside)
     }
 
+    /// Whether a Yjs room may be bridged to `topic` (see [`Config::yjs_bridge`]).
+    pub fn may_bridge(&self, topic: &str) -> bool {
+        self.yjs_bridge
+            .iter()
+            .any(|prefix| topic.starts_with(prefix.as_str()))
+    }
+
     /// The key file path: `key` if set, `<data>/relay.key` otherwise.
     pub fn key_path(&self) -> PathBuf {
         self.key
@@ -302,6 +315,14 @@ pub struct Args {
     /// TOML config file (same field names; limits in a `[limits]` table).
     #[arg(long, env = "ANTS_RELAY_CONFIG")]
     pub config: Option<PathBuf>,
+    /// Topic prefix plain Yjs rooms may be bridged to (repeat it, or comma-separate in the
+    /// environment; none by default: the relay signs bridged edits with its own key).
+    #[arg(
+        long = "yjs-bridge",
+        env = "ANTS_RELAY_YJS_BRIDGE",
+        value_delimiter = ','
+    )]
+    pub yjs_bridge: Vec<String>,
 }
 
 impl Args {
@@ -325,6 +346,9 @@ impl Args {
         }
         if self.key.is_some() {
             config.key = self.key;
+        }
+        if !self.yjs_bridge.is_empty() {
+            config.yjs_bridge = self.yjs_bridge;
         }
         Ok(config)
     }
@@ -379,6 +403,27 @@ mod tests {
             let error = ReplicaRules::new(&config.replica).unwrap_err();
             assert_eq!(error.code(), "BAD_INPUT", "{bad}: {error}");
         }
+    }
+
+    #[test]
+    fn yjs_bridging_is_off_unless_prefixes_are_given() {
+        let none = Args::parse_from(["ants-relay"]).into_config().unwrap();
+        assert!(!none.may_bridge("doc-notes"));
+        let flags = Args::parse_from([
+            "ants-relay",
+            "--yjs-bridge",
+            "doc-",
+            "--yjs-bridge",
+            "wiki/",
+        ]);
+        let config = flags.into_config().unwrap();
+        assert!(config.may_bridge("doc-notes") && config.may_bridge("wiki/home"));
+        assert!(!config.may_bridge("tasks"));
+        let file: Config = toml::from_str("yjs_bridge = [\"\"]\n").unwrap();
+        assert!(
+            file.may_bridge("anything"),
+            "the empty prefix allows every topic"
+        );
     }
 
     #[test]

@@ -29,10 +29,11 @@ const dataDir = mkdtempSync(join(tmpdir(), 'ants-coord-yjs-'));
 const relays = new Set();
 const providers = new Set();
 
-/** Starts the relay on a free loopback port over `dataDir`. */
+/** Starts the relay on a free loopback port over `dataDir`, letting rooms bridge to `doc-` topics. */
 async function startRelay() {
   const port = await freePort();
-  const child = spawn(binary, ['--listen', `127.0.0.1:${port}`, '--data', dataDir], { stdio: ['ignore', 'ignore', 'inherit'] });
+  const args = ['--listen', `127.0.0.1:${port}`, '--data', dataDir, '--yjs-bridge', 'doc-'];
+  const child = spawn(binary, args, { stdio: ['ignore', 'ignore', 'inherit'] });
   const exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
   relays.add(child);
   await waitForHttp(`http://127.0.0.1:${port}/healthz`, PATIENCE_MS, () => child.exitCode === null && child.signalCode === null);

@@ -41,7 +41,7 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
 
 use super::rate::TokenBucket;
-use super::Shared;
+use super::{Config, Shared};
 use crate::error::{Error, Result};
 use room::{ConnId, Outbound, RoomInput};
 use store::RoomStore;
@@ -260,13 +260,17 @@ pub(crate) struct RoomQuery {
 }
 
 /// The registry key of a room: its name, or `?topic=<topic>` when bridged (every room bridged
-/// to one topic is that topic's document).
-fn room_key(name: &str, topic: Option<&str>) -> Result<String> {
+/// to one topic is that topic's document). `BRIDGE_NOT_ALLOWED` for a topic the configuration
+/// does not let rooms bridge to.
+fn room_key(name: &str, topic: Option<&str>, config: &Config) -> Result<String> {
     validate_room_name(name)?;
     match topic {
         None => Ok(name.to_owned()),
         Some(topic) => {
             crate::op::validate_topic(topic)?;
+            if !config.may_bridge(topic) {
+                return Err(Error::BridgeNotAllowed(topic.to_owned()));
+            }
             Ok(format!("?topic={topic}"))
         }
     }
@@ -274,14 +278,17 @@ fn room_key(name: &str, topic: Option<&str>) -> Result<String> {
 
 async fn serve(socket: WebSocket, shared: &Arc<Shared>, name: String, topic: Option<String>) {
     let (mut sink, mut stream) = socket.split();
-    let joined = room_key(&name, topic.as_deref()).and_then(|key| {
+    let joined = room_key(&name, topic.as_deref(), &shared.config).and_then(|key| {
         let bridge = topic.map(|topic| (shared.clone(), topic));
         shared.yjs.join(&key, bridge).map(|joined| (key, joined))
     });
     let (name, (conn, input, generation)) = match joined {
         Ok(joined) => joined,
         Err(error) => {
-            let code = if matches!(error, Error::BadInput(_) | Error::BadTopic(_)) {
+            let code = if matches!(
+                error,
+                Error::BadInput(_) | Error::BadTopic(_) | Error::BridgeNotAllowed(_)
+            ) {
                 1008
             } else {
                 1011
