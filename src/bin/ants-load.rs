@@ -143,7 +143,8 @@ fn rss_kib(pid: u32) -> u64 {
 }
 
 async fn connect(url: &str) -> Result<(Ws, ants_coord::AgentId, [u8; 32]), Failure> {
-    let (mut ws, _) = tokio_tungstenite::connect_async(url).await?;
+    // TCP_NODELAY, as browsers set it on WebSockets.
+    let (mut ws, _) = tokio_tungstenite::connect_async_with_config(url, None, true).await?;
     while let Some(message) = ws.next().await {
         if let Message::Binary(bytes) = message? {
             if let Body::Challenge { relay, nonce } = Frame::decode(&bytes)?.body {

@@ -35,6 +35,7 @@ use std::time::Duration;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
+use axum::serve::ListenerExt;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -244,6 +245,13 @@ pub async fn start(config: Config) -> Result<RelayHandle> {
         let stopped = async move {
             let _ = stop_rx.wait_for(|stop| *stop).await;
         };
+        // No Nagle: a subscriber only reads, so with it every small entry frame after the first
+        // would wait for the peer's delayed ACK (up to 40 ms on Linux).
+        let listener = listener.tap_io(|tcp| {
+            if let Err(error) = tcp.set_nodelay(true) {
+                tracing::debug!(%error, "could not set TCP_NODELAY");
+            }
+        });
         if let Err(error) = axum::serve(listener, app)
             .with_graceful_shutdown(stopped)
             .await
