@@ -1099,15 +1099,8 @@ mod tests {
         };
         let alice = Identity::from_seed(&[7; 32]).unwrap();
         let mut sequencer = Sequencer {
-            conn: store::open_writer(&path).unwrap(),
-            agents: Arc::default(),
-            topics: HashMap::new(),
-            hub: Arc::new(Hub::new(16)),
-            metrics: Arc::default(),
-            identity: Arc::new(Identity::from_seed(&[1; 32]).unwrap()),
             snapshot_every: 10,
-            rules: ReplicaRules::default(),
-            _checkpointer: None,
+            ..sequencer(&path)
         };
         let ops: Vec<SignedOp> = (0..27).map(|c| post(&alice, c)).collect();
         for chunk in ops.chunks(4) {
