@@ -164,9 +164,12 @@ impl SignedOp {
     /// by construction), which saves a point decompression per op on a connection whose agent
     /// is authenticated. Any other author is validated as usual.
     pub fn decode_unverified_from(bytes: &[u8], known: &AgentId) -> Result<Self> {
-        Self::decode_unverified_inner(bytes, |author| match known.as_bytes() == &author {
-            true => Ok(*known),
-            false => AgentId::from_bytes(&author),
+        Self::decode_unverified_inner(bytes, |author| {
+            if known.as_bytes() == &author {
+                Ok(*known)
+            } else {
+                AgentId::from_bytes(&author)
+            }
         })
     }
 
