@@ -219,6 +219,21 @@ struct TopicState {
     snapshot_seq: u64,
 }
 
+impl TopicState {
+    /// Stores a snapshot of the replica in `tx` when it has moved at least `min_advance`
+    /// entries past the stored one; says whether it did. (`snapshot_seq` moves with it; the
+    /// caller reloads it from storage if `tx` does not commit.)
+    fn snapshot_if_moved(&mut self, tx: &rusqlite::Transaction, min_advance: u64) -> Result<bool> {
+        let next_seq = self.replica.next_seq();
+        if next_seq < self.snapshot_seq.saturating_add(min_advance.max(1)) {
+            return Ok(false);
+        }
+        store::put_replica_snapshot(tx, self.id, next_seq, &self.replica.snapshot())?;
+        self.snapshot_seq = next_seq;
+        Ok(true)
+    }
+}
+
 /// The replica of topic `name` rebuilt from storage: its latest snapshot, if it is usable
 /// (same topic and configuration, not past the stored entries), plus the entries after it;
 /// otherwise every stored entry. Returns the replica and the snapshot's `next_seq` (0: none).
@@ -564,15 +579,7 @@ impl Sequencer {
                 .map_err(storage("begin transaction"))?;
             let mut stored = 0;
             for topic in topics.values_mut() {
-                let next_seq = topic.replica.next_seq();
-                if next_seq > topic.snapshot_seq {
-                    store::put_replica_snapshot(
-                        &tx,
-                        topic.id,
-                        next_seq,
-                        &topic.replica.snapshot(),
-                    )?;
-                    topic.snapshot_seq = next_seq;
+                if topic.snapshot_if_moved(&tx, 1)? {
                     stored += 1;
                 }
             }
@@ -647,17 +654,7 @@ impl Sequencer {
                 touched.dedup();
                 for name in touched {
                     if let Some(topic) = self.topics.get_mut(name) {
-                        let next_seq = topic.replica.next_seq();
-                        if next_seq >= topic.snapshot_seq.saturating_add(self.snapshot_every) {
-                            store::put_replica_snapshot(
-                                &tx,
-                                topic.id,
-                                next_seq,
-                                &topic.replica.snapshot(),
-                            )?;
-                            // (Reloaded from storage if the commit fails.)
-                            topic.snapshot_seq = next_seq;
-                        }
+                        topic.snapshot_if_moved(&tx, self.snapshot_every)?;
                     }
                 }
             }
