@@ -59,7 +59,7 @@ try {
   const fillSeconds = (performance.now() - fillStart) / 1000;
   console.log(`filled in ${fillSeconds.toFixed(1)} s (${Math.round(total / fillSeconds)} durable ops/s through RelayClient)`);
 
-  // The peer: hello + subscribe through a Session, then only count entry frames.
+  // The peer: hello + subscribe through a Session, then only count the entries of entry frames.
   const rawSeconds = await new Promise((resolve, reject) => {
     const session = new Session(Identity.fromSeed(seed(200)));
     session.subscribe(topic, 0, false);
@@ -71,8 +71,9 @@ try {
     ws.onerror = (e) => reject(new Error(`raw reader: ${e.message}`));
     ws.onmessage = (event) => {
       const bytes = new Uint8Array(event.data);
-      if (bytes[1] === 0x45) {
-        count += 1;
+      // An entry frame carries one entry; an entries frame (0x4a) a big-endian u16 count of them.
+      if (bytes[1] === 0x45 || bytes[1] === 0x4a) {
+        count += bytes[1] === 0x45 ? 1 : (bytes[6] << 8) | bytes[7];
         if (count === total) {
           ws.close();
           resolve((performance.now() - start) / 1000);

@@ -30,6 +30,9 @@ async fn publish_then_subscribe_replays_then_goes_live() {
     let seq = publisher.publish_ok(&op(&alice, "room", 3, b"y")).await;
     let entry = reader.next_entry().await;
     assert_eq!((entry.seq(), entry.op().body()), (seq, &b"y"[..]));
+    // The two replayed entries were owed at once: they came in one `entries` frame; the live
+    // one alone, in an `entry` frame.
+    assert_eq!(reader.entries_frames, 1);
     relay.shutdown().await.unwrap();
 }
 

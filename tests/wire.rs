@@ -31,6 +31,19 @@ fn cases() -> Vec<(&'static str, Frame)> {
     )
     .unwrap();
     let entry = Entry::new(41, 1_764_000_000_123, op.clone());
+    let next_op = SignedOp::sign(
+        &agent,
+        OpDraft {
+            topic: "tasks".into(),
+            kind: "post".into(),
+            counter: 4,
+            time_ms: 1_764_000_000_001,
+            deps: vec![],
+            body: b"world".to_vec(),
+        },
+    )
+    .unwrap();
+    let next_entry = Entry::new(42, 1_764_000_000_124, next_op);
     vec![
         (
             "challenge",
@@ -102,6 +115,15 @@ fn cases() -> Vec<(&'static str, Frame)> {
                 2,
                 Body::Entry {
                     entry: entry.as_bytes().to_vec(),
+                },
+            ),
+        ),
+        (
+            "entries",
+            Frame::new(
+                2,
+                Body::Entries {
+                    entries: vec![entry.as_bytes().to_vec(), next_entry.as_bytes().to_vec()],
                 },
             ),
         ),

@@ -27,6 +27,7 @@ use clap::{Parser, Subcommand};
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 
 type Ws =
@@ -143,8 +144,11 @@ fn rss_kib(pid: u32) -> u64 {
 }
 
 async fn connect(url: &str) -> Result<(Ws, ants_coord::AgentId, [u8; 32]), Failure> {
-    // TCP_NODELAY, as browsers set it on WebSockets.
-    let (mut ws, _) = tokio_tungstenite::connect_async_with_config(url, None, true).await?;
+    // TCP_NODELAY, as browsers set it on WebSockets. A small read buffer: tungstenite zeroes
+    // the free part of it before every read, and its 128 KiB default made that zeroing the
+    // load generator's largest cost, taking CPU from the relay it measures.
+    let config = WebSocketConfig::default().read_buffer_size(16 * 1024);
+    let (mut ws, _) = tokio_tungstenite::connect_async_with_config(url, Some(config), true).await?;
     while let Some(message) = ws.next().await {
         if let Message::Binary(bytes) = message? {
             if let Body::Challenge { relay, nonce } = Frame::decode(&bytes)?.body {
@@ -199,6 +203,31 @@ fn sign(me: &Identity, topic: &str, counter: u64, body: Vec<u8>) -> Result<Signe
     )?)
 }
 
+/// The entries an `entry` or `entries` frame carries, read in place (nothing for any other
+/// frame). A subscriber of the load test counts entries and reads their send time; it does not
+/// decode them.
+fn entry_slices(frame: &[u8]) -> Vec<&[u8]> {
+    use ants_coord::wire::frame_type::{ENTRIES, ENTRY};
+    let (count, mut rest) = match (frame.get(1), frame.get(6..)) {
+        (Some(&ENTRY), Some(rest)) => (1, rest),
+        (Some(&ENTRIES), Some([a, b, rest @ ..])) => (u16::from_be_bytes([*a, *b]), rest),
+        _ => return Vec::new(),
+    };
+    let mut entries = Vec::with_capacity(count as usize);
+    for _ in 0..count {
+        let Some((len, tail)) = rest.split_first_chunk::<4>() else {
+            break;
+        };
+        let len = u32::from_be_bytes(*len) as usize;
+        let Some((entry, tail)) = tail.split_at_checked(len) else {
+            break;
+        };
+        entries.push(entry);
+        rest = tail;
+    }
+    entries
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
@@ -239,10 +268,9 @@ async fn throughput(
             let mut count = 0u64;
             while let Some(Ok(message)) = ws.next().await {
                 if let Message::Binary(bytes) = message {
-                    if bytes.get(1) == Some(&ants_coord::wire::frame_type::ENTRY) {
-                        count += 1;
-                        received.fetch_add(1, Ordering::Relaxed);
-                    }
+                    let n = entry_slices(&bytes).len() as u64;
+                    count += n;
+                    received.fetch_add(n, Ordering::Relaxed);
                 }
             }
             count
@@ -387,19 +415,19 @@ async fn latency(
                 let Message::Binary(bytes) = message else {
                     continue;
                 };
-                if bytes.get(1) != Some(&ants_coord::wire::frame_type::ENTRY) {
-                    continue;
+                let now = epoch.elapsed();
+                for entry in entry_slices(&bytes) {
+                    // The op body (8 bytes: send time in µs since the epoch) sits right before
+                    // the 64-byte signature at the end of the entry.
+                    let n = entry.len();
+                    if n < 72 {
+                        continue;
+                    }
+                    let mut sent = [0u8; 8];
+                    sent.copy_from_slice(&entry[n - 72..n - 64]);
+                    let sent = Duration::from_micros(u64::from_be_bytes(sent));
+                    mine.push(now.saturating_sub(sent));
                 }
-                // The op body (8 bytes: send time in µs since the epoch) sits right before
-                // the 64-byte signature at the end of the entry.
-                let n = bytes.len();
-                if n < 72 {
-                    continue;
-                }
-                let mut sent = [0u8; 8];
-                sent.copy_from_slice(&bytes[n - 72..n - 64]);
-                let sent = Duration::from_micros(u64::from_be_bytes(sent));
-                mine.push(epoch.elapsed().saturating_sub(sent));
                 if mine.len() >= 256 {
                     if let Ok(mut all) = sink.lock() {
                         all.append(&mut mine);

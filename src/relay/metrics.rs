@@ -23,13 +23,18 @@ pub struct Histogram {
 impl Histogram {
     /// Records one observation.
     pub fn observe(&self, elapsed: Duration) {
+        self.observe_n(elapsed, 1);
+    }
+
+    /// Records `n` observations of the same value.
+    pub fn observe_n(&self, elapsed: Duration, n: u64) {
         let seconds = elapsed.as_secs_f64();
         if let Some(i) = BUCKETS.iter().position(|&b| seconds <= b) {
-            self.counts[i].fetch_add(1, Ordering::Relaxed);
+            self.counts[i].fetch_add(n, Ordering::Relaxed);
         }
-        self.count.fetch_add(1, Ordering::Relaxed);
+        self.count.fetch_add(n, Ordering::Relaxed);
         self.sum_micros
-            .fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
+            .fetch_add(elapsed.as_micros() as u64 * n, Ordering::Relaxed);
     }
 
     fn render(&self, out: &mut String, name: &str, help: &str) {
@@ -126,9 +131,9 @@ impl Metrics {
         self.verify_batches.fetch_add(1, Ordering::Relaxed);
         self.verified_ops.fetch_add(ops as u64, Ordering::Relaxed);
     }
-    /// An entry left for a subscriber `elapsed` after its commit.
-    pub fn fanout_lag(&self, elapsed: Duration) {
-        self.fanout_lag.observe(elapsed);
+    /// `entries` entries left for a subscriber `elapsed` after their commit.
+    pub fn fanout_lag(&self, elapsed: Duration, entries: u64) {
+        self.fanout_lag.observe_n(elapsed, entries);
     }
 
     /// The Prometheus text rendering.

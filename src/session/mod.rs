@@ -417,15 +417,26 @@ impl Session {
         self.receive_batch(&[bytes], now_ms)
     }
 
-    /// Handles several received messages at once; the signatures of the entries among them are
-    /// verified as one batch.
+    /// Handles several received messages at once; the signatures of the entries among them (in
+    /// `entry` and `entries` frames) are verified as one batch.
     ///
     /// Errors: as [`Session::receive`]; frames before a broken one are handled.
     pub fn receive_batch(&mut self, messages: &[&[u8]], now_ms: u64) -> Result<()> {
-        let frames = messages
-            .iter()
-            .map(|bytes| Frame::decode(bytes))
-            .collect::<Vec<_>>();
+        // An `entries` frame is handled as that many `entry` frames in a row.
+        let mut frames = Vec::with_capacity(messages.len());
+        for bytes in messages {
+            match Frame::decode(bytes) {
+                Ok(Frame {
+                    request_id,
+                    body: Body::Entries { entries },
+                }) => frames.extend(
+                    entries
+                        .into_iter()
+                        .map(|entry| Ok(Frame::new(request_id, Body::Entry { entry }))),
+                ),
+                other => frames.push(other),
+            }
+        }
         // Entries are decoded once, here, and their op signatures checked in one batch; an entry
         // goes on decoded only when the batch held, else it is decoded and verified alone.
         let mut entries: Vec<Option<Entry>> = frames

@@ -32,6 +32,10 @@ struct TestRelay {
     by_author: BTreeMap<AuthorCounter, (u64, OpId, Vec<u8>)>,
     lie: Lie,
     time: u64,
+    /// Sends the entries owed at once in `entries` frames, as the real relay does.
+    packed: bool,
+    /// How many `entries` frames it sent.
+    entries_frames: std::cell::Cell<usize>,
 }
 
 impl TestRelay {
@@ -42,6 +46,8 @@ impl TestRelay {
             by_author: BTreeMap::new(),
             lie,
             time: T0,
+            packed: false,
+            entries_frames: std::cell::Cell::new(0),
         }
     }
 
@@ -156,15 +162,35 @@ impl TestRelay {
         let Some((entries, _)) = self.logs.get(topic) else {
             return frames;
         };
+        let served = |seq: u64, bytes: &[u8]| {
+            let mut bytes = bytes.to_vec();
+            if self.lie == Lie::Forge(seq) {
+                let last = bytes.len() - 1;
+                bytes[last] ^= 1; // breaks the op signature
+            }
+            bytes
+        };
+        if self.packed {
+            let from = conn.cursor(topic).unwrap_or(u64::MAX);
+            let run: Vec<(u64, Vec<u8>)> = (from..entries.len() as u64)
+                .map(|seq| (seq, served(seq, &entries[seq as usize])))
+                .collect();
+            let encoded = conn
+                .deliver_run(topic, run.iter().map(|(seq, bytes)| (*seq, &bytes[..])))
+                .unwrap();
+            let frames: Vec<Frame> = encoded.iter().map(|b| Frame::decode(b).unwrap()).collect();
+            let packs = frames
+                .iter()
+                .filter(|f| matches!(f.body, Body::Entries { .. }));
+            self.entries_frames
+                .set(self.entries_frames.get() + packs.count());
+            return frames;
+        }
         while let Some(cursor) = conn.cursor(topic) {
             let Some(bytes) = entries.get(cursor as usize) else {
                 break;
             };
-            let mut bytes = bytes.clone();
-            if self.lie == Lie::Forge(cursor) {
-                let last = bytes.len() - 1;
-                bytes[last] ^= 1; // breaks the op signature
-            }
+            let bytes = served(cursor, bytes);
             if self.lie == Lie::Skip(cursor) {
                 // Advance the relay-side cursor without sending the entry.
                 conn.deliver(topic, cursor, &bytes);
@@ -253,6 +279,47 @@ fn publish_subscribe_verify_against_an_honest_relay() {
     assert_eq!(session.cursor("t"), Some(5));
     assert!(session.unacknowledged().is_empty());
     assert_eq!(session.replica("t").unwrap().next_seq(), 5);
+}
+
+#[test]
+fn an_entries_frame_is_handled_as_the_entry_frames_it_stands_for() {
+    // A reader joining after six posts is served them at once: in six `entry` frames, or in
+    // one `entries` frame. Honest or forging the fourth, the reader sees exactly the same.
+    let reader_events = |lie: Lie, packed: bool| {
+        let mut relay = TestRelay::new(lie);
+        let mut session = Session::new(alice());
+        let mut conn = relay.handshake(&mut session);
+        for i in 0..6u8 {
+            session.publish("t", "post", &[i], vec![], T0).unwrap();
+        }
+        relay.pump(&mut conn, &mut session);
+        relay.packed = packed;
+        let mut reader = Session::new(Identity::from_seed(&[2; 32]).unwrap());
+        reader.subscribe("t", 0, true).unwrap();
+        relay.handshake(&mut reader);
+        let state = reader.replica("t").map(|r| r.state_hash());
+        (
+            reader.take_events(),
+            reader.cursor("t"),
+            state,
+            relay.entries_frames.get(),
+        )
+    };
+    for lie in [Lie::None, Lie::Forge(3)] {
+        let (one_by_one, cursor, state, none) = reader_events(lie, false);
+        let (packed, packed_cursor, packed_state, frames) = reader_events(lie, true);
+        assert_eq!((none, frames), (0, 1), "{lie:?}");
+        assert_eq!(format!("{packed:?}"), format!("{one_by_one:?}"), "{lie:?}");
+        assert_eq!((packed_cursor, packed_state), (cursor, state), "{lie:?}");
+        if lie == Lie::None {
+            assert!(faults(&packed).is_empty(), "{packed:?}");
+            assert_eq!(delivered(&packed), vec![0, 1, 2, 3, 4, 5]);
+            assert!(packed_state.is_some());
+        } else {
+            assert!(!delivered(&packed).contains(&3));
+            assert!(faults(&packed).iter().any(|f| f.code() == "INVALID_ENTRY"));
+        }
+    }
 }
 
 #[test]

@@ -1,15 +1,18 @@
 //! The relay side of one connection as a sans-IO state machine.
 //!
 //! The socket loop feeds every received binary message to [`RelayConnection::receive`] and
-//! carries out the [`Action`]s it returns; it asks [`RelayConnection::deliver`] before sending
-//! any entry of a subscribed topic. The state machine keeps, per subscription, the next sequence
+//! carries out the [`Action`]s it returns; it asks [`RelayConnection::deliver`] (one entry) or
+//! [`RelayConnection::deliver_run`] (several, packed into `entries` frames) before sending any
+//! entry of a subscribed topic. The state machine keeps, per subscription, the next sequence
 //! number owed to the peer, and refuses to emit anything else: this is what makes the seam
 //! between replay from storage and live fan-out free of gaps and duplicates, whatever order the
 //! relay's sources produce entries in.
 
 use std::collections::BTreeMap;
 
-use super::{Body, Frame, HELLO_DOMAIN, NONCE_LEN};
+use super::{
+    encode_entries, Body, Frame, HELLO_DOMAIN, MAX_ENTRIES_PER_FRAME, MAX_FRAME_LEN, NONCE_LEN,
+};
 use crate::error::{Error, Result};
 use crate::identity::{AgentId, Identity, SIGNATURE_LEN};
 use crate::op::SignedOp;
@@ -324,6 +327,50 @@ impl RelayConnection {
                 entry: entry.to_vec(),
             },
         ))
+    }
+
+    /// The encoded frames carrying the entries of `topic` among `entries` (`(seq, canonical
+    /// bytes)`, in sequence order) that are owed next on a started subscription: several per
+    /// `entries` frame, as many as [`MAX_ENTRIES_PER_FRAME`] and [`MAX_FRAME_LEN`] allow, and an
+    /// `entry` frame for one left alone. The cursor advances past every entry framed. Entries
+    /// that are not owed (duplicates, entries past a gap) are skipped, as by
+    /// [`RelayConnection::deliver`]; so is everything on a topic not subscribed.
+    ///
+    /// Errors: `LIMIT_EXCEEDED` for an entry too large for any frame, which no stored entry is
+    /// (ops are bounded well below [`MAX_FRAME_LEN`]); the cursor has then moved past it, so
+    /// the caller should end the connection.
+    pub fn deliver_run<'a>(
+        &mut self,
+        topic: &str,
+        entries: impl IntoIterator<Item = (u64, &'a [u8])>,
+    ) -> Result<Vec<Vec<u8>>> {
+        let Some(subscription) = self.subscriptions.get_mut(topic).filter(|s| s.started) else {
+            return Ok(Vec::new());
+        };
+        let mut frames = Vec::new();
+        let mut group: Vec<&[u8]> = Vec::new();
+        // An entries frame: header, count, then each entry with its length.
+        let mut group_len = 6 + 2;
+        for (seq, entry) in entries {
+            if seq != subscription.next_seq {
+                continue;
+            }
+            let cost = 4 + entry.len();
+            if !group.is_empty()
+                && (group.len() == MAX_ENTRIES_PER_FRAME || group_len + cost > MAX_FRAME_LEN)
+            {
+                frames.push(encode_entries(subscription.request_id, &group)?);
+                group.clear();
+                group_len = 6 + 2;
+            }
+            group.push(entry);
+            group_len += cost;
+            subscription.next_seq += 1;
+        }
+        if !group.is_empty() {
+            frames.push(encode_entries(subscription.request_id, &group)?);
+        }
+        Ok(frames)
     }
 }
 

@@ -71,9 +71,14 @@ pub mod frame_type {
     pub const INCLUSION_PROOF: u8 = 0x48;
     /// A consistency proof.
     pub const CONSISTENCY_PROOF: u8 = 0x49;
+    /// A run of consecutive entries of one subscribed topic.
+    pub const ENTRIES: u8 = 0x4a;
     /// A refusal with a stable error code.
     pub const ERROR: u8 = 0x4f;
 }
+
+/// Most entries one `entries` frame may carry.
+pub const MAX_ENTRIES_PER_FRAME: usize = 256;
 
 /// What a frame says. Field order is the encoding order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -168,6 +173,13 @@ pub enum Body {
         /// The entry bytes.
         entry: Vec<u8>,
     },
+    /// `count (2) ‖ { entry length (4) ‖ entry } × count`: consecutive entries of one
+    /// subscription, oldest first, exactly as that many [`Body::Entry`] frames in a row would
+    /// carry them. `count` is 1 to [`MAX_ENTRIES_PER_FRAME`].
+    Entries {
+        /// The entries' bytes.
+        entries: Vec<Vec<u8>>,
+    },
     /// `topic ‖ seq (8) ‖ event length (4) ‖ event`: a replica event caused by entry `seq`.
     Event {
         /// The topic.
@@ -247,6 +259,7 @@ impl Frame {
             Body::Unsubscribed { .. } => UNSUBSCRIBED,
             Body::Receipt { .. } => RECEIPT,
             Body::Entry { .. } => ENTRY,
+            Body::Entries { .. } => ENTRIES,
             Body::Event { .. } => EVENT,
             Body::Checkpoint { .. } => CHECKPOINT,
             Body::InclusionProof { .. } => INCLUSION_PROOF,
@@ -317,6 +330,7 @@ impl Frame {
                 out.put(&op_id.0);
                 put_blob(&mut out, receipt)?;
             }
+            Body::Entries { entries } => put_entries(&mut out, entries)?,
             Body::Event { topic, seq, event } => {
                 put_topic(&mut out, topic)?;
                 out.put_u64(*seq);
@@ -337,13 +351,7 @@ impl Frame {
                 out.put(message.as_bytes());
             }
         }
-        if out.len() > MAX_FRAME_LEN {
-            return Err(Error::LimitExceeded {
-                what: "frame size",
-                limit: MAX_FRAME_LEN,
-                got: out.len(),
-            });
-        }
+        check_frame_len(out.len())?;
         Ok(out)
     }
 
@@ -353,13 +361,7 @@ impl Frame {
     /// `UNKNOWN_FRAME` (type byte not assigned), `MALFORMED`, `TRAILING_BYTES`, `BAD_TOPIC`,
     /// `BAD_PUBLIC_KEY`, `BAD_INPUT` (bad error code or message text).
     pub fn decode(bytes: &[u8]) -> Result<Self> {
-        if bytes.len() > MAX_FRAME_LEN {
-            return Err(Error::LimitExceeded {
-                what: "frame size",
-                limit: MAX_FRAME_LEN,
-                got: bytes.len(),
-            });
-        }
+        check_frame_len(bytes.len())?;
         let mut r = Reader::new("frame", bytes);
         let version = r.u8("version")?;
         if version != WIRE_VERSION {
@@ -422,6 +424,14 @@ impl Frame {
             ENTRY => Body::Entry {
                 entry: take_blob(&mut r, "entry")?,
             },
+            ENTRIES => {
+                let count = r.u16("entry count")? as usize;
+                check_entry_count(count)?;
+                let entries = (0..count)
+                    .map(|_| take_blob(&mut r, "entry"))
+                    .collect::<Result<_>>()?;
+                Body::Entries { entries }
+            }
             EVENT => Body::Event {
                 topic: take_topic(&mut r)?,
                 seq: r.u64("seq")?,
@@ -487,6 +497,67 @@ fn put_blob(out: &mut Vec<u8>, blob: &[u8]) -> Result<()> {
     }
     out.put_u32(blob.len() as u32);
     out.put(blob);
+    Ok(())
+}
+
+/// Writes the payload of an `entries` frame.
+fn put_entries<E: AsRef<[u8]>>(out: &mut Vec<u8>, entries: &[E]) -> Result<()> {
+    check_entry_count(entries.len())?;
+    out.put_u16(entries.len() as u16);
+    for entry in entries {
+        put_blob(out, entry.as_ref())?;
+    }
+    Ok(())
+}
+
+fn check_entry_count(count: usize) -> Result<()> {
+    if count == 0 || count > MAX_ENTRIES_PER_FRAME {
+        return Err(Error::LimitExceeded {
+            what: "entries per frame",
+            limit: MAX_ENTRIES_PER_FRAME,
+            got: count,
+        });
+    }
+    Ok(())
+}
+
+/// The canonical frame carrying `entries` (consecutive entries of the subscription opened by
+/// `request_id`): an `entry` frame for one, an `entries` frame for several. The same bytes as
+/// [`Frame::encode`] of that frame, without copying the entries twice.
+///
+/// Errors: `LIMIT_EXCEEDED` for no entries, more than [`MAX_ENTRIES_PER_FRAME`], or a frame
+/// over [`MAX_FRAME_LEN`].
+pub fn encode_entries<E: AsRef<[u8]>>(request_id: u32, entries: &[E]) -> Result<Vec<u8>> {
+    let payload: usize = entries.iter().map(|e| 4 + e.as_ref().len()).sum();
+    let mut out = Vec::with_capacity(HEADER_LEN + 2 + payload);
+    out.put_u8(WIRE_VERSION);
+    match entries {
+        [entry] => {
+            out.put_u8(frame_type::ENTRY);
+            out.put_u32(request_id);
+            put_blob(&mut out, entry.as_ref())?;
+        }
+        _ => {
+            out.put_u8(frame_type::ENTRIES);
+            out.put_u32(request_id);
+            put_entries(&mut out, entries)?;
+        }
+    }
+    check_frame_len(out.len())?;
+    Ok(out)
+}
+
+/// Bytes of a frame before its payload: version, type, request id.
+const HEADER_LEN: usize = 6;
+
+fn check_frame_len(len: usize) -> Result<()> {
+    if len > MAX_FRAME_LEN {
+        return Err(Error::LimitExceeded {
+            what: "frame size",
+            limit: MAX_FRAME_LEN,
+            got: len,
+        });
+    }
     Ok(())
 }
 

@@ -66,6 +66,12 @@ fn every_body() -> Vec<Body> {
         Body::Entry {
             entry: Entry::new(4, 5, op.clone()).as_bytes().to_vec(),
         },
+        Body::Entries {
+            entries: vec![
+                Entry::new(4, 5, op.clone()).as_bytes().to_vec(),
+                Entry::new(5, 6, op.clone()).as_bytes().to_vec(),
+            ],
+        },
         Body::Event {
             topic: "t".into(),
             seq: 4,
@@ -315,6 +321,122 @@ fn deliveries_are_exactly_the_owed_sequence() {
     conn.receive(&unsubscribe.encode().unwrap());
     assert_eq!(conn.cursor("t"), None);
     assert_eq!(conn.subscribed("t", 4, 5), None);
+}
+
+#[test]
+fn entries_frames_hold_one_to_256_entries_within_the_frame_bound() {
+    let entries = |n: usize, len: usize| Body::Entries {
+        entries: vec![vec![7; len]; n],
+    };
+    for n in [0, MAX_ENTRIES_PER_FRAME + 1] {
+        assert_eq!(
+            Frame::new(1, entries(n, 1)).encode().unwrap_err().code(),
+            "LIMIT_EXCEEDED"
+        );
+    }
+    let full = Frame::new(1, entries(MAX_ENTRIES_PER_FRAME, 1));
+    assert_eq!(Frame::decode(&full.encode().unwrap()).unwrap(), full);
+    // A count of 0 or above the bound is refused when decoding too.
+    for count in [0u16, MAX_ENTRIES_PER_FRAME as u16 + 1] {
+        let mut bytes = vec![WIRE_VERSION, frame_type::ENTRIES, 0, 0, 0, 1];
+        bytes.extend(count.to_be_bytes());
+        bytes.extend(std::iter::repeat_n([0, 0, 0, 1, 9], count as usize).flatten());
+        assert_eq!(Frame::decode(&bytes).unwrap_err().code(), "LIMIT_EXCEEDED");
+    }
+    let half = MAX_FRAME_LEN / 2;
+    assert_eq!(
+        Frame::new(1, entries(2, half)).encode().unwrap_err().code(),
+        "LIMIT_EXCEEDED"
+    );
+}
+
+#[test]
+fn encode_entries_makes_the_same_bytes_as_the_frame_it_stands_for() {
+    let one = vec![b"a".to_vec()];
+    let two = vec![b"a".to_vec(), b"bc".to_vec()];
+    assert_eq!(
+        encode_entries(9, &one).unwrap(),
+        Frame::new(
+            9,
+            Body::Entry {
+                entry: one[0].clone()
+            }
+        )
+        .encode()
+        .unwrap()
+    );
+    assert_eq!(
+        encode_entries(9, &two).unwrap(),
+        Frame::new(9, Body::Entries { entries: two })
+            .encode()
+            .unwrap()
+    );
+    assert_eq!(
+        encode_entries::<Vec<u8>>(9, &[]).unwrap_err().code(),
+        "LIMIT_EXCEEDED"
+    );
+}
+
+#[test]
+fn a_run_of_owed_entries_is_packed_into_bounded_frames() {
+    let mut conn = RelayConnection::new(identity(1).agent_id(), [0; 32]);
+    let subscribe = Frame::new(
+        4,
+        Body::Subscribe {
+            topic: "t".into(),
+            from_seq: 0,
+        },
+    );
+    conn.receive(&subscribe.encode().unwrap());
+    let small: Vec<(u64, Vec<u8>)> = (0..600).map(|seq| (seq, vec![seq as u8; 10])).collect();
+    let run = |conn: &mut RelayConnection, entries: &[(u64, Vec<u8>)]| {
+        conn.deliver_run("t", entries.iter().map(|(seq, e)| (*seq, &e[..])))
+            .unwrap()
+            .iter()
+            .map(|bytes| Frame::decode(bytes).unwrap())
+            .collect::<Vec<_>>()
+    };
+    // Not started yet: nothing.
+    assert!(run(&mut conn, &small).is_empty());
+    conn.subscribed("t", 4, 0).unwrap();
+    // 600 owed entries: 256 + 256 + 88, in order, tagged with the subscribe's id.
+    let frames = run(&mut conn, &small);
+    let mut seen = Vec::new();
+    for frame in &frames {
+        assert_eq!(frame.request_id, 4);
+        let Body::Entries { entries } = &frame.body else {
+            panic!("not an entries frame: {frame:?}");
+        };
+        seen.extend(entries.iter().map(|e| e[0]));
+    }
+    assert_eq!(
+        frames
+            .iter()
+            .map(|f| match &f.body {
+                Body::Entries { entries } => entries.len(),
+                _ => 0,
+            })
+            .collect::<Vec<_>>(),
+        vec![256, 256, 88]
+    );
+    assert_eq!(seen, (0..600).map(|s| s as u8).collect::<Vec<_>>());
+    assert_eq!(conn.cursor("t"), Some(600));
+    // Duplicates and entries past a gap are skipped; a lone owed entry is an entry frame.
+    let mixed = vec![(599, vec![1]), (600, vec![2]), (602, vec![3])];
+    let frames = run(&mut conn, &mixed);
+    assert_eq!(frames.len(), 1);
+    assert_eq!(frames[0].body, Body::Entry { entry: vec![2] });
+    assert_eq!(conn.cursor("t"), Some(601));
+    // Large entries: as many per frame as fit under the frame bound.
+    let big: Vec<(u64, Vec<u8>)> = (601..605)
+        .map(|seq| (seq, vec![0; MAX_FRAME_LEN / 3]))
+        .collect();
+    let frames = run(&mut conn, &big);
+    assert_eq!(frames.len(), 2);
+    assert!(frames
+        .iter()
+        .all(|f| matches!(&f.body, Body::Entries { entries } if entries.len() == 2)));
+    assert_eq!(conn.cursor("t"), Some(605));
 }
 
 mod properties {

@@ -1,6 +1,7 @@
 //! An in-process relay on 127.0.0.1:0 and a small WebSocket client speaking the
 //! wire protocol.
 
+use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -59,11 +60,16 @@ pub fn op(author: &Identity, topic: &str, counter: u64, body: &[u8]) -> SignedOp
     .unwrap()
 }
 
-/// A wire-protocol client.
+/// A wire-protocol client. It hands out an `entries` frame as that many `entry` frames, as the
+/// protocol defines it, and counts how many it received.
 pub struct Client {
     ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
     pub challenge: Option<(ants_coord::AgentId, [u8; 32])>,
     next_id: u32,
+    /// Entry frames split from an `entries` frame, not yet handed out.
+    pending: VecDeque<Frame>,
+    /// How many `entries` frames arrived.
+    pub entries_frames: usize,
 }
 
 impl Client {
@@ -74,6 +80,8 @@ impl Client {
             ws,
             challenge: None,
             next_id: 1,
+            pending: VecDeque::new(),
+            entries_frames: 0,
         };
         match client.recv().await.body {
             Body::Challenge { relay, nonce } => client.challenge = Some((relay, nonce)),
@@ -126,12 +134,31 @@ impl Client {
 
     /// The next frame, or the close reason (`None` when the connection just ended).
     pub async fn try_recv(&mut self) -> Result<Frame, Option<String>> {
+        if let Some(frame) = self.pending.pop_front() {
+            return Ok(frame);
+        }
         loop {
             let message = tokio::time::timeout(PATIENCE, self.ws.next())
                 .await
                 .expect("no frame within the test's patience");
             match message {
-                Some(Ok(Message::Binary(bytes))) => return Ok(Frame::decode(&bytes).unwrap()),
+                Some(Ok(Message::Binary(bytes))) => match Frame::decode(&bytes).unwrap() {
+                    Frame {
+                        request_id,
+                        body: Body::Entries { entries },
+                    } => {
+                        self.entries_frames += 1;
+                        self.pending.extend(
+                            entries
+                                .into_iter()
+                                .map(|entry| Frame::new(request_id, Body::Entry { entry })),
+                        );
+                        if let Some(frame) = self.pending.pop_front() {
+                            return Ok(frame);
+                        }
+                    }
+                    frame => return Ok(frame),
+                },
                 Some(Ok(Message::Close(frame))) => return Err(frame.map(|f| f.reason.to_string())),
                 Some(Ok(_)) => continue,
                 Some(Err(_)) | None => return Err(None),

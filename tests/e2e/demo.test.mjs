@@ -202,8 +202,25 @@ test('a relay restart is shown in plain words, and the feed resumes without loss
 });
 
 /**
+ * Where each entry of an entry frame (0x45: one length-prefixed entry after the 6-byte header)
+ * or entries frame (0x4a: a u16 count, then that many) lies in `bytes`, as [start, end) pairs.
+ */
+function entrySpans(bytes) {
+  const lengths = bytes[1] === 0x45 ? 1 : bytes[1] === 0x4a ? bytes.readUInt16BE(6) : 0;
+  const spans = [];
+  let at = bytes[1] === 0x45 ? 6 : 8;
+  for (let i = 0; i < lengths; i += 1) {
+    const length = bytes.readUInt32BE(at);
+    spans.push([at + 4, at + 4 + length]);
+    at += 4 + length;
+  }
+  return spans;
+}
+
+/**
  * A lying relay: a WebSocket proxy in front of the real one that corrupts the signature of any
- * entry whose bytes contain `marker` (an entry frame ends with the op, which ends with its signature R ‖ s; the low byte of s is flipped).
+ * entry whose bytes contain `marker` (an entry ends with its op, which ends with its signature
+ * R ‖ s; a byte of s is flipped).
  */
 async function lyingProxy(upstream, marker) {
   const server = new WebSocketServer({ host: '127.0.0.1', port: 0 });
@@ -215,7 +232,9 @@ async function lyingProxy(upstream, marker) {
     client.on('message', (m) => (relaySide.readyState === WebSocket.OPEN ? relaySide.send(m) : early.push(m)));
     relaySide.on('message', (m) => {
       const bytes = Buffer.from(m);
-      if (bytes[1] === 0x45 && bytes.includes(Buffer.from(marker))) bytes[bytes.length - 32] ^= 1;
+      for (const [start, end] of entrySpans(bytes)) {
+        if (bytes.subarray(start, end).includes(Buffer.from(marker))) bytes[end - 32] ^= 1;
+      }
       client.send(bytes);
     });
     client.on('close', () => relaySide.close());
