@@ -39,7 +39,8 @@ pub struct Limits {
     pub send_timeout_ms: u64,
     /// Committed entries kept in memory per topic for live fan-out.
     pub cache_per_topic: usize,
-    /// Group commit: longest wait for more publishes after the first, in microseconds.
+    /// Group commit: longest wait for more publishes after one that found the sequencer idle
+    /// (nothing queued behind it), in microseconds. A busy sequencer takes its backlog at once.
     pub commit_window_us: u64,
     /// Group commit: most publishes in one transaction.
     pub commit_max_ops: usize,

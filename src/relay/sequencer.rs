@@ -1,10 +1,11 @@
 //! The sequencer: one thread that owns the database's write connection, numbers verified ops
 //! per topic and commits them in groups.
 //!
-//! Group commit: the thread blocks for the first pending publish, then keeps collecting for up
-//! to the configured window or batch size, sequences the whole batch inside one transaction,
-//! commits (one WAL fsync, see [`super::store`]), and only then sends the receipts and hands
-//! the entries to the fan-out hub. A receipt therefore never precedes durability, and a crash
+//! Group commit: the thread blocks for the first pending publish and takes every publish queued
+//! behind it (up to the batch size); a publish that found the thread idle, with nothing queued
+//! behind it, waits up to the configured window for company. It sequences the whole batch
+//! inside one transaction, commits (one WAL fsync, see [`super::store`]), and only then sends
+//! the receipts and hands the entries to the fan-out hub. A receipt therefore never precedes durability, and a crash
 //! at any point loses only ops nobody was told were accepted.
 //!
 //! In front of it, the verifier thread checks op signatures in batches: it takes every publish
@@ -195,7 +196,7 @@ impl SequencerQueue {
 /// Group-commit tuning.
 #[derive(Debug, Clone, Copy)]
 pub struct GroupCommit {
-    /// Longest wait for more publishes after the first of a batch.
+    /// Longest wait for more publishes after a first one that found the sequencer idle.
     pub window: Duration,
     /// Most publishes in one transaction.
     pub max_ops: usize,
@@ -531,11 +532,20 @@ impl Sequencer {
                 }
                 Ok(Command::Stop) | Err(_) => break,
             }
-            let deadline = Instant::now() + tuning.window;
+            // Take the backlog that queued while the last batch was committed. Only an op that
+            // found the sequencer idle (nothing behind it) waits the window for company.
+            let mut deadline = None;
             while batch.len() < max_ops {
                 let next = match rx.try_recv() {
                     Ok(command) => Ok(command),
                     Err(_) => {
+                        let deadline = match deadline {
+                            Some(deadline) => deadline,
+                            None if batch.len() == 1 => {
+                                *deadline.insert(Instant::now() + tuning.window)
+                            }
+                            None => break,
+                        };
                         let now = Instant::now();
                         if now >= deadline {
                             break;
