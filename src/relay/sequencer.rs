@@ -321,10 +321,37 @@ enum Outcome {
     Retry { seq: u64, receipt: ReceiptBytes },
 }
 
-/// A receipt as stored, or one of this batch's receipts, signed once the batch is sequenced.
+/// The receipt of an op: as stored by an older relay, to sign again (a retry of an op from an
+/// earlier batch), or one of this batch's receipts, signed while the batch commits.
 enum ReceiptBytes {
     Stored(Vec<u8>),
+    Unsigned(Receipt),
     Pending(usize),
+}
+
+/// The receipt of a stored op, for a retry: the stored bytes if an older relay kept them,
+/// otherwise the receipt rebuilt from the row and the topic's stored hashes, to be signed again
+/// (same key, same statement: the same bytes as the original, Ed25519 being deterministic).
+fn stored_receipt(
+    conn: &Connection,
+    topic: &str,
+    topic_id: i64,
+    stored: store::StoredOp,
+) -> Result<ReceiptBytes> {
+    if !stored.receipt.is_empty() {
+        return Ok(ReceiptBytes::Stored(stored.receipt));
+    }
+    let entry = Entry::decode_unverified(&stored.entry)?;
+    let tree_size = stored.seq + 1;
+    let frontier = Frontier::from_store(&SqlHashes::new(conn, topic_id), tree_size)?;
+    Ok(ReceiptBytes::Unsigned(Receipt {
+        topic: topic.to_owned(),
+        seq: stored.seq,
+        op_id: OpId(stored.op_id),
+        relay_time_ms: entry.relay_time_ms(),
+        tree_size,
+        root: frontier.root(),
+    }))
 }
 
 /// An entry sequenced in the current batch, not yet written: its receipt is signed for the
@@ -630,49 +657,33 @@ impl Sequencer {
                 }
                 outcomes.push(outcome);
             }
-            let mut phase_started = Instant::now();
             self.metrics.phase(Phase::Sequence, started.elapsed());
-            signed = sign_receipts(&self.identity, &log.pending)?;
-            self.metrics.phase(Phase::Sign, phase_started.elapsed());
-            phase_started = Instant::now();
-            let mut insert = tx
-                .prepare_cached(
-                    "INSERT INTO entries (topic, seq, author, counter, op_id, entry, receipt) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                )
-                .map_err(storage("insert entry"))?;
-            for (pending, receipt) in log.pending.iter().zip(&signed) {
-                store::put_hashes(&tx, pending.topic_id, &pending.hashes)?;
-                insert
-                    .execute(params![
-                        pending.topic_id,
-                        to_sql(pending.receipt.seq),
-                        &pending.author.as_bytes()[..],
-                        to_sql(pending.counter),
-                        &pending.op_id.0[..],
-                        &pending.entry[..],
-                        receipt,
-                    ])
-                    .map_err(storage("insert entry"))?;
-            }
-            drop(insert);
-            // Snapshot the replicas this batch moved far enough, in the same transaction: a
-            // stored snapshot always matches the stored entries.
-            if self.snapshot_every > 0 {
-                let mut touched: Vec<&str> = fresh.iter().map(|(t, _)| t.as_str()).collect();
-                touched.sort_unstable();
-                touched.dedup();
-                for name in touched {
-                    if let Some(topic) = self.topics.get_mut(name) {
-                        topic.snapshot_if_moved(&tx, self.snapshot_every)?;
-                    }
-                }
-            }
-            self.metrics.phase(Phase::Write, phase_started.elapsed());
-            let commit_started = Instant::now();
-            tx.commit().map_err(storage("commit"))?;
-            self.metrics.commit_latency(commit_started.elapsed());
-            self.metrics.phase(Phase::Commit, commit_started.elapsed());
+            // The receipts are signed on another thread while this one writes the batch and
+            // waits for its commit: they are not stored (see `store::SCHEMA`), so nothing
+            // written depends on them, and none is sent before the commit returns.
+            let identity = self.identity.clone();
+            let pending = &log.pending;
+            let (committed, signing) = std::thread::scope(|scope| {
+                let signer = scope.spawn(move || {
+                    let signing_started = Instant::now();
+                    let signed = sign_receipts(&identity, pending);
+                    (signed, signing_started.elapsed())
+                });
+                let committed = write_and_commit(
+                    tx,
+                    pending,
+                    &fresh,
+                    &mut self.topics,
+                    self.snapshot_every,
+                    &self.metrics,
+                );
+                (committed, signer.join())
+            });
+            let (receipts, signing_time) = signing
+                .map_err(|_| Error::Unavailable("the receipt-signing thread panicked".into()))?;
+            self.metrics.phase(Phase::Sign, signing_time);
+            committed?;
+            signed = receipts?;
             Ok(())
         })();
         if let Err(error) = result {
@@ -708,13 +719,22 @@ impl Sequencer {
         }
         self.metrics.batch(batch.len(), started.elapsed());
         for (request, outcome) in batch.iter().zip(outcomes) {
-            let frame = match outcome {
-                Ok(Outcome::New { seq, receipt } | Outcome::Retry { seq, receipt }) => {
+            let answer = outcome.and_then(|outcome| {
+                let (Outcome::New { seq, receipt } | Outcome::Retry { seq, receipt }) = outcome;
+                let receipt = match receipt {
+                    ReceiptBytes::Stored(bytes) => bytes,
+                    ReceiptBytes::Unsigned(receipt) => {
+                        SignedReceipt::sign(&self.identity, receipt)?
+                            .as_bytes()
+                            .to_vec()
+                    }
+                    ReceiptBytes::Pending(i) => signed.get(i).cloned().unwrap_or_default(),
+                };
+                Ok((seq, receipt))
+            });
+            let frame = match answer {
+                Ok((seq, receipt)) => {
                     self.metrics.accepted(request.received_at.elapsed());
-                    let receipt = match receipt {
-                        ReceiptBytes::Stored(bytes) => bytes,
-                        ReceiptBytes::Pending(i) => signed.get(i).cloned().unwrap_or_default(),
-                    };
                     Frame::new(
                         request.request_id,
                         Body::Receipt {
@@ -744,6 +764,57 @@ impl Sequencer {
             Err(error) => tracing::error!(%error, "could not reload state after a failed commit"),
         }
     }
+}
+
+/// Writes the rows of a sequenced batch (entries, completed subtree hashes, replica
+/// snapshots due) into `tx` and commits it: one WAL fsync.
+fn write_and_commit(
+    tx: rusqlite::Transaction<'_>,
+    pending: &[PendingEntry],
+    fresh: &[(String, CachedEntry)],
+    topics: &mut HashMap<String, TopicState>,
+    snapshot_every: u64,
+    metrics: &Metrics,
+) -> Result<()> {
+    let write_started = Instant::now();
+    let mut insert = tx
+        .prepare_cached(
+            "INSERT INTO entries (topic, seq, author, counter, op_id, entry, receipt) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, x'')",
+        )
+        .map_err(storage("insert entry"))?;
+    for entry in pending {
+        store::put_hashes(&tx, entry.topic_id, &entry.hashes)?;
+        insert
+            .execute(params![
+                entry.topic_id,
+                to_sql(entry.receipt.seq),
+                &entry.author.as_bytes()[..],
+                to_sql(entry.counter),
+                &entry.op_id.0[..],
+                &entry.entry[..],
+            ])
+            .map_err(storage("insert entry"))?;
+    }
+    drop(insert);
+    // Snapshot the replicas this batch moved far enough, in the same transaction: a stored
+    // snapshot always matches the stored entries.
+    if snapshot_every > 0 {
+        let mut touched: Vec<&str> = fresh.iter().map(|(t, _)| t.as_str()).collect();
+        touched.sort_unstable();
+        touched.dedup();
+        for name in touched {
+            if let Some(topic) = topics.get_mut(name) {
+                topic.snapshot_if_moved(&tx, snapshot_every)?;
+            }
+        }
+    }
+    metrics.phase(Phase::Write, write_started.elapsed());
+    let commit_started = Instant::now();
+    tx.commit().map_err(storage("commit"))?;
+    metrics.commit_latency(commit_started.elapsed());
+    metrics.phase(Phase::Commit, commit_started.elapsed());
+    Ok(())
 }
 
 fn sequence_one(
@@ -797,7 +868,7 @@ fn sequence_one(
             return match store::op_at_counter(tx, topic.id, &author, counter)? {
                 Some(stored) if OpId(stored.op_id) == op.id() => Ok(Outcome::Retry {
                     seq: stored.seq,
-                    receipt: ReceiptBytes::Stored(stored.receipt),
+                    receipt: stored_receipt(tx, topic_name, topic.id, stored)?,
                 }),
                 Some(_) => Err(Error::CounterReused {
                     topic: topic_name.to_owned(),
@@ -1023,8 +1094,8 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("ants-seq-batch-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        let mut sequencer = sequencer(&dir.join(store::DB_FILE));
-        let relay = sequencer.identity.agent_id();
+        let mut first_run = sequencer(&dir.join(store::DB_FILE));
+        let relay = first_run.identity.agent_id();
         let (frames, mut answers) = mpsc::channel(1024);
         let reply = ReplyTo {
             frames,
@@ -1049,7 +1120,7 @@ mod tests {
                 received_at: Instant::now(),
             })
             .collect();
-        sequencer.commit_batch(batch);
+        first_run.commit_batch(batch);
         let mut answer = |request_id: u32| {
             let frame = Frame::decode(&answers.try_recv().unwrap()).unwrap();
             assert_eq!(frame.request_id, request_id);
@@ -1077,18 +1148,35 @@ mod tests {
             "its dep is earlier in the batch"
         );
         assert_eq!(code_of(answer(4)), "DEPS_MISSING");
+        let mut sent = vec![original.clone()];
         for (i, seq) in (5..ops.len() as u32).zip(2..) {
-            assert_eq!(receipt_of(answer(i)).0, seq);
+            let receipt = receipt_of(answer(i));
+            assert_eq!(receipt.0, seq);
+            sent.push(receipt);
         }
-        // Stored receipts are the ones sent: a retry in a later batch gets the original.
-        sequencer.commit_batch(vec![PublishRequest {
-            op: ops[0].clone(),
-            request_id: 200,
-            reply: reply.clone(),
-            received_at: Instant::now(),
-        }]);
+        // Receipts are not stored but signed again for a retry in a later batch, and again
+        // after a restart: the same bytes as the ones first sent, whatever the tree size.
+        let retry = |sequencer: &mut Sequencer, request_id: u32, op: &SignedOp| {
+            sequencer.commit_batch(vec![PublishRequest {
+                op: op.clone(),
+                request_id,
+                reply: reply.clone(),
+                received_at: Instant::now(),
+            }]);
+        };
+        retry(&mut first_run, 200, &ops[0]);
         assert_eq!(receipt_of(answer(200)), original);
-        drop(sequencer);
+        drop(first_run);
+        let mut restarted = sequencer(&dir.join(store::DB_FILE));
+        restarted.topics = load_topics(&restarted.conn, &restarted.rules).unwrap();
+        // Seqs 0, 2 and 50: trees of 1, 3 and 51 entries, rebuilt from the stored hashes.
+        for (request_id, op, seq) in [(201, &ops[0], 0), (202, &ops[5], 2), (203, &ops[53], 50)] {
+            retry(&mut restarted, request_id, op);
+            let again = receipt_of(answer(request_id));
+            assert_eq!(again.0, seq);
+            assert!(sent.contains(&again), "seq {seq}: a different receipt");
+        }
+        drop(restarted);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

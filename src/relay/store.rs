@@ -23,7 +23,13 @@ use crate::log::{Hash, HashStore};
 /// The database file name inside the data directory.
 pub const DB_FILE: &str = "relay.sqlite3";
 
-const SCHEMA: &str = "
+/// The tables. `entries.receipt` is empty: a receipt is a signature over what the row and the
+/// topic's `hashes` already hold (seq, op id, the entry's relay time, the root at `seq + 1`),
+/// and Ed25519 signatures are deterministic, so a retry is answered by signing it again, with
+/// the same bytes. (Relays before this change stored the signed receipt there; a non-empty one
+/// is still sent as stored.) Not storing it lets the sequencer sign a batch's receipts while the
+/// batch commits.
+pub const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS topics (
     id   INTEGER PRIMARY KEY,
     name TEXT NOT NULL UNIQUE
@@ -332,8 +338,11 @@ pub struct StoredOp {
     pub seq: u64,
     /// Its op id.
     pub op_id: [u8; 32],
-    /// The receipt sent when it was sequenced.
+    /// The receipt sent when it was sequenced, as stored: empty when it was not stored (see
+    /// [`SCHEMA`]'s `receipt` column) and must be signed again.
     pub receipt: Vec<u8>,
+    /// The entry's canonical bytes.
+    pub entry: Vec<u8>,
 }
 
 /// Looks up the op `author` sequenced at `counter` in topic `topic_id`.
@@ -345,7 +354,8 @@ pub fn op_at_counter(
 ) -> Result<Option<StoredOp>> {
     let mut stmt = conn
         .prepare_cached(
-            "SELECT seq, op_id, receipt FROM entries WHERE topic = ?1 AND author = ?2 AND counter = ?3",
+            "SELECT seq, op_id, receipt, entry FROM entries \
+             WHERE topic = ?1 AND author = ?2 AND counter = ?3",
         )
         .map_err(storage("lookup counter"))?;
     stmt.query_row(
@@ -360,6 +370,7 @@ pub fn op_at_counter(
                 seq: from_sql(row.get(0)?),
                 op_id: id,
                 receipt: row.get(2)?,
+                entry: row.get(3)?,
             })
         },
     )
