@@ -343,7 +343,7 @@ async fn throughput(
     }
     let fanned = received.load(Ordering::Relaxed);
     println!(
-        "throughput: {publishers} publishers, {subscribers} subscribers, {} topics: {done} ops receipted in {:.2} s = {:.0} ops/s durable; {} refused; subscribers received {fanned}/{expected} entries ({:.2} s after the last receipt)",
+        "throughput: {publishers} publishers, {subscribers} subscribers, {} topics: {done} ops receipted in {:.2} s = {:.0} ops/s durable; {} refused; subscribers received {fanned} entries, {expected} owed for those receipts ({:.2} s after the last counted receipt; publishes still in flight add more)",
         topics.len(),
         elapsed.as_secs_f64(),
         done as f64 / elapsed.as_secs_f64(),

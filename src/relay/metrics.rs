@@ -70,6 +70,7 @@ pub struct Metrics {
     phases: [AtomicU64; Phase::ALL.len()],
     verified_ops: AtomicU64,
     commit: Histogram,
+    fsync: Histogram,
     batch: Histogram,
     publish_to_receipt: Histogram,
     fanout_lag: Histogram,
@@ -112,7 +113,11 @@ impl Metrics {
     pub fn entries_restored(&self, count: u64) {
         self.entries_restored.fetch_add(count, Ordering::Relaxed);
     }
-    /// One `COMMIT` (the WAL fsync) took `elapsed`.
+    /// One sync of the WAL (making committed batches durable) took `elapsed`.
+    pub fn fsync_latency(&self, elapsed: Duration) {
+        self.fsync.observe(elapsed);
+    }
+    /// One `COMMIT` (writing a batch to the WAL, without its sync) took `elapsed`.
     pub fn commit_latency(&self, elapsed: Duration) {
         self.commit.observe(elapsed);
     }
@@ -243,17 +248,22 @@ impl Metrics {
         self.commit.render(
             &mut out,
             "ants_relay_commit_seconds",
-            "Time of one COMMIT including the WAL fsync.",
+            "Time of one COMMIT: writing a batch to the WAL (its sync is counted apart).",
+        );
+        self.fsync.render(
+            &mut out,
+            "ants_relay_fsync_seconds",
+            "Time of one WAL sync, which makes every batch committed before it durable.",
         );
         self.batch.render(
             &mut out,
             "ants_relay_batch_seconds",
-            "Time to sequence and commit one batch.",
+            "From the start of a batch to its announcement: sequenced, committed, synced.",
         );
         self.publish_to_receipt.render(
             &mut out,
             "ants_relay_publish_to_receipt_seconds",
-            "From a publish frame's arrival to its receipt being queued.",
+            "From a publish frame's arrival to its receipt being queued (after the sync).",
         );
         self.fanout_lag.render(
             &mut out,
@@ -270,13 +280,13 @@ impl Metrics {
 pub enum Phase {
     /// Checks, numbering, Merkle frontier, replica.
     Sequence,
-    /// Signing the batch's receipts.
+    /// Signing the batch's receipts (on a thread of its own, while Write and Commit run).
     Sign,
     /// Writing rows (entries, hashes, snapshots).
     Write,
-    /// `COMMIT` (the WAL fsync).
+    /// `COMMIT`: writing the batch to the WAL (its sync runs on the durability thread).
     Commit,
-    /// Fan-out hand-off and answers.
+    /// Building the batch's announcement and handing it to the durability thread.
     Answer,
 }
 

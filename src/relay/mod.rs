@@ -18,6 +18,7 @@
 //! [`RelayHandle`] bound to the configured address (port 0 picks a free one).
 
 pub mod config;
+pub mod durable;
 pub mod hub;
 pub mod key;
 pub mod metrics;

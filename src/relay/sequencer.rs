@@ -4,9 +4,11 @@
 //! Group commit: the thread blocks for the first pending publish and takes every publish queued
 //! behind it (up to the batch size); a publish that found the thread idle, with nothing queued
 //! behind it, waits up to the configured window for company. It sequences the whole batch
-//! inside one transaction, commits (one WAL fsync, see [`super::store`]), and only then sends
-//! the receipts and hands the entries to the fan-out hub. A receipt therefore never precedes durability, and a crash
-//! at any point loses only ops nobody was told were accepted.
+//! inside one transaction, signs the receipts on another thread while it writes and commits
+//! the batch, and hands the batch's entries, answers and events to the durability thread
+//! ([`super::durable`]), which announces them only once a sync of the WAL covers the batch.
+//! Meanwhile the sequencer goes on with the next batch. A receipt therefore never precedes
+//! durability, and a crash at any point loses only ops nobody was told were accepted.
 //!
 //! In front of it, the verifier thread checks op signatures in batches: it takes every publish
 //! queued while it was busy (across all connections, up to [`VERIFY_BATCH_MAX`]), checks them
@@ -36,13 +38,14 @@ use rusqlite::{params, Connection};
 use tokio::sync::{mpsc, Notify};
 
 use super::config::ReplicaRules;
+use super::durable::{Announcement, Answer, Audience, Durability, WalSyncer};
 use super::hub::{CachedEntry, Hub};
 use super::metrics::{Metrics, Phase};
 use super::store::{self, storage, to_sql, RecoveredTopic, SqlHashes};
 use crate::entry::Entry;
 use crate::error::{Error, Result};
 use crate::identity::{AgentId, Identity};
-use crate::log::{empty_root, leaf_hash, Frontier, Receipt, SignedReceipt};
+use crate::log::{empty_root, leaf_hash, Frontier, Hash, Receipt, SignedReceipt};
 use crate::op::{OpId, SignedOp};
 use crate::replica::{Event, Replica, ReplicaConfig};
 use crate::wire::{Body, Frame};
@@ -107,7 +110,8 @@ impl AgentConnections {
         }
     }
 
-    fn send(&self, agent: &AgentId, frame: &Frame) {
+    /// Queues `frame` on every connection authenticated as `agent`.
+    pub(crate) fn send(&self, agent: &AgentId, frame: &Frame) {
         let targets: Vec<ReplyTo> = self
             .0
             .lock()
@@ -412,9 +416,9 @@ fn sign_receipts(identity: &Identity, pending: &[PendingEntry]) -> Result<Vec<Ve
 /// The sequencer thread's state.
 struct Sequencer {
     conn: Connection,
-    agents: Arc<AgentConnections>,
     topics: HashMap<String, TopicState>,
-    hub: Arc<Hub>,
+    /// Makes each committed batch durable, then announces it (hub, answers, pushed events).
+    durability: Durability,
     metrics: Arc<Metrics>,
     identity: Arc<Identity>,
     snapshot_every: u64,
@@ -442,15 +446,22 @@ pub fn start(
         metrics.entries_restored(topic.size);
     }
     let (checkpointer_alive, alive) = std::sync::mpsc::channel();
-    store::spawn_checkpointer(&conn, db_path, alive)?;
+    store::spawn_checkpointer(&conn, db_path.clone(), alive)?;
     let (tx, rx) = std::sync::mpsc::sync_channel(tuning.queue.max(1));
     let (verified_tx, verified_rx) = std::sync::mpsc::sync_channel(tuning.queue.max(1));
     let verifier_metrics = metrics.clone();
+    let durability = Durability::start(
+        WalSyncer::new(&db_path),
+        Audience {
+            hub,
+            agents,
+            metrics: metrics.clone(),
+        },
+    )?;
     let mut sequencer = Sequencer {
         conn,
-        agents,
         topics,
-        hub,
+        durability,
         metrics,
         identity,
         snapshot_every: tuning.snapshot_every,
@@ -624,13 +635,25 @@ impl Sequencer {
             Ok(stored)
         })();
         match result {
-            Ok(stored) => tracing::info!(topics = stored, "replica snapshots stored"),
+            Ok(stored) => {
+                tracing::info!(topics = stored, "replica snapshots stored");
+                if stored > 0 {
+                    // Nothing to announce, but the snapshots' commit is synced like a batch's.
+                    self.durability.hand_over(Announcement::default());
+                }
+            }
             Err(error) => tracing::error!(%error, "could not store replica snapshots"),
         }
     }
 
     fn commit_batch(&mut self, batch: Vec<PublishRequest>) {
         let started = Instant::now();
+        if self.durability.failed() {
+            // A sync failed: nothing written from now on could be promised durable.
+            let error = Error::Unavailable("the relay's storage failed; restart it".into());
+            self.refuse(batch, &error);
+            return;
+        }
         let mut outcomes: Vec<Result<Outcome>> = Vec::with_capacity(batch.len());
         let mut fresh: Vec<(String, CachedEntry)> = Vec::new();
         let mut pushes: Vec<(AgentId, Frame)> = Vec::new();
@@ -690,72 +713,77 @@ impl Sequencer {
             tracing::error!(%error, ops = batch.len(), "batch not committed");
             // In-memory state may have advanced for ops that were rolled back: reload it.
             self.reload();
-            for request in &batch {
-                self.metrics.refused(error.code());
-                request
-                    .reply
-                    .send(&Frame::error(request.request_id, &error));
-            }
+            self.refuse(batch, &error);
             return;
         }
         let answer_started = Instant::now();
-        // Fan out per topic, in sequence order — before the receipts go out, so a client that
-        // holds a receipt and then subscribes always finds its entry below the head.
+        // The batch is committed but not yet durable: the durability thread announces it once
+        // a sync covers it. Entries go per topic, in sequence order, with the root after them.
         let committed_at = Instant::now();
-        let mut by_topic: Vec<(String, Vec<CachedEntry>)> = Vec::new();
+        let mut entries: Vec<(String, Vec<CachedEntry>, Hash)> = Vec::new();
         for (topic, mut entry) in fresh {
             entry.committed_at = committed_at;
-            match by_topic.iter_mut().find(|(t, _)| *t == topic) {
-                Some((_, entries)) => entries.push(entry),
-                None => by_topic.push((topic, vec![entry])),
+            match entries.iter_mut().find(|(t, _, _)| *t == topic) {
+                Some((_, run, _)) => run.push(entry),
+                None => entries.push((topic, vec![entry], empty_root())),
             }
         }
-        for (topic, entries) in by_topic {
-            let root = self
-                .topics
-                .get(&topic)
-                .map_or_else(empty_root, |t| t.frontier.root());
-            self.hub.append(&topic, entries, root);
+        for (topic, _, root) in &mut entries {
+            if let Some(state) = self.topics.get(topic.as_str()) {
+                *root = state.frontier.root();
+            }
         }
-        self.metrics.batch(batch.len(), started.elapsed());
-        for (request, outcome) in batch.iter().zip(outcomes) {
-            let answer = outcome.and_then(|outcome| {
-                let (Outcome::New { seq, receipt } | Outcome::Retry { seq, receipt }) = outcome;
-                let receipt = match receipt {
-                    ReceiptBytes::Stored(bytes) => bytes,
-                    ReceiptBytes::Unsigned(receipt) => {
-                        SignedReceipt::sign(&self.identity, receipt)?
-                            .as_bytes()
-                            .to_vec()
-                    }
-                    ReceiptBytes::Pending(i) => signed.get(i).cloned().unwrap_or_default(),
-                };
-                Ok((seq, receipt))
-            });
-            let frame = match answer {
-                Ok((seq, receipt)) => {
-                    self.metrics.accepted(request.received_at.elapsed());
-                    Frame::new(
-                        request.request_id,
-                        Body::Receipt {
-                            seq,
-                            op_id: request.op.id(),
-                            receipt,
-                        },
-                    )
+        let answers = batch
+            .into_iter()
+            .zip(outcomes)
+            .map(|(request, outcome)| {
+                let op_id = request.op.id();
+                let outcome = outcome.and_then(|outcome| {
+                    let (Outcome::New { seq, receipt } | Outcome::Retry { seq, receipt }) = outcome;
+                    let receipt = match receipt {
+                        ReceiptBytes::Stored(bytes) => bytes,
+                        ReceiptBytes::Unsigned(receipt) => {
+                            SignedReceipt::sign(&self.identity, receipt)?
+                                .as_bytes()
+                                .to_vec()
+                        }
+                        ReceiptBytes::Pending(i) => signed.get(i).cloned().unwrap_or_default(),
+                    };
+                    Ok((seq, op_id, receipt))
+                });
+                Answer {
+                    reply: request.reply,
+                    request_id: request.request_id,
+                    outcome,
+                    received_at: request.received_at,
                 }
-                Err(error) => {
-                    self.metrics.refused(error.code());
-                    Frame::error(request.request_id, &error)
-                }
-            };
-            request.reply.send(&frame);
-        }
-        // Replica events for their agents, right behind the receipts: one round trip.
-        for (agent, frame) in pushes {
-            self.agents.send(&agent, &frame);
-        }
+            })
+            .collect();
+        self.durability.hand_over(Announcement {
+            entries,
+            answers,
+            pushes,
+            started: Some(started),
+        });
         self.metrics.phase(Phase::Answer, answer_started.elapsed());
+    }
+
+    /// Refuses every publish of `batch` with `error`, through the durability thread so that
+    /// each connection still gets its answers in order.
+    fn refuse(&self, batch: Vec<PublishRequest>, error: &Error) {
+        let answers = batch
+            .into_iter()
+            .map(|request| Answer {
+                reply: request.reply,
+                request_id: request.request_id,
+                outcome: Err(error.clone()),
+                received_at: request.received_at,
+            })
+            .collect();
+        self.durability.hand_over(Announcement {
+            answers,
+            ..Announcement::default()
+        });
     }
 
     fn reload(&mut self) {
@@ -1067,9 +1095,16 @@ mod tests {
     fn sequencer(path: &std::path::Path) -> Sequencer {
         Sequencer {
             conn: store::open_writer(path).unwrap(),
-            agents: Arc::default(),
             topics: HashMap::new(),
-            hub: Arc::new(Hub::new(16)),
+            durability: Durability::start(
+                WalSyncer::new(path),
+                Audience {
+                    hub: Arc::new(Hub::new(16)),
+                    agents: Arc::default(),
+                    metrics: Arc::default(),
+                },
+            )
+            .unwrap(),
             metrics: Arc::default(),
             identity: Arc::new(Identity::from_seed(&[1; 32]).unwrap()),
             snapshot_every: 0,
@@ -1122,7 +1157,7 @@ mod tests {
             .collect();
         first_run.commit_batch(batch);
         let mut answer = |request_id: u32| {
-            let frame = Frame::decode(&answers.try_recv().unwrap()).unwrap();
+            let frame = crate::relay::durable::next_frame(&mut answers);
             assert_eq!(frame.request_id, request_id);
             frame.body
         };
@@ -1211,7 +1246,7 @@ mod tests {
             sequencer.commit_batch(batch);
         }
         for _ in 0..27 {
-            let frame = Frame::decode(&answers.try_recv().unwrap()).unwrap();
+            let frame = crate::relay::durable::next_frame(&mut answers);
             assert!(matches!(frame.body, Body::Receipt { .. }), "{frame:?}");
         }
         let live = sequencer.topics["t"].replica.state_hash();

@@ -375,7 +375,7 @@ impl Conn<'_> {
         for (topic, cursor) in cursors {
             let (entries, head) = match self.shared.hub.read(&topic, cursor, PUMP_BATCH) {
                 Ok(found) => found,
-                Err(head) => (self.replay(&topic, cursor).await?, head),
+                Err(head) => (self.replay(&topic, cursor, head).await?, head),
             };
             // Several entries owed at once go out in one `entries` frame: one message for the
             // peer to take in instead of one per entry.
@@ -411,12 +411,18 @@ impl Conn<'_> {
         Ok(())
     }
 
-    /// Entries older than the hub's cache, read from storage.
-    async fn replay(&mut self, topic: &str, cursor: u64) -> Result<Vec<CachedEntry>, End> {
+    /// Entries older than the hub's cache, read from storage: only below `head`, the hub's
+    /// head, since storage may already hold committed entries not yet durable (announced).
+    async fn replay(
+        &mut self,
+        topic: &str,
+        cursor: u64,
+        head: u64,
+    ) -> Result<Vec<CachedEntry>, End> {
         let pool = self.shared.reader.clone();
         let topic = topic.to_owned();
-        let read =
-            tokio::task::spawn_blocking(move || pool.entries(&topic, cursor, PUMP_BATCH)).await;
+        let limit = head.saturating_sub(cursor).min(PUMP_BATCH as u64) as usize;
+        let read = tokio::task::spawn_blocking(move || pool.entries(&topic, cursor, limit)).await;
         match read {
             Ok(Ok(rows)) => {
                 let now = Instant::now();

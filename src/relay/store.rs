@@ -1,11 +1,15 @@
-//! Durable storage: one SQLite database in WAL mode with `synchronous = FULL`.
+//! Durable storage: one SQLite database in WAL mode, every commit synced before it is told.
 //!
-//! Why FULL: in WAL mode a commit appends the transaction's pages and a commit record to the
-//! WAL file; with `synchronous = FULL` SQLite fsyncs the WAL before `COMMIT` returns, so a
-//! committed transaction survives a crash or power loss. With `NORMAL` the WAL is synced only at
-//! checkpoints, and the last transactions before a power loss may vanish — unacceptable when a
-//! receipt promises durability. The cost (one fsync per transaction) is paid once per *batch*:
-//! the sequencer groups many publishes into one transaction (group commit).
+//! In WAL mode a commit appends the transaction's pages and a commit record to the WAL file.
+//! With `synchronous = FULL` SQLite would sync the WAL inside `COMMIT`; the writer here uses
+//! `NORMAL`, under which `COMMIT` only writes, and the relay syncs the WAL itself on the
+//! durability thread ([`super::durable`]) before it announces anything the commit holds. So a
+//! receipt still never precedes durability, and a committed transaction that was announced
+//! survives a crash or power loss; meanwhile the sequencer writes its next batch. (`NORMAL` in
+//! WAL mode never corrupts the database; what it alone would risk is losing the last commits,
+//! and those are the ones not yet synced, so not yet announced.) The cost, one sync, is paid
+//! once per group of batches: the sequencer groups many publishes into one transaction (group
+//! commit) and the durability thread covers every batch committed before its sync with it.
 //!
 //! Only the sequencer thread writes; replay reads use a small pool of read-only connections,
 //! which WAL lets run concurrently with the writer.
@@ -83,7 +87,8 @@ pub fn open_writer(path: &Path) -> Result<Connection> {
     let conn = Connection::open(path).map_err(storage("open"))?;
     conn.pragma_update(None, "journal_mode", "WAL")
         .map_err(storage("journal_mode"))?;
-    conn.pragma_update(None, "synchronous", "FULL")
+    // The durability thread syncs the WAL before anything committed is announced.
+    conn.pragma_update(None, "synchronous", "NORMAL")
         .map_err(storage("synchronous"))?;
     conn.pragma_update(None, "foreign_keys", "ON")
         .map_err(storage("foreign_keys"))?;

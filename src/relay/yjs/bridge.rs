@@ -119,14 +119,16 @@ impl Bridge {
     async fn read(&self) -> Result<Vec<(u64, Arc<[u8]>)>> {
         match self.shared.hub.read(&self.topic, self.cursor, READ_BATCH) {
             Ok((entries, _)) => Ok(entries.into_iter().map(|e| (e.seq, e.bytes)).collect()),
-            Err(_) => {
+            Err(head) => {
+                // Only below the hub's head: storage may hold committed entries not yet
+                // durable, which nothing may show before they are.
                 let pool = self.shared.reader.clone();
                 let topic = self.topic.clone();
                 let cursor = self.cursor;
-                let rows =
-                    tokio::task::spawn_blocking(move || pool.entries(&topic, cursor, READ_BATCH))
-                        .await
-                        .map_err(|e| Error::Unavailable(format!("topic read task: {e}")))??;
+                let limit = head.saturating_sub(cursor).min(READ_BATCH as u64) as usize;
+                let rows = tokio::task::spawn_blocking(move || pool.entries(&topic, cursor, limit))
+                    .await
+                    .map_err(|e| Error::Unavailable(format!("topic read task: {e}")))??;
                 Ok(rows
                     .into_iter()
                     .map(|(seq, bytes)| (seq, Arc::from(bytes)))
