@@ -315,58 +315,20 @@ mod tests {
         }
     }
 
-    #[test]
-    fn nothing_is_announced_before_the_sync_that_covers_it_returns() {
-        let (calls_tx, calls) = std::sync::mpsc::channel();
-        let (release, release_rx) = std::sync::mpsc::channel();
-        let hub = Arc::new(Hub::new(16));
-        let audience = Audience {
-            hub: hub.clone(),
-            agents: Arc::default(),
-            metrics: Arc::default(),
-        };
-        let durability = Durability::start(
-            Gate {
-                calls: calls_tx,
-                release: release_rx,
-            },
-            audience,
-        )
-        .unwrap();
-        let (frames, mut answers) = mpsc::channel(16);
-        let reply = ReplyTo {
-            frames,
-            overflowed: Arc::default(),
-            wake: Arc::default(),
-        };
-        durability.hand_over(batch(&reply, 1, 0));
-        calls.recv().unwrap();
-        // The sync is under way: batch 0 is neither answered nor in the hub, and batch 1,
-        // handed over meanwhile, waits for a sync of its own.
-        durability.hand_over(batch(&reply, 2, 1));
-        std::thread::sleep(std::time::Duration::from_millis(50));
-        assert!(answers.try_recv().is_err());
-        assert_eq!(hub.head("t"), 0);
-        release.send(Ok(())).unwrap();
-        assert!(matches!(
-            next_frame(&mut answers).body,
-            Body::Receipt { seq: 0, .. }
-        ));
-        assert_eq!(hub.head("t"), 1);
-        calls.recv().unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(50));
-        assert!(answers.try_recv().is_err());
-        release.send(Ok(())).unwrap();
-        assert!(matches!(
-            next_frame(&mut answers).body,
-            Body::Receipt { seq: 1, .. }
-        ));
-        assert_eq!(hub.head("t"), 2);
-        assert!(!durability.failed());
+    /// A durability thread behind a [`Gate`], with its hub and metrics, and one connection.
+    struct Gated {
+        durability: Durability,
+        hub: Arc<Hub>,
+        metrics: Arc<Metrics>,
+        /// One message per sync begun.
+        calls: std::sync::mpsc::Receiver<()>,
+        /// Ends the sync under way with this result.
+        release: std::sync::mpsc::Sender<std::io::Result<()>>,
+        reply: ReplyTo,
+        answers: mpsc::Receiver<Vec<u8>>,
     }
 
-    #[test]
-    fn a_failed_sync_refuses_its_batches_and_every_later_one() {
+    fn gated() -> Gated {
         let (calls_tx, calls) = std::sync::mpsc::channel();
         let (release, release_rx) = std::sync::mpsc::channel();
         let hub = Arc::new(Hub::new(16));
@@ -376,38 +338,77 @@ mod tests {
             agents: Arc::default(),
             metrics: metrics.clone(),
         };
-        let durability = Durability::start(
-            Gate {
-                calls: calls_tx,
-                release: release_rx,
-            },
-            audience,
-        )
-        .unwrap();
-        let (frames, mut answers) = mpsc::channel(16);
-        let reply = ReplyTo {
-            frames,
-            overflowed: Arc::default(),
-            wake: Arc::default(),
+        let gate = Gate {
+            calls: calls_tx,
+            release: release_rx,
         };
-        durability.hand_over(batch(&reply, 1, 0));
-        calls.recv().unwrap();
-        release
+        let (frames, answers) = mpsc::channel(16);
+        Gated {
+            durability: Durability::start(gate, audience).unwrap(),
+            hub,
+            metrics,
+            calls,
+            release,
+            reply: ReplyTo {
+                frames,
+                overflowed: Arc::default(),
+                wake: Arc::default(),
+            },
+            answers,
+        }
+    }
+
+    #[test]
+    fn nothing_is_announced_before_the_sync_that_covers_it_returns() {
+        let mut g = gated();
+        g.durability.hand_over(batch(&g.reply, 1, 0));
+        g.calls.recv().unwrap();
+        // The sync is under way: batch 0 is neither answered nor in the hub, and batch 1,
+        // handed over meanwhile, waits for a sync of its own.
+        g.durability.hand_over(batch(&g.reply, 2, 1));
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        assert!(g.answers.try_recv().is_err());
+        assert_eq!(g.hub.head("t"), 0);
+        g.release.send(Ok(())).unwrap();
+        assert!(matches!(
+            next_frame(&mut g.answers).body,
+            Body::Receipt { seq: 0, .. }
+        ));
+        assert_eq!(g.hub.head("t"), 1);
+        g.calls.recv().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        assert!(g.answers.try_recv().is_err());
+        g.release.send(Ok(())).unwrap();
+        assert!(matches!(
+            next_frame(&mut g.answers).body,
+            Body::Receipt { seq: 1, .. }
+        ));
+        assert_eq!(g.hub.head("t"), 2);
+        assert!(!g.durability.failed());
+    }
+
+    #[test]
+    fn a_failed_sync_refuses_its_batches_and_every_later_one() {
+        let mut g = gated();
+        g.durability.hand_over(batch(&g.reply, 1, 0));
+        g.calls.recv().unwrap();
+        g.release
             .send(Err(std::io::Error::other("disk gone")))
             .unwrap();
         let code = |frame: Frame| match frame.body {
             Body::Error { code, .. } => code,
             other => panic!("{other:?}"),
         };
-        assert_eq!(code(next_frame(&mut answers)), "UNAVAILABLE");
+        assert_eq!(code(next_frame(&mut g.answers)), "UNAVAILABLE");
         // No further sync is even tried: a later batch is refused at once.
-        durability.hand_over(batch(&reply, 2, 1));
-        assert_eq!(code(next_frame(&mut answers)), "UNAVAILABLE");
-        assert!(calls.try_recv().is_err());
-        assert!(durability.failed());
-        assert_eq!(hub.head("t"), 0, "nothing reached the hub");
-        drop(durability);
-        assert!(metrics
+        g.durability.hand_over(batch(&g.reply, 2, 1));
+        assert_eq!(code(next_frame(&mut g.answers)), "UNAVAILABLE");
+        assert!(g.calls.try_recv().is_err());
+        assert!(g.durability.failed());
+        assert_eq!(g.hub.head("t"), 0, "nothing reached the hub");
+        drop(g.durability);
+        assert!(g
+            .metrics
             .render()
             .contains("ants_relay_refused_total{code=\"UNAVAILABLE\"} 2"));
     }
