@@ -38,7 +38,7 @@ use rusqlite::{params, Connection};
 use tokio::sync::{mpsc, Notify};
 
 use super::config::ReplicaRules;
-use super::durable::{Announcement, Answer, Audience, Durability, WalSyncer};
+use super::durable::{Announcement, Answer, Audience, Durability, Syncer, WalSyncer};
 use super::hub::{CachedEntry, Hub};
 use super::metrics::{Metrics, Phase};
 use super::store::{self, storage, to_sql, RecoveredTopic, SqlHashes};
@@ -358,8 +358,8 @@ fn stored_receipt(
     }))
 }
 
-/// An entry sequenced in the current batch, not yet written: its receipt is signed for the
-/// whole batch at once (on several threads), then its row is inserted.
+/// An entry sequenced in the current batch, not yet written: its row is inserted while the
+/// receipts of the whole batch are signed on other threads.
 struct PendingEntry {
     topic_id: i64,
     author: AgentId,
@@ -371,7 +371,7 @@ struct PendingEntry {
 }
 
 /// What the current batch sequenced so far: retries and deps within a batch are resolved
-/// here, since its rows are written only after its receipts are signed.
+/// here, since its rows are written only once the whole batch is sequenced.
 #[derive(Default)]
 struct BatchLog {
     pending: Vec<PendingEntry>,
@@ -440,6 +440,17 @@ pub fn start(
     rules: ReplicaRules,
 ) -> Result<(SequencerQueue, std::thread::JoinHandle<()>)> {
     let conn = store::open_writer(&db_path)?;
+    // Entries a crashed relay committed without syncing them survive in the page cache and
+    // are about to be recovered; sync them before any is served, or a power loss could still
+    // take back what subscribers were shown. (No WAL file: everything is in the database
+    // file, which SQLite syncs when it checkpoints.)
+    let mut syncer = WalSyncer::new(&db_path);
+    match syncer.sync() {
+        Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
+            return Err(Error::Unavailable(format!("cannot sync the WAL: {error}")));
+        }
+        _ => {}
+    }
     let topics = load_topics(&conn, &rules)?;
     for (name, topic) in &topics {
         hub.restore(name, topic.size, topic.frontier.root());
@@ -451,7 +462,7 @@ pub fn start(
     let (verified_tx, verified_rx) = std::sync::mpsc::sync_channel(tuning.queue.max(1));
     let verifier_metrics = metrics.clone();
     let durability = Durability::start(
-        WalSyncer::new(&db_path),
+        syncer,
         Audience {
             hub,
             agents,
@@ -795,7 +806,8 @@ impl Sequencer {
 }
 
 /// Writes the rows of a sequenced batch (entries, completed subtree hashes, replica
-/// snapshots due) into `tx` and commits it: one WAL fsync.
+/// snapshots due) into `tx` and commits it: a write to the WAL, which the durability thread
+/// then syncs.
 fn write_and_commit(
     tx: rusqlite::Transaction<'_>,
     pending: &[PendingEntry],
