@@ -1,10 +1,11 @@
 //! Fan-out of committed entries to subscribers, pull-style.
 //!
-//! The sequencer appends each committed batch here and wakes the connections watching the
-//! topic. A woken connection *pulls* the entries it still owes its peer from the recent-entry
-//! cache (or, when it has fallen further behind, from storage), so a slow subscriber costs
-//! nothing but its own cursor: the hub never queues entries per subscriber, never waits for
-//! one, and its memory is bounded by the cache size per topic.
+//! The durability thread appends each batch here once it is durable (synced) and wakes the
+//! connections watching the topic; the head never passes what is durable, and reads from
+//! storage stay below it. A woken connection *pulls* the entries it still owes its peer from
+//! the recent-entry cache (or, when it has fallen further behind, from storage), so a slow
+//! subscriber costs nothing but its own cursor: the hub never queues entries per subscriber,
+//! never waits for one, and its memory is bounded by the cache size per topic.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, Weak};
