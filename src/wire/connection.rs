@@ -11,7 +11,8 @@
 use std::collections::BTreeMap;
 
 use super::{
-    encode_entries, Body, Frame, HELLO_DOMAIN, MAX_ENTRIES_PER_FRAME, MAX_FRAME_LEN, NONCE_LEN,
+    encode_entries, Body, Frame, HEADER_LEN, HELLO_DOMAIN, MAX_ENTRIES_PER_FRAME, MAX_FRAME_LEN,
+    NONCE_LEN,
 };
 use crate::error::{Error, Result};
 use crate::identity::{AgentId, Identity, SIGNATURE_LEN};
@@ -350,7 +351,8 @@ impl RelayConnection {
         let mut frames = Vec::new();
         let mut group: Vec<&[u8]> = Vec::new();
         // An entries frame: header, count, then each entry with its length.
-        let mut group_len = 6 + 2;
+        let empty_len = HEADER_LEN + 2;
+        let mut group_len = empty_len;
         for (seq, entry) in entries {
             if seq != subscription.next_seq {
                 continue;
@@ -361,7 +363,7 @@ impl RelayConnection {
             {
                 frames.push(encode_entries(subscription.request_id, &group)?);
                 group.clear();
-                group_len = 6 + 2;
+                group_len = empty_len;
             }
             group.push(entry);
             group_len += cost;
