@@ -24,6 +24,7 @@ pub mod key;
 pub mod metrics;
 pub mod rate;
 pub mod sequencer;
+pub mod signer;
 mod socket;
 pub mod store;
 pub mod yjs;

@@ -41,6 +41,7 @@ use super::config::ReplicaRules;
 use super::durable::{Announcement, Answer, Audience, Durability, Syncer, WalSyncer};
 use super::hub::{CachedEntry, Hub};
 use super::metrics::{Metrics, Phase};
+use super::signer::ReceiptSigner;
 use super::store::{self, storage, to_sql, RecoveredTopic, SqlHashes};
 use crate::entry::Entry;
 use crate::error::{Error, Result};
@@ -379,40 +380,6 @@ struct BatchLog {
     op_ids: std::collections::HashSet<OpId>,
 }
 
-/// Batches at least this large sign their receipts on several threads.
-const PARALLEL_SIGNING_MIN: usize = 64;
-
-/// Signs every receipt of `pending`, in order, splitting large batches over the machine's
-/// cores (ed25519 signing is the largest CPU cost per op on the sequencer thread).
-fn sign_receipts(identity: &Identity, pending: &[PendingEntry]) -> Result<Vec<Vec<u8>>> {
-    let sign_all = |chunk: &[PendingEntry]| -> Result<Vec<Vec<u8>>> {
-        chunk
-            .iter()
-            .map(|p| {
-                SignedReceipt::sign(identity, p.receipt.clone()).map(|s| s.as_bytes().to_vec())
-            })
-            .collect()
-    };
-    let threads = std::thread::available_parallelism().map_or(1, usize::from);
-    if pending.len() < PARALLEL_SIGNING_MIN || threads < 2 {
-        return sign_all(pending);
-    }
-    let chunk = pending.len().div_ceil(threads);
-    std::thread::scope(|scope| {
-        let mut chunks = pending.chunks(chunk);
-        let first = chunks.next().unwrap_or(&[]);
-        let others: Vec<_> = chunks.map(|c| scope.spawn(move || sign_all(c))).collect();
-        let mut signed = sign_all(first)?;
-        for handle in others {
-            let part = handle
-                .join()
-                .map_err(|_| Error::Unavailable("a receipt-signing thread panicked".into()))??;
-            signed.extend(part);
-        }
-        Ok(signed)
-    })
-}
-
 /// The sequencer thread's state.
 struct Sequencer {
     conn: Connection,
@@ -421,6 +388,8 @@ struct Sequencer {
     durability: Durability,
     metrics: Arc<Metrics>,
     identity: Arc<Identity>,
+    /// Signs each batch's receipts while the batch is written and committed.
+    signer: ReceiptSigner,
     snapshot_every: u64,
     rules: ReplicaRules,
     /// Keeps the checkpoint thread running while the sequencer runs (`None` in unit tests).
@@ -474,6 +443,7 @@ pub fn start(
         topics,
         durability,
         metrics,
+        signer: ReceiptSigner::start(identity.clone())?,
         identity,
         snapshot_every: tuning.snapshot_every,
         rules,
@@ -692,32 +662,23 @@ impl Sequencer {
                 outcomes.push(outcome);
             }
             self.metrics.phase(Phase::Sequence, started.elapsed());
-            // The receipts are signed on another thread while this one writes the batch and
-            // waits for its commit: they are not stored (see `store::SCHEMA`), so nothing
-            // written depends on them, and none is sent before the commit returns.
-            let identity = self.identity.clone();
-            let pending = &log.pending;
-            let (committed, signing) = std::thread::scope(|scope| {
-                let signer = scope.spawn(move || {
-                    let signing_started = Instant::now();
-                    let signed = sign_receipts(&identity, pending);
-                    (signed, signing_started.elapsed())
-                });
-                let committed = write_and_commit(
-                    tx,
-                    pending,
-                    &fresh,
-                    &mut self.topics,
-                    self.snapshot_every,
-                    &self.metrics,
-                );
-                (committed, signer.join())
-            });
-            let (receipts, signing_time) = signing
-                .map_err(|_| Error::Unavailable("the receipt-signing thread panicked".into()))?;
+            // The receipts are signed on the signing thread while this one writes the batch
+            // and commits it: they are not stored (see `store::SCHEMA`), so nothing written
+            // depends on them, and none is sent before the batch is durable.
+            let receipts = log.pending.iter().map(|p| p.receipt.clone()).collect();
+            self.signer.begin(receipts)?;
+            let committed = write_and_commit(
+                tx,
+                &log.pending,
+                &fresh,
+                &mut self.topics,
+                self.snapshot_every,
+                &self.metrics,
+            );
+            let (receipts, signing_time) = self.signer.finish()?;
             self.metrics.phase(Phase::Sign, signing_time);
             committed?;
-            signed = receipts?;
+            signed = receipts;
             Ok(())
         })();
         if let Err(error) = result {
@@ -1119,6 +1080,7 @@ mod tests {
             .unwrap(),
             metrics: Arc::default(),
             identity: Arc::new(Identity::from_seed(&[1; 32]).unwrap()),
+            signer: ReceiptSigner::start(Arc::new(Identity::from_seed(&[1; 32]).unwrap())).unwrap(),
             snapshot_every: 0,
             rules: ReplicaRules::default(),
             _checkpointer: None,
