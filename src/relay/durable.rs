@@ -182,7 +182,8 @@ impl Drop for Durability {
     }
 }
 
-fn unavailable() -> Error {
+/// The refusal of every publish once a sync has failed.
+pub(crate) fn unavailable() -> Error {
     Error::Unavailable("the relay could not make its storage durable; restart it".into())
 }
 

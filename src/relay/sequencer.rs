@@ -631,8 +631,7 @@ impl Sequencer {
         let started = Instant::now();
         if self.durability.failed() {
             // A sync failed: nothing written from now on could be promised durable.
-            let error = Error::Unavailable("the relay's storage failed; restart it".into());
-            self.refuse(batch, &error);
+            self.refuse(batch, &super::durable::unavailable());
             return;
         }
         let mut outcomes: Vec<Result<Outcome>> = Vec::with_capacity(batch.len());
