@@ -2,7 +2,7 @@
 //! leaking into the API, and exchanged in the Yjs binary formats.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 
 use yrs::types::{ToJson, TypeRef};
 use yrs::updates::decoder::Decode;
@@ -12,6 +12,7 @@ use yrs::{
     StateVector, Text, TextRef, Transact, Transaction, TransactionMut, Update, WriteTxn,
 };
 
+use super::causal::{continues, HeldUpdates};
 use super::observe::ObserverBook;
 use super::value::DocValue;
 use crate::error::{Error, Result};
@@ -96,6 +97,8 @@ impl Default for DocOptions {
 pub struct Doc {
     pub(crate) inner: yrs::Doc,
     pub(crate) observers: Arc<ObserverBook>,
+    /// Updates waiting for the clocks before them (see `causal`).
+    held: Arc<Mutex<HeldUpdates>>,
 }
 
 impl Default for Doc {
@@ -192,6 +195,7 @@ impl Doc {
         Doc {
             inner: yrs::Doc::with_options(yrs_options),
             observers: Arc::new(ObserverBook::default()),
+            held: Arc::default(),
         }
     }
 
@@ -534,7 +538,16 @@ impl Doc {
             Some(bytes) => decode_state_vector(bytes)?,
             None => StateVector::default(),
         };
-        Ok(self.read()?.encode_state_as_update_v1(&sv))
+        let state = self.read()?.encode_state_as_update_v1(&sv);
+        let held = self.held()?;
+        if held.is_empty() {
+            return Ok(state);
+        }
+        // Like the blocks Yrs holds, held updates travel on, so that a peer can integrate them
+        // once it has what they wait for.
+        let merged = yrs::merge_updates_v1(std::iter::once(&state[..]).chain(held.updates()))
+            .map_err(|e| Error::BadUpdate(e.to_string()))?;
+        yrs::diff_updates_v1(&merged, &sv.encode_v1()).map_err(|e| Error::BadUpdate(e.to_string()))
     }
 
     /// Like [`Doc::encode_update`] in update format v2 (`Y.encodeStateAsUpdateV2`); the state
@@ -544,15 +557,24 @@ impl Doc {
             Some(bytes) => decode_state_vector(bytes)?,
             None => StateVector::default(),
         };
-        Ok(self.read()?.encode_state_as_update_v2(&sv))
+        let held = self.held()?;
+        if held.is_empty() {
+            return Ok(self.read()?.encode_state_as_update_v2(&sv));
+        }
+        drop(held);
+        let v1 = self.encode_update(state_vector)?;
+        let update = Update::decode_v1(&v1).map_err(|e| Error::BadUpdate(e.to_string()))?;
+        Ok(update.encode_v2())
     }
 
     /// Integrates a v1 update from a peer (`Y.applyUpdate`). Applying the same update twice, or
     /// updates in any order, gives the same document; parts whose dependencies are missing wait
-    /// inside the document until those arrive.
+    /// inside the document until those arrive. An update that skips clocks of one of its clients
+    /// waits whole, as Yjs keeps those blocks pending; see [`Doc::has_pending`].
     ///
-    /// Errors: `LIMIT_EXCEEDED` over [`MAX_UPDATE_LEN`], `BAD_UPDATE` if the bytes do not decode
-    /// (nothing is applied then), `DOC_BUSY`.
+    /// Errors: `LIMIT_EXCEEDED` over [`MAX_UPDATE_LEN`], or when the updates waiting for missing
+    /// predecessors would pass [`super::MAX_HELD_UPDATES`] or [`super::MAX_HELD_BYTES`];
+    /// `BAD_UPDATE` if the bytes do not decode; `DOC_BUSY`. Nothing is applied on an error.
     pub fn apply_update(&self, update: &[u8]) -> Result<()> {
         check_len("update length", MAX_UPDATE_LEN, update)?;
         let update = Update::decode_v1(update).map_err(|e| Error::BadUpdate(e.to_string()))?;
@@ -567,15 +589,44 @@ impl Doc {
     }
 
     pub(crate) fn apply_decoded(&self, update: Update) -> Result<()> {
+        let mut held = self.held()?;
+        let state = self.read()?.state_vector();
+        let insertions = update.insertions(true);
+        if continues(&insertions, &state) {
+            self.integrate(update)?;
+        } else {
+            held.hold(update.encode_v1(), insertions)?;
+        }
+        // What was integrated may fill the gap held updates wait for, and a newly held update
+        // may fill another's.
+        loop {
+            let state = self.read()?.state_vector();
+            match held.release(&state)? {
+                Some(update) => self.integrate(update)?,
+                None => return Ok(()),
+            }
+        }
+    }
+
+    fn integrate(&self, update: Update) -> Result<()> {
         let mut txn = self.write_remote()?;
         txn.apply_update(update)
             .map_err(|e| Error::BadUpdate(e.to_string()))
     }
 
+    fn held(&self) -> Result<MutexGuard<'_, HeldUpdates>> {
+        match self.held.try_lock() {
+            Ok(held) => Ok(held),
+            Err(TryLockError::Poisoned(poisoned)) => Ok(poisoned.into_inner()),
+            Err(TryLockError::WouldBlock) => Err(Error::DocBusy("an update is being applied")),
+        }
+    }
+
     /// Whether parts of applied updates still wait for updates they depend on.
     pub fn has_pending(&self) -> Result<bool> {
+        let held = !self.held()?.is_empty();
         let txn = self.read()?;
-        Ok(txn.has_missing_updates())
+        Ok(held || txn.has_missing_updates())
     }
 
     /// Compaction: a copy of this document rebuilt from its own snapshot, with garbage

@@ -22,6 +22,7 @@
 //! ```
 
 mod awareness;
+mod causal;
 mod coalesce;
 mod document;
 pub mod lib0;
@@ -37,6 +38,7 @@ pub use awareness::{
     sign_awareness, AwarenessBody, AwarenessChanges, AwarenessStates, SignedAwareness,
     SignedPresence, AWARENESS_BODY_VERSION, AWARENESS_KIND, AWARENESS_TIMEOUT_MS,
 };
+pub use causal::{MAX_HELD_BYTES, MAX_HELD_UPDATES};
 pub use document::{
     Doc, DocOptions, RootKind, TextEdit, MAX_BATCH_EDITS, MAX_STATE_VECTOR_LEN, MAX_UPDATE_LEN,
 };

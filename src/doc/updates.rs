@@ -21,7 +21,7 @@
 
 use yrs::updates::decoder::Decode;
 use yrs::updates::encoder::Encode;
-use yrs::{ReadTxn, StateVector, Update};
+use yrs::Update;
 
 use super::document::{decode_state_vector, Doc, DocOptions, MAX_UPDATE_LEN};
 use crate::error::{Error, Result};
@@ -93,13 +93,9 @@ pub fn compact_updates<B: AsRef<[u8]>>(updates: &[B]) -> Result<Vec<u8>> {
         client_id: Some(0),
         gc: true,
     });
-    {
-        let mut txn = doc.write()?;
-        for update in updates {
-            let update = Update::decode_v1(update.as_ref()).map_err(bad)?;
-            txn.apply_update(update).map_err(bad)?;
-        }
+    for update in updates {
+        let update = Update::decode_v1(update.as_ref()).map_err(bad)?;
+        doc.apply_decoded(update)?;
     }
-    let txn = doc.read()?;
-    Ok(txn.encode_state_as_update_v1(&StateVector::default()))
+    doc.encode_update(None)
 }
