@@ -601,6 +601,45 @@ async fn bridging_is_off_unless_the_relay_allows_the_topic() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_room_document_is_bounded_and_what_it_holds_survives() {
+    let data = temp_dir("yjs-room-len");
+    let limit = 64 * 1024;
+    let bounded = |config: &mut ants_coord::relay::Config| config.limits.yjs_room_len = limit;
+    let relay = start_relay_with(data.clone(), bounded).await;
+    let base = yjs_base(&relay);
+    let first = "a".repeat(40 * 1024);
+    let mut alice = YClient::joined(&base, "big").await;
+    alice.insert(0, &first).await;
+    let mut bob = YClient::joined(&base, "big").await;
+    bob.until_text(&first).await;
+
+    // 40 KiB more would take the snapshot past 64 KiB: the sender is closed, the room unchanged.
+    let before = alice.doc.state_vector().unwrap();
+    alice
+        .doc
+        .insert_text(TEXT, 0, &"b".repeat(40 * 1024))
+        .unwrap();
+    let update = alice.doc.encode_update(Some(&before)).unwrap();
+    let reason = alice
+        .expect_closed_after(
+            Message::Binary(DocSync::update_message(&update).into()),
+            1009,
+        )
+        .await;
+    assert!(reason.starts_with("LIMIT_EXCEEDED"), "{reason}");
+    // Small edits still fit.
+    bob.insert(0, "ok ").await;
+    let carol = YClient::joined(&base, "big").await;
+    assert_eq!(carol.text(), format!("ok {first}"));
+    relay.shutdown().await.unwrap();
+
+    let relay = start_relay_with(data, bounded).await;
+    let dave = YClient::joined(&yjs_base(&relay), "big").await;
+    assert_eq!(dave.text(), format!("ok {first}"));
+    relay.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flooding_connection_is_closed_and_shutdown_says_so() {
     let relay = start_relay_with(temp_dir("yjs-rate"), |config| {
         config.limits.connection_rate = 0.001;

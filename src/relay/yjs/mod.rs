@@ -14,6 +14,9 @@
 //!   (`MALFORMED`, `TRAILING_BYTES`, `LIMIT_EXCEEDED`, `BAD_UPDATE`) as the reason; the room is
 //!   unchanged. Rate limit as for `/ws` (close 1008 `RATE_LIMITED`); a connection whose send
 //!   queue overflows is closed with 1008 `SLOW_CONSUMER`.
+//! - Room size: an update that would take the room's document past `[limits] yjs_room_len`
+//!   (at most [`MAX_ROOM_DOC_LEN`] bytes of snapshot) closes its connection with 1009
+//!   `LIMIT_EXCEEDED`; the room is unchanged.
 //!
 //! - Bridge (`bridge.rs`): `/yjs/<room>?topic=<topic>` joins the document of an ants-coord topic
 //!   instead: signed `doc.update` entries flow into the room, plain clients' updates are
@@ -55,6 +58,9 @@ pub const YJS_PATH: &str = "/yjs";
 pub const MAX_ROOM_NAME_LEN: usize = 128;
 /// Largest WebSocket message accepted on a room connection.
 pub const MAX_ROOM_MESSAGE_LEN: usize = 16 * 1024 * 1024;
+/// Largest a room's document may grow, in bytes of its encoded snapshot: half of what one
+/// update may be ([`crate::doc::MAX_UPDATE_LEN`]), so that a stored room always loads again.
+pub const MAX_ROOM_DOC_LEN: usize = crate::doc::MAX_UPDATE_LEN / 2;
 /// Inputs queued per room before connections wait to hand over more.
 const ROOM_QUEUE: usize = 1024;
 /// Longest WebSocket close reason (RFC 6455: 125 bytes of payload, 2 of them the code).
@@ -106,6 +112,8 @@ struct OpenRoom {
 #[derive(Debug)]
 pub(crate) struct Rooms {
     store: Arc<RoomStore>,
+    /// Largest a room's document may grow, in bytes of its snapshot.
+    doc_len_limit: usize,
     open: Mutex<HashMap<String, OpenRoom>>,
     next_id: AtomicU64,
     tasks: AtomicUsize,
@@ -113,10 +121,12 @@ pub(crate) struct Rooms {
 }
 
 impl Rooms {
-    /// Opens the room database in `data`.
-    pub(crate) fn open(data: &std::path::Path) -> Result<Self> {
+    /// Opens the room database in `data`; rooms' documents may grow to `doc_len_limit` bytes
+    /// (at most [`MAX_ROOM_DOC_LEN`]).
+    pub(crate) fn open(data: &std::path::Path, doc_len_limit: usize) -> Result<Self> {
         Ok(Rooms {
             store: Arc::new(RoomStore::open(&data.join(YJS_DB_FILE))?),
+            doc_len_limit: doc_len_limit.min(MAX_ROOM_DOC_LEN),
             open: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
             tasks: AtomicUsize::new(0),

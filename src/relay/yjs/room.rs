@@ -88,6 +88,15 @@ fn is_empty_update(update: &[u8]) -> bool {
     update == [0, 0]
 }
 
+/// The length of `doc`'s snapshot; the limit itself when it cannot be encoded, so that the room
+/// takes nothing more until it can be measured.
+fn snapshot_len(doc: &Doc) -> usize {
+    match guarded(|| doc.encode_update(None)) {
+        Some(Ok(snapshot)) => snapshot.len(),
+        _ => super::MAX_ROOM_DOC_LEN,
+    }
+}
+
 /// Builds the room's document from what the store holds, plus `extra` updates on top.
 fn load_doc(store: &RoomStore, name: &str, extra: &[Vec<u8>]) -> Result<(Doc, usize)> {
     let stored = store.load(name)?;
@@ -120,6 +129,9 @@ struct Room {
     pending: Vec<Vec<u8>>,
     /// Update rows stored since the last snapshot.
     since_snapshot: usize,
+    /// At least the length of the document's snapshot: measured when the room opens or
+    /// compacts (or nears its limit), plus every update accepted since.
+    doc_len: usize,
     /// Awareness client ids the room's awareness store holds (an upper bound).
     awareness_clients: usize,
     /// Messages to send once the batch is committed.
@@ -176,6 +188,7 @@ pub(crate) async fn run(
         }
     };
     tracing::debug!(room = %name, "room opened");
+    let doc_len = snapshot_len(&doc);
     let topic_wake = bridge.as_ref().map(|b| b.wake.clone());
     let mut room = Room {
         name,
@@ -187,6 +200,7 @@ pub(crate) async fn run(
         members: BTreeMap::new(),
         pending: Vec::new(),
         since_snapshot,
+        doc_len,
         awareness_clients: 0,
         out: Vec::new(),
     };
@@ -326,6 +340,15 @@ impl Room {
             self.expel(conn, 1009, close_reason(&error));
             return;
         }
+        if is_update && !self.admit_update(bytes.len()) {
+            let error = Error::LimitExceeded {
+                what: "bytes of the room's document",
+                limit: self.rooms.doc_len_limit,
+                got: self.doc_len + bytes.len(),
+            };
+            self.expel(conn, 1009, close_reason(&error));
+            return;
+        }
         if matches!(bytes, [1, ..]) && !self.admit_awareness(bytes) {
             let error = Error::LimitExceeded {
                 what: "awareness clients in the room",
@@ -364,6 +387,7 @@ impl Room {
             .is_some_and(is_empty_update);
         if let Some(update) = outcome.applied_update {
             if !empty {
+                self.doc_len += update.len();
                 self.pending.push(update);
             }
         }
@@ -381,6 +405,17 @@ impl Room {
                 member.controlled.remove(id);
             }
         }
+    }
+
+    /// Whether the document can take an update message of `len` bytes without its snapshot
+    /// passing the room's limit (an update adds at most its own length). Near the limit the
+    /// snapshot is measured again, since deletions and merging make it shorter than the sum.
+    fn admit_update(&mut self, len: usize) -> bool {
+        let limit = self.rooms.doc_len_limit;
+        if self.doc_len + len > limit {
+            self.doc_len = snapshot_len(self.sync.doc());
+        }
+        self.doc_len + len <= limit
     }
 
     /// Whether the room can hold the client ids of this awareness message (counted before it
@@ -566,10 +601,14 @@ impl Room {
                 return;
             }
         };
+        let len = snapshot.len();
         let store = self.store.clone();
         let name = self.name.clone();
         match tokio::task::spawn_blocking(move || store.compact(&name, &snapshot)).await {
-            Ok(Ok(())) => self.since_snapshot = 0,
+            Ok(Ok(())) => {
+                self.since_snapshot = 0;
+                self.doc_len = len;
+            }
             Ok(Err(error)) => tracing::warn!(room = %self.name, %error, "room compaction failed"),
             Err(_) => tracing::warn!(room = %self.name, "room compaction task failed"),
         }
