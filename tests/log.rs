@@ -768,7 +768,7 @@ fn statements_round_trip_and_refuse_defects() {
         "TRAILING_BYTES"
     );
     let mut version = receipt.as_bytes().to_vec();
-    version[0] = 2;
+    version[0] = 3;
     assert_eq!(
         SignedReceipt::decode(&version, &key).unwrap_err().code(),
         "UNSUPPORTED_VERSION"
@@ -800,6 +800,115 @@ fn statements_round_trip_and_refuse_defects() {
             .unwrap_err()
             .code(),
         "BAD_TOPIC"
+    );
+}
+
+/// Three receipts of two topics signed as one batch (version 2).
+fn receipt_batch(relay: &Relay) -> Vec<SignedReceipt> {
+    let receipt = |topic: &str, seq: u64| Receipt {
+        topic: topic.into(),
+        seq,
+        op_id: OpId([seq as u8 + 1; 32]),
+        relay_time_ms: 1_700_000_000_000 + seq,
+        tree_size: seq + 1,
+        root: leaf_hash(&seq.to_be_bytes()),
+    };
+    SignedReceipt::sign_batch(
+        &relay.identity,
+        vec![
+            receipt("tasks/ü", 0),
+            receipt("tasks/ü", 1),
+            receipt("chat", 7),
+        ],
+    )
+    .unwrap()
+}
+
+#[test]
+fn batch_signed_receipts_verify_alone_and_refuse_every_defect() {
+    let relay = Relay::new(1, "t");
+    let key = relay.identity.agent_id();
+    let batch = receipt_batch(&relay);
+    for signed in &batch {
+        assert_eq!(signed.version(), 2);
+        let decoded = SignedReceipt::decode(signed.as_bytes(), &key).unwrap();
+        assert_eq!(&decoded, signed);
+        // It stands as a signed tree head wherever a receipt does.
+        SignedTreeHead::from(decoded).verify(&key).unwrap();
+    }
+    // One signature for the whole batch.
+    assert!(batch.iter().all(|r| r.signature() == batch[0].signature()));
+    let (a, b) = (batch[0].as_bytes(), batch[1].as_bytes());
+    let code = |bytes: &[u8]| SignedReceipt::decode(bytes, &key).unwrap_err().code();
+    assert_eq!(
+        SignedReceipt::decode(a, &author(9).agent_id())
+            .unwrap_err()
+            .code(),
+        "BAD_SIGNATURE"
+    );
+    // Any changed field, place or path hash: the path no longer leads to the signed root.
+    let fields_end = a.len() - 64 - 5 - 32 * 2;
+    for at in [
+        20,
+        fields_end - 1,
+        fields_end + 1,
+        fields_end + 5,
+        a.len() - 65,
+    ] {
+        let mut bad = a.to_vec();
+        bad[at] ^= 1;
+        assert!(
+            ["BAD_SIGNATURE", "MALFORMED"].contains(&code(&bad)),
+            "byte {at}: {}",
+            code(&bad)
+        );
+    }
+    // Receipt 0's fields with receipt 1's place and path.
+    let mut swapped = a[..fields_end].to_vec();
+    swapped.extend_from_slice(&b[b.len() - 64 - 5 - 32 * 2..]);
+    assert_eq!(code(&swapped), "BAD_SIGNATURE");
+    // A place outside the batch, a batch over the bound, a path too long: malformed.
+    let place = |index: u16, size: u16, count: u8| {
+        let mut bytes = a[..fields_end].to_vec();
+        bytes.extend_from_slice(&index.to_be_bytes());
+        bytes.extend_from_slice(&size.to_be_bytes());
+        bytes.push(count);
+        bytes.extend(std::iter::repeat_n(0u8, 32 * count as usize + 64));
+        bytes
+    };
+    assert_eq!(code(&place(3, 3, 2)), "MALFORMED");
+    assert_eq!(code(&place(0, 4097, 2)), "MALFORMED");
+    assert_eq!(code(&place(0, 3, 13)), "MALFORMED");
+    assert_eq!(code(&place(0, 3, 1)), "BAD_SIGNATURE");
+    let mut trailing = a.to_vec();
+    trailing.push(0);
+    assert_eq!(code(&trailing), "TRAILING_BYTES");
+    // A batch of one has an empty path; more than 4,096 receipts take several signatures.
+    let one = SignedReceipt::sign_batch(&relay.identity, vec![batch[2].receipt().clone()]).unwrap();
+    SignedReceipt::decode(one[0].as_bytes(), &key).unwrap();
+    let many: Vec<Receipt> = (0..4097)
+        .map(|seq| Receipt {
+            seq,
+            tree_size: seq + 1,
+            ..batch[0].receipt().clone()
+        })
+        .collect();
+    let signed = SignedReceipt::sign_batch(&relay.identity, many).unwrap();
+    assert_eq!(signed.len(), 4097);
+    assert_ne!(signed[0].signature(), signed[4096].signature());
+    SignedReceipt::decode(signed[4096].as_bytes(), &key).unwrap();
+    SignedReceipt::decode(signed[4095].as_bytes(), &key).unwrap();
+    // A receipt that breaks a rule signs nothing.
+    let bad = Receipt {
+        seq: 5,
+        tree_size: 5,
+        ..batch[0].receipt().clone()
+    };
+    assert_eq!(
+        SignedReceipt::sign_batch(&relay.identity, vec![batch[0].receipt().clone(), bad])
+            .unwrap_err()
+            .code(),
+        "MALFORMED"
     );
 }
 
@@ -905,6 +1014,10 @@ fn statement_vectors() -> Value {
             "root": hex::encode(receipt_fields.root),
             "bytes": hex::encode(receipt.as_bytes()),
         },
+        "receipt_batch": receipt_batch(&relay)
+            .iter()
+            .map(|r| hex::encode(r.as_bytes()))
+            .collect::<Vec<_>>(),
         "checkpoint": {
             "topic": checkpoint_fields.topic,
             "tree_size": checkpoint_fields.tree_size,
@@ -948,6 +1061,14 @@ fn statement_vectors_match_the_file() {
         .unwrap();
     let bytes = |v: &Value| hex::decode(v.as_str().unwrap()).unwrap();
     SignedReceipt::decode(&bytes(&stored["receipt"]["bytes"]), &key).unwrap();
+    for receipt in stored["receipt_batch"].as_array().unwrap() {
+        assert_eq!(
+            SignedReceipt::decode(&bytes(receipt), &key)
+                .unwrap()
+                .version(),
+            2
+        );
+    }
     let checkpoint =
         SignedCheckpoint::decode(&bytes(&stored["checkpoint"]["bytes"]), &key).unwrap();
     let note =

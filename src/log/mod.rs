@@ -55,5 +55,5 @@ pub use note::{checkpoint_note, verify_checkpoint_note, NoteCheckpoint};
 pub use proof::{verify_consistency, verify_inclusion, ConsistencyProof, InclusionProof};
 pub use statement::{
     Checkpoint, Receipt, SignedCheckpoint, SignedReceipt, SignedTreeHead, CHECKPOINT_DOMAIN,
-    RECEIPT_DOMAIN,
+    MAX_RECEIPT_BATCH, RECEIPT_BATCH_DOMAIN, RECEIPT_BATCH_VERSION, RECEIPT_DOMAIN,
 };

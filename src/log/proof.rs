@@ -49,6 +49,24 @@ pub fn verify_inclusion(
     proof: &[Hash],
     root: &Hash,
 ) -> Result<()> {
+    if inclusion_root(leaf_hash, index, size, proof)? == *root {
+        Ok(())
+    } else {
+        Err(proof_failed("inclusion proof"))
+    }
+}
+
+/// The root that `proof` leads to from `leaf_hash` as leaf `index` of a tree of `size` leaves
+/// (RFC 9162 §2.1.3.2 without the final comparison).
+///
+/// Errors: `BAD_PROOF` for `index ≥ size` or a proof of the wrong length, `BAD_INPUT` for sizes
+/// over 2^63.
+pub(crate) fn inclusion_root(
+    leaf_hash: &Hash,
+    index: u64,
+    size: u64,
+    proof: &[Hash],
+) -> Result<Hash> {
     check_size(size)?;
     if index >= size || proof.len() > MAX_PROOF_HASHES {
         return Err(proof_failed("inclusion proof"));
@@ -73,8 +91,8 @@ pub fn verify_inclusion(
         f >>= 1;
         s >>= 1;
     }
-    if s == 0 && r == *root {
-        Ok(())
+    if s == 0 {
+        Ok(r)
     } else {
         Err(proof_failed("inclusion proof"))
     }

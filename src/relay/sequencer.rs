@@ -336,7 +336,8 @@ enum ReceiptBytes {
 
 /// The receipt of a stored op, for a retry: the stored bytes if an older relay kept them,
 /// otherwise the receipt rebuilt from the row and the topic's stored hashes, to be signed again
-/// (same key, same statement: the same bytes as the original, Ed25519 being deterministic).
+/// (the same statement as the original; signed alone, as version 1, where the original was
+/// signed in its batch).
 fn stored_receipt(
     conn: &Connection,
     topic: &str,
@@ -1098,7 +1099,7 @@ mod tests {
     }
 
     #[test]
-    fn retries_and_deps_within_one_batch_and_receipts_signed_in_parallel() {
+    fn retries_and_deps_within_one_batch_and_receipts_signed_in_batches() {
         let dir = std::env::temp_dir().join(format!("ants-seq-batch-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
@@ -1138,7 +1139,7 @@ mod tests {
             Body::Receipt { seq, receipt, .. } => {
                 let signed = SignedReceipt::decode(&receipt, &relay).unwrap();
                 assert_eq!(signed.receipt().seq, seq);
-                (seq, receipt)
+                (seq, signed.receipt().clone())
             }
             other => panic!("{other:?}"),
         };
@@ -1163,7 +1164,7 @@ mod tests {
             sent.push(receipt);
         }
         // Receipts are not stored but signed again for a retry in a later batch, and again
-        // after a restart: the same bytes as the ones first sent, whatever the tree size.
+        // after a restart: the same statement as the one first sent, whatever the tree size.
         let retry = |sequencer: &mut Sequencer, request_id: u32, op: &SignedOp| {
             sequencer.commit_batch(vec![PublishRequest {
                 op: op.clone(),

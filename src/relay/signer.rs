@@ -5,15 +5,12 @@
 //! every batch.
 
 use std::sync::mpsc::{Receiver, Sender};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::identity::Identity;
 use crate::log::{Receipt, SignedReceipt};
-
-/// Batches at least this large are split over the machine's cores.
-const PARALLEL_SIGNING_MIN: usize = 64;
 
 /// The signed receipts of one batch, in order, and how long signing them took.
 type Signed = (Result<Vec<Vec<u8>>>, Duration);
@@ -86,38 +83,13 @@ fn gone() -> Error {
     Error::Unavailable("the receipt-signing thread stopped".into())
 }
 
-/// Signs every receipt, in order, splitting a large batch over the machine's cores (ed25519
-/// signing is the largest CPU cost per op in the relay).
+/// Signs every receipt, in order, with one signature per batch (version 2, see
+/// [`SignedReceipt::sign_batch`]): ed25519 signing was the largest CPU cost per op in the relay.
 fn sign_receipts(identity: &Identity, receipts: Vec<Receipt>) -> Result<Vec<Vec<u8>>> {
-    let sign_all = |chunk: &[Receipt]| -> Result<Vec<Vec<u8>>> {
-        chunk
-            .iter()
-            .map(|r| SignedReceipt::sign(identity, r.clone()).map(|s| s.as_bytes().to_vec()))
-            .collect()
-    };
-    if receipts.len() < PARALLEL_SIGNING_MIN || cores() < 2 {
-        return sign_all(&receipts);
-    }
-    let chunk = receipts.len().div_ceil(cores());
-    std::thread::scope(|scope| {
-        let mut chunks = receipts.chunks(chunk);
-        let first = chunks.next().unwrap_or(&[]);
-        let others: Vec<_> = chunks.map(|c| scope.spawn(move || sign_all(c))).collect();
-        let mut signed = sign_all(first)?;
-        for handle in others {
-            let part = handle
-                .join()
-                .map_err(|_| Error::Unavailable("a receipt-signing thread panicked".into()))??;
-            signed.extend(part);
-        }
-        Ok(signed)
-    })
-}
-
-/// The machine's cores, read once (the standard library reads cgroup files each time).
-fn cores() -> usize {
-    static CORES: OnceLock<usize> = OnceLock::new();
-    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, usize::from))
+    Ok(SignedReceipt::sign_batch(identity, receipts)?
+        .into_iter()
+        .map(|signed| signed.as_bytes().to_vec())
+        .collect())
 }
 
 #[cfg(test)]
@@ -141,13 +113,14 @@ mod tests {
         let identity = Arc::new(Identity::from_seed(&[3; 32]).unwrap());
         let relay = identity.agent_id();
         let signer = ReceiptSigner::start(identity).unwrap();
-        for size in [0, 1, PARALLEL_SIGNING_MIN as u64 + 37] {
+        for size in [0, 1, 101] {
             signer.begin((0..size).map(receipt).collect()).unwrap();
             let (signed, _) = signer.finish().unwrap();
             assert_eq!(signed.len(), size as usize);
             for (seq, bytes) in (0..).zip(&signed) {
                 let decoded = SignedReceipt::decode(bytes, &relay).unwrap();
                 assert_eq!(decoded.receipt(), &receipt(seq));
+                assert_eq!(decoded.version(), 2);
             }
         }
     }

@@ -28,11 +28,10 @@ use crate::log::{Hash, HashStore};
 pub const DB_FILE: &str = "relay.sqlite3";
 
 /// The tables. `entries.receipt` is empty: a receipt is a signature over what the row and the
-/// topic's `hashes` already hold (seq, op id, the entry's relay time, the root at `seq + 1`),
-/// and Ed25519 signatures are deterministic, so a retry is answered by signing it again, with
-/// the same bytes. (Relays before this change stored the signed receipt there; a non-empty one
-/// is still sent as stored.) Not storing it lets the sequencer sign a batch's receipts while the
-/// batch commits.
+/// topic's `hashes` already hold (seq, op id, the entry's relay time, the root at `seq + 1`), so
+/// a retry is answered by signing the same statement again. (Relays before this change stored
+/// the signed receipt there; a non-empty one is still sent as stored.) Not storing it lets the
+/// sequencer sign a batch's receipts while the batch commits.
 pub const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS topics (
     id   INTEGER PRIMARY KEY,

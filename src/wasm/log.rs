@@ -33,8 +33,11 @@ export interface Receipt {
   treeSize: number | bigint;
   /** 32-byte Merkle root of that tree. */
   root: Uint8Array;
-  /** 64-byte Ed25519 signature over `ants-coord/receipt/v1\0 ‖ bytes before it`. */
+  /** 64-byte Ed25519 signature: version 1 over `ants-coord/receipt/v1\0 ‖ bytes before it`,
+   * version 2 over its batch's root (`ants-coord/receipt-batch/v1\0 ‖ batch size ‖ root`). */
   signature: Uint8Array;
+  /** 1: signed alone; 2: signed in a batch, with its audit path (PROTOCOL.md 5.3). */
+  version: number;
 }
 
 /** A relay's checkpoint of a topic's log (PROTOCOL.md section 5.4). */
@@ -250,6 +253,7 @@ struct ReceiptView {
     root: Vec<u8>,
     #[serde(serialize_with = "serialize_bytes")]
     signature: Vec<u8>,
+    version: u8,
 }
 
 fn receipt_view(receipt: &SignedReceipt) -> ReceiptView {
@@ -262,6 +266,7 @@ fn receipt_view(receipt: &SignedReceipt) -> ReceiptView {
         tree_size: r.tree_size,
         root: r.root.to_vec(),
         signature: receipt.signature().to_vec(),
+        version: receipt.version(),
     }
 }
 

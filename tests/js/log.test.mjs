@@ -131,7 +131,15 @@ test('receipts, checkpoints and their text form from the vector file', () => {
   assert.equal(receipt.treeSize, r.tree_size);
   assert.equal(hex(receipt.root), r.root);
   assert.equal(receipt.signature.length, 64);
+  assert.equal(receipt.version, 1);
   assert.deepEqual(decodeReceipt(unhex(r.bytes)), receipt);
+  // Receipts signed in one batch (version 2): one signature, each verifies on its own.
+  const batch = statements.receipt_batch.map((b) => verifyReceipt(unhex(b), relay));
+  assert.deepEqual(batch.map((b) => [b.version, b.topic, Number(b.seq)]), [[2, 'tasks/ü', 0], [2, 'tasks/ü', 1], [2, 'chat', 7]]);
+  assert.deepEqual(batch[2].signature, batch[0].signature);
+  const bent = unhex(statements.receipt_batch[1]);
+  bent[20] ^= 1;
+  assertCode(() => verifyReceipt(bent, relay), 'BAD_SIGNATURE', 'batch receipt, changed field');
   const c = statements.checkpoint;
   const checkpoint = verifyCheckpoint(unhex(c.bytes), unhex(relay));
   assert.equal(checkpoint.treeSize, c.tree_size);
