@@ -395,6 +395,9 @@ fn verify_only_rate(prepared: &[(Identity, Vec<Vec<u8>>)]) -> Result<f64, Failur
     Ok(ops.len() as f64 / started.elapsed().as_secs_f64())
 }
 
+/// Most latency samples reserved up front per kind (16 bytes each: 512 MiB).
+const MAX_RESERVED_SAMPLES: usize = 32 << 20;
+
 async fn latency(
     url: &str,
     rate: u64,
@@ -404,7 +407,15 @@ async fn latency(
 ) -> Result<(), Failure> {
     let topic = "latency".to_owned();
     let epoch = Instant::now();
-    let sub_latencies: Arc<Mutex<Vec<Duration>>> = Arc::default();
+    // Every sample is kept, so percentiles are exact. Room for all of them is reserved up
+    // front: a vector that grew while the run is measured would copy tens of MB under its
+    // lock, and every task waiting on that lock would add the copy to the latencies it reads.
+    let expected = (rate as usize).saturating_mul(limit.as_secs() as usize + 1);
+    let sub_latencies: Arc<Mutex<Vec<Duration>>> = Arc::new(Mutex::new(Vec::with_capacity(
+        expected
+            .saturating_mul(subscribers)
+            .min(MAX_RESERVED_SAMPLES),
+    )));
     let mut readers = Vec::new();
     for _ in 0..subscribers {
         let mut ws = subscribe_all(url, std::slice::from_ref(&topic)).await?;
@@ -439,7 +450,9 @@ async fn latency(
             }
         }));
     }
-    let receipt_latencies: Arc<Mutex<Vec<Duration>>> = Arc::default();
+    let receipt_latencies: Arc<Mutex<Vec<Duration>>> = Arc::new(Mutex::new(Vec::with_capacity(
+        expected.min(MAX_RESERVED_SAMPLES),
+    )));
     let per_publisher = (rate / publishers.max(1) as u64).max(1);
     let mut tasks = Vec::new();
     for _ in 0..publishers {
