@@ -13,7 +13,9 @@ use ants_coord::doc::{Doc, DocSync, ProtocolMessage};
 use ants_coord::relay::yjs::{
     store::RoomStore, COMPACT_EVERY, MAX_ROOM_AWARENESS_CLIENTS, YJS_DB_FILE,
 };
-use common::relay::{identity, start_relay, start_relay_with, temp_dir, Client, PATIENCE};
+use common::relay::{
+    http_get, identity, start_relay, start_relay_with, temp_dir, Client, PATIENCE,
+};
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
@@ -631,6 +633,15 @@ async fn a_room_document_is_bounded_and_what_it_holds_survives() {
     bob.insert(0, "ok ").await;
     let carol = YClient::joined(&base, "big").await;
     assert_eq!(carol.text(), format!("ok {first}"));
+    // The room's own metrics: one room loaded, the two accepted updates, the one refusal.
+    let metrics = http_get(relay.local_addr(), "/metrics").await;
+    for line in [
+        "ants_relay_yjs_rooms 1",
+        "ants_relay_yjs_updates_total 2",
+        "ants_relay_yjs_closed_total{code=\"LIMIT_EXCEEDED\"} 1",
+    ] {
+        assert!(metrics.contains(line), "{line} not in {metrics}");
+    }
     relay.shutdown().await.unwrap();
 
     let relay = start_relay_with(data, bounded).await;

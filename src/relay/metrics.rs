@@ -74,6 +74,9 @@ pub struct Metrics {
     batch: Histogram,
     publish_to_receipt: Histogram,
     fanout_lag: Histogram,
+    yjs_rooms_open: AtomicU64,
+    yjs_updates: AtomicU64,
+    yjs_closed: Mutex<BTreeMap<String, u64>>,
 }
 
 impl Metrics {
@@ -105,9 +108,23 @@ impl Metrics {
     }
     /// A request was refused with `code`.
     pub fn refused(&self, code: &str) {
-        if let Ok(mut refused) = self.ops_refused.lock() {
-            *refused.entry(code.to_owned()).or_default() += 1;
-        }
+        count_by_code(&self.ops_refused, code);
+    }
+    /// A Yjs room was loaded.
+    pub fn room_opened(&self) {
+        self.yjs_rooms_open.fetch_add(1, Ordering::Relaxed);
+    }
+    /// A loaded Yjs room ended.
+    pub fn room_closed(&self) {
+        self.yjs_rooms_open.fetch_sub(1, Ordering::Relaxed);
+    }
+    /// A Yjs room stored (or, bridged, published) `count` updates.
+    pub fn room_updates(&self, count: usize) {
+        self.yjs_updates.fetch_add(count as u64, Ordering::Relaxed);
+    }
+    /// A Yjs room closed one of its connections for the reason `code`.
+    pub fn room_closed_connection(&self, code: &str) {
+        count_by_code(&self.yjs_closed, code);
     }
     /// Entries found in storage at startup.
     pub fn entries_restored(&self, count: u64) {
@@ -245,6 +262,33 @@ impl Metrics {
                 let _ = writeln!(out, "ants_relay_refused_total{{code=\"{code}\"}} {count}");
             }
         }
+        gauge(
+            &mut out,
+            "ants_relay_yjs_rooms",
+            "Yjs rooms loaded.",
+            "gauge",
+            load(&self.yjs_rooms_open),
+        );
+        gauge(
+            &mut out,
+            "ants_relay_yjs_updates_total",
+            "Updates Yjs rooms stored (or published to their bridged topic).",
+            "counter",
+            load(&self.yjs_updates),
+        );
+        let _ = writeln!(
+            out,
+            "# HELP ants_relay_yjs_closed_total Connections a Yjs room closed, by reason code."
+        );
+        let _ = writeln!(out, "# TYPE ants_relay_yjs_closed_total counter");
+        if let Ok(closed) = self.yjs_closed.lock() {
+            for (code, count) in closed.iter() {
+                let _ = writeln!(
+                    out,
+                    "ants_relay_yjs_closed_total{{code=\"{code}\"}} {count}"
+                );
+            }
+        }
         self.commit.render(
             &mut out,
             "ants_relay_commit_seconds",
@@ -309,5 +353,12 @@ impl Phase {
             Phase::Commit => "commit",
             Phase::Answer => "answer",
         }
+    }
+}
+
+/// Adds one to `code`'s count (codes are the crate's stable error codes: a small set).
+fn count_by_code(counts: &Mutex<BTreeMap<String, u64>>, code: &str) {
+    if let Ok(mut counts) = counts.lock() {
+        *counts.entry(code.to_owned()).or_default() += 1;
     }
 }

@@ -193,9 +193,13 @@ pub async fn start(config: Config) -> Result<RelayHandle> {
     let identity = Arc::new(key::load_or_create(&config.key_path())?);
     let db_path = config.data.join(store::DB_FILE);
     // Before the sequencer thread starts, so a failure here leaves nothing running.
-    let rooms = Arc::new(yjs::Rooms::open(&config.data, config.limits.yjs_room_len)?);
-    let hub = Arc::new(Hub::new(config.limits.cache_per_topic));
     let metrics = Arc::new(Metrics::default());
+    let rooms = Arc::new(yjs::Rooms::open(
+        &config.data,
+        config.limits.yjs_room_len,
+        metrics.clone(),
+    )?);
+    let hub = Arc::new(Hub::new(config.limits.cache_per_topic));
     let recovery_started = std::time::Instant::now();
     let tuning = GroupCommit {
         window: Duration::from_micros(config.limits.commit_window_us),

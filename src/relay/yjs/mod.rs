@@ -114,6 +114,7 @@ pub(crate) struct Rooms {
     store: Arc<RoomStore>,
     /// Largest a room's document may grow, in bytes of its snapshot.
     doc_len_limit: usize,
+    metrics: Arc<super::Metrics>,
     open: Mutex<HashMap<String, OpenRoom>>,
     next_id: AtomicU64,
     tasks: AtomicUsize,
@@ -123,10 +124,15 @@ pub(crate) struct Rooms {
 impl Rooms {
     /// Opens the room database in `data`; rooms' documents may grow to `doc_len_limit` bytes
     /// (at most [`MAX_ROOM_DOC_LEN`]).
-    pub(crate) fn open(data: &std::path::Path, doc_len_limit: usize) -> Result<Self> {
+    pub(crate) fn open(
+        data: &std::path::Path,
+        doc_len_limit: usize,
+        metrics: Arc<super::Metrics>,
+    ) -> Result<Self> {
         Ok(Rooms {
             store: Arc::new(RoomStore::open(&data.join(YJS_DB_FILE))?),
             doc_len_limit: doc_len_limit.min(MAX_ROOM_DOC_LEN),
+            metrics,
             open: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
             tasks: AtomicUsize::new(0),

@@ -188,6 +188,7 @@ pub(crate) async fn run(
         }
     };
     tracing::debug!(room = %name, "room opened");
+    rooms.metrics.room_opened();
     let doc_len = snapshot_len(&doc);
     let topic_wake = bridge.as_ref().map(|b| b.wake.clone());
     let mut room = Room {
@@ -261,6 +262,7 @@ pub(crate) async fn run(
         }
     }
     tracing::debug!(room = %room.name, "room closed");
+    room.rooms.metrics.room_closed();
     room.rooms.task_ended();
 }
 
@@ -458,6 +460,8 @@ impl Room {
     /// Removes a connection with a close code and reason (best effort: a full queue gets none).
     fn expel(&mut self, conn: ConnId, code: u16, reason: String) {
         if let Some(member) = self.members.remove(&conn) {
+            let reason_code = reason.split(':').next().unwrap_or_default();
+            self.rooms.metrics.room_closed_connection(reason_code);
             let _ = member.outbound.try_send(Outbound::Close(code, reason));
             self.remove_awareness(&member.controlled);
         }
@@ -544,7 +548,10 @@ impl Room {
                 }
             };
             match committed {
-                Ok(rows) => self.since_snapshot += rows,
+                Ok(rows) => {
+                    self.since_snapshot += rows;
+                    self.rooms.metrics.room_updates(count);
+                }
                 Err(error) => {
                     tracing::error!(room = %self.name, %error, "room updates not stored");
                     self.close_all(&error);
