@@ -11,7 +11,8 @@
 //!
 //! Held updates are released as soon as the document reaches them. Updates whose gaps only fill
 //! each other (one carries clocks 0..3 and 5..8 of a client, another 3..5) are released merged.
-//! The hold is bounded in count and bytes ([`MAX_HELD_UPDATES`], [`MAX_HELD_BYTES`]).
+//! The hold is bounded in count and bytes ([`MAX_HELD_UPDATES`], [`MAX_HELD_BYTES`]), and so is
+//! the search for such sets.
 
 use yrs::updates::decoder::Decode;
 use yrs::{IdSet, StateVector, Update};
@@ -19,7 +20,11 @@ use yrs::{IdSet, StateVector, Update};
 use crate::error::{Error, Result};
 
 /// Most updates held for missing predecessors at once.
-pub const MAX_HELD_UPDATES: usize = 4096;
+pub const MAX_HELD_UPDATES: usize = 1024;
+/// Most rounds spent looking for held updates that continue the document only together: each
+/// round merges the clock ranges of every candidate, so this bounds the work one update can
+/// cause. Gaps that fill each other directly (the usual case) take one or two rounds.
+const MAX_MERGED_RELEASE_ROUNDS: usize = 8;
 /// Most bytes (v1 encoding) held for missing predecessors at once: 64 MiB.
 pub const MAX_HELD_BYTES: usize = 64 * 1024 * 1024;
 
@@ -131,7 +136,10 @@ impl HeldUpdates {
         // a gap for, until the union continues the document or fewer than two remain. Only the
         // clock ranges are compared; the bytes are merged once, for a set that will be released.
         let mut candidates: Vec<usize> = (0..self.held.len()).collect();
-        while candidates.len() > 1 {
+        for _ in 0..MAX_MERGED_RELEASE_ROUNDS {
+            if candidates.len() < 2 {
+                break;
+            }
             let union = candidates.iter().fold(IdSet::new(), |union, &i| {
                 union.merge(&self.held[i].insertions)
             });
@@ -221,5 +229,11 @@ mod tests {
             .unwrap_err();
         assert_eq!(err.code(), "LIMIT_EXCEEDED");
         assert_eq!(held.updates().count(), 1);
+        for i in 1..MAX_HELD_UPDATES as u32 {
+            held.hold(i.to_be_bytes().to_vec(), IdSet::new()).unwrap();
+        }
+        let err = held.hold(vec![9; 9], IdSet::new()).unwrap_err();
+        assert_eq!(err.code(), "LIMIT_EXCEEDED");
+        assert_eq!(held.updates().count(), MAX_HELD_UPDATES);
     }
 }
