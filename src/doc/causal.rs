@@ -48,30 +48,30 @@ pub(crate) struct HeldUpdates {
 /// with state vector `state` has: no clock range starts beyond what the document and the update's
 /// own earlier ranges cover.
 pub(crate) fn continues(insertions: &IdSet, state: &StateVector) -> bool {
-    insertions.iter().all(|(client, ranges)| {
-        let mut covered = state.get(client);
-        ranges.iter().all(|range| {
-            let next = range.start <= covered;
-            covered = covered.max(range.end);
-            next
-        })
-    })
+    insertions
+        .iter()
+        .all(|(client, ranges)| continues_from(state.get(client), ranges))
 }
 
 /// The clients for which `insertions` does not continue `state`.
 fn gaps(insertions: &IdSet, state: &StateVector) -> Vec<yrs::block::ClientID> {
     insertions
         .iter()
-        .filter(|(client, ranges)| {
-            let mut covered = state.get(client);
-            !ranges.iter().all(|range| {
-                let next = range.start <= covered;
-                covered = covered.max(range.end);
-                next
-            })
-        })
+        .filter(|(client, ranges)| !continues_from(state.get(client), ranges.iter()))
         .map(|(client, _)| *client)
         .collect()
+}
+
+/// Whether the clock ranges of one client (ascending) continue from clock `covered` with no gap.
+fn continues_from<'a>(
+    mut covered: u32,
+    ranges: impl IntoIterator<Item = &'a std::ops::Range<u32>>,
+) -> bool {
+    ranges.into_iter().all(|range| {
+        let next = range.start <= covered;
+        covered = covered.max(range.end);
+        next
+    })
 }
 
 fn bad(e: impl core::fmt::Display) -> Error {
