@@ -252,16 +252,12 @@ impl Metrics {
                 micros % 1_000_000
             );
         }
-        let _ = writeln!(
-            out,
-            "# HELP ants_relay_refused_total Requests refused, by error code."
+        render_by_code(
+            &mut out,
+            "ants_relay_refused_total",
+            "Requests refused, by error code.",
+            &self.ops_refused,
         );
-        let _ = writeln!(out, "# TYPE ants_relay_refused_total counter");
-        if let Ok(refused) = self.ops_refused.lock() {
-            for (code, count) in refused.iter() {
-                let _ = writeln!(out, "ants_relay_refused_total{{code=\"{code}\"}} {count}");
-            }
-        }
         gauge(
             &mut out,
             "ants_relay_yjs_rooms",
@@ -276,19 +272,12 @@ impl Metrics {
             "counter",
             load(&self.yjs_updates),
         );
-        let _ = writeln!(
-            out,
-            "# HELP ants_relay_yjs_closed_total Connections a Yjs room closed, by reason code."
+        render_by_code(
+            &mut out,
+            "ants_relay_yjs_closed_total",
+            "Connections a Yjs room closed, by reason code.",
+            &self.yjs_closed,
         );
-        let _ = writeln!(out, "# TYPE ants_relay_yjs_closed_total counter");
-        if let Ok(closed) = self.yjs_closed.lock() {
-            for (code, count) in closed.iter() {
-                let _ = writeln!(
-                    out,
-                    "ants_relay_yjs_closed_total{{code=\"{code}\"}} {count}"
-                );
-            }
-        }
         self.commit.render(
             &mut out,
             "ants_relay_commit_seconds",
@@ -352,6 +341,17 @@ impl Phase {
             Phase::Write => "write",
             Phase::Commit => "commit",
             Phase::Answer => "answer",
+        }
+    }
+}
+
+/// Writes the counter `name`, one sample per code.
+fn render_by_code(out: &mut String, name: &str, help: &str, counts: &Mutex<BTreeMap<String, u64>>) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} counter");
+    if let Ok(counts) = counts.lock() {
+        for (code, count) in counts.iter() {
+            let _ = writeln!(out, "{name}{{code=\"{code}\"}} {count}");
         }
     }
 }
