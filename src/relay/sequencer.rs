@@ -24,9 +24,9 @@
 //!
 //! Per (topic, author) the counter must strictly increase; gaps are allowed (an author may
 //! abandon an op it never managed to publish). A counter at or below the author's last one is
-//! a retry when the op is byte-identical to the one stored at that counter (the original
-//! receipt is returned, nothing is stored), `COUNTER_REUSED` when another op is stored there,
-//! and `COUNTER_STALE` when nothing is.
+//! a retry when the op is byte-identical to the one stored at that counter (a receipt of the
+//! original entry is returned, nothing is stored), `COUNTER_REUSED` when another op is stored
+//! there, and `COUNTER_STALE` when nothing is.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
