@@ -313,7 +313,7 @@ impl Metrics {
 pub enum Phase {
     /// Checks, numbering, Merkle frontier, replica.
     Sequence,
-    /// Signing the batch's receipts (on a thread of its own, while Write and Commit run).
+    /// Signing the batch's receipts: one signature for the batch, after Commit.
     Sign,
     /// Writing rows (entries, hashes, snapshots).
     Write,

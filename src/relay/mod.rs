@@ -24,7 +24,6 @@ pub mod key;
 pub mod metrics;
 pub mod rate;
 pub mod sequencer;
-pub mod signer;
 mod socket;
 pub mod store;
 pub mod yjs;

@@ -41,7 +41,6 @@ use super::config::ReplicaRules;
 use super::durable::{Announcement, Answer, Audience, Durability, Syncer, WalSyncer};
 use super::hub::{CachedEntry, Hub};
 use super::metrics::{Metrics, Phase};
-use super::signer::ReceiptSigner;
 use super::store::{self, storage, to_sql, RecoveredTopic, SqlHashes};
 use crate::entry::Entry;
 use crate::error::{Error, Result};
@@ -389,8 +388,6 @@ struct Sequencer {
     durability: Durability,
     metrics: Arc<Metrics>,
     identity: Arc<Identity>,
-    /// Signs each batch's receipts while the batch is written and committed.
-    signer: ReceiptSigner,
     snapshot_every: u64,
     rules: ReplicaRules,
     /// Keeps the checkpoint thread running while the sequencer runs (`None` in unit tests).
@@ -444,7 +441,6 @@ pub fn start(
         topics,
         durability,
         metrics,
-        signer: ReceiptSigner::start(identity.clone())?,
         identity,
         snapshot_every: tuning.snapshot_every,
         rules,
@@ -662,23 +658,24 @@ impl Sequencer {
                 outcomes.push(outcome);
             }
             self.metrics.phase(Phase::Sequence, started.elapsed());
-            // The receipts are signed on the signing thread while this one writes the batch
-            // and commits it: they are not stored (see `store::SCHEMA`), so nothing written
-            // depends on them, and none is sent before the batch is durable.
-            let receipts = log.pending.iter().map(|p| p.receipt.clone()).collect();
-            self.signer.begin(receipts)?;
-            let committed = write_and_commit(
+            write_and_commit(
                 tx,
                 &log.pending,
                 &fresh,
                 &mut self.topics,
                 self.snapshot_every,
                 &self.metrics,
-            );
-            let (receipts, signing_time) = self.signer.finish()?;
-            self.metrics.phase(Phase::Sign, signing_time);
-            committed?;
-            signed = receipts;
+            )?;
+            // One signature for the whole batch (receipt version 2): cheaper here than handing
+            // the batch to another thread and waiting for it. Receipts are not stored (see
+            // `store::SCHEMA`), and none is sent before the durability thread's sync.
+            let signing = Instant::now();
+            let receipts = log.pending.iter().map(|p| p.receipt.clone()).collect();
+            signed = SignedReceipt::sign_batch(&self.identity, receipts)?
+                .into_iter()
+                .map(|receipt| receipt.as_bytes().to_vec())
+                .collect();
+            self.metrics.phase(Phase::Sign, signing.elapsed());
             Ok(())
         })();
         if let Err(error) = result {
@@ -1080,7 +1077,6 @@ mod tests {
             .unwrap(),
             metrics: Arc::default(),
             identity: Arc::new(Identity::from_seed(&[1; 32]).unwrap()),
-            signer: ReceiptSigner::start(Arc::new(Identity::from_seed(&[1; 32]).unwrap())).unwrap(),
             snapshot_every: 0,
             rules: ReplicaRules::default(),
             _checkpointer: None,
