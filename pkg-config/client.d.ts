@@ -116,6 +116,11 @@ export declare class RelayClient {
 export declare function makeRelayClient(ants: unknown): typeof RelayClient;
 
 export interface GroupOptions extends ClientOptions {
+  /**
+   * Relays that must be live before `connect` resolves (default: a majority); the others keep
+   * reconnecting. `connectTimeoutMs` bounds the wait.
+   */
+  minLive?: number;
   /** How long an op may be missing from one relay after another had it (default 30000 ms). */
   deadlineMs?: number;
   /** How often verified heads are requested and gossiped through the other relays (default 10000 ms). */
@@ -132,6 +137,8 @@ export type GroupMisbehaviour = (Misbehaviour & { relay: string }) | {
   opId: string;
   /** The relay that has not shown the op. */
   relay: string;
+  /** That relay's client status when reported: "connecting" means it is out of reach. */
+  status: Status;
   /** A relay that acknowledged or showed it. */
   seenOn: string;
   detail: string;
@@ -144,6 +151,7 @@ export declare class RelayGroup {
   readonly clients: RelayClient[];
   on(type: "misbehaviour", handler: (event: GroupMisbehaviour) => void): () => void;
   on(type: "error", handler: (error: Error & { code?: string }) => void): () => void;
+  on(type: "status", handler: (event: { relay: string; status: Status }) => void): () => void;
   subscribe(topic: string, options?: { onEntry?: (entry: VerifiedEntry & { relay: string }) => void; expectAll?: boolean; from?: number; config?: SubscribeOptions["config"] }): void;
   /** Publishes one signed op to every relay; resolves to the receipts in url order. */
   publish(topic: string, kind: string, body: Uint8Array | string): Promise<VerifiedReceipt[]>;

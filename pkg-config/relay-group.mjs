@@ -15,6 +15,36 @@ function badInput(message) {
   return Object.assign(new TypeError(message), { code: "BAD_INPUT" });
 }
 
+/**
+ * Resolves once `minLive` of `clients` are live; rejects with CONNECT_TIMEOUT, naming the relays
+ * not live, after `ms`.
+ */
+function liveQuorum(urls, clients, minLive, ms) {
+  return new Promise((resolve, reject) => {
+    const live = new Set();
+    const timer = setTimeout(() => {
+      const missing = urls.filter((_, i) => !live.has(i));
+      const error = new Error(
+        `${live.size} of ${urls.length} relays live within ${ms} ms, ${minLive} needed; not live: ${missing.join(", ")}`,
+      );
+      reject(Object.assign(error, { code: "CONNECT_TIMEOUT" }));
+    }, ms);
+    clients.forEach((client, i) =>
+      client.ready().then(
+        () => {
+          live.add(i);
+          if (live.size >= minLive) {
+            clearTimeout(timer);
+            resolve();
+          }
+        },
+        // Rejected only when the client is closed: the timeout or the caller decides.
+        () => {},
+      ),
+    );
+  });
+}
+
 export function makeRelayGroup(ants, RelayClient) {
   class RelayGroup {
     #clients;
@@ -24,20 +54,30 @@ export function makeRelayGroup(ants, RelayClient) {
     #options;
 
     /**
-     * Connects to every url (at least 2) as `identity`; `options` are RelayClient options plus
-     * `deadlineMs` (default 30 s: how long an op may be missing from one relay), `gossipMs`
-     * (default 10 s: how often verified heads are asked for and gossiped) and `states` (one
-     * exported state per relay, in url order).
+     * Connects to every url (2 to 16) as `identity`, all at once. Resolves once `minLive` of
+     * them (default: a majority) are live; the others keep reconnecting in the background, and
+     * what is published meanwhile waits in their sessions until they are back. Rejects with
+     * CONNECT_TIMEOUT, closing every connection, when fewer are live after `connectTimeoutMs`
+     * (default 10 s). `options` are RelayClient options plus `minLive`, `deadlineMs` (default
+     * 30 s: how long an op may be missing from one relay), `gossipMs` (default 10 s: how often
+     * verified heads are asked for and gossiped) and `states` (one exported state per relay, in
+     * url order).
      */
     static async connect(urls, identity, options = {}) {
       if (!Array.isArray(urls) || urls.length < 2 || urls.length > 16) {
         throw badInput("RelayGroup needs 2 to 16 relay urls");
       }
+      const minLive = options.minLive ?? Math.floor(urls.length / 2) + 1;
+      if (!Number.isInteger(minLive) || minLive < 1 || minLive > urls.length) {
+        throw badInput(`minLive must be an integer from 1 to ${urls.length}`);
+      }
       const clients = [];
       try {
         for (const [i, url] of urls.entries()) {
-          clients.push(await RelayClient.connect(url, identity, { ...options, state: options.states?.[i] }));
+          const state = options.states?.[i];
+          clients.push(await RelayClient.connect(url, identity, { ...options, state, wait: false }));
         }
+        await liveQuorum(urls, clients, minLive, options.connectTimeoutMs ?? 10_000);
       } catch (error) {
         for (const client of clients) client.close();
         throw error;
@@ -52,6 +92,7 @@ export function makeRelayGroup(ants, RelayClient) {
       clients.forEach((client, i) => {
         client.on("misbehaviour", (event) => this.#emit("misbehaviour", { ...event, relay: urls[i] }));
         client.on("verified", (event) => this.#gossip(i, event.topic));
+        client.on("status", (status) => this.#emit("status", { relay: urls[i], status }));
       });
       this.#timer = setInterval(() => this.#tick(), Math.min(1000, options.gossipMs ?? 10_000));
       if (typeof this.#timer?.unref === "function") this.#timer.unref();
@@ -62,7 +103,10 @@ export function makeRelayGroup(ants, RelayClient) {
       return [...this.#clients];
     }
 
-    /** `on("misbehaviour" | "error", handler)`; returns a function that removes it. */
+    /**
+     * `on("misbehaviour" | "error" | "status", handler)`; returns a function that removes it.
+     * "status" events are `{ relay, status }`, one relay's RelayClient status.
+     */
     on(type, handler) {
       if (!this.#listeners.has(type)) this.#listeners.set(type, new Set());
       this.#listeners.get(type).add(handler);
@@ -146,6 +190,9 @@ export function makeRelayGroup(ants, RelayClient) {
             topic,
             opId: d.opId,
             relay: this.urls[d.missingOn],
+            // "live" or "verified" for a relay that holds the op back; "connecting" for one
+            // that is out of reach.
+            status: this.#clients[d.missingOn].status,
             seenOn: this.urls[d.seenOn],
             detail: `op ${d.opId} shown by ${this.urls[d.seenOn]} is missing on ${this.urls[d.missingOn]} after ${d.waitedMs} ms`,
           });

@@ -1,7 +1,8 @@
 // RelayGroup (ants-coord/client) against two real ants-relay processes started by the test:
 // one op per publish on both relays, each entry delivered once, checkpoint gossip between honest
 // relays raises nothing, and an op one relay never shows (a proxy in front of it swallows the
-// publish) is reported NOT_ON_ALL_RELAYS after the deadline.
+// publish) is reported NOT_ON_ALL_RELAYS after the deadline. A relay out of reach at connect
+// does not keep the group from coming up with the others, and gets the ops once it is up.
 //
 // Needs: scripts/build-pkg.sh (pkg/) and `cargo build --features relay --bin ants-relay`.
 import assert from 'node:assert/strict';
@@ -22,9 +23,9 @@ const relayBin = join(targetDir, 'debug', 'ants-relay');
 const relays = [];
 const cleanups = [];
 
-async function startRelay() {
+async function startRelay(port) {
   const data = mkdtempSync(join(tmpdir(), 'ants-group-test-'));
-  const port = await freePort();
+  port ??= await freePort();
   const child = spawn(relayBin, ['--listen', `127.0.0.1:${port}`, '--data', data], {
     stdio: ['ignore', 'ignore', 'inherit'],
   });
@@ -129,6 +130,46 @@ test('an op one relay never shows is reported NOT_ON_ALL_RELAYS after the deadli
   assert.match(missing[0].detail, /missing on/);
   alice.close();
   await assert.rejects(hidden, (e) => e.code === 'CLOSED', 'still unacknowledged by relay two at close');
+});
+
+test('a relay out of reach at connect: the group comes up with the others, and the op reaches it once it is up', async () => {
+  const port = await freePort();
+  const late = `ws://127.0.0.1:${port}/ws`;
+  const urls = [relays[0], relays[1], late];
+  const statuses = [];
+  const alice = await RelayGroup.connect(urls, Identity.fromSeed(seed(5)), { ...options, maxBackoffMs: 300 });
+  alice.on('status', (e) => statuses.push(e));
+  assert.deepEqual(alice.clients.map((c) => c.status), ['live', 'live', 'connecting']);
+  const reports = [];
+  alice.on('misbehaviour', (e) => reports.push(e));
+  alice.subscribe('late');
+  const published = alice.publish('late', 'post', 'waits for the third relay');
+  const deadline = Date.now() + 10_000;
+  while (reports.length === 0 && Date.now() < deadline) await sleep(100);
+  assert.equal(reports.length, 1, JSON.stringify(reports));
+  assert.equal(reports[0].code, 'NOT_ON_ALL_RELAYS');
+  assert.equal(reports[0].relay, late);
+  assert.equal(reports[0].status, 'connecting', 'reported as out of reach, not as hiding the op');
+  await startRelay(port);
+  const receipts = await published;
+  assert.equal(receipts.length, 3);
+  assert.ok(receipts.every((r) => r.opId === receipts[0].opId), 'the same op on all three relays');
+  assert.ok(statuses.some((e) => e.relay === late && e.status === 'live'), JSON.stringify(statuses));
+  alice.close();
+});
+
+test('RelayGroup rejects CONNECT_TIMEOUT, naming the relays out of reach, when fewer than minLive are live', async () => {
+  const dead = `ws://127.0.0.1:${await freePort()}/ws`;
+  await assert.rejects(
+    RelayGroup.connect([relays[0], dead], Identity.fromSeed(seed(6)), { ...options, minLive: 2, connectTimeoutMs: 800 }),
+    (e) => e.code === 'CONNECT_TIMEOUT' && e.message.includes(dead) && !e.message.includes(relays[0]),
+  );
+  for (const minLive of [0, 3, 1.5]) {
+    await assert.rejects(
+      RelayGroup.connect(relays, Identity.fromSeed(seed(6)), { ...options, minLive }),
+      (e) => e.code === 'BAD_INPUT',
+    );
+  }
 });
 
 test('RelayGroup refuses fewer than two relays', async () => {
