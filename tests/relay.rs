@@ -1,5 +1,5 @@
 //! The relay's core path over real sockets: publish → verify → sequence → durable → receipt →
-//! fan-out, replay seams, idempotent retries, ordering, restart.
+//! fan-out, replay seams, idempotent retries, ordering, restart, the relay key a log keeps.
 #![cfg(all(feature = "relay", not(target_arch = "wasm32")))]
 
 mod common;
@@ -189,6 +189,45 @@ async fn a_restart_restores_every_topic_exactly() {
     assert_eq!(a.publish_ok(&op(&alice, "a", 5, b"z")).await, 5);
     let stale = a.publish(&op(&alice, "a", 4, b"again")).await;
     assert_eq!(code_of(&stale), "COUNTER_REUSED");
+    relay.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_data_directory_keeps_the_relay_key_its_log_is_signed_with() {
+    let data = temp_dir("other-key");
+    let relay = start_relay(data.clone()).await;
+    let relay_id = relay.relay_id();
+    let alice = identity(1);
+    let mut a = Client::connect_as(&relay.url(), &alice).await;
+    a.publish_ok(&op(&alice, "t", 0, b"under the first key"))
+        .await;
+    relay.shutdown().await.unwrap();
+
+    // Another key file over the same log is refused before anything is served.
+    let other_key = data.join("other.key");
+    std::fs::write(&other_key, format!("{}\n", "07".repeat(32))).unwrap();
+    let mut config = ants_coord::relay::Config::ephemeral(data.clone());
+    config.key = Some(other_key);
+    let Err(error) = ants_coord::relay::start(config).await else {
+        panic!("a relay started over another key's log");
+    };
+    assert_eq!(error.code(), "BAD_INPUT");
+    let message = error.to_string();
+    assert!(message.contains(&relay_id.to_string()), "{message}");
+    assert!(
+        message.contains(&identity(7).agent_id().to_string()),
+        "{message}"
+    );
+
+    // The log's own key still opens it, with its entry in place.
+    let relay = start_relay(data).await;
+    assert_eq!(relay.relay_id(), relay_id);
+    let mut reader = Client::connect(&relay.url()).await;
+    assert_eq!(reader.subscribe("t", 0).await, 1);
+    assert_eq!(
+        reader.next_entry().await.op().body(),
+        b"under the first key"
+    );
     relay.shutdown().await.unwrap();
 }
 

@@ -407,6 +407,7 @@ pub fn start(
     rules: ReplicaRules,
 ) -> Result<(SequencerQueue, std::thread::JoinHandle<()>)> {
     let conn = store::open_writer(&db_path)?;
+    store::bind_relay_key(&conn, &identity.agent_id())?;
     // Entries a crashed relay committed without syncing them survive in the page cache and
     // are about to be recovered; sync them before any is served, or a power loss could still
     // take back what subscribers were shown. (No WAL file: everything is in the database

@@ -99,6 +99,46 @@ pub fn open_writer(path: &Path) -> Result<Connection> {
     Ok(conn)
 }
 
+/// The `meta` row that names the relay key the database's log is signed with.
+const RELAY_KEY: &str = "relay_key";
+
+/// Binds the database to the key that signs its log: records `relay` the first time (also for a
+/// database written before this record existed), and refuses any other key afterwards. The
+/// receipts and checkpoints already given out name the recorded key; a relay that went on
+/// under another would be reported `RELAY_KEY_CHANGED` by every client that pinned it.
+///
+/// Errors: `BAD_INPUT` naming both keys when the database belongs to another key;
+/// `UNAVAILABLE` when storage fails.
+pub fn bind_relay_key(conn: &Connection, relay: &AgentId) -> Result<()> {
+    let recorded: Option<Vec<u8>> = conn
+        .query_row(
+            "SELECT value FROM meta WHERE key = ?1",
+            params![RELAY_KEY],
+            |row| row.get(0),
+        )
+        .optional()
+        .map_err(storage("read the relay key"))?;
+    match recorded {
+        None => {
+            conn.execute(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2)",
+                params![RELAY_KEY, &relay.as_bytes()[..]],
+            )
+            .map_err(storage("record the relay key"))?;
+            Ok(())
+        }
+        Some(bytes) if bytes == relay.as_bytes() => Ok(()),
+        Some(bytes) => {
+            let owner = AgentId::from_bytes(&bytes)
+                .map_or_else(|_| "an unreadable key".to_owned(), |id| id.to_string());
+            Err(Error::BadInput(format!(
+                "this data directory's log is signed by relay key {owner}, not {relay}: start \
+                 with that key file (--key), or with a new data directory"
+            )))
+        }
+    }
+}
+
 /// WAL frames beyond which the writer checkpoints by itself (a safety net: normally the
 /// [`spawn_checkpointer`] thread keeps the WAL far below this).
 const WRITER_AUTOCHECKPOINT_PAGES: i64 = 50_000;
