@@ -254,6 +254,38 @@ async fn health_and_metrics_answer_over_http() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_wal_stops_acknowledgements_and_fails_the_health_check() {
+    let data = temp_dir("lost-wal");
+    let relay = start_relay(data.clone()).await;
+    let alice = identity(1);
+    let mut client = Client::connect_as(&relay.url(), &alice).await;
+    client.publish_ok(&op(&alice, "w", 0, b"durable")).await;
+    assert!(http_get(relay.local_addr(), "/metrics")
+        .await
+        .contains("ants_relay_write_path_failed 0"));
+
+    // The WAL file vanishes under the running relay (a disk or an operator gone wrong): the
+    // next commit cannot be made durable, so it and every later publish are refused.
+    let mut wal = data
+        .join(ants_coord::relay::store::DB_FILE)
+        .into_os_string();
+    wal.push("-wal");
+    std::fs::remove_file(&wal).unwrap();
+    for counter in 1..3 {
+        let refused = client.publish(&op(&alice, "w", counter, b"lost")).await;
+        assert_eq!(code_of(&refused), "UNAVAILABLE");
+    }
+    let health = http_get_any(relay.local_addr(), "/healthz").await;
+    assert!(health.starts_with("HTTP/1.1 503"), "{health}");
+    assert!(health.contains("write path failed"), "{health}");
+    assert!(http_get(relay.local_addr(), "/metrics")
+        .await
+        .contains("ants_relay_write_path_failed 1"));
+    client.close().await;
+    relay.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn receipts_checkpoints_and_proofs_verify_against_each_other() {
     use ants_coord::log::{
         leaf_hash, ConsistencyProof, InclusionProof, SignedCheckpoint, SignedReceipt,

@@ -170,6 +170,11 @@ impl Durability {
     pub fn failed(&self) -> bool {
         self.failed.load(Ordering::Acquire)
     }
+
+    /// The flag behind [`Durability::failed`], for whoever reports the relay's health.
+    pub fn failure_flag(&self) -> Arc<AtomicBool> {
+        self.failed.clone()
+    }
 }
 
 impl Drop for Durability {

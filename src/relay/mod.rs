@@ -28,6 +28,7 @@ mod socket;
 pub mod store;
 pub mod yjs;
 
+use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -319,7 +320,7 @@ fn router(shared: Arc<Shared>) -> Router {
         .route(yjs::YJS_PATH, get(yjs::upgrade))
         .route("/yjs/", get(yjs::upgrade))
         .route("/yjs/{*room}", get(yjs::upgrade))
-        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/healthz", get(health))
         .route("/metrics", get(metrics_text))
         .with_state(shared);
     if let Some(dir) = pkg {
@@ -331,12 +332,26 @@ fn router(shared: Arc<Shared>) -> Router {
     }
 }
 
+/// `200 ok` while the relay can acknowledge publishes; `503` once its write path failed (a WAL
+/// sync failed, or the sequencer panicked), which only a restart clears.
+async fn health(State(shared): State<Arc<Shared>>) -> Response {
+    if shared.sequencer.write_path_failed() {
+        let why =
+            "write path failed: every publish is refused until the relay restarts (see its log)\n";
+        return (StatusCode::SERVICE_UNAVAILABLE, why).into_response();
+    }
+    "ok\n".into_response()
+}
+
 async fn metrics_text(State(shared): State<Arc<Shared>>) -> Response {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        shared.metrics.render(),
-    )
-        .into_response()
+    let mut text = shared.metrics.render();
+    let failed = u8::from(shared.sequencer.write_path_failed());
+    let _ = write!(
+        text,
+        "# HELP ants_relay_write_path_failed 1 once nothing more can be acknowledged until restart.\n\
+         # TYPE ants_relay_write_path_failed gauge\nants_relay_write_path_failed {failed}\n"
+    );
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
 async fn upgrade(State(shared): State<Arc<Shared>>, ws: WebSocketUpgrade) -> Response {

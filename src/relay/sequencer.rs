@@ -159,20 +159,31 @@ enum Command {
 
 /// The sending side of the queue in front of the verifier and sequencer threads.
 #[derive(Debug, Clone)]
-pub struct SequencerQueue(SyncSender<Command>);
+pub struct SequencerQueue {
+    tx: SyncSender<Command>,
+    /// Raised when nothing more can be acknowledged: a WAL sync failed, or the sequencer
+    /// thread panicked.
+    failed: Arc<AtomicBool>,
+}
 
 impl SequencerQueue {
     /// Asks the sequencer to verify and commit everything queued before this call and stop
     /// (blocks while the queue is full).
     pub fn stop(&self) {
-        let _ = self.0.send(Command::Stop);
+        let _ = self.tx.send(Command::Stop);
+    }
+
+    /// Whether the write path failed (a WAL sync failed, or the sequencer thread panicked):
+    /// every publish is refused `UNAVAILABLE` until the relay restarts.
+    pub fn write_path_failed(&self) -> bool {
+        self.failed.load(Ordering::Acquire)
     }
 
     /// The replica state hash of `topic` once everything queued before this call is committed
     /// (`None` for a topic with no entries). Blocks.
     pub fn replica_state_hash(&self, topic: &str) -> Result<Option<[u8; 32]>> {
         let (answer, result) = std::sync::mpsc::channel();
-        self.0
+        self.tx
             .send(Command::StateHash {
                 topic: topic.to_owned(),
                 answer,
@@ -185,10 +196,13 @@ impl SequencerQueue {
 
     /// Queues a publish without blocking. A full queue is `UNAVAILABLE` (retrying is safe).
     pub fn submit(&self, request: PublishRequest) -> Result<()> {
-        match self.0.try_send(Command::Publish(request)) {
+        match self.tx.try_send(Command::Publish(request)) {
             Ok(()) => Ok(()),
             Err(TrySendError::Full(_)) => {
                 Err(Error::Unavailable("the sequencer is saturated".into()))
+            }
+            Err(TrySendError::Disconnected(_)) if self.write_path_failed() => {
+                Err(super::durable::unavailable())
             }
             Err(TrySendError::Disconnected(_)) => {
                 Err(Error::Unavailable("the relay is shutting down".into()))
@@ -437,6 +451,8 @@ pub fn start(
             metrics: metrics.clone(),
         },
     )?;
+    let failed = durability.failure_flag();
+    let panicked = failed.clone();
     let mut sequencer = Sequencer {
         conn,
         topics,
@@ -449,13 +465,23 @@ pub fn start(
     };
     let handle = std::thread::Builder::new()
         .name("ants-sequencer".into())
-        .spawn(move || sequencer.run(verified_rx, tuning))
+        .spawn(move || {
+            let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                sequencer.run(verified_rx, tuning);
+            }));
+            if run.is_err() {
+                // The panic hook printed where. The queue closes as `sequencer` drops, so
+                // every later publish is refused; the health check says why.
+                panicked.store(true, Ordering::Release);
+                tracing::error!("the sequencer panicked: refusing every publish until restart");
+            }
+        })
         .map_err(|e| Error::Unavailable(format!("cannot start the sequencer thread: {e}")))?;
     std::thread::Builder::new()
         .name("ants-verifier".into())
         .spawn(move || run_verifier(&rx, &verified_tx, &verifier_metrics))
         .map_err(|e| Error::Unavailable(format!("cannot start the verifier thread: {e}")))?;
-    Ok((SequencerQueue(tx), handle))
+    Ok((SequencerQueue { tx, failed }, handle))
 }
 
 /// The verifier thread: batches of publishes in, verified publishes out, in arrival order.

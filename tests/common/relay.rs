@@ -233,12 +233,18 @@ pub fn code_of(frame: &Frame) -> &str {
 
 /// GETs `path` from the relay's HTTP side and returns the whole response (status 200 asserted).
 pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
+    let response = http_get_any(addr, path).await;
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    response
+}
+
+/// The whole HTTP response to `GET path`, whatever its status.
+pub async fn http_get_any(addr: std::net::SocketAddr, path: &str) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
     stream.write_all(request.as_bytes()).await.unwrap();
     let mut response = String::new();
     stream.read_to_string(&mut response).await.unwrap();
-    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
     response
 }
