@@ -201,9 +201,9 @@ impl SequencerQueue {
             Err(TrySendError::Full(_)) => {
                 Err(Error::Unavailable("the sequencer is saturated".into()))
             }
-            Err(TrySendError::Disconnected(_)) if self.write_path_failed() => {
-                Err(super::durable::unavailable())
-            }
+            Err(TrySendError::Disconnected(_)) if self.write_path_failed() => Err(
+                Error::Unavailable("the relay's write path failed; restart it".into()),
+            ),
             Err(TrySendError::Disconnected(_)) => {
                 Err(Error::Unavailable("the relay is shutting down".into()))
             }
