@@ -465,23 +465,23 @@ pub fn start(
     };
     let handle = std::thread::Builder::new()
         .name("ants-sequencer".into())
-        .spawn(move || {
-            let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                sequencer.run(verified_rx, tuning);
-            }));
-            if run.is_err() {
-                // The panic hook printed where. The queue closes as `sequencer` drops, so
-                // every later publish is refused; the health check says why.
-                panicked.store(true, Ordering::Release);
-                tracing::error!("the sequencer panicked: refusing every publish until restart");
-            }
-        })
+        .spawn(move || raise_on_panic(&panicked, move || sequencer.run(verified_rx, tuning)))
         .map_err(|e| Error::Unavailable(format!("cannot start the sequencer thread: {e}")))?;
     std::thread::Builder::new()
         .name("ants-verifier".into())
         .spawn(move || run_verifier(&rx, &verified_tx, &verifier_metrics))
         .map_err(|e| Error::Unavailable(format!("cannot start the verifier thread: {e}")))?;
     Ok((SequencerQueue { tx, failed }, handle))
+}
+
+/// Runs `body`; should it panic, raises `failed` instead of letting the panic end the thread
+/// unnoticed. (The panic hook has printed where; the sequencer's queue closes as it drops, so
+/// every later publish is refused, and the health check says why.)
+fn raise_on_panic(failed: &AtomicBool, body: impl FnOnce()) {
+    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)).is_err() {
+        failed.store(true, Ordering::Release);
+        tracing::error!("the sequencer panicked: refusing every publish until restart");
+    }
 }
 
 /// The verifier thread: batches of publishes in, verified publishes out, in arrival order.
@@ -1119,6 +1119,18 @@ mod tests {
             deps,
             body: body.to_vec(),
         }
+    }
+
+    #[test]
+    fn a_panic_in_the_sequencer_raises_the_failure_flag() {
+        let failed = AtomicBool::new(false);
+        raise_on_panic(&failed, || {});
+        assert!(
+            !failed.load(Ordering::Acquire),
+            "a normal end is not a failure"
+        );
+        raise_on_panic(&failed, || panic!("a bug met on the write path"));
+        assert!(failed.load(Ordering::Acquire));
     }
 
     #[test]
