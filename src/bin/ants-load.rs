@@ -6,7 +6,7 @@
 //! ```text
 //! cargo build --release --features relay --bins
 //! target/release/ants-load throughput --publishers 64 --subscribers 10 --seconds 10
-//! target/release/ants-load latency --rate 5000 --subscribers 100 --seconds 10
+//! target/release/ants-load latency --rate 5000 --subscribers 100 --seconds 10 --runs 5
 //! target/release/ants-load idle --connections 1000
 //! target/release/ants-load recovery --entries 1000000
 //! ```
@@ -72,6 +72,10 @@ enum Scenario {
         subscribers: usize,
         #[arg(long, default_value_t = 10)]
         publishers: usize,
+        /// Runs, each on a relay of its own over a fresh data directory; with more than one,
+        /// a last line gives the median and range of each p99 and the runs under 10 ms.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=50))]
+        runs: u32,
     },
     /// Relay memory per idle connection.
     Idle {
@@ -398,13 +402,36 @@ fn verify_only_rate(prepared: &[(Identity, Vec<Vec<u8>>)]) -> Result<f64, Failur
 /// Most latency samples reserved up front per kind (16 bytes each: 512 MiB).
 const MAX_RESERVED_SAMPLES: usize = 32 << 20;
 
+/// The two p99s of one latency run, in milliseconds.
+struct LatencyP99 {
+    receipt: f64,
+    subscriber: f64,
+}
+
+/// The median, range and count under `target` ms of one p99 over several runs.
+fn summarize(mut p99s: Vec<f64>, target: f64) -> String {
+    p99s.sort_by(f64::total_cmp);
+    let n = p99s.len();
+    let median = if n % 2 == 1 {
+        p99s[n / 2]
+    } else {
+        (p99s[n / 2 - 1] + p99s[n / 2]) / 2.0
+    };
+    let under = p99s.iter().filter(|&&p| p < target).count();
+    format!(
+        "median {median:.2} ms ({:.2}–{:.2}), under {target} ms in {under} of {n}",
+        p99s[0],
+        p99s[n - 1]
+    )
+}
+
 async fn latency(
     url: &str,
     rate: u64,
     subscribers: usize,
     publishers: usize,
     limit: Duration,
-) -> Result<(), Failure> {
+) -> Result<LatencyP99, Failure> {
     let topic = "latency".to_owned();
     let epoch = Instant::now();
     // Every sample is kept, so percentiles are exact. Room for all of them is reserved up
@@ -417,12 +444,25 @@ async fn latency(
             .min(MAX_RESERVED_SAMPLES),
     )));
     let mut readers = Vec::new();
+    // Told to stop once every publisher is done: a reader then hands over what it holds (an
+    // aborted task would drop its last unsaved samples, the run's latest deliveries).
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let delivered = Arc::new(AtomicU64::new(0));
     for _ in 0..subscribers {
         let mut ws = subscribe_all(url, std::slice::from_ref(&topic)).await?;
         let sink = sub_latencies.clone();
+        let mut stopped = stopped.clone();
+        let delivered = delivered.clone();
         readers.push(tokio::spawn(async move {
             let mut mine = Vec::new();
-            while let Some(Ok(message)) = ws.next().await {
+            loop {
+                let message = tokio::select! {
+                    message = ws.next() => message,
+                    _ = stopped.changed() => break,
+                };
+                let Some(Ok(message)) = message else {
+                    break;
+                };
                 let Message::Binary(bytes) = message else {
                     continue;
                 };
@@ -438,6 +478,7 @@ async fn latency(
                     sent.copy_from_slice(&entry[n - 72..n - 64]);
                     let sent = Duration::from_micros(u64::from_be_bytes(sent));
                     mine.push(now.saturating_sub(sent));
+                    delivered.fetch_add(1, Ordering::Relaxed);
                 }
                 if mine.len() >= 256 {
                     if let Ok(mut all) = sink.lock() {
@@ -531,10 +572,13 @@ async fn latency(
     for task in tasks {
         published += task.await.unwrap_or(0);
     }
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    for reader in &readers {
-        reader.abort();
+    // Every subscriber gets every op; wait for that (at most 5 s) before stopping the readers.
+    let all = published * subscribers as u64;
+    let waited = Instant::now();
+    while delivered.load(Ordering::Relaxed) < all && waited.elapsed() < Duration::from_secs(5) {
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    let _ = stop.send(true);
     for reader in readers {
         let _ = reader.await;
     }
@@ -555,7 +599,10 @@ async fn latency(
         percentile(&deliveries, 0.99),
         deliveries.len(),
     );
-    Ok(())
+    Ok(LatencyP99 {
+        receipt: percentile(&receipts, 0.99),
+        subscriber: percentile(&deliveries, 0.99),
+    })
 }
 
 async fn idle(relay: &Relay, connections: usize) -> Result<(), Failure> {
@@ -612,7 +659,6 @@ async fn main() -> Result<(), Failure> {
         .unwrap_or_else(|| std::env::temp_dir().join(format!("ants-load-{}", std::process::id())));
     let _ = std::fs::remove_dir_all(&data);
     std::fs::create_dir_all(&data)?;
-    let (relay, _) = spawn_relay(&data).await?;
     match args.scenario {
         Scenario::Throughput {
             publishers,
@@ -621,6 +667,7 @@ async fn main() -> Result<(), Failure> {
             window,
             ops_per_publisher,
         } => {
+            let (relay, _) = spawn_relay(&data).await?;
             throughput(
                 &relay.url,
                 publishers,
@@ -636,9 +683,33 @@ async fn main() -> Result<(), Failure> {
             rate,
             subscribers,
             publishers,
-        } => latency(&relay.url, rate, subscribers, publishers, limit).await?,
-        Scenario::Idle { connections } => idle(&relay, connections).await?,
-        Scenario::Recovery { entries } => recovery(relay, &data, entries, limit).await?,
+            runs,
+        } => {
+            let mut p99s = Vec::new();
+            for run in 0..runs {
+                if run > 0 {
+                    std::fs::remove_dir_all(&data)?;
+                    std::fs::create_dir_all(&data)?;
+                }
+                let (relay, _) = spawn_relay(&data).await?;
+                p99s.push(latency(&relay.url, rate, subscribers, publishers, limit).await?);
+            }
+            if runs > 1 {
+                let receipt = summarize(p99s.iter().map(|p| p.receipt).collect(), 10.0);
+                let subscriber = summarize(p99s.iter().map(|p| p.subscriber).collect(), 10.0);
+                println!(
+                    "latency over {runs} runs: publish→receipt p99 {receipt}; publish→subscriber p99 {subscriber}"
+                );
+            }
+        }
+        Scenario::Idle { connections } => {
+            let (relay, _) = spawn_relay(&data).await?;
+            idle(&relay, connections).await?;
+        }
+        Scenario::Recovery { entries } => {
+            let (relay, _) = spawn_relay(&data).await?;
+            recovery(relay, &data, entries, limit).await?;
+        }
     }
     if args.data.is_none() {
         let _ = std::fs::remove_dir_all(&data);

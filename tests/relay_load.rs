@@ -1,0 +1,69 @@
+//! The load generator counts what it measures: a small `ants-load latency` run of several
+//! runs has one receipt sample per op and one delivery sample per op and subscriber, and ends
+//! with the summary of its runs. (The figures themselves are for BENCHMARKS.md, not asserted.)
+#![cfg(all(feature = "relay", unix, not(target_arch = "wasm32")))]
+
+use std::process::Command;
+
+/// The number right after `before` in `line`.
+fn number_after(line: &str, before: &str) -> u64 {
+    let start = line
+        .find(before)
+        .unwrap_or_else(|| panic!("{before:?} in {line}"))
+        + before.len();
+    let digits: String = line[start..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits
+        .parse()
+        .unwrap_or_else(|_| panic!("a number after {before:?} in {line}"))
+}
+
+#[test]
+fn a_latency_run_samples_every_receipt_and_every_delivery() {
+    let data = std::env::temp_dir().join(format!("ants-load-test-{}", std::process::id()));
+    let output = Command::new(env!("CARGO_BIN_EXE_ants-load"))
+        .args(["latency", "--rate", "200", "--subscribers", "3"])
+        .args([
+            "--publishers",
+            "2",
+            "--seconds",
+            "2",
+            "--runs",
+            "2",
+            "--data",
+        ])
+        .arg(&data)
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&data);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let runs: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with("latency: "))
+        .collect();
+    assert_eq!(runs.len(), 2, "{stdout}");
+    for run in runs {
+        let ops = number_after(run, "latency: ");
+        assert!(ops >= 200, "{run}");
+        let receipts = number_after(run, "ms (");
+        assert_eq!(receipts, ops, "one receipt sample per op: {run}");
+        let deliveries = number_after(&run[run.find("publish→subscriber").unwrap()..], "ms (");
+        assert_eq!(
+            deliveries,
+            ops * 3,
+            "one delivery sample per op and subscriber: {run}"
+        );
+    }
+    let summary = stdout
+        .lines()
+        .find(|l| l.starts_with("latency over 2 runs: "))
+        .unwrap_or_else(|| panic!("no summary line in {stdout}"));
+    assert_eq!(summary.matches(" of 2").count(), 2, "{summary}");
+}
