@@ -467,6 +467,7 @@ async fn latency(
                     continue;
                 };
                 let now = epoch.elapsed();
+                let before = mine.len();
                 for entry in entry_slices(&bytes) {
                     // The op body (8 bytes: send time in µs since the epoch) sits right before
                     // the 64-byte signature at the end of the entry.
@@ -478,8 +479,9 @@ async fn latency(
                     sent.copy_from_slice(&entry[n - 72..n - 64]);
                     let sent = Duration::from_micros(u64::from_be_bytes(sent));
                     mine.push(now.saturating_sub(sent));
-                    delivered.fetch_add(1, Ordering::Relaxed);
                 }
+                // One shared counter for all readers: counted per message, not per entry.
+                delivered.fetch_add((mine.len() - before) as u64, Ordering::Relaxed);
                 if mine.len() >= 256 {
                     if let Ok(mut all) = sink.lock() {
                         all.append(&mut mine);
