@@ -313,7 +313,7 @@ impl Metrics {
 pub enum Phase {
     /// Checks, numbering, Merkle frontier, replica.
     Sequence,
-    /// Signing the batch's receipts: one signature for the batch, after Commit.
+    /// Signing the batch's receipts: one signature for the batch, before Write.
     Sign,
     /// Writing rows (entries, hashes, snapshots).
     Write,

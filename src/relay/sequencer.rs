@@ -685,16 +685,9 @@ impl Sequencer {
                 outcomes.push(outcome);
             }
             self.metrics.phase(Phase::Sequence, started.elapsed());
-            write_and_commit(
-                tx,
-                &log.pending,
-                &fresh,
-                &mut self.topics,
-                self.snapshot_every,
-                &self.metrics,
-            )?;
             // One signature for the whole batch (receipt version 2): cheaper here than handing
-            // the batch to another thread and waiting for it. Receipts are not stored (see
+            // the batch to another thread and waiting for it. Signed before the commit, so
+            // that a failure leaves nothing committed. Receipts are not stored (see
             // `store::SCHEMA`), and none is sent before the durability thread's sync.
             let signing = Instant::now();
             let receipts = log.pending.iter().map(|p| p.receipt.clone()).collect();
@@ -703,7 +696,14 @@ impl Sequencer {
                 .map(|receipt| receipt.as_bytes().to_vec())
                 .collect();
             self.metrics.phase(Phase::Sign, signing.elapsed());
-            Ok(())
+            write_and_commit(
+                tx,
+                &log.pending,
+                &fresh,
+                &mut self.topics,
+                self.snapshot_every,
+                &self.metrics,
+            )
         })();
         if let Err(error) = result {
             tracing::error!(%error, ops = batch.len(), "batch not committed");
