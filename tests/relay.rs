@@ -219,6 +219,17 @@ async fn a_data_directory_keeps_the_relay_key_its_log_is_signed_with() {
         "{message}"
     );
 
+    // A missing key file is not replaced by a new key: refused, and nothing is created.
+    let lost_key = data.join("lost.key");
+    let mut config = ants_coord::relay::Config::ephemeral(data.clone());
+    config.key = Some(lost_key.clone());
+    let Err(error) = ants_coord::relay::start(config).await else {
+        panic!("a relay made a new key for an existing log");
+    };
+    assert_eq!(error.code(), "BAD_INPUT");
+    assert!(error.to_string().contains(&relay_id.to_string()), "{error}");
+    assert!(!lost_key.exists(), "no key file is left behind");
+
     // The log's own key still opens it, with its entry in place.
     let relay = start_relay(data).await;
     assert_eq!(relay.relay_id(), relay_id);

@@ -190,8 +190,20 @@ pub async fn start(config: Config) -> Result<RelayHandle> {
     std::fs::create_dir_all(&config.data).map_err(|e| {
         Error::Unavailable(format!("data directory {}: {e}", config.data.display()))
     })?;
-    let identity = Arc::new(key::load_or_create(&config.key_path())?);
     let db_path = config.data.join(store::DB_FILE);
+    let key_path = config.key_path();
+    if !key_path.exists() {
+        // A missing key file over an existing log: making a new key would only be refused
+        // by `store::bind_relay_key`, after leaving that key file behind.
+        if let Some(owner) = store::recorded_relay_key(&db_path)? {
+            return Err(Error::BadInput(format!(
+                "relay key file {} does not exist, and this data directory's log is signed by \
+                 relay key {owner}: restore that key file, or start with a new data directory",
+                key_path.display()
+            )));
+        }
+    }
+    let identity = Arc::new(key::load_or_create(&key_path)?);
     // Before the sequencer thread starts, so a failure here leaves nothing running.
     let metrics = Arc::new(Metrics::default());
     let rooms = Arc::new(yjs::Rooms::open(

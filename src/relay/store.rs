@@ -110,15 +110,7 @@ const RELAY_KEY: &str = "relay_key";
 /// Errors: `BAD_INPUT` naming both keys when the database belongs to another key;
 /// `UNAVAILABLE` when storage fails.
 pub fn bind_relay_key(conn: &Connection, relay: &AgentId) -> Result<()> {
-    let recorded: Option<Vec<u8>> = conn
-        .query_row(
-            "SELECT value FROM meta WHERE key = ?1",
-            params![RELAY_KEY],
-            |row| row.get(0),
-        )
-        .optional()
-        .map_err(storage("read the relay key"))?;
-    match recorded {
+    match relay_key_row(conn)? {
         None => {
             conn.execute(
                 "INSERT INTO meta (key, value) VALUES (?1, ?2)",
@@ -128,15 +120,52 @@ pub fn bind_relay_key(conn: &Connection, relay: &AgentId) -> Result<()> {
             Ok(())
         }
         Some(bytes) if bytes == relay.as_bytes() => Ok(()),
-        Some(bytes) => {
-            let owner = AgentId::from_bytes(&bytes)
-                .map_or_else(|_| "an unreadable key".to_owned(), |id| id.to_string());
-            Err(Error::BadInput(format!(
-                "this data directory's log is signed by relay key {owner}, not {relay}: start \
-                 with that key file (--key), or with a new data directory"
-            )))
-        }
+        Some(bytes) => Err(Error::BadInput(format!(
+            "this data directory's log is signed by relay key {}, not {relay}: start with that \
+             key file (--key), or with a new data directory",
+            describe_key(&bytes)
+        ))),
     }
+}
+
+/// The relay key recorded in the database at `path` by [`bind_relay_key`], as text; `None`
+/// when there is no database there or it has no record. Creates nothing: it lets a relay
+/// whose key file is missing refuse before making a new key for an existing log.
+///
+/// Errors: `UNAVAILABLE` when the database cannot be read.
+pub fn recorded_relay_key(path: &Path) -> Result<Option<String>> {
+    if !path.exists() {
+        return Ok(None);
+    }
+    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE)
+        .map_err(storage("open"))?;
+    let has_meta = conn
+        .query_row(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'",
+            [],
+            |_| Ok(()),
+        )
+        .optional()
+        .map_err(storage("read the schema"))?
+        .is_some();
+    if !has_meta {
+        return Ok(None);
+    }
+    Ok(relay_key_row(&conn)?.map(|bytes| describe_key(&bytes)))
+}
+
+fn relay_key_row(conn: &Connection) -> Result<Option<Vec<u8>>> {
+    conn.query_row(
+        "SELECT value FROM meta WHERE key = ?1",
+        params![RELAY_KEY],
+        |row| row.get(0),
+    )
+    .optional()
+    .map_err(storage("read the relay key"))
+}
+
+fn describe_key(bytes: &[u8]) -> String {
+    AgentId::from_bytes(bytes).map_or_else(|_| "(unreadable)".to_owned(), |id| id.to_string())
 }
 
 /// WAL frames beyond which the writer checkpoints by itself (a safety net: normally the
