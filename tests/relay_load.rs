@@ -67,3 +67,18 @@ fn a_latency_run_samples_every_receipt_and_every_delivery() {
         .unwrap_or_else(|| panic!("no summary line in {stdout}"));
     assert_eq!(summary.matches(" of 2").count(), 2, "{summary}");
 }
+
+#[test]
+fn a_latency_run_too_large_to_sign_ahead_is_refused_before_it_starts() {
+    let data = std::env::temp_dir().join(format!("ants-load-big-{}", std::process::id()));
+    let output = Command::new(env!("CARGO_BIN_EXE_ants-load"))
+        .args(["latency", "--rate", "1000000", "--seconds", "300", "--data"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&data);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains("more than a run signs ahead"), "{stderr}");
+    assert!(!String::from_utf8_lossy(&output.stdout).contains("latency: "));
+}

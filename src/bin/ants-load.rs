@@ -14,7 +14,6 @@
 //! Every scenario is bounded in time (`--seconds`, at most 300) and talks only to the relay it
 //! started on the loopback interface.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -425,6 +424,86 @@ fn summarize(mut p99s: Vec<f64>, target: f64) -> String {
     )
 }
 
+/// The publishes of one latency run, signed and framed before it starts. Signing is the
+/// clients' work: a load generator that signed at send time (about 6% of this 2-core machine
+/// at 5,000 ops/s, measured with `perf`) would take that CPU from the relay it measures.
+struct SignedAhead {
+    /// Each publisher's identity and its publish frames, in counter order (request id =
+    /// counter + 1).
+    publishers: Vec<(Identity, Vec<Vec<u8>>)>,
+    /// Frames per publisher: publisher `p`'s op at `counter` has slot `p * per_publisher +
+    /// counter`, which is also its 8-byte body.
+    per_publisher: usize,
+    /// When each slot's publish was sent: µs since the run's epoch, plus one (0: not sent).
+    sent_at: Arc<Vec<AtomicU64>>,
+    /// Time between two publishes of one publisher.
+    period: Duration,
+}
+
+/// Most ops one latency run signs ahead (about 170 B each in memory).
+const MAX_SIGNED_AHEAD: usize = 2 << 20;
+
+/// Signs every publish of a latency run (`rate` ops/s for `limit`, over `publishers`), each
+/// publisher's on a blocking thread of its own.
+async fn sign_ahead(
+    topic: &str,
+    rate: u64,
+    publishers: usize,
+    limit: Duration,
+) -> Result<SignedAhead, Failure> {
+    let publishers = publishers.max(1);
+    let per_second = (rate / publishers as u64).max(1);
+    // One tick per period, plus the first at once: never more than this many sends.
+    let per_publisher = (per_second as f64 * limit.as_secs_f64()).ceil() as usize + 2;
+    if per_publisher.saturating_mul(publishers) > MAX_SIGNED_AHEAD {
+        return Err(format!(
+            "--rate × --seconds is over {MAX_SIGNED_AHEAD} ops, more than a run signs ahead"
+        )
+        .into());
+    }
+    let mut signing = Vec::new();
+    for publisher in 0..publishers {
+        let topic = topic.to_owned();
+        signing.push(tokio::task::spawn_blocking(move || {
+            let me = Identity::generate()?;
+            let first_slot = (publisher * per_publisher) as u64;
+            let frames = (0..per_publisher as u64)
+                .map(|counter| {
+                    let body = (first_slot + counter).to_be_bytes().to_vec();
+                    let op = sign(&me, &topic, counter, body)?;
+                    let publish = Body::Publish {
+                        op: op.as_bytes().to_vec(),
+                    };
+                    Ok(Frame::new(counter as u32 + 1, publish).encode()?)
+                })
+                .collect::<Result<Vec<_>, Failure>>()?;
+            Ok::<_, Failure>((me, frames))
+        }));
+    }
+    let mut signed = Vec::new();
+    for task in signing {
+        signed.push(task.await??);
+    }
+    Ok(SignedAhead {
+        publishers: signed,
+        per_publisher,
+        sent_at: Arc::new(
+            (0..per_publisher * publishers)
+                .map(|_| AtomicU64::new(0))
+                .collect(),
+        ),
+        period: Duration::from_secs_f64(1.0 / per_second as f64),
+    })
+}
+
+/// The send time a `sent_at` slot holds, if its publish was sent.
+fn sent_time(slot: &AtomicU64) -> Option<Duration> {
+    match slot.load(Ordering::Acquire) {
+        0 => None,
+        micros => Some(Duration::from_micros(micros - 1)),
+    }
+}
+
 async fn latency(
     url: &str,
     rate: u64,
@@ -433,6 +512,7 @@ async fn latency(
     limit: Duration,
 ) -> Result<LatencyP99, Failure> {
     let topic = "latency".to_owned();
+    let plan = sign_ahead(&topic, rate, publishers, limit).await?;
     let epoch = Instant::now();
     // Every sample is kept, so percentiles are exact. Room for all of them is reserved up
     // front: a vector that grew while the run is measured would copy tens of MB under its
@@ -453,6 +533,7 @@ async fn latency(
         let sink = sub_latencies.clone();
         let mut stopped = stopped.clone();
         let delivered = delivered.clone();
+        let sent_at = plan.sent_at.clone();
         readers.push(tokio::spawn(async move {
             let mut mine = Vec::new();
             loop {
@@ -469,16 +550,20 @@ async fn latency(
                 let now = epoch.elapsed();
                 let before = mine.len();
                 for entry in entry_slices(&bytes) {
-                    // The op body (8 bytes: send time in µs since the epoch) sits right before
-                    // the 64-byte signature at the end of the entry.
+                    // The op body (8 bytes: the op's slot in `sent_at`) sits right before the
+                    // 64-byte signature at the end of the entry.
                     let n = entry.len();
-                    if n < 72 {
+                    let Some(slot) = n.checked_sub(72).and_then(|at| entry.get(at..n - 64)) else {
                         continue;
+                    };
+                    let slot = u64::from_be_bytes(slot.try_into().unwrap_or_default());
+                    let sent = usize::try_from(slot)
+                        .ok()
+                        .and_then(|slot| sent_at.get(slot))
+                        .and_then(sent_time);
+                    if let Some(sent) = sent {
+                        mine.push(now.saturating_sub(sent));
                     }
-                    let mut sent = [0u8; 8];
-                    sent.copy_from_slice(&entry[n - 72..n - 64]);
-                    let sent = Duration::from_micros(u64::from_be_bytes(sent));
-                    mine.push(now.saturating_sub(sent));
                 }
                 // One shared counter for all readers: counted per message, not per entry.
                 delivered.fetch_add((mine.len() - before) as u64, Ordering::Relaxed);
@@ -496,16 +581,14 @@ async fn latency(
     let receipt_latencies: Arc<Mutex<Vec<Duration>>> = Arc::new(Mutex::new(Vec::with_capacity(
         expected.min(MAX_RESERVED_SAMPLES),
     )));
-    let per_publisher = (rate / publishers.max(1) as u64).max(1);
     let mut tasks = Vec::new();
-    for _ in 0..publishers {
-        let me = Identity::generate()?;
+    for (publisher, (me, frames)) in plan.publishers.into_iter().enumerate() {
         let ws = connect_as(url, &me).await?;
-        let topic = topic.clone();
         let latencies = receipt_latencies.clone();
+        let sent_at = plan.sent_at.clone();
+        let first_slot = publisher * plan.per_publisher;
         tasks.push(tokio::spawn(async move {
             let (mut sink, mut stream) = ws.split();
-            let sent_at: Arc<Mutex<HashMap<u32, Instant>>> = Arc::default();
             let reader = {
                 let sent_at = sent_at.clone();
                 tokio::spawn(async move {
@@ -517,12 +600,16 @@ async fn latency(
                         let Ok(frame) = Frame::decode(&bytes) else {
                             continue;
                         };
-                        let start = sent_at
-                            .lock()
-                            .ok()
-                            .and_then(|mut m| m.remove(&frame.request_id));
-                        if let (Body::Receipt { .. }, Some(start)) = (&frame.body, start) {
-                            mine.push(start.elapsed());
+                        // Request ids are counters + 1 (0 is the hello).
+                        let slot = (frame.request_id as usize)
+                            .checked_sub(1)
+                            .map(|counter| first_slot + counter);
+                        let sent = slot.and_then(|slot| sent_at.get(slot));
+                        if let (Body::Receipt { .. }, Some(sent)) = (&frame.body, sent) {
+                            let Some(sent) = sent_time(sent) else {
+                                continue;
+                            };
+                            mine.push(epoch.elapsed().saturating_sub(sent));
                             if mine.len() >= 256 {
                                 if let Ok(mut all) = latencies.lock() {
                                     all.append(&mut mine);
@@ -535,39 +622,26 @@ async fn latency(
                     }
                 })
             };
-            let period = Duration::from_secs_f64(1.0 / per_publisher as f64);
-            let mut ticker = tokio::time::interval(period);
+            let mut ticker = tokio::time::interval(plan.period);
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
             let started = Instant::now();
-            let mut counter = 0u64;
-            while started.elapsed() < limit {
+            let mut published = 0u64;
+            for (counter, frame) in frames.into_iter().enumerate() {
+                if started.elapsed() >= limit {
+                    break;
+                }
                 ticker.tick().await;
                 let now = epoch.elapsed().as_micros() as u64;
-                let Ok(op) = sign(&me, &topic, counter, now.to_be_bytes().to_vec()) else {
-                    break;
-                };
-                let id = counter as u32 + 1;
-                counter += 1;
-                let Ok(frame) = Frame::new(
-                    id,
-                    Body::Publish {
-                        op: op.as_bytes().to_vec(),
-                    },
-                )
-                .encode() else {
-                    break;
-                };
-                if let Ok(mut m) = sent_at.lock() {
-                    m.insert(id, Instant::now());
-                }
+                sent_at[first_slot + counter].store(now + 1, Ordering::Release);
                 if sink.send(Message::Binary(frame.into())).await.is_err() {
                     break;
                 }
+                published += 1;
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
             let _ = sink.close().await;
             let _ = tokio::time::timeout(Duration::from_secs(2), reader).await;
-            counter
+            published
         }));
     }
     let mut published = 0;
