@@ -13,6 +13,12 @@
 //!
 //! Every scenario is bounded in time (`--seconds`, at most 300) and talks only to the relay it
 //! started on the loopback interface.
+//!
+//! The load generator shares the machine with the relay it measures, so it does ahead of time
+//! what real clients would do on machines of their own: `throughput` and `latency` sign every
+//! op before the measured phase. `latency` clocks each publish from right before its frame is
+//! sent to its receipt (publish→receipt) and to each subscriber's read of it
+//! (publish→subscriber).
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
