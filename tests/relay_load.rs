@@ -1,6 +1,7 @@
 //! The load generator counts what it measures: a small `ants-load latency` run of several
-//! runs has one receipt sample per op and one delivery sample per op and subscriber, and ends
-//! with the summary of its runs. (The figures themselves are for BENCHMARKS.md, not asserted.)
+//! runs has one receipt sample per op and one delivery sample per op and subscriber, reads the
+//! relay's own count of them, and ends with the summary of its runs. (The figures themselves
+//! are for BENCHMARKS.md, not asserted.)
 #![cfg(all(feature = "relay", unix, not(target_arch = "wasm32")))]
 
 use std::process::Command;
@@ -60,12 +61,23 @@ fn a_latency_run_samples_every_receipt_and_every_delivery() {
             ops * 3,
             "one delivery sample per op and subscriber: {run}"
         );
+        // The relay's own clock, read from its /metrics: every op receipted, a share in range.
+        let own = &run[run.find("relay's own").unwrap()..];
+        assert_eq!(number_after(own, "% of "), ops, "{run}");
+        let share: f64 = own[own.find(" for ").unwrap() + 5..own.find('%').unwrap()]
+            .parse()
+            .unwrap();
+        assert!((0.0..=100.0).contains(&share), "{run}");
     }
     let summary = stdout
         .lines()
         .find(|l| l.starts_with("latency over 2 runs: "))
         .unwrap_or_else(|| panic!("no summary line in {stdout}"));
     assert_eq!(summary.matches(" of 2").count(), 2, "{summary}");
+    assert!(
+        summary.contains("relay's own publish→receipt within 10 ms for "),
+        "{summary}"
+    );
 }
 
 #[test]
