@@ -62,6 +62,30 @@ grep -q 'const wasmPath = `${__dirname}/ants_coord_bg.wasm`;' "$cjs_glue" || {
 }
 sed -i 's|const wasmPath = `${__dirname}/ants_coord_bg.wasm`;|const wasmPath = require("path").join(__dirname, "..", "ants_coord_bg.wasm");|' "$cjs_glue"
 
+# wasm-bindgen's glue reports a call on a freed object as a bare
+# Error("null pointer passed to rust"). Give it the package's shape: an AntsCoordError with the
+# stable code BAD_INPUT, as `signOp(freedIdentity, ...)` already throws. Other messages stay as
+# they are. The rewrite is checked: a glue that changed shape fails the build.
+for glue in "$stage/web/ants_coord.js" "$cjs_glue"; do
+  throw_line='throw new Error(getStringFromWasm0(arg0, arg1));'
+  (($(grep -cF "$throw_line" "$glue") == 1)) || {
+    echo "build-pkg: wasm-bindgen's throw import changed in $glue; update the freed-object rewrite" >&2
+    exit 1
+  }
+  sed -i "s|$throw_line|throw antsCoordGlueError(getStringFromWasm0(arg0, arg1));|" "$glue"
+  cat >>"$glue" <<'JS'
+
+// Added by scripts/build-pkg.sh: wasm-bindgen's error for a freed object, with a stable code.
+function antsCoordGlueError(message) {
+    if (message !== 'null pointer passed to rust') return new Error(message);
+    const error = new Error('this object was freed: its free() was called');
+    error.name = 'AntsCoordError';
+    error.code = 'BAD_INPUT';
+    return error;
+}
+JS
+done
+
 # Assemble pkg/ in place: node_modules/ants-coord is a symlink to it, so keep the directory.
 mkdir -p "$out"
 find "$out" -mindepth 1 -delete

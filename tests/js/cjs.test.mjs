@@ -31,6 +31,13 @@ test('require("ants-coord") resolves to the CommonJS build and works at once', (
   assertCode(() => Identity.fromSeed(new Uint8Array(2)), 'BAD_LENGTH');
   assertCode(() => verifySignature('x', new Uint8Array(), new Uint8Array(64)), 'BAD_INPUT');
   assertCode(() => decodeOp(new Uint8Array([1])), 'MALFORMED');
+  // Methods on freed objects throw the package's coded error from the CommonJS glue too.
+  const freed = Identity.generate();
+  freed.free();
+  assertCode(() => freed.sign(new Uint8Array([1])), 'BAD_INPUT', 'freed identity');
+  const doc = new (require('ants-coord').Doc)();
+  doc.free();
+  assertCode(() => doc.text('t'), 'BAD_INPUT', 'freed doc');
 });
 
 test('a plain CommonJS script (node -e) can require the package', () => {

@@ -214,6 +214,19 @@ test('every bad input gives an Error with a stable code', () => {
   const freed = Identity.generate();
   freed.free();
   assertCode(() => signOp(freed, draft), 'BAD_INPUT', 'signOp(freed identity)');
+  // A method on a freed object: the glue's own check, given the package's error shape.
+  for (const [label, fn] of [
+    ['freed.sign', () => freed.sign(new Uint8Array([1]))],
+    ['freed.agentId', () => freed.agentId],
+  ]) {
+    assertCode(fn, 'BAD_INPUT', label);
+    try {
+      fn();
+    } catch (error) {
+      assert.equal(error.name, 'AntsCoordError', label);
+      assert.match(error.message, /freed/, label);
+    }
+  }
 });
 
 test('errors are real Errors named AntsCoordError, and secrets never print', () => {
