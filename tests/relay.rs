@@ -501,3 +501,98 @@ async fn a_restarted_relay_restores_its_replicas_to_the_full_replay() {
     assert_eq!(relay.replica_state_hash("snap").await.unwrap(), Some(hash));
     relay.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_data_directory_with_level_keyed_hashes_is_migrated_and_its_proofs_verify() {
+    use ants_coord::log::{leaf_hash, ConsistencyProof, InclusionProof, SignedReceipt};
+    use ants_coord::wire::Body;
+
+    let data = temp_dir("migrate");
+    let alice = identity(1);
+    let relay = start_relay(data.clone()).await;
+    let relay_id = relay.relay_id();
+    let mut receipts = Vec::new();
+    {
+        let mut client = Client::connect_as(&relay.url(), &alice).await;
+        for counter in 0..13 {
+            let Body::Receipt { receipt, .. } =
+                client.publish(&op(&alice, "p", counter, b"m")).await.body
+            else {
+                panic!("no receipt");
+            };
+            receipts.push(SignedReceipt::decode(&receipt, &relay_id).unwrap());
+        }
+    }
+    relay.shutdown().await.unwrap();
+
+    // Rewrite the store into the layout relays had before `node_hashes`: subtree hashes keyed
+    // by (topic, level, idx). The node key is the subtree's last leaf times 64 plus its level.
+    {
+        let conn = rusqlite::Connection::open(data.join("relay.sqlite3")).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE hashes (topic INTEGER NOT NULL REFERENCES topics(id),
+                 level INTEGER NOT NULL, idx INTEGER NOT NULL, hash BLOB NOT NULL,
+                 PRIMARY KEY (topic, level, idx)) WITHOUT ROWID;
+             INSERT INTO hashes (topic, level, idx, hash)
+                 SELECT topic, node & 63, (((node >> 6) + 1) >> (node & 63)) - 1, hash
+                 FROM node_hashes;
+             DROP TABLE node_hashes;",
+        )
+        .unwrap();
+        let moved: i64 = conn
+            .query_row("SELECT count(*) FROM hashes", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(moved, 13 + 6 + 3 + 1, "every complete subtree of 13 leaves");
+    }
+
+    let relay = start_relay(data).await;
+    let mut client = Client::connect_as(&relay.url(), &alice).await;
+    let mut reader = Client::connect(&relay.url()).await;
+    assert_eq!(reader.subscribe("p", 0).await, 13);
+    let mut entries = Vec::new();
+    for _ in 0..13 {
+        entries.push(reader.next_entry().await);
+    }
+    // The log goes on from the migrated hashes: the next receipt's tree extends the old one.
+    let Body::Receipt { seq, receipt, .. } = client.publish(&op(&alice, "p", 13, b"m")).await.body
+    else {
+        panic!("no receipt");
+    };
+    assert_eq!(seq, 13);
+    let head = SignedReceipt::decode(&receipt, &relay_id)
+        .unwrap()
+        .receipt()
+        .clone();
+    for (old, entry) in receipts.iter().zip(&entries) {
+        let old = old.receipt();
+        client
+            .request(Body::GetInclusionProof {
+                topic: "p".into(),
+                seq: old.seq,
+                tree_size: old.tree_size,
+            })
+            .await;
+        let Body::InclusionProof { proof } = client.recv().await.body else {
+            panic!("no inclusion proof");
+        };
+        InclusionProof::decode(&proof)
+            .unwrap()
+            .verify(&leaf_hash(entry.as_bytes()), &old.root)
+            .unwrap();
+        client
+            .request(Body::GetConsistencyProof {
+                topic: "p".into(),
+                old_size: old.tree_size,
+                new_size: head.tree_size,
+            })
+            .await;
+        let Body::ConsistencyProof { proof } = client.recv().await.body else {
+            panic!("no consistency proof");
+        };
+        ConsistencyProof::decode(&proof)
+            .unwrap()
+            .verify(&old.root, &head.root)
+            .unwrap();
+    }
+    relay.shutdown().await.unwrap();
+}

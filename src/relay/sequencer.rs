@@ -230,7 +230,7 @@ struct TopicState {
     size: u64,
     last_time_ms: u64,
     last_counters: HashMap<AgentId, u64>,
-    /// The right edge of the topic's Merkle tree (its complete subtrees are in `hashes`).
+    /// The right edge of the topic's Merkle tree (its complete subtrees are in `node_hashes`).
     frontier: Frontier,
     /// The topic's replica, fed every entry as it is sequenced.
     replica: Replica,
