@@ -298,9 +298,7 @@ async fn a_lost_wal_stops_acknowledgements_and_fails_the_health_check() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn receipts_checkpoints_and_proofs_verify_against_each_other() {
-    use ants_coord::log::{
-        leaf_hash, ConsistencyProof, InclusionProof, SignedCheckpoint, SignedReceipt,
-    };
+    use ants_coord::log::{SignedCheckpoint, SignedReceipt};
     use ants_coord::wire::Body;
 
     let data = temp_dir("proofs");
@@ -346,34 +344,7 @@ async fn receipts_checkpoints_and_proofs_verify_against_each_other() {
     for (receipt, entry) in receipts.iter().zip(&entries) {
         let r = receipt.receipt();
         assert_eq!(r.relay_time_ms, entry.relay_time_ms());
-        client
-            .request(Body::GetInclusionProof {
-                topic: "p".into(),
-                seq: r.seq,
-                tree_size: r.tree_size,
-            })
-            .await;
-        let Body::InclusionProof { proof } = client.recv().await.body else {
-            panic!("no inclusion proof");
-        };
-        InclusionProof::decode(&proof)
-            .unwrap()
-            .verify(&leaf_hash(entry.as_bytes()), &r.root)
-            .unwrap();
-        client
-            .request(Body::GetConsistencyProof {
-                topic: "p".into(),
-                old_size: r.tree_size,
-                new_size: head.tree_size,
-            })
-            .await;
-        let Body::ConsistencyProof { proof } = client.recv().await.body else {
-            panic!("no consistency proof");
-        };
-        ConsistencyProof::decode(&proof)
-            .unwrap()
-            .verify(&r.root, &head.root)
-            .unwrap();
+        assert_proofs(&mut client, r, entry, head.tree_size, &head.root).await;
     }
     // Beyond the log: a coded refusal.
     client
@@ -504,7 +475,7 @@ async fn a_restarted_relay_restores_its_replicas_to_the_full_replay() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_data_directory_with_level_keyed_hashes_is_migrated_and_its_proofs_verify() {
-    use ants_coord::log::{leaf_hash, ConsistencyProof, InclusionProof, SignedReceipt};
+    use ants_coord::log::SignedReceipt;
     use ants_coord::wire::Body;
 
     let data = temp_dir("migrate");
@@ -564,35 +535,57 @@ async fn a_data_directory_with_level_keyed_hashes_is_migrated_and_its_proofs_ver
         .receipt()
         .clone();
     for (old, entry) in receipts.iter().zip(&entries) {
-        let old = old.receipt();
-        client
-            .request(Body::GetInclusionProof {
-                topic: "p".into(),
-                seq: old.seq,
-                tree_size: old.tree_size,
-            })
-            .await;
-        let Body::InclusionProof { proof } = client.recv().await.body else {
-            panic!("no inclusion proof");
-        };
-        InclusionProof::decode(&proof)
-            .unwrap()
-            .verify(&leaf_hash(entry.as_bytes()), &old.root)
-            .unwrap();
-        client
-            .request(Body::GetConsistencyProof {
-                topic: "p".into(),
-                old_size: old.tree_size,
-                new_size: head.tree_size,
-            })
-            .await;
-        let Body::ConsistencyProof { proof } = client.recv().await.body else {
-            panic!("no consistency proof");
-        };
-        ConsistencyProof::decode(&proof)
-            .unwrap()
-            .verify(&old.root, &head.root)
-            .unwrap();
+        assert_proofs(
+            &mut client,
+            old.receipt(),
+            entry,
+            head.tree_size,
+            &head.root,
+        )
+        .await;
     }
     relay.shutdown().await.unwrap();
+}
+
+/// Asks the relay for the inclusion proof of `entry` in the tree its receipt `r` names, and
+/// for the consistency proof from that tree to the one of `new_size` entries with `new_root`;
+/// both must verify.
+async fn assert_proofs(
+    client: &mut Client,
+    r: &ants_coord::log::Receipt,
+    entry: &ants_coord::Entry,
+    new_size: u64,
+    new_root: &ants_coord::log::Hash,
+) {
+    use ants_coord::log::{leaf_hash, ConsistencyProof, InclusionProof};
+    use ants_coord::wire::Body;
+
+    client
+        .request(Body::GetInclusionProof {
+            topic: r.topic.clone(),
+            seq: r.seq,
+            tree_size: r.tree_size,
+        })
+        .await;
+    let Body::InclusionProof { proof } = client.recv().await.body else {
+        panic!("no inclusion proof");
+    };
+    InclusionProof::decode(&proof)
+        .unwrap()
+        .verify(&leaf_hash(entry.as_bytes()), &r.root)
+        .unwrap();
+    client
+        .request(Body::GetConsistencyProof {
+            topic: r.topic.clone(),
+            old_size: r.tree_size,
+            new_size,
+        })
+        .await;
+    let Body::ConsistencyProof { proof } = client.recv().await.body else {
+        panic!("no consistency proof");
+    };
+    ConsistencyProof::decode(&proof)
+        .unwrap()
+        .verify(&r.root, new_root)
+        .unwrap();
 }

@@ -104,16 +104,7 @@ pub fn open_writer(path: &Path) -> Result<Connection> {
 /// crash midway leaves the old table whole, and the next start migrates again. Nothing to do
 /// on a newer database.
 fn migrate_level_keyed_hashes(conn: &Connection) -> Result<()> {
-    let old = conn
-        .query_row(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'hashes'",
-            [],
-            |_| Ok(()),
-        )
-        .optional()
-        .map_err(storage("read the schema"))?
-        .is_some();
-    if !old {
+    if !has_table(conn, "hashes")? {
         return Ok(());
     }
     let tx = conn
@@ -194,19 +185,22 @@ pub fn recorded_relay_key(path: &Path) -> Result<Option<String>> {
     }
     let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE)
         .map_err(storage("open"))?;
-    let has_meta = conn
-        .query_row(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'",
-            [],
-            |_| Ok(()),
-        )
-        .optional()
-        .map_err(storage("read the schema"))?
-        .is_some();
-    if !has_meta {
+    if !has_table(&conn, "meta")? {
         return Ok(None);
     }
     Ok(relay_key_row(&conn)?.map(|bytes| describe_key(&bytes)))
+}
+
+/// Whether the database has a table called `name`.
+fn has_table(conn: &Connection, name: &str) -> Result<bool> {
+    conn.query_row(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1",
+        params![name],
+        |_| Ok(()),
+    )
+    .optional()
+    .map(|found| found.is_some())
+    .map_err(storage("read the schema"))
 }
 
 fn relay_key_row(conn: &Connection) -> Result<Option<Vec<u8>>> {
