@@ -68,6 +68,25 @@ fn a_latency_run_samples_every_receipt_and_every_delivery() {
             .parse()
             .unwrap();
         assert!((0.0..=100.0).contains(&share), "{run}");
+        // Its mean commit and what it wrote to storage (`n/a` where /proc/<pid>/io is missing;
+        // 0 on a data directory in tmpfs).
+        let commit: f64 = own[own.find("mean commit ").unwrap() + 12..]
+            .split(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(commit > 0.0, "{run}");
+        let written = own[own.find(" ms, ").unwrap() + 5..]
+            .strip_suffix(" written to storage")
+            .unwrap_or_else(|| panic!("{run}"));
+        assert!(
+            written == "n/a"
+                || written
+                    .strip_suffix(" MiB")
+                    .is_some_and(|mib| mib.parse::<f64>().is_ok()),
+            "{run}"
+        );
     }
     let summary = stdout
         .lines()

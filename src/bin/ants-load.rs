@@ -18,7 +18,9 @@
 //! what real clients would do on machines of their own: `throughput` and `latency` sign every
 //! op before the measured phase. `latency` clocks each publish from right before its frame is
 //! sent to its receipt (publish→receipt) and to each subscriber's read of it
-//! (publish→subscriber).
+//! (publish→subscriber). Beside them it prints what the relay measured itself, from its
+//! `/metrics` and `/proc/<pid>/io`: its publish→receipt histogram, its mean group commit and
+//! the bytes it wrote to storage.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -435,12 +437,25 @@ fn summarize(mut p99s: Vec<f64>, target: f64) -> String {
     )
 }
 
-/// The share of publishes the relay answered within 10 ms by its own clock (from reading the
-/// frame to queueing the receipt), from the `ants_relay_publish_to_receipt_seconds` histogram
-/// of its `/metrics`, with the number of receipts it counts. Next to the load generator's own p99 it shows how much of that is the
+/// What the relay itself measured over a latency run, read from its `/metrics` and (on Linux)
+/// `/proc/<pid>/io`. Next to the load generator's own p99 it shows how much of that is the
 /// relay's work and how much the scheduling of both processes on shared cores.
-async fn relay_share_within_10ms(addr: &str) -> Result<(f64, u64), Failure> {
-    let mut http = tokio::net::TcpStream::connect(addr).await?;
+struct RelaySide {
+    /// Share of publishes answered within 10 ms by the relay's clock (from reading the frame
+    /// to queueing the receipt: `ants_relay_publish_to_receipt_seconds`).
+    within_10ms: f64,
+    /// Receipts that histogram counts.
+    counted: u64,
+    /// Its mean publish→receipt time, ms.
+    receipt_mean_ms: f64,
+    /// Mean time of a group commit's `COMMIT` (the WAL write), ms.
+    commit_mean_ms: f64,
+    /// Bytes the relay process caused to be written to storage (WAL and checkpoints), MiB.
+    written_mib: Option<f64>,
+}
+
+async fn relay_side(relay: &Relay) -> Result<RelaySide, Failure> {
+    let mut http = tokio::net::TcpStream::connect(&relay.addr).await?;
     http.write_all(b"GET /metrics HTTP/1.1\r\nHost: relay\r\nConnection: close\r\n\r\n")
         .await?;
     let mut text = String::new();
@@ -451,9 +466,32 @@ async fn relay_share_within_10ms(addr: &str) -> Result<(f64, u64), Failure> {
             .and_then(|v| v.trim().parse::<f64>().ok())
             .ok_or_else(|| format!("no {name} in the relay's /metrics"))
     };
+    let mean_ms = |histogram: &str| -> Result<f64, String> {
+        let count = value(&format!("{histogram}_count "))?;
+        let sum = value(&format!("{histogram}_sum "))?;
+        Ok(if count > 0.0 {
+            sum / count * 1000.0
+        } else {
+            0.0
+        })
+    };
     let within = value("ants_relay_publish_to_receipt_seconds_bucket{le=\"0.01\"} ")?;
     let all = value("ants_relay_publish_to_receipt_seconds_count ")?;
-    Ok((if all > 0.0 { within / all } else { 0.0 }, all as u64))
+    let written_mib = std::fs::read_to_string(format!("/proc/{}/io", relay.pid))
+        .ok()
+        .and_then(|io| {
+            io.lines()
+                .find_map(|line| line.strip_prefix("write_bytes:"))
+                .and_then(|v| v.trim().parse::<f64>().ok())
+        })
+        .map(|bytes| bytes / (1024.0 * 1024.0));
+    Ok(RelaySide {
+        within_10ms: if all > 0.0 { within / all } else { 0.0 },
+        counted: all as u64,
+        receipt_mean_ms: mean_ms("ants_relay_publish_to_receipt_seconds")?,
+        commit_mean_ms: mean_ms("ants_relay_commit_seconds")?,
+        written_mib,
+    })
 }
 
 /// The publishes of one latency run, signed and framed before it starts. Signing is the
@@ -699,9 +737,12 @@ async fn latency(
     receipts.sort_unstable();
     deliveries.sort_unstable();
     // Every receipt is queued by now: the relay's histogram covers the whole run.
-    let (relay_within, relay_counted) = relay_share_within_10ms(&relay.addr).await?;
+    let side = relay_side(relay).await?;
+    let written = side
+        .written_mib
+        .map_or_else(|| "n/a".to_owned(), |mib| format!("{mib:.1} MiB"));
     println!(
-        "latency: {published} ops at {rate}/s target over {:.0} s ({publishers} publishers, {subscribers} subscribers): publish→receipt p50 {:.2} ms p99 {:.2} ms ({} samples); publish→subscriber p50 {:.2} ms p99 {:.2} ms ({} samples); relay's own publish→receipt (frame read to receipt queued) within 10 ms for {:.2}% of {relay_counted}",
+        "latency: {published} ops at {rate}/s target over {:.0} s ({publishers} publishers, {subscribers} subscribers): publish→receipt p50 {:.2} ms p99 {:.2} ms ({} samples); publish→subscriber p50 {:.2} ms p99 {:.2} ms ({} samples); relay's own publish→receipt (frame read to receipt queued) within 10 ms for {:.2}% of {}, mean {:.2} ms; relay's mean commit {:.3} ms, {written} written to storage",
         limit.as_secs_f64(),
         percentile(&receipts, 0.50),
         percentile(&receipts, 0.99),
@@ -709,12 +750,15 @@ async fn latency(
         percentile(&deliveries, 0.50),
         percentile(&deliveries, 0.99),
         deliveries.len(),
-        relay_within * 100.0,
+        side.within_10ms * 100.0,
+        side.counted,
+        side.receipt_mean_ms,
+        side.commit_mean_ms,
     );
     Ok(LatencyP99 {
         receipt: percentile(&receipts, 0.99),
         subscriber: percentile(&deliveries, 0.99),
-        relay_within,
+        relay_within: side.within_10ms,
     })
 }
 
