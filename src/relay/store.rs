@@ -28,8 +28,8 @@ use crate::log::{Hash, HashStore};
 pub const DB_FILE: &str = "relay.sqlite3";
 
 /// The tables. `entries.receipt` is empty: a receipt is a signature over what the row and the
-/// topic's `node_hashes` already hold (seq, op id, the entry's relay time, the root at `seq + 1`), so
-/// a retry is answered by signing the same statement again. (Relays before this change stored
+/// topic's `node_hashes` already hold (seq, op id, the entry's relay time, the root at
+/// `seq + 1`), so a retry is answered by signing the same statement again. (Relays before this change stored
 /// the signed receipt there; a non-empty one is still sent as stored.) Not storing it lets the
 /// sequencer sign a batch's receipts while the batch commits.
 pub const SCHEMA: &str = "
@@ -222,7 +222,7 @@ fn describe_key(bytes: &[u8]) -> String {
 /// thread copies committed frames into the database, but only a writer that finds every frame
 /// copied can start the WAL over, and the writer commits while each copy runs. The writer's own
 /// checkpoint then copies just the frames since the thread's last one and starts the WAL over;
-/// those commits took 5–25 ms, about two per 10 s run.
+/// those commits took 5–25 ms, two to six per 10 s run.
 const WRITER_AUTOCHECKPOINT_PAGES: i64 = 50_000;
 
 /// How often the checkpointer thread copies committed WAL pages into the database file.
