@@ -29,9 +29,9 @@ pub const DB_FILE: &str = "relay.sqlite3";
 
 /// The tables. `entries.receipt` is empty: a receipt is a signature over what the row and the
 /// topic's `node_hashes` already hold (seq, op id, the entry's relay time, the root at
-/// `seq + 1`), so a retry is answered by signing the same statement again. (Relays before this change stored
-/// the signed receipt there; a non-empty one is still sent as stored.) Not storing it lets the
-/// sequencer sign a batch's receipts while the batch commits.
+/// `seq + 1`), so a retry is answered by signing the same statement again. (Relays before this
+/// change stored the signed receipt there; a non-empty one is still sent as stored.) Not
+/// storing it lets the sequencer sign a batch's receipts while the batch commits.
 pub const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS topics (
     id   INTEGER PRIMARY KEY,
