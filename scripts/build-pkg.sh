@@ -62,23 +62,34 @@ grep -q 'const wasmPath = `${__dirname}/ants_coord_bg.wasm`;' "$cjs_glue" || {
 }
 sed -i 's|const wasmPath = `${__dirname}/ants_coord_bg.wasm`;|const wasmPath = require("path").join(__dirname, "..", "ants_coord_bg.wasm");|' "$cjs_glue"
 
-# wasm-bindgen's glue reports a call on a freed object as a bare
-# Error("null pointer passed to rust"). Give it the package's shape: an AntsCoordError with the
-# stable code BAD_INPUT, as `signOp(freedIdentity, ...)` already throws. Other messages stay as
-# they are. The rewrite is checked: a glue that changed shape fails the build.
+# wasm-bindgen's glue reports misuse of an object as bare Errors: a call on a freed object ("null
+# pointer passed to rust"), a call that needs the object while a call on it has not returned
+# ("recursive use of an object detected ..."), and free() from inside such a call, say from one
+# of the object's own callbacks ("attempted to take ownership of Rust value while it was
+# borrowed"; the object is then freed when the outer call returns). Give them the package's
+# shape: an AntsCoordError with the stable code BAD_INPUT, as `signOp(freedIdentity, ...)`
+# already throws. Other messages stay as they are. The rewrite is checked: a glue that changed
+# shape fails the build.
 for glue in "$stage/web/ants_coord.js" "$cjs_glue"; do
   throw_line='throw new Error(getStringFromWasm0(arg0, arg1));'
   (($(grep -cF "$throw_line" "$glue") == 1)) || {
-    echo "build-pkg: wasm-bindgen's throw import changed in $glue; update the freed-object rewrite" >&2
+    echo "build-pkg: wasm-bindgen's throw import changed in $glue; update the misused-object rewrite" >&2
     exit 1
   }
   sed -i "s|$throw_line|throw antsCoordGlueError(getStringFromWasm0(arg0, arg1));|" "$glue"
   cat >>"$glue" <<'JS'
 
-// Added by scripts/build-pkg.sh: wasm-bindgen's error for a freed object, with a stable code.
+// Added by scripts/build-pkg.sh: wasm-bindgen's errors for a misused object, with a stable code.
 function antsCoordGlueError(message) {
-    if (message !== 'null pointer passed to rust') return new Error(message);
-    const error = new Error('this object was freed: its free() was called');
+    const text = new Map([
+        ['null pointer passed to rust', 'this object was freed: its free() was called'],
+        ['recursive use of an object detected which would lead to unsafe aliasing in rust',
+            'this object is in use by a call that has not returned (one of its own callbacks?)'],
+        ['attempted to take ownership of Rust value while it was borrowed',
+            'this object is in use by a call that has not returned: it is freed when that call returns'],
+    ]).get(message);
+    if (text === undefined) return new Error(message);
+    const error = new Error(text);
     error.name = 'AntsCoordError';
     error.code = 'BAD_INPUT';
     return error;

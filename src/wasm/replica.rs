@@ -1,5 +1,7 @@
 //! The JS `Replica` class: one topic's coordination state, folded from verified entries.
 
+use std::cell::{Ref, RefCell};
+
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -143,19 +145,30 @@ struct FeedView {
 
 /// One topic's replica. Feed it the topic's entries in sequence order with `apply`; every
 /// replica that applied the same entries has the same `stateHash()`.
+///
+/// Every method takes `&self`, and the state is borrowed only inside one call into the core,
+/// never while a compensation handler runs: a handler may read the replica, apply the next
+/// entry to it and register handlers. (With `&mut self`, wasm-bindgen would hold the object
+/// for the whole of `apply`, and any call on it from a handler would throw.)
 #[wasm_bindgen(js_name = Replica)]
 pub struct JsReplica {
-    replica: Replica,
+    replica: RefCell<Replica>,
     /// Compensation handlers by op kind (`onCompensation`).
-    handlers: Vec<(String, js_sys::Function)>,
+    handlers: RefCell<Vec<(String, js_sys::Function)>>,
 }
 
 impl JsReplica {
     fn wrap(replica: Replica) -> Self {
         JsReplica {
-            replica,
-            handlers: Vec::new(),
+            replica: RefCell::new(replica),
+            handlers: RefCell::new(Vec::new()),
         }
+    }
+
+    /// The state, to read. Never fails: the only mutable borrow lasts one core call, which
+    /// runs no JS.
+    fn state(&self) -> Ref<'_, Replica> {
+        self.replica.borrow()
     }
 }
 
@@ -185,21 +198,36 @@ impl JsReplica {
     /// decoding / signature error.
     #[wasm_bindgen(unchecked_return_type = "ReplicaEvent[]")]
     pub fn apply(
-        &mut self,
+        &self,
         #[wasm_bindgen(js_name = entryBytes, unchecked_param_type = "Uint8Array")]
         entry_bytes: &JsValue,
     ) -> Result<JsValue, JsValue> {
         let entry = Entry::decode(&bytes_arg("entryBytes", entry_bytes)?)?;
-        let events = self.replica.apply(&entry)?;
+        let events = self
+            .replica
+            .try_borrow_mut()
+            .map_err(|_| bad_input("the replica is busy: apply was called while it was read"))?
+            .apply(&entry)?;
         let objects = plain(&events)?;
-        if !self.handlers.is_empty() {
-            let array: &js_sys::Array = objects.unchecked_ref();
-            for (event, object) in events.iter().zip(array.iter()) {
-                if let crate::replica::Event::Compensation { kind, .. } = event {
-                    for (_, handler) in self.handlers.iter().filter(|(k, _)| k == kind) {
-                        handler.call1(&JsValue::UNDEFINED, &object)?;
-                    }
-                }
+        if self.handlers.borrow().is_empty() {
+            return Ok(objects);
+        }
+        let array: &js_sys::Array = objects.unchecked_ref();
+        for (event, object) in events.iter().zip(array.iter()) {
+            let crate::replica::Event::Compensation { kind, .. } = event else {
+                continue;
+            };
+            // The handlers of this moment, called with nothing borrowed: one registered by a
+            // handler is called from the next compensation on.
+            let handlers: Vec<js_sys::Function> = self
+                .handlers
+                .borrow()
+                .iter()
+                .filter(|(k, _)| k == kind)
+                .map(|(_, handler)| handler.clone())
+                .collect();
+            for handler in handlers {
+                handler.call1(&JsValue::UNDEFINED, &object)?;
             }
         }
         Ok(objects)
@@ -207,17 +235,19 @@ impl JsReplica {
 
     /// Registers `handler(event)` for `compensation` events of op `kind` (e.g. `claim`): called
     /// by `apply`, after the entry is applied, once per compensation in entry order. The loser's
-    /// application undoes there what it did optimistically. A handler that throws makes `apply`
-    /// throw after the state has changed (the entry stays applied).
+    /// application undoes there what it did optimistically. A handler may use the replica: read
+    /// it, apply the next entry, register or remove handlers (from the next compensation on).
+    /// A handler that throws makes `apply` throw after the state has changed (the entry stays
+    /// applied).
     #[wasm_bindgen(js_name = onCompensation)]
-    pub fn on_compensation(&mut self, kind: &str, handler: js_sys::Function) {
-        self.handlers.push((kind.to_owned(), handler));
+    pub fn on_compensation(&self, kind: &str, handler: js_sys::Function) {
+        self.handlers.borrow_mut().push((kind.to_owned(), handler));
     }
 
     /// Removes every compensation handler of `kind`.
     #[wasm_bindgen(js_name = offCompensation)]
-    pub fn off_compensation(&mut self, kind: &str) {
-        self.handlers.retain(|(k, _)| k != kind);
+    pub fn off_compensation(&self, kind: &str) {
+        self.handlers.borrow_mut().retain(|(k, _)| k != kind);
     }
 
     /// The election among the configured candidates at `nowMs`:
@@ -227,7 +257,7 @@ impl JsReplica {
         &self,
         #[wasm_bindgen(js_name = nowMs, unchecked_param_type = "number | bigint")] now_ms: &JsValue,
     ) -> Result<JsValue, JsValue> {
-        let election = self.replica.leader(u64_arg("nowMs", now_ms)?)?;
+        let election = self.state().leader(u64_arg("nowMs", now_ms)?)?;
         let out = js_sys::Object::new();
         let set = |k: &str, v: JsValue| js_sys::Reflect::set(&out, &JsValue::from_str(k), &v);
         set("leader", JsValue::from_str(&election.leader.to_string()))?;
@@ -246,13 +276,13 @@ impl JsReplica {
     /// The agent holding `resource`, or `undefined`.
     #[wasm_bindgen(js_name = claimHolder)]
     pub fn claim_holder(&self, resource: &str) -> Option<String> {
-        self.replica.claim_holder(resource).map(|a| a.to_string())
+        self.state().claim_holder(resource).map(|a| a.to_string())
     }
 
     /// The claim on `resource` (`{ resource, holder, stake, seq, leaseUntilMs }`) or `undefined`.
     #[wasm_bindgen(unchecked_return_type = "ReplicaClaim | undefined")]
     pub fn claim(&self, resource: &str) -> Result<JsValue, JsValue> {
-        match self.replica.claim(resource) {
+        match self.state().claim(resource) {
             None => Ok(JsValue::UNDEFINED),
             Some(c) => plain(&ClaimView {
                 resource: resource.to_owned(),
@@ -270,13 +300,13 @@ impl JsReplica {
         &self,
         #[wasm_bindgen(js_name = agentId)] agent_id: &str,
     ) -> Result<JsValue, JsValue> {
-        Ok(u64_value(self.replica.balance(&agent_arg(agent_id)?)))
+        Ok(u64_value(self.state().balance(&agent_arg(agent_id)?)))
     }
 
     /// `{ minted, burned, circulating, escrowed }`.
     #[wasm_bindgen(unchecked_return_type = "ReplicaSupply")]
     pub fn supply(&self) -> Result<JsValue, JsValue> {
-        plain(&self.replica.supply())
+        plain(&self.state().supply())
     }
 
     /// The guardians of the agent `agentId` names.
@@ -285,7 +315,7 @@ impl JsReplica {
         #[wasm_bindgen(js_name = agentId)] agent_id: &str,
     ) -> Result<Vec<String>, JsValue> {
         Ok(self
-            .replica
+            .state()
             .guardians(&agent_arg(agent_id)?)
             .iter()
             .map(ToString::to_string)
@@ -298,14 +328,14 @@ impl JsReplica {
         &self,
         #[wasm_bindgen(js_name = agentId)] agent_id: &str,
     ) -> Result<String, JsValue> {
-        Ok(self.replica.current_key(&agent_arg(agent_id)?).to_string())
+        Ok(self.state().current_key(&agent_arg(agent_id)?).to_string())
     }
 
     /// The feed: posts, vouches and ops of unknown kinds, oldest first.
     #[wasm_bindgen(unchecked_return_type = "ReplicaFeedItem[]")]
     pub fn feed(&self) -> Result<JsValue, JsValue> {
         let items: Vec<FeedView> = self
-            .replica
+            .state()
             .feed()
             .map(|item| {
                 let base = FeedView {
@@ -342,30 +372,30 @@ impl JsReplica {
     /// The seq of the next entry to apply.
     #[wasm_bindgen(getter, js_name = nextSeq)]
     pub fn next_seq(&self) -> JsValue {
-        u64_value(self.replica.next_seq())
+        u64_value(self.state().next_seq())
     }
 
     /// The replica's clock: the largest relay time applied.
     #[wasm_bindgen(getter, js_name = nowMs)]
     pub fn now_ms(&self) -> JsValue {
-        u64_value(self.replica.now_ms())
+        u64_value(self.state().now_ms())
     }
 
     /// The topic.
     #[wasm_bindgen(getter)]
     pub fn topic(&self) -> String {
-        self.replica.topic().to_owned()
+        self.state().topic().to_owned()
     }
 
     /// SHA-256 of the snapshot, 64 lowercase hex characters.
     #[wasm_bindgen(js_name = stateHash)]
     pub fn state_hash(&self) -> String {
-        lower_hex(&self.replica.state_hash())
+        lower_hex(&self.state().state_hash())
     }
 
     /// The canonical state bytes.
     pub fn snapshot(&self) -> Vec<u8> {
-        self.replica.snapshot()
+        self.state().snapshot()
     }
 
     /// A replica rebuilt from `snapshot()` bytes (refuses any other spelling).

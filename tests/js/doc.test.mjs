@@ -182,7 +182,18 @@ test('observe reports changes and unsubscribes; calls from inside are DOC_BUSY',
   doc.insertText('t', 0, 'y');
   assert.equal(seen.length, 2);
   assert.equal(doc.observerCount, 0);
-  doc.free();
+  // free() from inside a call on the doc: BAD_INPUT, and the doc goes once that call returns.
+  let freeError;
+  doc.observe(() => {
+    try {
+      doc.free();
+    } catch (e) {
+      freeError = e;
+    }
+  });
+  doc.insertText('t', 0, 'z');
+  assert.equal(freeError?.code, 'BAD_INPUT');
+  assert.throws(() => doc.toJSON(), (e) => e.code === 'BAD_INPUT');
   peer.free();
 });
 

@@ -165,6 +165,52 @@ test('double-booked slot: the later claim is compensated', () => {
   assert.equal(compensations.length, 1, 'no handler after offCompensation');
 });
 
+test('a compensation handler may read, apply to and register handlers on its replica', () => {
+  const [alice, bob] = [agent(1), agent(2)];
+  const log = new Log('meetings', T0);
+  const replica = new Replica('meetings', { defaultLeaseMs: 60_000 });
+  const slot = 'room-4/2026-11-24T11:00';
+  const seen = [];
+  replica.onCompensation('claim', (event) => {
+    // The entry is applied before its handlers run: what they read already has it.
+    seen.push({ losingSeq: event.losingSeq, holder: replica.claimHolder(slot), next: replica.nextSeq });
+    if (event.losingSeq === 1) {
+      // Registered now, called from the next compensation on (not for this one).
+      replica.onCompensation('claim', () => seen.push('registered in a handler'));
+      // The loser's application acts at once: here it applies the next entry of the topic.
+      replica.apply(log.wait(1).push(bob, 'claim.release', ReplicaOp.release({ resource: slot })));
+    }
+  });
+  replica.apply(log.push(alice, 'claim', ReplicaOp.claim({ resource: slot })));
+  replica.apply(log.wait(5).push(bob, 'claim', ReplicaOp.claim({ resource: slot })));
+  assert.deepEqual(seen, [{ losingSeq: 1, holder: alice.agentId, next: 2 }]);
+  assert.equal(replica.nextSeq, 3, 'the entry applied inside the handler counts');
+  replica.apply(log.wait(5).push(bob, 'claim', ReplicaOp.claim({ resource: slot })));
+  assert.deepEqual(seen.slice(1), [{ losingSeq: 3, holder: alice.agentId, next: 4 }, 'registered in a handler']);
+});
+
+test('free() from a handler throws BAD_INPUT; the replica is freed once apply returns', () => {
+  const [alice, bob] = [agent(1), agent(2)];
+  const log = new Log('meetings', T0);
+  const replica = new Replica('meetings', { defaultLeaseMs: 60_000 });
+  const slot = 'room-4/2026-11-24T12:00';
+  let thrown;
+  replica.onCompensation('claim', () => {
+    try {
+      replica.free();
+    } catch (error) {
+      thrown = error;
+    }
+  });
+  replica.apply(log.push(alice, 'claim', ReplicaOp.claim({ resource: slot })));
+  const events = replica.apply(log.wait(5).push(bob, 'claim', ReplicaOp.claim({ resource: slot })));
+  assert.equal(events.filter((e) => e.type === 'compensation').length, 1, 'apply still returns');
+  assert.equal(thrown?.name, 'AntsCoordError');
+  assert.equal(thrown?.code, 'BAD_INPUT');
+  assert.match(thrown.message, /freed when that call returns/);
+  assertCode(() => replica.claimHolder(slot), 'BAD_INPUT');
+});
+
 test('stakes 10 vs 15: override and refund; completion pays stake and reward; failure slashes', () => {
   const [issuer, poster, alice, bob] = [agent(9), agent(8), agent(1), agent(2)];
   const log = new Log('tasks', T0);
