@@ -7,6 +7,8 @@
 #   ANTS_RELAY_DATA=/tmp/demo scripts/run.sh         # another data directory (default ./relay-data)
 #   ANTS_DEMO_RELAY2=127.0.0.1:8788 scripts/run.sh   # also a second relay (data in <data>-2): the
 #                                                    # page's relay-honesty panel compares the two
+#   ANTS_RELAY_BIN=path/to/ants-relay scripts/run.sh # a relay binary built elsewhere: no release
+#                                                    # build (tests/e2e/run-script.test.mjs)
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -16,8 +18,12 @@ data="${ANTS_RELAY_DATA:-$root/relay-data}"
 target_dir="${CARGO_TARGET_DIR:-$root/target}"
 
 scripts/setup.sh
-echo "run: cargo build --release --features relay --bin ants-relay"
-cargo build --release --features relay --bin ants-relay
+relay_bin="${ANTS_RELAY_BIN:-}"
+if [[ -z "$relay_bin" ]]; then
+  echo "run: cargo build --release --features relay --bin ants-relay"
+  cargo build --release --features relay --bin ants-relay
+  relay_bin="$target_dir/release/ants-relay"
+fi
 
 host="${listen%:*}"
 port="${listen##*:}"
@@ -25,7 +31,7 @@ port="${listen##*:}"
 url="http://$host:$port/"
 relay2="${ANTS_DEMO_RELAY2:-}"
 if [[ -n "$relay2" ]]; then
-  "$target_dir/release/ants-relay" --listen "$relay2" --data "$data-2" &
+  "$relay_bin" --listen "$relay2" --data "$data-2" &
   second=$!
   trap 'kill "$second" 2>/dev/null; wait "$second" 2>/dev/null' EXIT
   url="$url?relay2=ws://$relay2/ws"
@@ -36,7 +42,7 @@ echo "  (relay WebSocket ws://$host:$port/ws, data in $data; Ctrl-C stops it)"
 [[ -n "$relay2" ]] && echo "  (second relay ws://$relay2/ws, data in $data-2)"
 echo
 if [[ -n "$relay2" ]]; then
-  "$target_dir/release/ants-relay" --listen "$listen" --data "$data" --www "$root/www" --pkg "$root/pkg"
+  "$relay_bin" --listen "$listen" --data "$data" --www "$root/www" --pkg "$root/pkg"
 else
-  exec "$target_dir/release/ants-relay" --listen "$listen" --data "$data" --www "$root/www" --pkg "$root/pkg"
+  exec "$relay_bin" --listen "$listen" --data "$data" --www "$root/www" --pkg "$root/pkg"
 fi

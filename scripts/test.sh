@@ -11,7 +11,8 @@
 #                                              with node:crypto), headless Chromium, esbuild
 #                                              bundles, Deno, workerd, npm pack + install
 #   node --test tests/e2e/                     the demo page in headless Chromium against a real
-#                                              relay (two browser contexts, restart, lying relay)
+#                                              relay (two browser contexts, restart, lying relay),
+#                                              and scripts/run.sh itself (serves, stops on Ctrl-C)
 set -uo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -68,7 +69,7 @@ run "wasm-bindgen-test (headless chromium)" "${wasm_env[@]}" WASM_BINDGEN_USE_BR
 export ANTS_RELAY_BIN="${ANTS_RELAY_BIN:-${CARGO_TARGET_DIR:-$root/target}/debug/ants-relay}"
 run "node --test tests/js/ (package in node, chromium, bundler, deno, workerd, npm pack)" \
   timeout 1200 node --test --test-timeout=300000 tests/js/
-run "node --test tests/e2e/ (demo page in chromium against a real relay)" \
+run "node --test tests/e2e/ (demo page in chromium against a real relay; scripts/run.sh)" \
   timeout 1500 node --test --test-timeout=600000 tests/e2e/
 
 printf '\n==== summary\n'
