@@ -33,7 +33,9 @@ relay2="${ANTS_DEMO_RELAY2:-}"
 if [[ -n "$relay2" ]]; then
   "$relay_bin" --listen "$relay2" --data "$data-2" &
   second=$!
-  trap 'kill "$second" 2>/dev/null; wait "$second" 2>/dev/null' EXIT
+  # On Ctrl-C both relays get SIGINT and may already be gone: neither step may fail the script
+  # (under `set -e` a failing kill would end it before it waits for the second relay).
+  trap 'kill "$second" 2>/dev/null || true; wait "$second" 2>/dev/null || true' EXIT
   url="$url?relay2=ws://$relay2/ws"
 fi
 echo
