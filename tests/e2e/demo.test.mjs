@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 import { WebSocket, WebSocketServer } from 'ws';
 
-import { freePort, root, waitForHttp } from '../js/helpers.mjs';
+import { freePort, relayBinary, root, waitForHttp } from '../js/helpers.mjs';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const ARTIFACTS = join(root, 'tests/e2e/artifacts');
@@ -38,13 +38,6 @@ const contexts = [];
 const profiles = [];
 let pageA;
 let pageB;
-
-function relayBinary() {
-  if (process.env.ANTS_RELAY_BIN) return process.env.ANTS_RELAY_BIN;
-  const build = spawnSync('cargo', ['build', '--features', 'relay', '--bin', 'ants-relay'], { cwd: root, stdio: 'inherit' });
-  assert.equal(build.status, 0, 'cargo build of ants-relay failed');
-  return join(process.env.CARGO_TARGET_DIR ?? join(root, 'target'), 'debug', 'ants-relay');
-}
 
 async function openContext(viewport = { width: 1280, height: 1000 }) {
   const profile = mkdtempSync(join(tmpdir(), 'ants-coord-e2e-'));

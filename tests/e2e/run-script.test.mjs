@@ -6,19 +6,12 @@
 //   node --test tests/e2e/run-script.test.mjs
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { freePort, root, waitForHttp } from '../js/helpers.mjs';
-
-function relayBinary() {
-  if (process.env.ANTS_RELAY_BIN) return process.env.ANTS_RELAY_BIN;
-  const build = spawnSync('cargo', ['build', '--features', 'relay', '--bin', 'ants-relay'], { cwd: root, stdio: 'inherit' });
-  assert.equal(build.status, 0, 'cargo build of ants-relay failed');
-  return join(process.env.CARGO_TARGET_DIR ?? join(root, 'target'), 'debug', 'ants-relay');
-}
+import { freePort, relayBinary, root, waitForHttp } from '../js/helpers.mjs';
 
 /** Starts scripts/run.sh in a process group of its own; resolves with the URL it prints. */
 function startRunScript(env) {

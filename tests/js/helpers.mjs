@@ -1,7 +1,9 @@
 // Shared helpers of the node:test suites (not a test file itself).
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { createPrivateKey, createPublicKey } from 'node:crypto';
 import { createServer } from 'node:net';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /** The repository root. */
@@ -34,6 +36,14 @@ export function nodePublicKey(publicKey) {
 /** The raw 32-byte public key of a Node KeyObject. */
 export function rawPublicKey(keyObject) {
   return createPublicKey(keyObject).export({ format: 'der', type: 'spki' }).subarray(12);
+}
+
+/** The relay binary to test: `ANTS_RELAY_BIN`, or a debug build of this checkout (built now). */
+export function relayBinary() {
+  if (process.env.ANTS_RELAY_BIN) return process.env.ANTS_RELAY_BIN;
+  const build = spawnSync('cargo', ['build', '--features', 'relay', '--bin', 'ants-relay'], { cwd: root, stdio: 'inherit' });
+  assert.equal(build.status, 0, 'cargo build of ants-relay failed');
+  return join(process.env.CARGO_TARGET_DIR ?? join(root, 'target'), 'debug', 'ants-relay');
 }
 
 /** A TCP port on 127.0.0.1 that was free a moment ago. */

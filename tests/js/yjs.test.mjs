@@ -6,23 +6,16 @@
 // (ANTS_RELAY_BIN overrides the binary; otherwise it is built into $CARGO_TARGET_DIR or target/.)
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import WebSocket from 'ws';
 import * as Y from 'yjs';
 import { WebsocketProvider } from 'y-websocket';
-import { root, freePort, waitForHttp } from './helpers.mjs';
+import { freePort, relayBinary, root, waitForHttp } from './helpers.mjs';
 
 const PATIENCE_MS = 20_000;
-
-function relayBinary() {
-  if (process.env.ANTS_RELAY_BIN) return process.env.ANTS_RELAY_BIN;
-  const build = spawnSync('cargo', ['build', '--features', 'relay', '--bin', 'ants-relay'], { cwd: root, stdio: 'inherit' });
-  assert.equal(build.status, 0, 'cargo build of ants-relay failed');
-  return join(process.env.CARGO_TARGET_DIR ?? join(root, 'target'), 'debug', 'ants-relay');
-}
 
 const binary = relayBinary();
 const dataDir = mkdtempSync(join(tmpdir(), 'ants-coord-yjs-'));
