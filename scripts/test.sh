@@ -9,7 +9,8 @@
 #   wasm-bindgen-test in headless Chromium     the same, through chromedriver
 #   node --test tests/js/                      the built npm package: Node ESM + CJS (cross-checked
 #                                              with node:crypto), headless Chromium, esbuild
-#                                              bundles, Deno, workerd, npm pack + install
+#                                              bundles, Deno, workerd, npm pack + install,
+#                                              and every js example of the two READMEs, run
 #   node --test tests/e2e/                     the demo page in headless Chromium against a real
 #                                              relay (two browser contexts, restart, lying relay),
 #                                              and scripts/run.sh itself (serves, stops on Ctrl-C)

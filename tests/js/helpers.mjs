@@ -1,8 +1,10 @@
 // Shared helpers of the node:test suites (not a test file itself).
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createPrivateKey, createPublicKey } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -44,6 +46,34 @@ export function relayBinary() {
   const build = spawnSync('cargo', ['build', '--features', 'relay', '--bin', 'ants-relay'], { cwd: root, stdio: 'inherit' });
   assert.equal(build.status, 0, 'cargo build of ants-relay failed');
   return join(process.env.CARGO_TARGET_DIR ?? join(root, 'target'), 'debug', 'ants-relay');
+}
+
+/**
+ * Starts `relayBinary()` on a free 127.0.0.1 port with a fresh data directory and waits for
+ * `/healthz`. Returns `{ port, origin, ws, stop }`: `ws` is the relay's `/ws` URL, and `stop()`
+ * ends it with SIGTERM and removes the data directory.
+ */
+export async function startRelay(args = []) {
+  const data = mkdtempSync(join(tmpdir(), 'ants-relay-test-'));
+  const port = await freePort();
+  const child = spawn(relayBinary(), ['--listen', `127.0.0.1:${port}`, '--data', data, ...args], {
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  let alive = true;
+  const exited = new Promise((resolve) => child.once('exit', () => resolve((alive = false))));
+  const stop = async () => {
+    if (alive) child.kill('SIGTERM');
+    await exited;
+    rmSync(data, { recursive: true, force: true });
+  };
+  const origin = `http://127.0.0.1:${port}`;
+  try {
+    await waitForHttp(`${origin}/healthz`, 20_000, () => alive);
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  return { port, origin, ws: `ws://127.0.0.1:${port}/ws`, stop };
 }
 
 /** A TCP port on 127.0.0.1 that was free a moment ago. */
