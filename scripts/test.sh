@@ -14,6 +14,9 @@
 #   node --test tests/e2e/                     the demo page in headless Chromium against a real
 #                                              relay (two browser contexts, restart, lying relay),
 #                                              and scripts/run.sh itself (serves, stops on Ctrl-C)
+#   lints                                      cargo fmt --check, clippy -D warnings (native with
+#                                              all features; wasm32 with and without defaults),
+#                                              cargo doc -D warnings
 set -uo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -72,6 +75,26 @@ run "node --test tests/js/ (package in node, chromium, bundler, deno, workerd, n
   timeout 1200 node --test --test-timeout=300000 tests/js/
 run "node --test tests/e2e/ (demo page in chromium against a real relay; scripts/run.sh)" \
   timeout 1500 node --test --test-timeout=600000 tests/e2e/
+
+# Lints, last so that none hides a test result: formatting; clippy on the native crate with every
+# feature and target, and on the wasm32 library with and without its default features (the
+# small identity/op core); rustdoc with warnings as errors (broken intra-doc links). rustfmt and
+# clippy come from rustup like the wasm32 target; added here when missing.
+lints() {
+  local component status=0
+  for component in rustfmt clippy; do
+    if ! rustup component list --installed | grep -q "^$component-"; then
+      rustup component add "$component" || return 1
+    fi
+  done
+  cargo fmt --check || status=1
+  cargo clippy --all-features --all-targets -- -D warnings || status=1
+  cargo clippy --target wasm32-unknown-unknown --lib -- -D warnings || status=1
+  cargo clippy --target wasm32-unknown-unknown --lib --no-default-features -- -D warnings || status=1
+  RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --all-features || status=1
+  return "$status"
+}
+run "lints (rustfmt, clippy native + wasm32, rustdoc -D warnings)" lints
 
 printf '\n==== summary\n'
 failed=0
