@@ -302,8 +302,8 @@ pub type Result<T, E = Error> = core::result::Result<T, E>;
 mod tests {
     use super::*;
 
-    /// One value of every variant. Adding a variant without listing it here fails `codes_are_unique`
-    /// only if the code collides; the match in `code()` already forces every variant to have one.
+    /// One value of every variant (`every_variant_covers_every_code` checks that none is missing;
+    /// the match in `code()` forces every variant to have a code).
     pub(crate) fn every_variant() -> Vec<Error> {
         vec![
             Error::BadInput(String::new()),
@@ -397,5 +397,57 @@ mod tests {
         let before = codes.len();
         codes.dedup();
         assert_eq!(before, codes.len(), "two variants share a code");
+    }
+
+    /// `every_variant` has every variant: its codes are the string literals of `code()`'s
+    /// exhaustive match, read from this file.
+    #[test]
+    fn every_variant_covers_every_code() {
+        let source = include_str!("error.rs");
+        let body = source
+            .split("pub fn code(&self) -> &'static str {")
+            .nth(1)
+            .and_then(|rest| rest.split("\n    }\n").next())
+            .expect("code() in error.rs");
+        let mut in_match: Vec<&str> = body
+            .split("=> \"")
+            .skip(1)
+            .filter_map(|rest| rest.split('"').next())
+            .collect();
+        in_match.sort_unstable();
+        let mut codes: Vec<&str> = every_variant().iter().map(Error::code).collect();
+        codes.sort_unstable();
+        assert_eq!(codes, in_match);
+    }
+
+    /// The codes of a markdown table's rows (`| `CODE` | meaning |`) under `heading`.
+    fn codes_listed<'a>(markdown: &'a str, heading: &str) -> Vec<&'a str> {
+        let section = markdown
+            .split(&format!("\n{heading}\n"))
+            .nth(1)
+            .unwrap_or_else(|| panic!("no section {heading}"));
+        let section = section.split("\n## ").next().unwrap_or(section);
+        let mut listed: Vec<&str> = section
+            .lines()
+            .filter_map(|line| line.strip_prefix("| `"))
+            .filter_map(|rest| rest.split('`').next())
+            .collect();
+        listed.sort_unstable();
+        listed
+    }
+
+    /// The error-code tables of the README and PROTOCOL.md list exactly the codes of [`Error`].
+    #[test]
+    fn the_docs_list_every_code_and_no_other() {
+        let mut codes: Vec<&str> = every_variant().iter().map(Error::code).collect();
+        codes.sort_unstable();
+        let readme = include_str!("../README.md");
+        assert_eq!(codes_listed(readme, "## Error codes"), codes, "README.md");
+        let protocol = include_str!("../PROTOCOL.md");
+        assert_eq!(
+            codes_listed(protocol, "## 9. Error codes"),
+            codes,
+            "PROTOCOL.md"
+        );
     }
 }
