@@ -1225,6 +1225,91 @@ mod tests {
     }
 
     #[test]
+    fn a_full_database_refuses_the_batch_with_unavailable_and_changes_nothing() {
+        let dir = std::env::temp_dir().join(format!("ants-seq-full-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut sequencer = sequencer(&dir.join(store::DB_FILE));
+        let (frames, mut answers) = mpsc::channel(1024);
+        let reply = ReplyTo {
+            frames,
+            overflowed: Arc::default(),
+            wake: Arc::default(),
+        };
+        let alice = Identity::from_seed(&[7; 32]).unwrap();
+        let ops: Vec<SignedOp> = (0..40)
+            .map(|c| SignedOp::sign(&alice, draft(c, vec![], &[c as u8; 3_000])).unwrap())
+            .collect();
+        let publish = |sequencer: &mut Sequencer, ops: &[SignedOp], first_id: u32| {
+            let batch = (first_id..)
+                .zip(ops)
+                .map(|(request_id, op)| PublishRequest {
+                    op: op.clone(),
+                    request_id,
+                    reply: reply.clone(),
+                    received_at: Instant::now(),
+                })
+                .collect();
+            sequencer.commit_batch(batch);
+        };
+        let mut answer = |request_id: u32| {
+            let frame = crate::relay::durable::next_frame(&mut answers);
+            assert_eq!(frame.request_id, request_id);
+            frame.body
+        };
+        publish(&mut sequencer, &ops[..10], 0);
+        for request_id in 0..10 {
+            assert!(
+                matches!(answer(request_id), Body::Receipt { seq, .. } if seq == u64::from(request_id))
+            );
+        }
+        let root = sequencer.topics["t"].frontier.root();
+        let state = sequencer.topics["t"].replica.state_hash();
+
+        // The disk is full: the database may not grow by a page.
+        let pages: i64 = sequencer
+            .conn
+            .query_row("PRAGMA page_count", [], |row| row.get(0))
+            .unwrap();
+        sequencer
+            .conn
+            .pragma_update(None, "max_page_count", pages)
+            .unwrap();
+        publish(&mut sequencer, &ops[10..30], 100);
+        for request_id in 100..120 {
+            match answer(request_id) {
+                Body::Error { code, .. } => assert_eq!(code, "UNAVAILABLE"),
+                other => panic!("{other:?}"),
+            }
+        }
+        let topic = &sequencer.topics["t"];
+        assert_eq!(topic.frontier.size(), 10, "nothing sequenced");
+        assert_eq!(topic.frontier.root(), root);
+        assert_eq!(topic.replica.state_hash(), state);
+        let stored: i64 = sequencer
+            .conn
+            .query_row("SELECT COUNT(*) FROM entries", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(stored, 10);
+
+        // Space again: the refused ops are taken with the next seqs, no gap and no repeat.
+        sequencer
+            .conn
+            .pragma_update(None, "max_page_count", 1_000_000_000)
+            .unwrap();
+        publish(&mut sequencer, &ops[10..], 200);
+        for (request_id, seq) in (200..230).zip(10..) {
+            assert!(matches!(answer(request_id), Body::Receipt { seq: s, .. } if s == seq));
+        }
+        assert_eq!(
+            full_replay(&sequencer.conn).state_hash(),
+            sequencer.topics["t"].replica.state_hash()
+        );
+        drop(sequencer);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn replicas_restart_from_their_snapshot_plus_the_tail_as_from_a_full_replay() {
         let dir = std::env::temp_dir().join(format!("ants-seq-snapshot-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
