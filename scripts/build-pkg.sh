@@ -66,11 +66,18 @@ sed -i 's|const wasmPath = `${__dirname}/ants_coord_bg.wasm`;|const wasmPath = r
 # pointer passed to rust"), a call that needs the object while a call on it has not returned
 # ("recursive use of an object detected ..."), and free() from inside such a call, say from one
 # of the object's own callbacks ("attempted to take ownership of Rust value while it was
-# borrowed"; the object is then freed when the outer call returns). Give them the package's
-# shape: an AntsCoordError with the stable code BAD_INPUT, as `signOp(freedIdentity, ...)`
-# already throws. Other messages stay as they are. The rewrite is checked: a glue that changed
-# shape fails the build.
+# borrowed"; the object is then freed when the outer call returns), and an argument that is not
+# an instance of the class a parameter takes ("expected instance of Doc", from `_assertClass`,
+# say `new DocSync(null)`). Give them the package's shape: an AntsCoordError with the stable code
+# BAD_INPUT, as `signOp(freedIdentity, ...)` already throws. Other messages stay as they are. The
+# rewrites are checked: a glue that changed shape fails the build.
 for glue in "$stage/web/ants_coord.js" "$cjs_glue"; do
+  assert_line='throw new Error(`expected instance of ${klass.name}`);'
+  (($(grep -cF "$assert_line" "$glue") == 1)) || {
+    echo "build-pkg: wasm-bindgen's _assertClass changed in $glue; update the wrong-class rewrite" >&2
+    exit 1
+  }
+  sed -i "s|$assert_line|throw antsCoordGlueError(\`expected instance of \${klass.name}\`);|" "$glue"
   throw_line='throw new Error(getStringFromWasm0(arg0, arg1));'
   (($(grep -cF "$throw_line" "$glue") == 1)) || {
     echo "build-pkg: wasm-bindgen's throw import changed in $glue; update the misused-object rewrite" >&2
@@ -79,9 +86,11 @@ for glue in "$stage/web/ants_coord.js" "$cjs_glue"; do
   sed -i "s|$throw_line|throw antsCoordGlueError(getStringFromWasm0(arg0, arg1));|" "$glue"
   cat >>"$glue" <<'JS'
 
-// Added by scripts/build-pkg.sh: wasm-bindgen's errors for a misused object, with a stable code.
+// Added by scripts/build-pkg.sh: wasm-bindgen's errors for a misused object or an argument of the
+// wrong class, with a stable code.
 function antsCoordGlueError(message) {
-    const text = new Map([
+    const wrongClass = /^expected instance of (\w+)$/.exec(message);
+    const text = wrongClass ? `expected an instance of ${wrongClass[1]}` : new Map([
         ['null pointer passed to rust', 'this object was freed: its free() was called'],
         ['recursive use of an object detected which would lead to unsafe aliasing in rust',
             'this object is in use by a call that has not returned (one of its own callbacks?)'],

@@ -16,9 +16,46 @@ pub(crate) fn bytes_arg(what: &str, value: &JsValue) -> Result<Vec<u8>, JsValue>
     }
 }
 
+/// A string argument. wasm-bindgen does not check the type of a `&str` parameter in a release
+/// build: `null` throws a `TypeError` without a code, and a number or a plain object makes its
+/// allocator trap (a `RuntimeError` that may poison the instance). So string parameters arrive
+/// as `JsValue` and come through here: anything but a string is `BAD_INPUT` naming the argument.
+pub(crate) fn string_arg(what: &str, value: &JsValue) -> Result<String, JsValue> {
+    value
+        .as_string()
+        .ok_or_else(|| bad_input(format!("{what} must be a string")))
+}
+
+/// A number argument, for the same reason: wasm-bindgen converts an `f64` or `u32` parameter
+/// with unary `+` (a `BigInt` throws a `TypeError` without a code) or not at all. Anything but a
+/// JS number is `BAD_INPUT`; the caller checks the range.
+pub(crate) fn number_arg(what: &str, value: &JsValue) -> Result<f64, JsValue> {
+    value
+        .as_f64()
+        .ok_or_else(|| bad_input(format!("{what} must be a number")))
+}
+
+/// An optional number argument: `undefined` and `null` are `None`, anything but a number is
+/// `BAD_INPUT`.
+pub(crate) fn optional_number_arg(what: &str, value: &JsValue) -> Result<Option<f64>, JsValue> {
+    if value.is_undefined() || value.is_null() {
+        Ok(None)
+    } else {
+        number_arg(what, value).map(Some)
+    }
+}
+
+/// A boolean argument: `true` or `false`; anything else is `BAD_INPUT`.
+pub(crate) fn bool_arg(what: &str, value: &JsValue) -> Result<bool, JsValue> {
+    value
+        .as_bool()
+        .ok_or_else(|| bad_input(format!("{what} must be a boolean")))
+}
+
 /// A time in milliseconds or a sequence number from a JS number: finite, not negative, at most
 /// 2^53 (fractions are dropped); anything else is `BAD_INPUT`.
-pub(crate) fn ms_arg(what: &str, value: f64) -> Result<u64, JsValue> {
+pub(crate) fn ms_arg(what: &str, value: &JsValue) -> Result<u64, JsValue> {
+    let value = number_arg(what, value)?;
     if value.is_finite() && (0.0..=9_007_199_254_740_992.0).contains(&value) {
         Ok(value as u64)
     } else {

@@ -10,7 +10,7 @@ use std::cell::RefCell;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
-use super::convert::bytes_arg;
+use super::convert::{bytes_arg, number_arg, string_arg};
 use super::doc_args::{edits_arg, index_arg, to_js, value_arg, values_arg};
 use super::error::bad_input;
 use crate::doc::{Doc, DocOptions, RootKind, TextEdit, UndoHistory};
@@ -113,19 +113,32 @@ impl JsDoc {
 
     /// Inserts `text` at UTF-16 offset `index` of the text root `name`.
     #[wasm_bindgen(js_name = insertText)]
-    pub fn insert_text(&self, name: &str, index: f64, text: &str) -> Result<(), JsValue> {
-        let index = index_arg("index", index)?;
-        self.track(name, RootKind::Text)?;
-        Ok(self.doc.insert_text(name, index, text)?)
+    pub fn insert_text(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "string")] name: &JsValue,
+        #[wasm_bindgen(unchecked_param_type = "number")] index: &JsValue,
+        #[wasm_bindgen(unchecked_param_type = "string")] text: &JsValue,
+    ) -> Result<(), JsValue> {
+        let name = string_arg("name", name)?;
+        let index = index_arg("index", number_arg("index", index)?)?;
+        let text = string_arg("text", text)?;
+        self.track(&name, RootKind::Text)?;
+        Ok(self.doc.insert_text(&name, index, &text)?)
     }
 
     /// Deletes `length` UTF-16 units at `index` of the text root `name`.
     #[wasm_bindgen(js_name = deleteText)]
-    pub fn delete_text(&self, name: &str, index: f64, length: f64) -> Result<(), JsValue> {
-        let index = index_arg("index", index)?;
-        let length = index_arg("length", length)?;
-        self.track(name, RootKind::Text)?;
-        Ok(self.doc.delete_text(name, index, length)?)
+    pub fn delete_text(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "string")] name: &JsValue,
+        #[wasm_bindgen(unchecked_param_type = "number")] index: &JsValue,
+        #[wasm_bindgen(unchecked_param_type = "number")] length: &JsValue,
+    ) -> Result<(), JsValue> {
+        let name = string_arg("name", name)?;
+        let index = index_arg("index", number_arg("index", index)?)?;
+        let length = index_arg("length", number_arg("length", length)?)?;
+        self.track(&name, RootKind::Text)?;
+        Ok(self.doc.delete_text(&name, index, length)?)
     }
 
     /// Applies many edits to the text root `name` in one transaction. `edits` is an array of
@@ -134,23 +147,30 @@ impl JsDoc {
     #[wasm_bindgen(js_name = applyEdits)]
     pub fn apply_edits(
         &self,
-        name: &str,
+        #[wasm_bindgen(unchecked_param_type = "string")] name: &JsValue,
         #[wasm_bindgen(unchecked_param_type = "TextEditInput[]")] edits: JsValue,
     ) -> Result<(), JsValue> {
+        let name = string_arg("name", name)?;
         let edits: Vec<TextEdit> = edits_arg(&edits)?;
-        self.track(name, RootKind::Text)?;
-        Ok(self.doc.apply_text_edits(name, &edits)?)
+        self.track(&name, RootKind::Text)?;
+        Ok(self.doc.apply_text_edits(&name, &edits)?)
     }
 
     /// The content of the text root `name` ("" if absent).
-    pub fn text(&self, name: &str) -> Result<String, JsValue> {
-        Ok(self.doc.text(name)?)
+    pub fn text(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "string")] name: &JsValue,
+    ) -> Result<String, JsValue> {
+        Ok(self.doc.text(&string_arg("name", name)?)?)
     }
 
     /// The length of the text root `name` in UTF-16 units.
     #[wasm_bindgen(js_name = textLength)]
-    pub fn text_length(&self, name: &str) -> Result<u32, JsValue> {
-        Ok(self.doc.text_len(name)?)
+    pub fn text_length(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "string")] name: &JsValue,
+    ) -> Result<u32, JsValue> {
+        Ok(self.doc.text_len(&string_arg("name", name)?)?)
     }
 
     // ---- map ----
@@ -159,32 +179,46 @@ impl JsDoc {
     #[wasm_bindgen(js_name = setMap)]
     pub fn set_map(
         &self,
-        name: &str,
-        key: &str,
+        #[wasm_bindgen(unchecked_param_type = "string")] name: &JsValue,
+        #[wasm_bindgen(unchecked_param_type = "string")] key: &JsValue,
         #[wasm_bindgen(unchecked_param_type = "DocValue")] value: JsValue,
     ) -> Result<(), JsValue> {
+        let (name, key) = (string_arg("name", name)?, string_arg("key", key)?);
         let value = value_arg("value", value)?;
-        self.track(name, RootKind::Map)?;
-        Ok(self.doc.set_map(name, key, &value)?)
+        self.track(&name, RootKind::Map)?;
+        Ok(self.doc.set_map(&name, &key, &value)?)
     }
 
     /// Removes `key` from the map root `name`; returns whether it was there.
     #[wasm_bindgen(js_name = deleteMap)]
-    pub fn delete_map(&self, name: &str, key: &str) -> Result<bool, JsValue> {
-        self.track(name, RootKind::Map)?;
-        Ok(self.doc.delete_map(name, key)?)
+    pub fn delete_map(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "string")] name: &JsValue,
+        #[wasm_bindgen(unchecked_param_type = "string")] key: &JsValue,
+    ) -> Result<bool, JsValue> {
+        let (name, key) = (string_arg("name", name)?, string_arg("key", key)?);
+        self.track(&name, RootKind::Map)?;
+        Ok(self.doc.delete_map(&name, &key)?)
     }
 
     /// The map root `name` as a plain object (`{}` if absent).
     #[wasm_bindgen(js_name = getMap, unchecked_return_type = "Record<string, DocValue>")]
-    pub fn get_map(&self, name: &str) -> Result<JsValue, JsValue> {
-        to_js(&self.doc.map(name)?)
+    pub fn get_map(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "string")] name: &JsValue,
+    ) -> Result<JsValue, JsValue> {
+        to_js(&self.doc.map(&string_arg("name", name)?)?)
     }
 
     /// One value of the map root `name` (`undefined` if absent).
     #[wasm_bindgen(js_name = getMapValue, unchecked_return_type = "DocValue | undefined")]
-    pub fn get_map_value(&self, name: &str, key: &str) -> Result<JsValue, JsValue> {
-        match self.doc.map_value(name, key)? {
+    pub fn get_map_value(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "string")] name: &JsValue,
+        #[wasm_bindgen(unchecked_param_type = "string")] key: &JsValue,
+    ) -> Result<JsValue, JsValue> {
+        let (name, key) = (string_arg("name", name)?, string_arg("key", key)?);
+        match self.doc.map_value(&name, &key)? {
             Some(value) => to_js(&value),
             None => Ok(JsValue::UNDEFINED),
         }
@@ -196,60 +230,79 @@ impl JsDoc {
     #[wasm_bindgen(js_name = pushArray)]
     pub fn push_array(
         &self,
-        name: &str,
+        #[wasm_bindgen(unchecked_param_type = "string")] name: &JsValue,
         #[wasm_bindgen(unchecked_param_type = "DocValue[]")] values: JsValue,
     ) -> Result<(), JsValue> {
+        let name = string_arg("name", name)?;
         let values = values_arg("values", values)?;
-        self.track(name, RootKind::Array)?;
-        Ok(self.doc.push_array(name, &values)?)
+        self.track(&name, RootKind::Array)?;
+        Ok(self.doc.push_array(&name, &values)?)
     }
 
     /// Inserts `values` (an array) before position `index` of the array root `name`.
     #[wasm_bindgen(js_name = insertArray)]
     pub fn insert_array(
         &self,
-        name: &str,
-        index: f64,
+        #[wasm_bindgen(unchecked_param_type = "string")] name: &JsValue,
+        #[wasm_bindgen(unchecked_param_type = "number")] index: &JsValue,
         #[wasm_bindgen(unchecked_param_type = "DocValue[]")] values: JsValue,
     ) -> Result<(), JsValue> {
-        let index = index_arg("index", index)?;
+        let name = string_arg("name", name)?;
+        let index = index_arg("index", number_arg("index", index)?)?;
         let values = values_arg("values", values)?;
-        self.track(name, RootKind::Array)?;
-        Ok(self.doc.insert_array(name, index, &values)?)
+        self.track(&name, RootKind::Array)?;
+        Ok(self.doc.insert_array(&name, index, &values)?)
     }
 
     /// Deletes `length` elements at `index` of the array root `name`.
     #[wasm_bindgen(js_name = deleteArray)]
-    pub fn delete_array(&self, name: &str, index: f64, length: f64) -> Result<(), JsValue> {
-        let index = index_arg("index", index)?;
-        let length = index_arg("length", length)?;
-        self.track(name, RootKind::Array)?;
-        Ok(self.doc.delete_array(name, index, length)?)
+    pub fn delete_array(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "string")] name: &JsValue,
+        #[wasm_bindgen(unchecked_param_type = "number")] index: &JsValue,
+        #[wasm_bindgen(unchecked_param_type = "number")] length: &JsValue,
+    ) -> Result<(), JsValue> {
+        let name = string_arg("name", name)?;
+        let index = index_arg("index", number_arg("index", index)?)?;
+        let length = index_arg("length", number_arg("length", length)?)?;
+        self.track(&name, RootKind::Array)?;
+        Ok(self.doc.delete_array(&name, index, length)?)
     }
 
     /// The array root `name` as a plain array (`[]` if absent).
     #[wasm_bindgen(js_name = getArray, unchecked_return_type = "DocValue[]")]
-    pub fn get_array(&self, name: &str) -> Result<JsValue, JsValue> {
-        to_js(&self.doc.array(name)?)
+    pub fn get_array(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "string")] name: &JsValue,
+    ) -> Result<JsValue, JsValue> {
+        to_js(&self.doc.array(&string_arg("name", name)?)?)
     }
 
     /// The number of elements of the array root `name`.
     #[wasm_bindgen(js_name = arrayLength)]
-    pub fn array_length(&self, name: &str) -> Result<u32, JsValue> {
-        Ok(self.doc.array_len(name)?)
+    pub fn array_length(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "string")] name: &JsValue,
+    ) -> Result<u32, JsValue> {
+        Ok(self.doc.array_len(&string_arg("name", name)?)?)
     }
 
     /// Fixes the kind of root `name` ("text", "map" or "array") before a peer's content for it is
     /// read, as `ydoc.getText(name)` does in Yjs.
     #[wasm_bindgen(js_name = defineRoot)]
-    pub fn define_root(&self, name: &str, kind: &str) -> Result<(), JsValue> {
-        let kind = match kind {
+    pub fn define_root(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "string")] name: &JsValue,
+        #[wasm_bindgen(unchecked_param_type = "string")] kind: &JsValue,
+    ) -> Result<(), JsValue> {
+        let name = string_arg("name", name)?;
+        let kind = match string_arg("kind", kind)?.as_str() {
             "text" => RootKind::Text,
             "map" => RootKind::Map,
             "array" => RootKind::Array,
             other => return Err(bad_input(format!("unknown root kind {other:?}"))),
         };
-        Ok(self.doc.define_root(name, kind)?)
+        Ok(self.doc.define_root(&name, kind)?)
     }
 
     /// Every root whose kind is known, as a plain object (text as strings).

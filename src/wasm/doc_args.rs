@@ -2,6 +2,7 @@
 
 use wasm_bindgen::prelude::*;
 
+use super::convert::optional_number_arg;
 use super::error::bad_input;
 use crate::doc::DocValue;
 use crate::error::Error;
@@ -70,12 +71,13 @@ pub(crate) fn byte_arrays(items: &[Vec<u8>]) -> js_sys::Array {
         .collect()
 }
 
-/// `nowMs` if given, else `Date.now()`: time enters the core only as an argument.
-pub(crate) fn now_arg(now_ms: Option<f64>) -> Result<u64, JsValue> {
-    match now_ms {
+/// A time in ms if given (`what` names it), else `Date.now()`: time enters the core only as an
+/// argument. `undefined` and `null` mean "now"; anything but a non-negative number is `BAD_INPUT`.
+pub(crate) fn now_arg(what: &str, now_ms: &JsValue) -> Result<u64, JsValue> {
+    match optional_number_arg(what, now_ms)? {
         Some(ms) if ms.is_finite() && ms >= 0.0 => Ok(ms as u64),
         Some(ms) => Err(bad_input(format!(
-            "nowMs must be a non-negative number, got {ms}"
+            "{what} must be a non-negative number, got {ms}"
         ))),
         None => Ok(js_sys::Date::now() as u64),
     }

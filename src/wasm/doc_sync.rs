@@ -43,10 +43,11 @@ impl JsDocSync {
     pub fn receive(
         &mut self,
         #[wasm_bindgen(unchecked_param_type = "Uint8Array")] message: &JsValue,
-        #[wasm_bindgen(js_name = nowMs)] now_ms: Option<f64>,
+        #[wasm_bindgen(js_name = nowMs, unchecked_optional_param_type = "number | null")]
+        now_ms: &JsValue,
     ) -> Result<JsValue, JsValue> {
         let message = bytes_arg("message", message)?;
-        let outcome = self.0.receive(&message, now_arg(now_ms)?)?;
+        let outcome = self.0.receive(&message, now_arg("nowMs", now_ms)?)?;
         let result = js_sys::Object::new();
         let set = |key: &str, value: &JsValue| {
             // Defining a property on a fresh plain object cannot fail.
@@ -79,7 +80,8 @@ impl JsDocSync {
     pub fn set_local_awareness(
         &mut self,
         state: JsValue,
-        #[wasm_bindgen(js_name = nowMs)] now_ms: Option<f64>,
+        #[wasm_bindgen(js_name = nowMs, unchecked_optional_param_type = "number | null")]
+        now_ms: &JsValue,
     ) -> Result<Vec<u8>, JsValue> {
         let json = if state.is_null() || state.is_undefined() {
             None
@@ -90,7 +92,7 @@ impl JsDocSync {
         };
         Ok(self
             .0
-            .set_local_awareness(json.as_deref(), now_arg(now_ms)?)?)
+            .set_local_awareness(json.as_deref(), now_arg("nowMs", now_ms)?)?)
     }
 
     /// Expires silent peers and renews the local state when due (call every few seconds).
@@ -98,9 +100,10 @@ impl JsDocSync {
     #[wasm_bindgen(unchecked_return_type = "{ removed: number[]; messages: Uint8Array[] }")]
     pub fn tick(
         &mut self,
-        #[wasm_bindgen(js_name = nowMs)] now_ms: Option<f64>,
+        #[wasm_bindgen(js_name = nowMs, unchecked_optional_param_type = "number | null")]
+        now_ms: &JsValue,
     ) -> Result<JsValue, JsValue> {
-        let (changes, messages) = self.0.tick(now_arg(now_ms)?);
+        let (changes, messages) = self.0.tick(now_arg("nowMs", now_ms)?);
         let result = js_sys::Object::new();
         let _ = js_sys::Reflect::set(&result, &"removed".into(), &to_js(&changes.removed)?);
         let _ = js_sys::Reflect::set(&result, &"messages".into(), &byte_arrays(&messages));

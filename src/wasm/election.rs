@@ -8,6 +8,7 @@ use js_sys::{Array, Object, Reflect, Uint8Array};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
+use super::convert::string_arg;
 use super::error::bad_input;
 use super::replica_convert::{id_bytes, u64_arg, u64_value};
 use crate::election::{rank_ids, window_of, PriorityHasher};
@@ -117,7 +118,7 @@ fn weights_arg(weights: &JsValue, count: usize) -> Result<Option<Vec<u64>>, JsVa
 #[wasm_bindgen(js_name = electLeader, unchecked_return_type = "LeaderElection")]
 pub fn elect_leader(
     #[wasm_bindgen(unchecked_param_type = "string[] | Uint8Array")] candidates: &JsValue,
-    topic: &str,
+    #[wasm_bindgen(unchecked_param_type = "string")] topic: &JsValue,
     #[wasm_bindgen(js_name = nowMs, unchecked_param_type = "number | bigint")] now_ms: &JsValue,
     #[wasm_bindgen(js_name = windowMs, unchecked_param_type = "number | bigint")]
     window_ms: &JsValue,
@@ -127,6 +128,7 @@ pub fn elect_leader(
     weights: &JsValue,
     #[wasm_bindgen(js_name = topK, unchecked_param_type = "number | undefined")] top_k: &JsValue,
 ) -> Result<JsValue, JsValue> {
+    let topic = string_arg("topic", topic)?;
     let now_ms = u64_arg("nowMs", now_ms)?;
     let window_ms = u64_arg("windowMs", window_ms)?;
     let (ids, names) = candidate_ids(candidates)?;
@@ -137,7 +139,7 @@ pub fn elect_leader(
         Some((u64_arg("topK", top_k)? as usize).max(1))
     };
     let window = window_of(now_ms, window_ms)?;
-    let ranking = rank_ids(topic, &ids, weights.as_deref(), window, k)?;
+    let ranking = rank_ids(&topic, &ids, weights.as_deref(), window, k)?;
     match ranking.first() {
         Some(first) if first.weight > 0 => {}
         _ => return Err(Error::NoCandidates.into()),
@@ -171,13 +173,14 @@ pub fn elect_leader(
 /// section 6.3).
 #[wasm_bindgen]
 pub fn priority(
-    #[wasm_bindgen(js_name = agentId)] agent_id: &str,
-    topic: &str,
+    #[wasm_bindgen(js_name = agentId, unchecked_param_type = "string")] agent_id: &JsValue,
+    #[wasm_bindgen(unchecked_param_type = "string")] topic: &JsValue,
     #[wasm_bindgen(unchecked_param_type = "number | bigint")] window: &JsValue,
 ) -> Result<String, JsValue> {
-    let id = id_bytes("agentId", agent_id)?;
+    let id = id_bytes("agentId", &string_arg("agentId", agent_id)?)?;
+    let topic = string_arg("topic", topic)?;
     let window = u64_arg("window", window)?;
     Ok(lower_hex(
-        &PriorityHasher::new(topic)?.priority_of_bytes(&id, window),
+        &PriorityHasher::new(&topic)?.priority_of_bytes(&id, window),
     ))
 }

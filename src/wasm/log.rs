@@ -11,7 +11,9 @@ use serde::Serialize;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
-use super::convert::{bytes_arg, bytes_array_arg, serialize_bytes, serialize_u64};
+use super::convert::{
+    bytes_arg, bytes_array_arg, number_arg, serialize_bytes, serialize_u64, string_arg,
+};
 use super::error::bad_input;
 use crate::error::Error;
 use crate::identity::AgentId;
@@ -71,7 +73,8 @@ export interface EvidenceSummary {
 const MAX_SAFE_INTEGER: f64 = 9_007_199_254_740_991.0;
 
 /// A size or index argument: a JS number that is a safe non-negative integer.
-pub(crate) fn safe_u64(what: &str, value: f64) -> Result<u64, JsValue> {
+pub(crate) fn safe_u64(what: &str, value: &JsValue) -> Result<u64, JsValue> {
+    let value = number_arg(what, value)?;
     if value.fract() == 0.0 && (0.0..=MAX_SAFE_INTEGER).contains(&value) {
         Ok(value as u64)
     } else {
@@ -206,8 +209,8 @@ pub fn leaf_hash_js(
 #[wasm_bindgen(js_name = verifyInclusion)]
 pub fn verify_inclusion_js(
     #[wasm_bindgen(unchecked_param_type = "Uint8Array")] leaf: &JsValue,
-    index: f64,
-    size: f64,
+    #[wasm_bindgen(unchecked_param_type = "number")] index: &JsValue,
+    #[wasm_bindgen(unchecked_param_type = "number")] size: &JsValue,
     #[wasm_bindgen(unchecked_param_type = "Uint8Array[] | Uint8Array")] proof: &JsValue,
     #[wasm_bindgen(unchecked_param_type = "Uint8Array")] root: &JsValue,
 ) -> Result<bool, JsValue> {
@@ -222,9 +225,9 @@ pub fn verify_inclusion_js(
 /// leaves (root `newRoot`), by RFC 9162 §2.1.4.2.
 #[wasm_bindgen(js_name = verifyConsistency)]
 pub fn verify_consistency_js(
-    #[wasm_bindgen(js_name = oldSize)] old_size: f64,
+    #[wasm_bindgen(js_name = oldSize, unchecked_param_type = "number")] old_size: &JsValue,
     #[wasm_bindgen(js_name = oldRoot, unchecked_param_type = "Uint8Array")] old_root: &JsValue,
-    #[wasm_bindgen(js_name = newSize)] new_size: f64,
+    #[wasm_bindgen(js_name = newSize, unchecked_param_type = "number")] new_size: &JsValue,
     #[wasm_bindgen(js_name = newRoot, unchecked_param_type = "Uint8Array")] new_root: &JsValue,
     #[wasm_bindgen(unchecked_param_type = "Uint8Array[] | Uint8Array")] proof: &JsValue,
 ) -> Result<bool, JsValue> {
@@ -350,12 +353,12 @@ struct NoteView {
 /// Reads a C2SP checkpoint note (text form) and verifies the relay's signature on it.
 #[wasm_bindgen(js_name = verifyCheckpointNote, unchecked_return_type = "NoteCheckpoint")]
 pub fn verify_checkpoint_note_js(
-    note: &str,
+    #[wasm_bindgen(unchecked_param_type = "string")] note: &JsValue,
     #[wasm_bindgen(js_name = relayKey, unchecked_param_type = "Uint8Array | string")]
     relay_key: &JsValue,
 ) -> Result<JsValue, JsValue> {
     let relay = relay_arg(relay_key)?;
-    let read = verify_checkpoint_note(note, &relay)?;
+    let read = verify_checkpoint_note(&string_arg("note", note)?, &relay)?;
     to_js(&NoteView {
         topic: read.topic,
         tree_size: read.tree_size,

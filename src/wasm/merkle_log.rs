@@ -53,19 +53,29 @@ impl JsMerkleLog {
 
     /// The root the log had at `size` leaves.
     #[wasm_bindgen(js_name = rootAt)]
-    pub fn root_at(&self, size: f64) -> Result<Vec<u8>, JsValue> {
+    pub fn root_at(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "number")] size: &JsValue,
+    ) -> Result<Vec<u8>, JsValue> {
         Ok(self.0.root_at(safe_u64("size", size)?)?.to_vec())
     }
 
     /// The leaf hash at `index`.
     #[wasm_bindgen(js_name = leafHash)]
-    pub fn leaf_hash(&self, index: f64) -> Result<Vec<u8>, JsValue> {
+    pub fn leaf_hash(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "number")] index: &JsValue,
+    ) -> Result<Vec<u8>, JsValue> {
         Ok(self.0.leaf_hash_at(safe_u64("index", index)?)?.to_vec())
     }
 
     /// The inclusion proof of leaf `index` in the tree of `size` leaves (RFC 6962 §2.1.1).
     #[wasm_bindgen(js_name = inclusionProof, unchecked_return_type = "Uint8Array[]")]
-    pub fn inclusion_proof(&self, index: f64, size: f64) -> Result<Array, JsValue> {
+    pub fn inclusion_proof(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "number")] index: &JsValue,
+        #[wasm_bindgen(unchecked_param_type = "number")] size: &JsValue,
+    ) -> Result<Array, JsValue> {
         let proof = self
             .0
             .inclusion_proof(safe_u64("index", index)?, safe_u64("size", size)?)?;
@@ -74,7 +84,11 @@ impl JsMerkleLog {
 
     /// The consistency proof from `oldSize` to `newSize` leaves (RFC 6962 §2.1.2).
     #[wasm_bindgen(js_name = consistencyProof, unchecked_return_type = "Uint8Array[]")]
-    pub fn consistency_proof(&self, old_size: f64, new_size: f64) -> Result<Array, JsValue> {
+    pub fn consistency_proof(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "number")] old_size: &JsValue,
+        #[wasm_bindgen(unchecked_param_type = "number")] new_size: &JsValue,
+    ) -> Result<Array, JsValue> {
         let proof = self.0.consistency_proof(
             safe_u64("oldSize", old_size)?,
             safe_u64("newSize", new_size)?,

@@ -3,7 +3,9 @@
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
-use super::convert::ms_arg;
+use super::convert::{bool_arg, ms_arg, string_arg};
+use super::error::bad_input;
+use super::log::safe_u64;
 use crate::op::OpId;
 use crate::session::RelayComparison;
 
@@ -21,8 +23,13 @@ struct JsDivergence {
     waited_ms: f64,
 }
 
-fn op_id(hex: &str) -> Result<OpId, JsValue> {
-    Ok(hex.parse::<OpId>()?)
+fn op_id(hex: &JsValue) -> Result<OpId, JsValue> {
+    Ok(string_arg("opId", hex)?.parse::<OpId>()?)
+}
+
+/// A relay index or count: a safe non-negative integer (the core checks the range).
+fn relay_arg(what: &str, value: &JsValue) -> Result<usize, JsValue> {
+    usize::try_from(safe_u64(what, value)?).map_err(|_| bad_input(format!("{what} is too large")))
 }
 
 #[wasm_bindgen(js_class = RelayComparison)]
@@ -31,19 +38,22 @@ impl JsRelayComparison {
     /// relay had it. With `expectAll`, every op is expected on every relay, not only ours.
     #[wasm_bindgen(constructor)]
     pub fn new(
-        relays: u32,
-        deadline_ms: f64,
-        expect_all: bool,
+        #[wasm_bindgen(unchecked_param_type = "number")] relays: &JsValue,
+        #[wasm_bindgen(unchecked_param_type = "number")] deadline_ms: &JsValue,
+        #[wasm_bindgen(unchecked_param_type = "boolean")] expect_all: &JsValue,
     ) -> Result<JsRelayComparison, JsValue> {
         Ok(JsRelayComparison(RelayComparison::new(
-            relays as usize,
+            relay_arg("relays", relays)?,
             ms_arg("deadlineMs", deadline_ms)?,
-            expect_all,
+            bool_arg("expectAll", expect_all)?,
         )?))
     }
 
     /// We published `opId` (hex) to every relay.
-    pub fn published(&mut self, op_id_hex: &str) -> Result<(), JsValue> {
+    pub fn published(
+        &mut self,
+        #[wasm_bindgen(unchecked_param_type = "string")] op_id_hex: &JsValue,
+    ) -> Result<(), JsValue> {
         self.0.published(op_id(op_id_hex)?);
         Ok(())
     }
@@ -51,20 +61,29 @@ impl JsRelayComparison {
     /// Relay `relay` acknowledged `opId` (hex).
     pub fn acknowledged(
         &mut self,
-        relay: u32,
-        op_id_hex: &str,
-        now_ms: f64,
+        #[wasm_bindgen(unchecked_param_type = "number")] relay: &JsValue,
+        #[wasm_bindgen(unchecked_param_type = "string")] op_id_hex: &JsValue,
+        #[wasm_bindgen(unchecked_param_type = "number")] now_ms: &JsValue,
     ) -> Result<(), JsValue> {
-        Ok(self
-            .0
-            .acknowledged(relay as usize, op_id(op_id_hex)?, ms_arg("nowMs", now_ms)?)?)
+        Ok(self.0.acknowledged(
+            relay_arg("relay", relay)?,
+            op_id(op_id_hex)?,
+            ms_arg("nowMs", now_ms)?,
+        )?)
     }
 
     /// Relay `relay` showed `opId` (hex) in its verified feed.
-    pub fn shown(&mut self, relay: u32, op_id_hex: &str, now_ms: f64) -> Result<(), JsValue> {
-        Ok(self
-            .0
-            .shown(relay as usize, op_id(op_id_hex)?, ms_arg("nowMs", now_ms)?)?)
+    pub fn shown(
+        &mut self,
+        #[wasm_bindgen(unchecked_param_type = "number")] relay: &JsValue,
+        #[wasm_bindgen(unchecked_param_type = "string")] op_id_hex: &JsValue,
+        #[wasm_bindgen(unchecked_param_type = "number")] now_ms: &JsValue,
+    ) -> Result<(), JsValue> {
+        Ok(self.0.shown(
+            relay_arg("relay", relay)?,
+            op_id(op_id_hex)?,
+            ms_arg("nowMs", now_ms)?,
+        )?)
     }
 
     /// Divergences found by `nowMs`, each reported once:
@@ -72,7 +91,10 @@ impl JsRelayComparison {
     #[wasm_bindgen(
         unchecked_return_type = "{ opId: string; missingOn: number; seenOn: number; waitedMs: number }[]"
     )]
-    pub fn tick(&mut self, now_ms: f64) -> Result<JsValue, JsValue> {
+    pub fn tick(
+        &mut self,
+        #[wasm_bindgen(unchecked_param_type = "number")] now_ms: &JsValue,
+    ) -> Result<JsValue, JsValue> {
         let found: Vec<JsDivergence> = self
             .0
             .tick(ms_arg("nowMs", now_ms)?)

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
-use super::convert::bytes_arg;
+use super::convert::{bytes_arg, string_arg};
 use super::error::bad_input;
 use super::replica_convert::{agent_arg, only_keys, plain, u64_arg, u64_value};
 use crate::election::{ElectionMode, WeightedCandidate};
@@ -178,11 +178,12 @@ impl JsReplica {
     /// `undefined` for the defaults.
     #[wasm_bindgen(constructor)]
     pub fn new(
-        topic: &str,
+        #[wasm_bindgen(unchecked_param_type = "string")] topic: &JsValue,
         #[wasm_bindgen(unchecked_param_type = "ReplicaConfig | Uint8Array | undefined")]
         config: &JsValue,
     ) -> Result<JsReplica, JsValue> {
-        Ok(JsReplica::wrap(Replica::new(topic, config_arg(config)?)?))
+        let topic = string_arg("topic", topic)?;
+        Ok(JsReplica::wrap(Replica::new(&topic, config_arg(config)?)?))
     }
 
     /// The canonical bytes of a config object (what a state hash covers).
@@ -240,14 +241,28 @@ impl JsReplica {
     /// A handler that throws makes `apply` throw after the state has changed (the entry stays
     /// applied).
     #[wasm_bindgen(js_name = onCompensation)]
-    pub fn on_compensation(&self, kind: &str, handler: js_sys::Function) {
-        self.handlers.borrow_mut().push((kind.to_owned(), handler));
+    pub fn on_compensation(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "string")] kind: &JsValue,
+        #[wasm_bindgen(unchecked_param_type = "Function")] handler: JsValue,
+    ) -> Result<(), JsValue> {
+        let kind = string_arg("kind", kind)?;
+        let handler: js_sys::Function = handler
+            .dyn_into()
+            .map_err(|_| bad_input("handler must be a function"))?;
+        self.handlers.borrow_mut().push((kind, handler));
+        Ok(())
     }
 
     /// Removes every compensation handler of `kind`.
     #[wasm_bindgen(js_name = offCompensation)]
-    pub fn off_compensation(&self, kind: &str) {
-        self.handlers.borrow_mut().retain(|(k, _)| k != kind);
+    pub fn off_compensation(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "string")] kind: &JsValue,
+    ) -> Result<(), JsValue> {
+        let kind = string_arg("kind", kind)?;
+        self.handlers.borrow_mut().retain(|(k, _)| *k != kind);
+        Ok(())
     }
 
     /// The election among the configured candidates at `nowMs`:
@@ -275,17 +290,25 @@ impl JsReplica {
 
     /// The agent holding `resource`, or `undefined`.
     #[wasm_bindgen(js_name = claimHolder)]
-    pub fn claim_holder(&self, resource: &str) -> Option<String> {
-        self.state().claim_holder(resource).map(|a| a.to_string())
+    pub fn claim_holder(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "string")] resource: &JsValue,
+    ) -> Result<Option<String>, JsValue> {
+        let resource = string_arg("resource", resource)?;
+        Ok(self.state().claim_holder(&resource).map(|a| a.to_string()))
     }
 
     /// The claim on `resource` (`{ resource, holder, stake, seq, leaseUntilMs }`) or `undefined`.
     #[wasm_bindgen(unchecked_return_type = "ReplicaClaim | undefined")]
-    pub fn claim(&self, resource: &str) -> Result<JsValue, JsValue> {
-        match self.state().claim(resource) {
+    pub fn claim(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "string")] resource: &JsValue,
+    ) -> Result<JsValue, JsValue> {
+        let resource = string_arg("resource", resource)?;
+        match self.state().claim(&resource) {
             None => Ok(JsValue::UNDEFINED),
             Some(c) => plain(&ClaimView {
-                resource: resource.to_owned(),
+                resource: resource.clone(),
                 holder: c.holder.to_string(),
                 stake: c.stake,
                 seq: c.seq,
@@ -298,9 +321,10 @@ impl JsReplica {
     #[wasm_bindgen(unchecked_return_type = "number | bigint")]
     pub fn balance(
         &self,
-        #[wasm_bindgen(js_name = agentId)] agent_id: &str,
+        #[wasm_bindgen(js_name = agentId, unchecked_param_type = "string")] agent_id: &JsValue,
     ) -> Result<JsValue, JsValue> {
-        Ok(u64_value(self.state().balance(&agent_arg(agent_id)?)))
+        let agent = agent_arg(&string_arg("agentId", agent_id)?)?;
+        Ok(u64_value(self.state().balance(&agent)))
     }
 
     /// `{ minted, burned, circulating, escrowed }`.
@@ -312,11 +336,12 @@ impl JsReplica {
     /// The guardians of the agent `agentId` names.
     pub fn guardians(
         &self,
-        #[wasm_bindgen(js_name = agentId)] agent_id: &str,
+        #[wasm_bindgen(js_name = agentId, unchecked_param_type = "string")] agent_id: &JsValue,
     ) -> Result<Vec<String>, JsValue> {
+        let agent = agent_arg(&string_arg("agentId", agent_id)?)?;
         Ok(self
             .state()
-            .guardians(&agent_arg(agent_id)?)
+            .guardians(&agent)
             .iter()
             .map(ToString::to_string)
             .collect())
@@ -326,9 +351,10 @@ impl JsReplica {
     #[wasm_bindgen(js_name = currentKey)]
     pub fn current_key(
         &self,
-        #[wasm_bindgen(js_name = agentId)] agent_id: &str,
+        #[wasm_bindgen(js_name = agentId, unchecked_param_type = "string")] agent_id: &JsValue,
     ) -> Result<String, JsValue> {
-        Ok(self.state().current_key(&agent_arg(agent_id)?).to_string())
+        let agent = agent_arg(&string_arg("agentId", agent_id)?)?;
+        Ok(self.state().current_key(&agent).to_string())
     }
 
     /// The feed: posts, vouches and ops of unknown kinds, oldest first.

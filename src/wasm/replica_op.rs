@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 
-use super::convert::{bytes_arg, deserialize_bytes, serialize_u64};
+use super::convert::{bytes_arg, deserialize_bytes, serialize_u64, string_arg};
 use super::error::bad_input;
 use super::replica_convert::agent_arg;
 use crate::identity::lower_hex;
@@ -243,10 +243,11 @@ macro_rules! builders {
             /// `TRAILING_BYTES`, `UNSUPPORTED_VERSION`, `NON_CANONICAL`, `BAD_PUBLIC_KEY`.
             #[wasm_bindgen(unchecked_return_type = "ReplicaOpInput")]
             pub fn decode(
-                kind: &str,
+                #[wasm_bindgen(unchecked_param_type = "string")] kind: &JsValue,
                 #[wasm_bindgen(unchecked_param_type = "Uint8Array")] body: &JsValue,
             ) -> Result<JsValue, JsValue> {
-                let op = ReplicaOp::decode(kind, &bytes_arg("body", body)?)?;
+                let kind = string_arg("kind", kind)?;
+                let op = ReplicaOp::decode(&kind, &bytes_arg("body", body)?)?;
                 let object = from_core(op);
                 // Bytes stay a Uint8Array: the default serializer, not the JSON-compatible one.
                 object

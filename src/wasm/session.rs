@@ -4,7 +4,9 @@
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
-use super::convert::{bytes_arg, bytes_array_arg, ms_arg, serialize_bytes, serialize_u64};
+use super::convert::{
+    bool_arg, bytes_arg, bytes_array_arg, ms_arg, serialize_bytes, serialize_u64, string_arg,
+};
 use super::identity::JsIdentity;
 use super::replica::config_arg;
 use crate::identity::Identity;
@@ -263,7 +265,7 @@ impl JsSession {
     pub fn receive(
         &mut self,
         #[wasm_bindgen(unchecked_param_type = "Uint8Array")] bytes: &JsValue,
-        now_ms: f64,
+        #[wasm_bindgen(unchecked_param_type = "number")] now_ms: &JsValue,
     ) -> Result<(), JsValue> {
         Ok(self
             .0
@@ -275,7 +277,7 @@ impl JsSession {
     pub fn receive_batch(
         &mut self,
         #[wasm_bindgen(unchecked_param_type = "Uint8Array[]")] messages: &JsValue,
-        now_ms: f64,
+        #[wasm_bindgen(unchecked_param_type = "number")] now_ms: &JsValue,
     ) -> Result<(), JsValue> {
         let messages = bytes_array_arg("messages", messages)?;
         let refs: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
@@ -286,39 +288,43 @@ impl JsSession {
     /// `config` (a `ReplicaConfig` object, its canonical bytes, or undefined for the defaults).
     pub fn subscribe(
         &mut self,
-        topic: &str,
-        from: f64,
-        replica: bool,
+        #[wasm_bindgen(unchecked_param_type = "string")] topic: &JsValue,
+        #[wasm_bindgen(unchecked_param_type = "number")] from: &JsValue,
+        #[wasm_bindgen(unchecked_param_type = "boolean")] replica: &JsValue,
         #[wasm_bindgen(unchecked_param_type = "ReplicaConfig | Uint8Array | undefined")]
         config: &JsValue,
     ) -> Result<(), JsValue> {
-        let config = if replica {
+        let topic = string_arg("topic", topic)?;
+        let from = ms_arg("from", from)?;
+        let config = if bool_arg("replica", replica)? {
             Some(config_arg(config)?)
         } else {
             None
         };
-        Ok(self
-            .0
-            .subscribe_with(topic, ms_arg("from", from)?, config)?)
+        Ok(self.0.subscribe_with(&topic, from, config)?)
     }
 
     /// Stops following `topic`.
-    pub fn unsubscribe(&mut self, topic: &str) -> Result<(), JsValue> {
-        Ok(self.0.unsubscribe(topic)?)
+    pub fn unsubscribe(
+        &mut self,
+        #[wasm_bindgen(unchecked_param_type = "string")] topic: &JsValue,
+    ) -> Result<(), JsValue> {
+        Ok(self.0.unsubscribe(&string_arg("topic", topic)?)?)
     }
 
     /// Signs and queues an op; returns its id (hex).
     pub fn publish(
         &mut self,
-        topic: &str,
-        kind: &str,
+        #[wasm_bindgen(unchecked_param_type = "string")] topic: &JsValue,
+        #[wasm_bindgen(unchecked_param_type = "string")] kind: &JsValue,
         #[wasm_bindgen(unchecked_param_type = "Uint8Array")] body: &JsValue,
-        now_ms: f64,
+        #[wasm_bindgen(unchecked_param_type = "number")] now_ms: &JsValue,
     ) -> Result<String, JsValue> {
+        let (topic, kind) = (string_arg("topic", topic)?, string_arg("kind", kind)?);
         let body = bytes_arg("body", body)?;
         Ok(self
             .0
-            .publish(topic, kind, &body, vec![], ms_arg("nowMs", now_ms)?)?
+            .publish(&topic, &kind, &body, vec![], ms_arg("nowMs", now_ms)?)?
             .id()
             .to_string())
     }
@@ -328,15 +334,16 @@ impl JsSession {
     #[wasm_bindgen(js_name = publishOp)]
     pub fn publish_op(
         &mut self,
-        topic: &str,
-        kind: &str,
+        #[wasm_bindgen(unchecked_param_type = "string")] topic: &JsValue,
+        #[wasm_bindgen(unchecked_param_type = "string")] kind: &JsValue,
         #[wasm_bindgen(unchecked_param_type = "Uint8Array")] body: &JsValue,
-        now_ms: f64,
+        #[wasm_bindgen(unchecked_param_type = "number")] now_ms: &JsValue,
     ) -> Result<Vec<u8>, JsValue> {
+        let (topic, kind) = (string_arg("topic", topic)?, string_arg("kind", kind)?);
         let body = bytes_arg("body", body)?;
         let op = self
             .0
-            .publish(topic, kind, &body, vec![], ms_arg("nowMs", now_ms)?)?;
+            .publish(&topic, &kind, &body, vec![], ms_arg("nowMs", now_ms)?)?;
         Ok(op.as_bytes().to_vec())
     }
 
@@ -353,8 +360,11 @@ impl JsSession {
 
     /// The gossip body of the latest head of `topic` this session verified, if any: publish it
     /// as an op of kind `"ants.checkpoint"` through other relays.
-    pub fn gossip(&self, topic: &str) -> Option<Vec<u8>> {
-        self.0.gossip(topic)
+    pub fn gossip(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "string")] topic: &JsValue,
+    ) -> Result<Option<Vec<u8>>, JsValue> {
+        Ok(self.0.gossip(&string_arg("topic", topic)?))
     }
 
     /// Takes a gossip body (the body of an `"ants.checkpoint"` op seen anywhere); true when it
@@ -369,19 +379,31 @@ impl JsSession {
 
     /// Asks for the topic's signed checkpoint.
     #[wasm_bindgen(js_name = requestCheckpoint)]
-    pub fn request_checkpoint(&mut self, topic: &str) -> Result<(), JsValue> {
-        Ok(self.0.request_checkpoint(topic)?)
+    pub fn request_checkpoint(
+        &mut self,
+        #[wasm_bindgen(unchecked_param_type = "string")] topic: &JsValue,
+    ) -> Result<(), JsValue> {
+        Ok(self.0.request_checkpoint(&string_arg("topic", topic)?)?)
     }
 
     /// Time passes (acknowledged-op deadlines).
-    pub fn tick(&mut self, now_ms: f64) -> Result<(), JsValue> {
+    pub fn tick(
+        &mut self,
+        #[wasm_bindgen(unchecked_param_type = "number")] now_ms: &JsValue,
+    ) -> Result<(), JsValue> {
         self.0.tick(ms_arg("nowMs", now_ms)?);
         Ok(())
     }
 
     /// The next seq owed on `topic`.
-    pub fn cursor(&self, topic: &str) -> Option<f64> {
-        self.0.cursor(topic).map(|c| c as f64)
+    pub fn cursor(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "string")] topic: &JsValue,
+    ) -> Result<Option<f64>, JsValue> {
+        Ok(self
+            .0
+            .cursor(&string_arg("topic", topic)?)
+            .map(|c| c as f64))
     }
 
     /// Frames to send (drained).
@@ -403,17 +425,31 @@ impl JsSession {
 
     /// Who holds `resource` in the topic's replica (hex), if anyone.
     #[wasm_bindgen(js_name = claimHolder)]
-    pub fn claim_holder(&self, topic: &str, resource: &str) -> Option<String> {
-        self.0
-            .replica(topic)?
-            .claim_holder(resource)
-            .map(|id| id.to_string())
+    pub fn claim_holder(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "string")] topic: &JsValue,
+        #[wasm_bindgen(unchecked_param_type = "string")] resource: &JsValue,
+    ) -> Result<Option<String>, JsValue> {
+        let (topic, resource) = (
+            string_arg("topic", topic)?,
+            string_arg("resource", resource)?,
+        );
+        Ok(self
+            .0
+            .replica(&topic)
+            .and_then(|replica| replica.claim_holder(&resource))
+            .map(|id| id.to_string()))
     }
 
     /// The elected leader of the topic's replica at `nowMs` (hex), if any.
-    pub fn leader(&self, topic: &str, now_ms: f64) -> Result<Option<String>, JsValue> {
+    pub fn leader(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "string")] topic: &JsValue,
+        #[wasm_bindgen(unchecked_param_type = "number")] now_ms: &JsValue,
+    ) -> Result<Option<String>, JsValue> {
+        let topic = string_arg("topic", topic)?;
         let now_ms = ms_arg("nowMs", now_ms)?;
-        let Some(replica) = self.0.replica(topic) else {
+        let Some(replica) = self.0.replica(&topic) else {
             return Ok(None);
         };
         Ok(replica.leader(now_ms).ok().map(|e| e.leader.to_string()))

@@ -3,8 +3,9 @@
 use std::collections::BTreeSet;
 
 use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
 
-use super::convert::bytes_arg;
+use super::convert::{bytes_arg, number_arg, string_arg};
 use super::doc::JsDoc;
 use super::doc_args::now_arg;
 use super::error::bad_input;
@@ -16,22 +17,41 @@ use crate::identity::AgentId;
 #[wasm_bindgen(js_name = signDocUpdate)]
 pub fn sign_doc_update(
     identity: &JsIdentity,
-    topic: &str,
-    counter: f64,
+    #[wasm_bindgen(unchecked_param_type = "string")] topic: &JsValue,
+    #[wasm_bindgen(unchecked_param_type = "number")] counter: &JsValue,
     #[wasm_bindgen(unchecked_param_type = "Uint8Array")] update: &JsValue,
-    #[wasm_bindgen(js_name = timeMs)] time_ms: Option<f64>,
+    #[wasm_bindgen(js_name = timeMs, unchecked_optional_param_type = "number | null")]
+    time_ms: &JsValue,
 ) -> Result<Vec<u8>, JsValue> {
+    let topic = string_arg("topic", topic)?;
+    let counter = number_arg("counter", counter)?;
     if !(counter.is_finite() && counter >= 0.0 && counter.fract() == 0.0) {
         return Err(bad_input("counter must be a non-negative integer"));
     }
     let op = sign_update(
         &identity.0,
-        topic,
+        &topic,
         counter as u64,
-        now_arg(time_ms)?,
+        now_arg("timeMs", time_ms)?,
         &bytes_arg("update", update)?,
     )?;
     Ok(op.as_bytes().to_vec())
+}
+
+/// The agent ids of `writers`: an array of strings, or `undefined`/`null` for anyone.
+fn writers_arg(writers: &JsValue) -> Result<Option<BTreeSet<AgentId>>, JsValue> {
+    if writers.is_undefined() || writers.is_null() {
+        return Ok(None);
+    }
+    if !js_sys::Array::is_array(writers) {
+        return Err(bad_input("writers must be an array of agent ids"));
+    }
+    let ids: &js_sys::Array = writers.unchecked_ref();
+    ids.iter()
+        .enumerate()
+        .map(|(i, id)| Ok(string_arg(&format!("writers[{i}]"), &id)?.parse::<AgentId>()?))
+        .collect::<Result<BTreeSet<_>, JsValue>>()
+        .map(Some)
 }
 
 /// A document topic's state: the merge of its verified `doc.update` ops.
@@ -42,15 +62,12 @@ pub struct JsSignedDoc(SignedDoc);
 impl JsSignedDoc {
     /// A document for `topic`; with `writers` (agent ids), only their ops are accepted.
     #[wasm_bindgen(constructor)]
-    pub fn new(topic: &str, writers: Option<Vec<String>>) -> Result<JsSignedDoc, JsValue> {
-        let writers = writers
-            .map(|ids| {
-                ids.iter()
-                    .map(|id| id.parse::<AgentId>())
-                    .collect::<crate::Result<BTreeSet<_>>>()
-            })
-            .transpose()?;
-        Ok(JsSignedDoc(SignedDoc::new(topic, writers)?))
+    pub fn new(
+        #[wasm_bindgen(unchecked_param_type = "string")] topic: &JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "string[] | null")] writers: &JsValue,
+    ) -> Result<JsSignedDoc, JsValue> {
+        let topic = string_arg("topic", topic)?;
+        Ok(JsSignedDoc(SignedDoc::new(&topic, writers_arg(writers)?)?))
     }
 
     /// Verifies signed op bytes and merges the update; `false` if already applied. Throws
