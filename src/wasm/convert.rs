@@ -36,7 +36,8 @@ pub(crate) fn number_arg(what: &str, value: &JsValue) -> Result<f64, JsValue> {
 }
 
 /// An optional number argument: `undefined` and `null` are `None`, anything but a number is
-/// `BAD_INPUT`.
+/// `BAD_INPUT`. (Only the document bindings take one.)
+#[cfg(feature = "doc")]
 pub(crate) fn optional_number_arg(what: &str, value: &JsValue) -> Result<Option<f64>, JsValue> {
     if value.is_undefined() || value.is_null() {
         Ok(None)
