@@ -9,16 +9,51 @@
 // each runtime.
 
 const textEncoder = new TextEncoder();
+// The longest a timer can wait: Node fires a longer setTimeout/setInterval after 1 ms.
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+function badInput(message) {
+  return Object.assign(new TypeError(message), { code: "BAD_INPUT" });
+}
 
 function toBytes(body) {
   if (body instanceof Uint8Array) return body;
   if (typeof body === "string") return textEncoder.encode(body);
   if (body instanceof ArrayBuffer) return new Uint8Array(body);
-  throw Object.assign(new TypeError("body must be a Uint8Array or a string"), { code: "BAD_INPUT" });
+  throw badInput("body must be a Uint8Array or a string");
 }
 
 function relayError(code, message) {
   return Object.assign(new Error(`${code}: ${message}`), { code });
+}
+
+/** `options` of a call that takes an options object: absent, or an object. */
+function optionsArg(options) {
+  if (options === undefined) return {};
+  if (options === null || typeof options !== "object") throw badInput("options must be an object");
+  return options;
+}
+
+/** A callback argument: a function (or, where `optional`, undefined or null). */
+function callbackArg(what, value, optional = false) {
+  if (typeof value === "function" || (optional && value == null)) return value;
+  throw badInput(`${what} must be a function`);
+}
+
+/** A time option in ms: absent (`fallback`), or a number from 0 up, capped at MAX_TIMER_MS. */
+function msOption(options, name, fallback) {
+  const value = options[name] ?? fallback;
+  if (typeof value !== "number" || !(value >= 0)) throw badInput(`${name} must be a number of ms from 0 up`);
+  return Math.min(value, MAX_TIMER_MS);
+}
+
+/** A seq to wait for: a whole number from 0 to 2^53, as a number or a bigint. */
+function seqArg(seq) {
+  const count = typeof seq === "bigint" || typeof seq === "number" ? Number(seq) : NaN;
+  if (!Number.isInteger(count) || count < 0 || count > 2 ** 53) {
+    throw badInput("seq must be a whole number from 0 to 2^53");
+  }
+  return count;
 }
 
 /** A subscription: async iterable of verified entries and replica events. */
@@ -42,20 +77,28 @@ class Subscription {
    * replica (so `client.claimHolder` / `client.leader` include it).
    */
   delivered(seq) {
-    return new Promise((resolve, reject) => {
-      this.#progress.push({ count: Number(seq) + 1, resolve, reject });
-      this.settle();
-    });
+    return this.#wait(seqArg(seq) + 1);
   }
   /**
    * Resolves once every entry the relay had when it answered the subscription has been
    * delivered: the replica has caught up (read-your-topic before deciding).
    */
   caughtUp() {
+    return this.#wait(null);
+  }
+  // Resolves once the cursor reaches `count` (null: the head); an ended subscription never
+  // moves, so what it has not reached rejects CLOSED at once.
+  #wait(count) {
     return new Promise((resolve, reject) => {
-      this.#progress.push({ count: null, resolve, reject });
+      this.#progress.push({ count, resolve, reject });
       this.settle();
+      if (this.#done) this.#rejectProgress();
     });
+  }
+  #rejectProgress() {
+    for (const { reject } of this.#progress.splice(0)) {
+      reject(relayError("CLOSED", `subscription to ${this.topic} ended`));
+    }
   }
   /** The relay answered the subscription with `head` entries (called by the client). */
   subscribed(head) {
@@ -76,17 +119,17 @@ class Subscription {
   push(item) {
     if (item.type === "entry") this.onEntry?.(item);
     if (item.type === "replica") this.onEvent?.(item.event, item);
-    // With callbacks and no iterator, nothing is buffered.
+    // With callbacks and no iterator, nothing is buffered; nor once the iterator has ended
+    // (a `break` out of `for await`), though the client still follows the topic.
     if ((this.onEntry || this.onEvent) && !this.#iterating) return;
+    if (this.#done) return;
     const waiter = this.#waiters.shift();
     if (waiter) waiter({ value: item, done: false });
     else this.#queue.push(item);
   }
   end() {
     this.#done = true;
-    for (const { reject } of this.#progress.splice(0)) {
-      reject(relayError("CLOSED", `subscription to ${this.topic} ended`));
-    }
+    this.#rejectProgress();
     for (const waiter of this.#waiters.splice(0)) waiter({ value: undefined, done: true });
   }
   unsubscribe() {
@@ -125,7 +168,8 @@ export function makeRelayClient(ants) {
     #compensation = new Map();
     #listeners = new Map();
     #liveWaiters = [];
-    #options;
+    // The time options, checked: { connectTimeoutMs, tickMs, minBackoffMs, maxBackoffMs }.
+    #timing;
     #lastError = null;
     /** "connecting" | "live" | "verified" | "misbehaviour" | "closed" */
     status = "connecting";
@@ -140,7 +184,7 @@ export function makeRelayClient(ants) {
       if (options.wait === false) return client;
       // A wrong URL or a relay that never answers must not hang the caller: give up after
       // `connectTimeoutMs` (default 10 s) with CONNECT_TIMEOUT and close the client.
-      const ms = options.connectTimeoutMs ?? 10_000;
+      const ms = client.#timing.connectTimeoutMs;
       let timer;
       const timeout = new Promise((_, reject) => {
         timer = setTimeout(() => {
@@ -160,8 +204,18 @@ export function makeRelayClient(ants) {
     }
 
     constructor(url, identity, options = {}) {
+      // Not parsed here: a browser resolves a relative url against the page.
+      if (typeof url !== "string" && !(typeof URL === "function" && url instanceof URL)) {
+        throw badInput("url must be a string or a URL");
+      }
       this.#url = url;
-      this.#options = options;
+      optionsArg(options);
+      this.#timing = {
+        connectTimeoutMs: msOption(options, "connectTimeoutMs", 10_000),
+        tickMs: msOption(options, "tickMs", 1000),
+        minBackoffMs: msOption(options, "minBackoffMs", 100),
+        maxBackoffMs: msOption(options, "maxBackoffMs", 10_000),
+      };
       this.#WebSocket = options.WebSocket ?? globalThis.WebSocket;
       if (typeof this.#WebSocket !== "function") {
         throw Object.assign(
@@ -176,7 +230,7 @@ export function makeRelayClient(ants) {
         this.#session.tick(Date.now());
         this.#process();
       };
-      this.#tickTimer = setInterval(tick, options.tickMs ?? 1000);
+      this.#tickTimer = setInterval(tick, this.#timing.tickMs);
       if (typeof this.#tickTimer?.unref === "function") this.#tickTimer.unref();
     }
 
@@ -192,6 +246,7 @@ export function makeRelayClient(ants) {
 
     /** Resolves when the connection is live. */
     ready() {
+      if (this.#closed) return Promise.reject(relayError("CLOSED", "client closed"));
       if (this.#session.phase === "live") return Promise.resolve();
       return new Promise((resolve, reject) => this.#liveWaiters.push({ resolve, reject }));
     }
@@ -201,6 +256,8 @@ export function makeRelayClient(ants) {
      * handler)`.
      */
     on(type, handler) {
+      if (typeof type !== "string") throw badInput("event type must be a string");
+      callbackArg("handler", handler);
       if (!this.#listeners.has(type)) this.#listeners.set(type, new Set());
       this.#listeners.get(type).add(handler);
       return () => this.#listeners.get(type)?.delete(handler);
@@ -208,6 +265,8 @@ export function makeRelayClient(ants) {
 
     /** Calls `handler(event)` for every compensation of an op of `kind` (e.g. "claim"). */
     onCompensation(kind, handler) {
+      if (typeof kind !== "string") throw badInput("kind must be a string");
+      callbackArg("handler", handler);
       if (!this.#compensation.has(kind)) this.#compensation.set(kind, new Set());
       this.#compensation.get(kind).add(handler);
       return () => this.#compensation.get(kind)?.delete(handler);
@@ -219,11 +278,20 @@ export function makeRelayClient(ants) {
      * `onEntry` / `onEvent` callbacks may be given instead.
      */
     subscribe(topic, options = {}) {
+      optionsArg(options);
+      callbackArg("onEntry", options.onEntry, true);
+      callbackArg("onEvent", options.onEvent, true);
       const from = options.from ?? 0;
       const replica = options.replica ?? from === 0;
       this.#session.subscribe(topic, from, replica, options.config);
       const subscription = new Subscription(this, topic, options);
+      // A second subscribe to the topic replaces the first: end it, so its iterator and its
+      // waits settle rather than hang.
+      this.#subscriptions.get(topic)?.end();
       this.#subscriptions.set(topic, subscription);
+      // A closed client delivers nothing: the subscription ends at once (the topic stays in
+      // `exportState()`, like the rest of the session).
+      if (this.#closed) subscription.end();
       this.#flush();
       return subscription;
     }
@@ -268,6 +336,8 @@ export function makeRelayClient(ants) {
     }
 
     #awaitReceipt(opId) {
+      // The op stays queued in `exportState()`; this client will not send it.
+      if (this.#closed) return Promise.reject(relayError("CLOSED", "client closed"));
       let pending = this.#pending.get(opId);
       if (!pending) {
         pending = {};
@@ -309,7 +379,6 @@ export function makeRelayClient(ants) {
       this.#closed = true;
       clearTimeout(this.#reconnectTimer);
       clearInterval(this.#tickTimer);
-      this.#setStatus("closed");
       const ws = this.#ws;
       this.#ws = null;
       if (ws) ws.close(1000);
@@ -320,6 +389,8 @@ export function makeRelayClient(ants) {
       for (const { reject } of this.#liveWaiters.splice(0)) {
         reject(relayError("CLOSED", "client closed"));
       }
+      // Last: a "status" handler that throws cannot stop the close halfway.
+      this.#setStatus("closed");
     }
 
     #emit(type, value) {
@@ -373,8 +444,7 @@ export function makeRelayClient(ants) {
     #scheduleReconnect() {
       if (this.#closed) return;
       this.#setStatus("connecting");
-      const min = this.#options.minBackoffMs ?? 100;
-      const max = this.#options.maxBackoffMs ?? 10_000;
+      const { minBackoffMs: min, maxBackoffMs: max } = this.#timing;
       const delay = Math.min(max, min * 2 ** this.#attempts) * (0.5 + Math.random() / 2);
       this.#attempts += 1;
       this.#reconnectTimer = setTimeout(() => this.#open(), delay);

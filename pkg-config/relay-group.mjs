@@ -10,9 +10,25 @@
 
 const GOSSIP_KIND = "ants.checkpoint";
 const MAX_DELIVERED = 100_000;
+// The longest a timer can wait: Node fires a longer setTimeout/setInterval after 1 ms.
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 function badInput(message) {
   return Object.assign(new TypeError(message), { code: "BAD_INPUT" });
+}
+
+/** `options` of a call that takes an options object: absent, or an object. */
+function optionsArg(options) {
+  if (options === undefined) return {};
+  if (options === null || typeof options !== "object") throw badInput("options must be an object");
+  return options;
+}
+
+/** A time option in ms: absent (`fallback`), or a number from 0 up, capped at MAX_TIMER_MS. */
+function msOption(options, name, fallback) {
+  const value = options[name] ?? fallback;
+  if (typeof value !== "number" || !(value >= 0)) throw badInput(`${name} must be a number of ms from 0 up`);
+  return Math.min(value, MAX_TIMER_MS);
 }
 
 /**
@@ -67,6 +83,11 @@ export function makeRelayGroup(ants, RelayClient) {
       if (!Array.isArray(urls) || urls.length < 2 || urls.length > 16) {
         throw badInput("RelayGroup needs 2 to 16 relay urls");
       }
+      optionsArg(options);
+      // Checked before any connection: `deadlineMs` is used at subscribe, `gossipMs` by a timer.
+      const connectTimeoutMs = msOption(options, "connectTimeoutMs", 10_000);
+      msOption(options, "deadlineMs", 30_000);
+      msOption(options, "gossipMs", 10_000);
       const minLive = options.minLive ?? Math.floor(urls.length / 2) + 1;
       if (!Number.isInteger(minLive) || minLive < 1 || minLive > urls.length) {
         throw badInput(`minLive must be an integer from 1 to ${urls.length}`);
@@ -77,7 +98,7 @@ export function makeRelayGroup(ants, RelayClient) {
           const state = options.states?.[i];
           clients.push(await RelayClient.connect(url, identity, { ...options, state, wait: false }));
         }
-        await liveQuorum(urls, clients, minLive, options.connectTimeoutMs ?? 10_000);
+        await liveQuorum(urls, clients, minLive, connectTimeoutMs);
       } catch (error) {
         for (const client of clients) client.close();
         throw error;
@@ -88,13 +109,16 @@ export function makeRelayGroup(ants, RelayClient) {
     constructor(urls, clients, options = {}) {
       this.urls = [...urls];
       this.#clients = clients;
-      this.#options = options;
+      this.#options = {
+        deadlineMs: msOption(options, "deadlineMs", 30_000),
+        gossipMs: msOption(options, "gossipMs", 10_000),
+      };
       clients.forEach((client, i) => {
         client.on("misbehaviour", (event) => this.#emit("misbehaviour", { ...event, relay: urls[i] }));
         client.on("verified", (event) => this.#gossip(i, event.topic));
         client.on("status", (status) => this.#emit("status", { relay: urls[i], status }));
       });
-      this.#timer = setInterval(() => this.#tick(), Math.min(1000, options.gossipMs ?? 10_000));
+      this.#timer = setInterval(() => this.#tick(), Math.min(1000, this.#options.gossipMs));
       if (typeof this.#timer?.unref === "function") this.#timer.unref();
     }
 
@@ -108,6 +132,8 @@ export function makeRelayGroup(ants, RelayClient) {
      * "status" events are `{ relay, status }`, one relay's RelayClient status.
      */
     on(type, handler) {
+      if (typeof type !== "string") throw badInput("event type must be a string");
+      if (typeof handler !== "function") throw badInput("handler must be a function");
       if (!this.#listeners.has(type)) this.#listeners.set(type, new Set());
       this.#listeners.get(type).add(handler);
       return () => this.#listeners.get(type)?.delete(handler);
@@ -118,14 +144,11 @@ export function makeRelayGroup(ants, RelayClient) {
      * showed it first, named by `entry.relay`). With `expectAll`, every op — not only ours — must
      * show on every relay.
      */
-    subscribe(topic, { onEntry, expectAll = false, from = 0, config } = {}) {
-      const comparison = new ants.RelayComparison(
-        this.#clients.length,
-        this.#options.deadlineMs ?? 30_000,
-        expectAll,
-      );
+    subscribe(topic, options = {}) {
+      const { onEntry, expectAll = false, from = 0, config } = optionsArg(options);
+      if (onEntry != null && typeof onEntry !== "function") throw badInput("onEntry must be a function");
+      const comparison = new ants.RelayComparison(this.#clients.length, this.#options.deadlineMs, expectAll);
       const state = { comparison, delivered: new Set(), fresh: new Set(), lastGossip: new Map() };
-      this.#topics.set(topic, state);
       this.#clients.forEach((client, i) => {
         client.subscribe(topic, {
           from,
@@ -147,6 +170,8 @@ export function makeRelayGroup(ants, RelayClient) {
           },
         });
       });
+      // After the clients took the topic: a topic they refuse leaves no state here.
+      this.#topics.set(topic, state);
     }
 
     /** Publishes one signed op to every relay; resolves to the receipts, in url order. */
@@ -201,7 +226,7 @@ export function makeRelayGroup(ants, RelayClient) {
         // "verified" event that answers it is gossiped.
         for (const i of state.fresh) {
           const last = state.lastGossip.get(i) ?? 0;
-          if (now - last >= (this.#options.gossipMs ?? 10_000)) this.#clients[i].requestCheckpoint(topic);
+          if (now - last >= this.#options.gossipMs) this.#clients[i].requestCheckpoint(topic);
         }
       }
     }
@@ -210,7 +235,7 @@ export function makeRelayGroup(ants, RelayClient) {
       const state = this.#topics.get(topic);
       // Only heads that cover new non-gossip entries: gossip about gossip would never settle.
       if (!state?.fresh.has(i)) return;
-      if (Date.now() - (state.lastGossip.get(i) ?? 0) < (this.#options.gossipMs ?? 10_000)) return;
+      if (Date.now() - (state.lastGossip.get(i) ?? 0) < this.#options.gossipMs) return;
       const body = this.#clients[i].gossip(topic);
       if (!body) return;
       state.fresh.delete(i);
