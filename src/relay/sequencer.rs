@@ -985,6 +985,18 @@ fn sequence_one(
     })
 }
 
+/// A connection's reply side for the tests, and the frames it receives.
+#[cfg(test)]
+fn reply_channel(capacity: usize) -> (ReplyTo, mpsc::Receiver<Vec<u8>>) {
+    let (frames, answers) = mpsc::channel(capacity);
+    let reply = ReplyTo {
+        frames,
+        overflowed: Arc::default(),
+        wake: Arc::default(),
+    };
+    (reply, answers)
+}
+
 #[cfg(test)]
 mod verify_tests {
     use super::*;
@@ -992,12 +1004,7 @@ mod verify_tests {
 
     #[test]
     fn a_failed_batch_refuses_only_its_forged_ops_and_keeps_the_order() {
-        let (frames, mut answers) = mpsc::channel(16);
-        let reply = ReplyTo {
-            frames,
-            overflowed: Arc::default(),
-            wake: Arc::default(),
-        };
+        let (reply, mut answers) = reply_channel(16);
         let alice = Identity::from_seed(&[7; 32]).unwrap();
         let requests: Vec<PublishRequest> = (0..6u32)
             .map(|i| {
@@ -1140,12 +1147,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let mut first_run = sequencer(&dir.join(store::DB_FILE));
         let relay = first_run.identity.agent_id();
-        let (frames, mut answers) = mpsc::channel(1024);
-        let reply = ReplyTo {
-            frames,
-            overflowed: Arc::default(),
-            wake: Arc::default(),
-        };
+        let (reply, mut answers) = reply_channel(1024);
         let alice = Identity::from_seed(&[7; 32]).unwrap();
         let first = SignedOp::sign(&alice, draft(0, vec![], b"a")).unwrap();
         let reused = SignedOp::sign(&alice, draft(0, vec![], b"other")).unwrap();
@@ -1230,12 +1232,7 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let mut sequencer = sequencer(&dir.join(store::DB_FILE));
-        let (frames, mut answers) = mpsc::channel(1024);
-        let reply = ReplyTo {
-            frames,
-            overflowed: Arc::default(),
-            wake: Arc::default(),
-        };
+        let (reply, mut answers) = reply_channel(1024);
         let alice = Identity::from_seed(&[7; 32]).unwrap();
         let ops: Vec<SignedOp> = (0..40)
             .map(|c| SignedOp::sign(&alice, draft(c, vec![], &[c as u8; 3_000])).unwrap())
@@ -1315,12 +1312,7 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join(store::DB_FILE);
-        let (frames, mut answers) = mpsc::channel(1024);
-        let reply = ReplyTo {
-            frames,
-            overflowed: Arc::default(),
-            wake: Arc::default(),
-        };
+        let (reply, mut answers) = reply_channel(1024);
         let alice = Identity::from_seed(&[7; 32]).unwrap();
         let mut sequencer = Sequencer {
             snapshot_every: 10,

@@ -10,7 +10,7 @@ use std::cell::RefCell;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
-use super::convert::{bytes_arg, number_arg, string_arg};
+use super::convert::{bytes_arg, string_arg};
 use super::doc_args::{edits_arg, index_arg, to_js, value_arg, values_arg};
 use super::error::bad_input;
 use crate::doc::{Doc, DocOptions, RootKind, TextEdit, UndoHistory};
@@ -120,7 +120,7 @@ impl JsDoc {
         #[wasm_bindgen(unchecked_param_type = "string")] text: &JsValue,
     ) -> Result<(), JsValue> {
         let name = string_arg("name", name)?;
-        let index = index_arg("index", number_arg("index", index)?)?;
+        let index = index_arg("index", index)?;
         let text = string_arg("text", text)?;
         self.track(&name, RootKind::Text)?;
         Ok(self.doc.insert_text(&name, index, &text)?)
@@ -135,8 +135,8 @@ impl JsDoc {
         #[wasm_bindgen(unchecked_param_type = "number")] length: &JsValue,
     ) -> Result<(), JsValue> {
         let name = string_arg("name", name)?;
-        let index = index_arg("index", number_arg("index", index)?)?;
-        let length = index_arg("length", number_arg("length", length)?)?;
+        let index = index_arg("index", index)?;
+        let length = index_arg("length", length)?;
         self.track(&name, RootKind::Text)?;
         Ok(self.doc.delete_text(&name, index, length)?)
     }
@@ -248,7 +248,7 @@ impl JsDoc {
         #[wasm_bindgen(unchecked_param_type = "DocValue[]")] values: JsValue,
     ) -> Result<(), JsValue> {
         let name = string_arg("name", name)?;
-        let index = index_arg("index", number_arg("index", index)?)?;
+        let index = index_arg("index", index)?;
         let values = values_arg("values", values)?;
         self.track(&name, RootKind::Array)?;
         Ok(self.doc.insert_array(&name, index, &values)?)
@@ -263,8 +263,8 @@ impl JsDoc {
         #[wasm_bindgen(unchecked_param_type = "number")] length: &JsValue,
     ) -> Result<(), JsValue> {
         let name = string_arg("name", name)?;
-        let index = index_arg("index", number_arg("index", index)?)?;
-        let length = index_arg("length", number_arg("length", length)?)?;
+        let index = index_arg("index", index)?;
+        let length = index_arg("length", length)?;
         self.track(&name, RootKind::Array)?;
         Ok(self.doc.delete_array(&name, index, length)?)
     }

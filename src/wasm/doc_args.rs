@@ -2,14 +2,20 @@
 
 use wasm_bindgen::prelude::*;
 
-use super::convert::optional_number_arg;
+use super::convert::{number_arg, optional_number_arg};
 use super::error::bad_input;
 use crate::doc::DocValue;
 use crate::error::Error;
 
+/// An index or length argument: a JS number (anything else is `BAD_INPUT`), checked by
+/// `index_number`.
+pub(crate) fn index_arg(what: &'static str, value: &JsValue) -> Result<u32, JsValue> {
+    index_number(what, number_arg(what, value)?)
+}
+
 /// A JS number that must be a non-negative integer index or length. Fractions, NaN and negative
 /// numbers are `BAD_INPUT`; integers past `u32::MAX` are `OUT_OF_RANGE` (no sequence is that long).
-pub(crate) fn index_arg(what: &'static str, value: f64) -> Result<u32, JsValue> {
+fn index_number(what: &'static str, value: f64) -> Result<u32, JsValue> {
     if !value.is_finite() || value < 0.0 || value.fract() != 0.0 {
         return Err(bad_input(format!(
             "{what} must be a non-negative integer, got {value}"
@@ -94,7 +100,7 @@ pub(crate) fn edits_arg(edits: &JsValue) -> Result<Vec<crate::doc::TextEdit>, Js
     let edits: &js_sys::Array = edits.unchecked_ref();
     let number = |what: &'static str, v: JsValue| -> Result<u32, JsValue> {
         match v.as_f64() {
-            Some(n) => index_arg(what, n),
+            Some(n) => index_number(what, n),
             None if v.is_undefined() && what == "delete" => Ok(0),
             None => Err(bad_input(format!("edit {what} must be a number"))),
         }

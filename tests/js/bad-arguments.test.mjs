@@ -13,37 +13,24 @@
 // (`ants-coord/client`) needs a network and is out of scope.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
-
 import * as antsCoord from 'ants-coord';
+
+import { GARBAGE, readmeErrorCodes } from './helpers.mjs';
 
 const { Doc, DocSync, Identity, MerkleLog, RelayComparison, Replica, Session, SignedDoc } =
   antsCoord;
 
 /** The codes of README's "## Error codes" table. */
-const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
-const codeTable = (readme.split(/^## Error codes$/m)[1] ?? '').split(/^## /m)[0];
-const CODES = new Set([...codeTable.matchAll(/^\| `([A-Z_]+)` \|/gm)].map((match) => match[1]));
+const CODES = readmeErrorCodes();
 
 const LOADERS = new Set(['default', 'init', 'initSync']);
 const isGlue = (name) => name === 'free' || name.startsWith('__');
 const isClass = (value) =>
   typeof value === 'function' && /^class\b/.test(Function.prototype.toString.call(value));
 
-/** Garbage values as [label, make]: made fresh for every call, so no call sees another's. */
+/** Garbage values as [label, make] (helpers' GARBAGE and three more): made fresh for every call. */
 const VALUES = [
-  ['undefined', () => undefined],
-  ['null', () => null],
-  ['0', () => 0],
-  ['-1', () => -1],
-  ['NaN', () => NaN],
-  ['1.5', () => 1.5],
-  ['2**60', () => 2 ** 60],
-  ['2n**70n', () => 2n ** 70n],
-  ["'x'", () => 'x'],
-  ['{}', () => ({})],
-  ['[]', () => []],
-  ['new Uint8Array(0)', () => new Uint8Array(0)],
+  ...GARBAGE,
   ['new Uint8Array(100000)', () => new Uint8Array(100000)],
   ['[new Uint8Array(3)]', () => [new Uint8Array(3)]],
   ['{ topic: 5 }', () => ({ topic: 5 })],

@@ -20,18 +20,15 @@
 // `clients`) are read once each.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 
 import { WebSocket } from 'ws';
 import { Identity } from 'ants-coord';
 import { RelayClient, RelayGroup } from 'ants-coord/client';
 
-import { freePort, startRelay } from './helpers.mjs';
+import { GARBAGE, freePort, readmeErrorCodes, startRelay } from './helpers.mjs';
 
 /** The codes of README's "## Error codes" table, and the client's own two. */
-const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
-const codeTable = (readme.split(/^## Error codes$/m)[1] ?? '').split(/^## /m)[0];
-const CODES = new Set([...codeTable.matchAll(/^\| `([A-Z_]+)` \|/gm)].map((match) => match[1]));
+const CODES = readmeErrorCodes();
 const CLIENT_CODES = new Set([...CODES, 'CONNECT_TIMEOUT', 'CLOSED']);
 
 /** How long one call's promise may take to settle. */
@@ -41,18 +38,7 @@ const SHORT_MS = 300;
 
 /** Garbage values as [label, make]: made fresh for every call, so no call sees another's. */
 const VALUES = [
-  ['undefined', () => undefined],
-  ['null', () => null],
-  ['0', () => 0],
-  ['-1', () => -1],
-  ['NaN', () => NaN],
-  ['1.5', () => 1.5],
-  ['2**60', () => 2 ** 60],
-  ['2n**70n', () => 2n ** 70n],
-  ["'x'", () => 'x'],
-  ['{}', () => ({})],
-  ['[]', () => []],
-  ['new Uint8Array(0)', () => new Uint8Array(0)],
+  ...GARBAGE,
   ["'x'.repeat(300_000)", () => 'x'.repeat(300_000)],
   ['new Uint8Array(300_000)', () => new Uint8Array(300_000)],
   // Options-shaped garbage, for subscribe(topic, options).
@@ -65,7 +51,7 @@ const VALUES = [
   ["{ expectAll: 'x' }", () => ({ expectAll: 'x' })],
 ];
 /** The plain values (no options-shaped ones): for urls, identities and option fields. */
-const PLAIN = VALUES.slice(0, 14);
+const PLAIN = VALUES.slice(0, GARBAGE.length + 2);
 const TEXT = VALUES.find(([label]) => label === "'x'");
 
 /** A valid argument as [label, make]. */

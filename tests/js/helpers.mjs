@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { createPrivateKey, createPublicKey } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,6 +12,29 @@ import { fileURLToPath } from 'node:url';
 export const root = fileURLToPath(new URL('../../', import.meta.url));
 /** The built package (scripts/build-pkg.sh). */
 export const pkgDir = fileURLToPath(new URL('../../pkg/', import.meta.url));
+
+/** The codes of the README's "## Error codes" table: what the package may throw. */
+export function readmeErrorCodes() {
+  const readme = readFileSync(join(root, 'README.md'), 'utf8');
+  const table = (readme.split(/^## Error codes$/m)[1] ?? '').split(/^## /m)[0];
+  return new Set([...table.matchAll(/^\| `([A-Z_]+)` \|/gm)].map((match) => match[1]));
+}
+
+/** Garbage arguments as [label, make], made fresh for every call (the bad-arguments sweeps). */
+export const GARBAGE = [
+  ['undefined', () => undefined],
+  ['null', () => null],
+  ['0', () => 0],
+  ['-1', () => -1],
+  ['NaN', () => NaN],
+  ['1.5', () => 1.5],
+  ['2**60', () => 2 ** 60],
+  ['2n**70n', () => 2n ** 70n],
+  ["'x'", () => 'x'],
+  ['{}', () => ({})],
+  ['[]', () => []],
+  ['new Uint8Array(0)', () => new Uint8Array(0)],
+];
 
 /** Asserts that `fn` throws a real Error carrying `code`. */
 export function assertCode(fn, code, label = '') {
