@@ -86,7 +86,7 @@ function prepare(b, urls = {}) {
       return `${claim[1]}if ((${claim[2]}) !== true) throw new Error(${JSON.stringify(`${where}: not true: ${claim[2]}`)});`;
     })
     .join('\n');
-  // One line, so that an error's line number in the module is the README's line minus b.line - 2.
+  // One line, so that line k of the module is line b.line + k - 2 of the README.
   const prelude = "import { WebSocket as ReadmeWs } from 'ws'; globalThis.WebSocket ??= ReadmeWs;";
   const path = join(scratch, `${b.file.replace(/\W+/g, '-')}-${b.line}.mjs`);
   writeFileSync(path, `${prelude}\n${code}\n`);
