@@ -12,7 +12,7 @@ const textEncoder = new TextEncoder();
 // The longest a timer can wait: Node fires a longer setTimeout/setInterval after 1 ms.
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
-function badInput(message) {
+export function badInput(message) {
   return Object.assign(new TypeError(message), { code: "BAD_INPUT" });
 }
 
@@ -28,7 +28,7 @@ function relayError(code, message) {
 }
 
 /** `options` of a call that takes an options object: absent, or an object. */
-function optionsArg(options) {
+export function optionsArg(options) {
   if (options === undefined) return {};
   if (options === null || typeof options !== "object") throw badInput("options must be an object");
   return options;
@@ -41,7 +41,7 @@ function callbackArg(what, value, optional = false) {
 }
 
 /** A time option in ms: absent (`fallback`), or a number from 0 up, capped at MAX_TIMER_MS. */
-function msOption(options, name, fallback) {
+export function msOption(options, name, fallback) {
   const value = options[name] ?? fallback;
   if (typeof value !== "number" || !(value >= 0)) throw badInput(`${name} must be a number of ms from 0 up`);
   return Math.min(value, MAX_TIMER_MS);

@@ -8,28 +8,10 @@
 // the group publishes the heads it verified on one relay as gossip ops (kind "ants.checkpoint")
 // through the *other* relays, and hands every gossip op it sees to every relay's session.
 
+import { badInput, msOption, optionsArg } from "./client.mjs";
+
 const GOSSIP_KIND = "ants.checkpoint";
 const MAX_DELIVERED = 100_000;
-// The longest a timer can wait: Node fires a longer setTimeout/setInterval after 1 ms.
-const MAX_TIMER_MS = 2 ** 31 - 1;
-
-function badInput(message) {
-  return Object.assign(new TypeError(message), { code: "BAD_INPUT" });
-}
-
-/** `options` of a call that takes an options object: absent, or an object. */
-function optionsArg(options) {
-  if (options === undefined) return {};
-  if (options === null || typeof options !== "object") throw badInput("options must be an object");
-  return options;
-}
-
-/** A time option in ms: absent (`fallback`), or a number from 0 up, capped at MAX_TIMER_MS. */
-function msOption(options, name, fallback) {
-  const value = options[name] ?? fallback;
-  if (typeof value !== "number" || !(value >= 0)) throw badInput(`${name} must be a number of ms from 0 up`);
-  return Math.min(value, MAX_TIMER_MS);
-}
 
 /**
  * Resolves once `minLive` of `clients` are live; rejects with CONNECT_TIMEOUT, naming the relays
