@@ -107,6 +107,8 @@ struct Topic {
     awaited: BTreeMap<u64, Awaited>,
     /// Subscriptions restarted at this cursor after a gap.
     gap_retries: u32,
+    /// Paused by the caller ([`Session::pause`]): kept, but not subscribed on the relay.
+    paused: bool,
 }
 
 impl Topic {
@@ -133,6 +135,7 @@ impl Topic {
             last_counter: BTreeMap::new(),
             awaited: BTreeMap::new(),
             gap_retries: 0,
+            paused: false,
         })
     }
 }
@@ -259,7 +262,7 @@ impl Session {
     }
 
     /// Follows `topic` from seq `from` (ignored when the topic is already followed: it resumes
-    /// from its cursor). With `replica`, verified entries are applied to a replica of the topic,
+    /// from its cursor, also after [`Session::pause`]). With `replica`, verified entries are applied to a replica of the topic,
     /// which needs the whole log: `from` must then be 0.
     ///
     /// Errors: `BAD_TOPIC`; `BAD_INPUT` for a replica asked from a seq other than 0.
@@ -286,16 +289,66 @@ impl Session {
                 "a replica folds the whole log: subscribe from seq 0".into(),
             ));
         }
-        if !self.topics.contains_key(topic) {
-            self.topics.insert(
-                topic.to_owned(),
-                Topic::new(topic, from, replica, self.relay)?,
-            );
+        match self.topics.get_mut(topic) {
+            Some(followed) => followed.paused = false,
+            None => {
+                let followed = Topic::new(topic, from, replica, self.relay)?;
+                self.topics.insert(topic.to_owned(), followed);
+            }
         }
         if self.phase == Phase::Live {
             self.send_subscribe(topic)?;
         }
         Ok(())
+    }
+
+    /// Stops the relay sending `topic`'s entries while keeping everything the session knows of
+    /// it (cursor, replica, Merkle tree): backpressure for a caller that cannot keep up.
+    /// Entries already on their way are dropped unseen; [`Session::resume`] asks again from the
+    /// cursor, so none is lost. A paused topic stays paused across reconnections. Nothing
+    /// happens for a topic that is not followed or already paused.
+    ///
+    /// Errors: `BAD_TOPIC`.
+    pub fn pause(&mut self, topic: &str) -> Result<()> {
+        validate_topic(topic)?;
+        let Some(followed) = self.topics.get_mut(topic) else {
+            return Ok(());
+        };
+        if followed.paused {
+            return Ok(());
+        }
+        followed.paused = true;
+        let subscribed = std::mem::take(&mut followed.request_id) != 0;
+        if subscribed && self.phase == Phase::Live {
+            let id = self.request_id();
+            let topic = topic.to_owned();
+            self.send(Frame::new(id, Body::Unsubscribe { topic }))?;
+        }
+        Ok(())
+    }
+
+    /// Follows a paused topic again from its cursor. Nothing happens for a topic that is not
+    /// followed or not paused.
+    ///
+    /// Errors: `BAD_TOPIC`.
+    pub fn resume(&mut self, topic: &str) -> Result<()> {
+        validate_topic(topic)?;
+        let Some(followed) = self.topics.get_mut(topic) else {
+            return Ok(());
+        };
+        if !followed.paused {
+            return Ok(());
+        }
+        followed.paused = false;
+        if self.phase == Phase::Live {
+            self.send_subscribe(topic)?;
+        }
+        Ok(())
+    }
+
+    /// Whether `topic` is followed and paused ([`Session::pause`]).
+    pub fn is_paused(&self, topic: &str) -> bool {
+        self.topics.get(topic).is_some_and(|t| t.paused)
     }
 
     /// Stops following `topic` (its state is dropped).
@@ -503,7 +556,10 @@ impl Session {
                 if let Some(relay) = self.relay {
                     self.events.push_back(SessionEvent::Live { relay });
                 }
-                let topics: Vec<String> = self.topics.keys().cloned().collect();
+                let topics: Vec<String> = (self.topics.iter())
+                    .filter(|(_, topic)| !topic.paused)
+                    .map(|(name, _)| name.clone())
+                    .collect();
                 for topic in topics {
                     self.send_subscribe(&topic)?;
                 }

@@ -272,6 +272,8 @@ impl Session {
                     last_counter: BTreeMap::new(),
                     awaited,
                     gap_retries: 0,
+                    // Pausing is the caller's backpressure, not state: a restored topic follows.
+                    paused: false,
                 },
             );
         }

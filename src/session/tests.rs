@@ -583,6 +583,54 @@ fn a_skipped_entry_is_a_gap_and_the_subscription_restarts_from_the_cursor() {
 }
 
 #[test]
+fn a_paused_topic_gets_nothing_until_resumed_and_then_misses_nothing() {
+    let (mut relay, mut conn, mut session) = alice_published_three(Lie::None, true);
+    assert_eq!(delivered(&session.take_events()), vec![0, 1, 2]);
+    // Paused right after publishing: the relay sequences the op and serves its entry before it
+    // reads the unsubscribe, so the entry is in flight when the session already paused.
+    session.publish("t", "post", &[3], vec![], T0).unwrap();
+    session.pause("t").unwrap();
+    assert!(session.is_paused("t"));
+    relay.pump(&mut conn, &mut session);
+    session.publish("t", "post", &[4], vec![], T0).unwrap();
+    relay.pump(&mut conn, &mut session);
+    let events = session.take_events();
+    let acks = events
+        .iter()
+        .filter(|e| matches!(e, SessionEvent::Acknowledged { .. }))
+        .count();
+    assert_eq!((delivered(&events), acks), (vec![], 2), "{events:?}");
+    assert_eq!(session.cursor("t"), Some(3));
+    assert_eq!(session.replica("t").unwrap().next_seq(), 3);
+    // Still paused after a reconnection: the new connection subscribes to nothing.
+    session.disconnected();
+    let mut conn = relay.handshake(&mut session);
+    assert!(delivered(&session.take_events()).is_empty());
+    assert_eq!(conn.cursor("t"), None);
+    // Resumed: from the cursor, every entry once, verified, and the replica catches up.
+    session.resume("t").unwrap();
+    assert!(!session.is_paused("t"));
+    relay.pump(&mut conn, &mut session);
+    session.request_checkpoint("t").unwrap();
+    relay.pump(&mut conn, &mut session);
+    let events = session.take_events();
+    assert!(faults(&events).is_empty(), "{events:?}");
+    assert_eq!(delivered(&events), vec![3, 4]);
+    assert!(events
+        .iter()
+        .any(|e| matches!(e, SessionEvent::Verified { tree_size: 5, .. })));
+    assert_eq!(session.replica("t").unwrap().next_seq(), 5);
+    // Pausing and resuming an unknown topic changes nothing; `subscribe` also resumes.
+    session.pause("other").unwrap();
+    session.resume("other").unwrap();
+    assert!(session.take_outgoing().is_empty());
+    session.pause("t").unwrap();
+    session.subscribe("t", 0, true).unwrap();
+    assert!(!session.is_paused("t"));
+    assert!(session.pause("").is_err_and(|e| e.code() == "BAD_TOPIC"));
+}
+
+#[test]
 fn reordered_author_counters_are_reported() {
     let mut relay = TestRelay::new(Lie::None);
     let bob = Identity::from_seed(&[2; 32]).unwrap();

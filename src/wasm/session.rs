@@ -312,6 +312,23 @@ impl JsSession {
         Ok(self.0.unsubscribe(&string_arg("topic", topic)?)?)
     }
 
+    /// Stops the relay sending `topic`'s entries, keeping the topic's cursor, replica and tree
+    /// (backpressure); `resume` asks again from the cursor, so nothing is lost.
+    pub fn pause(
+        &mut self,
+        #[wasm_bindgen(unchecked_param_type = "string")] topic: &JsValue,
+    ) -> Result<(), JsValue> {
+        Ok(self.0.pause(&string_arg("topic", topic)?)?)
+    }
+
+    /// Follows a paused topic again from its cursor.
+    pub fn resume(
+        &mut self,
+        #[wasm_bindgen(unchecked_param_type = "string")] topic: &JsValue,
+    ) -> Result<(), JsValue> {
+        Ok(self.0.resume(&string_arg("topic", topic)?)?)
+    }
+
     /// Signs and queues an op; returns its id (hex).
     pub fn publish(
         &mut self,
