@@ -67,6 +67,10 @@ export interface SubscribeOptions {
   config?: import("./ants_coord.js").ReplicaConfig | Uint8Array;
   onEntry?: (entry: VerifiedEntry) => void;
   onEvent?: (event: ReplicaEventItem["event"], item: ReplicaEventItem) => void;
+  /** Bound of the iterator's queue, in bytes (default 16 MiB; `Infinity`: none). An iterator that
+   * falls this far behind pauses the topic on the relay until it has read half of it; one not
+   * yet iterated drops its queue past it, and iterating it then throws `LIMIT_EXCEEDED`. */
+  maxQueuedBytes?: number;
 }
 
 export interface Subscription extends AsyncIterable<VerifiedEntry | ReplicaEventItem> {
@@ -75,6 +79,10 @@ export interface Subscription extends AsyncIterable<VerifiedEntry | ReplicaEvent
   delivered(seq: number | bigint): Promise<number>;
   /** Resolves (to the cursor) once every entry the relay had at subscription time is applied. */
   caughtUp(): Promise<number>;
+  /** True while the iterator is `maxQueuedBytes` behind and the topic is paused on the relay. */
+  readonly paused: boolean;
+  /** Bytes (roughly) of the items waiting to be read from the iterator. */
+  readonly queuedBytes: number;
   unsubscribe(): void;
 }
 

@@ -11,6 +11,11 @@
 const textEncoder = new TextEncoder();
 // The longest a timer can wait: Node fires a longer setTimeout/setInterval after 1 ms.
 const MAX_TIMER_MS = 2 ** 31 - 1;
+// A subscription's iterator queue: the client pauses the topic on the relay above this many
+// bytes and resumes it below half of them.
+const DEFAULT_MAX_QUEUED_BYTES = 16 * 2 ** 20;
+// What an entry or replica event costs in the queue besides its bytes (the object, its strings).
+const ITEM_OVERHEAD_BYTES = 512;
 
 export function badInput(message) {
   return Object.assign(new TypeError(message), { code: "BAD_INPUT" });
@@ -47,6 +52,18 @@ export function msOption(options, name, fallback) {
   return Math.min(value, MAX_TIMER_MS);
 }
 
+/** `maxQueuedBytes`: absent (16 MiB), or a number from 1 up (Infinity: no bound). */
+function queueBoundOption(options) {
+  const value = options.maxQueuedBytes ?? DEFAULT_MAX_QUEUED_BYTES;
+  if (typeof value !== "number" || !(value >= 1)) throw badInput("maxQueuedBytes must be a number from 1 up");
+  return value;
+}
+
+/** What an item holds in a subscription's queue, roughly: its bytes and the object around them. */
+function queuedSize(item) {
+  return ITEM_OVERHEAD_BYTES + (item.bytes?.byteLength ?? 0) + (item.body?.byteLength ?? 0);
+}
+
 /** A seq to wait for: a whole number from 0 to 2^53, as a number or a bigint. */
 function seqArg(seq) {
   const count = typeof seq === "bigint" || typeof seq === "number" ? Number(seq) : NaN;
@@ -56,9 +73,22 @@ function seqArg(seq) {
   return count;
 }
 
-/** A subscription: async iterable of verified entries and replica events. */
+/**
+ * A subscription: async iterable of verified entries and replica events.
+ *
+ * Its queue is bounded by `maxQueuedBytes`. While iterated, a consumer that falls that far
+ * behind pauses the topic on the relay (the relay holds the entries; nothing is lost) until it
+ * has read half of the queue. Before it is iterated, nothing can pause it (a subscription only
+ * awaited with `caughtUp()` must go on following): past the bound the queue is dropped, and
+ * iterating it later throws `LIMIT_EXCEEDED` rather than skip entries.
+ */
 class Subscription {
   #queue = [];
+  #queuedBytes = 0;
+  #maxQueuedBytes;
+  #flow;
+  #paused = false;
+  #overflowed = false;
   #waiters = [];
   #done = false;
   #iterating = false;
@@ -66,11 +96,22 @@ class Subscription {
   #head = null;
   // Promises of `delivered(seq)` / `caughtUp()`: { count, resolve, reject }, count = seq + 1.
   #progress = [];
-  constructor(client, topic, options) {
+  /** `flow`: `{ maxQueuedBytes, pause(), resume() }`, pausing the topic on the relay. */
+  constructor(client, topic, options, flow) {
     this.topic = topic;
     this.client = client;
     this.onEntry = options.onEntry;
     this.onEvent = options.onEvent;
+    this.#maxQueuedBytes = flow.maxQueuedBytes;
+    this.#flow = flow;
+  }
+  /** True while the iterator is `maxQueuedBytes` behind and the topic is paused on the relay. */
+  get paused() {
+    return this.#paused;
+  }
+  /** Bytes (roughly) of the items waiting to be read from the iterator. */
+  get queuedBytes() {
+    return this.#queuedBytes;
   }
   /**
    * Resolves once the entry `seq` has been delivered: verified, and applied to the topic's
@@ -122,15 +163,41 @@ class Subscription {
     // With callbacks and no iterator, nothing is buffered; nor once the iterator has ended
     // (a `break` out of `for await`), though the client still follows the topic.
     if ((this.onEntry || this.onEvent) && !this.#iterating) return;
-    if (this.#done) return;
+    if (this.#done || this.#overflowed) return;
     const waiter = this.#waiters.shift();
-    if (waiter) waiter({ value: item, done: false });
-    else this.#queue.push(item);
+    if (waiter) return waiter({ value: item, done: false });
+    this.#queue.push(item);
+    this.#queuedBytes += queuedSize(item);
+    if (this.#queuedBytes <= this.#maxQueuedBytes) return;
+    if (this.#iterating) {
+      if (!this.#paused) {
+        this.#paused = true;
+        this.#flow.pause();
+      }
+      return;
+    }
+    this.#overflowed = true;
+    this.#queue = [];
+    this.#queuedBytes = 0;
+  }
+  #take() {
+    const item = this.#queue.shift();
+    this.#queuedBytes -= queuedSize(item);
+    if (this.#paused && this.#queuedBytes <= this.#maxQueuedBytes / 2) {
+      this.#paused = false;
+      this.#flow.resume();
+    }
+    return item;
   }
   end() {
     this.#done = true;
     this.#rejectProgress();
     for (const waiter of this.#waiters.splice(0)) waiter({ value: undefined, done: true });
+    // The client goes on following the topic (unless this end is an unsubscribe or a close).
+    if (this.#paused) {
+      this.#paused = false;
+      this.#flow.resume();
+    }
   }
   unsubscribe() {
     this.client.unsubscribe(this.topic);
@@ -139,11 +206,26 @@ class Subscription {
     this.#iterating = true;
     return {
       next: () => {
-        if (this.#queue.length) return Promise.resolve({ value: this.#queue.shift(), done: false });
+        if (this.#queue.length) return Promise.resolve({ value: this.#take(), done: false });
+        if (this.#overflowed) {
+          this.#overflowed = false;
+          this.end();
+          const limit = this.#maxQueuedBytes;
+          return Promise.reject(
+            relayError(
+              "LIMIT_EXCEEDED",
+              `subscription to ${this.topic}: more than ${limit} bytes of items arrived before it ` +
+                "was iterated, and were dropped; iterate it sooner, give onEntry/onEvent, or raise maxQueuedBytes",
+            ),
+          );
+        }
         if (this.#done) return Promise.resolve({ value: undefined, done: true });
         return new Promise((resolve) => this.#waiters.push(resolve));
       },
       return: () => {
+        // Left by `break`: nothing will read what is queued.
+        this.#queue = [];
+        this.#queuedBytes = 0;
         this.end();
         return Promise.resolve({ value: undefined, done: true });
       },
@@ -275,16 +357,23 @@ export function makeRelayClient(ants) {
     /**
      * Follows `topic` from seq `from` (default 0; a replica is kept when following from 0).
      * Returns an async iterable of `{ type: "entry", ... }` and `{ type: "replica", event }`;
-     * `onEntry` / `onEvent` callbacks may be given instead.
+     * `onEntry` / `onEvent` callbacks may be given instead. An iterator that falls
+     * `maxQueuedBytes` (default 16 MiB) behind pauses the topic on the relay until it catches up.
      */
     subscribe(topic, options = {}) {
       optionsArg(options);
       callbackArg("onEntry", options.onEntry, true);
       callbackArg("onEvent", options.onEvent, true);
+      const maxQueuedBytes = queueBoundOption(options);
       const from = options.from ?? 0;
       const replica = options.replica ?? from === 0;
       this.#session.subscribe(topic, from, replica, options.config);
-      const subscription = new Subscription(this, topic, options);
+      const flow = {
+        maxQueuedBytes,
+        pause: () => this.#flowControl(topic, subscription, "pause"),
+        resume: () => this.#flowControl(topic, subscription, "resume"),
+      };
+      const subscription = new Subscription(this, topic, options, flow);
       // A second subscribe to the topic replaces the first: end it, so its iterator and its
       // waits settle rather than hang.
       this.#subscriptions.get(topic)?.end();
@@ -294,6 +383,13 @@ export function makeRelayClient(ants) {
       if (this.#closed) subscription.end();
       this.#flush();
       return subscription;
+    }
+
+    // A subscription's backpressure: only the topic's current subscription moves it.
+    #flowControl(topic, subscription, action) {
+      if (this.#subscriptions.get(topic) !== subscription) return;
+      this.#session[action](topic);
+      this.#flush();
     }
 
     /** Stops following `topic`. */

@@ -49,6 +49,7 @@ const VALUES = [
   ['{ onEntry: 5 }', () => ({ onEntry: 5 })],
   ["{ onEvent: 'x' }", () => ({ onEvent: 'x' })],
   ["{ expectAll: 'x' }", () => ({ expectAll: 'x' })],
+  ['{ maxQueuedBytes: 0 }', () => ({ maxQueuedBytes: 0 })],
 ];
 /** The plain values (no options-shaped ones): for urls, identities and option fields. */
 const PLAIN = VALUES.slice(0, GARBAGE.length + 2);
