@@ -450,6 +450,22 @@ fn ids() -> (Identity, Identity) {
 }
 
 #[test]
+fn a_writer_set_is_bounded() {
+    let agent = |i: usize| {
+        let mut seed = [0; 32];
+        seed[..8].copy_from_slice(&(i as u64).to_le_bytes());
+        Identity::from_seed(&seed).unwrap().agent_id()
+    };
+    let at_limit: BTreeSet<_> = (0..MAX_WRITERS).map(agent).collect();
+    let mut over = at_limit.clone();
+    over.insert(agent(MAX_WRITERS));
+    assert_eq!((at_limit.len(), over.len()), (MAX_WRITERS, MAX_WRITERS + 1));
+    assert!(SignedDoc::new("notes", Some(at_limit)).is_ok());
+    let error = SignedDoc::new("notes", Some(over)).unwrap_err();
+    assert_eq!(error.code(), "LIMIT_EXCEEDED");
+}
+
+#[test]
 fn signed_updates_apply_and_refuse() {
     let (alice, mallory) = ids();
     let writers: BTreeSet<_> = [alice.agent_id()].into();

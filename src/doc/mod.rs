@@ -50,7 +50,7 @@ pub use protocol::{
 };
 pub use signed::{
     decode_update_body, encode_update_body, sign_update, SignedDoc, MAX_SIGNED_UPDATE_LEN,
-    UPDATE_BODY_VERSION, UPDATE_KIND,
+    MAX_WRITERS, UPDATE_BODY_VERSION, UPDATE_KIND,
 };
 pub use sync::{DocSync, SyncOutcome};
 pub use undo::UndoHistory;

@@ -27,6 +27,8 @@ pub const UPDATE_KIND: &str = "doc.update";
 pub const UPDATE_BODY_VERSION: u8 = 1;
 /// Largest Yjs update one op carries (the op body limit minus the header).
 pub const MAX_SIGNED_UPDATE_LEN: usize = MAX_BODY_LEN - 1;
+/// Most agents a document's writer set may name.
+pub const MAX_WRITERS: usize = 4096;
 
 /// Refuses `author` when a writer set is given and does not contain it (`NOT_A_WRITER`).
 pub(crate) fn check_writer(writers: Option<&BTreeSet<AgentId>>, author: &AgentId) -> Result<()> {
@@ -109,8 +111,18 @@ impl core::fmt::Debug for SignedDoc {
 
 impl SignedDoc {
     /// An empty document for `topic`. With `writers`, only ops by those agents are accepted.
+    ///
+    /// Errors: `BAD_TOPIC`; `LIMIT_EXCEEDED` for more than [`MAX_WRITERS`] writers.
     pub fn new(topic: &str, writers: Option<BTreeSet<AgentId>>) -> Result<Self> {
         crate::op::validate_topic(topic)?;
+        let count = writers.as_ref().map_or(0, BTreeSet::len);
+        if count > MAX_WRITERS {
+            return Err(Error::LimitExceeded {
+                what: "document writers",
+                limit: MAX_WRITERS,
+                got: count,
+            });
+        }
         Ok(SignedDoc {
             topic: topic.to_owned(),
             writers,

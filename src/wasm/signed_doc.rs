@@ -10,7 +10,8 @@ use super::doc::JsDoc;
 use super::doc_args::now_arg;
 use super::error::bad_input;
 use super::identity::JsIdentity;
-use crate::doc::{sign_update, SignedDoc};
+use crate::doc::{sign_update, SignedDoc, MAX_WRITERS};
+use crate::error::Error;
 use crate::identity::AgentId;
 
 /// Signs a Yjs v1 update as a `doc.update` op of `topic`; returns the op bytes.
@@ -47,6 +48,15 @@ fn writers_arg(writers: &JsValue) -> Result<Option<BTreeSet<AgentId>>, JsValue> 
         return Err(bad_input("writers must be an array of agent ids"));
     }
     let ids: &js_sys::Array = writers.unchecked_ref();
+    // Counted before any is read: the core refuses a larger set anyway.
+    if ids.length() as usize > MAX_WRITERS {
+        return Err(Error::LimitExceeded {
+            what: "document writers",
+            limit: MAX_WRITERS,
+            got: ids.length() as usize,
+        }
+        .into());
+    }
     ids.iter()
         .enumerate()
         .map(|(i, id)| Ok(string_arg(&format!("writers[{i}]"), &id)?.parse::<AgentId>()?))

@@ -343,6 +343,10 @@ test('signed document updates: writers only, forgeries refused, nothing applied'
   const altered = ac.signDocUpdate(alice, 'notes', 1, update);
   altered[altered.length - 70] ^= 1;
   assert.equal(code(() => shared.applyOp(altered)), 'BAD_SIGNATURE');
+  // A writer set is bounded (4,096), counted before any id is read.
+  assert.equal(code(() => new ac.SignedDoc('notes', new Array(4097).fill(alice.agentId))), 'LIMIT_EXCEEDED');
+  assert.equal(code(() => new ac.SignedDoc('notes', new Array(4097))), 'LIMIT_EXCEEDED');
+  new ac.SignedDoc('notes', new Array(4096).fill(alice.agentId)).free();
   assert.equal(shared.doc.text('t'), 'signed');
   assert.equal(shared.applyOp(ac.signDocUpdate(alice, 'notes', 1, update)), true);
   assert.equal(shared.doc.text('t'), 'signed!');
