@@ -17,8 +17,16 @@ const DEFAULT_MAX_QUEUED_BYTES = 16 * 2 ** 20;
 // What an entry or replica event costs in the queue besides its bytes (the object, its strings).
 const ITEM_OVERHEAD_BYTES = 512;
 
+/** An error of the package's one shape (as the wasm module throws): `name` AntsCoordError. */
+export function codedError(code, message) {
+  const error = new Error(message);
+  error.name = "AntsCoordError";
+  error.code = code;
+  return error;
+}
+
 export function badInput(message) {
-  return Object.assign(new TypeError(message), { code: "BAD_INPUT" });
+  return codedError("BAD_INPUT", message);
 }
 
 function toBytes(body) {
@@ -29,7 +37,7 @@ function toBytes(body) {
 }
 
 function relayError(code, message) {
-  return Object.assign(new Error(`${code}: ${message}`), { code });
+  return codedError(code, `${code}: ${message}`);
 }
 
 /** `options` of a call that takes an options object: absent, or an object. */
@@ -300,10 +308,7 @@ export function makeRelayClient(ants) {
       };
       this.#WebSocket = options.WebSocket ?? globalThis.WebSocket;
       if (typeof this.#WebSocket !== "function") {
-        throw Object.assign(
-          new TypeError("no WebSocket: pass options.WebSocket (e.g. the ws package in Node 20)"),
-          { code: "BAD_INPUT" },
-        );
+        throw badInput("no WebSocket: pass options.WebSocket (e.g. the ws package in Node 20)");
       }
       this.#session = options.state
         ? ants.Session.restore(identity, toBytes(options.state))

@@ -8,7 +8,7 @@
 // the group publishes the heads it verified on one relay as gossip ops (kind "ants.checkpoint")
 // through the *other* relays, and hands every gossip op it sees to every relay's session.
 
-import { badInput, msOption, optionsArg } from "./client.mjs";
+import { badInput, codedError, msOption, optionsArg } from "./client.mjs";
 
 const GOSSIP_KIND = "ants.checkpoint";
 const MAX_DELIVERED = 100_000;
@@ -22,10 +22,8 @@ function liveQuorum(urls, clients, minLive, ms) {
     const live = new Set();
     const timer = setTimeout(() => {
       const missing = urls.filter((_, i) => !live.has(i));
-      const error = new Error(
-        `${live.size} of ${urls.length} relays live within ${ms} ms, ${minLive} needed; not live: ${missing.join(", ")}`,
-      );
-      reject(Object.assign(error, { code: "CONNECT_TIMEOUT" }));
+      const detail = `${minLive} needed; not live: ${missing.join(", ")}`;
+      reject(codedError("CONNECT_TIMEOUT", `${live.size} of ${urls.length} relays live within ${ms} ms, ${detail}`));
     }, ms);
     clients.forEach((client, i) =>
       client.ready().then(

@@ -1,8 +1,9 @@
 // Garbage arguments to the relay client, `ants-coord/client`, against real relays on 127.0.0.1:
 // every public method of a connected RelayClient, of a Subscription it returned and of a
 // RelayGroup, and the static `RelayClient.connect` / `RelayGroup.connect`. Each call must return,
-// throw, or settle within CALL_MS; what it throws or rejects with must be an Error whose `code`
-// is in README's "## Error codes" table or is one of the client's own CONNECT_TIMEOUT and CLOSED.
+// throw, or settle within CALL_MS; what it throws or rejects with must be an AntsCoordError (an
+// Error of that `name`) whose `code` is in README's "## Error codes" table or is one of the
+// client's own CONNECT_TIMEOUT and CLOSED.
 // Never a code-less TypeError, never a wasm trap (`WebAssembly.RuntimeError`), never a promise
 // left pending for garbage, and a synchronous throw changes nothing (`exportState()`). After the
 // sweep the same client and group still publish and deliver, neither reported misbehaviour or an
@@ -129,6 +130,7 @@ function problem(error) {
   if (error instanceof WebAssembly.RuntimeError) return `TRAPPED (${error})`;
   if (!(error instanceof Error)) return `threw a non-Error: ${String(error)}`;
   if (error.code === undefined) return `threw ${error.name} without a code: ${error.message}`;
+  if (error.name !== 'AntsCoordError') return `threw ${error.name} (${error.code}), not an AntsCoordError`;
   if (!CLIENT_CODES.has(error.code)) return `threw code ${error.code}, not in README: ${error.message}`;
   return null;
 }
