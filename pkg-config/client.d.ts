@@ -46,8 +46,8 @@ export interface Misbehaviour {
 export interface ClientOptions {
   /** A WebSocket constructor (required in Node 20: e.g. `(await import("ws")).WebSocket`). */
   WebSocket?: new (url: string) => any;
-  /** State from `exportState()` to resume from. */
-  state?: Uint8Array;
+  /** State from `exportState()` to resume from (a Uint8Array or its ArrayBuffer). */
+  state?: Uint8Array | ArrayBuffer;
   /** Resolve `connect` only once live (default true). */
   wait?: boolean;
   /** Reject `connect` with code CONNECT_TIMEOUT when not live within this time (default 10000). */
@@ -58,9 +58,11 @@ export interface ClientOptions {
 }
 
 export interface SubscribeOptions {
-  /** First seq wanted (default 0). */
+  /** First seq wanted (default 0). A topic the client already follows continues from the
+   * client's cursor, with its first `replica`/`config`: `unsubscribe` it first to start over. */
   from?: number;
-  /** Keep a replica of the topic (default: when `from` is 0). */
+  /** Keep a replica of the topic (default: when `from` is 0). Only from seq 0: `replica: true`
+   * with another `from` is `BAD_INPUT`. */
   replica?: boolean;
   /** The replica's config (issuers, election candidates, leases…): the same for every
    * participant of the topic. Default: no issuers, no candidates. */
@@ -75,7 +77,8 @@ export interface SubscribeOptions {
 
 export interface Subscription extends AsyncIterable<VerifiedEntry | ReplicaEventItem> {
   readonly topic: string;
-  /** Resolves (to the cursor) once entry `seq` is verified and applied to the replica. */
+  /** Resolves (to the cursor) once entry `seq` is verified and applied to the replica; also
+   * after the iterator was left, until the subscription ends (then it rejects `CLOSED`). */
   delivered(seq: number | bigint): Promise<number>;
   /** Resolves (to the cursor) once every entry the relay had at subscription time is applied. */
   caughtUp(): Promise<number>;
@@ -83,11 +86,16 @@ export interface Subscription extends AsyncIterable<VerifiedEntry | ReplicaEvent
   readonly paused: boolean;
   /** Bytes (roughly) of the items waiting to be read from the iterator. */
   readonly queuedBytes: number;
+  /** Stops following the topic, if this is still the topic's subscription (a subscription that
+   * a second `subscribe` replaced has already ended and changes nothing). */
   unsubscribe(): void;
 }
 
 export declare class RelayClient {
-  static connect(url: string, identity: Identity, options?: ClientOptions): Promise<RelayClient>;
+  /** Clients come from `connect` only (`new RelayClient` throws `BAD_INPUT`). */
+  private constructor();
+  /** Rejects `BAD_INPUT` for arguments or options of the wrong type. */
+  static connect(url: string | URL, identity: Identity, options?: ClientOptions): Promise<RelayClient>;
   readonly status: Status;
   readonly relayId: string | undefined;
   readonly agentId: string;
@@ -104,11 +112,11 @@ export declare class RelayClient {
   onCompensation(kind: string, handler: (event: ReplicaEventItem["event"], topic: string) => void): () => void;
   subscribe(topic: string, options?: SubscribeOptions): Subscription;
   unsubscribe(topic: string): void;
-  publish(topic: string, kind: string, body: Uint8Array | string): Promise<VerifiedReceipt>;
+  publish(topic: string, kind: string, body: Uint8Array | ArrayBuffer | string): Promise<VerifiedReceipt>;
   /** Publishes like `publish`, also returning the signed op's bytes (for `publishSigned`). */
-  publishOp(topic: string, kind: string, body: Uint8Array | string): { op: Uint8Array; receipt: Promise<VerifiedReceipt> };
+  publishOp(topic: string, kind: string, body: Uint8Array | ArrayBuffer | string): { op: Uint8Array; receipt: Promise<VerifiedReceipt> };
   /** Publishes an op this identity signed elsewhere (e.g. `publishOp` on another relay). */
-  publishSigned(op: Uint8Array): Promise<VerifiedReceipt>;
+  publishSigned(op: Uint8Array | ArrayBuffer): Promise<VerifiedReceipt>;
   /** Gossip body of the latest head of `topic` this client verified. */
   gossip(topic: string): Uint8Array | undefined;
   /** Takes checkpoint gossip seen anywhere; true when it concerned this relay and a followed topic. */
@@ -123,7 +131,8 @@ export declare class RelayClient {
 
 export declare function makeRelayClient(ants: unknown): typeof RelayClient;
 
-export interface GroupOptions extends ClientOptions {
+/** The clients' options, except `state` and `wait`, which the group sets per relay. */
+export interface GroupOptions extends Omit<ClientOptions, "state" | "wait"> {
   /**
    * Relays that must be live before `connect` resolves (default: a majority); the others keep
    * reconnecting. `connectTimeoutMs` bounds the wait.

@@ -72,6 +72,15 @@ function queuedSize(item) {
   return ITEM_OVERHEAD_BYTES + (item.bytes?.byteLength ?? 0) + (item.body?.byteLength ?? 0);
 }
 
+/** `options.state`: absent, or the bytes `exportState()` gave (a Uint8Array or an ArrayBuffer). */
+function stateOption(options) {
+  const { state } = options;
+  if (state == null) return null;
+  if (state instanceof Uint8Array) return state;
+  if (state instanceof ArrayBuffer) return new Uint8Array(state);
+  throw badInput("state must be the Uint8Array exportState() returned");
+}
+
 /** A seq to wait for: a whole number from 0 to 2^53, as a number or a bigint. */
 function seqArg(seq) {
   const count = typeof seq === "bigint" || typeof seq === "number" ? Number(seq) : NaN;
@@ -98,13 +107,19 @@ class Subscription {
   #paused = false;
   #overflowed = false;
   #waiters = [];
+  // Ended: unsubscribed, replaced by another subscribe of the topic, or the client closed.
   #done = false;
   #iterating = false;
+  // The iterator was left (`break`): it yields nothing more, but the waits still resolve.
+  #iteratorEnded = false;
   // Entries the relay had when it first answered this subscription (null until it answers).
   #head = null;
   // Promises of `delivered(seq)` / `caughtUp()`: { count, resolve, reject }, count = seq + 1.
   #progress = [];
-  /** `flow`: `{ maxQueuedBytes, pause(), resume() }`, pausing the topic on the relay. */
+  /**
+   * `flow`: `{ maxQueuedBytes, pause(), resume(), unsubscribe() }`: the topic on the relay, moved
+   * only while this is the topic's current subscription.
+   */
   constructor(client, topic, options, flow) {
     this.topic = topic;
     this.client = client;
@@ -170,8 +185,8 @@ class Subscription {
     if (item.type === "replica") this.onEvent?.(item.event, item);
     // With callbacks and no iterator, nothing is buffered; nor once the iterator has ended
     // (a `break` out of `for await`), though the client still follows the topic.
+    if (this.#done || this.#iteratorEnded || this.#overflowed) return;
     if ((this.onEntry || this.onEvent) && !this.#iterating) return;
-    if (this.#done || this.#overflowed) return;
     const waiter = this.#waiters.shift();
     if (waiter) return waiter({ value: item, done: false });
     this.#queue.push(item);
@@ -200,15 +215,20 @@ class Subscription {
   end() {
     this.#done = true;
     this.#rejectProgress();
+    this.#endIterator();
+  }
+  // No more items: pending `next()`s end, and a paused topic resumes, since the client goes on
+  // following it (unless the end is an unsubscribe or a close, where resuming does nothing).
+  #endIterator() {
     for (const waiter of this.#waiters.splice(0)) waiter({ value: undefined, done: true });
-    // The client goes on following the topic (unless this end is an unsubscribe or a close).
     if (this.#paused) {
       this.#paused = false;
       this.#flow.resume();
     }
   }
+  /** Stops following the topic, if this is still the topic's subscription. */
   unsubscribe() {
-    this.client.unsubscribe(this.topic);
+    this.#flow.unsubscribe();
   }
   [Symbol.asyncIterator]() {
     this.#iterating = true;
@@ -216,8 +236,10 @@ class Subscription {
       next: () => {
         if (this.#queue.length) return Promise.resolve({ value: this.#take(), done: false });
         if (this.#overflowed) {
+          // The iterator ends with the error; the waits go on, as after a `break`.
           this.#overflowed = false;
-          this.end();
+          this.#iteratorEnded = true;
+          this.#endIterator();
           const limit = this.#maxQueuedBytes;
           return Promise.reject(
             relayError(
@@ -227,19 +249,23 @@ class Subscription {
             ),
           );
         }
-        if (this.#done) return Promise.resolve({ value: undefined, done: true });
+        if (this.#done || this.#iteratorEnded) return Promise.resolve({ value: undefined, done: true });
         return new Promise((resolve) => this.#waiters.push(resolve));
       },
       return: () => {
-        // Left by `break`: nothing will read what is queued.
+        // Left by `break`: nothing will read what is queued; `delivered`/`caughtUp` go on.
+        this.#iteratorEnded = true;
         this.#queue = [];
         this.#queuedBytes = 0;
-        this.end();
+        this.#endIterator();
         return Promise.resolve({ value: undefined, done: true });
       },
     };
   }
 }
+
+// Only `RelayClient.connect` constructs a client: one built with `new` would never connect.
+const CONNECTING = Symbol("RelayClient.connect");
 
 export function makeRelayClient(ants) {
   class RelayClient {
@@ -269,7 +295,7 @@ export function makeRelayClient(ants) {
      * the hello (set `options.wait = false` to resolve at once).
      */
     static async connect(url, identity, options = {}) {
-      const client = new RelayClient(url, identity, options);
+      const client = new RelayClient(url, identity, options, CONNECTING);
       client.#open();
       if (options.wait === false) return client;
       // A wrong URL or a relay that never answers must not hang the caller: give up after
@@ -293,13 +319,16 @@ export function makeRelayClient(ants) {
       return client;
     }
 
-    constructor(url, identity, options = {}) {
+    constructor(url, identity, options = {}, token = undefined) {
+      if (token !== CONNECTING) throw badInput("use RelayClient.connect(url, identity, options)");
       // Not parsed here: a browser resolves a relative url against the page.
       if (typeof url !== "string" && !(typeof URL === "function" && url instanceof URL)) {
         throw badInput("url must be a string or a URL");
       }
       this.#url = url;
       optionsArg(options);
+      if (options.wait !== undefined && typeof options.wait !== "boolean") throw badInput("wait must be a boolean");
+      const state = stateOption(options);
       this.#timing = {
         connectTimeoutMs: msOption(options, "connectTimeoutMs", 10_000),
         tickMs: msOption(options, "tickMs", 1000),
@@ -310,9 +339,7 @@ export function makeRelayClient(ants) {
       if (typeof this.#WebSocket !== "function") {
         throw badInput("no WebSocket: pass options.WebSocket (e.g. the ws package in Node 20)");
       }
-      this.#session = options.state
-        ? ants.Session.restore(identity, toBytes(options.state))
-        : new ants.Session(identity);
+      this.#session = state ? ants.Session.restore(identity, state) : new ants.Session(identity);
       const tick = () => {
         this.#session.tick(Date.now());
         this.#process();
@@ -377,6 +404,7 @@ export function makeRelayClient(ants) {
         maxQueuedBytes,
         pause: () => this.#flowControl(topic, subscription, "pause"),
         resume: () => this.#flowControl(topic, subscription, "resume"),
+        unsubscribe: () => this.#flowControl(topic, subscription, "unsubscribe"),
       };
       const subscription = new Subscription(this, topic, options, flow);
       // A second subscribe to the topic replaces the first: end it, so its iterator and its
@@ -390,9 +418,11 @@ export function makeRelayClient(ants) {
       return subscription;
     }
 
-    // A subscription's backpressure: only the topic's current subscription moves it.
+    // A subscription's pause, resume or unsubscribe: only the topic's current subscription
+    // moves it (one that was replaced must not end its replacement).
     #flowControl(topic, subscription, action) {
       if (this.#subscriptions.get(topic) !== subscription) return;
+      if (action === "unsubscribe") return this.unsubscribe(topic);
       this.#session[action](topic);
       this.#flush();
     }

@@ -72,6 +72,9 @@ export function makeRelayGroup(ants, RelayClient) {
       if (!Number.isInteger(minLive) || minLive < 1 || minLive > urls.length) {
         throw badInput(`minLive must be an integer from 1 to ${urls.length}`);
       }
+      if (options.states != null && (!Array.isArray(options.states) || options.states.length > urls.length)) {
+        throw badInput("states must be an array of exported states, one per relay url");
+      }
       const clients = [];
       try {
         for (const [i, url] of urls.entries()) {

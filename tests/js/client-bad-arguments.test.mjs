@@ -319,10 +319,15 @@ const mustRefuse = (error) =>
 const TIME_OPTIONS = new Set(['connectTimeoutMs', 'tickMs', 'minBackoffMs', 'maxBackoffMs', 'deadlineMs', 'gossipMs']);
 const wellFormedTime = (value) => value === undefined || value === null || (typeof value === 'number' && value >= 0);
 
-/** The rule for a connect to live relays with one option field set to `value`. */
-function optionRule(key, value) {
+/** The rule for a connect to live relays with one option field set to `value` (a group has no
+ * `state` and `wait` of its own: it sets them per relay). */
+function optionRule(key, value, group = false) {
   return (error) => {
     if (TIME_OPTIONS.has(key) && !wellFormedTime(value)) return mustRefuse(error);
+    if (!group && key === 'wait' && value !== undefined && typeof value !== 'boolean') return mustRefuse(error);
+    const stateBytes = value == null || value instanceof Uint8Array || value instanceof ArrayBuffer;
+    if (!group && key === 'state' && !stateBytes) return mustRefuse(error);
+    if (group && key === 'states' && value != null && !Array.isArray(value)) return mustRefuse(error);
     // The relays are up: only a timeout that really is that short may time out.
     const short = key === 'connectTimeoutMs' && typeof value === 'number' && value < 100;
     if (error?.code === 'CONNECT_TIMEOUT' && !short) return `timed out against live relays: ${error.message}`;
@@ -413,7 +418,7 @@ test('RelayClient.connect and RelayGroup.connect refuse garbage with a documente
       await connectCase(
         `RelayGroup.connect([relayA, relayB], identity, { WebSocket, connectTimeoutMs: 4000, ${key}: ${text} })`,
         () => RelayGroup.connect(live, identity(), { ...base, [key]: make() }),
-        optionRule(key, make()),
+        optionRule(key, make(), true),
       );
     }
   }
