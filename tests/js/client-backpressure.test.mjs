@@ -5,25 +5,16 @@
 // Needs the built package (scripts/build-pkg.sh) and the relay binary (ANTS_RELAY_BIN, or built).
 
 import assert from 'node:assert/strict';
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 import { WebSocket } from 'ws';
 import { Identity } from 'ants-coord';
 import { RelayClient } from 'ants-coord/client';
 
-import { startRelay } from './helpers.mjs';
+import { relayForFile } from './helpers.mjs';
 
-let relay;
-let writer;
-before(async () => {
-  relay = await startRelay();
-  writer = await RelayClient.connect(relay.ws, Identity.generate(), { WebSocket });
-});
-after(async () => {
-  writer?.close();
-  await relay?.stop();
-});
+const shared = relayForFile({ RelayClient, Identity, WebSocket });
 
 const BODY = 'x'.repeat(4096);
 
@@ -32,7 +23,7 @@ async function publishPosts(topic, count) {
   let last = -1;
   for (let start = 0; start < count; start += 50) {
     const batch = [];
-    for (let i = start; i < Math.min(count, start + 50); i += 1) batch.push(writer.publish(topic, 'post', BODY));
+    for (let i = start; i < Math.min(count, start + 50); i += 1) batch.push(shared.writer.publish(topic, 'post', BODY));
     for (const receipt of await Promise.all(batch)) last = Math.max(last, Number(receipt.seq));
   }
   return last;
@@ -52,7 +43,7 @@ test('a slow iterator pauses the topic on the relay, stays within its bound and 
   const count = 600; // about 5 MiB of queue if nothing bounded it
   const bound = 64 * 1024;
   await publishPosts(topic, count / 2);
-  const reader = await RelayClient.connect(relay.ws, Identity.generate(), { WebSocket });
+  const reader = await shared.connect();
   try {
     const misbehaviour = [];
     reader.on('misbehaviour', (event) => misbehaviour.push(event));
@@ -86,7 +77,7 @@ test('a slow iterator pauses the topic on the relay, stays within its bound and 
 test('leaving a paused iterator resumes the topic: the client goes on following it', async () => {
   const topic = 'left-while-paused';
   const last = await publishPosts(topic, 200);
-  const reader = await RelayClient.connect(relay.ws, Identity.generate(), { WebSocket });
+  const reader = await shared.connect();
   try {
     const feed = reader.subscribe(topic, { maxQueuedBytes: 16 * 1024 });
     for await (const item of feed) {
@@ -98,7 +89,7 @@ test('leaving a paused iterator resumes the topic: the client goes on following 
     assert.equal(feed.queuedBytes, 0, 'what nobody will read is let go');
     // The subscription's iterator ended; the client still follows the topic to its end.
     await within(10_000, 'the topic followed after the break', waitForCursor(reader, topic, last + 1));
-    const later = await writer.publish(topic, 'post', 'after the break');
+    const later = await shared.writer.publish(topic, 'post', 'after the break');
     await within(10_000, 'a live entry after the break', waitForCursor(reader, topic, Number(later.seq) + 1));
   } finally {
     reader.close();
@@ -112,7 +103,7 @@ async function waitForCursor(client, topic, cursor) {
 test('a subscription not iterated in time drops its queue, keeps following, and says so when iterated', async () => {
   const topic = 'never-read';
   const last = await publishPosts(topic, 40);
-  const reader = await RelayClient.connect(relay.ws, Identity.generate(), { WebSocket });
+  const reader = await shared.connect();
   try {
     const feed = reader.subscribe(topic, { maxQueuedBytes: 16 * 1024 });
     // Only waited on, as the edge example does: it catches up whatever the queue holds.
@@ -125,7 +116,7 @@ test('a subscription not iterated in time drops its queue, keeps following, and 
     assert.deepEqual(await iterator.next(), { value: undefined, done: true });
     // Within the bound, a subscription iterated late still yields everything from its start.
     const small = reader.subscribe('read-late');
-    await writer.publish('read-late', 'post', 'one');
+    await shared.writer.publish('read-late', 'post', 'one');
     await within(10_000, 'caughtUp', small.caughtUp());
     const first = await small[Symbol.asyncIterator]().next();
     assert.equal(Number(first.value.seq), 0);
@@ -135,7 +126,7 @@ test('a subscription not iterated in time drops its queue, keeps following, and 
 });
 
 test('maxQueuedBytes must be a number from 1 up, and a refused subscribe follows nothing', async () => {
-  const reader = await RelayClient.connect(relay.ws, Identity.generate(), { WebSocket });
+  const reader = await shared.connect();
   try {
     for (const maxQueuedBytes of [0, -1, Number.NaN, '1000', {}]) {
       assert.throws(
@@ -146,7 +137,7 @@ test('maxQueuedBytes must be a number from 1 up, and a refused subscribe follows
     }
     assert.equal(reader.cursor('refused'), undefined);
     const unbounded = reader.subscribe('unbounded', { maxQueuedBytes: Infinity });
-    await writer.publish('unbounded', 'post', 'kept');
+    await shared.writer.publish('unbounded', 'post', 'kept');
     const first = await unbounded[Symbol.asyncIterator]().next();
     assert.equal(first.value.type, 'entry');
   } finally {

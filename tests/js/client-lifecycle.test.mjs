@@ -6,37 +6,24 @@
 // Needs the built package (scripts/build-pkg.sh) and the relay binary (ANTS_RELAY_BIN, or built).
 
 import assert from 'node:assert/strict';
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 import { WebSocket } from 'ws';
 import { Identity, Replica, ReplicaOp } from 'ants-coord';
 import { RelayClient, RelayGroup } from 'ants-coord/client';
 
-import { startRelay } from './helpers.mjs';
+import { relayForFile } from './helpers.mjs';
 
-let relay;
-let writer;
-before(async () => {
-  relay = await startRelay();
-  writer = await RelayClient.connect(relay.ws, Identity.generate(), { WebSocket });
-});
-after(async () => {
-  writer?.close();
-  await relay?.stop();
-});
-
-async function reader(options = {}) {
-  return RelayClient.connect(relay.ws, Identity.generate(), { WebSocket, ...options });
-}
+const shared = relayForFile({ RelayClient, Identity, WebSocket });
 
 test('after a break, delivered and caughtUp still resolve while the client follows the topic', async () => {
-  const client = await reader();
+  const client = await shared.connect();
   try {
-    const first = await writer.publish('after-break', 'post', 'one');
+    const first = await shared.writer.publish('after-break', 'post', 'one');
     const feed = client.subscribe('after-break');
     for await (const item of feed) if (item.type === 'entry') break;
-    const later = await writer.publish('after-break', 'post', 'two');
+    const later = await shared.writer.publish('after-break', 'post', 'two');
     assert.equal(await feed.delivered(later.seq), Number(later.seq) + 1);
     assert.ok((await feed.caughtUp()) > Number(first.seq));
     // The iterator stays ended; ending the subscription then rejects what it cannot reach.
@@ -51,12 +38,12 @@ test('after a break, delivered and caughtUp still resolve while the client follo
 });
 
 test('unsubscribe on a replaced subscription leaves its replacement alone', async () => {
-  const client = await reader();
+  const client = await shared.connect();
   try {
     const replaced = client.subscribe('replaced');
     const current = client.subscribe('replaced');
     replaced.unsubscribe();
-    const receipt = await writer.publish('replaced', 'post', 'still followed');
+    const receipt = await shared.writer.publish('replaced', 'post', 'still followed');
     assert.equal(await current.delivered(receipt.seq), Number(receipt.seq) + 1);
     current.unsubscribe();
     assert.equal(client.cursor('replaced'), undefined);
@@ -79,12 +66,12 @@ class DuplicatingWebSocket extends WebSocket {
 }
 
 test('a misbehaviour without evidence carries evidence: null', async () => {
-  const client = await reader({ WebSocket: DuplicatingWebSocket });
+  const client = await shared.connect({ WebSocket: DuplicatingWebSocket });
   try {
     const reports = [];
     client.on('misbehaviour', (event) => reports.push(event));
     client.subscribe('twice', { onEntry: () => {} });
-    await writer.publish('twice', 'post', 'x');
+    await shared.writer.publish('twice', 'post', 'x');
     while (reports.length === 0) await sleep(10);
     assert.equal(reports[0].code, 'DUPLICATE');
     assert.ok(Object.hasOwn(reports[0], 'evidence'));
@@ -95,7 +82,7 @@ test('a misbehaviour without evidence carries evidence: null', async () => {
 });
 
 test("replica events through the client are exactly Replica.apply's", async () => {
-  const client = await reader();
+  const client = await shared.connect();
   try {
     const topic = 'expiring';
     const fromClient = [];
@@ -122,30 +109,30 @@ test("replica events through the client are exactly Replica.apply's", async () =
 });
 
 test('clients come from connect only, and state and wait must have their types', async () => {
-  assert.throws(() => new RelayClient(relay.ws, Identity.generate(), { WebSocket }), {
+  assert.throws(() => new RelayClient(shared.relay.ws, Identity.generate(), { WebSocket }), {
     code: 'BAD_INPUT',
     name: 'AntsCoordError',
   });
   for (const options of [{ state: 'abc' }, { state: [1, 2] }, { wait: 'no' }, { wait: 0 }]) {
     await assert.rejects(
-      RelayClient.connect(relay.ws, Identity.generate(), { WebSocket, ...options }),
+      shared.connect(options),
       { code: 'BAD_INPUT' },
       JSON.stringify(options),
     );
   }
   await assert.rejects(
-    RelayGroup.connect([relay.ws, relay.ws], Identity.generate(), { WebSocket, states: 'x' }),
+    RelayGroup.connect([shared.relay.ws, shared.relay.ws], Identity.generate(), { WebSocket, states: 'x' }),
     { code: 'BAD_INPUT' },
   );
   // An exported state is taken as its Uint8Array or as its ArrayBuffer.
   const identity = Identity.generate();
-  const original = await RelayClient.connect(relay.ws, identity, { WebSocket });
-  await writer.publish('resumed', 'post', 'x');
+  const original = await RelayClient.connect(shared.relay.ws, identity, { WebSocket });
+  await shared.writer.publish('resumed', 'post', 'x');
   await original.subscribe('resumed').caughtUp();
   const state = original.exportState();
   original.close();
   for (const bytes of [state, state.slice().buffer]) {
-    const resumed = await RelayClient.connect(relay.ws, identity, { WebSocket, state: bytes });
+    const resumed = await RelayClient.connect(shared.relay.ws, identity, { WebSocket, state: bytes });
     assert.equal(resumed.cursor('resumed'), 1);
     resumed.close();
   }

@@ -6,6 +6,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { after, before } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
 /** The repository root. */
@@ -97,6 +98,26 @@ export async function startRelay(args = []) {
     throw error;
   }
   return { port, origin, ws: `ws://127.0.0.1:${port}/ws`, stop };
+}
+
+/**
+ * For one test file: a relay started before its tests and stopped after them (`.relay`), one
+ * client connected to it (`.writer`), and `.connect(options)` for more, each with a new identity.
+ * Takes the `RelayClient`, `Identity` and `WebSocket` the file imported.
+ */
+export function relayForFile({ RelayClient, Identity, WebSocket }) {
+  const shared = {
+    connect: (options = {}) => RelayClient.connect(shared.relay.ws, Identity.generate(), { WebSocket, ...options }),
+  };
+  before(async () => {
+    shared.relay = await startRelay();
+    shared.writer = await shared.connect();
+  });
+  after(async () => {
+    shared.writer?.close();
+    await shared.relay?.stop();
+  });
+  return shared;
 }
 
 /** A TCP port on 127.0.0.1 that was free a moment ago. */
