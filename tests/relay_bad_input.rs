@@ -149,7 +149,9 @@ async fn oversized_messages_end_only_that_connection() {
     let alice = identity(1);
     let mut big = Client::connect_as(&url, &alice).await;
     big.send_raw(vec![1; MAX_FRAME_LEN + 1]).await;
-    assert!(big.try_recv().await.is_err(), "the connection is closed");
+    // Closed with 1009 and the code (PROTOCOL 8.1), not just dropped.
+    let reason = big.try_recv().await.expect_err("the connection is closed");
+    assert_eq!(reason.as_deref(), Some("LIMIT_EXCEEDED"));
     let mut fine = Client::connect_as(&url, &alice).await;
     assert_eq!(fine.publish_ok(&op(&alice, "t", 0, b"")).await, 0);
     relay.shutdown().await.unwrap();

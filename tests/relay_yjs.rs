@@ -590,6 +590,10 @@ async fn bridging_is_off_unless_the_relay_allows_the_topic() {
     refused(YClient::connect(&base, "notes?topic=doc-notes").await).await;
     // A room that is not bridged is not affected.
     YClient::joined(&base, "notes").await;
+    // The endpoint's own refusals are counted like a room's.
+    let metrics = http_get(relay.local_addr(), "/metrics").await;
+    let line = "ants_relay_yjs_closed_total{code=\"BRIDGE_NOT_ALLOWED\"} 1";
+    assert!(metrics.contains(line), "{line} not in {metrics}");
     relay.shutdown().await.unwrap();
 
     let relay = start_relay_with(temp_dir("yjs-bridge-some"), |config| {

@@ -306,7 +306,7 @@ mod tests {
                 vec![CachedEntry {
                     seq,
                     bytes: Arc::from(vec![seq as u8]),
-                    committed_at: Instant::now(),
+                    committed_at: Some(Instant::now()),
                 }],
                 [seq as u8; 32],
             )],

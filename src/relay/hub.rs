@@ -22,8 +22,9 @@ pub struct CachedEntry {
     pub seq: u64,
     /// The canonical entry bytes.
     pub bytes: Arc<[u8]>,
-    /// When the sequencer committed it (for the fan-out lag metric).
-    pub committed_at: Instant,
+    /// When the sequencer committed it, for the fan-out lag metric (`None` for an entry read
+    /// back from storage for a replay: its lag is not the live path's).
+    pub committed_at: Option<Instant>,
 }
 
 #[derive(Debug, Default)]
@@ -162,7 +163,7 @@ mod tests {
         CachedEntry {
             seq,
             bytes: Arc::from(vec![seq as u8]),
-            committed_at: Instant::now(),
+            committed_at: Some(Instant::now()),
         }
     }
 

@@ -122,7 +122,7 @@ impl Metrics {
     pub fn room_updates(&self, count: usize) {
         self.yjs_updates.fetch_add(count as u64, Ordering::Relaxed);
     }
-    /// A Yjs room closed one of its connections for the reason `code`.
+    /// A Yjs connection was closed by the relay for the reason `code`.
     pub fn room_closed_connection(&self, code: &str) {
         count_by_code(&self.yjs_closed, code);
     }
@@ -275,7 +275,7 @@ impl Metrics {
         render_by_code(
             &mut out,
             "ants_relay_yjs_closed_total",
-            "Connections a Yjs room closed, by reason code.",
+            "Yjs connections the relay closed, by reason code.",
             &self.yjs_closed,
         );
         self.commit.render(
@@ -301,7 +301,7 @@ impl Metrics {
         self.fanout_lag.render(
             &mut out,
             "ants_relay_fanout_lag_seconds",
-            "From commit to an entry frame being written to a subscriber.",
+            "From commit to an entry frame being written to a subscriber (live and cached entries; not those read back from storage for a replay).",
         );
         out
     }

@@ -77,6 +77,19 @@ pub(crate) struct Shared {
     closing: watch::Sender<bool>,
 }
 
+/// Whether a read failed because the peer's message was over `max_message_size`/`max_frame_size`.
+pub(crate) fn over_message_bound(error: &axum::Error) -> bool {
+    use tokio_tungstenite::tungstenite::Error as WsError;
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        if let Some(WsError::Capacity(_)) = cause.downcast_ref::<WsError>() {
+            return true;
+        }
+        source = cause.source();
+    }
+    false
+}
+
 impl Shared {
     /// Takes a connection slot; when the relay is full or stopping, the `503` answer instead.
     pub(crate) fn take_slot_or_refuse(&self) -> Option<Response> {
@@ -85,7 +98,11 @@ impl Shared {
             return Some(
                 (
                     StatusCode::SERVICE_UNAVAILABLE,
-                    "connection limit reached\n",
+                    if self.stopping.load(Ordering::Acquire) {
+                        "shutting down\n"
+                    } else {
+                        "connection limit reached\n"
+                    },
                 )
                     .into_response(),
             );

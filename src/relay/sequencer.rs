@@ -718,7 +718,7 @@ impl Sequencer {
         let committed_at = Instant::now();
         let mut entries: Vec<(String, Vec<CachedEntry>, Hash)> = Vec::new();
         for (topic, mut entry) in fresh {
-            entry.committed_at = committed_at;
+            entry.committed_at = Some(committed_at);
             match entries.iter_mut().find(|(t, _, _)| *t == topic) {
                 Some((_, run, _)) => run.push(entry),
                 None => entries.push((topic, vec![entry], empty_root())),
@@ -976,7 +976,7 @@ fn sequence_one(
         CachedEntry {
             seq,
             bytes,
-            committed_at: Instant::now(),
+            committed_at: Some(Instant::now()),
         },
     ));
     Ok(Outcome::New {

@@ -26,6 +26,8 @@ use crate::wire::{Action, Body, Frame, RelayConnection};
 const SLOW_CONSUMER: (u16, &str) = (1008, "SLOW_CONSUMER");
 /// Close code and reason at shutdown (1001, going away).
 const GOING_AWAY: (u16, &str) = (1001, "SHUTTING_DOWN");
+/// Close code and reason for a WebSocket message over the frame bound.
+const TOO_BIG: (u16, &str) = (1009, "LIMIT_EXCEEDED");
 /// Entries pumped per topic per wake-up, so one busy topic cannot starve the rest.
 const PUMP_BATCH: usize = 256;
 
@@ -117,6 +119,7 @@ async fn serve(socket: WebSocket, shared: &Arc<Shared>) -> End {
                         conn.refuse(0, &error).await
                     }
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => Ok(()),
+                    Some(Err(error)) if super::over_message_bound(&error) => Err(End::Close(TOO_BIG.0, TOO_BIG.1)),
                     Some(Ok(Message::Close(_)) | Err(_)) | None => Err(End::PeerGone),
                 },
                 () = wake.notified() => conn.pump(&wake).await,
@@ -393,8 +396,10 @@ impl Conn<'_> {
                 ..entries.partition_point(|e| e.seq < end);
             let now = Instant::now();
             for run in entries[delivered].chunk_by(|a, b| a.committed_at == b.committed_at) {
-                let lag = now.saturating_duration_since(run[0].committed_at);
-                self.shared.metrics.fanout_lag(lag, run.len() as u64);
+                if let Some(committed_at) = run[0].committed_at {
+                    let lag = now.saturating_duration_since(committed_at);
+                    self.shared.metrics.fanout_lag(lag, run.len() as u64);
+                }
             }
             for bytes in frames {
                 self.feed(Message::Binary(bytes.into())).await?;
@@ -424,22 +429,19 @@ impl Conn<'_> {
         let limit = head.saturating_sub(cursor).min(PUMP_BATCH as u64) as usize;
         let read = tokio::task::spawn_blocking(move || pool.entries(&topic, cursor, limit)).await;
         match read {
-            Ok(Ok(rows)) => {
-                let now = Instant::now();
-                Ok(rows
-                    .into_iter()
-                    .map(|(seq, bytes)| CachedEntry {
-                        seq,
-                        bytes: Arc::from(bytes),
-                        committed_at: now,
-                    })
-                    .collect())
-            }
+            Ok(Ok(rows)) => Ok(rows
+                .into_iter()
+                .map(|(seq, bytes)| CachedEntry {
+                    seq,
+                    bytes: Arc::from(bytes),
+                    committed_at: None,
+                })
+                .collect()),
             Ok(Err(error)) => {
                 tracing::error!(%error, "replay failed");
-                Err(End::Close(1011, "STORAGE_UNAVAILABLE"))
+                Err(End::Close(1011, "UNAVAILABLE"))
             }
-            Err(_) => Err(End::Close(1011, "STORAGE_UNAVAILABLE")),
+            Err(_) => Err(End::Close(1011, "UNAVAILABLE")),
         }
     }
 }

@@ -309,7 +309,7 @@ async fn serve(socket: WebSocket, shared: &Arc<Shared>, name: String, topic: Opt
             } else {
                 1011
             };
-            close(&mut sink, code, close_reason(&error)).await;
+            close(&mut sink, shared, code, close_reason(&error)).await;
             return;
         }
     };
@@ -320,7 +320,7 @@ async fn serve(socket: WebSocket, shared: &Arc<Shared>, name: String, topic: Opt
         outbound: outbound_tx,
     };
     let end = if input.send(join).await.is_err() {
-        Some((1011, "ROOM_UNAVAILABLE".to_owned()))
+        Some((1011, "UNAVAILABLE".to_owned()))
     } else {
         relay_messages(shared, conn, &input, &mut outbound, &mut sink, &mut stream).await
     };
@@ -331,7 +331,7 @@ async fn serve(socket: WebSocket, shared: &Arc<Shared>, name: String, topic: Opt
     )
     .await;
     if let Some((code, reason)) = end {
-        close(&mut sink, code, reason).await;
+        close(&mut sink, shared, code, reason).await;
     }
 }
 
@@ -386,7 +386,7 @@ async fn relay_messages(
                     if !bucket.take(Instant::now()) {
                         Step::Close(1008, "RATE_LIMITED".into())
                     } else if input.send(RoomInput::Message { conn, bytes }).await.is_err() {
-                        Step::Close(1011, "ROOM_UNAVAILABLE".into())
+                        Step::Close(1011, "UNAVAILABLE".into())
                     } else {
                         Step::Continue
                     }
@@ -395,6 +395,9 @@ async fn relay_messages(
                     Step::Close(1003, "BAD_INPUT: y-protocols messages are binary".into())
                 }
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => Step::Continue,
+                Some(Err(error)) if super::over_message_bound(&error) => {
+                    Step::Close(1009, "LIMIT_EXCEEDED: message over the relay's bound".into())
+                }
                 Some(Ok(Message::Close(_)) | Err(_)) | None => Step::Gone,
             },
             _ = ping.tick() => match sink.send(Message::Ping(Bytes::new())).await {
@@ -410,7 +413,11 @@ async fn relay_messages(
     }
 }
 
-async fn close(sink: &mut Sink, code: u16, reason: String) {
+/// Closes a Yjs connection with `code` and `reason`, counted by the reason's code (the part
+/// before any `:`) in `ants_relay_yjs_closed_total`, whoever decided it: the endpoint or the room.
+async fn close(sink: &mut Sink, shared: &Shared, code: u16, reason: String) {
+    let reason_code = reason.split(':').next().unwrap_or_default();
+    shared.metrics.room_closed_connection(reason_code);
     let frame = CloseFrame {
         code,
         reason: reason.into(),

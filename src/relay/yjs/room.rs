@@ -324,7 +324,7 @@ impl Room {
                 }
             }
             Some(Err(error)) => self.expel(conn, 1011, close_reason(&error)),
-            None => self.expel(conn, 1011, "ROOM_UNAVAILABLE".into()),
+            None => self.expel(conn, 1011, "UNAVAILABLE".into()),
         }
     }
 
@@ -460,8 +460,6 @@ impl Room {
     /// Removes a connection with a close code and reason (best effort: a full queue gets none).
     fn expel(&mut self, conn: ConnId, code: u16, reason: String) {
         if let Some(member) = self.members.remove(&conn) {
-            let reason_code = reason.split(':').next().unwrap_or_default();
-            self.rooms.metrics.room_closed_connection(reason_code);
             let _ = member.outbound.try_send(Outbound::Close(code, reason));
             self.remove_awareness(&member.controlled);
         }
@@ -524,7 +522,7 @@ impl Room {
                 tracing::error!(room = %self.name, "rebuilding the room failed; closing it");
                 let ids: Vec<ConnId> = self.members.keys().copied().collect();
                 for conn in ids {
-                    self.expel(conn, 1011, "ROOM_UNAVAILABLE".into());
+                    self.expel(conn, 1011, "UNAVAILABLE".into());
                 }
             }
         }
