@@ -318,7 +318,9 @@ pub struct Args {
     /// Relay key file (default: relay.key in the --data directory).
     #[arg(long, env = "ANTS_RELAY_KEY")]
     pub key: Option<PathBuf>,
-    /// TOML config file (same field names; limits in a `[limits]` table).
+    /// TOML config file (same field names; limits in a `[limits]` table and replica rules in
+    /// `[[replica]]` tables, which only the file sets: README lists them). Log level: the
+    /// ANTS_RELAY_LOG environment variable (a tracing filter; default info).
     #[arg(long, env = "ANTS_RELAY_CONFIG")]
     pub config: Option<PathBuf>,
     /// Topic prefix plain Yjs rooms may be bridged to (repeat it, or comma-separate in the
@@ -378,6 +380,41 @@ mod tests {
         config.pkg = Some(PathBuf::from("elsewhere"));
         assert_eq!(config.pkg_dir(), Some(PathBuf::from("elsewhere")));
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_readme_lists_every_limit_with_its_default() {
+        let readme = include_str!("../../README.md");
+        let rows: Vec<(&str, &str)> = readme
+            .lines()
+            .skip_while(|line| !line.starts_with("| `[limits]` key |"))
+            .skip(2)
+            .take_while(|line| line.starts_with("| `"))
+            .map(|line| {
+                let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+                (cells[1].trim_matches('`'), cells[2])
+            })
+            .collect();
+        // Each row's key with its documented default reads back as the built-in default.
+        let defaults = format!("{:?}", Limits::default());
+        for (key, default) in &rows {
+            let config: Config = toml::from_str(&format!("[limits]\n{key} = {default}\n"))
+                .unwrap_or_else(|e| panic!("README's [limits] row {key}: {e}"));
+            assert_eq!(
+                format!("{:?}", config.limits),
+                defaults,
+                "README's default of {key}"
+            );
+        }
+        // And no field is left out: as many rows as `Limits` has fields.
+        let source = include_str!("config.rs");
+        let fields = source
+            .split("pub struct Limits {")
+            .nth(1)
+            .and_then(|rest| rest.split("\n}").next())
+            .map(|body| body.matches("    pub ").count())
+            .unwrap();
+        assert_eq!(rows.len(), fields, "README's [limits] table: {rows:?}");
     }
 
     #[test]
