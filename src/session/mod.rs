@@ -262,8 +262,8 @@ impl Session {
     }
 
     /// Follows `topic` from seq `from` (ignored when the topic is already followed: it resumes
-    /// from its cursor, also after [`Session::pause`]). With `replica`, verified entries are applied to a replica of the topic,
-    /// which needs the whole log: `from` must then be 0.
+    /// from its cursor, also after [`Session::pause`]). With `replica`, verified entries are
+    /// applied to a replica of the topic, which needs the whole log: `from` must then be 0.
     ///
     /// Errors: `BAD_TOPIC`; `BAD_INPUT` for a replica asked from a seq other than 0.
     pub fn subscribe(&mut self, topic: &str, from: u64, replica: bool) -> Result<()> {
@@ -556,7 +556,9 @@ impl Session {
                 if let Some(relay) = self.relay {
                     self.events.push_back(SessionEvent::Live { relay });
                 }
-                let topics: Vec<String> = (self.topics.iter())
+                let topics: Vec<String> = self
+                    .topics
+                    .iter()
                     .filter(|(_, topic)| !topic.paused)
                     .map(|(name, _)| name.clone())
                     .collect();
