@@ -11,8 +11,8 @@
 use std::collections::BTreeMap;
 
 use super::{
-    encode_entries, Body, Frame, HEADER_LEN, HELLO_DOMAIN, MAX_ENTRIES_PER_FRAME, MAX_FRAME_LEN,
-    NONCE_LEN,
+    encode_entries, frame_type, Body, Frame, HEADER_LEN, HELLO_DOMAIN, MAX_ENTRIES_PER_FRAME,
+    MAX_FRAME_LEN, NONCE_LEN, WIRE_VERSION,
 };
 use crate::error::{Error, Result};
 use crate::identity::{AgentId, Identity, SIGNATURE_LEN};
@@ -165,6 +165,13 @@ impl RelayConnection {
     /// an error frame (request id 0 when the frame was too broken to read one); nothing else
     /// changes.
     pub fn receive(&mut self, bytes: &[u8]) -> Action {
+        // A relay → client type is refused by its type, whatever its payload (PROTOCOL 8.1).
+        if let [WIRE_VERSION, kind, ..] = bytes {
+            if frame_type::is_relay_to_client(*kind) {
+                let error = Error::UnexpectedFrame(*kind);
+                return Action::Send(Frame::error(request_id_of(bytes), &error));
+            }
+        }
         let frame = match Frame::decode(bytes) {
             Ok(frame) => frame,
             Err(error) => return Action::Send(Frame::error(request_id_of(bytes), &error)),

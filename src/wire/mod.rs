@@ -75,6 +75,11 @@ pub mod frame_type {
     pub const ENTRIES: u8 = 0x4a;
     /// A refusal with a stable error code.
     pub const ERROR: u8 = 0x4f;
+
+    /// Whether `kind` is an assigned relay → client type (a client never sends one).
+    pub fn is_relay_to_client(kind: u8) -> bool {
+        matches!(kind, CHALLENGE..=ENTRIES | ERROR)
+    }
 }
 
 /// Most entries one `entries` frame may carry.

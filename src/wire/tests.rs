@@ -225,6 +225,20 @@ fn publishing_needs_a_hello_signed_over_this_challenge() {
         send_code(conn.receive(&welcome.encode().unwrap())),
         "UNEXPECTED_FRAME"
     );
+    // By its type alone: a challenge with no payload, or an entry with garbage, is unexpected
+    // before it is malformed; an unassigned type is still unknown.
+    assert_eq!(
+        send_code(conn.receive(&[1, 0x40, 0, 0, 0, 12])),
+        "UNEXPECTED_FRAME"
+    );
+    assert_eq!(
+        send_code(conn.receive(&[1, 0x45, 0, 0, 0, 13, 0xff])),
+        "UNEXPECTED_FRAME"
+    );
+    assert_eq!(
+        send_code(conn.receive(&[1, 0x50, 0, 0, 0, 14])),
+        "UNKNOWN_FRAME"
+    );
     // Garbage keeps the request id when the header is readable.
     match conn.receive(&[1, 0x04, 0, 0, 0, 42, 0xff]) {
         Action::Send(frame) => assert_eq!(frame.request_id, 42),
