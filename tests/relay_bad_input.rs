@@ -66,7 +66,8 @@ async fn every_refusal_is_a_coded_error_frame_and_changes_nothing() {
         (vec![1], "MALFORMED"),
         (vec![9, 4, 0, 0, 0, 1], "UNSUPPORTED_VERSION"),
         (vec![1, 0x3f, 0, 0, 0, 1], "UNKNOWN_FRAME"),
-        (vec![1, 0x44, 0, 0, 0, 1], "MALFORMED"),
+        // A relay → client type is refused by its type, even with a truncated payload.
+        (vec![1, 0x44, 0, 0, 0, 1], "UNEXPECTED_FRAME"),
         (vec![1, 0x04, 0, 0, 0, 5, 0, 0, 0, 9, 1], "MALFORMED"),
     ] {
         client.send_raw(bytes.clone()).await;
