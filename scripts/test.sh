@@ -4,7 +4,8 @@
 # Non-interactive: works with CI=true and no stdin.
 #
 # Tiers:
-#   cargo test --all-features                  native unit, property, vector and doc tests
+#   cargo test --all-features --no-fail-fast   native unit, property, vector and doc tests (every
+#                                              test binary runs even when an earlier one fails)
 #   wasm-bindgen-test in Node                  tests/wasm.rs, the JS boundary
 #   wasm-bindgen-test in headless Chromium     the same, through chromedriver
 #   node --test tests/js/                      the built npm package: Node ESM + CJS (cross-checked
@@ -60,7 +61,7 @@ cat >"$webdriver_json" <<JSON
 }
 JSON
 
-run "cargo test --all-features" cargo test --all-features
+run "cargo test --all-features --no-fail-fast" cargo test --all-features --no-fail-fast
 run "wasm-bindgen-test (node)" "${wasm_env[@]}" \
   cargo test --target wasm32-unknown-unknown --test wasm
 run "wasm-bindgen-test (headless chromium)" "${wasm_env[@]}" WASM_BINDGEN_USE_BROWSER=1 \

@@ -148,13 +148,31 @@ async fn oversized_messages_end_only_that_connection() {
     let relay = start_relay(temp_dir("oversize")).await;
     let url = relay.url();
     let alice = identity(1);
-    let mut big = Client::connect_as(&url, &alice).await;
-    big.send_raw(vec![1; MAX_FRAME_LEN + 1]).await;
-    // Closed with 1009 and the code (PROTOCOL 8.1), not just dropped.
-    let reason = big.try_recv().await.expect_err("the connection is closed");
-    assert_eq!(reason.as_deref(), Some("LIMIT_EXCEEDED"));
+    let bob = identity(2);
+    let mut other = Client::connect_as(&url, &bob).await;
+    // The relay refuses a message once its header says it is over the bound, closes with 1009
+    // and the code (PROTOCOL 8.1), and reads no more of it. So the client may still be writing
+    // when the relay's socket closes, and then sees a reset, while sending or while reading,
+    // with the close frame lost. A message just over the bound usually fits the socket buffers
+    // (close frame seen); one 64 times the bound does not on any machine (reset while sending).
+    // Either way that connection must end, without an answer frame.
+    for size in [MAX_FRAME_LEN + 1, 64 * MAX_FRAME_LEN] {
+        let mut big = Client::connect_as(&url, &alice).await;
+        match big.try_send_raw(vec![1; size]).await {
+            Ok(()) => match big.ending().await {
+                Ending::Closed(reason) => assert_eq!(reason.as_deref(), Some("LIMIT_EXCEEDED")),
+                Ending::Broken(why) => eprintln!("{size} bytes: close frame lost to: {why}"),
+            },
+            Err(error) => {
+                assert!(is_reset(&error), "{size} bytes: sending failed: {error:?}");
+                eprintln!("{size} bytes: the relay closed while the client was sending: {error}");
+            }
+        }
+    }
+    // Only that connection ended: one opened before still works, and so does a new one.
+    assert_eq!(other.publish_ok(&op(&bob, "t", 0, b"")).await, 0);
     let mut fine = Client::connect_as(&url, &alice).await;
-    assert_eq!(fine.publish_ok(&op(&alice, "t", 0, b"")).await, 0);
+    assert_eq!(fine.publish_ok(&op(&alice, "t", 0, b"")).await, 1);
     relay.shutdown().await.unwrap();
 }
 

@@ -120,6 +120,35 @@ impl Client {
         self.ws.send(Message::Binary(bytes.into())).await.unwrap();
     }
 
+    /// Sends raw bytes and returns the transport's error instead of panicking: a relay that
+    /// refuses a message may close the connection before the client has finished writing it,
+    /// and the client then sees a reset (or a broken pipe) while still sending.
+    pub async fn try_send_raw(
+        &mut self,
+        bytes: Vec<u8>,
+    ) -> Result<(), tokio_tungstenite::tungstenite::Error> {
+        self.ws.send(Message::Binary(bytes.into())).await
+    }
+
+    /// Reads until the connection ends and says how it ended; panics if a frame arrives first
+    /// (pings and pongs are skipped) or if it does not end within the test's patience.
+    pub async fn ending(&mut self) -> Ending {
+        loop {
+            let message = tokio::time::timeout(PATIENCE, self.ws.next())
+                .await
+                .expect("the connection did not end within the test's patience");
+            match message {
+                Some(Ok(Message::Close(frame))) => {
+                    return Ending::Closed(frame.map(|f| f.reason.to_string()))
+                }
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                Some(Ok(other)) => panic!("expected the connection to end, got {other:?}"),
+                Some(Err(error)) => return Ending::Broken(error.to_string()),
+                None => return Ending::Broken("end of stream without a close frame".into()),
+            }
+        }
+    }
+
     pub async fn send_message(&mut self, message: Message) {
         self.ws.send(message).await.unwrap();
     }
@@ -220,6 +249,29 @@ impl Client {
 
     pub async fn close(mut self) {
         let _ = self.ws.close(None).await;
+    }
+}
+
+/// How a connection ended, as its client saw it.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Ending {
+    /// The peer sent a close frame with this reason (`None`: a close frame without one).
+    Closed(Option<String>),
+    /// The transport ended without a close frame: a reset, a broken pipe, or an end of stream.
+    Broken(String),
+}
+
+/// Whether a transport error is the peer's side of the connection going away under a writer
+/// (a TCP reset, a broken pipe, an aborted connection), as opposed to a protocol error.
+pub fn is_reset(error: &tokio_tungstenite::tungstenite::Error) -> bool {
+    use std::io::ErrorKind;
+    use tokio_tungstenite::tungstenite::Error;
+    match error {
+        Error::Io(io) => matches!(
+            io.kind(),
+            ErrorKind::ConnectionReset | ErrorKind::BrokenPipe | ErrorKind::ConnectionAborted
+        ),
+        _ => false,
     }
 }
 
