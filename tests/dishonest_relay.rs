@@ -6,16 +6,12 @@
 
 mod common;
 
-use std::time::Duration;
-
 use ants_coord::log::{Evidence, Violation};
 use ants_coord::session::{Fault, Session, SessionEvent, GOSSIP_KIND};
 use ants_coord::Identity;
 use common::lying_relay::{Lie, LyingRelay};
 use common::relay::{start_relay, temp_dir};
 use common::session_driver::{entries_by, fault_codes, Driver, T0};
-
-const QUIET: Duration = Duration::from_millis(300);
 
 fn session(seed: u8, topic: &str) -> Session {
     let mut s = Session::new(Identity::from_seed(&[seed; 32]).unwrap());
@@ -50,10 +46,13 @@ fn proven(events: &[SessionEvent], relay: &LyingRelay) -> Vec<Violation> {
 }
 
 /// A writer publishes `bodies` on "t" (pipelined), a reader follows; both then ask for a signed
-/// checkpoint. Returns (writer events, reader events).
+/// checkpoint. Waits for conditions, never for a quiet period: every op acknowledged, both
+/// cursors at `logged` (the entries the relay logs), each checkpoint answered. Returns (writer
+/// events, reader events).
 async fn publish_and_read(
     relay: &LyingRelay,
     bodies: &[&[u8]],
+    logged: u64,
 ) -> (Vec<SessionEvent>, Vec<SessionEvent>) {
     let (mut alice, mut bob) = (session(1, "t"), session(2, "t"));
     let mut a = Driver::connect(&relay.url(), &mut alice).await;
@@ -61,11 +60,15 @@ async fn publish_and_read(
     for body in bodies {
         alice.publish("t", "post", body, vec![], T0).unwrap();
     }
-    a.settle(&mut alice, QUIET).await;
-    b.settle(&mut bob, QUIET).await;
+    a.until(&mut alice, |s, _| {
+        s.unacknowledged().is_empty() && s.cursor("t") == Some(logged)
+    })
+    .await;
+    b.until(&mut bob, |s, _| s.cursor("t") == Some(logged))
+        .await;
     for (driver, s) in [(&mut a, &mut alice), (&mut b, &mut bob)] {
         s.request_checkpoint("t").unwrap();
-        driver.settle(s, QUIET).await;
+        driver.until_answered(s, |_, _| true).await;
     }
     (a.events, b.events)
 }
@@ -82,7 +85,7 @@ async fn an_honest_relay_never_triggers_a_report() {
         b"forge me",
         b"after",
     ];
-    let (alice, bob) = publish_and_read(&relay, &bodies).await;
+    let (alice, bob) = publish_and_read(&relay, &bodies, 7).await;
     assert_eq!(entries_by(&bob, "t"), (0..7).collect::<Vec<_>>());
     assert!(fault_codes(&alice).is_empty(), "{alice:?}");
     assert!(fault_codes(&bob).is_empty(), "{bob:?}");
@@ -95,7 +98,7 @@ async fn an_honest_relay_never_triggers_a_report() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dropped_acknowledged_op_is_caught_by_its_author() {
     let relay = LyingRelay::start(Lie::DropAcknowledged).await;
-    let (alice, bob) = publish_and_read(&relay, &[b"drop me", b"after"]).await;
+    let (alice, bob) = publish_and_read(&relay, &[b"drop me", b"after"], 1).await;
     // Its receipt and the relay's later heads cannot both hold.
     let violations = proven(&alice, &relay);
     assert!(
@@ -111,7 +114,7 @@ async fn a_dropped_acknowledged_op_is_caught_by_its_author() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reordered_author_ops_are_caught_with_evidence() {
     let relay = LyingRelay::start(Lie::ReorderAuthor).await;
-    let (alice, bob) = publish_and_read(&relay, &[b"first", b"second"]).await;
+    let (alice, bob) = publish_and_read(&relay, &[b"first", b"second"], 2).await;
     for events in [&alice, &bob] {
         assert!(fault_codes(events).contains(&"AUTHOR_ORDER"), "{events:?}");
         assert!(proven(events, &relay).contains(&Violation::CounterOrder));
@@ -122,7 +125,7 @@ async fn reordered_author_ops_are_caught_with_evidence() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_forged_op_is_caught_with_evidence() {
     let relay = LyingRelay::start(Lie::Forge).await;
-    let (alice, bob) = publish_and_read(&relay, &[b"forge me"]).await;
+    let (alice, bob) = publish_and_read(&relay, &[b"forge me"], 1).await;
     assert!(fault_codes(&bob).contains(&"INVALID_ENTRY"), "{bob:?}");
     assert!(
         entries_by(&bob, "t").is_empty(),
@@ -145,11 +148,12 @@ async fn a_forked_log_is_caught_by_checkpoint_gossip_through_another_relay() {
     let mut d = Driver::connect(&liar.url(), &mut dave).await;
     writer.publish("t", "post", b"pair 1", vec![], T0).unwrap();
     writer.publish("t", "post", b"pair 2", vec![], T0).unwrap();
-    w.settle(&mut writer, QUIET).await;
+    w.until(&mut writer, |s, _| s.unacknowledged().is_empty())
+        .await;
     for (driver, s) in [(&mut c, &mut carol), (&mut d, &mut dave)] {
-        driver.settle(s, QUIET).await;
+        driver.until(s, |s, _| s.cursor("t") == Some(2)).await;
         s.request_checkpoint("t").unwrap();
-        driver.settle(s, QUIET).await;
+        driver.until_answered(s, |_, _| true).await;
         assert!(
             fault_codes(&driver.events).is_empty(),
             "alone, no client can tell: {:?}",
@@ -167,7 +171,8 @@ async fn a_forked_log_is_caught_by_checkpoint_gossip_through_another_relay() {
     carol_out
         .publish("gossip", GOSSIP_KIND, &gossip, vec![], T0)
         .unwrap();
-    co.settle(&mut carol_out, QUIET).await;
+    co.until(&mut carol_out, |s, _| s.unacknowledged().is_empty())
+        .await;
     di.until(&mut dave_in, |_, ev| !entries_by(ev, "gossip").is_empty())
         .await;
     let received: Vec<Vec<u8>> = di

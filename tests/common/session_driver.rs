@@ -1,8 +1,10 @@
 //! The whole of a client's I/O: frames between one WebSocket and a `Session`.
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use ants_coord::session::{Phase, Session, SessionEvent};
+use ants_coord::wire::{Body, Frame};
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
@@ -20,6 +22,8 @@ pub struct Driver {
     ws: Ws,
     /// Every event taken from the session so far.
     pub events: Vec<SessionEvent>,
+    /// Request ids of the checkpoint requests sent and not answered yet.
+    unanswered_checkpoints: BTreeSet<u32>,
 }
 
 impl Driver {
@@ -30,6 +34,7 @@ impl Driver {
         let mut driver = Driver {
             ws,
             events: Vec::new(),
+            unanswered_checkpoints: BTreeSet::new(),
         };
         driver.until(session, |s, _| s.phase() == Phase::Live).await;
         driver
@@ -38,7 +43,35 @@ impl Driver {
     /// Sends what the session has queued.
     pub async fn flush(&mut self, session: &mut Session) {
         for frame in session.take_outgoing() {
+            if let Ok(Frame {
+                request_id,
+                body: Body::GetCheckpoint { .. },
+            }) = Frame::decode(&frame)
+            {
+                self.unanswered_checkpoints.insert(request_id);
+            }
             self.ws.send(Message::Binary(frame.into())).await.unwrap();
+        }
+    }
+
+    /// Pumps until the relay has answered every checkpoint request sent so far (with a
+    /// checkpoint or an error frame), the session has taken the answers, and `done` holds. A
+    /// condition, not a quiet period: it holds however slow the machine is.
+    pub async fn until_answered(
+        &mut self,
+        session: &mut Session,
+        done: impl Fn(&Session, &[SessionEvent]) -> bool,
+    ) {
+        self.flush(session).await;
+        loop {
+            self.flush(session).await;
+            if self.unanswered_checkpoints.is_empty() && done(session, &self.events) {
+                return;
+            }
+            let message = tokio::time::timeout(PATIENCE, self.ws.next())
+                .await
+                .expect("no frame within the test's patience");
+            self.take(session, message);
         }
     }
 
@@ -61,7 +94,9 @@ impl Driver {
         }
     }
 
-    /// Pumps until no frame arrives for `quiet`.
+    /// Pumps until no frame arrives for `quiet`. Only for showing that nothing more comes: a
+    /// quiet period is not a completion signal on a busy machine (wait with [`Driver::until`]
+    /// or [`Driver::until_answered`] for what must happen).
     pub async fn settle(&mut self, session: &mut Session, quiet: Duration) {
         loop {
             self.flush(session).await;
@@ -79,6 +114,13 @@ impl Driver {
     ) {
         match message {
             Some(Ok(Message::Binary(bytes))) => {
+                if let Ok(Frame {
+                    request_id,
+                    body: Body::Checkpoint { .. } | Body::Error { .. },
+                }) = Frame::decode(&bytes)
+                {
+                    self.unanswered_checkpoints.remove(&request_id);
+                }
                 session.receive(&bytes, T0).unwrap();
                 self.events.extend(session.take_events());
             }

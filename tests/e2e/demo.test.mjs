@@ -286,12 +286,19 @@ test('with agents running every panel fills in; screenshots; a phone-sized scree
   const supply = await page.evaluate(() => window.demo.state.model.replica.supply());
   assert.equal(supply.circulating + supply.escrowed, supply.minted - supply.burned);
   assert.match(await page.textContent('#ledger'), /staked 10 on/);
-  await page.waitForTimeout(2000);
+  // The honesty panel's verdict is a condition to wait for (the checkpoint it reports comes
+  // over the network), not something a fixed pause guarantees on a busy machine.
+  const honest = /agree on every entry up to seq \d+\. Merkle tree head at size \d+/;
+  await page.waitForFunction(
+    (source) => new RegExp(source).test(document.querySelector('#honesty')?.textContent ?? ''),
+    honest.source,
+    { timeout: 30_000 },
+  );
   for (const panel of ['agents', 'plots', 'election', 'claims', 'escrow', 'doc', 'recovery', 'honesty']) {
     await page.locator(`#panel-${panel}`).screenshot({ path: join(ARTIFACTS, `${panel}.png`) });
   }
   await page.screenshot({ path: join(ARTIFACTS, 'demo.png'), fullPage: true });
-  assert.match(await page.textContent('#honesty'), /agree on every entry up to seq \d+\. Merkle tree head at size \d+/);
+  assert.match(await page.textContent('#honesty'), honest);
   assert.match(await page.textContent('#rec-result'), /Rotated/);
   assert.deepEqual(page.errors, []);
   await page.setViewportSize({ width: 390, height: 844 });

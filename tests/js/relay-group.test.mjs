@@ -99,8 +99,15 @@ test('two honest relays: one op per publish, each entry once, gossip raises noth
   assert.equal(receipts.length, 2);
   assert.equal(receipts[0].opId, receipts[1].opId, 'the same op on both relays');
   await bob.publish('shared', 'post', 'from bob');
-  // Long enough for the deadline to pass and for heads to be gossiped both ways.
-  await sleep(2500);
+  // Wait for what must happen (each op seen by each group, verified heads on both relays), not
+  // for a fixed time, which a busy machine can overrun; then let the deadline and a few gossip
+  // rounds pass, so that a NOT_ON_ALL_RELAYS or a gossip conflict would have been reported (a
+  // lower bound only: waiting longer cannot make the test fail).
+  const until = Date.now() + 20_000;
+  const done = () =>
+    seen.alice.length >= 2 && seen.bob.length >= 2 && alice.clients.every((c) => c.gossip('shared') !== undefined);
+  while (!done() && Date.now() < until) await sleep(50);
+  await sleep(options.deadlineMs + 3 * options.gossipMs);
   for (const name of ['alice', 'bob']) {
     assert.deepEqual([...seen[name]].sort(), ['from alice', 'from bob'], `${name} got each op once`);
   }
