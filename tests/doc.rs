@@ -639,6 +639,20 @@ fn hex(bytes: &[u8]) -> String {
     hex::encode(bytes)
 }
 
+/// lib0's varUint of `n`, as hex.
+fn var_uint_hex(mut n: u64) -> String {
+    let mut out = Vec::new();
+    loop {
+        let byte = (n & 0x7f) as u8;
+        n >>= 7;
+        if n == 0 {
+            out.push(byte);
+            return hex::encode(out);
+        }
+        out.push(byte | 0x80);
+    }
+}
+
 fn vectors() -> serde_json::Value {
     let d = doc(42);
     d.insert_text("t", 0, "hi").unwrap();
@@ -676,7 +690,24 @@ fn vectors() -> serde_json::Value {
             { "name": "unknown_sync_type", "message": "0003", "code": "MALFORMED" },
             { "name": "truncated_update", "message": "00020501", "code": "MALFORMED" },
             { "name": "trailing_bytes", "message": "0300", "code": "TRAILING_BYTES" },
-            { "name": "awareness_not_json", "message": "010701010203697b", "code": "MALFORMED" },
+            // One entry (client 1, clock 2) whose state is the 3 bytes `not`: well framed, not JSON.
+            { "name": "awareness_not_json", "message": "0107010102036e6f74", "code": "MALFORMED" },
+            { "name": "var_uint_longer_than_8_bytes", "message": "808080808080808000", "code": "MALFORMED" },
+            { "name": "var_uint_over_2_53", "message": "ffffffffffffff7f", "code": "MALFORMED" },
+            { "name": "unknown_auth_type", "message": "0201", "code": "MALFORMED" },
+            { "name": "update_length_over_64_mib", "message": format!("0002{}", var_uint_hex(64 * 1024 * 1024 + 1)), "code": "LIMIT_EXCEEDED" },
+            { "name": "state_vector_length_over_1_mib", "message": format!("0000{}", var_uint_hex(1024 * 1024 + 1)), "code": "LIMIT_EXCEEDED" },
+            { "name": "awareness_update_length_over_1_mib", "message": format!("01{}", var_uint_hex(1024 * 1024 + 1)), "code": "LIMIT_EXCEEDED" },
+            { "name": "awareness_over_4096_entries", "message": format!("0102{}", var_uint_hex(4097)), "code": "LIMIT_EXCEEDED" },
+            { "name": "awareness_state_over_65536_bytes", "message": format!("0106010102{}", var_uint_hex(65537)), "code": "LIMIT_EXCEEDED" },
+            { "name": "reason_over_1024_bytes", "message": format!("0200{}", var_uint_hex(1025)), "code": "LIMIT_EXCEEDED" },
+            { "name": "reason_not_utf8", "message": "020001ff", "code": "MALFORMED" },
+            { "name": "awareness_state_not_utf8", "message": "010501010201ff", "code": "MALFORMED" },
+            { "name": "awareness_update_trailing_byte", "message": "010701010202313200", "code": "TRAILING_BYTES" },
+            // Several defects: the first met reading from the start decides.
+            { "name": "awareness_not_json_and_trailing_byte", "message": "0107010102036e6f7400", "code": "MALFORMED" },
+            { "name": "unknown_type_and_trailing_byte", "message": "0700", "code": "MALFORMED" },
+            { "name": "reason_over_1024_bytes_and_cut_short", "message": format!("0200{}6e6f", var_uint_hex(1025)), "code": "LIMIT_EXCEEDED" },
         ],
     })
 }
@@ -708,6 +739,42 @@ fn yprotocols_vectors_match_the_file() {
             "{}",
             case["name"]
         );
+    }
+}
+
+/// `awareness_not_json` breaks only the "state is JSON" rule of PROTOCOL 7.4: the same message
+/// with a JSON state of the same length (`123`) decodes, so the refusal cannot come from the
+/// framing (an earlier version of the vector was truncated and never reached the JSON check).
+#[test]
+fn the_awareness_not_json_vector_breaks_only_the_json_rule() {
+    let file: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/vectors/yprotocols.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let case = file["refused"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "awareness_not_json")
+        .expect("the vector");
+    let bytes = hex::decode(case["message"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        ProtocolMessage::decode(&bytes).unwrap_err().code(),
+        "MALFORMED"
+    );
+    let mut json = bytes.clone();
+    let at = json.len() - 3;
+    json[at..].copy_from_slice(b"123");
+    match ProtocolMessage::decode(&json).unwrap() {
+        ProtocolMessage::Awareness(update) => {
+            assert_eq!(update.entries.len(), 1);
+            assert_eq!(update.entries[0].state.as_deref(), Some("123"));
+        }
+        other => panic!("expected an awareness message, got {other:?}"),
     }
 }
 
