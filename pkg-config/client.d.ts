@@ -28,7 +28,7 @@ export interface VerifiedReceipt {
   topic: string;
   opId: string;
   seq: number | bigint;
-  /** The relay's signed receipt (empty when the relay signs none). */
+  /** The relay's signed receipt (never empty: every receipt is signed, PROTOCOL.md 5.3). */
   receipt: Uint8Array;
 }
 

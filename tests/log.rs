@@ -13,6 +13,9 @@ use ants_coord::{Entry, Identity, OpDraft, OpId, SignedOp};
 use proptest::prelude::*;
 use serde_json::{json, Value};
 
+#[path = "log_support/refused.rs"]
+mod refused;
+
 // ---------- an independent reference: RFC 6962 §2.1 written out recursively ----------
 
 fn reference_root(leaves: &[Vec<u8>]) -> Hash {
@@ -989,7 +992,8 @@ fn statement_vectors() -> Value {
         head: wrong.checkpoint(),
         entry: proven(&wrong, 0),
     };
-    let evidence: Vec<Value> = [conflicting, split, contradicted, counter, deps, invalid]
+    let all_evidence = [conflicting, split, contradicted, counter, deps, invalid];
+    let evidence: Vec<Value> = all_evidence
         .iter()
         .map(|e| {
             json!({
@@ -1002,8 +1006,24 @@ fn statement_vectors() -> Value {
         SignedTreeHead::Checkpoint(c) => (receipt.receipt().clone(), c.checkpoint().clone()),
         SignedTreeHead::Receipt(_) => unreachable!(),
     };
+    let batch = receipt_batch(&relay);
+    let note = ants_coord::log::checkpoint_note(
+        &relay.identity,
+        &checkpoint_fields.topic,
+        checkpoint_fields.tree_size,
+        &checkpoint_fields.root,
+    )
+    .unwrap();
+    let refused = refused::refused(&refused::Valid {
+        relay: &relay,
+        receipt: &receipt,
+        batch_receipt: &batch[0],
+        checkpoint: &checkpoint,
+        note: &note,
+        evidence: &all_evidence,
+    });
     json!({
-        "description": "Relay-signed statements and misbehaviour evidence (PROTOCOL.md section 5). Relay key = Ed25519 seed 01 repeated 32 times; authors' seeds 02…, 03…. Ops, entries, receipts and checkpoints are deterministic (Ed25519 signatures are).",
+        "description": "Relay-signed statements and misbehaviour evidence (PROTOCOL.md section 5). Relay key = Ed25519 seed 01 repeated 32 times; authors' seeds 02…, 03…. Ops, entries, receipts and checkpoints are deterministic (Ed25519 signatures are). `refused`: inputs a reader MUST refuse with `code` (receipts and checkpoints: decode and verify with the relay key; notes: read and verify; evidence: decode, then verify); cases with several defects pin the check order of sections 5.3-5.6.",
         "relay_public_key": key.to_string(),
         "receipt": {
             "topic": receipt_fields.topic,
@@ -1014,7 +1034,7 @@ fn statement_vectors() -> Value {
             "root": hex::encode(receipt_fields.root),
             "bytes": hex::encode(receipt.as_bytes()),
         },
-        "receipt_batch": receipt_batch(&relay)
+        "receipt_batch": batch
             .iter()
             .map(|r| hex::encode(r.as_bytes()))
             .collect::<Vec<_>>(),
@@ -1025,15 +1045,10 @@ fn statement_vectors() -> Value {
             "time_ms": checkpoint_fields.time_ms,
             "bytes": hex::encode(checkpoint.as_bytes()),
         },
-        "checkpoint_note": ants_coord::log::checkpoint_note(
-            &relay.identity,
-            &checkpoint_fields.topic,
-            checkpoint_fields.tree_size,
-            &checkpoint_fields.root,
-        )
-        .unwrap(),
+        "checkpoint_note": note,
         "entries": relay.entries.iter().map(hex::encode).collect::<Vec<_>>(),
         "evidence": evidence,
+        "refused": refused,
     })
 }
 
@@ -1081,6 +1096,16 @@ fn statement_vectors_match_the_file() {
         assert_eq!(
             evidence.verify(&key).unwrap().code(),
             item["violation"].as_str().unwrap()
+        );
+    }
+    // And every refused input is refused with its code.
+    for case in stored["refused"].as_array().unwrap() {
+        assert_eq!(
+            refused::code_of(case, &key),
+            case["code"].as_str().unwrap(),
+            "{} {}",
+            case["structure"],
+            case["name"]
         );
     }
 }

@@ -4,6 +4,8 @@
 
 mod common;
 
+use ants_coord::log::{Receipt, SignedReceipt};
+use ants_coord::session::{Fault, Session, SessionEvent};
 use ants_coord::wire::{hello_message, sign_hello, Body, Frame, HELLO_DOMAIN, MAX_FRAME_LEN};
 use ants_coord::{Entry, Identity, OpDraft, SignedOp};
 use common::{bless, hex, vectors, write_vectors};
@@ -11,6 +13,23 @@ use serde_json::{json, Value};
 
 fn identity(seed: u8) -> Identity {
     Identity::from_seed(&[seed; 32]).unwrap()
+}
+
+/// The relay's receipt for `entry` in a tree of `entry.seq() + 1` entries (root a placeholder:
+/// the vector is about the frame; section 5.3 and log-statements.json pin the receipt itself).
+fn signed_receipt(relay: &Identity, entry: &Entry) -> SignedReceipt {
+    SignedReceipt::sign(
+        relay,
+        Receipt {
+            topic: entry.topic().into(),
+            seq: entry.seq(),
+            op_id: entry.op().id(),
+            relay_time_ms: entry.relay_time_ms(),
+            tree_size: entry.seq() + 1,
+            root: [0x5a; 32],
+        },
+    )
+    .unwrap()
 }
 
 /// One frame of every type, from fixed keys (seeds 1 = relay, 2 = agent) and nonce 0x07….
@@ -105,7 +124,7 @@ fn cases() -> Vec<(&'static str, Frame)> {
                 Body::Receipt {
                     seq: 41,
                     op_id: op.id(),
-                    receipt: vec![],
+                    receipt: signed_receipt(&relay, &entry).as_bytes().to_vec(),
                 },
             ),
         ),
@@ -234,7 +253,7 @@ fn derive_vectors() -> Value {
         })
         .collect();
     json!({
-        "description": "Relay wire frames (PROTOCOL.md section 8). Relay key = seed 0x01 x32, agent key = seed 0x02 x32, challenge nonce = 0x07 x32. `hello_signed_message` is what the hello signature covers: HELLO_DOMAIN || nonce || relay id. Opaque receipt/checkpoint/proof/event payloads are placeholders; their own sections define them.",
+        "description": "Relay wire frames (PROTOCOL.md section 8). Relay key = seed 0x01 x32, agent key = seed 0x02 x32, challenge nonce = 0x07 x32. `hello_signed_message` is what the hello signature covers: HELLO_DOMAIN || nonce || relay id. The receipt frame carries a real signed receipt (every receipt is signed, section 5.3; its root is a placeholder); the checkpoint/proof/event payloads are placeholders, their own sections define them.",
         "max_frame_len": MAX_FRAME_LEN,
         "hello_domain": hex::encode(HELLO_DOMAIN),
         "hello_signed_message": hex::encode([HELLO_DOMAIN, &hello_message(&nonce, &relay.agent_id())].concat()),
@@ -295,4 +314,81 @@ fn a_hello_signature_verifies_over_the_documented_message() {
     let file = vectors("wire.json");
     let message = hex(&file["hello_signed_message"]);
     ants_coord::verify_signature(agent.agent_id().as_bytes(), &message, &signature).unwrap();
+}
+
+/// Every receipt is signed (PROTOCOL.md 5.3, 8.8 rule 4): a client refuses a receipt frame whose
+/// signed receipt is empty (`BAD_RECEIPT`) and keeps the op to send again; the signed one is
+/// accepted.
+#[test]
+fn a_client_refuses_a_receipt_frame_without_a_signed_receipt() {
+    let relay = identity(1);
+    let alice = identity(2);
+    let now = 1_764_000_000_000;
+    let agent = alice.agent_id();
+    let mut session = Session::with_relay(alice, relay.agent_id());
+    session.connected();
+    let challenge = Frame::new(
+        0,
+        Body::Challenge {
+            relay: relay.agent_id(),
+            nonce: [7; 32],
+        },
+    );
+    session.receive(&challenge.encode().unwrap(), now).unwrap();
+    let hello = Frame::decode(&session.take_outgoing()[0]).unwrap();
+    let welcome = Frame::new(hello.request_id, Body::Welcome { agent });
+    session.receive(&welcome.encode().unwrap(), now).unwrap();
+    let op = session.publish("tasks", "post", b"x", vec![], now).unwrap();
+    let publish = session
+        .take_outgoing()
+        .iter()
+        .map(|bytes| Frame::decode(bytes).unwrap())
+        .find(|frame| matches!(frame.body, Body::Publish { .. }))
+        .expect("the op is sent");
+    session.take_events();
+    let answer = |receipt: Vec<u8>| {
+        Frame::new(
+            publish.request_id,
+            Body::Receipt {
+                seq: 0,
+                op_id: op.id(),
+                receipt,
+            },
+        )
+        .encode()
+        .unwrap()
+    };
+
+    session.receive(&answer(Vec::new()), now).unwrap();
+    let events = session.take_events();
+    assert!(
+        events.iter().any(|e| matches!(
+            e,
+            SessionEvent::Misbehaviour { fault, .. } if fault.code() == "BAD_RECEIPT"
+        )),
+        "{events:?}"
+    );
+    assert!(!events
+        .iter()
+        .any(|e| matches!(e, SessionEvent::Acknowledged { .. })));
+    assert_eq!(session.unacknowledged(), vec![op.id()]);
+
+    let entry = Entry::new(0, now, op.clone());
+    let signed = signed_receipt(&relay, &entry).as_bytes().to_vec();
+    session.receive(&answer(signed), now).unwrap();
+    let events = session.take_events();
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, SessionEvent::Acknowledged { op_id, .. } if *op_id == op.id())),
+        "{events:?}"
+    );
+    assert!(!events.iter().any(|e| matches!(
+        e,
+        SessionEvent::Misbehaviour {
+            fault: Fault::BadReceipt { .. },
+            ..
+        }
+    )));
+    assert!(session.unacknowledged().is_empty());
 }

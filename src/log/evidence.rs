@@ -49,13 +49,27 @@ pub enum Violation {
     CounterOrder,
     /// An op sequenced before an op it lists in `deps`.
     DepsOrder,
-    /// A leaf that is not a valid entry of the topic at its index.
+    /// A leaf that is not a valid entry of the topic at its index. Code `INVALID_LEAF` (the
+    /// client fault `INVALID_ENTRY` is another thing: an entry frame a client refused, which
+    /// alone proves nothing about the relay's log; PROTOCOL.md section 9).
     InvalidEntry,
 }
 
 impl Violation {
+    /// Every violation, in evidence kind order (kind 1 first).
+    pub const ALL: [Violation; 6] = [
+        Violation::ConflictingHeads,
+        Violation::SplitView,
+        Violation::ReceiptContradicted,
+        Violation::CounterOrder,
+        Violation::DepsOrder,
+        Violation::InvalidEntry,
+    ];
+}
+
+impl Violation {
     /// The stable code: `CONFLICTING_HEADS`, `SPLIT_VIEW`, `RECEIPT_CONTRADICTED`,
-    /// `COUNTER_ORDER`, `DEPS_ORDER` or `INVALID_ENTRY`.
+    /// `COUNTER_ORDER`, `DEPS_ORDER` or `INVALID_LEAF`.
     pub fn code(&self) -> &'static str {
         match self {
             Violation::ConflictingHeads => "CONFLICTING_HEADS",
@@ -63,7 +77,7 @@ impl Violation {
             Violation::ReceiptContradicted => "RECEIPT_CONTRADICTED",
             Violation::CounterOrder => "COUNTER_ORDER",
             Violation::DepsOrder => "DEPS_ORDER",
-            Violation::InvalidEntry => "INVALID_ENTRY",
+            Violation::InvalidEntry => "INVALID_LEAF",
         }
     }
 }
@@ -152,14 +166,9 @@ fn not_evidence(reason: impl Into<String>) -> Error {
     Error::NotEvidence(reason.into())
 }
 
-/// Checks `head` is signed by `relay` and `leaf` is proved at a leaf of its tree.
-fn check_proven(
-    relay: &AgentId,
-    head: &SignedTreeHead,
-    leaf: &Hash,
-    proof: &InclusionProof,
-) -> Result<()> {
-    head.verify(relay)?;
+/// Checks `leaf` is proved at a leaf of `head`'s tree (the head's signature is checked before,
+/// with every other signature of the evidence: PROTOCOL.md section 5.6, check order).
+fn check_proof(head: &SignedTreeHead, leaf: &Hash, proof: &InclusionProof) -> Result<()> {
     if proof.tree_size != head.tree_size() {
         return Err(not_evidence(format!(
             "proof is for size {}, head has size {}",
@@ -185,8 +194,9 @@ fn ordered_pair(
     earlier: &ProvenLeaf,
     later: &ProvenLeaf,
 ) -> Result<(Entry, Entry)> {
-    check_proven(relay, head, &leaf_hash(&earlier.leaf), &earlier.proof)?;
-    check_proven(relay, head, &leaf_hash(&later.leaf), &later.proof)?;
+    head.verify(relay)?;
+    check_proof(head, &leaf_hash(&earlier.leaf), &earlier.proof)?;
+    check_proof(head, &leaf_hash(&later.leaf), &later.proof)?;
     if earlier.proof.leaf_index >= later.proof.leaf_index {
         return Err(not_evidence("earlier entry is not at a lower index"));
     }
@@ -235,6 +245,9 @@ impl Evidence {
     /// Errors: `BAD_SIGNATURE` (a statement not signed by `relay`), `BAD_PROOF` (a proof that
     /// does not verify), `NOT_EVIDENCE` (everything checks out but no rule is broken, or the parts
     /// do not fit together), and the decoding codes of entries where a rule needs their fields.
+    /// With several defects the first in PROTOCOL.md section 5.6's order is reported: every
+    /// signature, in the order the statements appear; then every inclusion proof, in order; then
+    /// the kind's rule, in the order its table row lists the conditions.
     pub fn verify(&self, relay: &AgentId) -> Result<Violation> {
         match self {
             Evidence::ConflictingHeads { a, b } => {
@@ -252,9 +265,11 @@ impl Evidence {
                 }
             }
             Evidence::SplitView { a, b } => {
+                a.head.verify(relay)?;
+                b.head.verify(relay)?;
+                check_proof(&a.head, &a.leaf_hash, &a.proof)?;
+                check_proof(&b.head, &b.leaf_hash, &b.proof)?;
                 same_topic(&a.head, &b.head)?;
-                check_proven(relay, &a.head, &a.leaf_hash, &a.proof)?;
-                check_proven(relay, &b.head, &b.leaf_hash, &b.proof)?;
                 if a.proof.leaf_index != b.proof.leaf_index {
                     return Err(not_evidence("proofs are for different indices"));
                 }
@@ -268,11 +283,12 @@ impl Evidence {
                 entry,
             } => {
                 receipt.verify(relay)?;
+                head.verify(relay)?;
+                check_proof(head, &leaf_hash(&entry.leaf), &entry.proof)?;
                 let fields = receipt.receipt();
                 if fields.topic != head.topic() {
                     return Err(not_evidence("receipt and head of different topics"));
                 }
-                check_proven(relay, head, &leaf_hash(&entry.leaf), &entry.proof)?;
                 if entry.proof.leaf_index != fields.seq {
                     return Err(not_evidence("entry is not at the receipt's seq"));
                 }
@@ -306,7 +322,8 @@ impl Evidence {
                 }
             }
             Evidence::InvalidEntry { head, entry } => {
-                check_proven(relay, head, &leaf_hash(&entry.leaf), &entry.proof)?;
+                head.verify(relay)?;
+                check_proof(head, &leaf_hash(&entry.leaf), &entry.proof)?;
                 if entry_is_valid(&entry.leaf, entry.proof.leaf_index, head.topic()) {
                     return Err(not_evidence("the entry is valid"));
                 }
@@ -381,12 +398,6 @@ impl Evidence {
             1 => {
                 let a = SignedTreeHead::read(&mut r)?;
                 let b = SignedTreeHead::read(&mut r)?;
-                if a.as_bytes() > b.as_bytes() {
-                    return Err(Error::NonCanonical {
-                        what: "evidence",
-                        reason: "conflicting heads must be in byte order".into(),
-                    });
-                }
                 Evidence::ConflictingHeads { a, b }
             }
             2 => {
@@ -443,6 +454,14 @@ impl Evidence {
             }
         };
         r.finish()?;
+        if let Evidence::ConflictingHeads { a, b } = &evidence {
+            if a.as_bytes() > b.as_bytes() {
+                return Err(Error::NonCanonical {
+                    what: "evidence",
+                    reason: "conflicting heads must be in byte order".into(),
+                });
+            }
+        }
         Ok(evidence)
     }
 

@@ -160,27 +160,33 @@ fn check_head(tree_size: u64) -> Result<()> {
     Ok(())
 }
 
-fn read_header<'a>(what: &'static str, bytes: &'a [u8]) -> Result<(Reader<'a>, String)> {
+fn read_header<'a>(what: &'static str, bytes: &'a [u8]) -> Result<(Reader<'a>, &'a [u8])> {
     read_header_of(what, bytes, &[STATEMENT_VERSION]).map(|(r, topic, _)| (r, topic))
 }
 
-/// Reads the version (one of `versions`) and the topic.
+/// Reads the version (one of `versions`) and the topic's bytes. The topic's rules are checked
+/// by [`topic_of`] once the whole statement has been read (PROTOCOL.md section 5.3, check
+/// order), as for ops.
 fn read_header_of<'a>(
     what: &'static str,
     bytes: &'a [u8],
     versions: &[u8],
-) -> Result<(Reader<'a>, String, u8)> {
+) -> Result<(Reader<'a>, &'a [u8], u8)> {
     let mut r = Reader::new(what, bytes);
     let version = r.u8("version")?;
     if !versions.contains(&version) {
         return Err(Error::UnsupportedVersion { what, version });
     }
     let topic_len = r.u8("topic length")? as usize;
-    let topic = std::str::from_utf8(r.take(topic_len, "topic")?)
-        .map_err(|_| Error::BadTopic("not UTF-8".into()))?
-        .to_owned();
-    validate_topic(&topic)?;
+    let topic = r.take(topic_len, "topic")?;
     Ok((r, topic, version))
+}
+
+/// A topic read by [`read_header_of`], its rules checked (`BAD_TOPIC`).
+fn topic_of(bytes: &[u8]) -> Result<String> {
+    let topic = std::str::from_utf8(bytes).map_err(|_| Error::BadTopic("not UTF-8".into()))?;
+    validate_topic(topic)?;
+    Ok(topic.to_owned())
 }
 
 fn signed_message(domain: &[u8], bytes: &[u8]) -> Vec<u8> {
@@ -265,8 +271,8 @@ impl SignedReceipt {
             bytes,
             &[STATEMENT_VERSION, RECEIPT_BATCH_VERSION],
         )?;
-        let receipt = Receipt {
-            topic,
+        let mut receipt = Receipt {
+            topic: String::new(),
             seq: r.u64("seq")?,
             op_id: OpId(r.array("op id")?),
             relay_time_ms: r.u64("relay time")?,
@@ -298,7 +304,9 @@ impl SignedReceipt {
         };
         r.take(SIGNATURE_LEN, "signature")?;
         r.finish()?;
-        // Re-encoding checks the field rules (seq < tree size ≤ 2^63).
+        receipt.topic = topic_of(topic)?;
+        // Re-encoding checks the other field rules, in field order: tree size ≤ 2^63, then
+        // seq < tree size.
         receipt.encode_unsigned()?;
         Ok(SignedReceipt {
             receipt,
@@ -384,14 +392,17 @@ impl SignedCheckpoint {
     /// Errors: `MALFORMED`, `TRAILING_BYTES`, `UNSUPPORTED_VERSION`, `BAD_TOPIC`, `BAD_INPUT`.
     pub fn decode_unverified(bytes: &[u8]) -> Result<Self> {
         let (mut r, topic) = read_header("checkpoint", bytes)?;
-        let checkpoint = Checkpoint {
-            topic,
-            tree_size: r.u64("tree size")?,
-            root: r.array("root")?,
-            time_ms: r.u64("time")?,
-        };
+        let tree_size = r.u64("tree size")?;
+        let root = r.array("root")?;
+        let time_ms = r.u64("time")?;
         r.take(SIGNATURE_LEN, "signature")?;
         r.finish()?;
+        let checkpoint = Checkpoint {
+            topic: topic_of(topic)?,
+            tree_size,
+            root,
+            time_ms,
+        };
         check_head(checkpoint.tree_size)?;
         Ok(SignedCheckpoint {
             checkpoint,

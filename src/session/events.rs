@@ -131,7 +131,7 @@ pub enum SessionEvent {
         op_id: OpId,
         /// Its seq.
         seq: u64,
-        /// The relay's signed receipt (empty when the relay sends none).
+        /// The relay's signed receipt (never empty: every receipt is signed, PROTOCOL.md 5.3).
         receipt: Vec<u8>,
     },
     /// The relay refused one of our ops for good (it will not be retried).

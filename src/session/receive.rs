@@ -188,33 +188,31 @@ impl Session {
             );
             return Ok(());
         }
-        let mut signed = None;
-        if !receipt.is_empty() {
-            let checked = self
-                .relay
-                .ok_or_else(|| Error::BadInput("receipt before the relay key is known".into()));
-            match checked.and_then(|relay| SignedReceipt::decode(&receipt, &relay)) {
-                Ok(r) if r.receipt().op_id == op_id && r.receipt().seq == seq => signed = Some(r),
-                Ok(_) => {
-                    self.misbehaviour(
-                        &topic,
-                        Fault::BadReceipt {
-                            reason: "signed receipt names another op or seq".into(),
-                        },
-                    );
-                    return Ok(());
-                }
-                Err(error) => {
-                    self.misbehaviour(
-                        &topic,
-                        Fault::BadReceipt {
-                            reason: format!("signed receipt: {error}"),
-                        },
-                    );
-                    return Ok(());
-                }
+        // Every receipt is signed (PROTOCOL.md 5.3, 8.8 rule 4): an empty one is refused too.
+        let checked = self
+            .relay
+            .ok_or_else(|| Error::BadInput("receipt before the relay key is known".into()));
+        let signed = match checked.and_then(|relay| SignedReceipt::decode(&receipt, &relay)) {
+            Ok(r) if r.receipt().op_id == op_id && r.receipt().seq == seq => r,
+            Ok(_) => {
+                self.misbehaviour(
+                    &topic,
+                    Fault::BadReceipt {
+                        reason: "signed receipt names another op or seq".into(),
+                    },
+                );
+                return Ok(());
             }
-        }
+            Err(error) => {
+                self.misbehaviour(
+                    &topic,
+                    Fault::BadReceipt {
+                        reason: format!("signed receipt: {error}"),
+                    },
+                );
+                return Ok(());
+            }
+        };
         self.unacked.remove(index);
         if let Some(t) = self.topics.get_mut(&topic) {
             if seq >= t.cursor {
@@ -228,10 +226,8 @@ impl Session {
             }
         }
         let _ = now_ms;
-        if let Some(signed) = signed {
-            if self.topics.contains_key(&topic) {
-                self.on_head(&topic, signed.into())?;
-            }
+        if self.topics.contains_key(&topic) {
+            self.on_head(&topic, signed.into())?;
         }
         self.events.push_back(SessionEvent::Acknowledged {
             topic,

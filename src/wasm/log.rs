@@ -61,7 +61,7 @@ export interface NoteCheckpoint {
 }
 
 /** Misbehaviour evidence (PROTOCOL.md section 5.6). `violation` is one of `CONFLICTING_HEADS`,
- * `SPLIT_VIEW`, `RECEIPT_CONTRADICTED`, `COUNTER_ORDER`, `DEPS_ORDER`, `INVALID_ENTRY`: the rule
+ * `SPLIT_VIEW`, `RECEIPT_CONTRADICTED`, `COUNTER_ORDER`, `DEPS_ORDER`, `INVALID_LEAF`: the rule
  * it claims (from `decodeEvidence`) or proves (from `verifyEvidence`). */
 export interface EvidenceSummary {
   violation: string;

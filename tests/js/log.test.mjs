@@ -170,7 +170,7 @@ test('each kind of evidence verifies with only the relay key', () => {
   }
   assert.deepEqual(
     [...seen].sort(),
-    ['CONFLICTING_HEADS', 'COUNTER_ORDER', 'DEPS_ORDER', 'INVALID_ENTRY', 'RECEIPT_CONTRADICTED', 'SPLIT_VIEW'],
+    ['CONFLICTING_HEADS', 'COUNTER_ORDER', 'DEPS_ORDER', 'INVALID_LEAF', 'RECEIPT_CONTRADICTED', 'SPLIT_VIEW'],
   );
   assertCode(() => decodeEvidence(new Uint8Array([1, 99])), 'MALFORMED', 'unknown kind');
   assertCode(() => decodeEvidence(new Uint8Array([2, 1])), 'UNSUPPORTED_VERSION', 'version');
