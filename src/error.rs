@@ -426,7 +426,8 @@ mod tests {
             .split(&format!("\n{heading}\n"))
             .nth(1)
             .unwrap_or_else(|| panic!("no section {heading}"));
-        let section = section.split("\n## ").next().unwrap_or(section);
+        // Up to the next heading of any level: section 9's subsections have tables of their own.
+        let section = section.split("\n#").next().unwrap_or(section);
         let mut listed: Vec<&str> = section
             .lines()
             .filter_map(|line| line.strip_prefix("| `"))
@@ -434,6 +435,62 @@ mod tests {
             .collect();
         listed.sort_unstable();
         listed
+    }
+
+    /// The `=> "CODE"` string literals of the `match` arms in `source` that start with `arm`
+    /// (e.g. `RejectCode::`), in order.
+    fn match_codes<'a>(source: &'a str, arm: &str) -> Vec<&'a str> {
+        source
+            .lines()
+            .map(str::trim_start)
+            .filter(|line| line.starts_with(arm))
+            .filter_map(|line| line.split("=> \"").nth(1))
+            .filter_map(|rest| rest.split('"').next())
+            .collect()
+    }
+
+    /// PROTOCOL.md section 9's other lists name exactly the replica's rejection codes, the
+    /// client's fault codes and the violations, and no code has two meanings: a code is in one
+    /// list only (`NO_CANDIDATES`, an error and a rejection, means the same in both).
+    #[test]
+    fn protocol_section_9_lists_every_other_code_once() {
+        let protocol = include_str!("../PROTOCOL.md");
+        let sorted = |mut v: Vec<&'static str>| {
+            v.sort_unstable();
+            v
+        };
+        let rejections = sorted(match_codes(
+            include_str!("replica/events.rs"),
+            "RejectCode::",
+        ));
+        assert!(rejections.len() >= 19, "{rejections:?}");
+        let mut faults = match_codes(include_str!("session/events.rs"), "Fault::");
+        // The JS `RelayGroup`'s own code (pkg-config/relay-group.mjs).
+        faults.push("NOT_ON_ALL_RELAYS");
+        let faults = sorted(faults);
+        let violations = sorted(
+            crate::log::Violation::ALL
+                .iter()
+                .map(crate::log::Violation::code)
+                .collect(),
+        );
+        for (heading, codes) in [
+            ("### 9.1 Replica rejection codes (6.4)", &rejections),
+            ("### 9.2 Client fault codes (8.8)", &faults),
+            ("### 9.3 Violations (5.6)", &violations),
+        ] {
+            assert_eq!(&codes_listed(protocol, heading), codes, "{heading}");
+        }
+        let mut all: Vec<&str> = every_variant().iter().map(Error::code).collect();
+        all.extend(rejections.iter().chain(&faults).chain(&violations));
+        all.sort_unstable();
+        let mut twice: Vec<&str> = all
+            .windows(2)
+            .filter(|w| w[0] == w[1])
+            .map(|w| w[0])
+            .collect();
+        twice.dedup();
+        assert_eq!(twice, ["NO_CANDIDATES"], "codes with two meanings");
     }
 
     /// The error-code tables of the README and PROTOCOL.md list exactly the codes of [`Error`].
