@@ -45,6 +45,10 @@ impl Entry {
     }
 
     /// Decodes an entry and verifies its op's signature.
+    ///
+    /// Errors, in this order when several apply (PROTOCOL.md section 4): `MALFORMED`,
+    /// `UNSUPPORTED_VERSION`, `LIMIT_EXCEEDED` (op length), `TRAILING_BYTES`, then the op's
+    /// codes in section 3's order, `BAD_SIGNATURE` last.
     pub fn decode(bytes: &[u8]) -> Result<Self> {
         Self::decode_with(bytes, SignedOp::decode)
     }
@@ -82,8 +86,10 @@ impl Entry {
                 got: op_len,
             });
         }
-        let op = decode_op(r.take(op_len, "op")?)?;
+        let op = r.take(op_len, "op")?;
+        // The entry's own structure first, then the op inside it (PROTOCOL.md section 4).
         r.finish()?;
+        let op = decode_op(op)?;
         Ok(Entry {
             seq,
             relay_time_ms,

@@ -146,7 +146,10 @@ impl SignedOp {
     ///
     /// Errors: `MALFORMED` (truncated or invalid field), `TRAILING_BYTES`, `UNSUPPORTED_VERSION`,
     /// `BAD_TOPIC`, `BAD_KIND`, `LIMIT_EXCEEDED`, `NON_CANONICAL` (unsorted or repeated deps),
-    /// `BAD_PUBLIC_KEY`, and `BAD_SIGNATURE`.
+    /// `BAD_PUBLIC_KEY`, and `BAD_SIGNATURE`. With several defects the first in PROTOCOL.md
+    /// section 3's check order is reported: the op's size; then the fields as they are read
+    /// (version, author, lengths and limits, deps order); then trailing bytes; then the topic's
+    /// and the kind's rules; then the signature.
     pub fn decode(bytes: &[u8]) -> Result<Self> {
         let op = Self::decode_unverified(bytes)?;
         op.author.verify(&op.signed_message(), &op.signature)?;
@@ -201,14 +204,12 @@ impl SignedOp {
         }
         let author_bytes = r.array::<32>("author")?;
         let author = author(author_bytes)?;
+        // The topic and kind are only read here; their rules are checked once the whole op has
+        // been read (PROTOCOL.md section 3, check order).
         let topic_len = r.u8("topic length")? as usize;
-        let topic = std::str::from_utf8(r.take(topic_len, "topic")?)
-            .map_err(|_| Error::BadTopic("not UTF-8".into()))?
-            .to_owned();
+        let topic = r.take(topic_len, "topic")?;
         let kind_len = r.u8("kind length")? as usize;
-        let kind = std::str::from_utf8(r.take(kind_len, "kind")?)
-            .map_err(|_| Error::BadKind("not ASCII".into()))?
-            .to_owned();
+        let kind = r.take(kind_len, "kind")?;
         let counter = r.u64("counter")?;
         let time_ms = r.u64("time")?;
         let dep_count = r.u8("deps count")? as usize;
@@ -228,15 +229,18 @@ impl SignedOp {
         let body = r.take(body_len, "body")?.to_vec();
         let signature = r.array::<SIGNATURE_LEN>("signature")?;
         r.finish()?;
+        let topic = std::str::from_utf8(topic).map_err(|_| Error::BadTopic("not UTF-8".into()))?;
+        validate_topic(topic)?;
+        let kind = std::str::from_utf8(kind).map_err(|_| Error::BadKind("not ASCII".into()))?;
+        validate_kind(kind)?;
         let draft = OpDraft {
-            topic,
-            kind,
+            topic: topic.to_owned(),
+            kind: kind.to_owned(),
             counter,
             time_ms,
             deps,
             body,
         };
-        validate(&draft)?;
         Ok(SignedOp {
             author,
             draft,

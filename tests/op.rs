@@ -3,7 +3,7 @@
 
 mod common;
 
-use ants_coord::op::{MAX_BODY_LEN, OP_DOMAIN};
+use ants_coord::op::{MAX_BODY_LEN, MAX_OP_LEN, OP_DOMAIN};
 use ants_coord::{Identity, OpDraft, OpId, SignedOp};
 use common::{bless, hex, vectors, write_vectors};
 use proptest::prelude::*;
@@ -103,8 +103,18 @@ fn derive_vectors() -> Value {
         f(&mut b);
         hex::encode(b)
     };
-    let kind_at = 1 + 32 + 1 + "tasks/room-42".len() + 1;
-    let deps_at = kind_at + "claim".len() + 8 + 8 + 1;
+    let topic_at = 1 + 32 + 1;
+    let kind_at = topic_at + "tasks/room-42".len() + 1;
+    let deps_count_at = kind_at + "claim".len() + 8 + 8;
+    let deps_at = deps_count_at + 1;
+    let body_len_at = deps_at + 2 * 32;
+    let no_key = |b: &mut Vec<u8>| b[1..33].fill(0);
+    let bad_utf8_topic = |b: &mut Vec<u8>| b[topic_at] = 0xff;
+    let bad_utf8_kind = |b: &mut Vec<u8>| b[kind_at] = 0xc3;
+    let flip_signature = |b: &mut Vec<u8>| {
+        let n = b.len();
+        b[n - 1] ^= 1
+    };
     let invalid = json!([
         { "name": "trailing byte", "op": mutate(&|b| b.push(0)), "code": "TRAILING_BYTES" },
         { "name": "truncated signature", "op": mutate(&|b| { b.pop(); }), "code": "MALFORMED" },
@@ -114,7 +124,20 @@ fn derive_vectors() -> Value {
         { "name": "flipped body bit", "op": mutate(&|b| { let n = b.len(); b[n - 65] ^= 1 }), "code": "BAD_SIGNATURE" },
         { "name": "upper-case kind", "op": mutate(&|b| b[kind_at] = b'C'), "code": "BAD_KIND" },
         { "name": "deps out of order", "op": mutate(&|b| { let (x, y) = b.split_at_mut(deps_at + 32); x[deps_at..].swap_with_slice(&mut y[..32]); }), "code": "NON_CANONICAL" },
-        { "name": "author not a key", "op": mutate(&|b| b[1..33].fill(0)), "code": "BAD_PUBLIC_KEY" },
+        { "name": "author not a key", "op": mutate(&no_key), "code": "BAD_PUBLIC_KEY" },
+        { "name": "topic not UTF-8", "op": mutate(&bad_utf8_topic), "code": "BAD_TOPIC" },
+        { "name": "empty topic", "op": mutate(&|b| { b[topic_at - 1] = 0; b.drain(topic_at..kind_at - 1); }), "code": "BAD_TOPIC" },
+        { "name": "control character in topic", "op": mutate(&|b| b[topic_at + 5] = b'\n'), "code": "BAD_TOPIC" },
+        { "name": "kind not UTF-8", "op": mutate(&bad_utf8_kind), "code": "BAD_KIND" },
+        // Several defects: the first in section 3's check order decides the code.
+        { "name": "version 2 and author not a key", "op": mutate(&|b| { b[0] = 2; no_key(b) }), "code": "UNSUPPORTED_VERSION" },
+        { "name": "author not a key and topic not UTF-8", "op": mutate(&|b| { no_key(b); bad_utf8_topic(b) }), "code": "BAD_PUBLIC_KEY" },
+        { "name": "topic not UTF-8 and truncated signature", "op": mutate(&|b| { bad_utf8_topic(b); b.pop(); }), "code": "MALFORMED" },
+        { "name": "kind not UTF-8 and trailing byte", "op": mutate(&|b| { bad_utf8_kind(b); b.push(0) }), "code": "TRAILING_BYTES" },
+        { "name": "topic not UTF-8 and 17 deps", "op": mutate(&|b| { bad_utf8_topic(b); b[deps_count_at] = 17 }), "code": "LIMIT_EXCEEDED" },
+        { "name": "deps out of order and body length over the limit", "op": mutate(&|b| { let (x, y) = b.split_at_mut(deps_at + 32); x[deps_at..].swap_with_slice(&mut y[..32]); b[body_len_at..body_len_at + 4].copy_from_slice(&((MAX_BODY_LEN + 1) as u32).to_be_bytes()); }), "code": "NON_CANONICAL" },
+        { "name": "topic not UTF-8 and kind not UTF-8", "op": mutate(&|b| { bad_utf8_topic(b); bad_utf8_kind(b) }), "code": "BAD_TOPIC" },
+        { "name": "upper-case kind and flipped signature bit", "op": mutate(&|b| { b[kind_at] = b'C'; flip_signature(b) }), "code": "BAD_KIND" },
     ]);
     let entry = ants_coord::Entry::new(41, 1_764_000_000_500, base.clone());
     let entries = json!([{
@@ -124,8 +147,30 @@ fn derive_vectors() -> Value {
         "op": hex::encode(base.as_bytes()),
         "entry": hex::encode(entry.as_bytes()),
     }]);
+    let entry_bytes = entry.as_bytes().to_vec();
+    let op_len_at = 1 + 8 + 8;
+    let mutate_entry = |f: &dyn Fn(&mut Vec<u8>)| {
+        let mut b = entry_bytes.clone();
+        f(&mut b);
+        hex::encode(b)
+    };
+    let op_len_over = |b: &mut Vec<u8>| {
+        b[op_len_at..op_len_at + 4].copy_from_slice(&((MAX_OP_LEN + 1) as u32).to_be_bytes())
+    };
+    let invalid_entries = json!([
+        { "name": "version 2", "entry": mutate_entry(&|b| b[0] = 2), "code": "UNSUPPORTED_VERSION" },
+        { "name": "op shorter than its length", "entry": mutate_entry(&|b| { b.pop(); }), "code": "MALFORMED" },
+        { "name": "op length over the largest op", "entry": mutate_entry(&op_len_over), "code": "LIMIT_EXCEEDED" },
+        { "name": "trailing byte", "entry": mutate_entry(&|b| b.push(0)), "code": "TRAILING_BYTES" },
+        { "name": "op with a flipped signature bit", "entry": mutate_entry(&flip_signature), "code": "BAD_SIGNATURE" },
+        // Several defects: the entry's own fields, then its trailing bytes, then the op.
+        { "name": "version 2 and op length over the largest op", "entry": mutate_entry(&|b| { b[0] = 2; op_len_over(b) }), "code": "UNSUPPORTED_VERSION" },
+        { "name": "trailing byte and op with a flipped signature bit", "entry": mutate_entry(&|b| { flip_signature(b); b.push(0) }), "code": "TRAILING_BYTES" },
+    ]);
     json!({
+        "max_op_len": MAX_OP_LEN,
         "entries": entries,
+        "invalid_entries": invalid_entries,
         "description": "Signed ops (PROTOCOL.md section 3) and entries (section 4). `op` is the canonical signed op; `signed_message` = OP_DOMAIN || op without its signature; `id` = SHA-256(op). Integers are decimal strings.",
         "domain": hex::encode(OP_DOMAIN),
         "valid": valid,
@@ -197,6 +242,45 @@ fn vectors_decode_to_their_fields_and_codes() {
             case["name"]
         );
     }
+    for case in file["invalid_entries"].as_array().unwrap() {
+        let err = ants_coord::Entry::decode(&hex(&case["entry"])).unwrap_err();
+        assert_eq!(
+            err.code(),
+            case["code"].as_str().unwrap(),
+            "{}",
+            case["name"]
+        );
+    }
+}
+
+/// The largest op is the sum of section 3's table with every field at its limit, and the spec
+/// states that number (it once said 262,993); 5.6 and 8.1 state the limits derived from it.
+#[test]
+fn the_spec_states_the_largest_op_the_code_uses() {
+    let table = 1 + 32 + 1 + 128 + 1 + 64 + 8 + 8 + 1 + 16 * 32 + 4 + MAX_BODY_LEN + 64;
+    assert_eq!(MAX_OP_LEN, table);
+    assert_eq!(vectors("ops.json")["max_op_len"], json!(MAX_OP_LEN));
+    let spec = include_str!("../PROTOCOL.md");
+    let grouped = |n: usize| {
+        let digits = n.to_string();
+        let mut out = String::new();
+        for (i, c) in digits.chars().enumerate() {
+            if i > 0 && (digits.len() - i) % 3 == 0 {
+                out.push(',');
+            }
+            out.push(c);
+        }
+        out
+    };
+    for (what, n) in [
+        ("MAX_OP_LEN", MAX_OP_LEN),
+        ("21 + MAX_OP_LEN", 21 + MAX_OP_LEN),
+        ("MAX_OP_LEN + 4096", MAX_OP_LEN + 4096),
+    ] {
+        let stated = format!("`{what}` = {}", grouped(n));
+        assert!(spec.contains(&stated), "PROTOCOL.md should say {stated}");
+    }
+    assert!(!spec.contains("262,993"), "the old, wrong sum");
 }
 
 fn arb_draft() -> impl Strategy<Value = OpDraft> {
