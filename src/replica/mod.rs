@@ -10,24 +10,27 @@
 //! Two replicas that applied the same entries have the same [`Replica::snapshot`] bytes and so
 //! the same [`Replica::state_hash`] (PROTOCOL.md section 6).
 
+pub mod claims;
 pub mod config;
+pub mod escrow;
 pub mod events;
 pub mod ops;
+pub mod recovery;
 mod state;
-pub(crate) mod timers;
+mod timers;
 
 use std::collections::VecDeque;
 
 use sha2::{Digest, Sha256};
 
-use crate::claims::{Claim, Claims, Task};
 use crate::election::{self, Election};
 use crate::entry::Entry;
 use crate::error::{Error, Result};
-use crate::escrow::{Ledger, Supply};
 use crate::identity::AgentId;
 use crate::op::{validate_topic, OpId};
-use crate::recovery::{PendingRecovery, Recovery};
+use claims::{Claim, Claims, Task};
+use escrow::{Ledger, Supply};
+use recovery::{PendingRecovery, Recovery};
 
 pub use config::{ReplicaConfig, SlashPolicy};
 pub use events::{Event, LossReason, RejectCode, SlashedTo};

@@ -23,13 +23,13 @@
 
 use std::collections::{BTreeSet, VecDeque};
 
-use crate::claims::{Claim, Claims, Task};
+use super::claims::{Claim, Claims, Task};
+use super::escrow::Ledger;
+use super::recovery::{PendingRecovery, Recovery};
 use crate::codec::{Reader, Writer};
 use crate::error::{Error, Result};
-use crate::escrow::Ledger;
 use crate::identity::AgentId;
 use crate::op::{validate_topic, OpId};
-use crate::recovery::{PendingRecovery, Recovery};
 
 use super::config::ReplicaConfig;
 use super::timers::Timers;

@@ -9,12 +9,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::escrow::Ledger;
+use super::escrow::Ledger;
+use super::events::{Event, RejectCode};
+use super::ops::MAX_GUARDIANS;
+use super::timers::{TimerKind, Timers};
+use super::{Reject, Step};
 use crate::identity::AgentId;
-use crate::replica::events::{Event, RejectCode};
-use crate::replica::ops::MAX_GUARDIANS;
-use crate::replica::timers::{TimerKind, Timers};
-use crate::replica::{Reject, Step};
 
 /// Approvals a recovery needs from `guardians` registered guardians: `ceil(2n/3)`, computed as
 /// `(2n + 2) div 3` in integers. 7 guardians → 5, 3 → 2, 1 → 1, 0 → 0 (and no recovery possible).

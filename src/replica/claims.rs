@@ -10,12 +10,12 @@
 
 use std::collections::BTreeMap;
 
-use crate::escrow::Ledger;
+use super::config::{ReplicaConfig, SlashPolicy};
+use super::escrow::Ledger;
+use super::events::{Event, LossReason, RejectCode, SlashedTo};
+use super::timers::{TimerKind, Timers};
+use super::{Reject, Step};
 use crate::identity::AgentId;
-use crate::replica::config::{ReplicaConfig, SlashPolicy};
-use crate::replica::events::{Event, LossReason, RejectCode, SlashedTo};
-use crate::replica::timers::{TimerKind, Timers};
-use crate::replica::{Reject, Step};
 
 /// A held resource.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -168,7 +168,7 @@ impl Claims {
                 events.push(claimed(resource.clone()));
                 events.push(Event::Compensation {
                     seq: step.seq,
-                    kind: crate::replica::ops::kind::CLAIM.into(),
+                    kind: super::ops::kind::CLAIM.into(),
                     resource,
                     loser: outbid.holder,
                     winner: who,
@@ -181,7 +181,7 @@ impl Claims {
             Some(current) => {
                 events.push(Event::Compensation {
                     seq: step.seq,
-                    kind: crate::replica::ops::kind::CLAIM.into(),
+                    kind: super::ops::kind::CLAIM.into(),
                     resource,
                     loser: who,
                     winner: current.holder,
