@@ -216,8 +216,14 @@ impl Replica {
                 }
                 TimerKind::Recovery => {
                     if let Ok(agent) = AgentId::from_bytes(&key) {
-                        self.recovery
-                            .activate(seq, &mut self.ledger, &agent, due, events);
+                        self.recovery.activate(
+                            seq,
+                            &mut self.ledger,
+                            &self.claims,
+                            &agent,
+                            due,
+                            events,
+                        );
                     }
                 }
             }
@@ -369,6 +375,7 @@ impl Replica {
                 self.recovery.request(
                     &step,
                     &self.ledger,
+                    &self.claims,
                     &mut self.timers,
                     who,
                     agent,
@@ -501,10 +508,12 @@ impl Replica {
     pub fn supply(&self) -> Supply {
         self.ledger.supply()
     }
-    /// Checks the ledger invariants: no zero entries, escrow matches claims and tasks,
-    /// circulating + escrowed = minted − burned. `Err` says which one broke.
+    /// Checks the state's invariants: no zero balances, escrow matches claims and tasks,
+    /// circulating + escrowed = minted − burned, and every key resolves to exactly one agent
+    /// (never current for two, never current and retired at once). `Err` says which one broke.
     pub fn audit(&self) -> std::result::Result<(), String> {
-        self.ledger.audit(self.claims.escrowed())
+        self.ledger.audit(self.claims.escrowed())?;
+        self.recovery.check()
     }
     /// The guardians of the agent `id` names.
     pub fn guardians(&self, id: &AgentId) -> &[AgentId] {
