@@ -63,6 +63,11 @@ pub enum Error {
         version: u8,
     },
 
+    /// A replica configuration breaks a value rule of PROTOCOL.md 6.1 (a lease or the election
+    /// window of 0 ms, a longest lease below the default one).
+    #[error("replica config: {0}")]
+    BadConfig(String),
+
     /// A length or count is over its protocol limit.
     #[error("{what} is {got}, over the limit of {limit}")]
     LimitExceeded {
@@ -255,6 +260,7 @@ impl Error {
             Error::Malformed { .. } => "MALFORMED",
             Error::TrailingBytes { .. } => "TRAILING_BYTES",
             Error::UnsupportedVersion { .. } => "UNSUPPORTED_VERSION",
+            Error::BadConfig(_) => "BAD_CONFIG",
             Error::LimitExceeded { .. } => "LIMIT_EXCEEDED",
             Error::BadTopic(_) => "BAD_TOPIC",
             Error::BadKind(_) => "BAD_KIND",
@@ -321,6 +327,7 @@ mod tests {
                 what: "",
                 version: 0,
             },
+            Error::BadConfig(String::new()),
             Error::LimitExceeded {
                 what: "",
                 limit: 0,

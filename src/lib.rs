@@ -38,18 +38,15 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 #![forbid(unsafe_code)]
 
-pub mod claims;
 pub mod codec;
 #[cfg(feature = "doc")]
 pub mod doc;
 pub mod election;
 pub mod entry;
 pub mod error;
-pub mod escrow;
 pub mod identity;
 pub mod log;
 pub mod op;
-pub mod recovery;
 pub mod replica;
 pub mod session;
 pub mod wire;

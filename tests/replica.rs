@@ -774,6 +774,158 @@ proptest! {
     }
 }
 
+// ---- one key, one agent (issue 21 item 1) ----
+
+/// Ops that move keys around: guardian sets, requests, approvals, vetoes, and ops by would-be
+/// new keys acting as agents of their own (claims, tasks, guardians, balances).
+#[derive(Debug, Clone)]
+enum KeyAction {
+    Guardians(u8, Vec<u8>),
+    Request(u8, u8, u8),
+    Approve(u8, u8, u8),
+    Veto(u8, u8),
+    Claim(u8, u8),
+    Release(u8, u8),
+    Task(u8, u8),
+    Mint(u8),
+    Post(u8),
+    Wait(u64),
+}
+
+const KEY_CAST: u8 = 7;
+
+fn key_action() -> impl Strategy<Value = KeyAction> {
+    let p = 0..KEY_CAST;
+    prop_oneof![
+        2 => (p.clone(), proptest::collection::vec(0..KEY_CAST, 1..3))
+            .prop_map(|(a, g)| KeyAction::Guardians(a, g)),
+        2 => (p.clone(), p.clone(), p.clone()).prop_map(|(a, b, k)| KeyAction::Request(a, b, k)),
+        // By the guardian every agent starts with: 1 of 1, scheduled at once.
+        6 => (p.clone(), p.clone()).prop_map(|(b, k)| KeyAction::Request(0, b, k)),
+        2 => (p.clone(), p.clone(), p.clone()).prop_map(|(a, b, k)| KeyAction::Approve(a, b, k)),
+        1 => (p.clone(), p.clone()).prop_map(|(a, k)| KeyAction::Veto(a, k)),
+        1 => (p.clone(), 0..2u8).prop_map(|(a, r)| KeyAction::Claim(a, r)),
+        1 => (p.clone(), 0..2u8).prop_map(|(a, r)| KeyAction::Release(a, r)),
+        1 => (p.clone(), 0..2u8).prop_map(|(a, r)| KeyAction::Task(a, r)),
+        1 => p.clone().prop_map(KeyAction::Mint),
+        1 => p.prop_map(KeyAction::Post),
+        3 => (0..12_000u64).prop_map(KeyAction::Wait),
+    ]
+}
+
+fn key_entries(actions: &[KeyAction]) -> (ReplicaConfig, Vec<Identity>, Vec<Entry>) {
+    let ids: Vec<Identity> = (0..=KEY_CAST).map(|i| agent(150 + i)).collect();
+    let issuer = &ids[KEY_CAST as usize];
+    let mut cfg = config(&[issuer]);
+    cfg.recovery_delay_ms = 10_000;
+    let mut log = Log::new("keys", T0);
+    let id = |i: u8| ids[i as usize].agent_id();
+    let by = |i: u8| &ids[i as usize];
+    // Agents 1..=4 start with agent 0 as their only guardian; 5 and 6 are spare keys.
+    for a in 1..=4 {
+        log.push(
+            by(a),
+            &ReplicaOp::GuardiansSet {
+                guardians: vec![id(0)],
+            },
+        );
+    }
+    for action in actions {
+        let (who, op) = match action {
+            KeyAction::Guardians(a, g) => {
+                let mut guardians: Vec<AgentId> = g.iter().map(|&i| id(i)).collect();
+                guardians.sort();
+                guardians.dedup();
+                (by(*a), ReplicaOp::GuardiansSet { guardians })
+            }
+            KeyAction::Request(a, b, k) => (
+                by(*a),
+                ReplicaOp::RecoveryRequest {
+                    agent: id(*b),
+                    new_key: id(*k),
+                },
+            ),
+            KeyAction::Approve(a, b, k) => (
+                by(*a),
+                ReplicaOp::RecoveryApprove {
+                    agent: id(*b),
+                    new_key: id(*k),
+                },
+            ),
+            KeyAction::Veto(a, k) => (by(*a), ReplicaOp::RecoveryVeto { new_key: id(*k) }),
+            KeyAction::Claim(a, r) => (by(*a), claim(&format!("r{r}"), 0)),
+            KeyAction::Release(a, r) => (
+                by(*a),
+                ReplicaOp::Release {
+                    resource: format!("r{r}"),
+                },
+            ),
+            KeyAction::Task(a, r) => (
+                by(*a),
+                ReplicaOp::TaskPost {
+                    task: format!("r{r}"),
+                    reward: 0,
+                    deadline_ms: log.now_ms + 15_000,
+                },
+            ),
+            KeyAction::Mint(to) => (issuer, mint(by(*to), 3)),
+            KeyAction::Post(a) => (by(*a), ReplicaOp::Post { text: "hi".into() }),
+            KeyAction::Wait(ms) => {
+                log.wait(*ms);
+                continue;
+            }
+        };
+        log.push(who, &op);
+    }
+    (cfg, ids, log.entries)
+}
+
+/// Every id resolves to one agent whose current key resolves back to it.
+fn keys_resolve_to_one_agent(replica: &Replica, ids: &[Identity]) -> Result<(), String> {
+    replica.audit()?;
+    for i in ids {
+        let agent = replica.agent_of(&i.agent_id());
+        let key = replica.current_key(&agent);
+        if replica.agent_of(&key) != agent {
+            return Err(format!(
+                "{agent} signs with {key}, which names {}",
+                replica.agent_of(&key)
+            ));
+        }
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// Issue 21 item 1: however rotations, their keys and those keys' own ops interleave, no key
+    /// ever signs for two agents, and two replicas (one restored midway) agree on every event.
+    #[test]
+    fn one_key_never_acts_as_two_agents(
+        actions in proptest::collection::vec(key_action(), 1..80),
+        cut in 0usize..80,
+    ) {
+        let (cfg, ids, entries) = key_entries(&actions);
+        let mut a = Replica::new("keys", cfg.clone()).unwrap();
+        let mut b = Replica::new("keys", cfg).unwrap();
+        let cut = cut.min(entries.len());
+        for (i, entry) in entries.iter().enumerate() {
+            if i == cut {
+                let restored = Replica::restore(&b.snapshot());
+                prop_assert!(restored.is_ok(), "{:?}", restored.err());
+                b = restored.unwrap();
+            }
+            let ea = a.apply(entry).unwrap();
+            let eb = b.apply(entry).unwrap();
+            prop_assert_eq!(&ea, &eb);
+            let check = keys_resolve_to_one_agent(&a, &ids);
+            prop_assert!(check.is_ok(), "after seq {}: {:?}; events {:?}", i, check, ea);
+        }
+        prop_assert_eq!(a.state_hash(), b.state_hash());
+    }
+}
+
 #[test]
 fn election_is_fair_across_windows() {
     use ants_coord::election::{self, rank};

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use ants_coord::election::{self, ElectionMode, WeightedCandidate};
 use ants_coord::replica::{ReplicaConfig, ReplicaOp, SlashPolicy};
 use ants_coord::{AgentId, Identity, Replica};
-use replica_support::{agent, Log};
+use replica_support::{agent, scenarios, Log};
 use serde_json::{json, Value};
 
 fn check(name: &str, derived: Value) {
@@ -93,6 +93,22 @@ fn election_vectors() {
             "weightedLeader": weighted.leader.to_string(),
         }));
     }
+    // The zero padding of the prefix: none when `24 + len` is already a multiple of 64.
+    let prefix_cases: Vec<Value> = [1usize, 39, 40, 41, 104]
+        .iter()
+        .map(|&len| {
+            let topic = "p".repeat(len);
+            let prefix = election::PriorityHasher::prefix_bytes(&topic);
+            let c = &candidates[0].agent;
+            json!({
+                "topic": topic,
+                "prefix": hex::encode(&prefix),
+                "agentId": c.to_string(),
+                "window": 7,
+                "priority": hex::encode(election::priority(&topic, c, 7).unwrap()),
+            })
+        })
+        .collect();
     let mut log2_cases = Vec::new();
     for h in [
         0u64,
@@ -124,6 +140,7 @@ fn election_vectors() {
                 "weight": w,
             })).collect::<Vec<_>>(),
             "windows": windows,
+            "prefixCases": prefix_cases,
             "negLog2UQ32Cases": log2_cases,
         }),
     );
@@ -505,6 +522,10 @@ fn replica_vectors() {
         );
         scenarios.push(value);
     }
+    for s in scenarios::all() {
+        let (value, _) = replay(s.name, &s.topic, &s.config, &s.log);
+        scenarios.push(value);
+    }
     let cast: Vec<Value> = cast
         .iter()
         .map(|(n, s)| json!({ "name": n, "seed": hex::encode([*s; 32]), "agentId": agent(*s).agent_id().to_string() }))
@@ -512,9 +533,96 @@ fn replica_vectors() {
     check(
         "replica.json",
         json!({
-            "description": "PROTOCOL.md section 6. For each scenario: apply each `entry` (hex) in order to a replica of `topic` with `config` (canonical bytes, hex); after each, the events (JSON view) and the state hash must match; at the end the snapshot too.",
+            "description": "PROTOCOL.md section 6. For each scenario: apply each `entry` (hex) in order to a replica of `topic` with `config` (canonical bytes, hex); after each, the events (JSON view) and the state hash must match; at the end the snapshot too. `invalidConfigs`: config bytes a decoder must refuse, with the code (6.1: the first defect in layout order decides).",
             "cast": cast,
             "scenarios": scenarios,
+            "invalidConfigs": invalid_configs(),
         }),
     );
+}
+
+/// Config bytes with one or more defects, each refused with the code of the first one in layout
+/// order (PROTOCOL.md 6.1). Offsets into the base config: issuers at 2 and 34, default lease 66,
+/// max lease 74, slash policy 90, window 91, mode 99, candidate count 100, candidates 102 and 142.
+fn invalid_configs() -> Vec<Value> {
+    let ids = [agent(1).agent_id(), agent(2).agent_id()];
+    let base = ReplicaConfig {
+        issuers: ids.to_vec(),
+        candidates: ids
+            .iter()
+            .map(|&agent| WeightedCandidate { agent, weight: 1 })
+            .collect(),
+        ..ReplicaConfig::default()
+    }
+    .encode()
+    .unwrap();
+    assert_eq!(base.len(), 186);
+    assert!(ReplicaConfig::decode(&base).is_ok());
+    let with = |edits: &[(usize, &[u8])]| {
+        let mut bytes = base.clone();
+        for (at, new) in edits {
+            bytes[*at..*at + new.len()].copy_from_slice(new);
+        }
+        bytes
+    };
+    let swap = |bytes: &mut Vec<u8>, a: usize, b: usize, len: usize| {
+        let first = bytes[a..a + len].to_vec();
+        bytes.copy_within(b..b + len, a);
+        bytes[b..b + len].copy_from_slice(&first);
+    };
+    let mut small_order = [0u8; 32];
+    small_order[0] = 1;
+    let zero = 0u64.to_be_bytes();
+    let mut unsorted_issuers = base.clone();
+    swap(&mut unsorted_issuers, 2, 34, 32);
+    let mut unsorted_candidates = base.clone();
+    swap(&mut unsorted_candidates, 102, 142, 40);
+    let repeated_issuer = with(&[(34, &base[2..34])]);
+    let mut trailing = base.clone();
+    trailing.push(0);
+    let mut unsorted_and_lease_0 = unsorted_issuers.clone();
+    unsorted_and_lease_0[66..74].copy_from_slice(&zero);
+    let mut trailing_and_window_0 = with(&[(91, &zero)]);
+    trailing_and_window_0.push(0);
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("version 2", with(&[(0, &[2])])),
+        ("empty", vec![]),
+        ("cut inside default_lease_ms", base[..70].to_vec()),
+        ("issuer not a public key", with(&[(2, &small_order)])),
+        ("issuers unsorted", unsorted_issuers),
+        ("issuer repeated", repeated_issuer),
+        ("default_lease_ms 0", with(&[(66, &zero)])),
+        (
+            "max_lease_ms below default_lease_ms",
+            with(&[(74, &59_999u64.to_be_bytes())]),
+        ),
+        ("election_window_ms 0", with(&[(91, &zero)])),
+        ("slash policy 2", with(&[(90, &[2])])),
+        ("election mode 2", with(&[(99, &[2])])),
+        (
+            "candidate count 4097",
+            with(&[(100, &4097u16.to_be_bytes())]),
+        ),
+        ("candidates unsorted", unsorted_candidates),
+        ("trailing byte", trailing),
+        (
+            "slash policy 2 before election_window_ms 0",
+            with(&[(90, &[2]), (91, &zero)]),
+        ),
+        (
+            "issuers unsorted before default_lease_ms 0",
+            unsorted_and_lease_0,
+        ),
+        (
+            "election_window_ms 0 before a trailing byte",
+            trailing_and_window_0,
+        ),
+    ];
+    cases
+        .into_iter()
+        .map(|(name, bytes)| {
+            let code = ReplicaConfig::decode(&bytes).unwrap_err().code();
+            json!({ "name": name, "config": hex::encode(&bytes), "code": code })
+        })
+        .collect()
 }

@@ -126,13 +126,14 @@ export class Model {
       case 'recoveryRequested':
       case 'recoveryApproved':
       case 'recoveryScheduled':
-      case 'recoveryVetoed': {
+      case 'recoveryVetoed':
+      case 'recoveryCancelled': {
         const r = this.recovery.get(e.agent);
         if (!r) break;
         if (e.type === 'recoveryRequested') r.request = { newKey: e.newKey, approvals: e.approvals, seq: e.seq };
         if (e.type === 'recoveryApproved' && r.request) r.request.approvals = e.approvals;
         if (e.type === 'recoveryScheduled' && r.request) r.request.effectiveAtMs = e.effectiveAtMs;
-        if (e.type === 'recoveryVetoed') r.request = null;
+        if (e.type === 'recoveryVetoed' || e.type === 'recoveryCancelled') r.request = null;
         break;
       }
       case 'keyRotated': {

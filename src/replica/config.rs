@@ -73,8 +73,9 @@ impl Default for ReplicaConfig {
 
 impl ReplicaConfig {
     /// The canonical form: issuers and candidates sorted by agent id bytes, repeats dropped
-    /// (a repeated candidate keeps its first weight). `BAD_INPUT` / `LIMIT_EXCEEDED` when a rule
-    /// is broken.
+    /// (a repeated candidate keeps its first weight). Then the rules of PROTOCOL.md 6.1, in
+    /// layout order: `LIMIT_EXCEEDED` for more than 255 issuers, `BAD_CONFIG` for a broken lease
+    /// or window rule, `LIMIT_EXCEEDED` for more than 4096 candidates.
     pub fn canonical(mut self) -> Result<Self> {
         self.issuers.sort_unstable();
         self.issuers.dedup();
@@ -85,32 +86,12 @@ impl ReplicaConfig {
         Ok(self)
     }
 
+    /// The value rules, in layout order (the order [`ReplicaConfig::decode`] meets them).
     fn check(&self) -> Result<()> {
-        if self.issuers.len() > MAX_ISSUERS {
-            return Err(Error::LimitExceeded {
-                what: "issuers",
-                limit: MAX_ISSUERS,
-                got: self.issuers.len(),
-            });
-        }
-        if self.candidates.len() > MAX_CANDIDATES {
-            return Err(Error::LimitExceeded {
-                what: "candidates",
-                limit: MAX_CANDIDATES,
-                got: self.candidates.len(),
-            });
-        }
-        if self.default_lease_ms == 0 || self.max_lease_ms < self.default_lease_ms {
-            return Err(Error::BadInput(
-                "leases: need 1 <= default_lease_ms <= max_lease_ms".into(),
-            ));
-        }
-        if self.election_window_ms == 0 {
-            return Err(Error::BadInput(
-                "election_window_ms must be at least 1".into(),
-            ));
-        }
-        Ok(())
+        check_count("issuers", self.issuers.len(), MAX_ISSUERS)?;
+        check_leases(self.default_lease_ms, Some(self.max_lease_ms))?;
+        check_window(self.election_window_ms)?;
+        check_count("candidates", self.candidates.len(), MAX_CANDIDATES)
     }
 
     /// The canonical bytes (of the canonical form).
@@ -143,56 +124,56 @@ impl ReplicaConfig {
         Ok(out)
     }
 
-    /// Decodes canonical config bytes; refuses any other spelling (`NON_CANONICAL` for unsorted
-    /// or repeated ids, `MALFORMED` for unknown enum bytes, `TRAILING_BYTES`…).
+    /// Decodes canonical config bytes. Reads the fields in layout order and refuses at the first
+    /// defect (PROTOCOL.md 6.1): `UNSUPPORTED_VERSION`, `MALFORMED` (cut short, or an enum byte
+    /// not listed), `BAD_PUBLIC_KEY`, `NON_CANONICAL` (an id not strictly above the one before),
+    /// `BAD_CONFIG` (a lease or window rule), `LIMIT_EXCEEDED` (candidate count); then
+    /// `TRAILING_BYTES`.
     pub fn decode(bytes: &[u8]) -> Result<Self> {
-        let mut r = Reader::new("replica config", bytes);
+        let mut r = Reader::new(WHAT, bytes);
         let version = r.u8("version")?;
         if version != CONFIG_VERSION {
             return Err(Error::UnsupportedVersion {
-                what: "replica config",
+                what: WHAT,
                 version,
             });
         }
         let issuer_count = r.u8("issuer count")? as usize;
-        let mut issuers = Vec::with_capacity(issuer_count);
+        let mut issuers: Vec<AgentId> = Vec::with_capacity(issuer_count);
         for _ in 0..issuer_count {
-            issuers.push(AgentId::from_bytes(r.take(32, "issuer")?)?);
+            let issuer = AgentId::from_bytes(r.take(32, "issuer")?)?;
+            ascending("issuers", issuers.last(), &issuer)?;
+            issuers.push(issuer);
         }
         let default_lease_ms = r.u64("default lease")?;
+        check_leases(default_lease_ms, None)?;
         let max_lease_ms = r.u64("max lease")?;
+        check_leases(default_lease_ms, Some(max_lease_ms))?;
         let recovery_delay_ms = r.u64("recovery delay")?;
         let slash_policy = match r.u8("slash policy")? {
             0 => SlashPolicy::Burn,
             1 => SlashPolicy::Poster,
-            other => {
-                return Err(Error::malformed(
-                    "replica config",
-                    format!("slash policy {other}"),
-                ))
-            }
+            other => return Err(Error::malformed(WHAT, format!("slash policy {other}"))),
         };
         let election_window_ms = r.u64("election window")?;
+        check_window(election_window_ms)?;
         let election_mode = match r.u8("election mode")? {
             0 => ElectionMode::Priority,
             1 => ElectionMode::Weighted,
-            other => {
-                return Err(Error::malformed(
-                    "replica config",
-                    format!("election mode {other}"),
-                ))
-            }
+            other => return Err(Error::malformed(WHAT, format!("election mode {other}"))),
         };
         let candidate_count = r.u16("candidate count")? as usize;
-        let mut candidates = Vec::with_capacity(candidate_count.min(MAX_CANDIDATES));
+        check_count("candidates", candidate_count, MAX_CANDIDATES)?;
+        let mut candidates: Vec<WeightedCandidate> = Vec::with_capacity(candidate_count);
         for _ in 0..candidate_count {
             let agent = AgentId::from_bytes(r.take(32, "candidate")?)?;
+            ascending("candidates", candidates.last().map(|c| &c.agent), &agent)?;
             let weight = r.u64("weight")?;
             candidates.push(WeightedCandidate { agent, weight });
         }
         let feed_capacity = r.u32("feed capacity")?;
         r.finish()?;
-        let config = ReplicaConfig {
+        Ok(ReplicaConfig {
             issuers,
             default_lease_ms,
             max_lease_ms,
@@ -202,19 +183,57 @@ impl ReplicaConfig {
             election_mode,
             candidates,
             feed_capacity,
-        };
-        if config.encode()? != bytes {
-            return Err(Error::NonCanonical {
-                what: "replica config",
-                reason: "issuers and candidates must be strictly ascending".into(),
-            });
-        }
-        Ok(config)
+        })
     }
 
     /// Whether `agent` may mint.
     pub fn is_issuer(&self, agent: &AgentId) -> bool {
         self.issuers.binary_search(agent).is_ok()
+    }
+}
+
+const WHAT: &str = "replica config";
+
+/// `default_lease_ms ≥ 1` and, once read, `max_lease_ms ≥ default_lease_ms` (`BAD_CONFIG`).
+fn check_leases(default_lease_ms: u64, max_lease_ms: Option<u64>) -> Result<()> {
+    if default_lease_ms == 0 {
+        return Err(Error::BadConfig(
+            "default_lease_ms must be at least 1".into(),
+        ));
+    }
+    match max_lease_ms {
+        Some(max) if max < default_lease_ms => Err(Error::BadConfig(format!(
+            "max_lease_ms {max} is below default_lease_ms {default_lease_ms}"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// `election_window_ms ≥ 1` (`BAD_CONFIG`).
+fn check_window(election_window_ms: u64) -> Result<()> {
+    if election_window_ms == 0 {
+        return Err(Error::BadConfig(
+            "election_window_ms must be at least 1".into(),
+        ));
+    }
+    Ok(())
+}
+
+fn check_count(what: &'static str, got: usize, limit: usize) -> Result<()> {
+    if got > limit {
+        return Err(Error::LimitExceeded { what, limit, got });
+    }
+    Ok(())
+}
+
+/// An id of a list that must be strictly ascending (`NON_CANONICAL` otherwise).
+fn ascending(what: &str, previous: Option<&AgentId>, id: &AgentId) -> Result<()> {
+    match previous {
+        Some(previous) if previous >= id => Err(Error::NonCanonical {
+            what: WHAT,
+            reason: format!("{what} must be strictly ascending"),
+        }),
+        _ => Ok(()),
     }
 }
 
@@ -266,6 +285,6 @@ mod tests {
             election_window_ms: 0,
             ..ReplicaConfig::default()
         };
-        assert_eq!(bad.encode().unwrap_err().code(), "BAD_INPUT");
+        assert_eq!(bad.encode().unwrap_err().code(), "BAD_CONFIG");
     }
 }

@@ -31,8 +31,8 @@ pub enum RejectCode {
     NotPoster,
     /// A task name already in use by an open task.
     TaskExists,
-    /// A task posted with a deadline not after the current relay time, or a claim on a task whose
-    /// deadline passed.
+    /// A task posted with a deadline not after the current relay time. (Never a claim: a task
+    /// whose deadline passed was closed by its timer before the claim was applied.)
     DeadlinePassed,
     /// A fenced claim or leader op whose window is not the current one.
     StaleFence,
@@ -46,7 +46,8 @@ pub enum RejectCode {
     NoGuardians,
     /// A recovery request or approval by an agent that is neither a guardian nor the agent.
     NotGuardian,
-    /// A recovery naming a new key that already belongs to an agent or was retired.
+    /// A recovery naming a new key that is not free (PROTOCOL.md 6.4.5); also the code of a
+    /// [`Event::RecoveryCancelled`] rotation.
     KeyInUse,
     /// A recovery request while another one has reached its threshold and waits out its delay.
     RecoveryScheduled,
@@ -442,6 +443,22 @@ pub enum Event {
         #[serde(serialize_with = "hex")]
         new_key: AgentId,
     },
+    /// A scheduled rotation fell due but its new key was no longer free (it had become the
+    /// current or a retired key of another agent, or gained guardians, a claim or a task of its
+    /// own): the rotation is dropped and the agent keeps its key. A new request may follow.
+    RecoveryCancelled {
+        /// The entry whose relay time reached the effective time.
+        #[serde(serialize_with = "number")]
+        seq: u64,
+        /// The agent that keeps its key.
+        #[serde(serialize_with = "hex")]
+        agent: AgentId,
+        /// The key that will not take over.
+        #[serde(serialize_with = "hex")]
+        new_key: AgentId,
+        /// Why: `KEY_IN_USE`, the code a request naming that key would get.
+        code: RejectCode,
+    },
     /// The agent's key changed: ops signed by the old key are refused from now on.
     KeyRotated {
         /// The entry whose relay time reached the effective time.
@@ -502,6 +519,7 @@ impl Event {
             | Event::RecoveryApproved { seq, .. }
             | Event::RecoveryScheduled { seq, .. }
             | Event::RecoveryVetoed { seq, .. }
+            | Event::RecoveryCancelled { seq, .. }
             | Event::KeyRotated { seq, .. }
             | Event::LeaderActed { seq, .. } => *seq,
         }

@@ -10,24 +10,27 @@
 //! Two replicas that applied the same entries have the same [`Replica::snapshot`] bytes and so
 //! the same [`Replica::state_hash`] (PROTOCOL.md section 6).
 
+pub mod claims;
 pub mod config;
+pub mod escrow;
 pub mod events;
 pub mod ops;
+pub mod recovery;
 mod state;
-pub(crate) mod timers;
+mod timers;
 
 use std::collections::VecDeque;
 
 use sha2::{Digest, Sha256};
 
-use crate::claims::{Claim, Claims, Task};
 use crate::election::{self, Election};
 use crate::entry::Entry;
 use crate::error::{Error, Result};
-use crate::escrow::{Ledger, Supply};
 use crate::identity::AgentId;
 use crate::op::{validate_topic, OpId};
-use crate::recovery::{PendingRecovery, Recovery};
+use claims::{Claim, Claims, Task};
+use escrow::{Ledger, Supply};
+use recovery::{PendingRecovery, Recovery};
 
 pub use config::{ReplicaConfig, SlashPolicy};
 pub use events::{Event, LossReason, RejectCode, SlashedTo};
@@ -213,8 +216,14 @@ impl Replica {
                 }
                 TimerKind::Recovery => {
                     if let Ok(agent) = AgentId::from_bytes(&key) {
-                        self.recovery
-                            .activate(seq, &mut self.ledger, &agent, due, events);
+                        self.recovery.activate(
+                            seq,
+                            &mut self.ledger,
+                            &self.claims,
+                            &agent,
+                            due,
+                            events,
+                        );
                     }
                 }
             }
@@ -366,6 +375,7 @@ impl Replica {
                 self.recovery.request(
                     &step,
                     &self.ledger,
+                    &self.claims,
                     &mut self.timers,
                     who,
                     agent,
@@ -498,10 +508,12 @@ impl Replica {
     pub fn supply(&self) -> Supply {
         self.ledger.supply()
     }
-    /// Checks the ledger invariants: no zero entries, escrow matches claims and tasks,
-    /// circulating + escrowed = minted − burned. `Err` says which one broke.
+    /// Checks the state's invariants: no zero balances, escrow matches claims and tasks,
+    /// circulating + escrowed = minted − burned, and every key resolves to exactly one agent
+    /// (never current for two, never current and retired at once). `Err` says which one broke.
     pub fn audit(&self) -> std::result::Result<(), String> {
-        self.ledger.audit(self.claims.escrowed())
+        self.ledger.audit(self.claims.escrowed())?;
+        self.recovery.check()
     }
     /// The guardians of the agent `id` names.
     pub fn guardians(&self, id: &AgentId) -> &[AgentId] {

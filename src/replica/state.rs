@@ -23,13 +23,13 @@
 
 use std::collections::{BTreeSet, VecDeque};
 
-use crate::claims::{Claim, Claims, Task};
+use super::claims::{Claim, Claims, Task};
+use super::escrow::Ledger;
+use super::recovery::{PendingRecovery, Recovery};
 use crate::codec::{Reader, Writer};
 use crate::error::{Error, Result};
-use crate::escrow::Ledger;
 use crate::identity::AgentId;
 use crate::op::{validate_topic, OpId};
-use crate::recovery::{PendingRecovery, Recovery};
 
 use super::config::ReplicaConfig;
 use super::timers::Timers;
@@ -299,9 +299,7 @@ pub(super) fn decode(bytes: &[u8]) -> Result<Replica> {
     if feed.len() > config.feed_capacity as usize {
         return Err(Error::malformed(WHAT, "feed longer than its capacity"));
     }
-    if recovery.key_owner.len() != recovery.keys.len() {
-        return Err(Error::malformed(WHAT, "two agents share a key"));
-    }
+    // Key invariants (one agent per key) are checked by `Replica::restore`'s audit.
     let mut timers = Timers::default();
     claims.schedule_all(&mut timers);
     recovery.schedule_all(&mut timers);

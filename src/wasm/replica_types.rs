@@ -83,6 +83,7 @@ export type ReplicaEvent =
     }
   | { type: "recoveryScheduled"; seq: U64; agent: string; newKey: string; effectiveAtMs: U64 }
   | { type: "recoveryVetoed"; seq: U64; agent: string; newKey: string }
+  | { type: "recoveryCancelled"; seq: U64; agent: string; newKey: string; code: "KEY_IN_USE" }
   | { type: "keyRotated"; seq: U64; agent: string; oldKey: string; newKey: string }
   | { type: "leaderActed"; seq: U64; leader: string; window: U64; payload: string };
 

@@ -88,18 +88,29 @@ test('the builders re-create every vector body byte for byte', () => {
       at += 16;
       at += 1 + 32 * op[at];
       const body = new Uint8Array(op.subarray(at + 4, at + 4 + op.readUInt32BE(at)));
+      if (step.events.some((e) => e.code === 'MALFORMED_BODY')) {
+        // A deliberately malformed body (scenario malformed-bodies): the decoder refuses it too.
+        assert.throws(() => ReplicaOp.decode(step.kind, body), `${scenario.name} seq ${step.seq}`);
+        continue;
+      }
       let decoded;
       try {
         decoded = ReplicaOp.decode(step.kind, body);
       } catch (error) {
-        // doc.update and the deliberately malformed claim are not replica bodies.
-        assert.ok(['BAD_KIND', 'MALFORMED'].includes(error.code), error.message);
+        // doc.update is not a replica body.
+        assert.equal(error.code, 'BAD_KIND', error.message);
         continue;
       }
       assert.equal(decoded.kind, step.kind);
       assert.equal(hex(ReplicaOp.encode(decoded)), hex(body), `${scenario.name} ${step.kind}`);
     }
   }
+});
+
+test('every invalid config vector is refused with its code', () => {
+  const { invalidConfigs } = vectors('replica.json');
+  assert.ok(invalidConfigs.length >= 10);
+  for (const c of invalidConfigs) assertCode(() => new Replica('a', unhex(c.config)), c.code);
 });
 
 test('election vectors: priorities, rankings, weighted rankings', () => {
@@ -121,6 +132,7 @@ test('election vectors: priorities, rankings, weighted rankings', () => {
     assert.deepEqual(electLeader(packed, v.topic, w.nowMs, v.windowMs, weights, 3).ranking,
       w.weightedRanking.slice(0, 3));
   }
+  for (const c of v.prefixCases) assert.equal(priority(c.agentId, c.topic, c.window), c.priority);
   assertCode(() => electLeader([], v.topic, 0, 1000), 'NO_CANDIDATES');
   assertCode(() => electLeader(ids, v.topic, 0, 0), 'BAD_INPUT');
   assertCode(() => electLeader(['XYZ'], v.topic, 0, 1000), 'BAD_INPUT');

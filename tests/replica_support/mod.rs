@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod scenarios;
+
 use std::collections::HashMap;
 
 use ants_coord::replica::ReplicaOp;

@@ -10,12 +10,12 @@
 
 use std::collections::BTreeMap;
 
-use crate::escrow::Ledger;
+use super::config::{ReplicaConfig, SlashPolicy};
+use super::escrow::Ledger;
+use super::events::{Event, LossReason, RejectCode, SlashedTo};
+use super::timers::{TimerKind, Timers};
+use super::{Reject, Step};
 use crate::identity::AgentId;
-use crate::replica::config::{ReplicaConfig, SlashPolicy};
-use crate::replica::events::{Event, LossReason, RejectCode, SlashedTo};
-use crate::replica::timers::{TimerKind, Timers};
-use crate::replica::{Reject, Step};
 
 /// A held resource.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,6 +75,12 @@ impl Claims {
         self.tasks.get(name)
     }
 
+    /// Whether `agent` holds a claim or posted an open task.
+    pub(crate) fn involves(&self, agent: &AgentId) -> bool {
+        self.held.values().any(|c| c.holder == *agent)
+            || self.tasks.values().any(|t| t.poster == *agent)
+    }
+
     /// Units held in escrow by claims and tasks.
     pub fn escrowed(&self) -> u128 {
         let stakes: u128 = self.held.values().map(|c| u128::from(c.stake)).sum();
@@ -101,15 +107,11 @@ impl Claims {
             asked => asked.min(config.max_lease_ms),
         };
         let mut lease_until_ms = step.now.saturating_add(lease);
+        // An open task's deadline is after the clock: its deadline timer fired before this op
+        // otherwise (and closed it). A task is held until it is completed, failed, released or
+        // its deadline passes: a lease that ran out first would let an idle holder dodge the
+        // slash.
         if let Some(task) = self.tasks.get(&resource) {
-            if step.now >= task.deadline_ms {
-                return Err(Reject::new(
-                    RejectCode::DeadlinePassed,
-                    format!("task {resource} lapsed at {}", task.deadline_ms),
-                ));
-            }
-            // A task is held until it is completed, failed, released or its deadline passes:
-            // a lease that ran out first would let an idle holder dodge the slash.
             lease_until_ms = task.deadline_ms;
         }
         let claimed = |resource: String| Event::Claimed {
@@ -168,7 +170,7 @@ impl Claims {
                 events.push(claimed(resource.clone()));
                 events.push(Event::Compensation {
                     seq: step.seq,
-                    kind: crate::replica::ops::kind::CLAIM.into(),
+                    kind: super::ops::kind::CLAIM.into(),
                     resource,
                     loser: outbid.holder,
                     winner: who,
@@ -181,7 +183,7 @@ impl Claims {
             Some(current) => {
                 events.push(Event::Compensation {
                     seq: step.seq,
-                    kind: crate::replica::ops::kind::CLAIM.into(),
+                    kind: super::ops::kind::CLAIM.into(),
                     resource,
                     loser: who,
                     winner: current.holder,

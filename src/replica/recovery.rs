@@ -6,15 +6,22 @@
 //! guardians the rotation is scheduled `recovery_delay_ms` later; until then the current key may
 //! veto. When it takes effect, the old key is retired: ops it signs are refused (`KEY_ROTATED`)
 //! and the new key signs for the agent, with all its balances and claims.
+//!
+//! One key never acts as two agents. A new key must be *free* when the rotation is requested
+//! (else `KEY_IN_USE`) and again when it fires: if by then it became the current or a retired key
+//! of another agent (an earlier-firing rotation to the same key, say), or acquired guardians,
+//! claims or tasks of its own, the rotation is cancelled ([`Event::RecoveryCancelled`]) and the
+//! agent keeps its key.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::escrow::Ledger;
+use super::claims::Claims;
+use super::escrow::Ledger;
+use super::events::{Event, RejectCode};
+use super::ops::MAX_GUARDIANS;
+use super::timers::{TimerKind, Timers};
+use super::{Reject, Step};
 use crate::identity::AgentId;
-use crate::replica::events::{Event, RejectCode};
-use crate::replica::ops::MAX_GUARDIANS;
-use crate::replica::timers::{TimerKind, Timers};
-use crate::replica::{Reject, Step};
 
 /// Approvals a recovery needs from `guardians` registered guardians: `ceil(2n/3)`, computed as
 /// `(2n + 2) div 3` in integers. 7 guardians → 5, 3 → 2, 1 → 1, 0 → 0 (and no recovery possible).
@@ -35,8 +42,10 @@ pub struct PendingRecovery {
 
 /// Keys, guardians and pending rotations of every agent in a topic.
 ///
-/// Invariant: `key_owner` is exactly the inverse of `keys`; a key is in at most one of
-/// `key_owner` and `retired`.
+/// Invariants ([`Recovery::check`]): `key_owner` is exactly the inverse of `keys` (one current
+/// key per rotated agent, one agent per current key); a key is in at most one of `key_owner` and
+/// `retired`; a rotated agent's own id is retired for itself. So every key resolves to exactly
+/// one agent.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Recovery {
     /// Agent → current key, for agents whose key has rotated.
@@ -128,12 +137,28 @@ impl Recovery {
         Ok(())
     }
 
-    fn key_in_use(&self, ledger: &Ledger, key: &AgentId) -> bool {
-        self.key_owner.contains_key(key)
-            || self.retired.contains_key(key)
-            || self.keys.contains_key(key)
-            || self.guardians.contains_key(key)
-            || ledger.balance(key) > 0
+    /// Why `key` cannot become `agent`'s key now, or `None` if it is free (PROTOCOL.md 6.4.5):
+    /// it must not be the agent itself, nor a current or retired key (which resolve to an agent:
+    /// a rotated agent's own id is retired), nor an agent with guardians (and so possibly a
+    /// pending rotation of its own), a held claim or an open task. A balance does not count:
+    /// anyone can send units to any key, so a balance must not block a rotation (it is merged).
+    fn unfree(&self, claims: &Claims, agent: &AgentId, key: &AgentId) -> Option<String> {
+        if key == agent {
+            return Some(format!("{key} is the agent itself"));
+        }
+        if let Some(owner) = self.key_owner.get(key) {
+            return Some(format!("{key} is the current key of {owner}"));
+        }
+        if let Some(owner) = self.retired.get(key) {
+            return Some(format!("{key} is a retired key of {owner}"));
+        }
+        if self.guardians.contains_key(key) {
+            return Some(format!("{key} has guardians of its own"));
+        }
+        if claims.involves(key) {
+            return Some(format!("{key} holds a claim or posted an open task"));
+        }
+        None
     }
 
     /// `recovery.request`: by the agent or one of its guardians (whose request counts as its
@@ -143,6 +168,7 @@ impl Recovery {
         &mut self,
         step: &Step<'_>,
         ledger: &Ledger,
+        claims: &Claims,
         timers: &mut Timers,
         who: AgentId,
         agent: AgentId,
@@ -157,11 +183,11 @@ impl Recovery {
         if !is_guardian && who != agent {
             return Err(not_guardian(&who, &agent));
         }
-        if new_key == agent || self.key_in_use(ledger, &new_key) {
-            return Err(Reject::new(
-                RejectCode::KeyInUse,
-                format!("{new_key} already signs for, or belongs to, an agent"),
-            ));
+        let in_use = self
+            .unfree(claims, &agent, &new_key)
+            .or_else(|| (ledger.balance(&new_key) > 0).then(|| format!("{new_key} has a balance")));
+        if let Some(reason) = in_use {
+            return Err(Reject::new(RejectCode::KeyInUse, reason));
         }
         if let Some(PendingRecovery {
             effective_at_ms: Some(at),
@@ -277,12 +303,14 @@ impl Recovery {
         Ok(())
     }
 
-    /// A recovery timer fired: rotates `agent`'s key if its rotation is still due at `due`.
-    /// Free balance the new key held as an agent of its own is merged into `agent`'s.
+    /// A recovery timer fired: rotates `agent`'s key if its rotation is still due at `due` and
+    /// the new key is still free; cancels the rotation if the key is no longer free. Free balance
+    /// the new key held as an agent of its own is merged into `agent`'s.
     pub(crate) fn activate(
         &mut self,
         seq: u64,
         ledger: &mut Ledger,
+        claims: &Claims,
         agent: &AgentId,
         due: u64,
         events: &mut Vec<Event>,
@@ -295,6 +323,15 @@ impl Recovery {
             return;
         };
         let new_key = pending.new_key;
+        if self.unfree(claims, agent, &new_key).is_some() {
+            events.push(Event::RecoveryCancelled {
+                seq,
+                agent: *agent,
+                new_key,
+                code: RejectCode::KeyInUse,
+            });
+            return;
+        }
         let old_key = self.keys.get(agent).copied().unwrap_or(*agent);
         let stray = ledger.balance(&new_key);
         ledger.transfer(&new_key, agent, stray);
@@ -308,6 +345,26 @@ impl Recovery {
             old_key,
             new_key,
         });
+    }
+
+    /// Checks that every key resolves to exactly one agent: `key_owner` inverts `keys`, no key
+    /// is both current and retired, and a rotated agent's own id is retired for itself.
+    pub(crate) fn check(&self) -> Result<(), String> {
+        if self.key_owner.len() != self.keys.len()
+            || self
+                .keys
+                .iter()
+                .any(|(agent, key)| self.key_owner.get(key) != Some(agent))
+        {
+            return Err("two agents share a current key".into());
+        }
+        if let Some(key) = self.key_owner.keys().find(|k| self.retired.contains_key(k)) {
+            return Err(format!("{key} is both a current and a retired key"));
+        }
+        if let Some(agent) = self.keys.keys().find(|a| self.retired.get(a) != Some(a)) {
+            return Err(format!("rotated agent {agent} is not retired for itself"));
+        }
+        Ok(())
     }
 
     /// Re-creates the timers of scheduled rotations (after a restore).

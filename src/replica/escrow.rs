@@ -1,4 +1,4 @@
-//! The ledger of a topic: balances, escrow, minting and burning (PROTOCOL.md section 6.4.3).
+//! The ledger of a topic: balances, escrow, minting and burning (PROTOCOL.md section 6.4.1).
 //!
 //! Units exist only because a configured issuer minted them and stop existing only when a slash
 //! burns them. At every step:
