@@ -204,6 +204,11 @@ async fn malformed_messages_close_the_connection_and_change_nothing() {
     };
     let mut trailing = DocSync::update_message(&valid_update);
     trailing.push(0);
+    // Yrs and Yjs stop reading an update after its delete set: bytes appended inside the
+    // length prefix used to be stored and forwarded with it, past the room's size limit.
+    let mut padded_update = valid_update.clone();
+    padded_update.extend_from_slice(&[0xab; 4096]);
+    let padded_message = |sync_type: u64| with_payload(0, Some(sync_type), &padded_update);
     let mut truncated = DocSync::update_message(&valid_update);
     truncated.truncate(truncated.len() - 3);
     let mut huge_length = vec![0, 2];
@@ -242,6 +247,18 @@ async fn malformed_messages_close_the_connection_and_change_nothing() {
         (
             "trailing bytes",
             Message::Binary(trailing.into()),
+            1007,
+            "TRAILING_BYTES",
+        ),
+        (
+            "garbage inside an update's length prefix",
+            Message::Binary(padded_message(2).into()),
+            1007,
+            "TRAILING_BYTES",
+        ),
+        (
+            "garbage inside a sync step 2's length prefix",
+            Message::Binary(padded_message(1).into()),
             1007,
             "TRAILING_BYTES",
         ),
