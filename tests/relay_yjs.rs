@@ -11,7 +11,7 @@ use ants_coord::doc::{sign_update, SignedDoc};
 use ants_coord::doc::{AwarenessEntry, AwarenessUpdate};
 use ants_coord::doc::{Doc, DocSync, ProtocolMessage};
 use ants_coord::relay::yjs::{
-    store::RoomStore, COMPACT_EVERY, MAX_ROOM_AWARENESS_CLIENTS, YJS_DB_FILE,
+    store::RoomStore, COMPACT_EVERY, MAX_CONNECTION_AWARENESS_CLIENTS, YJS_DB_FILE,
 };
 use common::relay::{
     http_get, identity, start_relay, start_relay_with, temp_dir, Client, PATIENCE,
@@ -377,40 +377,145 @@ async fn awareness_is_relayed_and_removed_when_its_connection_closes() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_room_holds_a_bounded_number_of_awareness_clients() {
+async fn a_lone_client_hears_its_own_awareness_back() {
+    // Stock y-websocket closes a socket that hears nothing for 30 s; alone in a room, what it
+    // hears is the relay's echo of its own 15 s awareness renewal (as from the stock server).
+    let relay = start_relay(temp_dir("yjs-awareness-echo")).await;
+    let mut alone = YClient::joined(&yjs_base(&relay), "solo").await;
+    let id = u64::from(alone.doc.client_id());
+    for clock_state in [r#"{"user":"solo"}"#, r#"{"user":"solo","renewed":true}"#] {
+        let message = alone
+            .sync
+            .set_local_awareness(Some(clock_state), now_ms())
+            .unwrap();
+        alone.send(message.clone()).await;
+        loop {
+            let echo = alone.next().await.unwrap();
+            if echo == message {
+                break;
+            }
+            match ProtocolMessage::decode(&echo).unwrap() {
+                ProtocolMessage::Awareness(update) => panic!("unexpected awareness {update:?}"),
+                _ => continue,
+            }
+        }
+        assert_eq!(alone.sync.awareness().state(id), Some(clock_state));
+    }
+    relay.shutdown().await.unwrap();
+}
+
+/// An awareness message announcing `count` clients from `from` on, each with state `{}`.
+fn awareness_flood(from: u64, count: usize, clock: u64) -> Vec<u8> {
+    ProtocolMessage::Awareness(AwarenessUpdate {
+        entries: (from..from + count as u64)
+            .map(|client_id| AwarenessEntry {
+                client_id,
+                clock,
+                state: Some("{}".into()),
+            })
+            .collect(),
+    })
+    .encode()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attackers_cannot_lock_a_newcomer_out_of_a_room_with_awareness() {
+    // Issue 22 item 5: 11 connections used to fill a room's 2,048 awareness ids (one message of
+    // 2,000 ids was accepted), and every new provider was then closed 1008 LIMIT_EXCEEDED.
     let relay = start_relay(temp_dir("yjs-awareness-cap")).await;
     let base = yjs_base(&relay);
-    let flood = |from: u64, count: usize| {
-        ProtocolMessage::Awareness(AwarenessUpdate {
-            entries: (from..from + count as u64)
-                .map(|client_id| AwarenessEntry {
-                    client_id,
-                    clock: 1,
-                    state: Some("{}".into()),
-                })
-                .collect(),
-        })
-        .encode()
-    };
-    let mut first = YClient::joined(&base, "crowd").await;
-    first.send(flood(1, MAX_ROOM_AWARENESS_CLIENTS)).await;
-    let mut second = YClient::joined(&base, "crowd").await;
-    let last = MAX_ROOM_AWARENESS_CLIENTS as u64;
-    while second.sync.awareness().state(last).is_none() {
-        second.step().await.unwrap();
+    let per_connection = MAX_CONNECTION_AWARENESS_CLIENTS;
+    let mut writer = YClient::joined(&base, "crowd").await;
+    writer.insert(0, "shared").await;
+
+    // Eleven attackers each try to bring 200 clients: each is closed. Reconnected, each holds
+    // its maximum (in one message, or one client at a time) and stays.
+    let mut attackers = Vec::new();
+    for a in 0..11u64 {
+        let from = 1_000_000 * (a + 1);
+        let mut greedy = YClient::joined(&base, "crowd").await;
+        let reason = greedy
+            .expect_closed_after(Message::Binary(awareness_flood(from, 200, 1).into()), 1008)
+            .await;
+        assert!(reason.starts_with("LIMIT_EXCEEDED"), "{reason}");
+        let mut attacker = YClient::joined(&base, "crowd").await;
+        if a % 2 == 0 {
+            attacker
+                .send(awareness_flood(from, per_connection, 1))
+                .await;
+        } else {
+            for i in 0..per_connection as u64 {
+                attacker.send(awareness_flood(from + i, 1, 1)).await;
+            }
+        }
+        attackers.push((from, attacker));
     }
-    // The room is full of present clients: one more is refused, the others stay.
-    let reason = second
-        .expect_closed_after(Message::Binary(flood(1_000_000, 1).into()), 1008)
+    let held = 11 * per_connection;
+    while writer.sync.awareness().states().len() < held {
+        writer.step().await.unwrap();
+    }
+    assert_eq!(writer.sync.awareness().states().len(), held);
+    // Renewing what it holds is fine; one client more closes the attacker, whose clients leave.
+    let (renewed, renewing) = &mut attackers[1];
+    let renewed = *renewed;
+    renewing
+        .send(awareness_flood(renewed, per_connection, 2))
+        .await;
+    let clock =
+        |client: &YClient| client.sync.awareness().encode(Some(&[renewed])).entries[0].clock;
+    while clock(&writer) < 2 {
+        writer.step().await.unwrap();
+    }
+    let (from, mut over) = attackers.remove(0);
+    let reason = over
+        .expect_closed_after(
+            Message::Binary(awareness_flood(from + 100, 1, 1).into()),
+            1008,
+        )
         .await;
     assert!(reason.starts_with("LIMIT_EXCEEDED"), "{reason}");
-    // When the flooding connection leaves its clients depart and make room again.
-    drop(first);
-    let mut third = YClient::joined(&base, "crowd").await;
-    third.send(flood(2_000_000, 10)).await;
-    let mut watcher = YClient::joined(&base, "crowd").await;
-    while watcher.sync.awareness().state(2_000_009).is_none() {
-        watcher.step().await.unwrap();
+    while writer.sync.awareness().state(from).is_some() {
+        writer.step().await.unwrap();
+    }
+    // A stock client sends back what it hears; a late echo of the departed clients (their old
+    // clock) brings nothing in, and the honest client that sends it stays.
+    let late_echo = ProtocolMessage::Awareness(AwarenessUpdate {
+        entries: (from..from + per_connection as u64)
+            .chain([u64::from(writer.doc.client_id())])
+            .map(|client_id| AwarenessEntry {
+                client_id,
+                clock: 1,
+                state: Some("{}".into()),
+            })
+            .collect(),
+    })
+    .encode();
+    writer.send(late_echo.clone()).await;
+    while writer.next().await.expect("the echoing client stays") != late_echo {}
+
+    // A newcomer announcing itself as a stock provider does (sync step 1, then its awareness)
+    // syncs, is announced to the others and hears its own state back.
+    let mut newcomer = YClient::connect(&base, "crowd").await;
+    let newcomer_id = u64::from(newcomer.doc.client_id());
+    let presence = newcomer
+        .sync
+        .set_local_awareness(Some(r#"{"user":"newcomer"}"#), now_ms())
+        .unwrap();
+    for message in newcomer.sync.start().unwrap() {
+        newcomer.send(message).await;
+    }
+    newcomer.send(presence.clone()).await;
+    let mut echoed = false;
+    while !(echoed && newcomer.sync.is_synced() && newcomer.text() == "shared") {
+        let bytes = newcomer.next().await.expect("the newcomer stays connected");
+        echoed |= bytes == presence;
+        let outcome = newcomer.sync.receive(&bytes, now_ms()).unwrap();
+        for reply in outcome.replies {
+            newcomer.send(reply).await;
+        }
+    }
+    while writer.sync.awareness().state(newcomer_id).is_none() {
+        writer.step().await.unwrap();
     }
     relay.shutdown().await.unwrap();
 }

@@ -16,7 +16,14 @@
 //!   queue overflows is closed with 1008 `SLOW_CONSUMER`.
 //! - Room size: an update that would take the room's document past `[limits] yjs_room_len`
 //!   (at most [`MAX_ROOM_DOC_LEN`] bytes of snapshot) closes its connection with 1009
-//!   `LIMIT_EXCEEDED`; the room is unchanged.
+//!   `LIMIT_EXCEEDED`; the room is unchanged. An update must fill its length prefix exactly
+//!   (`TRAILING_BYTES`, 1007): yrs ignores bytes after the delete set, which would otherwise be
+//!   stored and forwarded past the room's size limit.
+//! - Presence: a connection owns at most [`MAX_CONNECTION_AWARENESS_CLIENTS`] awareness ids
+//!   (more closes it with 1008 `LIMIT_EXCEEDED`), so present states are bounded per connection
+//!   and a room cannot be filled against newcomers. Awareness goes back to its sender too, as
+//!   from the y-websocket server: a lone stock client hears its own 15 s renewal and so does
+//!   not drop its socket as silent after 30 s.
 //!
 //! - Bridge (`bridge.rs`): `/yjs/<room>?topic=<topic>` joins the document of an ants-coord topic
 //!   instead: signed `doc.update` entries flow into the room, plain clients' updates are
@@ -49,7 +56,9 @@ use crate::error::{Error, Result};
 use room::{ConnId, Outbound, RoomInput};
 use store::RoomStore;
 
-pub use room::{COMPACT_EVERY, MAX_BATCH, MAX_ROOM_AWARENESS_CLIENTS};
+pub use room::{
+    COMPACT_EVERY, MAX_BATCH, MAX_CONNECTION_AWARENESS_CLIENTS, MAX_ROOM_AWARENESS_CLIENTS,
+};
 pub use store::YJS_DB_FILE;
 
 /// The path prefix of Yjs rooms: a room is served at `/yjs/<room>`.
