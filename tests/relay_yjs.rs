@@ -821,3 +821,87 @@ async fn a_flooding_connection_is_closed_and_shutdown_says_so() {
     }
     stopping.await.unwrap().unwrap();
 }
+
+/// The `ants_relay_yjs_rooms` gauge: Yjs rooms loaded.
+async fn rooms_loaded(relay: &ants_coord::relay::RelayHandle) -> u64 {
+    let metrics = http_get(relay.local_addr(), "/metrics").await;
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("ants_relay_yjs_rooms "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no ants_relay_yjs_rooms in {metrics}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_storm_of_rooms_is_bounded_unloads_and_leaves_an_honest_room_flowing() {
+    // Issue 22 item 6: 1,000 rooms opened at once stalled an honest room for seconds, and the
+    // rooms' memory stayed. Here 200 connections each open their own room at once against a
+    // bound of 40 rooms open, while an honest pair edits in a room of its own.
+    let max_rooms = 40;
+    let storm_size = 200;
+    let relay = start_relay_with(temp_dir("yjs-storm"), |config| {
+        config.limits.yjs_rooms = max_rooms;
+    })
+    .await;
+    let base = yjs_base(&relay);
+    let mut alice = YClient::joined(&base, "honest").await;
+    let mut bob = YClient::joined(&base, "honest").await;
+    let idle = rooms_loaded(&relay).await;
+    assert_eq!(idle, 1);
+
+    let storm: Vec<_> = (0..storm_size)
+        .map(|i| {
+            let base = base.clone();
+            tokio::spawn(async move {
+                let mut client = YClient::connect(&base, &format!("storm-{i}")).await;
+                match client.next().await {
+                    // The room's sync step 1: it is open. Write to it, as an editor would.
+                    Ok(_) => {
+                        client.insert(0, "storm").await;
+                        Ok(client)
+                    }
+                    Err(Some(closed)) => Err(closed),
+                    Err(None) => panic!("storm-{i}: closed without a reason"),
+                }
+            })
+        })
+        .collect();
+    // The honest room keeps propagating while the storm opens its rooms.
+    let mut expected = String::new();
+    for i in 0..20 {
+        let text = format!("{}", i % 10);
+        alice.insert(0, &text).await;
+        expected.insert_str(0, &text);
+        bob.until_text(&expected).await;
+    }
+    let mut held = Vec::new();
+    for task in storm {
+        match task.await.unwrap() {
+            Ok(client) => held.push(client),
+            Err((code, reason)) => {
+                assert_eq!(code, 1013, "{reason}");
+                assert!(reason.starts_with("LIMIT_EXCEEDED"), "{reason}");
+            }
+        }
+    }
+    // Exactly as many rooms opened as the bound leaves next to the honest one.
+    assert_eq!(held.len(), max_rooms - 1);
+    assert_eq!(rooms_loaded(&relay).await, max_rooms as u64);
+    alice.insert(0, "!").await;
+    bob.until_text(&format!("!{expected}")).await;
+
+    // When their connections leave, the storm's rooms unload and the gauge is back where it was.
+    drop(held);
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while rooms_loaded(&relay).await != idle {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the storm's rooms did not unload"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    // And rooms open again, with what they stored.
+    let again = YClient::joined(&base, "storm-0").await;
+    assert!(again.text().is_empty() || again.text() == "storm");
+    relay.shutdown().await.unwrap();
+}

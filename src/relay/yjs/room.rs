@@ -5,7 +5,9 @@
 //! document, **appends the updates they carried to the store in one transaction and waits for
 //! the commit**, and only then sends the batch's answers and fan-out. So nothing a client
 //! receives (a broadcast update, a sync step 2) reflects an update that is not yet durable, and
-//! a batch of concurrent edits costs one fsync.
+//! a batch of concurrent edits costs one fsync. Rooms writing at the same time share that
+//! transaction (group commit, [`Rooms`]): a room waits for at most the commit in progress and
+//! its own, however many other rooms write.
 //!
 //! A message that does not decode or that yrs refuses closes its connection and changes nothing.
 //! Every call into yrs with client bytes runs under [`std::panic::catch_unwind`]; after a panic
@@ -21,7 +23,7 @@ use axum::body::Bytes;
 use tokio::sync::mpsc;
 
 use super::bridge::{Bridge, MAX_BRIDGED_UPDATE_LEN};
-use super::store::RoomStore;
+use super::store::{RoomStore, RoomWrite};
 use super::{close_reason, Rooms};
 use crate::doc::{
     AwarenessEntry, AwarenessUpdate, Doc, DocSync, ProtocolMessage, MESSAGE_AWARENESS,
@@ -129,7 +131,6 @@ struct Room {
     bridge: Option<Bridge>,
     generation: u64,
     rooms: Arc<Rooms>,
-    store: Arc<RoomStore>,
     sync: DocSync,
     members: BTreeMap<ConnId, Member>,
     /// Updates applied in this batch and not yet committed.
@@ -147,17 +148,14 @@ struct Room {
 
 /// Opens a stored room, or a bridged room from its topic's entries.
 async fn open(
-    store: &Arc<RoomStore>,
+    rooms: &Rooms,
     name: &str,
     bridge: Option<(Arc<Shared>, String)>,
 ) -> Result<(Doc, usize, Option<Bridge>)> {
     match bridge {
         None => {
-            let store = store.clone();
             let name = name.to_owned();
-            let (doc, rows) = tokio::task::spawn_blocking(move || load_doc(&store, &name, &[]))
-                .await
-                .map_err(|_| Error::Unavailable("room load task failed".into()))??;
+            let (doc, rows) = rooms.load(move |store| load_doc(store, &name, &[])).await?;
             Ok((doc, rows, None))
         }
         Some((shared, topic)) => {
@@ -178,8 +176,7 @@ pub(crate) async fn run(
     mut input: mpsc::Receiver<RoomInput>,
     bridge: Option<(Arc<Shared>, String)>,
 ) {
-    let store = rooms.store.clone();
-    let (doc, since_snapshot, bridge) = match open(&store, &name, bridge).await {
+    let (doc, since_snapshot, bridge) = match open(&rooms, &name, bridge).await {
         Ok(found) => found,
         Err(error) => {
             tracing::error!(room = %name, %error, "cannot open the room");
@@ -204,7 +201,6 @@ pub(crate) async fn run(
         generation,
         sync: DocSync::new(&doc),
         rooms,
-        store,
         members: BTreeMap::new(),
         pending: Vec::new(),
         since_snapshot,
@@ -545,14 +541,14 @@ impl Room {
             ));
             return;
         }
-        let store = self.store.clone();
         let name = self.name.clone();
         let pending = self.pending.clone();
-        let rebuilt =
-            tokio::task::spawn_blocking(move || load_doc(&store, &name, &pending).map(|(d, _)| d))
-                .await;
+        let rebuilt = self
+            .rooms
+            .load(move |store| load_doc(store, &name, &pending).map(|(d, _)| d))
+            .await;
         match rebuilt {
-            Ok(Ok(doc)) => {
+            Ok(doc) => {
                 let mut sync = DocSync::new(&doc);
                 let states = self.sync.awareness().encode(None);
                 let _ = sync.apply_awareness(&states, now_ms());
@@ -576,14 +572,11 @@ impl Room {
             let count = updates.len();
             let committed = match self.bridge.as_mut() {
                 Some(bridge) => bridge.publish(&updates).await.map(|()| 0),
-                None => {
-                    let store = self.store.clone();
-                    let name = self.name.clone();
-                    tokio::task::spawn_blocking(move || store.append(&name, &updates))
-                        .await
-                        .map_err(|_| Error::Unavailable("room store task failed".into()))
-                        .and_then(|stored| stored.map(|()| count))
-                }
+                None => self
+                    .rooms
+                    .write(&self.name, RoomWrite::Append(updates))
+                    .await
+                    .map(|()| count),
             };
             match committed {
                 Ok(rows) => {
@@ -647,15 +640,16 @@ impl Room {
             }
         };
         let len = snapshot.len();
-        let store = self.store.clone();
-        let name = self.name.clone();
-        match tokio::task::spawn_blocking(move || store.compact(&name, &snapshot)).await {
-            Ok(Ok(())) => {
+        match self
+            .rooms
+            .write(&self.name, RoomWrite::Compact(snapshot))
+            .await
+        {
+            Ok(()) => {
                 self.since_snapshot = 0;
                 self.doc_len = len;
             }
-            Ok(Err(error)) => tracing::warn!(room = %self.name, %error, "room compaction failed"),
-            Err(_) => tracing::warn!(room = %self.name, "room compaction task failed"),
+            Err(error) => tracing::warn!(room = %self.name, %error, "room compaction failed"),
         }
     }
 }
