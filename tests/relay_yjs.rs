@@ -11,7 +11,7 @@ use ants_coord::doc::{sign_update, SignedDoc};
 use ants_coord::doc::{AwarenessEntry, AwarenessUpdate};
 use ants_coord::doc::{Doc, DocSync, ProtocolMessage};
 use ants_coord::relay::yjs::{
-    store::RoomStore, COMPACT_EVERY, MAX_ROOM_AWARENESS_CLIENTS, YJS_DB_FILE,
+    store::RoomStore, COMPACT_EVERY, MAX_CONNECTION_AWARENESS_CLIENTS, YJS_DB_FILE,
 };
 use common::relay::{
     http_get, identity, start_relay, start_relay_with, temp_dir, Client, PATIENCE,
@@ -204,6 +204,11 @@ async fn malformed_messages_close_the_connection_and_change_nothing() {
     };
     let mut trailing = DocSync::update_message(&valid_update);
     trailing.push(0);
+    // Yrs and Yjs stop reading an update after its delete set: bytes appended inside the
+    // length prefix used to be stored and forwarded with it, past the room's size limit.
+    let mut padded_update = valid_update.clone();
+    padded_update.extend_from_slice(&[0xab; 4096]);
+    let padded_message = |sync_type: u64| with_payload(0, Some(sync_type), &padded_update);
     let mut truncated = DocSync::update_message(&valid_update);
     truncated.truncate(truncated.len() - 3);
     let mut huge_length = vec![0, 2];
@@ -242,6 +247,18 @@ async fn malformed_messages_close_the_connection_and_change_nothing() {
         (
             "trailing bytes",
             Message::Binary(trailing.into()),
+            1007,
+            "TRAILING_BYTES",
+        ),
+        (
+            "garbage inside an update's length prefix",
+            Message::Binary(padded_message(2).into()),
+            1007,
+            "TRAILING_BYTES",
+        ),
+        (
+            "garbage inside a sync step 2's length prefix",
+            Message::Binary(padded_message(1).into()),
             1007,
             "TRAILING_BYTES",
         ),
@@ -360,40 +377,145 @@ async fn awareness_is_relayed_and_removed_when_its_connection_closes() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_room_holds_a_bounded_number_of_awareness_clients() {
+async fn a_lone_client_hears_its_own_awareness_back() {
+    // Stock y-websocket closes a socket that hears nothing for 30 s; alone in a room, what it
+    // hears is the relay's echo of its own 15 s awareness renewal (as from the stock server).
+    let relay = start_relay(temp_dir("yjs-awareness-echo")).await;
+    let mut alone = YClient::joined(&yjs_base(&relay), "solo").await;
+    let id = u64::from(alone.doc.client_id());
+    for clock_state in [r#"{"user":"solo"}"#, r#"{"user":"solo","renewed":true}"#] {
+        let message = alone
+            .sync
+            .set_local_awareness(Some(clock_state), now_ms())
+            .unwrap();
+        alone.send(message.clone()).await;
+        loop {
+            let echo = alone.next().await.unwrap();
+            if echo == message {
+                break;
+            }
+            match ProtocolMessage::decode(&echo).unwrap() {
+                ProtocolMessage::Awareness(update) => panic!("unexpected awareness {update:?}"),
+                _ => continue,
+            }
+        }
+        assert_eq!(alone.sync.awareness().state(id), Some(clock_state));
+    }
+    relay.shutdown().await.unwrap();
+}
+
+/// An awareness message announcing `count` clients from `from` on, each with state `{}`.
+fn awareness_flood(from: u64, count: usize, clock: u64) -> Vec<u8> {
+    ProtocolMessage::Awareness(AwarenessUpdate {
+        entries: (from..from + count as u64)
+            .map(|client_id| AwarenessEntry {
+                client_id,
+                clock,
+                state: Some("{}".into()),
+            })
+            .collect(),
+    })
+    .encode()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attackers_cannot_lock_a_newcomer_out_of_a_room_with_awareness() {
+    // Issue 22 item 5: 11 connections used to fill a room's 2,048 awareness ids (one message of
+    // 2,000 ids was accepted), and every new provider was then closed 1008 LIMIT_EXCEEDED.
     let relay = start_relay(temp_dir("yjs-awareness-cap")).await;
     let base = yjs_base(&relay);
-    let flood = |from: u64, count: usize| {
-        ProtocolMessage::Awareness(AwarenessUpdate {
-            entries: (from..from + count as u64)
-                .map(|client_id| AwarenessEntry {
-                    client_id,
-                    clock: 1,
-                    state: Some("{}".into()),
-                })
-                .collect(),
-        })
-        .encode()
-    };
-    let mut first = YClient::joined(&base, "crowd").await;
-    first.send(flood(1, MAX_ROOM_AWARENESS_CLIENTS)).await;
-    let mut second = YClient::joined(&base, "crowd").await;
-    let last = MAX_ROOM_AWARENESS_CLIENTS as u64;
-    while second.sync.awareness().state(last).is_none() {
-        second.step().await.unwrap();
+    let per_connection = MAX_CONNECTION_AWARENESS_CLIENTS;
+    let mut writer = YClient::joined(&base, "crowd").await;
+    writer.insert(0, "shared").await;
+
+    // Eleven attackers each try to bring 200 clients: each is closed. Reconnected, each holds
+    // its maximum (in one message, or one client at a time) and stays.
+    let mut attackers = Vec::new();
+    for a in 0..11u64 {
+        let from = 1_000_000 * (a + 1);
+        let mut greedy = YClient::joined(&base, "crowd").await;
+        let reason = greedy
+            .expect_closed_after(Message::Binary(awareness_flood(from, 200, 1).into()), 1008)
+            .await;
+        assert!(reason.starts_with("LIMIT_EXCEEDED"), "{reason}");
+        let mut attacker = YClient::joined(&base, "crowd").await;
+        if a % 2 == 0 {
+            attacker
+                .send(awareness_flood(from, per_connection, 1))
+                .await;
+        } else {
+            for i in 0..per_connection as u64 {
+                attacker.send(awareness_flood(from + i, 1, 1)).await;
+            }
+        }
+        attackers.push((from, attacker));
     }
-    // The room is full of present clients: one more is refused, the others stay.
-    let reason = second
-        .expect_closed_after(Message::Binary(flood(1_000_000, 1).into()), 1008)
+    let held = 11 * per_connection;
+    while writer.sync.awareness().states().len() < held {
+        writer.step().await.unwrap();
+    }
+    assert_eq!(writer.sync.awareness().states().len(), held);
+    // Renewing what it holds is fine; one client more closes the attacker, whose clients leave.
+    let (renewed, renewing) = &mut attackers[1];
+    let renewed = *renewed;
+    renewing
+        .send(awareness_flood(renewed, per_connection, 2))
+        .await;
+    let clock =
+        |client: &YClient| client.sync.awareness().encode(Some(&[renewed])).entries[0].clock;
+    while clock(&writer) < 2 {
+        writer.step().await.unwrap();
+    }
+    let (from, mut over) = attackers.remove(0);
+    let reason = over
+        .expect_closed_after(
+            Message::Binary(awareness_flood(from + 100, 1, 1).into()),
+            1008,
+        )
         .await;
     assert!(reason.starts_with("LIMIT_EXCEEDED"), "{reason}");
-    // When the flooding connection leaves its clients depart and make room again.
-    drop(first);
-    let mut third = YClient::joined(&base, "crowd").await;
-    third.send(flood(2_000_000, 10)).await;
-    let mut watcher = YClient::joined(&base, "crowd").await;
-    while watcher.sync.awareness().state(2_000_009).is_none() {
-        watcher.step().await.unwrap();
+    while writer.sync.awareness().state(from).is_some() {
+        writer.step().await.unwrap();
+    }
+    // A stock client sends back what it hears; a late echo of the departed clients (their old
+    // clock) brings nothing in, and the honest client that sends it stays.
+    let late_echo = ProtocolMessage::Awareness(AwarenessUpdate {
+        entries: (from..from + per_connection as u64)
+            .chain([u64::from(writer.doc.client_id())])
+            .map(|client_id| AwarenessEntry {
+                client_id,
+                clock: 1,
+                state: Some("{}".into()),
+            })
+            .collect(),
+    })
+    .encode();
+    writer.send(late_echo.clone()).await;
+    while writer.next().await.expect("the echoing client stays") != late_echo {}
+
+    // A newcomer announcing itself as a stock provider does (sync step 1, then its awareness)
+    // syncs, is announced to the others and hears its own state back.
+    let mut newcomer = YClient::connect(&base, "crowd").await;
+    let newcomer_id = u64::from(newcomer.doc.client_id());
+    let presence = newcomer
+        .sync
+        .set_local_awareness(Some(r#"{"user":"newcomer"}"#), now_ms())
+        .unwrap();
+    for message in newcomer.sync.start().unwrap() {
+        newcomer.send(message).await;
+    }
+    newcomer.send(presence.clone()).await;
+    let mut echoed = false;
+    while !(echoed && newcomer.sync.is_synced() && newcomer.text() == "shared") {
+        let bytes = newcomer.next().await.expect("the newcomer stays connected");
+        echoed |= bytes == presence;
+        let outcome = newcomer.sync.receive(&bytes, now_ms()).unwrap();
+        for reply in outcome.replies {
+            newcomer.send(reply).await;
+        }
+    }
+    while writer.sync.awareness().state(newcomer_id).is_none() {
+        writer.step().await.unwrap();
     }
     relay.shutdown().await.unwrap();
 }
@@ -698,4 +820,88 @@ async fn a_flooding_connection_is_closed_and_shutdown_says_so() {
         }
     }
     stopping.await.unwrap().unwrap();
+}
+
+/// The `ants_relay_yjs_rooms` gauge: Yjs rooms loaded.
+async fn rooms_loaded(relay: &ants_coord::relay::RelayHandle) -> u64 {
+    let metrics = http_get(relay.local_addr(), "/metrics").await;
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("ants_relay_yjs_rooms "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no ants_relay_yjs_rooms in {metrics}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_storm_of_rooms_is_bounded_unloads_and_leaves_an_honest_room_flowing() {
+    // Issue 22 item 6: 1,000 rooms opened at once stalled an honest room for seconds, and the
+    // rooms' memory stayed. Here 200 connections each open their own room at once against a
+    // bound of 40 rooms open, while an honest pair edits in a room of its own.
+    let max_rooms = 40;
+    let storm_size = 200;
+    let relay = start_relay_with(temp_dir("yjs-storm"), |config| {
+        config.limits.yjs_rooms = max_rooms;
+    })
+    .await;
+    let base = yjs_base(&relay);
+    let mut alice = YClient::joined(&base, "honest").await;
+    let mut bob = YClient::joined(&base, "honest").await;
+    let idle = rooms_loaded(&relay).await;
+    assert_eq!(idle, 1);
+
+    let storm: Vec<_> = (0..storm_size)
+        .map(|i| {
+            let base = base.clone();
+            tokio::spawn(async move {
+                let mut client = YClient::connect(&base, &format!("storm-{i}")).await;
+                match client.next().await {
+                    // The room's sync step 1: it is open. Write to it, as an editor would.
+                    Ok(_) => {
+                        client.insert(0, "storm").await;
+                        Ok(client)
+                    }
+                    Err(Some(closed)) => Err(closed),
+                    Err(None) => panic!("storm-{i}: closed without a reason"),
+                }
+            })
+        })
+        .collect();
+    // The honest room keeps propagating while the storm opens its rooms.
+    let mut expected = String::new();
+    for i in 0..20 {
+        let text = format!("{}", i % 10);
+        alice.insert(0, &text).await;
+        expected.insert_str(0, &text);
+        bob.until_text(&expected).await;
+    }
+    let mut held = Vec::new();
+    for task in storm {
+        match task.await.unwrap() {
+            Ok(client) => held.push(client),
+            Err((code, reason)) => {
+                assert_eq!(code, 1013, "{reason}");
+                assert!(reason.starts_with("LIMIT_EXCEEDED"), "{reason}");
+            }
+        }
+    }
+    // Exactly as many rooms opened as the bound leaves next to the honest one.
+    assert_eq!(held.len(), max_rooms - 1);
+    assert_eq!(rooms_loaded(&relay).await, max_rooms as u64);
+    alice.insert(0, "!").await;
+    bob.until_text(&format!("!{expected}")).await;
+
+    // When their connections leave, the storm's rooms unload and the gauge is back where it was.
+    drop(held);
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while rooms_loaded(&relay).await != idle {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the storm's rooms did not unload"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    // And rooms open again, with what they stored.
+    let again = YClient::joined(&base, "storm-0").await;
+    assert!(again.text().is_empty() || again.text() == "storm");
+    relay.shutdown().await.unwrap();
 }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 
 use yrs::types::{ToJson, TypeRef};
-use yrs::updates::decoder::Decode;
+use yrs::updates::decoder::{Decode, Decoder};
 use yrs::updates::encoder::Encode;
 use yrs::{
     Any, Array, ArrayRef, GetString, Map, MapRef, OffsetKind, Options, Origin, ReadTxn,
@@ -23,6 +23,25 @@ pub const MAX_UPDATE_LEN: usize = 64 * 1024 * 1024;
 pub const MAX_STATE_VECTOR_LEN: usize = 1024 * 1024;
 /// Most edits in one [`Doc::apply_text_edits`] call.
 pub const MAX_BATCH_EDITS: usize = 1 << 20;
+
+/// Decodes a v1 update that must be exactly `bytes` (Yrs, like Yjs, stops reading after the
+/// delete set and ignores whatever follows). `BAD_UPDATE` if it does not decode,
+/// `TRAILING_BYTES` if bytes are left over.
+fn decode_update_exact(bytes: &[u8]) -> Result<Update> {
+    let mut decoder = yrs::updates::decoder::DecoderV1::from(bytes);
+    let update = Update::decode(&mut decoder).map_err(|e| Error::BadUpdate(e.to_string()))?;
+    let left = decoder
+        .read_to_end()
+        .map_err(|e| Error::BadUpdate(e.to_string()))?
+        .len();
+    if left > 0 {
+        return Err(Error::TrailingBytes {
+            what: "yjs update",
+            count: left,
+        });
+    }
+    Ok(update)
+}
 
 /// The transaction origin given to updates that came from elsewhere (apply_update). Observers
 /// report them as not local, and undo never captures them.
@@ -575,10 +594,22 @@ impl Doc {
     /// Errors: `LIMIT_EXCEEDED` over [`MAX_UPDATE_LEN`], or when the updates waiting for missing
     /// predecessors would pass [`super::MAX_HELD_UPDATES`] or [`super::MAX_HELD_BYTES`];
     /// `BAD_UPDATE` if the bytes do not decode; `DOC_BUSY`. Nothing is applied on an error.
+    /// Like `Y.applyUpdate`, bytes after the update's delete set are ignored (signed entries
+    /// must apply the same here as in Yjs); a transport refuses them with
+    /// [`Doc::apply_update_exact`].
     pub fn apply_update(&self, update: &[u8]) -> Result<()> {
         check_len("update length", MAX_UPDATE_LEN, update)?;
         let update = Update::decode_v1(update).map_err(|e| Error::BadUpdate(e.to_string()))?;
         self.apply_decoded(update)
+    }
+
+    /// [`Doc::apply_update`] for an update that must be exactly `update`: `TRAILING_BYTES` if
+    /// bytes follow its delete set. What y-protocols messages carry (see [`super::DocSync`]):
+    /// bytes appended inside a message's length prefix would otherwise be stored and forwarded
+    /// with the update they ride on.
+    pub fn apply_update_exact(&self, update: &[u8]) -> Result<()> {
+        check_len("update length", MAX_UPDATE_LEN, update)?;
+        self.apply_decoded(decode_update_exact(update)?)
     }
 
     /// Integrates a v2 update (`Y.applyUpdateV2`).

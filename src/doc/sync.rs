@@ -78,7 +78,8 @@ impl DocSync {
     /// Handles one incoming message received at `now_ms` (used only for awareness expiry).
     ///
     /// Errors: those of [`ProtocolMessage::decode`] and of applying the update (`BAD_UPDATE`,
-    /// `DOC_BUSY`); nothing is applied on error.
+    /// `TRAILING_BYTES` when bytes follow the update inside its length prefix, `DOC_BUSY`);
+    /// nothing is applied on error.
     pub fn receive(&mut self, message: &[u8], now_ms: u64) -> Result<SyncOutcome> {
         let mut outcome = SyncOutcome::default();
         match ProtocolMessage::decode(message)? {
@@ -89,7 +90,7 @@ impl DocSync {
                     .push(ProtocolMessage::Sync(SyncMessage::Step2(update)).encode());
             }
             ProtocolMessage::Sync(SyncMessage::Step2(update)) => {
-                self.doc.apply_update(&update)?;
+                self.doc.apply_update_exact(&update)?;
                 self.synced = true;
                 outcome
                     .broadcast
@@ -97,7 +98,7 @@ impl DocSync {
                 outcome.applied_update = Some(update);
             }
             ProtocolMessage::Sync(SyncMessage::Update(update)) => {
-                self.doc.apply_update(&update)?;
+                self.doc.apply_update_exact(&update)?;
                 outcome.broadcast.push(message.to_vec());
                 outcome.applied_update = Some(update);
             }

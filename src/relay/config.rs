@@ -55,6 +55,10 @@ pub struct Limits {
     /// would take it past this closes its connection with 1009 `LIMIT_EXCEEDED`. Capped at
     /// [`crate::relay::yjs::MAX_ROOM_DOC_LEN`], so that a stored room always loads again.
     pub yjs_room_len: usize,
+    /// Most Yjs rooms open (loaded) at once: a connection to a room that is not open is closed
+    /// with 1013 `LIMIT_EXCEEDED` while this many are. A room unloads when its last
+    /// connection leaves.
+    pub yjs_rooms: usize,
 }
 
 impl Default for Limits {
@@ -75,6 +79,7 @@ impl Default for Limits {
             ping_interval_s: 20,
             replica_snapshot_every: 10_000,
             yjs_room_len: crate::relay::yjs::MAX_ROOM_DOC_LEN,
+            yjs_rooms: 4_096,
         }
     }
 }

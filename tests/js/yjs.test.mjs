@@ -1,7 +1,7 @@
 // y-websocket interop: stock `WebsocketProvider`s (npm y-websocket, with `ws` in Node) edit one
 // room through the real `ants-relay` binary at /yjs/<room> and converge; the room survives a
 // relay restart (SIGTERM, and SIGKILL) on the same data directory; rooms bridged to a topic with
-// `params: { topic }` too.
+// `params: { topic }` too; a provider alone in a room is not dropped as silent.
 //   cargo build --features relay --bin ants-relay && node --test tests/js/yjs.test.mjs
 // (ANTS_RELAY_BIN overrides the binary; otherwise it is built into $CARGO_TARGET_DIR or target/.)
 import { test, after } from 'node:test';
@@ -168,4 +168,100 @@ test('an edit another provider has received survives a SIGKILL of the relay', as
   assert.equal(c.doc.getText('body').toString(), expected);
   destroy(c);
   assert.equal((await relay.stop()).code, 0);
+});
+
+test('a stock provider alone in a room stays connected past its 30 s silence timeout', async () => {
+  // y-websocket closes a socket that receives no message for 30 s (WebSocket pings are not
+  // visible to it) and counts on the server echoing its own awareness renewal, sent every 15 s.
+  // Issue 22 item 10: the relay forwarded awareness to every connection but the sender, so a
+  // lone editor was disconnected and reconnected every ~33 s.
+  const relay = await startRelay();
+  try {
+    const provider = connect(relay.url, `alone-${Date.now().toString(36)}`, new Y.Doc());
+    await until(() => provider.synced, 'the provider to sync');
+    const events = [];
+    provider.on('connection-close', (event) => events.push(`connection-close ${event?.code}`));
+    provider.on('status', ({ status }) => status !== 'connected' && events.push(`status ${status}`));
+    // The observation window of the test, not a margin: longer than the 30 s timeout.
+    await new Promise((resolve) => setTimeout(resolve, 40_000));
+    assert.deepEqual(events, []);
+    assert.ok(provider.wsconnected && provider.synced);
+    destroy(provider);
+  } finally {
+    assert.equal((await relay.stop()).code, 0);
+  }
+});
+
+/** lib0 varUint. */
+function varUint(out, n) {
+  while (n > 0x7f) {
+    out.push(0x80 | (n & 0x7f));
+    n = Math.floor(n / 128);
+  }
+  out.push(n);
+}
+
+/** A y-protocols awareness message announcing `count` clients from `from` on, each with state `{}`. */
+function awarenessFlood(from, count) {
+  const update = [];
+  varUint(update, count);
+  for (let id = from; id < from + count; id++) {
+    varUint(update, id);
+    varUint(update, 1); // clock
+    varUint(update, 2);
+    update.push(0x7b, 0x7d); // '{}'
+  }
+  const message = [1];
+  varUint(message, update.length);
+  return Uint8Array.from([...message, ...update]);
+}
+
+/** A raw WebSocket to a room, once open. */
+async function openRaw(url) {
+  const ws = new WebSocket(url);
+  await new Promise((resolve, reject) => {
+    ws.once('open', resolve);
+    ws.once('error', reject);
+  });
+  return ws;
+}
+
+test('a stock provider joins and syncs while attackers hold their awareness maximum', async () => {
+  // Issue 22 item 5: 11 connections used to fill a room's 2,048 awareness ids, and every new
+  // stock provider was then closed 1008 LIMIT_EXCEEDED and never synced.
+  const relay = await startRelay();
+  const room = `crowd-${Date.now().toString(36)}`;
+  const attackers = [];
+  try {
+    const writer = connect(relay.url, room, new Y.Doc());
+    await until(() => writer.synced, 'the writer to sync');
+    writer.doc.getText('body').insert(0, 'shared');
+    for (let a = 0; a < 11; a++) {
+      const from = 1_000_000 * (a + 1);
+      const greedy = await openRaw(`${relay.url}/${room}`);
+      const closed = new Promise((resolve) => greedy.once('close', (code, reason) => resolve([code, reason.toString()])));
+      greedy.send(awarenessFlood(from, 200));
+      const [code, reason] = await closed;
+      assert.equal(code, 1008, reason);
+      assert.match(reason, /^LIMIT_EXCEEDED/);
+      const attacker = await openRaw(`${relay.url}/${room}`);
+      attacker.send(awarenessFlood(from, 4));
+      attackers.push(attacker);
+    }
+    await until(() => writer.awareness.getStates().size === 1 + 11 * 4, "the attackers' clients to be present");
+
+    const doc = new Y.Doc();
+    const newcomer = connect(relay.url, room, doc);
+    const closes = [];
+    newcomer.on('connection-close', (event) => closes.push(event?.code));
+    await until(() => newcomer.synced && doc.getText('body').toString() === 'shared', 'the newcomer to sync');
+    newcomer.awareness.setLocalStateField('user', { name: 'newcomer' });
+    await until(() => writer.awareness.getStates().get(doc.clientID)?.user?.name === 'newcomer', "the newcomer's presence");
+    assert.deepEqual(closes, []);
+    destroy(newcomer);
+    destroy(writer);
+  } finally {
+    for (const attacker of attackers) attacker.terminate();
+    assert.equal((await relay.stop()).code, 0);
+  }
 });

@@ -16,7 +16,19 @@
 //!   queue overflows is closed with 1008 `SLOW_CONSUMER`.
 //! - Room size: an update that would take the room's document past `[limits] yjs_room_len`
 //!   (at most [`MAX_ROOM_DOC_LEN`] bytes of snapshot) closes its connection with 1009
-//!   `LIMIT_EXCEEDED`; the room is unchanged.
+//!   `LIMIT_EXCEEDED`; the room is unchanged. An update must fill its length prefix exactly
+//!   (`TRAILING_BYTES`, 1007): yrs ignores bytes after the delete set, which would otherwise be
+//!   stored and forwarded past the room's size limit.
+//! - Presence: a connection owns at most [`MAX_CONNECTION_AWARENESS_CLIENTS`] awareness ids
+//!   (more closes it with 1008 `LIMIT_EXCEEDED`), so present states are bounded per connection
+//!   and a room cannot be filled against newcomers. Awareness goes back to its sender too, as
+//!   from the y-websocket server: a lone stock client hears its own 15 s renewal and so does
+//!   not drop its socket as silent after 30 s.
+//! - Rooms open: at most `[limits] yjs_rooms` (a connection to another room closes with 1013
+//!   `LIMIT_EXCEEDED`); a room unloads when its last connection leaves. Loads take turns
+//!   ([`store::ROOM_READERS`] at once, on read connections) and the writes of every room are
+//!   group-committed on the one writer, so a storm of rooms neither fills the blocking pool nor
+//!   makes an open room wait for more than one commit before its own.
 //!
 //! - Bridge (`bridge.rs`): `/yjs/<room>?topic=<topic>` joins the document of an ants-coord topic
 //!   instead: signed `doc.update` entries flow into the room, plain clients' updates are
@@ -47,9 +59,11 @@ use super::rate::TokenBucket;
 use super::{Config, Shared};
 use crate::error::{Error, Result};
 use room::{ConnId, Outbound, RoomInput};
-use store::RoomStore;
+use store::{RoomStore, RoomWrite};
 
-pub use room::{COMPACT_EVERY, MAX_BATCH, MAX_ROOM_AWARENESS_CLIENTS};
+pub use room::{
+    COMPACT_EVERY, MAX_BATCH, MAX_CONNECTION_AWARENESS_CLIENTS, MAX_ROOM_AWARENESS_CLIENTS,
+};
 pub use store::YJS_DB_FILE;
 
 /// The path prefix of Yjs rooms: a room is served at `/yjs/<room>`.
@@ -99,6 +113,12 @@ pub(crate) fn close_reason(error: &Error) -> String {
     reason
 }
 
+/// A room's write waiting for a group commit, and where to say how it went.
+type QueuedWrite = (
+    (String, RoomWrite),
+    tokio::sync::oneshot::Sender<Result<()>>,
+);
+
 #[derive(Debug)]
 struct OpenRoom {
     input: mpsc::Sender<RoomInput>,
@@ -112,6 +132,15 @@ struct OpenRoom {
 #[derive(Debug)]
 pub(crate) struct Rooms {
     store: Arc<RoomStore>,
+    /// Room loads in flight (one per read connection of the store), so that a storm of rooms
+    /// opening at once queues here in order instead of filling the blocking thread pool.
+    loads: tokio::sync::Semaphore,
+    /// Room writes waiting for the next group commit, with whom to tell.
+    queued_writes: Mutex<Vec<QueuedWrite>>,
+    /// The turn to commit: the store has one writer. Whoever holds it commits every queued
+    /// write of every room in one transaction (one fsync), so a room waits for at most one
+    /// commit in progress and its own, however many rooms write.
+    commit_turn: tokio::sync::Mutex<()>,
     /// Largest a room's document may grow, in bytes of its snapshot.
     doc_len_limit: usize,
     metrics: Arc<super::Metrics>,
@@ -131,6 +160,9 @@ impl Rooms {
     ) -> Result<Self> {
         Ok(Rooms {
             store: Arc::new(RoomStore::open(&data.join(YJS_DB_FILE))?),
+            loads: tokio::sync::Semaphore::new(store::ROOM_READERS),
+            queued_writes: Mutex::new(Vec::new()),
+            commit_turn: tokio::sync::Mutex::new(()),
             doc_len_limit: doc_len_limit.min(MAX_ROOM_DOC_LEN),
             metrics,
             open: Mutex::new(HashMap::new()),
@@ -149,15 +181,23 @@ impl Rooms {
     /// Joins room `name` (the registry key: the room name, or `?topic=<topic>` for every room
     /// bridged to that topic, which share one document), starting its task if it is not open.
     /// Returns the connection's id, the room's input and the room task's generation (for
-    /// [`Rooms::leave`]).
+    /// [`Rooms::leave`]). `LIMIT_EXCEEDED` when the room is not open and `max_rooms` are.
     fn join(
         self: &Arc<Self>,
         name: &str,
         bridge: Option<(Arc<Shared>, String)>,
+        max_rooms: usize,
     ) -> Result<(ConnId, mpsc::Sender<RoomInput>, u64)> {
         let mut open = self.lock()?;
         if self.stopping.load(Ordering::Acquire) {
             return Err(Error::Unavailable("the relay is shutting down".into()));
+        }
+        if open.len() >= max_rooms && !open.contains_key(name) {
+            return Err(Error::LimitExceeded {
+                what: "yjs rooms open",
+                limit: max_rooms,
+                got: open.len() + 1,
+            });
         }
         let conn = self.next_id.fetch_add(1, Ordering::Relaxed);
         let room = open.entry(name.to_owned()).or_insert_with(|| {
@@ -202,6 +242,9 @@ impl Rooms {
             Some(room) if room.generation == generation => {
                 if room.members == 0 {
                     open.remove(name);
+                    if open.is_empty() {
+                        self.store.close_idle_readers();
+                    }
                     true
                 } else {
                     false
@@ -218,6 +261,54 @@ impl Rooms {
                 open.remove(name);
             }
         }
+    }
+
+    /// Runs `f` on the room store in the blocking pool, once a room load's turn comes.
+    async fn load<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&RoomStore) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let _turn = self
+            .loads
+            .acquire()
+            .await
+            .map_err(|_| Error::Unavailable("room store loads closed".into()))?;
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || f(&store))
+            .await
+            .map_err(|_| Error::Unavailable("room store load task failed".into()))?
+    }
+
+    /// Makes `write` for room `room`, durably, in the next group commit of every room's writes.
+    async fn write(&self, room: &str, write: RoomWrite) -> Result<()> {
+        let (done, committed) = tokio::sync::oneshot::channel();
+        self.queued_writes
+            .lock()
+            .map_err(|_| Error::Unavailable("room write queue poisoned".into()))?
+            .push(((room.to_owned(), write), done));
+        {
+            let _turn = self.commit_turn.lock().await;
+            let queued = match self.queued_writes.lock() {
+                Ok(mut queued) => std::mem::take(&mut *queued),
+                Err(_) => Vec::new(),
+            };
+            // Empty when an earlier turn took this write with its own.
+            if !queued.is_empty() {
+                let (writes, waiting): (Vec<_>, Vec<_>) = queued.into_iter().unzip();
+                let store = self.store.clone();
+                let result = tokio::task::spawn_blocking(move || store.write_all(&writes))
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(Error::Unavailable("room store write task failed".into()))
+                    });
+                for done in waiting {
+                    let _ = done.send(result.clone());
+                }
+            }
+        }
+        committed
+            .await
+            .map_err(|_| Error::Unavailable("room write dropped".into()))?
     }
 
     fn task_ended(&self) {
@@ -296,18 +387,20 @@ async fn serve(socket: WebSocket, shared: &Arc<Shared>, name: String, topic: Opt
     let (mut sink, mut stream) = socket.split();
     let joined = room_key(&name, topic.as_deref(), &shared.config).and_then(|key| {
         let bridge = topic.map(|topic| (shared.clone(), topic));
-        shared.yjs.join(&key, bridge).map(|joined| (key, joined))
+        let max_rooms = shared.config.limits.yjs_rooms;
+        shared
+            .yjs
+            .join(&key, bridge, max_rooms)
+            .map(|joined| (key, joined))
     });
     let (name, (conn, input, generation)) = match joined {
         Ok(joined) => joined,
         Err(error) => {
-            let code = if matches!(
-                error,
-                Error::BadInput(_) | Error::BadTopic(_) | Error::BridgeNotAllowed(_)
-            ) {
-                1008
-            } else {
-                1011
+            let code = match error {
+                Error::BadInput(_) | Error::BadTopic(_) | Error::BridgeNotAllowed(_) => 1008,
+                // Too many rooms open: RFC 6455 7.4.1 "try again later"; a stock provider does.
+                Error::LimitExceeded { .. } => 1013,
+                _ => 1011,
             };
             close(&mut sink, shared, code, close_reason(&error)).await;
             return;

@@ -5,7 +5,9 @@
 //! document, **appends the updates they carried to the store in one transaction and waits for
 //! the commit**, and only then sends the batch's answers and fan-out. So nothing a client
 //! receives (a broadcast update, a sync step 2) reflects an update that is not yet durable, and
-//! a batch of concurrent edits costs one fsync.
+//! a batch of concurrent edits costs one fsync. Rooms writing at the same time share that
+//! transaction (group commit, [`Rooms`]): a room waits for at most the commit in progress and
+//! its own, however many other rooms write.
 //!
 //! A message that does not decode or that yrs refuses closes its connection and changes nothing.
 //! Every call into yrs with client bytes runs under [`std::panic::catch_unwind`]; after a panic
@@ -21,9 +23,11 @@ use axum::body::Bytes;
 use tokio::sync::mpsc;
 
 use super::bridge::{Bridge, MAX_BRIDGED_UPDATE_LEN};
-use super::store::RoomStore;
+use super::store::{RoomStore, RoomWrite};
 use super::{close_reason, Rooms};
-use crate::doc::{AwarenessEntry, AwarenessUpdate, Doc, DocSync, ProtocolMessage};
+use crate::doc::{
+    AwarenessEntry, AwarenessUpdate, Doc, DocSync, ProtocolMessage, MESSAGE_AWARENESS,
+};
 use crate::error::{Error, Result};
 use crate::relay::{now_ms, Shared};
 
@@ -31,8 +35,13 @@ use crate::relay::{now_ms, Shared};
 pub const MAX_BATCH: usize = 256;
 /// Update rows after which a room is compacted into one snapshot row.
 pub const COMPACT_EVERY: usize = 500;
-/// Most awareness client ids a room keeps (present or departed). States are at most 64 KiB of
-/// JSON each, so this also bounds a room's presence memory (128 MiB at worst).
+/// Most awareness client ids one connection may bring into a room: a stock provider has one
+/// (its document's client id). A message that would make a connection hold more closes it
+/// with 1008 `LIMIT_EXCEEDED`. Present clients of a room are thus at most this many per
+/// connection, and no group of connections can fill a room so that a newcomer is refused.
+pub const MAX_CONNECTION_AWARENESS_CLIENTS: usize = 4;
+/// Departed awareness clients (their last clock, no state) a room keeps before it forgets them
+/// all; present clients are bounded per connection ([`MAX_CONNECTION_AWARENESS_CLIENTS`]).
 pub const MAX_ROOM_AWARENESS_CLIENTS: usize = 2048;
 /// How often awareness states are checked for expiry.
 const AWARENESS_TICK: Duration = Duration::from_secs(5);
@@ -122,7 +131,6 @@ struct Room {
     bridge: Option<Bridge>,
     generation: u64,
     rooms: Arc<Rooms>,
-    store: Arc<RoomStore>,
     sync: DocSync,
     members: BTreeMap<ConnId, Member>,
     /// Updates applied in this batch and not yet committed.
@@ -140,17 +148,14 @@ struct Room {
 
 /// Opens a stored room, or a bridged room from its topic's entries.
 async fn open(
-    store: &Arc<RoomStore>,
+    rooms: &Rooms,
     name: &str,
     bridge: Option<(Arc<Shared>, String)>,
 ) -> Result<(Doc, usize, Option<Bridge>)> {
     match bridge {
         None => {
-            let store = store.clone();
             let name = name.to_owned();
-            let (doc, rows) = tokio::task::spawn_blocking(move || load_doc(&store, &name, &[]))
-                .await
-                .map_err(|_| Error::Unavailable("room load task failed".into()))??;
+            let (doc, rows) = rooms.load(move |store| load_doc(store, &name, &[])).await?;
             Ok((doc, rows, None))
         }
         Some((shared, topic)) => {
@@ -171,8 +176,7 @@ pub(crate) async fn run(
     mut input: mpsc::Receiver<RoomInput>,
     bridge: Option<(Arc<Shared>, String)>,
 ) {
-    let store = rooms.store.clone();
-    let (doc, since_snapshot, bridge) = match open(&store, &name, bridge).await {
+    let (doc, since_snapshot, bridge) = match open(&rooms, &name, bridge).await {
         Ok(found) => found,
         Err(error) => {
             tracing::error!(room = %name, %error, "cannot open the room");
@@ -197,7 +201,6 @@ pub(crate) async fn run(
         generation,
         sync: DocSync::new(&doc),
         rooms,
-        store,
         members: BTreeMap::new(),
         pending: Vec::new(),
         since_snapshot,
@@ -351,14 +354,16 @@ impl Room {
             self.expel(conn, 1009, close_reason(&error));
             return;
         }
-        if matches!(bytes, [1, ..]) && !self.admit_awareness(bytes) {
-            let error = Error::LimitExceeded {
-                what: "awareness clients in the room",
-                limit: MAX_ROOM_AWARENESS_CLIENTS,
-                got: self.awareness_clients + 1,
-            };
-            self.expel(conn, 1008, close_reason(&error));
-            return;
+        if matches!(bytes, [1, ..]) {
+            if let Err(got) = self.admit_awareness(conn, bytes) {
+                let error = Error::LimitExceeded {
+                    what: "awareness clients of one connection",
+                    limit: MAX_CONNECTION_AWARENESS_CLIENTS,
+                    got,
+                };
+                self.expel(conn, 1008, close_reason(&error));
+                return;
+            }
         }
         let now = now_ms();
         let sync = &mut self.sync;
@@ -395,14 +400,22 @@ impl Room {
         }
         if !empty {
             for message in outcome.broadcast {
-                self.out.push((Target::AllBut(conn), Bytes::from(message)));
+                // Awareness goes back to its sender too, as the y-websocket server sends it:
+                // a stock client closes a socket that hears nothing for 30 s and counts on the
+                // echo of its own 15 s awareness renewal to hear something when alone.
+                let target = if message.first().map(|b| u64::from(*b)) == Some(MESSAGE_AWARENESS) {
+                    Target::All
+                } else {
+                    Target::AllBut(conn)
+                };
+                self.out.push((target, Bytes::from(message)));
             }
         }
         if let Some(member) = self.members.get_mut(&conn) {
+            // As the y-websocket server: a connection controls the clients it brought in. (A
+            // stock client sends back the changes it hears of; those are not new here.)
             let changes = &outcome.awareness;
-            member
-                .controlled
-                .extend(changes.added.iter().chain(changes.updated.iter()));
+            member.controlled.extend(changes.added.iter());
             for id in &changes.removed {
                 member.controlled.remove(id);
             }
@@ -420,25 +433,48 @@ impl Room {
         self.doc_len + len <= limit
     }
 
-    /// Whether the room can hold the client ids of this awareness message (counted before it
-    /// is applied). When full, departed clients are forgotten first. Undecodable messages pass
-    /// here and are refused by `DocSync`.
-    fn admit_awareness(&mut self, bytes: &[u8]) -> bool {
+    /// Whether connection `conn` may send this awareness message: the clients it would bring
+    /// in (a state for a client not present in the room), with those it holds, must stay within
+    /// [`MAX_CONNECTION_AWARENESS_CLIENTS`]; `Err` gives how many it would hold. Clients the
+    /// room never saw are counted, and past [`MAX_ROOM_AWARENESS_CLIENTS`] the departed ones
+    /// are forgotten first. Undecodable messages pass here and are refused by `DocSync`.
+    fn admit_awareness(&mut self, conn: ConnId, bytes: &[u8]) -> std::result::Result<(), usize> {
         let Ok(ProtocolMessage::Awareness(update)) = ProtocolMessage::decode(bytes) else {
-            return true;
+            return Ok(());
+        };
+        let Some(member) = self.members.get(&conn) else {
+            return Ok(());
         };
         let ids: BTreeSet<u64> = update.entries.iter().map(|e| e.client_id).collect();
         let ids: Vec<u64> = ids.into_iter().collect();
-        let known = self.sync.awareness().encode(Some(&ids)).entries.len();
-        let new = ids.len().saturating_sub(known);
-        if self.awareness_clients + new > MAX_ROOM_AWARENESS_CLIENTS {
-            self.forget_departed();
-            if self.awareness_clients + new > MAX_ROOM_AWARENESS_CLIENTS {
-                return false;
+        // The room's clock and presence of each id in the message.
+        let known: BTreeMap<u64, (u64, bool)> = self
+            .sync
+            .awareness()
+            .encode(Some(&ids))
+            .entries
+            .into_iter()
+            .map(|entry| (entry.client_id, (entry.clock, entry.state.is_some())))
+            .collect();
+        // What the message would add (a state, a newer clock, for an id not present): a stale
+        // echo of a client that just left, or whose state expired, adds nothing and counts
+        // for nothing, so an honest client echoing what it heard is never closed for it.
+        let mut holds = member.controlled.clone();
+        for entry in &update.entries {
+            let (clock, present) = known.get(&entry.client_id).copied().unwrap_or((0, false));
+            if entry.state.is_some() && !present && entry.clock > clock {
+                holds.insert(entry.client_id);
             }
         }
+        if holds.len() > MAX_CONNECTION_AWARENESS_CLIENTS {
+            return Err(holds.len());
+        }
+        let new = ids.len().saturating_sub(known.len());
+        if self.awareness_clients + new > MAX_ROOM_AWARENESS_CLIENTS {
+            self.forget_departed();
+        }
         self.awareness_clients += new;
-        true
+        Ok(())
     }
 
     /// Drops the clocks of departed awareness clients (keeps the present ones).
@@ -505,14 +541,14 @@ impl Room {
             ));
             return;
         }
-        let store = self.store.clone();
         let name = self.name.clone();
         let pending = self.pending.clone();
-        let rebuilt =
-            tokio::task::spawn_blocking(move || load_doc(&store, &name, &pending).map(|(d, _)| d))
-                .await;
+        let rebuilt = self
+            .rooms
+            .load(move |store| load_doc(store, &name, &pending).map(|(d, _)| d))
+            .await;
         match rebuilt {
-            Ok(Ok(doc)) => {
+            Ok(doc) => {
                 let mut sync = DocSync::new(&doc);
                 let states = self.sync.awareness().encode(None);
                 let _ = sync.apply_awareness(&states, now_ms());
@@ -536,14 +572,11 @@ impl Room {
             let count = updates.len();
             let committed = match self.bridge.as_mut() {
                 Some(bridge) => bridge.publish(&updates).await.map(|()| 0),
-                None => {
-                    let store = self.store.clone();
-                    let name = self.name.clone();
-                    tokio::task::spawn_blocking(move || store.append(&name, &updates))
-                        .await
-                        .map_err(|_| Error::Unavailable("room store task failed".into()))
-                        .and_then(|stored| stored.map(|()| count))
-                }
+                None => self
+                    .rooms
+                    .write(&self.name, RoomWrite::Append(updates))
+                    .await
+                    .map(|()| count),
             };
             match committed {
                 Ok(rows) => {
@@ -607,15 +640,16 @@ impl Room {
             }
         };
         let len = snapshot.len();
-        let store = self.store.clone();
-        let name = self.name.clone();
-        match tokio::task::spawn_blocking(move || store.compact(&name, &snapshot)).await {
-            Ok(Ok(())) => {
+        match self
+            .rooms
+            .write(&self.name, RoomWrite::Compact(snapshot))
+            .await
+        {
+            Ok(()) => {
                 self.since_snapshot = 0;
                 self.doc_len = len;
             }
-            Ok(Err(error)) => tracing::warn!(room = %self.name, %error, "room compaction failed"),
-            Err(_) => tracing::warn!(room = %self.name, "room compaction task failed"),
+            Err(error) => tracing::warn!(room = %self.name, %error, "room compaction failed"),
         }
     }
 }

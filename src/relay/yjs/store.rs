@@ -16,9 +16,17 @@
 //!   the same transaction. `updates` counts the update rows folded in, for information.
 //!
 //! A room is the snapshot (if any) followed by its update rows in `id` order.
+//!
+//! Connections: one writer (appends and compactions; SQLite has one writer per database) and up
+//! to [`ROOM_READERS`] read connections for loading rooms, opened when first needed and closed
+//! by [`RoomStore::close_idle_readers`]. In WAL mode readers never wait for the writer nor the
+//! writer for them, so rooms that are being opened do not hold up the commits of rooms that
+//! are open (they used to share one connection behind one mutex).
 
-use std::path::Path;
-use std::sync::Mutex;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
 
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -27,6 +35,12 @@ use crate::relay::store::storage;
 
 /// The database file of Yjs rooms inside the data directory.
 pub const YJS_DB_FILE: &str = "yjs.sqlite3";
+/// Most read connections a room store opens (rooms loading at once).
+pub const ROOM_READERS: usize = 4;
+/// Page cache of one read connection, in KiB (SQLite's default is 2,000 KiB per connection).
+const READER_CACHE_KIB: i64 = 512;
+/// Longest a read connection waits for a lock before its load fails `UNAVAILABLE`.
+const READER_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS yjs_updates (
@@ -51,11 +65,16 @@ pub struct StoredRoom {
     pub updates: Vec<Vec<u8>>,
 }
 
-/// The Yjs room database. One connection behind a mutex: each call is one short transaction,
-/// and every room batches its updates into one call (one fsync per batch).
+/// The Yjs room database: one writer connection, and a small pool of read connections for
+/// loading rooms. Each call is one short transaction; every room batches its updates into one
+/// call (one fsync per batch).
 #[derive(Debug)]
 pub struct RoomStore {
-    conn: Mutex<Connection>,
+    path: PathBuf,
+    writer: Mutex<Connection>,
+    /// Read connections, `None` until needed or after [`RoomStore::close_idle_readers`].
+    readers: Vec<Mutex<Option<Connection>>>,
+    next_reader: AtomicUsize,
 }
 
 impl RoomStore {
@@ -68,21 +87,70 @@ impl RoomStore {
             .map_err(storage("synchronous"))?;
         conn.execute_batch(SCHEMA).map_err(storage("yjs schema"))?;
         Ok(RoomStore {
-            conn: Mutex::new(conn),
+            path: path.to_owned(),
+            writer: Mutex::new(conn),
+            readers: (0..ROOM_READERS).map(|_| Mutex::new(None)).collect(),
+            next_reader: AtomicUsize::new(0),
         })
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
         let mut conn = self
-            .conn
+            .writer
             .lock()
             .map_err(|_| Error::Unavailable("storage: yjs room store poisoned".into()))?;
         f(&mut conn)
     }
 
+    /// Runs `f` on a read connection: a free one if any, else waits for one (in turn).
+    fn read<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
+        let poisoned = || Error::Unavailable("storage: yjs room reader poisoned".into());
+        let start = self.next_reader.fetch_add(1, Ordering::Relaxed);
+        let free = (0..self.readers.len())
+            .map(|i| &self.readers[(start + i) % self.readers.len()])
+            .find_map(|reader| reader.try_lock().ok());
+        let mut slot: MutexGuard<'_, Option<Connection>> = match free {
+            Some(slot) => slot,
+            None => self.readers[start % self.readers.len()]
+                .lock()
+                .map_err(|_| poisoned())?,
+        };
+        let conn = match slot.as_mut() {
+            Some(conn) => conn,
+            None => {
+                let conn = Connection::open(&self.path).map_err(storage("open yjs reader"))?;
+                // A reader can meet a brief lock while the writer checkpoints the WAL.
+                conn.busy_timeout(READER_BUSY_TIMEOUT)
+                    .map_err(storage("reader busy_timeout"))?;
+                conn.pragma_update(None, "cache_size", -READER_CACHE_KIB)
+                    .map_err(storage("reader cache_size"))?;
+                slot.insert(conn)
+            }
+        };
+        f(conn)
+    }
+
+    /// Closes the read connections nobody is using (they reopen when a room loads again): with
+    /// no room open, their page caches are memory held for nothing.
+    pub fn close_idle_readers(&self) {
+        for reader in &self.readers {
+            if let Ok(mut slot) = reader.try_lock() {
+                *slot = None;
+            }
+        }
+    }
+
+    /// How many read connections are open (for tests and metrics).
+    pub fn open_readers(&self) -> usize {
+        self.readers
+            .iter()
+            .filter(|reader| reader.lock().map(|slot| slot.is_some()).unwrap_or(false))
+            .count()
+    }
+
     /// Reads room `room` back (empty if never stored).
     pub fn load(&self, room: &str) -> Result<StoredRoom> {
-        self.with(|conn| {
+        self.read(|conn| {
             let tx = conn.transaction().map_err(storage("load room"))?;
             let snapshot = tx
                 .query_row(
@@ -109,55 +177,39 @@ impl RoomStore {
 
     /// Appends `updates` to room `room` in one transaction; durable when this returns `Ok`.
     pub fn append(&self, room: &str, updates: &[Vec<u8>]) -> Result<()> {
-        if updates.is_empty() {
-            return Ok(());
-        }
-        self.with(|conn| {
-            let tx = conn.transaction().map_err(storage("append room updates"))?;
-            {
-                let mut stmt = tx
-                    .prepare_cached("INSERT INTO yjs_updates (room, bytes) VALUES (?1, ?2)")
-                    .map_err(storage("append room update"))?;
-                for update in updates {
-                    stmt.execute(params![room, update])
-                        .map_err(storage("append room update"))?;
-                }
-            }
-            tx.commit().map_err(storage("commit room updates"))
-        })
+        self.write_all(&[(room.to_owned(), RoomWrite::Append(updates.to_vec()))])
     }
 
     /// Replaces room `room`'s snapshot with `snapshot` and deletes its update rows, in one
     /// transaction. The caller guarantees `snapshot` contains every stored update of the room.
     pub fn compact(&self, room: &str, snapshot: &[u8]) -> Result<()> {
+        self.write_all(&[(room.to_owned(), RoomWrite::Compact(snapshot.to_vec()))])
+    }
+
+    /// Makes the writes of several rooms in one transaction (group commit: one fsync for all),
+    /// in order; durable when this returns `Ok`, none made on an error.
+    pub fn write_all(&self, writes: &[(String, RoomWrite)]) -> Result<()> {
+        if writes
+            .iter()
+            .all(|(_, w)| matches!(w, RoomWrite::Append(u) if u.is_empty()))
+        {
+            return Ok(());
+        }
         self.with(|conn| {
-            let tx = conn.transaction().map_err(storage("compact room"))?;
-            let folded = tx
-                .execute("DELETE FROM yjs_updates WHERE room = ?1", params![room])
-                .map_err(storage("compact room"))?;
-            let before: i64 = tx
-                .query_row(
-                    "SELECT updates FROM yjs_snapshots WHERE room = ?1",
-                    params![room],
-                    |row| row.get(0),
-                )
-                .optional()
-                .map_err(storage("compact room"))?
-                .unwrap_or(0);
-            tx.execute(
-                "INSERT INTO yjs_snapshots (room, snapshot, updates) VALUES (?1, ?2, ?3) \
-                 ON CONFLICT (room) DO UPDATE SET snapshot = excluded.snapshot, \
-                 updates = excluded.updates",
-                params![room, snapshot, before.saturating_add(folded as i64)],
-            )
-            .map_err(storage("compact room"))?;
-            tx.commit().map_err(storage("commit room compaction"))
+            let tx = conn.transaction().map_err(storage("write rooms"))?;
+            for (room, write) in writes {
+                match write {
+                    RoomWrite::Append(updates) => append_in(&tx, room, updates)?,
+                    RoomWrite::Compact(snapshot) => compact_in(&tx, room, snapshot)?,
+                }
+            }
+            tx.commit().map_err(storage("commit room writes"))
         })
     }
 
     /// The number of update rows stored for `room` (not counting its snapshot).
     pub fn update_rows(&self, room: &str) -> Result<u64> {
-        self.with(|conn| {
+        self.read(|conn| {
             conn.query_row(
                 "SELECT COUNT(*) FROM yjs_updates WHERE room = ?1",
                 params![room],
@@ -167,6 +219,49 @@ impl RoomStore {
             .map_err(storage("count room updates"))
         })
     }
+}
+
+/// One room's write, for [`RoomStore::write_all`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RoomWrite {
+    /// Append these v1 updates to the room (as [`RoomStore::append`]).
+    Append(Vec<Vec<u8>>),
+    /// Replace the room's snapshot and delete its update rows (as [`RoomStore::compact`]).
+    Compact(Vec<u8>),
+}
+
+fn append_in(tx: &rusqlite::Transaction<'_>, room: &str, updates: &[Vec<u8>]) -> Result<()> {
+    let mut stmt = tx
+        .prepare_cached("INSERT INTO yjs_updates (room, bytes) VALUES (?1, ?2)")
+        .map_err(storage("append room update"))?;
+    for update in updates {
+        stmt.execute(params![room, update])
+            .map_err(storage("append room update"))?;
+    }
+    Ok(())
+}
+
+fn compact_in(tx: &rusqlite::Transaction<'_>, room: &str, snapshot: &[u8]) -> Result<()> {
+    let folded = tx
+        .execute("DELETE FROM yjs_updates WHERE room = ?1", params![room])
+        .map_err(storage("compact room"))?;
+    let before: i64 = tx
+        .query_row(
+            "SELECT updates FROM yjs_snapshots WHERE room = ?1",
+            params![room],
+            |row| row.get(0),
+        )
+        .optional()
+        .map_err(storage("compact room"))?
+        .unwrap_or(0);
+    tx.execute(
+        "INSERT INTO yjs_snapshots (room, snapshot, updates) VALUES (?1, ?2, ?3) \
+         ON CONFLICT (room) DO UPDATE SET snapshot = excluded.snapshot, \
+         updates = excluded.updates",
+        params![room, snapshot, before.saturating_add(folded as i64)],
+    )
+    .map_err(storage("compact room"))?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -213,6 +308,33 @@ mod tests {
         );
         assert_eq!(store.update_rows("a").unwrap(), 1);
         assert_eq!(store.load("b").unwrap().updates, vec![vec![9]]);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn several_rooms_write_in_one_transaction_in_order() {
+        let (store, dir) = temp_store("group");
+        store
+            .write_all(&[
+                ("a".into(), RoomWrite::Append(vec![vec![1]])),
+                ("b".into(), RoomWrite::Append(vec![vec![2], vec![3]])),
+                ("a".into(), RoomWrite::Compact(vec![5, 5])),
+                ("a".into(), RoomWrite::Append(vec![vec![6]])),
+            ])
+            .unwrap();
+        assert_eq!(
+            store.load("a").unwrap(),
+            StoredRoom {
+                snapshot: Some(vec![5, 5]),
+                updates: vec![vec![6]]
+            }
+        );
+        assert_eq!(store.load("b").unwrap().updates, vec![vec![2], vec![3]]);
+        // Loads opened read connections; closing the idle ones leaves the store usable.
+        assert!(store.open_readers() >= 1);
+        store.close_idle_readers();
+        assert_eq!(store.open_readers(), 0);
+        assert_eq!(store.update_rows("a").unwrap(), 1);
         let _ = std::fs::remove_dir_all(dir);
     }
 }
