@@ -5,8 +5,10 @@
 //!
 //! - [`crate::wire::RelayConnection`] decides what every received frame means (handshake,
 //!   verification, subscription cursors);
-//! - the sequencer thread ([`sequencer`]) numbers ops per topic and group-commits them to SQLite
-//!   ([`store`]); **a receipt is sent only after its entry's transaction is durably committed**;
+//! - the verifier thread ([`verifier`]) checks op signatures in batches; the sequencer thread
+//!   ([`sequencer`]) numbers ops per topic by the core's rules ([`crate::log::sequencing`]) and
+//!   group-commits them to a [`store::Store`] (SQLite by default, [`store::sqlite`]); **a
+//!   receipt is sent only after the store says its entry is durable** ([`durable`]);
 //! - the hub ([`hub`]) wakes subscribers, who pull what they are owed;
 //! - Yjs rooms at `/yjs/<room>` ([`yjs`]): y-protocols for stock `y-websocket` clients, rooms
 //!   persisted in their own database;
@@ -23,9 +25,12 @@ pub mod hub;
 pub mod key;
 pub mod metrics;
 pub mod rate;
+pub mod reply;
 pub mod sequencer;
 mod socket;
 pub mod store;
+mod topics;
+pub mod verifier;
 pub mod yjs;
 
 use std::fmt::Write as _;
@@ -65,7 +70,7 @@ pub(crate) struct Shared {
     metrics: Arc<Metrics>,
     reader: Arc<ReadPool>,
     sequencer: SequencerQueue,
-    agents: Arc<sequencer::AgentConnections>,
+    agents: Arc<reply::AgentConnections>,
     agent_buckets: AgentBuckets,
     /// Open Yjs rooms.
     yjs: Arc<yjs::Rooms>,
@@ -238,17 +243,15 @@ pub async fn start(config: Config) -> Result<RelayHandle> {
     };
     // Recovery (indexes, the hash table, replica snapshots and their tails) runs before
     // anything is served.
-    let agents = Arc::new(sequencer::AgentConnections::default());
+    let agents = Arc::new(reply::AgentConnections::default());
     let rules = config::ReplicaRules::new(&config.replica)?;
-    let (queue, sequencer) = sequencer::start(
-        db_path.clone(),
-        identity.clone(),
-        hub.clone(),
-        metrics.clone(),
-        agents.clone(),
-        tuning,
-        rules,
-    )?;
+    let store = store::SqliteStore::open(&db_path, &identity.agent_id(), metrics.clone())?;
+    let audience = durable::Audience {
+        hub: hub.clone(),
+        agents: agents.clone(),
+        metrics: metrics.clone(),
+    };
+    let (queue, sequencer) = sequencer::start(store, identity.clone(), audience, tuning, rules)?;
     tracing::info!(
         elapsed_ms = recovery_started.elapsed().as_millis() as u64,
         "storage recovered"
