@@ -70,6 +70,8 @@ pub(crate) struct Shared {
     metrics: Arc<Metrics>,
     reader: Arc<ReadPool>,
     sequencer: SequencerQueue,
+    /// Free space and write failures of the data directory.
+    storage: Arc<store::StorageHealth>,
     agents: Arc<reply::AgentConnections>,
     agent_buckets: AgentBuckets,
     /// Open Yjs rooms.
@@ -245,7 +247,19 @@ pub async fn start(config: Config) -> Result<RelayHandle> {
     // anything is served.
     let agents = Arc::new(reply::AgentConnections::default());
     let rules = config::ReplicaRules::new(&config.replica)?;
-    let store = store::SqliteStore::open(&db_path, &identity.agent_id(), metrics.clone())?;
+    let storage = Arc::new(store::StorageHealth::new(
+        config.data.clone(),
+        config
+            .limits
+            .storage_reserve_mib
+            .saturating_mul(1024 * 1024),
+    ));
+    let store = store::SqliteStore::open(
+        &db_path,
+        &identity.agent_id(),
+        metrics.clone(),
+        storage.clone(),
+    )?;
     let audience = durable::Audience {
         hub: hub.clone(),
         agents: agents.clone(),
@@ -272,6 +286,7 @@ pub async fn start(config: Config) -> Result<RelayHandle> {
         hub,
         metrics,
         sequencer: queue,
+        storage,
         agents,
         slots: AtomicUsize::new(0),
         stopping: AtomicBool::new(false),
@@ -365,11 +380,17 @@ fn router(shared: Arc<Shared>) -> Router {
 }
 
 /// `200 ok` while the relay can acknowledge publishes; `503` once its write path failed (a WAL
-/// sync failed, or the sequencer panicked), which only a restart clears.
+/// sync failed, or the sequencer panicked), which only a restart clears, and while storage is
+/// degraded (free space under the reserve, or the last write failed), which clears by itself
+/// once writes succeed again.
 async fn health(State(shared): State<Arc<Shared>>) -> Response {
     if shared.sequencer.write_path_failed() {
         let why =
             "write path failed: every publish is refused until the relay restarts (see its log)\n";
+        return (StatusCode::SERVICE_UNAVAILABLE, why).into_response();
+    }
+    if let Some(reason) = shared.storage.degraded() {
+        let why = format!("storage degraded, publishes are refused: {reason}\n");
         return (StatusCode::SERVICE_UNAVAILABLE, why).into_response();
     }
     "ok\n".into_response()
@@ -377,6 +398,7 @@ async fn health(State(shared): State<Arc<Shared>>) -> Response {
 
 async fn metrics_text(State(shared): State<Arc<Shared>>) -> Response {
     let mut text = shared.metrics.render();
+    shared.storage.render(&mut text);
     let failed = u8::from(shared.sequencer.write_path_failed());
     let _ = write!(
         text,

@@ -526,7 +526,7 @@ mod tests {
     use crate::op::{OpDraft, OpId};
     use crate::relay::hub::Hub;
     use crate::relay::reply::{next_frame, reply_channel};
-    use crate::relay::store::{sql, SqliteStore, DB_FILE};
+    use crate::relay::store::{sql, SqliteStore, StorageHealth, DB_FILE};
     use crate::replica::{Replica, ReplicaConfig};
 
     fn post(author: &Identity, counter: u64) -> SignedOp {
@@ -564,7 +564,8 @@ mod tests {
 
     fn open(path: &std::path::Path) -> SqliteStore {
         let relay = Identity::from_seed(&[1; 32]).unwrap().agent_id();
-        SqliteStore::open(path, &relay, Arc::default()).unwrap()
+        let health = StorageHealth::new(path.parent().unwrap().to_owned(), 0);
+        SqliteStore::open(path, &relay, Arc::default(), Arc::new(health)).unwrap()
     }
 
     /// A sequencer over the store at `path`, its topics recovered.

@@ -48,10 +48,14 @@
 //! time of the last one); a store refuses to recover a topic whose stored tree disagrees with
 //! its entries, naming the topic, rather than let every later append to it fail.
 
+mod check;
+mod health;
 mod reader;
 pub(crate) mod sql;
 pub mod sqlite;
 
+pub use check::CHECKED_TAIL;
+pub use health::StorageHealth;
 pub use reader::ReadPool;
 pub(crate) use sql::storage;
 pub use sql::{open_writer, recorded_relay_key, SqlHashes, DB_FILE, SCHEMA};

@@ -26,6 +26,8 @@ use std::time::Instant;
 
 use rusqlite::{params, Connection};
 
+use super::check::checked_frontier;
+use super::health::StorageHealth;
 use super::sql::{self, open_writer, storage, to_sql, RecoveredTopic, SqlHashes};
 use super::{Acks, Append, AppendError, Store, StoredHead};
 use crate::entry::Entry;
@@ -55,6 +57,8 @@ pub struct SqliteStore {
     path: PathBuf,
     topics: HashMap<String, SqlTopic>,
     metrics: Arc<Metrics>,
+    /// Free space in reserve and the last write's fate.
+    health: Arc<StorageHealth>,
     appended: Arc<AtomicU64>,
     /// Keeps the checkpoint thread running while the store lives.
     _checkpointer: std::sync::mpsc::Sender<()>,
@@ -65,9 +69,16 @@ impl SqliteStore {
     /// `relay` ([`sql::bind_relay_key`]), syncs what a crashed relay left in the WAL and starts
     /// the checkpoint thread. Call [`Store::heads`] next to recover the topics.
     ///
+    /// Appends are refused while `health` says less than its reserve is free.
+    ///
     /// Errors: `BAD_INPUT` when the database belongs to another relay key; `UNAVAILABLE` when
     /// storage fails.
-    pub fn open(path: &Path, relay: &AgentId, metrics: Arc<Metrics>) -> Result<Self> {
+    pub fn open(
+        path: &Path,
+        relay: &AgentId,
+        metrics: Arc<Metrics>,
+        health: Arc<StorageHealth>,
+    ) -> Result<Self> {
         let conn = open_writer(path)?;
         sql::bind_relay_key(&conn, relay)?;
         // Entries a crashed relay committed without syncing them survive in the page cache and
@@ -87,6 +98,7 @@ impl SqliteStore {
             path: path.to_owned(),
             topics: HashMap::new(),
             metrics,
+            health,
             appended: Arc::default(),
             _checkpointer: checkpointer,
         })
@@ -216,7 +228,7 @@ impl Store for SqliteStore {
                 last_time_ms,
                 last_counters,
             } = recovered;
-            let frontier = Frontier::from_store(&SqlHashes::new(&self.conn, id), size)?;
+            let frontier = checked_frontier(&self.conn, id, &name, size)?;
             heads.push(StoredHead {
                 topic: name.clone(),
                 head: TopicHead {
@@ -265,10 +277,24 @@ impl Store for SqliteStore {
     }
 
     fn append(&mut self, append: Append<'_>) -> std::result::Result<u64, AppendError> {
-        let created = self.write(append).map_err(|error| match error {
-            Error::Unavailable(reason) => AppendError::Unavailable(reason),
-            other => AppendError::Unavailable(other.to_string()),
-        })?;
+        if !append.entries.is_empty() || !append.snapshots.is_empty() {
+            // Keep the reserve: a checkpoint, a restart and the next batches need room.
+            self.health
+                .check_space()
+                .map_err(AppendError::Unavailable)?;
+        }
+        let created = match self.write(append) {
+            Ok(created) => created,
+            Err(error) => {
+                let reason = match error {
+                    Error::Unavailable(reason) => reason,
+                    other => other.to_string(),
+                };
+                self.health.write_failed(&reason);
+                return Err(AppendError::Unavailable(reason));
+            }
+        };
+        self.health.write_succeeded();
         for (name, id) in created {
             self.topics.insert(
                 name,
