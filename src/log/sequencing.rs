@@ -156,13 +156,14 @@ pub enum Decision {
 
 /// The decisions of one batch so far.
 ///
-/// Invariant: `entries` are in the order decided; for each (topic, author), `by_author` lists the
-/// indexes of that author's entries in that topic, in increasing counter order; `op_ids` holds
-/// every entry's op id.
+/// Invariant: `entries` are in the order decided; for each topic and author, `by_author` lists
+/// the indexes of that author's entries in that topic, in increasing counter order; `op_ids`
+/// holds every entry's op id.
 #[derive(Debug, Default)]
 pub struct Batch {
     entries: Vec<Sequenced>,
-    by_author: HashMap<(String, AgentId), Vec<usize>>,
+    /// By topic, then author (looked up by `&str`: no allocation per op).
+    by_author: HashMap<String, HashMap<AgentId, Vec<usize>>>,
     op_ids: HashSet<OpId>,
 }
 
@@ -201,8 +202,10 @@ impl Batch {
         let author = *op.author();
         let counter = op.counter();
         let op_id = op.id();
-        let key = (topic.to_owned(), author);
-        let in_batch = self.by_author.get(&key);
+        let in_batch = self
+            .by_author
+            .get(topic)
+            .and_then(|authors| authors.get(&author));
         let last_in_batch = in_batch
             .and_then(|indexes| indexes.last())
             .map(|&i| self.entries[i].counter);
@@ -252,7 +255,13 @@ impl Batch {
             hashes,
             events,
         });
-        self.by_author.entry(key).or_default().push(index);
+        match self.by_author.get_mut(topic) {
+            Some(authors) => authors.entry(author).or_default().push(index),
+            None => {
+                let authors = HashMap::from([(author, vec![index])]);
+                self.by_author.insert(topic.to_owned(), authors);
+            }
+        }
         self.op_ids.insert(op_id);
         Ok(Decision::Append(index))
     }
