@@ -7,7 +7,8 @@
 //! - [`statement`]: receipts and checkpoints, the relay's signed tree heads;
 //! - [`note`]: the C2SP signed-note text form of checkpoints;
 //! - [`evidence`]: self-contained proofs that a relay broke a rule;
-//! - [`follower`]: the sans-IO verifier a client runs per topic.
+//! - [`follower`]: the sans-IO verifier a client runs per topic;
+//! - [`sequencing`]: the relay's decisions for a batch of verified ops (number, retry, refuse).
 //!
 //! PROTOCOL.md section 5 is the normative description.
 //!
@@ -43,6 +44,7 @@ pub mod follower;
 pub mod merkle;
 pub mod note;
 pub mod proof;
+pub mod sequencing;
 pub mod statement;
 
 pub use evidence::{Evidence, HeadLeaf, ProvenLeaf, Violation};

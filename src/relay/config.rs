@@ -51,6 +51,10 @@ pub struct Limits {
     /// Entries between two stored snapshots of a topic's replica (0: only at shutdown). A
     /// restart replays at most this many entries per topic through its replica.
     pub replica_snapshot_every: u64,
+    /// Free space, in MiB, the relay keeps on its data directory's file system: below it,
+    /// publishes are refused `UNAVAILABLE` and `/healthz` answers 503, until space is freed.
+    /// Room for what SQLite writes besides entries (a WAL checkpoint grows the database file).
+    pub storage_reserve_mib: u64,
     /// Largest a Yjs room's document may grow, in bytes of its encoded snapshot: an update that
     /// would take it past this closes its connection with 1009 `LIMIT_EXCEEDED`. Capped at
     /// [`crate::relay::yjs::MAX_ROOM_DOC_LEN`], so that a stored room always loads again.
@@ -78,6 +82,7 @@ impl Default for Limits {
             sequencer_queue: 65_536,
             ping_interval_s: 20,
             replica_snapshot_every: 10_000,
+            storage_reserve_mib: 64,
             yjs_room_len: crate::relay::yjs::MAX_ROOM_DOC_LEN,
             yjs_rooms: 4_096,
         }

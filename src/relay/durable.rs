@@ -1,23 +1,21 @@
-//! The durability thread: makes committed batches durable, then announces them.
+//! The durability thread: waits until committed batches are durable, then announces them.
 //!
-//! The sequencer commits with `synchronous = NORMAL` (see [`super::store`]): `COMMIT` writes the
-//! batch to the WAL file and returns without waiting for the disk. The sequencer then hands the
-//! batch's [`Announcement`] (its entries for the fan-out hub, the answer to each publish, the
-//! replica events to push) to this thread and goes on with the next batch. This thread takes
-//! every announcement handed over so far, syncs the WAL file once (`fdatasync`), and only then
-//! announces them, in order. A sync that returns covers every byte written to the file before it
-//! began, so no receipt, entry or event leaves before the entry is on disk — the promise
-//! `synchronous = FULL` kept — but the sequencer numbers and writes batch N+1 while batch N's
-//! sync runs instead of waiting for it.
+//! The sequencer appends a batch to its store ([`super::store::Store::append`]), which returns
+//! once the batch is written but not yet durable, and hands the batch's [`Announcement`] (its
+//! entries for the fan-out hub, the answer to each publish, the replica events to push) to this
+//! thread with the append's ticket, and goes on with the next batch. This thread waits for each
+//! ticket in turn ([`super::store::Acks::wait`]: for SQLite one WAL sync covers every batch
+//! written before it began) and only then announces the batch. So no receipt, entry or event
+//! leaves before the store holds it durably, yet the sequencer numbers and writes batch N+1
+//! while batch N is made durable.
 //!
-//! A failed sync cannot be retried: the kernel may have dropped the unwritten pages, and a later
-//! sync would succeed without them. The thread then refuses everything it holds and everything
-//! handed to it later with `UNAVAILABLE` and raises [`Durability::failed`], after which the
-//! sequencer refuses every publish; a restart recovers whatever reached the disk.
+//! A store that cannot promise durability any more ([`AppendError::Broken`]: a failed sync
+//! cannot be retried, the kernel may have dropped the unwritten pages) makes this thread refuse
+//! everything it holds and everything handed to it later with `UNAVAILABLE` and raise
+//! [`Durability::failed`], after which the sequencer refuses every publish; a restart recovers
+//! whatever reached the disk. A conflict or a passing unavailability refuses only that batch
+//! (retrying is safe) and asks the sequencer to reload its heads ([`Durability::take_reload`]).
 
-use std::fs::{File, OpenOptions};
-use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, Sender};
 use std::sync::Arc;
@@ -25,7 +23,8 @@ use std::time::Instant;
 
 use super::hub::{CachedEntry, Hub};
 use super::metrics::Metrics;
-use super::sequencer::{AgentConnections, ReplyTo};
+use super::reply::{AgentConnections, ReplyTo};
+use super::store::{Acks, AppendError};
 use crate::error::{Error, Result};
 use crate::identity::AgentId;
 use crate::log::Hash;
@@ -58,66 +57,14 @@ pub struct Announcement {
     pub started: Option<Instant>,
 }
 
-/// Makes written data durable.
-pub trait Syncer: Send {
-    /// Returns once everything written before the call is on disk.
-    fn sync(&mut self) -> std::io::Result<()>;
-}
-
-/// Syncs a SQLite database's WAL file through a handle of its own.
-#[derive(Debug)]
-pub struct WalSyncer {
-    path: PathBuf,
-    /// The open WAL file and its inode number.
-    file: Option<(File, u64)>,
-}
-
-impl WalSyncer {
-    /// The syncer of the WAL of the database at `db_path` (`<db_path>-wal`).
-    pub fn new(db_path: &Path) -> Self {
-        let mut path = db_path.as_os_str().to_owned();
-        path.push("-wal");
-        WalSyncer {
-            path: PathBuf::from(path),
-            file: None,
-        }
-    }
-}
-
-impl Syncer for WalSyncer {
-    fn sync(&mut self) -> std::io::Result<()> {
-        // SQLite keeps its WAL file while the database is open, but should it ever make a new
-        // one (a new inode), sync that: the old one's content was checkpointed before it went.
-        let inode = std::fs::metadata(&self.path)?.ino();
-        if self.file.as_ref().map(|(_, known)| *known) != Some(inode) {
-            let file = OpenOptions::new().read(true).write(true).open(&self.path)?;
-            let inode = file.metadata()?.ino();
-            // A new file's directory entry must be durable too (SQLite syncs it on the first
-            // sync of a new WAL when it syncs the WAL itself).
-            if let Some(dir) = self.path.parent() {
-                File::open(if dir.as_os_str().is_empty() {
-                    Path::new(".")
-                } else {
-                    dir
-                })?
-                .sync_all()?;
-            }
-            self.file = Some((file, inode));
-        }
-        match &self.file {
-            Some((file, _)) => file.sync_data(),
-            None => Ok(()),
-        }
-    }
-}
-
 /// The handle of the durability thread: hand it announcements; dropping it (after the last
 /// hand-over) lets the thread announce what it holds and end.
 #[derive(Debug)]
-pub struct Durability {
-    announcements: Option<Sender<Announcement>>,
+pub struct Durability<A: Acks> {
+    announcements: Option<Sender<(Announcement, Option<A::Ticket>)>>,
     thread: Option<std::thread::JoinHandle<()>>,
     failed: Arc<AtomicBool>,
+    reload: Arc<AtomicBool>,
     audience: Audience,
 }
 
@@ -132,34 +79,40 @@ pub struct Audience {
     pub metrics: Arc<Metrics>,
 }
 
-impl Durability {
-    /// Starts the durability thread.
+impl<A: Acks> Durability<A> {
+    /// Starts the durability thread, which waits for tickets with `acks`.
     ///
     /// Errors: `UNAVAILABLE` when the thread cannot be started.
-    pub fn start(syncer: impl Syncer + 'static, audience: Audience) -> Result<Self> {
+    pub fn start(acks: A, audience: Audience) -> Result<Self> {
         let (announcements, received) = std::sync::mpsc::channel();
         let failed = Arc::new(AtomicBool::new(false));
-        let raised = failed.clone();
+        let reload = Arc::new(AtomicBool::new(false));
+        let flags = Flags {
+            failed: failed.clone(),
+            reload: reload.clone(),
+        };
         let told = audience.clone();
         let thread = std::thread::Builder::new()
             .name("ants-durable".into())
-            .spawn(move || run(&received, syncer, &told, &raised))
+            .spawn(move || run(&received, acks, &told, &flags))
             .map_err(|e| Error::Unavailable(format!("cannot start the durability thread: {e}")))?;
         Ok(Durability {
             announcements: Some(announcements),
             thread: Some(thread),
             failed,
+            reload,
             audience,
         })
     }
 
-    /// Hands over a committed batch, to be announced once durable.
-    pub fn hand_over(&self, announcement: Announcement) {
+    /// Hands over a batch, to be announced once `ticket` is durable (`None`: nothing was
+    /// appended, e.g. only refusals; announced in its turn without waiting).
+    pub fn hand_over(&self, announcement: Announcement, ticket: Option<A::Ticket>) {
         let sent = self
             .announcements
             .as_ref()
-            .map(|announcements| announcements.send(announcement));
-        if let Some(Err(std::sync::mpsc::SendError(announcement))) = sent {
+            .map(|announcements| announcements.send((announcement, ticket)));
+        if let Some(Err(std::sync::mpsc::SendError((announcement, _)))) = sent {
             // The thread is gone: nothing can be made durable any more.
             self.failed.store(true, Ordering::Release);
             announce(announcement, &self.audience, Some(&unavailable()));
@@ -175,9 +128,15 @@ impl Durability {
     pub fn failure_flag(&self) -> Arc<AtomicBool> {
         self.failed.clone()
     }
+
+    /// Whether a batch was refused since the last call because the store conflicted or was
+    /// unavailable: the sequencer's heads may be ahead of the store, reload them. Clears it.
+    pub fn take_reload(&self) -> bool {
+        self.reload.swap(false, Ordering::AcqRel)
+    }
 }
 
-impl Drop for Durability {
+impl<A: Acks> Drop for Durability<A> {
     /// Waits until everything handed over is announced.
     fn drop(&mut self) {
         self.announcements = None;
@@ -192,27 +151,49 @@ pub(crate) fn unavailable() -> Error {
     Error::Unavailable("the relay could not make its storage durable; restart it".into())
 }
 
-fn run(
-    received: &Receiver<Announcement>,
-    mut syncer: impl Syncer,
+/// What the durability thread raises for the sequencer.
+struct Flags {
+    failed: Arc<AtomicBool>,
+    reload: Arc<AtomicBool>,
+}
+
+fn run<A: Acks>(
+    received: &Receiver<(Announcement, Option<A::Ticket>)>,
+    mut acks: A,
     audience: &Audience,
-    failed: &AtomicBool,
+    flags: &Flags,
 ) {
     while let Ok(first) = received.recv() {
         let mut group = vec![first];
         group.extend(received.try_iter());
-        if !failed.load(Ordering::Acquire) {
-            let started = Instant::now();
-            match syncer.sync() {
-                Ok(()) => audience.metrics.fsync_latency(started.elapsed()),
-                Err(error) => {
-                    tracing::error!(%error, "WAL sync failed: refusing every publish until restart");
-                    failed.store(true, Ordering::Release);
+        // One wait per group is timed: with SQLite the first one syncs for the whole group.
+        let mut timed = false;
+        for (announcement, ticket) in group {
+            let refusal = match ticket {
+                _ if flags.failed.load(Ordering::Acquire) => Some(unavailable()),
+                None => None,
+                Some(ticket) => {
+                    let started = Instant::now();
+                    match acks.wait(&ticket) {
+                        Ok(()) => {
+                            if !std::mem::replace(&mut timed, true) {
+                                audience.metrics.fsync_latency(started.elapsed());
+                            }
+                            None
+                        }
+                        Err(AppendError::Broken(reason)) => {
+                            tracing::error!(%reason, "storage broken: refusing every publish until restart");
+                            flags.failed.store(true, Ordering::Release);
+                            Some(unavailable())
+                        }
+                        Err(error) => {
+                            tracing::warn!(?error, "a batch was not stored: refused, heads reload");
+                            flags.reload.store(true, Ordering::Release);
+                            Some(Error::from(error))
+                        }
+                    }
                 }
-            }
-        }
-        let refusal = failed.load(Ordering::Acquire).then(unavailable);
-        for announcement in group {
+            };
             announce(announcement, audience, refusal.as_ref());
         }
     }
@@ -265,37 +246,26 @@ fn announce(announcement: Announcement, audience: &Audience, refusal: Option<&Er
     }
 }
 
-/// The next frame queued for a connection, waiting up to 10 s for it (tests only: answers
-/// come from the durability thread).
-#[cfg(test)]
-pub(crate) fn next_frame(answers: &mut tokio::sync::mpsc::Receiver<Vec<u8>>) -> Frame {
-    let deadline = Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        if let Ok(bytes) = answers.try_recv() {
-            return Frame::decode(&bytes).unwrap();
-        }
-        assert!(Instant::now() < deadline, "no frame within 10 s");
-        std::thread::sleep(std::time::Duration::from_millis(1));
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::relay::reply::next_frame;
     use tokio::sync::mpsc;
 
-    /// A syncer that reports each call and returns only when told to, with the given result.
+    /// Acks that report each wait and return only when told to, with the given result.
     struct Gate {
         calls: std::sync::mpsc::Sender<()>,
-        release: std::sync::mpsc::Receiver<std::io::Result<()>>,
+        release: std::sync::mpsc::Receiver<std::result::Result<(), AppendError>>,
     }
 
-    impl Syncer for Gate {
-        fn sync(&mut self) -> std::io::Result<()> {
+    impl Acks for Gate {
+        type Ticket = u64;
+
+        fn wait(&mut self, _ticket: &u64) -> std::result::Result<(), AppendError> {
             let _ = self.calls.send(());
             self.release
                 .recv()
-                .unwrap_or_else(|_| Err(std::io::Error::other("gate dropped")))
+                .unwrap_or_else(|_| Err(AppendError::Broken("gate dropped".into())))
         }
     }
 
@@ -323,13 +293,13 @@ mod tests {
 
     /// A durability thread behind a [`Gate`], with its hub and metrics, and one connection.
     struct Gated {
-        durability: Durability,
+        durability: Durability<Gate>,
         hub: Arc<Hub>,
         metrics: Arc<Metrics>,
         /// One message per sync begun.
         calls: std::sync::mpsc::Receiver<()>,
         /// Ends the sync under way with this result.
-        release: std::sync::mpsc::Sender<std::io::Result<()>>,
+        release: std::sync::mpsc::Sender<std::result::Result<(), AppendError>>,
         reply: ReplyTo,
         answers: mpsc::Receiver<Vec<u8>>,
     }
@@ -367,11 +337,11 @@ mod tests {
     #[test]
     fn nothing_is_announced_before_the_sync_that_covers_it_returns() {
         let mut g = gated();
-        g.durability.hand_over(batch(&g.reply, 1, 0));
+        g.durability.hand_over(batch(&g.reply, 1, 0), Some(0));
         g.calls.recv().unwrap();
         // The sync is under way: batch 0 is neither answered nor in the hub, and batch 1,
         // handed over meanwhile, waits for a sync of its own.
-        g.durability.hand_over(batch(&g.reply, 2, 1));
+        g.durability.hand_over(batch(&g.reply, 2, 1), Some(1));
         std::thread::sleep(std::time::Duration::from_millis(50));
         assert!(g.answers.try_recv().is_err());
         assert_eq!(g.hub.head("t"), 0);
@@ -396,10 +366,10 @@ mod tests {
     #[test]
     fn a_failed_sync_refuses_its_batches_and_every_later_one() {
         let mut g = gated();
-        g.durability.hand_over(batch(&g.reply, 1, 0));
+        g.durability.hand_over(batch(&g.reply, 1, 0), Some(0));
         g.calls.recv().unwrap();
         g.release
-            .send(Err(std::io::Error::other("disk gone")))
+            .send(Err(AppendError::Broken("disk gone".into())))
             .unwrap();
         let code = |frame: Frame| match frame.body {
             Body::Error { code, .. } => code,
@@ -407,7 +377,7 @@ mod tests {
         };
         assert_eq!(code(next_frame(&mut g.answers)), "UNAVAILABLE");
         // No further sync is even tried: a later batch is refused at once.
-        g.durability.hand_over(batch(&g.reply, 2, 1));
+        g.durability.hand_over(batch(&g.reply, 2, 1), Some(1));
         assert_eq!(code(next_frame(&mut g.answers)), "UNAVAILABLE");
         assert!(g.calls.try_recv().is_err());
         assert!(g.durability.failed());
@@ -420,22 +390,26 @@ mod tests {
     }
 
     #[test]
-    fn the_wal_syncer_syncs_the_file_sqlite_writes() {
-        let dir = std::env::temp_dir().join(format!("ants-durable-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let db = dir.join("x.sqlite3");
-        let mut syncer = WalSyncer::new(&db);
-        // No WAL yet: an error, not a silent success.
-        assert!(syncer.sync().is_err());
-        std::fs::write(dir.join("x.sqlite3-wal"), b"frames").unwrap();
-        syncer.sync().unwrap();
-        // A replaced file (new inode) is opened and synced in its turn.
-        std::fs::remove_file(dir.join("x.sqlite3-wal")).unwrap();
-        std::fs::write(dir.join("x.sqlite3-wal"), b"new").unwrap();
-        syncer.sync().unwrap();
-        let inode = std::fs::metadata(dir.join("x.sqlite3-wal")).unwrap().ino();
-        assert_eq!(syncer.file.as_ref().map(|(_, i)| *i), Some(inode));
-        std::fs::remove_dir_all(&dir).unwrap();
+    fn a_conflict_refuses_only_its_batch_and_asks_for_a_reload() {
+        let mut g = gated();
+        g.durability.hand_over(batch(&g.reply, 1, 0), Some(0));
+        g.calls.recv().unwrap();
+        let conflict = AppendError::Conflict { topic: "t".into() };
+        g.release.send(Err(conflict)).unwrap();
+        match next_frame(&mut g.answers).body {
+            Body::Error { code, .. } => assert_eq!(code, "UNAVAILABLE"),
+            other => panic!("{other:?}"),
+        }
+        assert!(g.durability.take_reload());
+        assert!(!g.durability.take_reload(), "taken once");
+        assert!(!g.durability.failed());
+        g.durability.hand_over(batch(&g.reply, 2, 0), Some(1));
+        g.calls.recv().unwrap();
+        g.release.send(Ok(())).unwrap();
+        assert!(matches!(
+            next_frame(&mut g.answers).body,
+            Body::Receipt { seq: 0, .. }
+        ));
+        assert_eq!(g.hub.head("t"), 1);
     }
 }

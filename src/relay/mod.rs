@@ -5,8 +5,10 @@
 //!
 //! - [`crate::wire::RelayConnection`] decides what every received frame means (handshake,
 //!   verification, subscription cursors);
-//! - the sequencer thread ([`sequencer`]) numbers ops per topic and group-commits them to SQLite
-//!   ([`store`]); **a receipt is sent only after its entry's transaction is durably committed**;
+//! - the verifier thread ([`verifier`]) checks op signatures in batches; the sequencer thread
+//!   ([`sequencer`]) numbers ops per topic by the core's rules ([`crate::log::sequencing`]) and
+//!   group-commits them to a [`store::Store`] (SQLite by default, [`store::sqlite`]); **a
+//!   receipt is sent only after the store says its entry is durable** ([`durable`]);
 //! - the hub ([`hub`]) wakes subscribers, who pull what they are owed;
 //! - Yjs rooms at `/yjs/<room>` ([`yjs`]): y-protocols for stock `y-websocket` clients, rooms
 //!   persisted in their own database;
@@ -23,9 +25,12 @@ pub mod hub;
 pub mod key;
 pub mod metrics;
 pub mod rate;
+pub mod reply;
 pub mod sequencer;
 mod socket;
 pub mod store;
+mod topics;
+pub mod verifier;
 pub mod yjs;
 
 use std::fmt::Write as _;
@@ -65,7 +70,9 @@ pub(crate) struct Shared {
     metrics: Arc<Metrics>,
     reader: Arc<ReadPool>,
     sequencer: SequencerQueue,
-    agents: Arc<sequencer::AgentConnections>,
+    /// Free space and write failures of the data directory.
+    storage: Arc<store::StorageHealth>,
+    agents: Arc<reply::AgentConnections>,
     agent_buckets: AgentBuckets,
     /// Open Yjs rooms.
     yjs: Arc<yjs::Rooms>,
@@ -238,17 +245,27 @@ pub async fn start(config: Config) -> Result<RelayHandle> {
     };
     // Recovery (indexes, the hash table, replica snapshots and their tails) runs before
     // anything is served.
-    let agents = Arc::new(sequencer::AgentConnections::default());
+    let agents = Arc::new(reply::AgentConnections::default());
     let rules = config::ReplicaRules::new(&config.replica)?;
-    let (queue, sequencer) = sequencer::start(
-        db_path.clone(),
-        identity.clone(),
-        hub.clone(),
+    let storage = Arc::new(store::StorageHealth::new(
+        config.data.clone(),
+        config
+            .limits
+            .storage_reserve_mib
+            .saturating_mul(1024 * 1024),
+    ));
+    let store = store::SqliteStore::open(
+        &db_path,
+        &identity.agent_id(),
         metrics.clone(),
-        agents.clone(),
-        tuning,
-        rules,
+        storage.clone(),
     )?;
+    let audience = durable::Audience {
+        hub: hub.clone(),
+        agents: agents.clone(),
+        metrics: metrics.clone(),
+    };
+    let (queue, sequencer) = sequencer::start(store, identity.clone(), audience, tuning, rules)?;
     tracing::info!(
         elapsed_ms = recovery_started.elapsed().as_millis() as u64,
         "storage recovered"
@@ -269,6 +286,7 @@ pub async fn start(config: Config) -> Result<RelayHandle> {
         hub,
         metrics,
         sequencer: queue,
+        storage,
         agents,
         slots: AtomicUsize::new(0),
         stopping: AtomicBool::new(false),
@@ -362,11 +380,17 @@ fn router(shared: Arc<Shared>) -> Router {
 }
 
 /// `200 ok` while the relay can acknowledge publishes; `503` once its write path failed (a WAL
-/// sync failed, or the sequencer panicked), which only a restart clears.
+/// sync failed, or the sequencer panicked), which only a restart clears, and while storage is
+/// degraded (free space under the reserve, or the last write failed), which clears by itself
+/// once writes succeed again.
 async fn health(State(shared): State<Arc<Shared>>) -> Response {
     if shared.sequencer.write_path_failed() {
         let why =
             "write path failed: every publish is refused until the relay restarts (see its log)\n";
+        return (StatusCode::SERVICE_UNAVAILABLE, why).into_response();
+    }
+    if let Some(reason) = shared.storage.degraded() {
+        let why = format!("storage degraded, publishes are refused: {reason}\n");
         return (StatusCode::SERVICE_UNAVAILABLE, why).into_response();
     }
     "ok\n".into_response()
@@ -374,6 +398,7 @@ async fn health(State(shared): State<Arc<Shared>>) -> Response {
 
 async fn metrics_text(State(shared): State<Arc<Shared>>) -> Response {
     let mut text = shared.metrics.render();
+    shared.storage.render(&mut text);
     let failed = u8::from(shared.sequencer.write_path_failed());
     let _ = write!(
         text,

@@ -15,7 +15,8 @@ use tokio::sync::{mpsc, Notify};
 
 use super::hub::CachedEntry;
 use super::rate::TokenBucket;
-use super::sequencer::{PublishRequest, ReplyTo};
+use super::reply::ReplyTo;
+use super::sequencer::PublishRequest;
 use super::store::SqlHashes;
 use super::Shared;
 use crate::error::Error;

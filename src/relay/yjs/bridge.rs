@@ -22,7 +22,8 @@ use crate::doc::{decode_update_body, sign_update, Doc, MAX_SIGNED_UPDATE_LEN, UP
 use crate::entry::Entry;
 use crate::error::{Error, Result};
 use crate::op::OpId;
-use crate::relay::sequencer::{PublishRequest, ReplyTo};
+use crate::relay::reply::ReplyTo;
+use crate::relay::sequencer::PublishRequest;
 use crate::relay::{now_ms, Shared};
 use crate::wire::{Body, Frame};
 

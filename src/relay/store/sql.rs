@@ -1,22 +1,10 @@
-//! Durable storage: one SQLite database in WAL mode, every commit synced before it is told.
-//!
-//! In WAL mode a commit appends the transaction's pages and a commit record to the WAL file.
-//! With `synchronous = FULL` SQLite would sync the WAL inside `COMMIT`; the writer here uses
-//! `NORMAL`, under which `COMMIT` only writes, and the relay syncs the WAL itself on the
-//! durability thread ([`super::durable`]) before it announces anything the commit holds. So a
-//! receipt still never precedes durability, and a committed transaction that was announced
-//! survives a crash or power loss; meanwhile the sequencer writes its next batch. (`NORMAL` in
-//! WAL mode never corrupts the database; what it alone would risk is losing the last commits,
-//! and those are the ones not yet synced, so not yet announced.) The cost, one sync, is paid
-//! once per group of batches: the sequencer groups many publishes into one transaction (group
-//! commit) and the durability thread covers every batch committed before its sync with it.
-//!
-//! Only the sequencer thread writes; replay reads use a small pool of read-only connections,
-//! which WAL lets run concurrently with the writer.
+//! The SQLite store's tables and the queries over them: schema and migration, the relay-key
+//! binding, recovery of every topic's size, last time and counters, the subtree hashes (keyed
+//! so that a commit appends them), replica snapshots and the op lookups of sequencing.
+//! [`super::sqlite`] puts them together behind [`super::Store`].
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 
@@ -518,92 +506,6 @@ pub fn op_at_counter(
     )
     .optional()
     .map_err(storage("lookup counter"))
-}
-
-/// Read-only connections for replaying stored entries, reused between requests.
-#[derive(Debug)]
-pub struct ReadPool {
-    path: PathBuf,
-    idle: Mutex<Vec<Connection>>,
-}
-
-impl ReadPool {
-    /// A pool over the database at `path` (which the writer has created).
-    pub fn new(path: PathBuf) -> Self {
-        ReadPool {
-            path,
-            idle: Mutex::new(Vec::new()),
-        }
-    }
-
-    fn with<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
-        let pooled = self.idle.lock().ok().and_then(|mut idle| idle.pop());
-        let conn = match pooled {
-            Some(conn) => conn,
-            None => Connection::open_with_flags(
-                &self.path,
-                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-            )
-            .map_err(storage("open reader"))?,
-        };
-        let out = f(&conn);
-        if let Ok(mut idle) = self.idle.lock() {
-            if idle.len() < 8 {
-                idle.push(conn);
-            }
-        }
-        out
-    }
-
-    /// Up to `limit` entries of `topic` from `from_seq` on, in order, as `(seq, entry bytes)`.
-    pub fn entries(&self, topic: &str, from_seq: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>> {
-        self.with(|conn| {
-            let mut stmt = conn
-                .prepare_cached(
-                    "SELECT e.seq, e.entry FROM entries e JOIN topics t ON t.id = e.topic \
-                     WHERE t.name = ?1 AND e.seq >= ?2 ORDER BY e.seq LIMIT ?3",
-                )
-                .map_err(storage("replay"))?;
-            let rows = stmt
-                .query_map(params![topic, to_sql(from_seq), limit as i64], |row| {
-                    Ok((from_sql(row.get(0)?), row.get::<_, Vec<u8>>(1)?))
-                })
-                .map_err(storage("replay"))?;
-            rows.collect::<rusqlite::Result<Vec<_>>>()
-                .map_err(storage("replay"))
-        })
-    }
-
-    /// Runs `f` over the stored subtree hashes of `topic` (`None` if the topic is unknown).
-    pub fn with_hashes<T>(
-        &self,
-        topic: &str,
-        f: impl FnOnce(SqlHashes<'_>) -> Result<T>,
-    ) -> Result<Option<T>> {
-        self.with(|conn| {
-            let id: Option<i64> = conn
-                .query_row(
-                    "SELECT id FROM topics WHERE name = ?1",
-                    params![topic],
-                    |row| row.get(0),
-                )
-                .optional()
-                .map_err(storage("lookup topic"))?;
-            match id {
-                Some(id) => f(SqlHashes::new(conn, id)).map(Some),
-                None => Ok(None),
-            }
-        })
-    }
-
-    /// The entry at `seq` of `topic`, if stored.
-    pub fn entry(&self, topic: &str, seq: u64) -> Result<Option<Vec<u8>>> {
-        Ok(self
-            .entries(topic, seq, 1)?
-            .into_iter()
-            .find(|(s, _)| *s == seq)
-            .map(|(_, entry)| entry))
-    }
 }
 
 #[cfg(test)]
