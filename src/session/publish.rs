@@ -100,7 +100,7 @@ impl Session {
         let now = self.clock_ms;
         let due: Vec<usize> = self
             .sendable()
-            .filter(|&index| self.unacked[index].retry_at_ms.is_none_or(|at| at <= now))
+            .filter(|&index| !matches!(self.unacked[index].retry_at_ms, Some(at) if at > now))
             .collect();
         for index in due {
             let id = self.request_id();
