@@ -36,8 +36,10 @@ export interface Misbehaviour {
   type: "misbehaviour";
   topic: string;
   /** Stable code: GAP, DUPLICATE, INVALID_ENTRY, AUTHOR_ORDER, ACKNOWLEDGED_OP_MISSING,
-   * HEAD_MISMATCH, BAD_RECEIPT, BAD_SUBSCRIPTION, RELAY_KEY_CHANGED, or an evidence code. */
+   * HEAD_MISMATCH, BAD_RECEIPT, BAD_SUBSCRIPTION, RELAY_KEY_CHANGED, EVENT_MISMATCH, or an
+   * evidence code. */
   code: string;
+  /** What happened, as a sentence for people (not stable: match on `code`). */
   detail: string;
   /** Canonical evidence bytes (PROTOCOL.md section 5), verifiable with the relay's key. */
   evidence: Uint8Array | null;
@@ -55,6 +57,46 @@ export interface ClientOptions {
   minBackoffMs?: number;
   maxBackoffMs?: number;
   tickMs?: number;
+  /** How long a publish may wait for its receipt, retries included, before its promise rejects
+   * (default 60000). */
+  publishTimeoutMs?: number;
+}
+
+/** A publish refused with a retryable code; the same bytes are sent again at `retryAtMs`. */
+export interface PublishRetry {
+  topic: string;
+  opId: string;
+  /** RATE_LIMITED or UNAVAILABLE. */
+  code: string;
+  message: string;
+  /** How many retryable refusals the op has had. */
+  attempt: number;
+  /** When it is sent again (Date.now() clock). */
+  retryAtMs: number;
+}
+
+/** The error a publish rejects with after `publishTimeoutMs`: the op's id and signed bytes. */
+export interface PublishTimeoutError extends Error {
+  code: string;
+  opId: string;
+  /** The signed op: `publishSigned(op)` later is safe. */
+  op: Uint8Array;
+}
+
+/** A receipt of ours proven included in a later signed head of its topic. */
+export interface ReceiptAudit {
+  type: "receiptAudited";
+  topic: string;
+  opId: string;
+  seq: number | bigint;
+  treeSize: number | bigint;
+}
+
+/** A replica event the relay pushed to this client (e.g. a compensation for a lost claim). */
+export interface PushedEvent {
+  topic: string;
+  seq: number | bigint;
+  event: ReplicaEventItem["event"];
 }
 
 export interface SubscribeOptions {
@@ -109,6 +151,11 @@ export declare class RelayClient {
     type: "subscribed",
     handler: (event: { topic: string; fromSeq: number | bigint; head: number | bigint }) => void,
   ): () => void;
+  on(type: "retrying", handler: (event: PublishRetry) => void): () => void;
+  on(type: "audited", handler: (event: ReceiptAudit) => void): () => void;
+  on(type: "event", handler: (event: PushedEvent) => void): () => void;
+  /** Compensations of the topic's replica, or pushed by the relay for a topic followed
+   * without a replica (or not followed). */
   onCompensation(kind: string, handler: (event: ReplicaEventItem["event"], topic: string) => void): () => void;
   subscribe(topic: string, options?: SubscribeOptions): Subscription;
   unsubscribe(topic: string): void;
@@ -119,8 +166,11 @@ export declare class RelayClient {
   publishSigned(op: Uint8Array | ArrayBuffer): Promise<VerifiedReceipt>;
   /** Gossip body of the latest head of `topic` this client verified. */
   gossip(topic: string): Uint8Array | undefined;
-  /** Takes checkpoint gossip seen anywhere; true when it concerned this relay and a followed topic. */
+  /** Takes checkpoint gossip seen anywhere; true when it concerned this relay and a followed
+   * topic or one this client holds receipts of (they are audited against it). */
   receiveGossip(gossip: Uint8Array): boolean;
+  /** Asks for the topic's signed checkpoint: it is checked against the client's tree of the
+   * topic (if followed) and every kept receipt of the topic is audited against it. */
   requestCheckpoint(topic: string): void;
   cursor(topic: string): number | undefined;
   claimHolder(topic: string, resource: string): string | undefined;

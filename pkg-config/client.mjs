@@ -279,12 +279,18 @@ export function makeRelayClient(ants) {
     #closed = false;
     #reconnectTimer = null;
     #tickTimer = null;
+    // The session's next own deadline (a retry, a publish timeout): its timer and time.
+    #wakeTimer = null;
+    #wakeAt = Infinity;
     #pending = new Map();
     #subscriptions = new Map();
     #compensation = new Map();
+    // Topics followed with a replica: their compensations come from the replica, not a push.
+    #replicaTopics = new Set();
     #listeners = new Map();
     #liveWaiters = [];
-    // The time options, checked: { connectTimeoutMs, tickMs, minBackoffMs, maxBackoffMs }.
+    // The time options, checked: { connectTimeoutMs, tickMs, minBackoffMs, maxBackoffMs,
+    // publishTimeoutMs }.
     #timing;
     #lastError = null;
     /** "connecting" | "live" | "verified" | "misbehaviour" | "closed" */
@@ -334,12 +340,14 @@ export function makeRelayClient(ants) {
         tickMs: msOption(options, "tickMs", 1000),
         minBackoffMs: msOption(options, "minBackoffMs", 100),
         maxBackoffMs: msOption(options, "maxBackoffMs", 10_000),
+        publishTimeoutMs: msOption(options, "publishTimeoutMs", 60_000),
       };
       this.#WebSocket = options.WebSocket ?? globalThis.WebSocket;
       if (typeof this.#WebSocket !== "function") {
         throw badInput("no WebSocket: pass options.WebSocket (e.g. the ws package in Node 20)");
       }
       this.#session = state ? ants.Session.restore(identity, state) : new ants.Session(identity);
+      this.#session.setPublishTimeoutMs(this.#timing.publishTimeoutMs);
       const tick = () => {
         this.#session.tick(Date.now());
         this.#process();
@@ -366,8 +374,10 @@ export function makeRelayClient(ants) {
     }
 
     /**
-     * `on("status" | "misbehaviour" | "error" | "acknowledged" | "verified" | "subscribed",
-     * handler)`.
+     * `on(type, handler)`: "status", "misbehaviour", "error", "acknowledged", "verified",
+     * "subscribed", "retrying" (a publish refused with a retryable code, sent again later),
+     * "audited" (a receipt of ours proven in a later checkpoint) or "event" (a replica event
+     * the relay pushed to us: `{ topic, seq, event }`).
      */
     on(type, handler) {
       if (typeof type !== "string") throw badInput("event type must be a string");
@@ -400,6 +410,7 @@ export function makeRelayClient(ants) {
       const from = options.from ?? 0;
       const replica = options.replica ?? from === 0;
       this.#session.subscribe(topic, from, replica, options.config);
+      if (replica) this.#replicaTopics.add(topic);
       const flow = {
         maxQueuedBytes,
         pause: () => this.#flowControl(topic, subscription, "pause"),
@@ -430,12 +441,21 @@ export function makeRelayClient(ants) {
     /** Stops following `topic`. */
     unsubscribe(topic) {
       this.#session.unsubscribe(topic);
+      this.#replicaTopics.delete(topic);
       this.#subscriptions.get(topic)?.end();
       this.#subscriptions.delete(topic);
       this.#flush();
     }
 
-    /** Publishes an op; resolves to the verified receipt `{ topic, opId, seq, receipt }`. */
+    /**
+     * Publishes an op; resolves to the verified receipt `{ topic, opId, seq, receipt }`. A refusal
+     * with a retryable code (RATE_LIMITED, UNAVAILABLE) is retried with backoff, with the same
+     * signed bytes; the promise always settles: it rejects with the relay's code for a final
+     * refusal, and after `publishTimeoutMs` (default 60 s) without a receipt with the last
+     * retryable code (UNAVAILABLE when the relay never answered). Such an error carries `opId`
+     * and `op` (the signed bytes): `publishSigned(err.op)` later is safe (a relay that sequenced
+     * it meanwhile answers with the original receipt).
+     */
     publish(topic, kind, body) {
       return this.#awaitReceipt(this.#session.publish(topic, kind, toBytes(body), Date.now()));
     }
@@ -476,6 +496,7 @@ export function makeRelayClient(ants) {
         this.#pending.set(opId, pending);
       }
       this.#flush();
+      this.#scheduleWake();
       return pending.promise;
     }
 
@@ -509,6 +530,7 @@ export function makeRelayClient(ants) {
     close() {
       this.#closed = true;
       clearTimeout(this.#reconnectTimer);
+      clearTimeout(this.#wakeTimer);
       clearInterval(this.#tickTimer);
       const ws = this.#ws;
       this.#ws = null;
@@ -596,6 +618,23 @@ export function makeRelayClient(ants) {
       this.#process();
     }
 
+    // A timer for the session's next own deadline (a retry due, a publish timeout), when it is
+    // before the one already set; the interval tick covers everything else.
+    #scheduleWake() {
+      if (this.#closed) return;
+      const at = this.#session.nextWakeMs();
+      if (at === undefined || at >= this.#wakeAt) return;
+      clearTimeout(this.#wakeTimer);
+      this.#wakeAt = at;
+      const delay = Math.min(MAX_TIMER_MS, Math.max(1, at - Date.now()));
+      this.#wakeTimer = setTimeout(() => {
+        this.#wakeAt = Infinity;
+        this.#session.tick(Date.now());
+        this.#process();
+      }, delay);
+      if (typeof this.#wakeTimer?.unref === "function") this.#wakeTimer.unref();
+    }
+
     #flush() {
       const ws = this.#ws;
       const frames = this.#session.takeOutgoing();
@@ -646,6 +685,34 @@ export function makeRelayClient(ants) {
             pending?.reject(relayError(event.code, event.message));
             break;
           }
+          case "timedOut": {
+            const pending = this.#pending.get(event.opId);
+            this.#pending.delete(event.opId);
+            const error = relayError(event.code, event.message);
+            error.opId = event.opId;
+            error.op = event.op;
+            pending?.reject(error);
+            break;
+          }
+          case "retrying": {
+            const { topic, opId, code, message, attempt, retryAtMs } = event;
+            this.#emit("retrying", { topic, opId, code, message, attempt, retryAtMs: Number(retryAtMs) });
+            break;
+          }
+          case "receiptAudited":
+            this.#emit("audited", event);
+            break;
+          case "pushed": {
+            const pushed = { topic: event.topic, seq: event.seq, event: event.event };
+            this.#emit("event", pushed);
+            // A followed topic's replica gives its compensations (and checks this push).
+            if (event.event?.type === "compensation" && !this.#replicaTopics.has(event.topic)) {
+              for (const handler of this.#compensation.get(event.event.kind) ?? []) {
+                handler(event.event, event.topic);
+              }
+            }
+            break;
+          }
           case "misbehaviour":
             this.#setStatus("misbehaviour");
             this.#emit("misbehaviour", event);
@@ -659,6 +726,7 @@ export function makeRelayClient(ants) {
       }
       for (const subscription of this.#subscriptions.values()) subscription.settle();
       this.#flush();
+      this.#scheduleWake();
     }
   }
   return RelayClient;

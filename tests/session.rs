@@ -106,3 +106,114 @@ async fn relay_restart_mid_stream_loses_nothing_and_duplicates_nothing() {
     assert_eq!(reader.replica("log").map(|r| r.next_seq()), Some(20));
     relay.shutdown().await.unwrap();
 }
+
+/// A losing claimant that does not follow the topic hears of the loss: the relay's `event` frame
+/// reaches the session as `SessionEvent::Pushed` (it was dropped before). A claimant that also
+/// follows the topic with a replica gets the push and the same compensation from its replica,
+/// with no `EVENT_MISMATCH`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_losing_claimant_gets_its_pushed_compensation_followed_or_not() {
+    use ants_coord::replica::ReplicaOp;
+    let relay = start_relay(temp_dir("session-pushed")).await;
+    let claim = ReplicaOp::Claim {
+        resource: "slot".into(),
+        lease_ms: 0,
+        stake: 0,
+        fence: None,
+    }
+    .encode()
+    .unwrap();
+    let mut winner = Session::new(Identity::from_seed(&[1; 32]).unwrap());
+    let mut w = Driver::connect(&relay.url(), &mut winner).await;
+    winner.publish("jobs", "claim", &claim, vec![], T0).unwrap();
+    w.until(&mut winner, |_, ev| acked(ev) == 1).await;
+    for (seed, follows) in [(2u8, false), (3u8, true)] {
+        let mut loser = Session::new(Identity::from_seed(&[seed; 32]).unwrap());
+        if follows {
+            loser.subscribe("jobs", 0, true).unwrap();
+        }
+        let mut l = Driver::connect(&relay.url(), &mut loser).await;
+        loser.publish("jobs", "claim", &claim, vec![], T0).unwrap();
+        let me = loser.agent().to_string();
+        l.until(&mut loser, |_, ev| {
+            let pushed = ev.iter().any(|e| matches!(e, SessionEvent::Pushed { .. }));
+            let applied = ev.iter().any(|e| {
+                matches!(e, SessionEvent::Replica { event, .. }
+                    if matches!(event, ants_coord::replica::Event::Compensation { .. }))
+            });
+            acked(ev) == 1 && pushed && (applied || !follows)
+        })
+        .await;
+        let pushed: Vec<serde_json::Value> = l
+            .events
+            .iter()
+            .filter_map(|e| match e {
+                SessionEvent::Pushed { topic, event, .. } if topic == "jobs" => {
+                    Some(serde_json::from_slice(event).unwrap())
+                }
+                _ => None,
+            })
+            .collect();
+        assert_eq!(pushed.len(), 1, "{:?}", l.events);
+        assert_eq!(pushed[0]["type"], "compensation");
+        assert_eq!(pushed[0]["loser"], me.as_str());
+        assert_eq!(pushed[0]["resource"], "slot");
+        assert!(misbehaviour(&l.events).is_empty(), "{:?}", l.events);
+    }
+    relay.shutdown().await.unwrap();
+}
+
+/// A publish-only client keeps its receipts and audits them against a checkpoint it asks for
+/// (issue 21, item 3): against a relay that acknowledged an op, never logged it and put other
+/// ops at its seq, it reports `RECEIPT_CONTRADICTED` with evidence that verifies under the
+/// relay's key; against an honest relay the same traffic audits clean.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publish_only_client_catches_a_dropped_receipted_op_at_its_next_checkpoint() {
+    use ants_coord::log::Violation;
+    use ants_coord::session::Fault;
+    use common::lying_relay::{Lie, LyingRelay};
+    for lie in [Lie::DropAcknowledged, Lie::None] {
+        let relay = LyingRelay::start(lie).await;
+        let mut alice = Session::new(Identity::from_seed(&[1; 32]).unwrap());
+        let mut bob = Session::new(Identity::from_seed(&[2; 32]).unwrap());
+        let mut a = Driver::connect(&relay.url(), &mut alice).await;
+        let mut b = Driver::connect(&relay.url(), &mut bob).await;
+        alice.publish("t", "post", b"drop me", vec![], T0).unwrap();
+        a.until(&mut alice, |_, ev| acked(ev) == 1).await;
+        for body in [&b"one"[..], b"two"] {
+            bob.publish("t", "post", body, vec![], T0).unwrap();
+        }
+        b.until(&mut bob, |_, ev| acked(ev) == 2).await;
+        alice.request_checkpoint("t").unwrap();
+        a.until(&mut alice, |_, ev| {
+            ev.iter().any(|e| {
+                matches!(
+                    e,
+                    SessionEvent::Misbehaviour { .. } | SessionEvent::ReceiptAudited { .. }
+                )
+            })
+        })
+        .await;
+        let found: Vec<&Fault> = a
+            .events
+            .iter()
+            .filter_map(|e| match e {
+                SessionEvent::Misbehaviour { fault, .. } => Some(fault),
+                _ => None,
+            })
+            .collect();
+        if lie == Lie::None {
+            assert!(found.is_empty(), "{:?}", a.events);
+            assert_eq!(alice.held_receipts(), vec![("t".to_owned(), 0, 3)]);
+        } else {
+            let [Fault::Evidence(evidence)] = &found[..] else {
+                panic!("{:?}", a.events);
+            };
+            assert_eq!(
+                evidence.verify(&relay.id).unwrap(),
+                Violation::ReceiptContradicted
+            );
+        }
+        relay.stop();
+    }
+}

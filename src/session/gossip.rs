@@ -100,9 +100,10 @@ impl Session {
     }
 
     /// Takes a gossip body received from anywhere. Returns `Ok(false)` when it is about another
-    /// relay or a topic this session does not follow from seq 0 (nothing to compare with), and
-    /// `Ok(true)` when the head was checked or kept for when the tree reaches its size; anything
-    /// it proves about the relay comes out as [`super::SessionEvent::Misbehaviour`].
+    /// relay, or a topic this session neither follows from seq 0 nor holds receipts of (nothing
+    /// to compare with), and `Ok(true)` when the head was checked, kept for when the tree
+    /// reaches its size, or used to audit our receipts ([`super::audit`]); anything it proves
+    /// about the relay comes out as [`super::SessionEvent::Misbehaviour`].
     ///
     /// Errors: those of [`Gossip::decode`]; nothing changes then.
     pub fn receive_gossip(&mut self, bytes: &[u8]) -> Result<bool> {
@@ -111,12 +112,18 @@ impl Session {
             return Ok(false);
         }
         let name = gossip.head.topic().to_owned();
+        // Our kept receipts of the topic are audited against the head, followed or not.
+        let audited = self
+            .held_receipts()
+            .iter()
+            .any(|(topic, _, _)| *topic == name);
+        self.audit(&gossip.head)?;
         let Some(follower) = self
             .topics
             .get_mut(&name)
             .and_then(|topic| topic.follower.as_mut())
         else {
-            return Ok(false);
+            return Ok(audited);
         };
         let events = follower.push_head(gossip.head)?;
         self.follower_events(&name, events)?;
@@ -141,10 +148,8 @@ impl Session {
         }
         let next = self.counters.entry(op.topic().to_owned()).or_insert(0);
         *next = (*next).max(op.counter() + 1);
-        self.unacked.push(Unacked { op, request_id: 0 });
-        if self.phase == super::Phase::Live {
-            self.send_unacked(self.unacked.len() - 1)?;
-        }
+        self.unacked.push(Unacked::new(op, self.clock_ms));
+        self.send_due()?;
         Ok(id)
     }
 

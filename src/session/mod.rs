@@ -23,32 +23,47 @@
 //! - **Exactly-once publishing.** Each op gets the next counter of its author in its topic and is
 //!   kept until the relay acknowledges it; after a reconnect every unacknowledged op is sent again
 //!   with the *same* bytes (same counter), which the relay answers with the original receipt, so
-//!   an op is never sequenced twice.
+//!   an op is never sequenced twice. A refusal with a retryable code ([`RETRYABLE_CODES`]) is
+//!   retried with backoff, with the same bytes, on the live connection; every op settles: it is
+//!   acknowledged, refused for good, or given up after the publish timeout
+//!   ([`Session::set_publish_timeout_ms`], [`SessionEvent::TimedOut`]).
+//! - **Per-topic order.** Ops of one topic go to the relay in counter order: an op waiting for
+//!   its retry holds back the later ops of its topic, and after a retryable refusal the topic
+//!   sends one op at a time until a receipt arrives. The relay refuses a counter below the
+//!   author's last sequenced one (`COUNTER_STALE`), so a later op overtaking a refused one
+//!   would make the refused one impossible to publish with its bytes.
 //! - **Resumption.** [`Session::export_state`] gives canonical bytes (cursors, replica snapshots,
 //!   the last verified signed head, unacknowledged ops, counters, the pinned relay key) from which
 //!   [`Session::restore`] resumes after a page reload, subscribing again from each cursor; the
 //!   state keeps each topic's Merkle frontier, so signed heads are still checked after it.
 
+mod audit;
 mod compare;
 mod events;
 mod gossip;
 mod persist;
+mod publish;
+mod pushed;
 mod receive;
 
+pub use audit::MAX_HELD_RECEIPTS;
 pub use compare::{Divergence, RelayComparison, MAX_COMPARED_OPS, MAX_COMPARED_RELAYS};
 pub use events::{Fault, SessionEvent};
 pub use gossip::{Gossip, GOSSIP_KIND, GOSSIP_VERSION, MAX_UNACKNOWLEDGED};
 pub use persist::{MAX_STATE_ITEMS, STATE_VERSION};
+pub use publish::{
+    DEFAULT_PUBLISH_TIMEOUT_MS, RETRYABLE_CODES, RETRY_MAX_DELAY_MS, RETRY_MIN_DELAY_MS,
+};
+pub use pushed::MAX_RECENT_EVENTS;
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-use crate::entry::Entry;
 use crate::error::{Error, Result};
 use crate::identity::{AgentId, Identity, KeyCache};
-use crate::log::{LogFollower, SignedCheckpoint, SignedTreeHead};
-use crate::op::{self, validate_topic, OpDraft, OpId, SignedOp};
+use crate::log::{LogFollower, SignedTreeHead};
+use crate::op::{validate_topic, OpDraft, OpId, SignedOp};
 use crate::replica::{Replica, ReplicaConfig};
-use crate::wire::{sign_hello, Body, Frame};
+use crate::wire::{Body, Frame};
 
 /// How long an acknowledged op may stay absent from a subscribed topic whose served log has
 /// passed its seq before it is reported (see [`Session::tick`]), in milliseconds.
@@ -78,6 +93,28 @@ struct Unacked {
     op: SignedOp,
     /// The request id of its latest publish frame on the live connection (0: not sent yet).
     request_id: u32,
+    /// When the session took it, on its clock (0: not known yet; set by the next call that
+    /// brings the time). The publish timeout counts from here.
+    since_ms: u64,
+    /// Retryable refusals so far.
+    attempts: u32,
+    /// After a retryable refusal: not sent again before this time.
+    retry_at_ms: Option<u64>,
+    /// The last retryable refusal: code and message.
+    last_refusal: Option<(String, String)>,
+}
+
+impl Unacked {
+    fn new(op: SignedOp, since_ms: u64) -> Self {
+        Unacked {
+            op,
+            request_id: 0,
+            since_ms,
+            attempts: 0,
+            retry_at_ms: None,
+            last_refusal: None,
+        }
+    }
 }
 
 /// An acknowledged op not yet seen in the topic's entries.
@@ -109,6 +146,12 @@ struct Topic {
     gap_retries: u32,
     /// Paused by the caller ([`Session::pause`]): kept, but not subscribed on the relay.
     paused: bool,
+    /// Pushed events ([`pushed`]) of entries the replica has not reached, by seq.
+    pushed: BTreeMap<u64, Vec<Vec<u8>>>,
+    /// Our compensations the replica produced, by seq, over the last entries it applied.
+    recent_ours: BTreeMap<u64, Vec<Vec<u8>>>,
+    /// The first seq the replica applied in this session (`recent_ours` starts there).
+    first_applied: Option<u64>,
 }
 
 impl Topic {
@@ -136,6 +179,9 @@ impl Topic {
             awaited: BTreeMap::new(),
             gap_retries: 0,
             paused: false,
+            pushed: BTreeMap::new(),
+            recent_ours: BTreeMap::new(),
+            first_applied: None,
         })
     }
 }
@@ -152,6 +198,16 @@ pub struct Session {
     counters: BTreeMap<String, u64>,
     /// Our unacknowledged ops, in publishing order.
     unacked: Vec<Unacked>,
+    /// Topics that had a retryable refusal and no receipt since: one op in flight at a time.
+    careful: BTreeSet<String>,
+    /// Ops given up after the publish timeout while in flight on this connection, by request
+    /// id: a late receipt is still reported (bounded, forgotten with the connection).
+    abandoned: BTreeMap<u32, (String, OpId)>,
+    /// The latest time the caller gave (0: none yet).
+    clock_ms: u64,
+    publish_timeout_ms: u64,
+    /// Receipts of our ops kept for auditing against later heads ([`audit`]).
+    held: audit::HeldReceipts,
     /// Request ids of checkpoint requests in flight, by topic.
     checkpoint_requests: BTreeMap<u32, String>,
     ack_deadline_ms: u64,
@@ -172,6 +228,11 @@ impl Session {
             topics: BTreeMap::new(),
             counters: BTreeMap::new(),
             unacked: Vec::new(),
+            careful: BTreeSet::new(),
+            abandoned: BTreeMap::new(),
+            clock_ms: 0,
+            publish_timeout_ms: DEFAULT_PUBLISH_TIMEOUT_MS,
+            held: audit::HeldReceipts::default(),
             checkpoint_requests: BTreeMap::new(),
             ack_deadline_ms: DEFAULT_ACK_DEADLINE_MS,
             outgoing: VecDeque::new(),
@@ -190,6 +251,14 @@ impl Session {
     /// Sets how long an acknowledged op may be missing before [`Session::tick`] reports it.
     pub fn set_ack_deadline_ms(&mut self, ms: u64) {
         self.ack_deadline_ms = ms;
+    }
+
+    /// Sets how long an op may wait for its receipt before the session gives it up
+    /// ([`SessionEvent::TimedOut`]), counted from when it was published or, for ops restored
+    /// from state, from the first call after the restore that brings the time. Default:
+    /// [`DEFAULT_PUBLISH_TIMEOUT_MS`].
+    pub fn set_publish_timeout_ms(&mut self, ms: u64) {
+        self.publish_timeout_ms = ms;
     }
 
     /// Our agent id.
@@ -258,7 +327,9 @@ impl Session {
         for unacked in &mut self.unacked {
             unacked.request_id = 0;
         }
+        self.abandoned.clear();
         self.checkpoint_requests.clear();
+        self.held.forget_connection();
     }
 
     /// Follows `topic` from seq `from` (ignored when the topic is already followed: it resumes
@@ -384,6 +455,7 @@ impl Session {
         now_ms: u64,
     ) -> Result<SignedOp> {
         self.check_unacknowledged_room()?;
+        self.advance_clock(now_ms);
         let counter = self.counters.get(topic).copied().unwrap_or(0).max(now_ms);
         let op = SignedOp::sign(
             &self.identity,
@@ -397,13 +469,8 @@ impl Session {
             },
         )?;
         self.counters.insert(topic.to_owned(), counter + 1);
-        self.unacked.push(Unacked {
-            op: op.clone(),
-            request_id: 0,
-        });
-        if self.phase == Phase::Live {
-            self.send_unacked(self.unacked.len() - 1)?;
-        }
+        self.unacked.push(Unacked::new(op.clone(), now_ms));
+        self.send_due()?;
         Ok(op)
     }
 
@@ -425,8 +492,14 @@ impl Session {
         Ok(())
     }
 
-    /// Time passes: reports acknowledged ops absent from their topic past the deadline.
+    /// Time passes: sends ops whose retry is due, gives up ops past the publish timeout and
+    /// reports acknowledged ops absent from their topic past the deadline.
     pub fn tick(&mut self, now_ms: u64) {
+        self.advance_clock(now_ms);
+        self.expire_unacked(now_ms);
+        // Encoding a publish frame of an op that decoded cannot fail; if it did, the op stays
+        // queued and goes out on the next connection.
+        let _ = self.send_due();
         let deadline = self.ack_deadline_ms;
         let mut faults = Vec::new();
         for (name, topic) in &mut self.topics {
@@ -460,157 +533,6 @@ impl Session {
             self.events
                 .push_back(SessionEvent::Misbehaviour { topic, fault });
         }
-    }
-
-    /// Handles one received binary message.
-    ///
-    /// Errors: the decoding codes of [`Frame::decode`] for a message that is not a frame (the
-    /// caller should drop the connection). Misbehaviour is an event, not an error.
-    pub fn receive(&mut self, bytes: &[u8], now_ms: u64) -> Result<()> {
-        self.receive_batch(&[bytes], now_ms)
-    }
-
-    /// Handles several received messages at once; the signatures of the entries among them (in
-    /// `entry` and `entries` frames) are verified as one batch.
-    ///
-    /// Errors: as [`Session::receive`]; frames before a broken one are handled.
-    pub fn receive_batch(&mut self, messages: &[&[u8]], now_ms: u64) -> Result<()> {
-        // An `entries` frame is handled as that many `entry` frames in a row.
-        let mut frames = Vec::with_capacity(messages.len());
-        for bytes in messages {
-            match Frame::decode(bytes) {
-                Ok(Frame {
-                    request_id,
-                    body: Body::Entries { entries },
-                }) => frames.extend(
-                    entries
-                        .into_iter()
-                        .map(|entry| Ok(Frame::new(request_id, Body::Entry { entry }))),
-                ),
-                other => frames.push(other),
-            }
-        }
-        // Entries are decoded once, here, and their op signatures checked in one batch; an entry
-        // goes on decoded only when the batch held, else it is decoded and verified alone.
-        let mut entries: Vec<Option<Entry>> = frames
-            .iter()
-            .map(|frame| match frame {
-                Ok(Frame {
-                    body: Body::Entry { entry },
-                    ..
-                }) => Entry::decode_unverified_cached(entry, &mut self.author_keys).ok(),
-                _ => None,
-            })
-            .collect();
-        let decoded = entries.iter().flatten().count();
-        let batch_ok = decoded > 1
-            && op::verify_ops_cached(
-                &mut self.author_keys,
-                entries.iter().flatten().map(Entry::op),
-            )
-            .is_ok();
-        if !batch_ok {
-            entries.iter_mut().for_each(|entry| *entry = None);
-        }
-        for (frame, verified) in frames.into_iter().zip(entries) {
-            self.handle(frame?, verified, now_ms)?;
-        }
-        self.tick(now_ms);
-        Ok(())
-    }
-
-    /// `verified`: the frame's entry, already decoded and its signature verified, if it is one.
-    fn handle(&mut self, frame: Frame, verified: Option<Entry>, now_ms: u64) -> Result<()> {
-        let request_id = frame.request_id;
-        match frame.body {
-            Body::Challenge { relay, nonce } => {
-                if self.phase != Phase::AwaitingChallenge {
-                    return Ok(());
-                }
-                match self.relay {
-                    Some(pinned) if pinned != relay => {
-                        self.phase = Phase::Refused;
-                        self.misbehaviour("", Fault::RelayKeyChanged { presented: relay });
-                        return Ok(());
-                    }
-                    Some(_) => {}
-                    None => {
-                        self.relay = Some(relay);
-                        // Topics followed from 0 before the key was known get their follower now.
-                        for (name, topic) in &mut self.topics {
-                            if topic.cursor == 0 && topic.follower.is_none() {
-                                topic.follower = Some(LogFollower::new(relay, name)?);
-                            }
-                        }
-                    }
-                }
-                self.phase = Phase::AwaitingWelcome;
-                let id = self.request_id();
-                self.send(Frame::new(id, sign_hello(&self.identity, &nonce, &relay)))?;
-            }
-            Body::Welcome { .. } => {
-                if self.phase != Phase::AwaitingWelcome {
-                    return Ok(());
-                }
-                self.phase = Phase::Live;
-                if let Some(relay) = self.relay {
-                    self.events.push_back(SessionEvent::Live { relay });
-                }
-                let topics: Vec<String> = self
-                    .topics
-                    .iter()
-                    .filter(|(_, topic)| !topic.paused)
-                    .map(|(name, _)| name.clone())
-                    .collect();
-                for topic in topics {
-                    self.send_subscribe(&topic)?;
-                }
-                for index in 0..self.unacked.len() {
-                    self.send_unacked(index)?;
-                }
-            }
-            Body::Subscribed {
-                topic,
-                from_seq,
-                head,
-            } => self.on_subscribed(request_id, topic, from_seq, head),
-            Body::Entry { entry } => self.on_entry(request_id, &entry, verified)?,
-            Body::Receipt {
-                seq,
-                op_id,
-                receipt,
-            } => self.on_receipt(request_id, seq, op_id, receipt, now_ms)?,
-            Body::Checkpoint { checkpoint } => {
-                let Some(topic) = self.checkpoint_requests.remove(&request_id) else {
-                    return Ok(());
-                };
-                let Some(relay) = self.relay else {
-                    return Ok(());
-                };
-                match SignedCheckpoint::decode(&checkpoint, &relay) {
-                    Ok(checkpoint) if checkpoint.checkpoint().topic == topic => {
-                        self.on_head(&topic, checkpoint.into())?
-                    }
-                    Ok(_) => self.misbehaviour(
-                        &topic,
-                        Fault::BadReceipt {
-                            reason: "checkpoint of another topic".into(),
-                        },
-                    ),
-                    Err(error) => self.misbehaviour(
-                        &topic,
-                        Fault::BadReceipt {
-                            reason: format!("checkpoint: {error}"),
-                        },
-                    ),
-                }
-            }
-            Body::Error { code, message } => self.on_error(request_id, code, message),
-            // Relay-side events, proofs and unsubscribe confirmations carry nothing the session
-            // does not compute or check itself.
-            _ => {}
-        }
-        Ok(())
     }
 
     fn misbehaviour(&mut self, topic: &str, fault: Fault) {
@@ -647,16 +569,6 @@ impl Session {
                 from_seq,
             },
         ))
-    }
-
-    fn send_unacked(&mut self, index: usize) -> Result<()> {
-        let id = self.request_id();
-        let Some(unacked) = self.unacked.get_mut(index) else {
-            return Ok(());
-        };
-        unacked.request_id = id;
-        let op = unacked.op.as_bytes().to_vec();
-        self.send(Frame::new(id, Body::Publish { op }))
     }
 
     fn send(&mut self, frame: Frame) -> Result<()> {

@@ -12,11 +12,14 @@
 //!           ‖ frontier flag (1) [‖ count (1) ‖ { hash (32) }]     version 2: the Merkle frontier
 //!                                                                  of the topic's first `cursor`
 //!                                                                  entries, largest subtree first
+//! (version 3 only, after the topics)
+//!           ‖ count (4) ‖ { length (4) ‖ signed receipt           receipts kept for auditing,
+//!                           ‖ leaf hash (32) ‖ audited size (8) }  (topic, seq) order
 //! topic   = length (1) ‖ UTF-8
 //! ```
 //!
-//! Version 1 (no frontier) is still read; its topics followed from a cursor above 0 resume
-//! without a log follower. With the frontier, a restored topic resumes its follower
+//! Versions 1 (no frontier) and 2 (no kept receipts) are still read; version 1 topics followed
+//! from a cursor above 0 resume without a log follower. With the frontier, a restored topic resumes its follower
 //! ([`LogFollower::resume`]): entries and signed heads after the cursor are checked as before
 //! the reload.
 //!
@@ -25,6 +28,7 @@
 
 use std::collections::BTreeMap;
 
+use super::audit::Held;
 use super::{Awaited, Phase, Session, Topic, Unacked};
 use crate::codec::{Reader, Writer};
 use crate::error::{Error, Result};
@@ -34,8 +38,8 @@ use crate::op::{OpId, SignedOp};
 use crate::replica::Replica;
 use crate::wire::take_topic;
 
-/// Version byte of the exported state (version 1 is still read).
-pub const STATE_VERSION: u8 = 2;
+/// Version byte of the exported state (versions 1 and 2 are still read).
+pub const STATE_VERSION: u8 = 3;
 
 /// Most topics, counters, unacknowledged ops or awaited acknowledgements in one state.
 pub const MAX_STATE_ITEMS: u32 = 1 << 20;
@@ -136,6 +140,12 @@ impl Session {
                 _ => out.put_u8(0),
             }
         }
+        out.put_u32(self.held.len() as u32);
+        for held in self.held.iter() {
+            put_blob(&mut out, held.receipt.as_bytes());
+            out.put(&held.leaf);
+            out.put_u64(held.proven_size);
+        }
         out
     }
 
@@ -152,7 +162,7 @@ impl Session {
     pub fn restore(identity: Identity, bytes: &[u8]) -> Result<Session> {
         let mut r = Reader::new("session state", bytes);
         let version = r.u8("version")?;
-        if version != STATE_VERSION && version != 1 {
+        if !(1..=STATE_VERSION).contains(&version) {
             return Err(Error::UnsupportedVersion {
                 what: "session state",
                 version,
@@ -187,7 +197,8 @@ impl Session {
                     "an unacknowledged op of another author".into(),
                 ));
             }
-            session.unacked.push(Unacked { op, request_id: 0 });
+            // Its publish timeout starts with the first call that brings the time.
+            session.unacked.push(Unacked::new(op, 0));
         }
         for _ in 0..count(&mut r, "topics")? {
             let name = take_topic(&mut r)?;
@@ -274,8 +285,32 @@ impl Session {
                     gap_retries: 0,
                     // Pausing is the caller's backpressure, not state: a restored topic follows.
                     paused: false,
+                    pushed: BTreeMap::new(),
+                    recent_ours: BTreeMap::new(),
+                    first_applied: None,
                 },
             );
+        }
+        if version >= 3 {
+            let mut previous: Option<(String, u64)> = None;
+            for _ in 0..count(&mut r, "kept receipts")? {
+                let receipt = SignedReceipt::decode_unverified(take_blob(&mut r, "receipt")?)?;
+                if let Some(relay) = &relay {
+                    receipt.verify(relay)?;
+                }
+                let leaf = r.array::<32>("leaf hash")?;
+                let proven_size = r.u64("audited size")?;
+                let key = (receipt.receipt().topic.clone(), receipt.receipt().seq);
+                if previous.as_ref() >= Some(&key) {
+                    return Err(noncanonical("kept receipts out of (topic, seq) order"));
+                }
+                previous = Some(key);
+                session.held.insert(Held {
+                    receipt,
+                    leaf,
+                    proven_size,
+                });
+            }
         }
         r.finish()?;
         session.phase = Phase::Disconnected;

@@ -1,13 +1,179 @@
-//! How a [`Session`] handles what the relay sends: subscriptions, entries, receipts, signed
-//! heads and refusals.
+//! How a [`Session`] handles what the relay sends: the handshake, subscriptions, entries,
+//! receipts and signed heads (refusals: [`super::publish`]; pushed events: [`super::pushed`];
+//! audit answers: [`super::audit`]).
 
-use super::{Awaited, Fault, Session, SessionEvent};
+use super::{Awaited, Fault, Phase, Session, SessionEvent};
 use crate::entry::Entry;
 use crate::error::{Error, Result};
-use crate::log::{FollowerEvent, SignedReceipt, SignedTreeHead};
-use crate::op::OpId;
+use crate::log::{FollowerEvent, LogFollower, SignedCheckpoint, SignedReceipt, SignedTreeHead};
+use crate::op::{self, OpId};
+use crate::wire::{sign_hello, Body, Frame};
 
 impl Session {
+    /// Handles one received binary message.
+    ///
+    /// Errors: the decoding codes of [`Frame::decode`] for a message that is not a frame (the
+    /// caller should drop the connection). Misbehaviour is an event, not an error.
+    pub fn receive(&mut self, bytes: &[u8], now_ms: u64) -> Result<()> {
+        self.receive_batch(&[bytes], now_ms)
+    }
+
+    /// Handles several received messages at once; the signatures of the entries among them (in
+    /// `entry` and `entries` frames) are verified as one batch.
+    ///
+    /// Errors: as [`Session::receive`]; frames before a broken one are handled.
+    pub fn receive_batch(&mut self, messages: &[&[u8]], now_ms: u64) -> Result<()> {
+        self.advance_clock(now_ms);
+        // An `entries` frame is handled as that many `entry` frames in a row.
+        let mut frames = Vec::with_capacity(messages.len());
+        for bytes in messages {
+            match Frame::decode(bytes) {
+                Ok(Frame {
+                    request_id,
+                    body: Body::Entries { entries },
+                }) => frames.extend(
+                    entries
+                        .into_iter()
+                        .map(|entry| Ok(Frame::new(request_id, Body::Entry { entry }))),
+                ),
+                other => frames.push(other),
+            }
+        }
+        // Entries are decoded once, here, and their op signatures checked in one batch; an entry
+        // goes on decoded only when the batch held, else it is decoded and verified alone.
+        let mut entries: Vec<Option<Entry>> = frames
+            .iter()
+            .map(|frame| match frame {
+                Ok(Frame {
+                    body: Body::Entry { entry },
+                    ..
+                }) => Entry::decode_unverified_cached(entry, &mut self.author_keys).ok(),
+                _ => None,
+            })
+            .collect();
+        let decoded = entries.iter().flatten().count();
+        let batch_ok = decoded > 1
+            && op::verify_ops_cached(
+                &mut self.author_keys,
+                entries.iter().flatten().map(Entry::op),
+            )
+            .is_ok();
+        if !batch_ok {
+            entries.iter_mut().for_each(|entry| *entry = None);
+        }
+        for (frame, verified) in frames.into_iter().zip(entries) {
+            self.handle(frame?, verified, now_ms)?;
+        }
+        self.tick(now_ms);
+        Ok(())
+    }
+
+    /// `verified`: the frame's entry, already decoded and its signature verified, if it is one.
+    fn handle(&mut self, frame: Frame, verified: Option<Entry>, now_ms: u64) -> Result<()> {
+        let request_id = frame.request_id;
+        match frame.body {
+            Body::Challenge { relay, nonce } => {
+                if self.phase != Phase::AwaitingChallenge {
+                    return Ok(());
+                }
+                match self.relay {
+                    Some(pinned) if pinned != relay => {
+                        self.phase = Phase::Refused;
+                        self.misbehaviour("", Fault::RelayKeyChanged { presented: relay });
+                        return Ok(());
+                    }
+                    Some(_) => {}
+                    None => {
+                        self.relay = Some(relay);
+                        // Topics followed from 0 before the key was known get their follower now.
+                        for (name, topic) in &mut self.topics {
+                            if topic.cursor == 0 && topic.follower.is_none() {
+                                topic.follower = Some(LogFollower::new(relay, name)?);
+                            }
+                        }
+                    }
+                }
+                self.phase = Phase::AwaitingWelcome;
+                let id = self.request_id();
+                self.send(Frame::new(id, sign_hello(&self.identity, &nonce, &relay)))?;
+            }
+            Body::Welcome { .. } => {
+                if self.phase != Phase::AwaitingWelcome {
+                    return Ok(());
+                }
+                self.phase = Phase::Live;
+                if let Some(relay) = self.relay {
+                    self.events.push_back(SessionEvent::Live { relay });
+                }
+                // A new connection is a natural point to try again: waits from the last one end.
+                for unacked in &mut self.unacked {
+                    unacked.retry_at_ms = None;
+                }
+                let topics: Vec<String> = self
+                    .topics
+                    .iter()
+                    .filter(|(_, topic)| !topic.paused)
+                    .map(|(name, _)| name.clone())
+                    .collect();
+                for topic in topics {
+                    self.send_subscribe(&topic)?;
+                }
+                self.send_due()?;
+            }
+            Body::Subscribed { head, .. } if self.is_audit_fetch(request_id) => {
+                self.on_audit_subscribed(request_id, head)?
+            }
+            Body::Subscribed {
+                topic,
+                from_seq,
+                head,
+            } => self.on_subscribed(request_id, topic, from_seq, head),
+            Body::Entry { entry } if self.is_audit_fetch(request_id) => {
+                self.on_audit_entry(request_id, &entry)?
+            }
+            Body::Entry { entry } => self.on_entry(request_id, &entry, verified)?,
+            Body::Receipt {
+                seq,
+                op_id,
+                receipt,
+            } => self.on_receipt(request_id, seq, op_id, receipt, now_ms)?,
+            Body::Checkpoint { checkpoint } => {
+                let Some(topic) = self.checkpoint_requests.remove(&request_id) else {
+                    return Ok(());
+                };
+                let Some(relay) = self.relay else {
+                    return Ok(());
+                };
+                match SignedCheckpoint::decode(&checkpoint, &relay) {
+                    Ok(checkpoint) if checkpoint.checkpoint().topic == topic => {
+                        let head = SignedTreeHead::from(checkpoint);
+                        self.on_head(&topic, head.clone())?;
+                        self.audit(&head)?;
+                    }
+                    Ok(_) => self.misbehaviour(
+                        &topic,
+                        Fault::BadReceipt {
+                            reason: "checkpoint of another topic".into(),
+                        },
+                    ),
+                    Err(error) => self.misbehaviour(
+                        &topic,
+                        Fault::BadReceipt {
+                            reason: format!("checkpoint: {error}"),
+                        },
+                    ),
+                }
+            }
+            Body::Error { code, message } => self.on_error(request_id, code, message, now_ms)?,
+            Body::Event { topic, seq, event } => self.on_pushed(topic, seq, event),
+            Body::InclusionProof { proof } => self.on_inclusion_proof(request_id, &proof)?,
+            // Consistency proofs (never asked for) and unsubscribe confirmations carry nothing
+            // the session does not compute or check itself.
+            _ => {}
+        }
+        Ok(())
+    }
+
     pub(super) fn on_subscribed(
         &mut self,
         request_id: u32,
@@ -138,8 +304,15 @@ impl Session {
             None => Vec::new(),
         };
         let mut replica_events = Vec::new();
-        if let Some(replica) = topic.replica.as_mut() {
-            replica_events = replica.apply(&entry)?;
+        let applied = match topic.replica.as_mut() {
+            Some(replica) => {
+                replica_events = replica.apply(&entry)?;
+                true
+            }
+            None => false,
+        };
+        if applied {
+            self.check_pushed(&name, seq, &replica_events);
         }
         for fault in faults {
             self.misbehaviour(&name, fault);
@@ -175,6 +348,17 @@ impl Session {
             .iter()
             .position(|u| u.request_id == request_id && request_id != 0)
         else {
+            if let Some((topic, abandoned)) = self.take_abandoned(request_id) {
+                // Given up after the publish timeout while on the wire, and sequenced after all.
+                if abandoned == op_id {
+                    self.events.push_back(SessionEvent::Acknowledged {
+                        topic,
+                        op_id,
+                        seq,
+                        receipt,
+                    });
+                }
+            }
             return Ok(());
         };
         let op = self.unacked[index].op.clone();
@@ -214,6 +398,9 @@ impl Session {
             }
         };
         self.unacked.remove(index);
+        // The topic's ops get through again: back to sending them all.
+        self.careful.remove(&topic);
+        self.held.hold(&op, signed.clone());
         if let Some(t) = self.topics.get_mut(&topic) {
             if seq >= t.cursor {
                 t.awaited.insert(
@@ -226,6 +413,7 @@ impl Session {
             }
         }
         let _ = now_ms;
+        self.send_due()?;
         if self.topics.contains_key(&topic) {
             self.on_head(&topic, signed.into())?;
         }
@@ -278,33 +466,5 @@ impl Session {
             }
         }
         Ok(())
-    }
-
-    pub(super) fn on_error(&mut self, request_id: u32, code: String, message: String) {
-        if self.checkpoint_requests.remove(&request_id).is_some() {
-            return;
-        }
-        if request_id != 0 {
-            if let Some(index) = self.unacked.iter().position(|u| u.request_id == request_id) {
-                if matches!(code.as_str(), "RATE_LIMITED" | "UNAVAILABLE") {
-                    // Transient: the op is sent again on the next connection.
-                    self.unacked[index].request_id = 0;
-                } else {
-                    let unacked = self.unacked.remove(index);
-                    self.events.push_back(SessionEvent::Refused {
-                        topic: unacked.op.topic().to_owned(),
-                        op_id: unacked.op.id(),
-                        code,
-                        message,
-                    });
-                    return;
-                }
-            }
-        }
-        self.events.push_back(SessionEvent::RelayError {
-            request_id,
-            code,
-            message,
-        });
     }
 }

@@ -36,6 +36,18 @@ export type SessionEvent =
   | { type: "verified"; topic: string; treeSize: U64 }
   | { type: "acknowledged"; topic: string; opId: string; seq: U64; receipt: Uint8Array }
   | { type: "refused"; topic: string; opId: string; code: string; message: string }
+  | {
+      type: "retrying";
+      topic: string;
+      opId: string;
+      code: string;
+      message: string;
+      attempt: number;
+      retryAtMs: U64;
+    }
+  | { type: "timedOut"; topic: string; opId: string; code: string; message: string; op: Uint8Array }
+  | { type: "receiptAudited"; topic: string; opId: string; seq: U64; treeSize: U64 }
+  | { type: "pushed"; topic: string; seq: U64; event: ReplicaEvent }
   | { type: "misbehaviour"; topic: string; code: string; detail: string; evidence: Uint8Array | null }
   | { type: "relayError"; requestId: number; code: string; message: string };
 "#;
@@ -102,6 +114,37 @@ enum JsEvent {
         code: String,
         message: String,
     },
+    Retrying {
+        topic: String,
+        op_id: String,
+        code: String,
+        message: String,
+        attempt: u32,
+        #[serde(serialize_with = "serialize_u64")]
+        retry_at_ms: u64,
+    },
+    TimedOut {
+        topic: String,
+        op_id: String,
+        code: String,
+        message: String,
+        #[serde(serialize_with = "serialize_bytes")]
+        op: Vec<u8>,
+    },
+    ReceiptAudited {
+        topic: String,
+        op_id: String,
+        #[serde(serialize_with = "serialize_u64")]
+        seq: u64,
+        #[serde(serialize_with = "serialize_u64")]
+        tree_size: u64,
+    },
+    Pushed {
+        topic: String,
+        #[serde(serialize_with = "serialize_u64")]
+        seq: u64,
+        event: PushedEvent,
+    },
     Misbehaviour {
         topic: String,
         code: String,
@@ -114,6 +157,23 @@ enum JsEvent {
         code: String,
         message: String,
     },
+}
+
+/// A pushed event as a JS object: the relay sends the replica's JSON view (PROTOCOL.md 8.5).
+#[cfg(feature = "doc")]
+type PushedEvent = serde_json::Value;
+#[cfg(not(feature = "doc"))]
+type PushedEvent = String;
+
+#[cfg(feature = "doc")]
+fn pushed_event(bytes: &[u8]) -> PushedEvent {
+    serde_json::from_slice(bytes)
+        .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(bytes).into_owned()))
+}
+
+#[cfg(not(feature = "doc"))]
+fn pushed_event(bytes: &[u8]) -> PushedEvent {
+    String::from_utf8_lossy(bytes).into_owned()
 }
 
 fn serialize_opt_bytes<S: serde::Serializer>(
@@ -178,11 +238,55 @@ fn to_js_event(event: SessionEvent) -> JsEvent {
         SessionEvent::Misbehaviour { topic, fault } => JsEvent::Misbehaviour {
             topic,
             code: fault.code().to_owned(),
-            detail: format!("{fault:?}"),
+            detail: fault.to_string(),
             evidence: match &fault {
                 Fault::Evidence(evidence) => Some(evidence.encode()),
                 _ => None,
             },
+        },
+        SessionEvent::Retrying {
+            topic,
+            op_id,
+            code,
+            message,
+            attempt,
+            retry_at_ms,
+        } => JsEvent::Retrying {
+            topic,
+            op_id: op_id.to_string(),
+            code,
+            message,
+            attempt,
+            retry_at_ms,
+        },
+        SessionEvent::TimedOut {
+            topic,
+            op_id,
+            code,
+            message,
+            op,
+        } => JsEvent::TimedOut {
+            topic,
+            op_id: op_id.to_string(),
+            code,
+            message,
+            op,
+        },
+        SessionEvent::ReceiptAudited {
+            topic,
+            op_id,
+            seq,
+            tree_size,
+        } => JsEvent::ReceiptAudited {
+            topic,
+            op_id: op_id.to_string(),
+            seq,
+            tree_size,
+        },
+        SessionEvent::Pushed { topic, seq, event } => JsEvent::Pushed {
+            topic,
+            seq,
+            event: pushed_event(&event),
         },
         SessionEvent::RelayError {
             request_id,
@@ -404,7 +508,25 @@ impl JsSession {
         Ok(self.0.request_checkpoint(&string_arg("topic", topic)?)?)
     }
 
-    /// Time passes (acknowledged-op deadlines).
+    /// How long an op may wait for its receipt before it is given up (a `timedOut` event), in
+    /// ms (default 60,000).
+    #[wasm_bindgen(js_name = setPublishTimeoutMs)]
+    pub fn set_publish_timeout_ms(
+        &mut self,
+        #[wasm_bindgen(unchecked_param_type = "number")] ms: &JsValue,
+    ) -> Result<(), JsValue> {
+        self.0.set_publish_timeout_ms(ms_arg("ms", ms)?);
+        Ok(())
+    }
+
+    /// When to call `tick` next (a retry due, a publish timeout), in ms on the caller's clock;
+    /// undefined when nothing is scheduled.
+    #[wasm_bindgen(js_name = nextWakeMs)]
+    pub fn next_wake_ms(&self) -> Option<f64> {
+        self.0.next_wake_ms().map(|ms| ms as f64)
+    }
+
+    /// Time passes: due retries, publish timeouts, acknowledged-op deadlines.
     pub fn tick(
         &mut self,
         #[wasm_bindgen(unchecked_param_type = "number")] now_ms: &JsValue,

@@ -166,6 +166,27 @@ impl State {
             .to_vec()
     }
 
+    /// The inclusion proof of leaf `seq` in the tree of `size` of the view of connection `c`,
+    /// or an error frame when that view has no such tree.
+    fn inclusion_proof(&self, c: usize, id: u32, topic: &str, seq: u64, size: u64) -> Frame {
+        let view = self.views[self.view_of(c)].get(topic);
+        match view.map(|v| v.log.inclusion_proof(seq, size)) {
+            Some(Ok(proof)) => Frame::new(
+                id,
+                Body::InclusionProof {
+                    proof: proof.encode(),
+                },
+            ),
+            _ => Frame::new(
+                id,
+                Body::Error {
+                    code: "BAD_INPUT".into(),
+                    message: "no tree of that size".into(),
+                },
+            ),
+        }
+    }
+
     /// Entries owed to `conn` on every topic it follows.
     fn deliver(&self, c: usize, conn: &mut RelayConnection) -> Vec<Frame> {
         let view = &self.views[self.view_of(c)];
@@ -288,6 +309,9 @@ impl LyingRelay {
                                     }
                                     Action::Checkpoint { request_id, topic } => {
                                         out.push(Frame::new(request_id, Body::Checkpoint { checkpoint: s.checkpoint(c, &topic) }));
+                                    }
+                                    Action::InclusionProof { request_id, topic, seq, tree_size } => {
+                                        out.push(s.inclusion_proof(c, request_id, &topic, seq, tree_size));
                                     }
                                     _ => {}
                                 }

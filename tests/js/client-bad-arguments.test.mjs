@@ -316,7 +316,15 @@ const mustRefuse = (error) =>
   error?.code === 'BAD_INPUT' ? null : `expected BAD_INPUT, got ${error ? error.code : 'a connection'}`;
 
 /** Option fields that are times in ms: a well-formed one is a number >= 0 (or absent). */
-const TIME_OPTIONS = new Set(['connectTimeoutMs', 'tickMs', 'minBackoffMs', 'maxBackoffMs', 'deadlineMs', 'gossipMs']);
+const TIME_OPTIONS = new Set([
+  'connectTimeoutMs',
+  'tickMs',
+  'minBackoffMs',
+  'maxBackoffMs',
+  'publishTimeoutMs',
+  'deadlineMs',
+  'gossipMs',
+]);
 const wellFormedTime = (value) => value === undefined || value === null || (typeof value === 'number' && value >= 0);
 
 /** The rule for a connect to live relays with one option field set to `value` (a group has no
@@ -359,7 +367,7 @@ test('RelayClient.connect and RelayGroup.connect refuse garbage with a documente
       RelayClient.connect(relayA.ws, identity(), make()),
     );
   }
-  for (const key of ['WebSocket', 'state', 'wait', 'connectTimeoutMs', 'tickMs', 'minBackoffMs', 'maxBackoffMs']) {
+  for (const key of ['WebSocket', 'state', 'wait', 'connectTimeoutMs', 'tickMs', 'minBackoffMs', 'maxBackoffMs', 'publishTimeoutMs']) {
     for (const [text, make] of PLAIN) {
       calls += 1;
       await connectCase(
@@ -411,7 +419,7 @@ test('RelayClient.connect and RelayGroup.connect refuse garbage with a documente
       RelayGroup.connect(live, identity(), make()),
     );
   }
-  const groupKeys = ['WebSocket', 'state', 'connectTimeoutMs', 'tickMs', 'minBackoffMs', 'maxBackoffMs'];
+  const groupKeys = ['WebSocket', 'state', 'connectTimeoutMs', 'tickMs', 'minBackoffMs', 'maxBackoffMs', 'publishTimeoutMs'];
   for (const key of [...groupKeys, 'minLive', 'deadlineMs', 'gossipMs', 'states']) {
     for (const [text, make] of PLAIN) {
       calls += 1;
