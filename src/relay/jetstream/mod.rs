@@ -13,10 +13,18 @@
 //! there). File storage, `replicas` copies (3 in the documented setup), no limits, no deletes,
 //! no purges: a topic's log only grows. Each [`JetStreamLog::append`] carries
 //!
-//! - `Nats-Expected-Last-Subject-Sequence`: the stream sequence of the topic's previous message
+//! - `Nats-Expected-Last-Subject-Sequence`: the stream sequence of the topic's last message
 //!   (0 for none). The stream leader refuses the append (JetStream error 10071,
-//!   [`Error::SequenceConflict`]) if another message of the topic came in since: the fence that
-//!   keeps two frontends that both believe they own a topic from forking its log.
+//!   [`Error::SequenceConflict`]) if another message of the topic was applied since.
+//! - `Ants-Predecessor` ([`PREDECESSOR_HEADER`]): the topic's last *valid* message, which the
+//!   append follows. The server's fence alone does not keep the log from forking: measured on
+//!   nats-server 2.9.10, two appends in flight at once with the same expectation are both
+//!   acknowledged, and appends made without quorum that all expected the same sequence are all
+//!   committed when quorum returns (the leader checks the fence against what it has applied,
+//!   not against what it has proposed). So after the ack an append checks that no other message
+//!   since its predecessor claims that predecessor; if one does, it is void and the writer gets
+//!   `SEQUENCE_CONFLICT`. Readers skip void messages by [`valid_chain`], a pure function of the
+//!   stream: the valid messages form one chain, and no writer was told a void one succeeded.
 //! - `Nats-Msg-Id`: the stream's deduplication within its window (`duplicate_window`). Measured
 //!   on nats-server 2.9.10: a repeat whose non-zero expected sequence is stale is refused 10071
 //!   (the leader checks that before dedup), while a repeat expecting 0 or the current last
