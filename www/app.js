@@ -298,7 +298,7 @@ function addAgent(running = true) {
     if (fresh) fund(agent.id);
   };
   worker.onerror = (e) => { agent.status = `crashed: ${e.message}`; li.textContent = `${agent.name}: ${agent.status}`; };
-  worker.postMessage({ type: 'start', seed, url: RELAY, topic: TOPIC, name: agent.name, running });
+  wasmModule.then((module) => worker.postMessage({ type: 'start', module, seed, url: RELAY, topic: TOPIC, name: agent.name, running }));
   $('agents').append(li);
   agents.push(agent);
 }
@@ -469,8 +469,12 @@ async function switchKey(newKey) {
   state.publisher = await RelayClient.connect(RELAY, next, { WebSocket });
 }
 
+// The package's .wasm, fetched and compiled once: the page instantiates it, and so does each agent
+// worker, from this WebAssembly.Module posted to it (a module can be posted; an instance cannot).
+const wasmModule = WebAssembly.compileStreaming(fetch(new URL('/pkg/ants_coord_bg.wasm', location.href)));
+
 async function main() {
-  await init();
+  await init({ module_or_path: await wasmModule });
   const { identity, agent } = loadIdentity();
   state.identity = identity;
   state.me = agent;
