@@ -14,6 +14,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { gzipSync } from 'node:zlib';
 import { chromium } from 'playwright-core';
 
 import { root, startRelay } from '../tests/js/helpers.mjs';
@@ -39,12 +40,16 @@ async function transfer(page, visit) {
     if (!request.url().startsWith('http')) return;
     pending.push((async () => {
       const response = await request.response();
-      const sizes = await request.sizes();
+      const headers = (await response?.allHeaders()) ?? {};
+      // request.sizes() reports 0 here; the bytes on the wire are the body's (encoded) length:
+      // Content-Length, or for a chunked (gzipped as served) body, the body gzipped again.
+      const body = headers['content-length'] !== undefined ? Number(headers['content-length'])
+        : headers['content-encoding'] === 'gzip' ? gzipSync(await response.body()).length : (await response.body()).length;
       rows.push({
         url: new URL(request.url()).pathname,
         status: response?.status(),
-        encoding: (await response?.headerValue('content-encoding')) ?? '',
-        body: sizes.responseBodySize,
+        encoding: headers['content-encoding'] ?? '',
+        body: response?.status() === 304 ? 0 : body,
       });
     })());
   };
