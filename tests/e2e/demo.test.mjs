@@ -360,7 +360,8 @@ test('with ?relay2= two relays carry the topic: your ops are on both, checkpoint
     assert.doesNotMatch(await page.textContent('#honesty'), /⚠/);
     // The gossip ops in the feed read as what they carry, not as binary.
     const gossip = await (await page.waitForFunction(() => [...document.querySelectorAll('#feed tbody tr[data-kind="ants.checkpoint"] td.body')].map((td) => td.textContent)[0], null, { timeout: 20_000 })).jsonValue();
-    assert.match(gossip, /^gossip: relay [0-9a-f]{8} signed tree size [1-9]\d*, root [0-9a-f]{16}…$/);
+    // A head is a signed checkpoint or a signed receipt.
+    assert.match(gossip, /^gossip: relay [0-9a-f]{8}( signed tree size [1-9]\d*, root [0-9a-f]{16}…|'s signed receipt \(\d+ bytes\))$/);
     assert.equal(await page.getAttribute('#honesty', 'class'), 'ok');
     await page.locator('#panel-honesty').screenshot({ path: join(ARTIFACTS, 'honesty-two-relays.png') });
     assert.deepEqual(page.errors, []);
