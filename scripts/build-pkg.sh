@@ -16,6 +16,8 @@
 #   node.mjs      Node/Deno ESM: loads the .wasm synchronously, no init call needed
 #   workerd.js    Cloudflare workerd: imports the .wasm as a compiled module
 #   cjs/          wasm-bindgen --target nodejs (CommonJS), sharing ../ants_coord_bg.wasm
+#   *.br, *.gz    brotli and gzip copies of the .wasm and the JS, which the relay serves to a
+#                 browser that accepts them; not packed into the npm package
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -114,6 +116,10 @@ cp "$stage/web/ants_coord.js" "$stage/web/ants_coord.d.ts" "$stage/web/ants_coor
 mkdir "$out/cjs"
 cp "$stage/cjs/ants_coord.js" "$stage/cjs/ants_coord.d.ts" "$out/cjs/"
 cp -R pkg-config/. "$out/"
+
+# Brotli and gzip copies beside the files a browser loads, for the relay to serve precompressed
+# (src/relay/assets.rs). They are not in the npm package ("files" in package.json lists names).
+node scripts/compress-static.mjs "$out"
 
 size=$(wc -c <"$out/ants_coord_bg.wasm")
 gz=$(gzip -9c "$out/ants_coord_bg.wasm" | wc -c)

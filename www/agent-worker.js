@@ -88,7 +88,8 @@ onmessage = async ({ data }) => {
   if (data.type !== 'start') return;
   running = data.running;
   topic = data.topic;
-  await init();
+  // The page compiled the .wasm once and posted the module: instantiate it, no fetch, no compile.
+  await init({ module_or_path: data.module });
   const identity = pkg.Identity.fromSeed(unhex(data.seed));
   me = { id: identity.agentId, status: 'connecting', actions: 0 };
   report();

@@ -20,12 +20,24 @@ const $ = (id) => document.getElementById(id);
 const hex = (bytes) => Array.from(bytes, (x) => x.toString(16).padStart(2, '0')).join('');
 const unhex = (h) => Uint8Array.from(h.match(/../g) ?? [], (b) => parseInt(b, 16));
 const short = (id) => (id ? id.slice(0, 8) : '?');
-const names = new Map(); // agent id -> friendly name
+// Agents are named by their id's short form, the same in every tab; only this tab's own agent
+// and the demo faucet get a word in front ("you 1a2b3c4d").
+const names = new Map(); // agent id -> word before the short id
 
-/** A stable colour per agent id. */
+// Colours far apart in hue and lightness, all dark enough for white text; given out in the order
+// agents first appear in this tab, so the first ten never share one.
+const PALETTE = ['#1565c0', '#c62828', '#2e7d32', '#6a1b9a', '#ef6c00', '#00838f', '#ad1457', '#5d4037', '#455a64', '#827717'];
+const colours = new Map(); // agent id -> colour
+/** A colour per agent id, distinct from the others shown in this tab (up to ten of them). */
 export function colourOf(id) {
-  const hue = parseInt(id.slice(0, 6), 16) % 360;
-  return `hsl(${hue} 55% 38%)`;
+  if (!colours.has(id)) colours.set(id, PALETTE[colours.size % PALETTE.length]);
+  return colours.get(id);
+}
+/** "CODE: message" once, whether or not the message already starts with its code. */
+function errorWords(error) {
+  const message = error?.message ?? String(error);
+  if (!error?.code || message.startsWith(error.code)) return message;
+  return `${error.code}: ${message}`;
 }
 function agentChip(id) {
   const span = document.createElement('span');
@@ -36,6 +48,10 @@ function agentChip(id) {
   span.dataset.agent = id;
   return span;
 }
+
+// The note form is never submitted natively (that would reload the page without its settings):
+// its button is disabled in the HTML until the connection is up, and a submit is always stopped.
+$('post-form').addEventListener('submit', (event) => event.preventDefault());
 
 const state = { model: null, client: null, publisher: null, identity: null, me: '', text: null, caughtUp: false, verifiedSize: 0, shownCompensations: new Set() };
 const ratePlot = new Plot($('plot-rate'), 'ops/s', '#1565c0');
@@ -84,13 +100,43 @@ function loadIdentity() {
 }
 
 // ---- feed -----------------------------------------------------------------------------------
+/**
+ * A checkpoint gossip body (kind `ants.checkpoint`, published by the RelayGroup with ?relay2=):
+ * version 1 ‖ relay key [32] ‖ head kind (1 receipt, 2 checkpoint) ‖ u32 length ‖ the signed
+ * statement (PROTOCOL.md section 5).
+ */
+function gossipText(body) {
+  if (body.length < 38 || body[0] !== 1) return null;
+  const relay = hex(body.subarray(1, 33));
+  const statement = body.subarray(38);
+  if (body[33] === 2) {
+    try {
+      const checkpoint = pkg.decodeCheckpoint(statement);
+      return `gossip: relay ${short(relay)} signed tree size ${checkpoint.treeSize}, root ${hex(checkpoint.root).slice(0, 16)}…`;
+    } catch {
+      return null;
+    }
+  }
+  return body[33] === 1 ? `gossip: relay ${short(relay)}'s signed receipt (${statement.length} bytes)` : null;
+}
+
+/** Bytes shown as text when they are UTF-8, else as their length and first bytes in hex. */
+function bytesText(bytes) {
+  try {
+    return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch {
+    return `${bytes.length} bytes: ${hex(bytes.subarray(0, 12))}${bytes.length > 12 ? '…' : ''}`;
+  }
+}
+
 function bodyText(entry) {
   if (entry.kind === 'doc.update') return `Yrs update, ${entry.body.length - 1} bytes`;
+  if (entry.kind === 'ants.checkpoint') return gossipText(entry.body) ?? bytesText(entry.body);
   let op;
   try {
     op = pkg.ReplicaOp.decode(entry.kind, entry.body);
   } catch {
-    return new TextDecoder().decode(entry.body);
+    return bytesText(entry.body);
   }
   if (entry.kind === 'post') return op.text;
   const { kind, ...fields } = op;
@@ -243,7 +289,7 @@ async function publish(kind, body) {
   try {
     return await (state.publisher ?? state.client).publish(TOPIC, kind, body);
   } catch (error) {
-    setStatus('error', `The relay refused a ${kind}: ${error.code ?? ''} ${error.message}`);
+    setStatus('error', `The relay refused a ${kind}: ${errorWords(error)}`);
     throw error;
   }
 }
@@ -271,7 +317,7 @@ async function fund(id) {
     }
   } catch (error) {
     faucet.pending.delete(id);
-    setStatus('error', `The faucet could not mint for ${short(id)}: ${error.code ?? ''} ${error.message}`);
+    setStatus('error', `The faucet could not mint for ${short(id)}: ${errorWords(error)}`);
   }
 }
 function fundEveryone() {
@@ -287,18 +333,17 @@ function addAgent(running = true) {
   let seed = localStorage.getItem(key);
   if (!seed) { const id = pkg.Identity.generate(); seed = hex(id.exportSeed()); id.free(); localStorage.setItem(key, seed); }
   const worker = new Worker(new URL('./agent-worker.js', import.meta.url), { type: 'module' });
-  const agent = { name: `agent-${n}`, worker, running, status: 'starting', actions: 0, id: '' };
+  const agent = { worker, running, status: 'starting', actions: 0, id: '' };
   const li = document.createElement('li');
   agent.li = li;
   worker.onmessage = ({ data }) => {
     const fresh = !agent.id && data.id;
     Object.assign(agent, data);
-    if (agent.id) names.set(agent.id, agent.name);
-    li.replaceChildren(agent.id ? agentChip(agent.id) : agent.name, ` ${agent.running ? 'running' : 'paused'} · ${agent.status} · ${agent.actions} ops`);
+    li.replaceChildren(agent.id ? agentChip(agent.id) : `agent ${n}`, ` ${agent.running ? 'running' : 'paused'} · ${agent.status} · ${agent.actions} ops`);
     if (fresh) fund(agent.id);
   };
-  worker.onerror = (e) => { agent.status = `crashed: ${e.message}`; li.textContent = `${agent.name}: ${agent.status}`; };
-  worker.postMessage({ type: 'start', seed, url: RELAY, topic: TOPIC, name: agent.name, running });
+  worker.onerror = (e) => { agent.status = `crashed: ${e.message}`; li.textContent = `agent ${agent.id ? short(agent.id) : n}: ${agent.status}`; };
+  wasmModule.then((module) => worker.postMessage({ type: 'start', module, seed, url: RELAY, topic: TOPIC, running }));
   $('agents').append(li);
   agents.push(agent);
 }
@@ -413,7 +458,7 @@ function onEntry(entry) {
       state.replicaStopped = true;
       const row = $('feed').tBodies[0].insertRow(0);
       row.className = 'alarm';
-      Object.assign(row.insertCell(), { colSpan: 6, textContent: `⚠ The board stopped at entry ${entry.seq} (${error.code ?? ''} ${error.message}): the replica applies every entry in order and cannot skip one this tab refused.` });
+      Object.assign(row.insertCell(), { colSpan: 6, textContent: `⚠ The board stopped at entry ${entry.seq} (${errorWords(error)}): the replica applies every entry in order and cannot skip one this tab refused.` });
     }
     return;
   }
@@ -453,7 +498,7 @@ function mergeText(entry, seq) {
     box.value = state.text.value;
     if (typing && caret !== undefined) box.setSelectionRange(caret, caret);
   } catch (error) {
-    setStatus('error', `A document update at seq ${seq} was refused: ${error.code ?? ''} ${error.message}`);
+    setStatus('error', `A document update at seq ${seq} was refused: ${errorWords(error)}`);
   }
 }
 
@@ -469,8 +514,12 @@ async function switchKey(newKey) {
   state.publisher = await RelayClient.connect(RELAY, next, { WebSocket });
 }
 
+// The package's .wasm, fetched and compiled once: the page instantiates it, and so does each agent
+// worker, from this WebAssembly.Module posted to it (a module can be posted; an instance cannot).
+const wasmModule = WebAssembly.compileStreaming(fetch(new URL('/pkg/ants_coord_bg.wasm', location.href)));
+
 async function main() {
-  await init();
+  await init({ module_or_path: await wasmModule });
   const { identity, agent } = loadIdentity();
   state.identity = identity;
   state.me = agent;
@@ -486,7 +535,7 @@ async function main() {
   try {
     state.client = await RelayClient.connect(RELAY, identity, { WebSocket });
   } catch (error) {
-    setStatus('error', `Cannot reach the relay at ${RELAY} (${error.code ?? ''} ${error.message}). Is ants-relay running? The page retries in 3 s.`);
+    setStatus('error', `Cannot reach the relay at ${RELAY} (${errorWords(error)}). Is ants-relay running? The page retries in 3 s.`);
     setTimeout(main, 3000);
     return;
   }
@@ -501,13 +550,13 @@ async function main() {
   state.client.on('status', onStatus);
   onStatus(state.client.status);
   state.client.on('misbehaviour', addAlarm);
-  state.client.on('error', (error) => setStatus('error', `The relay refused something: ${error.code ?? ''} ${error.message}`));
+  state.client.on('error', (error) => setStatus('error', `The relay refused something: ${errorWords(error)}`));
   state.client.on('verified', ({ treeSize }) => markCheckpoint(Number(treeSize)));
-  $('post-form').onsubmit = (event) => {
-    event.preventDefault();
+  $('post-form').onsubmit = () => {
     const text = $('post-text').value.trim();
     if (text) publish('post', pkg.ReplicaOp.post({ text })).then(() => { $('post-text').value = ''; });
   };
+  $('post-form').querySelector('button').disabled = false;
   $('task-open').onclick = () => publish('task.post', pkg.ReplicaOp.taskPost({
     task: `t${Date.now().toString(36).slice(-5)}`,
     reward: REWARD,
@@ -529,7 +578,7 @@ async function main() {
     helpers.forEach((a, i) => a.worker.postMessage({ type: 'recover', agent: state.me, newKey: next.agentId, request: i === 0 }));
   };
   for (let i = 0; i < AGENTS; i++) addAgent(true);
-  startWitness().catch((error) => { $('honesty').textContent = `Witness connection failed: ${error.message}`; });
+  startWitness().catch((error) => { $('honesty').textContent = `Witness connection failed: ${errorWords(error)}`; });
   setInterval(() => state.client.requestCheckpoint(TOPIC), 3000);
   setInterval(fundEveryone, 5000);
   setInterval(() => {

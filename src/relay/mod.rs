@@ -19,6 +19,7 @@
 //! Start it with [`serve`] (waits for SIGINT/SIGTERM) or, in tests, [`start`], which returns a
 //! [`RelayHandle`] bound to the configured address (port 0 picks a free one).
 
+mod assets;
 pub mod config;
 pub mod durable;
 pub mod hub;
@@ -373,10 +374,10 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/metrics", get(metrics_text))
         .with_state(shared);
     if let Some(dir) = pkg {
-        app = app.nest_service("/pkg", tower_http::services::ServeDir::new(dir));
+        app = app.nest_service("/pkg", assets::package(&dir));
     }
     match www {
-        Some(dir) => app.fallback_service(tower_http::services::ServeDir::new(dir)),
+        Some(dir) => app.fallback_service(assets::page(&dir)),
         None => app,
     }
 }

@@ -93,6 +93,43 @@ after(async () => {
   for (const dir of [...profiles, dataDir]) if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
+test('before the page is connected: the first line says what to try, Publish cannot submit, the banner names the code once', async () => {
+  const context = await openContext();
+  try {
+    const page = context.pages()[0] ?? (await context.newPage());
+    // A relay address where nothing listens: the page never connects.
+    const nowhere = `ws://127.0.0.1:${await freePort()}/ws`;
+    await page.goto(`${base}/?topic=${TOPIC}&agents=0&relay=${nowhere}`);
+    assert.match(await page.textContent('#intro'), /^What you see: .*First, type a note and press Publish, or click Open a task/);
+    assert.equal(await page.isDisabled('#post-form button'), true, 'Publish is disabled until connected');
+    // Once app.js runs (it sets the status), try every way to submit the note form.
+    await page.waitForFunction(() => document.querySelector('#status').textContent !== 'Loading the package…');
+    await page.evaluate(() => { window.stillHere = true; });
+    await page.fill('#post-text', 'too early');
+    await page.press('#post-text', 'Enter');
+    await page.click('#post-form button', { force: true });
+    const prevented = await page.evaluate(() => {
+      let seen;
+      window.addEventListener('submit', (event) => { seen = event.defaultPrevented; }, { once: true });
+      document.querySelector('#post-form').requestSubmit();
+      return seen;
+    });
+    assert.equal(prevented, true, 'a submit is stopped, never sent natively');
+    assert.equal(await page.evaluate(() => window.stillHere), true, 'the page was not reloaded');
+    assert.ok(page.url().includes(`relay=${nowhere}`), page.url());
+    assert.equal(await page.inputValue('#post-text'), 'too early');
+    // The failed connection's banner gives its code once (not "CONNECT_TIMEOUT CONNECT_TIMEOUT: …").
+    const banner = await (await page.waitForFunction(() => {
+      const text = document.querySelector('#status').textContent;
+      return /Cannot reach the relay/.test(text) ? text : null;
+    }, null, { timeout: 30_000 })).jsonValue();
+    const codes = banner.match(/\b[A-Z][A-Z_]{3,}\b/g) ?? [];
+    assert.equal(new Set(codes).size, codes.length, banner);
+  } finally {
+    await context.close();
+  }
+});
+
 test('a note published in one context shows in the other with the same seq, a ✓ and then the checkpoint ✓', async () => {
   await pageA.fill('#post-text', 'hello from A');
   await pageA.click('#post-form button');
@@ -300,6 +337,11 @@ test('with agents running every panel fills in; screenshots; a phone-sized scree
   await page.screenshot({ path: join(ARTIFACTS, 'demo.png'), fullPage: true });
   assert.match(await page.textContent('#honesty'), honest);
   assert.match(await page.textContent('#rec-result'), /Rotated/);
+  // Agents are named by their id's short form (the same in every tab), each in its own colour.
+  const chips = await page.$$eval('#agents li .agent', (spans) => spans.map((s) => ({ text: s.textContent, id: s.dataset.agent, colour: s.style.background })));
+  assert.equal(chips.length, 3);
+  for (const chip of chips) assert.equal(chip.text, chip.id.slice(0, 8));
+  assert.equal(new Set(chips.map((c) => c.colour)).size, 3, 'three agents, three colours');
   assert.deepEqual(page.errors, []);
   await page.setViewportSize({ width: 390, height: 844 });
   await page.waitForTimeout(300);
@@ -323,6 +365,10 @@ test('with ?relay2= two relays carry the topic: your ops are on both, checkpoint
     // Each relay's signed checkpoint verifies against the tree the tab rebuilt from it.
     await page.waitForFunction(() => /verified at sizes [1-9]\d* and [1-9]\d*/.test(document.getElementById('honesty').textContent), null, { timeout: 20_000 });
     assert.doesNotMatch(await page.textContent('#honesty'), /⚠/);
+    // The gossip ops in the feed read as what they carry, not as binary.
+    const gossip = await (await page.waitForFunction(() => [...document.querySelectorAll('#feed tbody tr[data-kind="ants.checkpoint"] td.body')].map((td) => td.textContent)[0], null, { timeout: 20_000 })).jsonValue();
+    // A head is a signed checkpoint or a signed receipt.
+    assert.match(gossip, /^gossip: relay [0-9a-f]{8}( signed tree size [1-9]\d*, root [0-9a-f]{16}…|'s signed receipt \(\d+ bytes\))$/);
     assert.equal(await page.getAttribute('#honesty', 'class'), 'ok');
     await page.locator('#panel-honesty').screenshot({ path: join(ARTIFACTS, 'honesty-two-relays.png') });
     assert.deepEqual(page.errors, []);
