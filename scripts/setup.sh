@@ -2,12 +2,13 @@
 # Installs what building and testing ants-coord needs, then builds the npm package into pkg/.
 # Idempotent: each step checks first and skips what is already done, so a second run is fast.
 # Non-interactive (works with CI=true and no stdin). Needs rustup/cargo, Node >= 20 and npm;
-# apt-get (as root, or with sudo) for Chromium.
+# apt-get (as root, or with sudo) for Chromium and nats-server.
 #
 #   scripts/setup.sh        # everything
 #
 # Steps: rustup target wasm32-unknown-unknown; wasm-bindgen-cli at the exact version Cargo.lock
-# pins (also provides wasm-bindgen-test-runner); Debian's chromium + chromium-driver; npm ci when
+# pins (also provides wasm-bindgen-test-runner); Debian's chromium + chromium-driver; Debian's
+# nats-server (the JetStream store's tests and scripts/nats-cluster.sh); npm ci when
 # node_modules does not match package-lock.json; scripts/build-pkg.sh when pkg/ is out of date.
 set -euo pipefail
 
@@ -43,19 +44,37 @@ else
   cargo install wasm-bindgen-cli --version "$wb_version" --force
 fi
 
-# 3. Chromium and chromedriver for the browser tiers (Debian packages).
-if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then
-  say "chromium + chromedriver: present"
-else
-  say "chromium + chromedriver: installing with apt-get"
-  sudo=""
+# Debian packages through apt-get, as root or with sudo; the package lists are updated once.
+apt_updated=""
+apt_install() {
+  local sudo=""
   if ((EUID != 0)); then
     command -v sudo >/dev/null || fail "apt-get needs root: run as root or install sudo"
     sudo="sudo -n"
   fi
   export DEBIAN_FRONTEND=noninteractive
-  $sudo apt-get update -q
-  $sudo apt-get install -y -q --no-install-recommends chromium chromium-driver
+  if [[ -z "$apt_updated" ]]; then
+    $sudo apt-get update -q
+    apt_updated=1
+  fi
+  $sudo apt-get install -y -q --no-install-recommends "$@"
+}
+
+# 3. Chromium and chromedriver for the browser tiers (Debian packages).
+if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then
+  say "chromium + chromedriver: present"
+else
+  say "chromium + chromedriver: installing with apt-get"
+  apt_install chromium chromium-driver
+fi
+
+# 3b. nats-server for the JetStream store (feature `nats`): its tests start a 3-node cluster.
+# Debian installs it in /usr/sbin, which a non-root PATH may lack.
+if command -v nats-server >/dev/null || [[ -x /usr/sbin/nats-server ]]; then
+  say "nats-server: present"
+else
+  say "nats-server: installing with apt-get"
+  apt_install nats-server
 fi
 
 # 4. npm packages, from the lockfile, when node_modules does not match it. `ants-coord` is

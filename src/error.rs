@@ -198,6 +198,19 @@ pub enum Error {
     #[error("unavailable: {0}")]
     Unavailable(String),
 
+    /// A store refused an append because the topic's last sequence is no longer the one the
+    /// writer expected: another writer (another relay frontend) appended first. Nothing was
+    /// written; reload the topic's head and decide again.
+    #[error(
+        "topic {topic:?} moved past the expected sequence {expected}: another writer appended"
+    )]
+    SequenceConflict {
+        /// The topic appended to.
+        topic: String,
+        /// The last sequence the writer expected.
+        expected: u64,
+    },
+
     /// An index or range is outside the sequence it addresses (text, array, batch of edits).
     #[error("{what}: index {index} (+{length}) out of range for length {len}")]
     OutOfRange {
@@ -276,6 +289,7 @@ impl Error {
             Error::DepsMissing { .. } => "DEPS_MISSING",
             Error::RateLimited(_) => "RATE_LIMITED",
             Error::Unavailable(_) => "UNAVAILABLE",
+            Error::SequenceConflict { .. } => "SEQUENCE_CONFLICT",
 
             Error::OutOfRange { .. } => "OUT_OF_RANGE",
             Error::BadUpdate(_) => "BAD_UPDATE",
@@ -365,6 +379,10 @@ mod tests {
             Error::DepsMissing { dep: String::new() },
             Error::RateLimited(""),
             Error::Unavailable(String::new()),
+            Error::SequenceConflict {
+                topic: String::new(),
+                expected: 0,
+            },
             Error::OutOfRange {
                 what: "",
                 index: 0,

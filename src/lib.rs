@@ -32,6 +32,9 @@
 //!   Turn it off (`--no-default-features`) for the small identity/op core without yrs.
 //! - `relay`: the native relay server ([`relay`], binaries `ants-relay` and `ants-load`):
 //!   tokio, axum, SQLite (bundled). Never compiled for `wasm32`.
+//! - `nats`: the relay's JetStream store primitives (`relay::jetstream`, async-nats): topic
+//!   logs on one replicated NATS JetStream stream, heads, op-id index, snapshots and frontend
+//!   heartbeats in KV buckets. Turns `relay` on.
 
 #![deny(missing_docs)]
 #![deny(clippy::unwrap_used)]

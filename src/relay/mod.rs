@@ -22,6 +22,8 @@
 pub mod config;
 pub mod durable;
 pub mod hub;
+#[cfg(feature = "nats")]
+pub mod jetstream;
 pub mod key;
 pub mod metrics;
 pub mod rate;
