@@ -42,3 +42,7 @@ pub mod lying_relay;
 /// Moves frames between a WebSocket and a client `Session`.
 #[cfg(all(feature = "relay", not(target_arch = "wasm32")))]
 pub mod session_driver;
+
+/// A 3-node NATS JetStream cluster on loopback.
+#[cfg(all(feature = "nats", not(target_arch = "wasm32")))]
+pub mod nats;

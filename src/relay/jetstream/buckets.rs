@@ -5,8 +5,8 @@
 //! Every read goes to the bucket stream's leader (`STREAM.MSG.GET`, never a direct get that a
 //! lagging follower may answer), so a read made after a write's acknowledgement sees it.
 
-use async_nats::jetstream::kv::{self, CreateErrorKind, Store, UpdateErrorKind};
-use async_nats::jetstream::stream::{LastRawMessageErrorKind, StorageType};
+use async_nats::jetstream::kv::{CreateErrorKind, Store, UpdateErrorKind};
+use async_nats::jetstream::stream::{self, DiscardPolicy, LastRawMessageErrorKind, StorageType};
 use async_nats::jetstream::Context;
 
 use super::subject::token_of_topic;
@@ -71,25 +71,35 @@ pub struct Buckets {
 
 /// Opens bucket `name`, creating it (file storage, `replicas` copies, one value per key) if it
 /// does not exist; `max_age` 0 keeps values forever.
+///
+/// The bucket's stream is created here with the KV layout (`KV_<name>`, subjects
+/// `$KV.<name>.>`, rollups allowed, deletes denied) rather than by async-nats'
+/// `create_key_value`, which first reads the account info in a shape nats-server 2.9.10 does
+/// not answer with (measured: "data did not match any variant").
 pub(crate) async fn open_bucket(
     js: &Context,
     config: &JetStreamConfig,
     name: &str,
     max_age: std::time::Duration,
 ) -> Result<Store> {
-    if let Ok(store) = js.get_key_value(name).await {
-        return Ok(store);
-    }
-    js.create_key_value(kv::Config {
-        bucket: name.to_string(),
-        history: 1,
+    js.get_or_create_stream(stream::Config {
+        name: format!("KV_{name}"),
+        subjects: vec![format!("$KV.{name}.>")],
+        max_messages_per_subject: 1,
         max_age,
         storage: StorageType::File,
         num_replicas: config.replicas,
+        discard: DiscardPolicy::New,
+        allow_rollup: true,
+        deny_delete: true,
+        allow_direct: true,
         ..Default::default()
     })
     .await
-    .map_err(|e| unavailable(&format!("create bucket {name}"), e))
+    .map_err(|e| unavailable(&format!("create bucket {name}"), e))?;
+    js.get_key_value(name)
+        .await
+        .map_err(|e| unavailable(&format!("open bucket {name}"), e))
 }
 
 /// The current value of `key` read from the bucket stream's leader, `None` if absent, deleted

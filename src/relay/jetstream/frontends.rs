@@ -10,9 +10,10 @@
 //! hashing, so a topic's owner changes only when the live set changes, and then only the topics
 //! of a frontend that left, or the ones a newcomer wins, move. Frontends that see different live
 //! sets for a moment may both believe they own a topic; that is safe, because every append is
-//! fenced by `Nats-Expected-Last-Subject-Sequence` ([`super::JetStreamLog::append`]): of two
-//! appends that expect the same last sequence, one is refused `SEQUENCE_CONFLICT`, and the log
-//! never forks. Ownership only keeps such collisions rare.
+//! fenced ([`super::JetStreamLog::append_after`]: the server's expected-sequence check, then the
+//! predecessor check): of two appends that follow the same message, one is refused
+//! `SEQUENCE_CONFLICT`, and the valid chain never forks. Ownership only keeps such collisions
+//! rare (each costs the loser a retry, and may leave a void message in the stream).
 
 use std::time::Duration;
 

@@ -13,10 +13,18 @@
 //! there). File storage, `replicas` copies (3 in the documented setup), no limits, no deletes,
 //! no purges: a topic's log only grows. Each [`JetStreamLog::append`] carries
 //!
-//! - `Nats-Expected-Last-Subject-Sequence`: the stream sequence of the topic's previous message
+//! - `Nats-Expected-Last-Subject-Sequence`: the stream sequence of the topic's last message
 //!   (0 for none). The stream leader refuses the append (JetStream error 10071,
-//!   [`Error::SequenceConflict`]) if another message of the topic came in since: the fence that
-//!   keeps two frontends that both believe they own a topic from forking its log.
+//!   [`Error::SequenceConflict`]) if another message of the topic was applied since.
+//! - `Ants-Predecessor` ([`PREDECESSOR_HEADER`]): the topic's last *valid* message, which the
+//!   append follows. The server's fence alone does not keep the log from forking: measured on
+//!   nats-server 2.9.10, two appends in flight at once with the same expectation are both
+//!   acknowledged, and appends made without quorum that all expected the same sequence are all
+//!   committed when quorum returns (the leader checks the fence against what it has applied,
+//!   not against what it has proposed). So after the ack an append checks that no other message
+//!   since its predecessor claims that predecessor; if one does, it is void and the writer gets
+//!   `SEQUENCE_CONFLICT`. Readers skip void messages by [`valid_chain`], a pure function of the
+//!   stream: the valid messages form one chain, and no writer was told a void one succeeded.
 //! - `Nats-Msg-Id`: the stream's deduplication within its window (`duplicate_window`). Measured
 //!   on nats-server 2.9.10: a repeat whose non-zero expected sequence is stale is refused 10071
 //!   (the leader checks that before dedup), while a repeat expecting 0 or the current last
@@ -154,6 +162,33 @@ pub struct LogMessage {
     pub seq: u64,
     /// The payload given to [`JetStreamLog::append`].
     pub payload: Vec<u8>,
+    /// The stream sequence this message claimed to follow (its `Ants-Predecessor` header).
+    pub predecessor: Option<u64>,
+}
+
+/// The header in which every append names the topic's message it follows.
+pub const PREDECESSOR_HEADER: &str = "Ants-Predecessor";
+
+fn predecessor_of(headers: Option<&async_nats::HeaderMap>) -> Option<u64> {
+    headers?.get(PREDECESSOR_HEADER)?.as_str().parse().ok()
+}
+
+/// The valid messages of a topic, given all of its messages from its first, in order: a
+/// message is valid iff it claims ([`LogMessage::predecessor`]) the last valid message before
+/// it (0 for none). A void message — one that claims a message another valid one already
+/// follows, as two appends in flight at once can leave, or one appended without quorum and
+/// committed later — is skipped; its writer was told `SEQUENCE_CONFLICT` or `UNAVAILABLE`,
+/// never success. So the valid messages form one chain, a pure function of the stream.
+pub fn valid_chain(messages: &[LogMessage]) -> Vec<&LogMessage> {
+    let mut last_valid = 0;
+    let mut valid = Vec::new();
+    for message in messages {
+        if message.predecessor == Some(last_valid) {
+            valid.push(message);
+            last_valid = message.seq;
+        }
+    }
+    valid
 }
 
 /// An acknowledged append.
@@ -230,14 +265,9 @@ impl JetStreamLog {
     }
 
     /// Appends `payload` to `topic`'s log if the topic's last message is still stream sequence
-    /// `expected_last` (0: the topic has no message yet), deduplicated by `msg_id`.
-    ///
-    /// Returns only after the cluster acknowledged the append (see the module docs for what
-    /// that promises). Errors: `SEQUENCE_CONFLICT` (JetStream 10071: another writer appended
-    /// since; nothing written), `LIMIT_EXCEEDED` (payload over the server's `max_payload`),
-    /// `BAD_TOPIC`, `BAD_INPUT` (an empty `msg_id`), `UNAVAILABLE` (no quorum, no leader,
-    /// timeout, connection lost: the append may or may not be committed later, so reload the
-    /// topic's last message before deciding again).
+    /// `expected_last` (0: the topic has no message yet), deduplicated by `msg_id`, claiming
+    /// `expected_last` as its predecessor: [`JetStreamLog::append_after`] for a topic whose last
+    /// message is valid (see [`valid_chain`]).
     pub async fn append(
         &self,
         topic: &str,
@@ -245,9 +275,39 @@ impl JetStreamLog {
         expected_last: u64,
         msg_id: &str,
     ) -> Result<Appended> {
+        self.append_after(topic, payload, expected_last, expected_last, msg_id)
+            .await
+    }
+
+    /// Appends `payload` to `topic`'s log, fenced by the server on `expected_last` (the
+    /// topic's last message, valid or void) and claiming `predecessor` (the topic's last valid
+    /// message, [`valid_chain`]) in the `Ants-Predecessor` header.
+    ///
+    /// Returns only after the cluster acknowledged the append (see the module docs for what
+    /// that promises) **and** the message is valid: no other message between `predecessor`
+    /// and it claims `predecessor` (nats-server 2.9.10 acknowledges two appends in flight at
+    /// once that expected the same last sequence, measured; the later one is void). Errors:
+    /// `SEQUENCE_CONFLICT` (JetStream 10071, or our message is void: another writer appended
+    /// first), `LIMIT_EXCEEDED` (payload over the server's `max_payload`), `BAD_TOPIC`,
+    /// `BAD_INPUT` (an empty `msg_id`, or `predecessor` after `expected_last`), `UNAVAILABLE`
+    /// (no quorum, no leader, timeout, connection lost: the append may or may not be committed
+    /// later, so reload the topic before deciding again).
+    pub async fn append_after(
+        &self,
+        topic: &str,
+        payload: &[u8],
+        expected_last: u64,
+        predecessor: u64,
+        msg_id: &str,
+    ) -> Result<Appended> {
         let subject = self.subject_of(topic)?;
         if msg_id.is_empty() {
             return Err(Error::BadInput("empty Nats-Msg-Id".into()));
+        }
+        if predecessor > expected_last {
+            return Err(Error::BadInput(format!(
+                "predecessor {predecessor} after the expected last sequence {expected_last}"
+            )));
         }
         // Headers and protocol overhead count towards max_payload too; leave them 1 KiB.
         let limit = self.max_payload.saturating_sub(1024);
@@ -261,35 +321,62 @@ impl JetStreamLog {
         let message = PublishMessage::build()
             .payload(payload.to_vec().into())
             .message_id(msg_id)
-            .expected_last_subject_sequence(expected_last);
+            .expected_last_subject_sequence(expected_last)
+            .header(PREDECESSOR_HEADER, predecessor.to_string().as_str());
         let pending = self
             .js
-            .send_publish(subject, message)
+            .send_publish(subject.clone(), message)
             .await
             .map_err(|e| unavailable("publish", e))?;
-        match pending.await {
-            Ok(ack) => Ok(Appended {
+        let conflict = || Error::SequenceConflict {
+            topic: topic.to_string(),
+            expected: expected_last,
+        };
+        let ack = match pending.await {
+            Ok(ack) => ack,
+            Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => return Err(conflict()),
+            Err(e) => return Err(unavailable("append", e)),
+        };
+        if ack.duplicate {
+            return Ok(Appended {
                 seq: ack.sequence,
-                duplicate: ack.duplicate,
-            }),
-            Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => {
-                Err(Error::SequenceConflict {
-                    topic: topic.to_string(),
-                    expected: expected_last,
-                })
+                duplicate: true,
+            });
+        }
+        // Ours is valid iff no message between the predecessor and it claims the predecessor.
+        let mut next = predecessor + 1;
+        loop {
+            let message = self
+                .stream
+                .raw_message_builder()
+                .sequence(next)
+                .next_by_subject(subject.clone())
+                .send()
+                .await
+                .map_err(|e| unavailable("check append", e))?;
+            if message.sequence >= ack.sequence {
+                return Ok(Appended {
+                    seq: ack.sequence,
+                    duplicate: false,
+                });
             }
-            Err(e) => Err(unavailable("append", e)),
+            if predecessor_of(Some(&message.headers)) == Some(predecessor) {
+                return Err(conflict());
+            }
+            next = message.sequence + 1;
         }
     }
 
     /// The last message of `topic`, read from the stream leader (never a stale follower), or
-    /// `None` if the topic has none. `UNAVAILABLE` without a leader.
+    /// `None` if the topic has none. `UNAVAILABLE` without a leader. It may be void (see
+    /// [`valid_chain`]): to recover a head, read the topic and take the valid chain's last.
     pub async fn last(&self, topic: &str) -> Result<Option<LogMessage>> {
         use async_nats::jetstream::stream::LastRawMessageErrorKind;
         let subject = self.subject_of(topic)?;
         match self.stream.get_last_raw_message_by_subject(&subject).await {
             Ok(message) => Ok(Some(LogMessage {
                 seq: message.sequence,
+                predecessor: predecessor_of(Some(&message.headers)),
                 payload: message.payload.to_vec(),
             })),
             Err(e) if matches!(e.kind(), LastRawMessageErrorKind::NoMessageFound) => Ok(None),
@@ -343,6 +430,7 @@ impl JetStreamLog {
                     .stream_sequence;
                 out.push(LogMessage {
                     seq,
+                    predecessor: predecessor_of(message.headers.as_ref()),
                     payload: message.payload.to_vec(),
                 });
             }
