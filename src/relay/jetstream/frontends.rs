@@ -143,7 +143,7 @@ impl Frontends {
                 });
             }
         }
-        live.sort_by(|a, b| a.id.cmp(&b.id));
+        live.sort_by_key(|h| h.id);
         Ok(live)
     }
 
