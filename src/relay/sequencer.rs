@@ -867,3 +867,7 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
+
+#[cfg(all(test, feature = "nats"))]
+#[path = "jetstream/sequencer_tests.rs"]
+mod jetstream_tests;

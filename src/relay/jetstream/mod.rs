@@ -49,6 +49,7 @@
 
 mod buckets;
 mod frontends;
+mod store;
 pub mod subject;
 
 use std::time::Duration;
@@ -62,6 +63,7 @@ use futures_util::StreamExt;
 
 pub use buckets::{Buckets, OpLocation, Stored};
 pub use frontends::{owner_among, FrontendId, Frontends, Heartbeat, OWNERSHIP_WINDOW};
+pub use store::{JetStreamAcks, JetStreamStore};
 
 use crate::error::{Error, Result};
 
