@@ -4,9 +4,10 @@
 // op in the log once. And a publish nobody answers (the relay is stopped) rejects UNAVAILABLE after
 // `publishTimeoutMs` with its signed bytes, which `publishSigned` lands once the relay is back.
 //
-// The relay's data directory is a small tmpfs (mounted here: needs root, skipped otherwise),
-// filled up with a file and freed by removing it; on a full disk the relay still takes ops while
-// its database has free pages, so ops of 32 KiB are published until one is refused. Needs the
+// The relay's data directory is a tmpfs (mounted here: needs root, skipped otherwise) of 128 MiB,
+// above the relay's default free-space reserve of 64 MiB ([limits] storage_reserve_mib), so the
+// relay takes ops until a filler file takes the space, and again once it is removed; ops of 32 KiB
+// are published until one is refused. Needs the
 // built package and the relay binary (ANTS_RELAY_BIN, or built).
 
 import assert from 'node:assert/strict';
@@ -39,7 +40,7 @@ const relay = {};
 before(async () => {
   if (skip) return;
   relay.mount = mkdtempSync(join(tmpdir(), 'ants-full-disk-'));
-  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=16m', 'tmpfs', relay.mount]);
+  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=128m', 'tmpfs', relay.mount]);
   relay.data = join(relay.mount, 'relay');
   mkdirSync(relay.data);
   relay.port = await freePort();
