@@ -75,7 +75,7 @@ const statusWords = {
 
 // What the client's misbehaviour codes mean, in plain words (`detail` is the session's own).
 const faultWords = {
-  INVALID_ENTRY: (d) => `the relay's entry at seq ${/seq: (\d+)/.exec(d)?.[1] ?? '?'} does not verify (its op signature is wrong); this tab refused it`,
+  INVALID_ENTRY: (d) => `the relay's entry at seq ${/\bseq (\d+)/.exec(d)?.[1] ?? '?'} does not verify (its op signature is wrong); this tab refused it`,
   GAP: () => 'the relay skipped entries; this tab asked again from where it was',
   DUPLICATE: () => 'the relay sent an entry twice',
   AUTHOR_ORDER: () => "an author's ops came out of the order its counters give",

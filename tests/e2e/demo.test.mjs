@@ -283,7 +283,7 @@ test('a relay that forges an entry raises a red misbehaviour alarm with the evid
     // The client's Session refuses the entry (INVALID_ENTRY); its tree then no longer matches the
     // relay's signed checkpoint either (HEAD_MISMATCH), which may be reported too.
     const alarm = await (await page.waitForFunction(() => [...document.querySelectorAll('#feed tr.alarm')].map((r) => r.textContent).find((t) => t.includes('INVALID_ENTRY')), null, { timeout: 15_000 })).jsonValue();
-    assert.match(alarm, /misbehaviour \(INVALID_ENTRY\): the relay's entry at seq \d+ does not verify .*Session report: InvalidEntry \{ seq: \d+ \}/);
+    assert.match(alarm, /misbehaviour \(INVALID_ENTRY\): the relay's entry at seq \d+ does not verify .*Session report: the entry served at seq \d+ is not valid/);
     assert.match(await page.textContent('#status'), /does not verify/);
     // The honest view is unaffected.
     await pageA.waitForFunction(() => [...document.querySelectorAll('#feed td.body')].some((td) => td.textContent === 'forged by the relay'));
