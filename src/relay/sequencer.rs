@@ -12,7 +12,7 @@
 //! durability, and a crash at any point loses only ops nobody was told were accepted.
 //!
 //! In front of it, the verifier thread ([`super::verifier`]) checks op signatures in batches.
-//! What the sequencer holds of each topic (head, replica, snapshots) is [`super::topics`]'s.
+//! What the sequencer holds of each topic (head, replica, snapshots) is `relay::topics`'s.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};

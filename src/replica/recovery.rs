@@ -42,7 +42,7 @@ pub struct PendingRecovery {
 
 /// Keys, guardians and pending rotations of every agent in a topic.
 ///
-/// Invariants ([`Recovery::check`]): `key_owner` is exactly the inverse of `keys` (one current
+/// Invariants (`Recovery::check`): `key_owner` is exactly the inverse of `keys` (one current
 /// key per rotated agent, one agent per current key); a key is in at most one of `key_owner` and
 /// `retired`; a rotated agent's own id is retired for itself. So every key resolves to exactly
 /// one agent.

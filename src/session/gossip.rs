@@ -102,7 +102,7 @@ impl Session {
     /// Takes a gossip body received from anywhere. Returns `Ok(false)` when it is about another
     /// relay, or a topic this session neither follows from seq 0 nor holds receipts of (nothing
     /// to compare with), and `Ok(true)` when the head was checked, kept for when the tree
-    /// reaches its size, or used to audit our receipts ([`super::audit`]); anything it proves
+    /// reaches its size, or used to audit our receipts (`session::audit`); anything it proves
     /// about the relay comes out as [`super::SessionEvent::Misbehaviour`].
     ///
     /// Errors: those of [`Gossip::decode`]; nothing changes then.

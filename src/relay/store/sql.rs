@@ -162,7 +162,7 @@ pub fn bind_relay_key(conn: &Connection, relay: &AgentId) -> Result<()> {
     }
 }
 
-/// The relay key recorded in the database at `path` by [`bind_relay_key`], as text; `None`
+/// The relay key recorded in the database at `path` by `bind_relay_key`, as text; `None`
 /// when there is no database there or it has no record. Creates nothing: it lets a relay
 /// whose key file is missing refuse before making a new key for an existing log.
 ///

@@ -66,7 +66,7 @@ pub struct SqliteStore {
 
 impl SqliteStore {
     /// Opens (creating if needed) the database at `path` for writing, binds it to the relay key
-    /// `relay` ([`sql::bind_relay_key`]), syncs what a crashed relay left in the WAL and starts
+    /// `relay` (`sql::bind_relay_key`), syncs what a crashed relay left in the WAL and starts
     /// the checkpoint thread. Call [`Store::heads`] next to recover the topics.
     ///
     /// Appends are refused while `health` says less than its reserve is free.
