@@ -11,6 +11,7 @@ use super::doc_args::now_arg;
 use super::error::bad_input;
 use super::identity::JsIdentity;
 use crate::doc::{sign_update, SignedDoc, MAX_WRITERS};
+use crate::entry::Entry;
 use crate::error::Error;
 use crate::identity::AgentId;
 
@@ -89,6 +90,28 @@ impl JsSignedDoc {
         #[wasm_bindgen(unchecked_param_type = "Uint8Array")] op: &JsValue,
     ) -> Result<bool, JsValue> {
         Ok(self.0.apply_bytes(&bytes_arg("op", op)?)?)
+    }
+
+    /// Merges the `doc.update` op of a delivered entry, as it comes: the entry's canonical bytes
+    /// or the client's delivered entry object (`{ bytes }`, e.g. an item of
+    /// `client.subscribe(topic)`). Verifies the op's signature; `false` if already applied.
+    /// Throws as `applyOp`, and `MALFORMED` / `UNSUPPORTED_VERSION` for bytes that are not an
+    /// entry.
+    #[wasm_bindgen(js_name = applyEntry)]
+    pub fn apply_entry(
+        &mut self,
+        #[wasm_bindgen(unchecked_param_type = "Uint8Array | { bytes: Uint8Array }")]
+        entry: &JsValue,
+    ) -> Result<bool, JsValue> {
+        let bytes = if entry.is_object() && !entry.is_instance_of::<js_sys::Uint8Array>() {
+            let field = js_sys::Reflect::get(entry, &JsValue::from_str("bytes"))
+                .map_err(|_| bad_input("entry must be a Uint8Array or an object with bytes"))?;
+            bytes_arg("entry.bytes", &field)?
+        } else {
+            bytes_arg("entry", entry)?
+        };
+        let entry = Entry::decode(&bytes)?;
+        Ok(self.0.apply_entry(&entry)?)
     }
 
     /// The merged document (a handle sharing it; edits on it are local and unsigned).

@@ -353,3 +353,40 @@ test('signed document updates: writers only, forgeries refused, nothing applied'
   shared.free();
   local.free();
 });
+
+/** Entry bytes (PROTOCOL.md section 4): 0x01 ‖ u64 seq ‖ u64 relay time ‖ u32 len ‖ op. */
+function entryOf(seq, op) {
+  const out = new Uint8Array(21 + op.length);
+  const view = new DataView(out.buffer);
+  out[0] = 1;
+  view.setBigUint64(1, BigInt(seq));
+  view.setBigUint64(9, 1_700_000_000_000n);
+  view.setUint32(17, op.length);
+  out.set(op, 21);
+  return out;
+}
+
+test('a SignedDoc takes a delivered entry as it comes: its bytes or the client item', () => {
+  const alice = ac.Identity.fromSeed(new Uint8Array(32).fill(1));
+  const shared = new ac.SignedDoc('notes', [alice.agentId]);
+  const local = new ac.Doc();
+  local.insertText('t', 0, 'entry');
+  const op = ac.signDocUpdate(alice, 'notes', 0, local.encodeUpdate());
+  assert.equal(shared.applyEntry(entryOf(0, op)), true);
+  assert.equal(shared.applyEntry({ type: 'entry', seq: 0, bytes: entryOf(0, op) }), false, 'merged once');
+  assert.equal(shared.applyOp(op), false, 'the same op, however it arrives');
+  assert.equal(shared.doc.text('t'), 'entry');
+  // Not an entry, a tampered one, a wrong argument: coded errors, nothing merged.
+  const version2 = entryOf(0, op);
+  version2[0] = 2;
+  assert.equal(code(() => shared.applyEntry(version2)), 'UNSUPPORTED_VERSION');
+  assert.equal(code(() => shared.applyEntry(entryOf(0, op).subarray(0, 30))), 'MALFORMED');
+  const tampered = entryOf(1, ac.signDocUpdate(alice, 'notes', 1, local.encodeUpdate()));
+  tampered[tampered.length - 70] ^= 1;
+  assert.equal(code(() => shared.applyEntry(tampered)), 'BAD_SIGNATURE');
+  assert.equal(code(() => shared.applyEntry({ bytes: 'no' })), 'BAD_INPUT');
+  assert.equal(code(() => shared.applyEntry(7)), 'BAD_INPUT');
+  assert.equal(shared.doc.text('t'), 'entry');
+  shared.free();
+  local.free();
+});
