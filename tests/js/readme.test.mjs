@@ -57,7 +57,7 @@ function jsBlocks(file) {
   return blocks;
 }
 
-const blocks = [...jsBlocks('README.md'), ...jsBlocks('pkg-config/README.md')];
+const blocks = [...jsBlocks('README.md'), ...jsBlocks('pkg-config/README.md'), ...jsBlocks('docs/guide.md')];
 
 function block(file, heading) {
   const found = blocks.filter((b) => b.file === file && b.heading === heading);
@@ -112,6 +112,34 @@ function run(path, timeoutMs = 30_000) {
   });
 }
 
+const GUIDE_URL = 'ws://127.0.0.1:8787/ws';
+// The guide's examples, each with the number of `// true` checks it states and what it prints.
+const GUIDE = [
+  ['A task market with escrow', 3, /^[0-9a-f]{64}$/],
+  ['Optimistic claims and compensation', 3, /^[0-9a-f]{8} lost job-7 to [0-9a-f]{8} \(seq [01]\)$/],
+  ['Leader election without a vote', 4, /^leader until \d{4}-.*Z [0-9a-f]{64}$/],
+  ['Recovering a lost key with guardians', 2, null],
+  ['Shared documents', 2, /^(?=.*Hello from the first writer\.)(?=.*And from the second\.)/],
+];
+
+for (const [heading, expectedChecks, prints] of GUIDE) {
+  test(`docs/guide.md "${heading}": runs against a relay and every \`// true\` holds`, async () => {
+    const b = block('docs/guide.md', heading);
+    const urls = b.code.includes(GUIDE_URL) ? { [GUIDE_URL]: (await relay()).ws } : {};
+    const { path, checks } = prepare(b, urls);
+    assert.equal(checks, expectedChecks);
+    const { status, stdout, stderr } = await run(path);
+    assert.equal(status, 0, stderr);
+    assert.equal(stderr, '', 'nothing on stderr');
+    if (prints) {
+      assert.equal(stdout.length, 1, stdout.join('\n'));
+      assert.match(stdout[0], prints);
+    } else {
+      assert.deepEqual(stdout, []);
+    }
+  });
+}
+
 test('every js block of the READMEs is checked by this file', () => {
   const checked = [
     'README.md#Quick start: JavaScript',
@@ -120,6 +148,7 @@ test('every js block of the READMEs is checked by this file', () => {
     'README.md#Edge functions',
     'README.md#Yjs rooms',
     'pkg-config/README.md#ants-coord',
+    ...GUIDE.map(([heading]) => `docs/guide.md#${heading}`),
   ];
   assert.deepEqual(blocks.map((b) => `${b.file}#${b.heading}`).sort(), checked.sort());
 });
