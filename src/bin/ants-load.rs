@@ -12,7 +12,15 @@
 //! ```
 //!
 //! Every scenario is bounded in time (`--seconds`, at most 300) and talks only to the relay it
-//! started on the loopback interface.
+//! started on the loopback interface, or, with `--url` (repeatable: frontends of one cluster
+//! relay, `scripts/cluster.sh`), to relays already running: `throughput` and `latency` then
+//! spread their publishers and subscribers over the URLs in turn, and `latency` leaves out
+//! the relay's own figures (it reads them from the one process it started).
+//!
+//! ```text
+//! target/release/ants-load --url ws://127.0.0.1:8080/ws --url ws://127.0.0.1:8081/ws \
+//!     throughput --publishers 64 --topics 64 --seconds 10
+//! ```
 //!
 //! The load generator shares the machine with the relay it measures, so it does ahead of time
 //! what real clients would do on machines of their own: `throughput` and `latency` sign every
@@ -52,6 +60,10 @@ struct Args {
     /// Longest run of the measured phase, in seconds (at most 300).
     #[arg(long, global = true, default_value_t = 10)]
     seconds: u64,
+    /// A running relay's WebSocket URL (`ws://…/ws`) to load instead of starting one; repeat
+    /// it for several frontends of one relay (`throughput` and `latency` only).
+    #[arg(long = "url", global = true)]
+    urls: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -251,7 +263,7 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
 }
 
 async fn throughput(
-    url: &str,
+    urls: &[String],
     publishers: usize,
     subscribers: usize,
     topic_count: usize,
@@ -275,8 +287,8 @@ async fn throughput(
     let verify_only = verify_only_rate(&prepared)?;
     let received = Arc::new(AtomicU64::new(0));
     let mut readers = Vec::new();
-    for _ in 0..subscribers {
-        let mut ws = subscribe_all(url, &topics).await?;
+    for i in 0..subscribers {
+        let mut ws = subscribe_all(&urls[i % urls.len()], &topics).await?;
         let received = received.clone();
         readers.push(tokio::spawn(async move {
             let mut count = 0u64;
@@ -291,8 +303,8 @@ async fn throughput(
         }));
     }
     let mut connections = Vec::new();
-    for (me, ops) in prepared {
-        connections.push((connect_as(url, &me).await?, ops));
+    for (i, (me, ops)) in prepared.into_iter().enumerate() {
+        connections.push((connect_as(&urls[i % urls.len()], &me).await?, ops));
     }
     let receipted = Arc::new(AtomicU64::new(0));
     let refused = Arc::new(AtomicU64::new(0));
@@ -575,13 +587,13 @@ fn sent_time(slot: &AtomicU64) -> Option<Duration> {
 }
 
 async fn latency(
-    relay: &Relay,
+    urls: &[String],
+    relay: Option<&Relay>,
     rate: u64,
     subscribers: usize,
     publishers: usize,
     limit: Duration,
 ) -> Result<LatencyP99, Failure> {
-    let url = relay.url.as_str();
     let topic = "latency".to_owned();
     let plan = sign_ahead(&topic, rate, publishers, limit).await?;
     let epoch = Instant::now();
@@ -599,8 +611,8 @@ async fn latency(
     // aborted task would drop its last unsaved samples, the run's latest deliveries).
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let delivered = Arc::new(AtomicU64::new(0));
-    for _ in 0..subscribers {
-        let mut ws = subscribe_all(url, std::slice::from_ref(&topic)).await?;
+    for i in 0..subscribers {
+        let mut ws = subscribe_all(&urls[i % urls.len()], std::slice::from_ref(&topic)).await?;
         let sink = sub_latencies.clone();
         let mut stopped = stopped.clone();
         let delivered = delivered.clone();
@@ -654,7 +666,7 @@ async fn latency(
     )));
     let mut tasks = Vec::new();
     for (publisher, (me, frames)) in plan.publishers.into_iter().enumerate() {
-        let ws = connect_as(url, &me).await?;
+        let ws = connect_as(&urls[publisher % urls.len()], &me).await?;
         let latencies = receipt_latencies.clone();
         let sent_at = plan.sent_at.clone();
         let first_slot = publisher * plan.per_publisher;
@@ -736,20 +748,33 @@ async fn latency(
     let mut deliveries = sub_latencies.lock().map(|v| v.clone()).unwrap_or_default();
     receipts.sort_unstable();
     deliveries.sort_unstable();
-    // Every receipt is queued by now: the relay's histogram covers the whole run.
-    let side = relay_side(relay).await?;
-    let written = side
-        .written_mib
-        .map_or_else(|| "n/a".to_owned(), |mib| format!("{mib:.1} MiB"));
-    println!(
-        "latency: {published} ops at {rate}/s target over {:.0} s ({publishers} publishers, {subscribers} subscribers): publish→receipt p50 {:.2} ms p99 {:.2} ms ({} samples); publish→subscriber p50 {:.2} ms p99 {:.2} ms ({} samples); relay's own publish→receipt (frame read to receipt queued) within 10 ms for {:.2}% of {}, mean {:.2} ms; relay's mean commit {:.3} ms, {written} written to storage",
+    let clients = format!(
+        "latency: {published} ops at {rate}/s target over {:.0} s ({publishers} publishers, {subscribers} subscribers, {} relay URL{}): publish→receipt p50 {:.2} ms p99 {:.2} ms ({} samples); publish→subscriber p50 {:.2} ms p99 {:.2} ms ({} samples)",
         limit.as_secs_f64(),
+        urls.len(),
+        if urls.len() == 1 { "" } else { "s" },
         percentile(&receipts, 0.50),
         percentile(&receipts, 0.99),
         receipts.len(),
         percentile(&deliveries, 0.50),
         percentile(&deliveries, 0.99),
         deliveries.len(),
+    );
+    // Every receipt is queued by now: the relay's histogram covers the whole run.
+    let Some(relay) = relay else {
+        println!("{clients}; relays started elsewhere: their own figures are in their /metrics");
+        return Ok(LatencyP99 {
+            receipt: percentile(&receipts, 0.99),
+            subscriber: percentile(&deliveries, 0.99),
+            relay_within: f64::NAN,
+        });
+    };
+    let side = relay_side(relay).await?;
+    let written = side
+        .written_mib
+        .map_or_else(|| "n/a".to_owned(), |mib| format!("{mib:.1} MiB"));
+    println!(
+        "{clients}; relay's own publish→receipt (frame read to receipt queued) within 10 ms for {:.2}% of {}, mean {:.2} ms; relay's mean commit {:.3} ms, {written} written to storage",
         side.within_10ms * 100.0,
         side.counted,
         side.receipt_mean_ms,
@@ -787,7 +812,16 @@ async fn recovery(
 ) -> Result<(), Failure> {
     let publishers = 16usize;
     let per = entries.div_ceil(publishers);
-    let stored = throughput(&relay.url, publishers, 0, 16, 256, per, limit).await?;
+    let stored = throughput(
+        std::slice::from_ref(&relay.url),
+        publishers,
+        0,
+        16,
+        256,
+        per,
+        limit,
+    )
+    .await?;
     relay.child.start_kill()?;
     relay.child.wait().await?;
     let db = data.join("relay.sqlite3");
@@ -824,9 +858,18 @@ async fn main() -> Result<(), Failure> {
             window,
             ops_per_publisher,
         } => {
-            let (relay, _) = spawn_relay(&data).await?;
+            // Held until the run ends: dropping it stops the relay it started.
+            let mut started = None;
+            let urls = if args.urls.is_empty() {
+                let (relay, _) = spawn_relay(&data).await?;
+                let url = relay.url.clone();
+                started = Some(relay);
+                vec![url]
+            } else {
+                args.urls.clone()
+            };
             throughput(
-                &relay.url,
+                &urls,
                 publishers,
                 subscribers,
                 topics,
@@ -835,6 +878,7 @@ async fn main() -> Result<(), Failure> {
                 limit,
             )
             .await?;
+            drop(started);
         }
         Scenario::Latency {
             rate,
@@ -848,8 +892,17 @@ async fn main() -> Result<(), Failure> {
                     std::fs::remove_dir_all(&data)?;
                     std::fs::create_dir_all(&data)?;
                 }
+                if !args.urls.is_empty() {
+                    p99s.push(
+                        latency(&args.urls, None, rate, subscribers, publishers, limit).await?,
+                    );
+                    continue;
+                }
                 let (relay, _) = spawn_relay(&data).await?;
-                p99s.push(latency(&relay, rate, subscribers, publishers, limit).await?);
+                let urls = [relay.url.clone()];
+                p99s.push(
+                    latency(&urls, Some(&relay), rate, subscribers, publishers, limit).await?,
+                );
             }
             if runs > 1 {
                 let receipt = summarize(p99s.iter().map(|p| p.receipt).collect(), 10.0);
@@ -857,12 +910,22 @@ async fn main() -> Result<(), Failure> {
                 let (low, high) = p99s.iter().fold((f64::MAX, 0.0f64), |(low, high), p| {
                     (low.min(p.relay_within), high.max(p.relay_within))
                 });
+                let own = if args.urls.is_empty() {
+                    format!(
+                        "; relay's own publish→receipt within 10 ms for {:.2}–{:.2}%",
+                        low * 100.0,
+                        high * 100.0
+                    )
+                } else {
+                    String::new()
+                };
                 println!(
-                    "latency over {runs} runs: publish→receipt p99 {receipt}; publish→subscriber p99 {subscriber}; relay's own publish→receipt within 10 ms for {:.2}–{:.2}%",
-                    low * 100.0,
-                    high * 100.0,
+                    "latency over {runs} runs: publish→receipt p99 {receipt}; publish→subscriber p99 {subscriber}{own}"
                 );
             }
+        }
+        Scenario::Idle { .. } | Scenario::Recovery { .. } if !args.urls.is_empty() => {
+            return Err("--url applies to throughput and latency only: idle and recovery measure a relay process they start".into());
         }
         Scenario::Idle { connections } => {
             let (relay, _) = spawn_relay(&data).await?;

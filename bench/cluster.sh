@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Cluster mode against its peer, in one run on one box (issue 23 §5, BENCHMARKS.md):
+# starts scripts/cluster.sh (3 nats-server processes as one JetStream cluster, two relay
+# frontends sharing one key), then measures on that same NATS cluster
+#
+#   1. raw JetStream (the peer): one 200-byte message per op, each publish waiting for its ack,
+#      64 subjects, 16 publishers (bench/jetstream-raw.mjs, stream RAW, replicas 3);
+#   2. the relay in cluster mode: `ants-load throughput` over both frontends, 64 topics;
+#   3. latency: `ants-load latency` at 5,000 ops/s with 100 subscribers over both frontends;
+#
+# and prints the ratio relay / raw. Everything is stopped at the end (also on failure).
+#
+#   bench/cluster.sh                 # 10 s per phase
+#   SECONDS_PER_PHASE=20 bench/cluster.sh
+#
+# Builds the release binaries (feature nats) first. Needs nats-server, curl, node + npm ci.
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+say() { printf 'bench/cluster: %s\n' "$*"; }
+seconds="${SECONDS_PER_PHASE:-10}"
+target_dir="${CARGO_TARGET_DIR:-$root/target}"
+
+cargo build --release --features nats --bin ants-relay --bin ants-load
+state="$(mktemp -d "${TMPDIR:-/tmp}/ants-bench-cluster.XXXXXX")"
+port="${ANTS_CLUSTER_PORT:-18080}"
+nats_port="${NATS_PORT:-14222}"
+
+ANTS_RELAY_BIN="$target_dir/release/ants-relay" ANTS_CLUSTER_DIR="$state" \
+  ANTS_CLUSTER_PORT="$port" NATS_PORT="$nats_port" \
+  scripts/cluster.sh >"$state/cluster.out" 2>&1 &
+cluster_pid=$!
+cleanup() {
+  kill "$cluster_pid" 2>/dev/null || true
+  wait "$cluster_pid" 2>/dev/null || true
+  rm -rf "$state"
+}
+trap cleanup EXIT INT TERM
+until grep -q 'one logical relay' "$state/cluster.out" 2>/dev/null; do
+  kill -0 "$cluster_pid" 2>/dev/null || { cat "$state/cluster.out" >&2; exit 1; }
+  sleep 0.5
+done
+nats_url="$(sed -n 's/^cluster: NATS JetStream cluster ready: //p' "$state/cluster.out")"
+a="ws://127.0.0.1:$port/ws"
+b="ws://127.0.0.1:$((port + 1))/ws"
+say "cluster up: $nats_url, frontends $a $b; $seconds s per phase"
+
+raw_line="$(node bench/jetstream-raw.mjs --url "$nats_url" --publishers 16 --seconds "$seconds" | tee /dev/stderr | tail -1)"
+raw="$(grep -oE '[0-9]+ msgs/s' <<<"$raw_line" | head -1 | grep -oE '^[0-9]+')"
+
+load="$target_dir/release/ants-load"
+relay_line="$("$load" --url "$a" --url "$b" --seconds "$seconds" \
+  throughput --publishers 64 --subscribers 0 --topics 64 --window 64 --ops-per-publisher 20000 |
+  tee /dev/stderr | grep '^throughput:')"
+relay="$(grep -oE '= [0-9]+ ops/s' <<<"$relay_line" | grep -oE '[0-9]+')"
+if [[ -n "$raw" && -n "$relay" ]]; then
+  say "ratio relay (cluster mode) / raw JetStream = $(awk -v r="$relay" -v p="$raw" 'BEGIN { printf "%.2f", r / p }')x ($relay vs $raw per second)"
+fi
+
+"$load" --url "$a" --url "$b" --seconds "$seconds" latency --rate 5000 --subscribers 100 --publishers 10
