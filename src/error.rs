@@ -154,8 +154,9 @@ pub enum Error {
     #[error("unexpected frame type 0x{0:02x}")]
     UnexpectedFrame(u8),
 
-    /// Publishing needs a completed hello (challenge answered) on the connection.
-    #[error("not authenticated: answer the challenge with a hello before publishing")]
+    /// Publishing, and reading an owned topic, need a completed hello (challenge answered) on
+    /// the connection.
+    #[error("not authenticated: answer the challenge with a hello before publishing or reading an owned topic")]
     NotAuthenticated,
 
     /// An op's author is not the agent authenticated on the connection.
@@ -259,6 +260,27 @@ pub enum Error {
     /// its operator chose may be bridged.
     #[error("bridging a Yjs room to topic {0:?} is not allowed by this relay")]
     BridgeNotAllowed(String),
+
+    /// The agent holds no capability that grants the right it used on this topic (an owned
+    /// topic written or read by another key without a capability chain rooted at the owner).
+    #[error("not authorized: {0}")]
+    NotAuthorized(String),
+
+    /// The only capability that would grant the right has expired (its `expires_ms` is not
+    /// after the time of the check).
+    #[error("capability expired at {expires_ms} ms (checked at {now_ms} ms)")]
+    CapabilityExpired {
+        /// When the capability stopped being valid, ms since the Unix epoch.
+        expires_ms: u64,
+        /// The time of the check.
+        now_ms: u64,
+    },
+
+    /// A capability chain breaks a rule of PROTOCOL.md section 10: a link that widens its parent
+    /// (rights, scope, time), a link not issued by its parent's audience or whose parent cannot
+    /// delegate, no rights, an unknown scope kind or rights bit, an empty time window.
+    #[error("bad capability: {0}")]
+    BadCapability(String),
 }
 
 impl Error {
@@ -303,6 +325,9 @@ impl Error {
             Error::RootTypeMismatch { .. } => "ROOT_TYPE_MISMATCH",
             Error::NotAWriter(_) => "NOT_A_WRITER",
             Error::BridgeNotAllowed(_) => "BRIDGE_NOT_ALLOWED",
+            Error::NotAuthorized(_) => "NOT_AUTHORIZED",
+            Error::CapabilityExpired { .. } => "CAPABILITY_EXPIRED",
+            Error::BadCapability(_) => "BAD_CAPABILITY",
         }
     }
 
@@ -405,6 +430,12 @@ mod tests {
             },
             Error::NotAWriter(String::new()),
             Error::BridgeNotAllowed(String::new()),
+            Error::NotAuthorized(String::new()),
+            Error::CapabilityExpired {
+                expires_ms: 0,
+                now_ms: 0,
+            },
+            Error::BadCapability(String::new()),
         ]
     }
 

@@ -3,7 +3,8 @@
 //! Coordination for agents, web apps and edge functions **without a consensus protocol**.
 //!
 //! Agents sign operations ([`op`]) with ed25519 identities ([`identity`]); a relay numbers them
-//! per topic; every replica folds the same ordered log through the same deterministic reducer and
+//! per topic (an owned topic `@<agent id>/…` only from its owner and holders of its
+//! [`capability`]s); every replica folds the same ordered log through the same deterministic reducer and
 //! so reaches the same state. The core does no I/O and knows nothing of JavaScript: the same code
 //! runs natively (in the relay) and as WebAssembly (in browsers, Node, Deno and edge workers,
 //! through the bindings in `src/wasm/`).
@@ -41,6 +42,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 #![forbid(unsafe_code)]
 
+pub mod capability;
 pub mod codec;
 #[cfg(feature = "doc")]
 pub mod doc;
@@ -60,6 +62,7 @@ pub mod relay;
 #[cfg(target_arch = "wasm32")]
 pub mod wasm;
 
+pub use capability::{Capability, Right, Rights, Scope};
 pub use entry::Entry;
 pub use error::{Error, Result};
 pub use identity::{verify_batch, verify_signature, AgentId, Identity};

@@ -19,6 +19,7 @@
 //! Start it with [`serve`] (waits for SIGINT/SIGTERM) or, in tests, [`start`], which returns a
 //! [`RelayHandle`] bound to the configured address (port 0 picks a free one).
 
+mod access;
 mod assets;
 pub mod config;
 pub mod durable;
@@ -43,7 +44,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::State;
+use axum::extract::{RawQuery, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -411,7 +412,18 @@ async fn metrics_text(State(shared): State<Arc<Shared>>) -> Response {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
-async fn upgrade(State(shared): State<Arc<Shared>>, ws: WebSocketUpgrade) -> Response {
+async fn upgrade(
+    State(shared): State<Arc<Shared>>,
+    RawQuery(query): RawQuery,
+    ws: WebSocketUpgrade,
+) -> Response {
+    // Capabilities on the URL (`?cap=<hex>`), decoded once: a bad one refuses the upgrade.
+    let access = match access::Access::from_query(query.as_deref()) {
+        Ok(access) => access,
+        Err(error) => {
+            return (StatusCode::BAD_REQUEST, format!("{}\n", error.code())).into_response()
+        }
+    };
     if let Some(refused) = shared.take_slot_or_refuse() {
         return refused;
     }
@@ -429,5 +441,5 @@ async fn upgrade(State(shared): State<Arc<Shared>>, ws: WebSocketUpgrade) -> Res
         .max_frame_size(max)
         .read_buffer_size(1024)
         .write_buffer_size(16 * 1024)
-        .on_upgrade(move |socket| socket::run(socket, shared))
+        .on_upgrade(move |socket| socket::run(socket, shared, access))
 }

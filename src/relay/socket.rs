@@ -13,6 +13,7 @@ use futures_util::stream::{SplitSink, StreamExt};
 use futures_util::SinkExt;
 use tokio::sync::{mpsc, Notify};
 
+use super::access::Access;
 use super::hub::CachedEntry;
 use super::rate::TokenBucket;
 use super::reply::ReplyTo;
@@ -41,9 +42,9 @@ enum End {
     SlowConsumer,
 }
 
-pub(crate) async fn run(socket: WebSocket, shared: Arc<Shared>) {
+pub(crate) async fn run(socket: WebSocket, shared: Arc<Shared>, access: Access) {
     shared.metrics.connection_opened();
-    let end = serve(socket, &shared).await;
+    let end = serve(socket, &shared, access).await;
     if let End::SlowConsumer = end {
         shared.metrics.slow_consumer();
     }
@@ -58,9 +59,10 @@ struct Conn<'a> {
     reply: ReplyTo,
     bucket: TokenBucket,
     send_timeout: Duration,
+    access: Access,
 }
 
-async fn serve(socket: WebSocket, shared: &Arc<Shared>) -> End {
+async fn serve(socket: WebSocket, shared: &Arc<Shared>, access: Access) -> End {
     let mut nonce = [0u8; 32];
     if getrandom::getrandom(&mut nonce).is_err() {
         return End::PeerGone;
@@ -90,6 +92,7 @@ async fn serve(socket: WebSocket, shared: &Arc<Shared>) -> End {
             Instant::now(),
         ),
         send_timeout: limits.send_timeout(),
+        access,
     };
     let mut shutdown = shared.closing.subscribe();
     let mut ping = tokio::time::interval(Duration::from_secs(limits.ping_interval_s.max(1)));
@@ -235,7 +238,14 @@ impl Conn<'_> {
                 )
                 .await;
         }
-        match self.state.receive(bytes) {
+        let action = self.state.receive(bytes);
+        // Owned topics (PROTOCOL.md 10.5): refused here, before anything is read or sequenced.
+        let agent = self.state.agent();
+        if let Some((request_id, error)) = self.access.refusal(agent, &action, super::now_ms()) {
+            self.state.cancel_subscription(&action);
+            return self.refuse(request_id, &error).await;
+        }
+        match action {
             Action::Send(frame) => {
                 match &frame.body {
                     Body::Unsubscribed { topic } => self.shared.hub.unwatch(topic, wake),

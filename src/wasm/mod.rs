@@ -6,6 +6,7 @@
 //! `Uint8Array`. Arguments arrive as `JsValue` and are checked here, so a value of the wrong type
 //! is a `BAD_INPUT` error rather than a wasm-bindgen exception without a code.
 
+pub mod capability;
 mod convert;
 #[cfg(feature = "doc")]
 pub mod doc;

@@ -304,6 +304,25 @@ impl RelayConnection {
         ))
     }
 
+    /// Forgets the subscription an [`Action::Subscribe`] opened, when the relay refuses it
+    /// (an owned topic the agent may not read): nothing is owed on it. Any other action, or a
+    /// subscription since replaced or started, is left alone.
+    pub fn cancel_subscription(&mut self, action: &Action) {
+        let Action::Subscribe {
+            request_id, topic, ..
+        } = action
+        else {
+            return;
+        };
+        if self
+            .subscriptions
+            .get(topic)
+            .is_some_and(|s| s.request_id == *request_id && !s.started)
+        {
+            self.subscriptions.remove(topic);
+        }
+    }
+
     /// The next sequence number owed on a started subscription to `topic`.
     pub fn cursor(&self, topic: &str) -> Option<u64> {
         self.subscriptions

@@ -147,6 +147,7 @@ test('every js block of the READMEs is checked by this file', () => {
     'README.md#Several relays: `RelayGroup`',
     'README.md#Edge functions',
     'README.md#Yjs rooms',
+    'README.md#Private topics',
     'pkg-config/README.md#ants-coord',
     ...GUIDE.map(([heading]) => `docs/guide.md#${heading}`),
   ];
@@ -209,6 +210,15 @@ test('README edge function: the first claim wins (200), a second agent is told t
   const second = await claim();
   assert.equal(second.status, 409);
   assert.deepEqual(await second.json(), { holder: won.winner });
+});
+
+test('README private topics: bob reads with a capability and may not write', async () => {
+  const { ws } = await relay();
+  const { path, checks } = prepare(block('README.md', 'Private topics'), { 'ws://127.0.0.1:8787/ws': ws });
+  assert.equal(checks, 2);
+  const { status, stdout, stderr } = await run(path);
+  assert.equal(status, 0, stderr);
+  assert.deepEqual(stdout, ['for bob only']);
 });
 
 test('README Yjs rooms: a stock provider writes "hello" that another provider reads', async () => {

@@ -1,0 +1,138 @@
+//! Who may read and write owned topics on this relay (PROTOCOL.md sections 8.2 and 10.5).
+//!
+//! A connection brings its capabilities on the WebSocket URL (`/ws?cap=<hex>&cap=<hex>`); the
+//! relay decodes them once, at the upgrade, and refuses the upgrade (`400`, the code as the
+//! body) when one does not decode. Then, for every action the connection's state machine asks
+//! for, [`Access::refusal`] decides, as a pure function of the action, the authenticated agent,
+//! the capabilities and the time, whether the relay must refuse it instead:
+//!
+//! - publishing to an owned topic needs the owner's key or a `write` capability rooted at the
+//!   owner: otherwise `NOT_AUTHORIZED` / `CAPABILITY_EXPIRED`, and nothing is sequenced;
+//! - subscribing to, and asking checkpoints and proofs of, an owned topic needs a hello
+//!   (`NOT_AUTHENTICATED`) and the owner's key or a `read` capability: owned topics are private.
+//!
+//! Every other topic is open, as before capabilities existed.
+
+use crate::capability::{may_read, may_write, topic_owner, Capability, MAX_CAPABILITY_LEN};
+use crate::error::{Error, Result};
+use crate::identity::AgentId;
+use crate::wire::Action;
+
+/// Most capabilities one connection may bring.
+pub const MAX_CONNECTION_CAPABILITIES: usize = 16;
+
+/// The query parameter that carries a capability, as lowercase hex.
+pub const CAPABILITY_PARAM: &str = "cap";
+
+/// The capabilities a connection holds. A cache of decoded, verified chains, bounded by
+/// [`MAX_CONNECTION_CAPABILITIES`]; it never changes after the upgrade.
+#[derive(Debug, Default)]
+pub(crate) struct Access {
+    capabilities: Vec<Capability>,
+}
+
+impl Access {
+    /// The capabilities of the `cap` parameters of a URL query (`None`: no query). Other
+    /// parameters are ignored.
+    ///
+    /// Errors: `LIMIT_EXCEEDED` for more than [`MAX_CONNECTION_CAPABILITIES`] or a parameter
+    /// longer than a capability can be; `BAD_INPUT` for a value that is not lowercase hex; the
+    /// codes of [`Capability::decode`] for bytes that are not a valid chain.
+    pub(crate) fn from_query(query: Option<&str>) -> Result<Self> {
+        let mut capabilities = Vec::new();
+        for pair in query.unwrap_or_default().split('&') {
+            let Some(hex) = pair
+                .strip_prefix(CAPABILITY_PARAM)
+                .and_then(|rest| rest.strip_prefix('='))
+            else {
+                continue;
+            };
+            if capabilities.len() == MAX_CONNECTION_CAPABILITIES {
+                return Err(Error::LimitExceeded {
+                    what: "capabilities per connection",
+                    limit: MAX_CONNECTION_CAPABILITIES,
+                    got: MAX_CONNECTION_CAPABILITIES + 1,
+                });
+            }
+            if hex.len() > 2 * MAX_CAPABILITY_LEN {
+                return Err(Error::LimitExceeded {
+                    what: "capability parameter length",
+                    limit: 2 * MAX_CAPABILITY_LEN,
+                    got: hex.len(),
+                });
+            }
+            let bytes = crate::identity::decode_lower_hex(hex, hex.len() / 2)
+                .ok_or_else(|| Error::BadInput("a cap parameter is lowercase hex".into()))?;
+            capabilities.push(Capability::decode(&bytes)?);
+        }
+        Ok(Access { capabilities })
+    }
+
+    /// The refusal the relay must answer instead of carrying out `action`, with the request id
+    /// to answer; `None` when the action may go ahead. `agent` is the connection's
+    /// authenticated agent, `now_ms` the relay's clock.
+    pub(crate) fn refusal(
+        &self,
+        agent: Option<&AgentId>,
+        action: &Action,
+        now_ms: u64,
+    ) -> Option<(u32, Error)> {
+        let (request_id, topic) = match action {
+            Action::Publish { request_id, op } | Action::PublishUnverified { request_id, op } => {
+                // The state machine only emits a publish whose author is the connection's agent.
+                let allowed = may_write(op.topic(), op.author(), &self.capabilities, now_ms);
+                return allowed.err().map(|error| (*request_id, error));
+            }
+            Action::Send(_) => return None,
+            Action::Subscribe {
+                request_id, topic, ..
+            }
+            | Action::Checkpoint { request_id, topic }
+            | Action::InclusionProof {
+                request_id, topic, ..
+            }
+            | Action::ConsistencyProof {
+                request_id, topic, ..
+            } => (*request_id, topic),
+        };
+        // An open topic: nothing to check.
+        topic_owner(topic)?;
+        let Some(agent) = agent else {
+            return Some((request_id, Error::NotAuthenticated));
+        };
+        let allowed = may_read(topic, agent, &self.capabilities, now_ms);
+        allowed.err().map(|error| (request_id, error))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capability::{Rights, Scope};
+    use crate::identity::lower_hex;
+    use crate::identity::Identity;
+
+    #[test]
+    fn the_query_is_bounded_and_checked() {
+        let alice = Identity::from_seed(&[1; 32]).unwrap();
+        let bob = Identity::from_seed(&[2; 32]).unwrap().agent_id();
+        let topic = format!("@{}/x", alice.agent_id());
+        let cap = Capability::grant(&alice, bob, Scope::Topic(topic), Rights::READ, 10).unwrap();
+        let hex = lower_hex(cap.as_bytes());
+        let access = Access::from_query(Some(&format!("x=1&cap={hex}&cap={hex}"))).unwrap();
+        assert_eq!(access.capabilities.len(), 2);
+        assert!(Access::from_query(None).unwrap().capabilities.is_empty());
+        let code = |query: String| Access::from_query(Some(&query)).unwrap_err().code();
+        let many = vec![format!("cap={hex}"); MAX_CONNECTION_CAPABILITIES + 1].join("&");
+        assert_eq!(code(many), "LIMIT_EXCEEDED");
+        assert_eq!(
+            code(format!("cap={}", "00".repeat(MAX_CAPABILITY_LEN + 1))),
+            "LIMIT_EXCEEDED"
+        );
+        assert_eq!(code(format!("cap={}", hex.to_uppercase())), "BAD_INPUT");
+        assert_eq!(code("cap=0".into()), "BAD_INPUT");
+        let mut forged = cap.as_bytes().to_vec();
+        *forged.last_mut().unwrap() ^= 1;
+        assert_eq!(code(format!("cap={}", lower_hex(&forged))), "BAD_SIGNATURE");
+    }
+}

@@ -1,0 +1,296 @@
+//! The JS `Capability` class: statics that grant, delegate, decode and check capabilities
+//! (PROTOCOL.md section 10). Capabilities cross as their canonical bytes (`Uint8Array`); a
+//! decoded one is a plain `DecodedCapability` object.
+
+use serde::{Deserialize, Serialize};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+
+use super::convert::{bytes_arg, bytes_array_arg, ms_arg, serialize_u64, string_arg};
+use super::error::bad_input;
+use super::identity::JsIdentity;
+use crate::capability::{self, Capability, Grant, Link, Right, Rights, Scope};
+use crate::error::Error;
+use crate::identity::{lower_hex, AgentId};
+
+/// Most capabilities one `mayRead`/`mayWrite` call weighs (the relay's bound per connection).
+const MAX_CHECKED: usize = 64;
+
+/// Capabilities: signed, delegable grants of `read`, `write` and `delegate` on a topic or topic
+/// prefix, until an expiry. Only statics; capabilities themselves are bytes.
+#[wasm_bindgen(js_name = Capability)]
+pub struct JsCapability(());
+
+/// The JS `CapabilityGrant` object.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct GrantInput {
+    audience: String,
+    topic: String,
+    #[serde(default)]
+    prefix: bool,
+    rights: Vec<String>,
+    expires_ms: u64,
+    #[serde(default)]
+    not_before_ms: u64,
+}
+
+/// The fields of a `CapabilityGrant` object.
+const GRANT_FIELDS: [&str; 6] = [
+    "audience",
+    "topic",
+    "prefix",
+    "rights",
+    "expiresMs",
+    "notBeforeMs",
+];
+
+/// Reads a `CapabilityGrant`; a wrong shape or an unknown field is `BAD_INPUT`.
+fn grant_arg(value: &JsValue) -> Result<Grant, JsValue> {
+    if !value.is_object() || js_sys::Array::is_array(value) {
+        return Err(bad_input("grant must be an object"));
+    }
+    for key in js_sys::Object::keys(value.unchecked_ref::<js_sys::Object>()).iter() {
+        let key = key.as_string().unwrap_or_default();
+        if !GRANT_FIELDS.contains(&key.as_str()) {
+            return Err(bad_input(format!(
+                "grant has an unknown field `{key}`; fields are {}",
+                GRANT_FIELDS.join(", ")
+            )));
+        }
+    }
+    let input: GrantInput = serde_wasm_bindgen::from_value(value.clone()).map_err(|e| {
+        let message = e.to_string();
+        bad_input(format!("grant: {}", message.trim_start_matches("Error: ")))
+    })?;
+    let rights = input
+        .rights
+        .iter()
+        .map(|name| Right::from_name(name))
+        .collect::<crate::Result<Rights>>()?;
+    Ok(Grant {
+        audience: input.audience.parse::<AgentId>()?,
+        scope: if input.prefix {
+            Scope::Prefix(input.topic)
+        } else {
+            Scope::Topic(input.topic)
+        },
+        rights,
+        not_before_ms: input.not_before_ms,
+        expires_ms: input.expires_ms,
+    })
+}
+
+/// One link of a `DecodedCapability`, or the chain's effective grant.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct LinkView {
+    issuer: String,
+    audience: String,
+    topic: String,
+    prefix: bool,
+    rights: Vec<&'static str>,
+    #[serde(serialize_with = "serialize_u64")]
+    not_before_ms: u64,
+    #[serde(serialize_with = "serialize_u64")]
+    expires_ms: u64,
+}
+
+impl LinkView {
+    fn of(issuer: &AgentId, grant: &Grant) -> Self {
+        LinkView {
+            issuer: issuer.to_string(),
+            audience: grant.audience.to_string(),
+            topic: grant.scope.name().to_owned(),
+            prefix: matches!(grant.scope, Scope::Prefix(_)),
+            rights: grant.rights.iter().map(Right::name).collect(),
+            not_before_ms: grant.not_before_ms,
+            expires_ms: grant.expires_ms,
+        }
+    }
+}
+
+/// The JS `DecodedCapability` object: the chain's root issuer and its leaf's grant, and every
+/// link.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct DecodedCapability {
+    id: String,
+    issuer: String,
+    audience: String,
+    topic: String,
+    prefix: bool,
+    rights: Vec<&'static str>,
+    #[serde(serialize_with = "serialize_u64")]
+    not_before_ms: u64,
+    #[serde(serialize_with = "serialize_u64")]
+    expires_ms: u64,
+    chain: Vec<LinkView>,
+}
+
+fn to_js(capability: &Capability) -> Result<JsValue, JsValue> {
+    let scope = capability.scope();
+    let decoded = DecodedCapability {
+        id: lower_hex(&capability.id()),
+        issuer: capability.issuer().to_string(),
+        audience: capability.audience().to_string(),
+        topic: scope.name().to_owned(),
+        prefix: matches!(scope, Scope::Prefix(_)),
+        rights: capability.rights().iter().map(Right::name).collect(),
+        not_before_ms: capability.not_before_ms(),
+        expires_ms: capability.expires_ms(),
+        chain: capability
+            .links()
+            .iter()
+            .map(|link: &Link| LinkView::of(link.issuer(), link.grant()))
+            .collect(),
+    };
+    serde_wasm_bindgen::to_value(&decoded)
+        .map_err(|e| bad_input(format!("cannot represent the capability in JS: {e}")))
+}
+
+/// Decodes each element of an array of capability bytes (at most [`MAX_CHECKED`]).
+fn capabilities_arg(value: &JsValue) -> Result<Vec<Capability>, JsValue> {
+    let all = bytes_array_arg("capabilities", value)?;
+    if all.len() > MAX_CHECKED {
+        return Err(Error::LimitExceeded {
+            what: "capabilities",
+            limit: MAX_CHECKED,
+            got: all.len(),
+        }
+        .into());
+    }
+    Ok(all
+        .iter()
+        .map(|bytes| Capability::decode(bytes))
+        .collect::<crate::Result<Vec<_>>>()?)
+}
+
+fn access_args(
+    topic: &JsValue,
+    agent: &JsValue,
+    capabilities: &JsValue,
+    now_ms: &JsValue,
+) -> Result<(String, AgentId, Vec<Capability>, u64), JsValue> {
+    Ok((
+        string_arg("topic", topic)?,
+        string_arg("agent", agent)?.parse::<AgentId>()?,
+        capabilities_arg(capabilities)?,
+        ms_arg("nowMs", now_ms)?,
+    ))
+}
+
+#[wasm_bindgen(js_class = Capability)]
+impl JsCapability {
+    /// `issuer` grants `grant.audience` the `grant.rights` on `grant.topic` (every topic starting
+    /// with it when `grant.prefix`) until `grant.expiresMs`: the capability's bytes.
+    ///
+    /// Errors: `BAD_INPUT` (shape, unknown field or right), `BAD_AGENT_ID`, `BAD_TOPIC`,
+    /// `BAD_CAPABILITY` (no rights, an empty time window).
+    pub fn grant(
+        issuer: &JsIdentity,
+        #[wasm_bindgen(unchecked_param_type = "CapabilityGrant")] grant: &JsValue,
+    ) -> Result<Vec<u8>, JsValue> {
+        let grant = grant_arg(grant)?;
+        Ok(Capability::grant_with(&issuer.0, grant)?.encode())
+    }
+
+    /// `holder`, the audience of `parent` (capability bytes), passes on part of it: the bytes of
+    /// a chain one link longer.
+    ///
+    /// Errors: those of `grant` and `decode`, `LIMIT_EXCEEDED` past four links, and
+    /// `BAD_CAPABILITY` when `holder` is not `parent`'s audience, `parent` does not grant
+    /// `delegate`, or the grant widens it.
+    pub fn delegate(
+        holder: &JsIdentity,
+        #[wasm_bindgen(unchecked_param_type = "Uint8Array")] parent: &JsValue,
+        #[wasm_bindgen(unchecked_param_type = "CapabilityGrant")] grant: &JsValue,
+    ) -> Result<Vec<u8>, JsValue> {
+        let parent = Capability::decode(&bytes_arg("parent", parent)?)?;
+        let grant = grant_arg(grant)?;
+        Ok(parent.delegate(&holder.0, grant)?.encode())
+    }
+
+    /// Decodes capability bytes, verifying every signature and chain rule.
+    ///
+    /// Errors: `BAD_INPUT`, `MALFORMED`, `TRAILING_BYTES`, `UNSUPPORTED_VERSION`,
+    /// `LIMIT_EXCEEDED`, `BAD_PUBLIC_KEY`, `BAD_TOPIC`, `BAD_CAPABILITY`, `BAD_SIGNATURE`.
+    #[wasm_bindgen(unchecked_return_type = "DecodedCapability")]
+    pub fn decode(
+        #[wasm_bindgen(unchecked_param_type = "Uint8Array")] bytes: &JsValue,
+    ) -> Result<JsValue, JsValue> {
+        to_js(&Capability::decode(&bytes_arg("bytes", bytes)?)?)
+    }
+
+    /// The owner (agent id) of an owned topic `@<agent id>/…`, or `null` for an open topic.
+    #[wasm_bindgen(js_name = topicOwner, unchecked_return_type = "string | null")]
+    pub fn topic_owner(
+        #[wasm_bindgen(unchecked_param_type = "string")] topic: &JsValue,
+    ) -> Result<JsValue, JsValue> {
+        let topic = string_arg("topic", topic)?;
+        Ok(capability::topic_owner(&topic).map_or(JsValue::NULL, |owner| owner.to_string().into()))
+    }
+
+    /// Returns when `agent` may read `topic` at `nowMs` holding `capabilities` (an array of
+    /// capability bytes, at most 64); throws `NOT_AUTHORIZED` or `CAPABILITY_EXPIRED` otherwise.
+    #[wasm_bindgen(js_name = mayRead)]
+    pub fn may_read(
+        #[wasm_bindgen(unchecked_param_type = "string")] topic: &JsValue,
+        #[wasm_bindgen(unchecked_param_type = "string")] agent: &JsValue,
+        #[wasm_bindgen(unchecked_param_type = "Uint8Array[]")] capabilities: &JsValue,
+        #[wasm_bindgen(js_name = nowMs, unchecked_param_type = "number")] now_ms: &JsValue,
+    ) -> Result<(), JsValue> {
+        let (topic, agent, caps, now) = access_args(topic, agent, capabilities, now_ms)?;
+        Ok(capability::may_read(&topic, &agent, &caps, now)?)
+    }
+
+    /// As `mayRead`, for publishing.
+    #[wasm_bindgen(js_name = mayWrite)]
+    pub fn may_write(
+        #[wasm_bindgen(unchecked_param_type = "string")] topic: &JsValue,
+        #[wasm_bindgen(unchecked_param_type = "string")] agent: &JsValue,
+        #[wasm_bindgen(unchecked_param_type = "Uint8Array[]")] capabilities: &JsValue,
+        #[wasm_bindgen(js_name = nowMs, unchecked_param_type = "number")] now_ms: &JsValue,
+    ) -> Result<(), JsValue> {
+        let (topic, agent, caps, now) = access_args(topic, agent, capabilities, now_ms)?;
+        Ok(capability::may_write(&topic, &agent, &caps, now)?)
+    }
+}
+
+#[wasm_bindgen(typescript_custom_section)]
+const CAPABILITY_TYPES: &str = r#"
+/** What `Capability.grant` and `Capability.delegate` sign. Unknown fields are refused. */
+export interface CapabilityGrant {
+  /** The agent id (64 lowercase hex) that receives the rights. */
+  audience: string;
+  /** A topic name, or a topic prefix when `prefix` is true. */
+  topic: string;
+  /** Cover every topic whose name starts with `topic` (byte for byte; end it with `/`). */
+  prefix?: boolean;
+  /** Any of "read", "write", "delegate"; not empty. */
+  rights: ("read" | "write" | "delegate")[];
+  /** The first millisecond (since the Unix epoch) at which the grant no longer holds. */
+  expiresMs: number | bigint;
+  /** The first millisecond at which it holds; 0 (the default) for no lower bound. */
+  notBeforeMs?: number | bigint;
+}
+
+/** One link of a capability chain, or the chain's effective grant. */
+export interface CapabilityLink {
+  issuer: string;
+  audience: string;
+  topic: string;
+  prefix: boolean;
+  rights: ("read" | "write" | "delegate")[];
+  notBeforeMs: number | bigint;
+  expiresMs: number | bigint;
+}
+
+/** A decoded, verified capability: the root's issuer, the last link's grant, every link. */
+export interface DecodedCapability extends CapabilityLink {
+  /** SHA-256 of the capability bytes, 64 lowercase hex. */
+  id: string;
+  /** The links, root first (1 to 4). */
+  chain: CapabilityLink[];
+}
+"#;
