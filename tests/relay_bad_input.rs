@@ -268,3 +268,60 @@ proptest! {
         });
     }
 }
+
+/// Sends `count` pings without reading, then reads what the relay sent back: the pongs it
+/// answered, and how the connection ended (`Some(code, reason)` for a close frame).
+async fn ping_flood(url: &str, count: usize) -> (usize, Option<(u16, String)>) {
+    use futures_util::{SinkExt, StreamExt};
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    for _ in 0..count {
+        if ws.feed(Message::Ping(vec![7; 16].into())).await.is_err() {
+            break;
+        }
+    }
+    let _ = ws.flush().await;
+    let mut pongs = 0;
+    loop {
+        let message = tokio::time::timeout(PATIENCE, ws.next())
+            .await
+            .expect("the relay neither closed nor stopped answering");
+        match message {
+            Some(Ok(Message::Pong(_))) => {
+                pongs += 1;
+                if pongs == count {
+                    return (pongs, None); // every ping answered: not limited
+                }
+            }
+            Some(Ok(Message::Close(frame))) => {
+                return (pongs, frame.map(|f| (u16::from(f.code), f.reason.to_string())))
+            }
+            Some(Ok(_)) => {}
+            Some(Err(_)) | None => return (pongs, None),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ping_flood_spends_the_frame_budget_and_is_closed() {
+    let burst = 50;
+    let relay = start_relay_with(temp_dir("pings"), |config| {
+        config.limits.connection_rate = 0.001;
+        config.limits.connection_burst = burst as f64;
+    })
+    .await;
+    let rooms = format!("{}/pinged", relay.yjs_url());
+    for url in [relay.url(), rooms] {
+        let (pongs, ending) = ping_flood(&url, 2_000).await;
+        // At most one pong per token: the relay did not answer (nor queue answers to) the rest.
+        assert!(pongs <= burst, "{url}: {pongs} pongs for a burst of {burst}");
+        assert_eq!(ending, Some((1008, "RATE_LIMITED".into())), "{url}");
+    }
+    assert!(relay
+        .metrics()
+        .contains("ants_relay_refused_total{code=\"RATE_LIMITED\"} 1"));
+    // Others are served as before.
+    let alice = identity(1);
+    let mut fine = Client::connect_as(&relay.url(), &alice).await;
+    assert_eq!(fine.publish_ok(&op(&alice, "t", 0, b"")).await, 0);
+    relay.shutdown().await.unwrap();
+}

@@ -428,6 +428,7 @@ async fn upgrade(State(shared): State<Arc<Shared>>, ws: WebSocketUpgrade) -> Res
     ws.max_message_size(max)
         .max_frame_size(max)
         .read_buffer_size(1024)
-        .write_buffer_size(16 * 1024)
+        .write_buffer_size(socket::WRITE_BUFFER_LEN)
+        .max_write_buffer_size(socket::max_write_buffer_len(crate::wire::MAX_FRAME_LEN))
         .on_upgrade(move |socket| socket::run(socket, shared))
 }

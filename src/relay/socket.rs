@@ -29,8 +29,21 @@ const SLOW_CONSUMER: (u16, &str) = (1008, "SLOW_CONSUMER");
 const GOING_AWAY: (u16, &str) = (1001, "SHUTTING_DOWN");
 /// Close code and reason for a WebSocket message over the frame bound.
 const TOO_BIG: (u16, &str) = (1009, "LIMIT_EXCEEDED");
+/// Close code and reason for a peer over its frame budget with pings (RFC 6455 1008).
+pub(crate) const PINGS_RATE_LIMITED: (u16, &str) = (1008, "RATE_LIMITED");
 /// Entries pumped per topic per wake-up, so one busy topic cannot starve the rest.
 const PUMP_BATCH: usize = 256;
+/// Bytes the WebSocket layer gathers before it writes to the socket.
+pub(crate) const WRITE_BUFFER_LEN: usize = 16 * 1024;
+
+/// The most bytes the WebSocket layer may hold unwritten for one connection whose largest
+/// outbound message is `max_message` bytes: its write buffer, the message being written, and as
+/// much again for pongs. Past it, tungstenite keeps only the latest pong (RFC 6455 5.5.3 allows
+/// answering only the most recent ping), so a peer that pings and never reads cannot make the
+/// relay queue pongs without bound (it is unlimited by default).
+pub(crate) fn max_write_buffer_len(max_message: usize) -> usize {
+    WRITE_BUFFER_LEN + 2 * (max_message + 16)
+}
 
 type Sink = SplitSink<WebSocket, Message>;
 
@@ -119,7 +132,10 @@ async fn serve(socket: WebSocket, shared: &Arc<Shared>) -> End {
                         let error = Error::BadInput("frames are binary WebSocket messages".into());
                         conn.refuse(0, &error).await
                     }
-                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => Ok(()),
+                    // Pings spend the frame budget: tungstenite answers each, so a flood of
+                    // them would be work and memory the bucket does not see otherwise.
+                    Some(Ok(Message::Ping(_))) => conn.ping_received(),
+                    Some(Ok(Message::Pong(_))) => Ok(()),
                     Some(Err(error)) if super::over_message_bound(&error) => Err(End::Close(TOO_BIG.0, TOO_BIG.1)),
                     Some(Ok(Message::Close(_)) | Err(_)) | None => Err(End::PeerGone),
                 },
@@ -215,6 +231,16 @@ impl Conn<'_> {
                 Ok(())
             }
         }
+    }
+
+    /// A ping from the peer takes a token of the frame budget; without one, the connection
+    /// closes 1008 `RATE_LIMITED` (a ping has no request id to answer an error frame to).
+    fn ping_received(&mut self) -> Result<(), End> {
+        if self.bucket.take(Instant::now()) {
+            return Ok(());
+        }
+        self.shared.metrics.refused(PINGS_RATE_LIMITED.1);
+        Err(End::Close(PINGS_RATE_LIMITED.0, PINGS_RATE_LIMITED.1))
     }
 
     async fn refuse(&mut self, request_id: u32, error: &Error) -> Result<(), End> {

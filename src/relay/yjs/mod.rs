@@ -350,7 +350,8 @@ pub(crate) async fn upgrade(
     ws.max_message_size(MAX_ROOM_MESSAGE_LEN)
         .max_frame_size(MAX_ROOM_MESSAGE_LEN)
         .read_buffer_size(4 * 1024)
-        .write_buffer_size(16 * 1024)
+        .write_buffer_size(super::socket::WRITE_BUFFER_LEN)
+        .max_write_buffer_size(super::socket::max_write_buffer_len(MAX_ROOM_MESSAGE_LEN))
         .on_upgrade(move |socket| async move {
             shared.metrics.connection_opened();
             serve(socket, &shared, name, query.topic).await;
@@ -487,16 +488,27 @@ async fn relay_messages(
                 Some(Ok(Message::Text(_))) => {
                     Step::Close(1003, "BAD_INPUT: y-protocols messages are binary".into())
                 }
-                Some(Ok(Message::Ping(_) | Message::Pong(_))) => Step::Continue,
+                // Pings spend the frame budget too (see `socket.rs`).
+                Some(Ok(Message::Ping(_))) => {
+                    if bucket.take(Instant::now()) {
+                        Step::Continue
+                    } else {
+                        Step::Close(1008, "RATE_LIMITED".into())
+                    }
+                }
+                Some(Ok(Message::Pong(_))) => Step::Continue,
                 Some(Err(error)) if super::over_message_bound(&error) => {
                     Step::Close(1009, "LIMIT_EXCEEDED: message over the relay's bound".into())
                 }
                 Some(Ok(Message::Close(_)) | Err(_)) | None => Step::Gone,
             },
-            _ = ping.tick() => match sink.send(Message::Ping(Bytes::new())).await {
-                Ok(()) => Step::Continue,
-                Err(_) => Step::Gone,
-            },
+            _ = ping.tick() => {
+                match tokio::time::timeout(send_timeout, sink.send(Message::Ping(Bytes::new()))).await {
+                    Ok(Ok(())) => Step::Continue,
+                    Ok(Err(_)) => Step::Gone,
+                    Err(_) => Step::Close(1008, "SLOW_CONSUMER".into()),
+                }
+            }
         };
         match step {
             Step::Continue => {}
