@@ -63,6 +63,14 @@ pub struct Limits {
     /// with 1013 `LIMIT_EXCEEDED` while this many are. A room unloads when its last
     /// connection leaves.
     pub yjs_rooms: usize,
+    /// Longest wait for a complete HTTP request head, in milliseconds: a new connection that
+    /// sends nothing or part of a request, or a kept-alive one idle between requests, is closed
+    /// after it.
+    pub header_read_timeout_ms: u64,
+    /// Most TCP connections served HTTP before their WebSocket upgrade (or while fetching
+    /// `/healthz`, `/metrics` or files); one more is closed at once. Upgraded connections count
+    /// toward `max_connections` instead.
+    pub max_http_connections: usize,
 }
 
 impl Default for Limits {
@@ -85,6 +93,8 @@ impl Default for Limits {
             storage_reserve_mib: 64,
             yjs_room_len: crate::relay::yjs::MAX_ROOM_DOC_LEN,
             yjs_rooms: 4_096,
+            header_read_timeout_ms: 10_000,
+            max_http_connections: 512,
         }
     }
 }

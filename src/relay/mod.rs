@@ -30,6 +30,7 @@ pub mod metrics;
 pub mod rate;
 pub mod reply;
 pub mod sequencer;
+mod serve;
 mod socket;
 pub mod store;
 mod topics;
@@ -47,7 +48,6 @@ use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::serve::ListenerExt;
 use axum::Router;
 use tokio::sync::watch;
 
@@ -296,25 +296,14 @@ pub async fn start(config: Config) -> Result<RelayHandle> {
         closing,
     });
     let app = router(shared.clone());
-    let (stop_accepting, mut stop_rx) = watch::channel(false);
-    let server = tokio::spawn(async move {
-        let stopped = async move {
-            let _ = stop_rx.wait_for(|stop| *stop).await;
-        };
-        // No Nagle: a subscriber only reads, so with it every small entry frame after the first
-        // would wait for the peer's delayed ACK (up to 40 ms on Linux).
-        let listener = listener.tap_io(|tcp| {
-            if let Err(error) = tcp.set_nodelay(true) {
-                tracing::debug!(%error, "could not set TCP_NODELAY");
-            }
-        });
-        if let Err(error) = axum::serve(listener, app)
-            .with_graceful_shutdown(stopped)
-            .await
-        {
-            tracing::error!(%error, "server error");
-        }
-    });
+    let (stop_accepting, stop_rx) = watch::channel(false);
+    let server = tokio::spawn(serve::serve(
+        listener,
+        app,
+        serve::HttpLimits::new(&shared.config.limits),
+        shared.metrics.clone(),
+        stop_rx,
+    ));
     tracing::info!(%addr, relay = %shared.identity.agent_id(), "relay listening");
     Ok(RelayHandle {
         addr,

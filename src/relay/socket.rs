@@ -29,6 +29,10 @@ const SLOW_CONSUMER: (u16, &str) = (1008, "SLOW_CONSUMER");
 const GOING_AWAY: (u16, &str) = (1001, "SHUTTING_DOWN");
 /// Close code and reason for a WebSocket message over the frame bound.
 const TOO_BIG: (u16, &str) = (1009, "LIMIT_EXCEEDED");
+/// Close code and reason for a frame the WebSocket layer refuses (RFC 6455 7.4.1, 1002).
+const PROTOCOL_ERROR: (u16, &str) = (1002, "MALFORMED");
+/// Close code and reason for a text message that is not UTF-8 (RFC 6455 8.1, 1007).
+const NOT_UTF8: (u16, &str) = (1007, "MALFORMED");
 /// Close code and reason for a peer over its frame budget with pings (RFC 6455 1008).
 pub(crate) const PINGS_RATE_LIMITED: (u16, &str) = (1008, "RATE_LIMITED");
 /// Entries pumped per topic per wake-up, so one busy topic cannot starve the rest.
@@ -52,6 +56,33 @@ enum End {
     PeerGone,
     Close(u16, &'static str),
     SlowConsumer,
+}
+
+/// How to close a connection whose read failed in the WebSocket layer: the close code and
+/// reason for a message the layer refused (RFC 6455 7.4.1: 1009 over the size bound, 1002 a
+/// protocol error such as an unmasked frame, a reserved bit, an unknown opcode or a control
+/// frame over 125 bytes, 1007 a text message that is not UTF-8), `None` when the peer is gone
+/// and there is nobody to tell.
+pub(crate) fn refusal(error: &axum::Error) -> Option<(u16, &'static str)> {
+    use tokio_tungstenite::tungstenite::error::{Error as WsError, ProtocolError};
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        if let Some(refused) = cause.downcast_ref::<WsError>() {
+            return match refused {
+                WsError::Capacity(_) => Some(TOO_BIG),
+                WsError::Utf8(_) => Some(NOT_UTF8),
+                WsError::Protocol(
+                    ProtocolError::ResetWithoutClosingHandshake
+                    | ProtocolError::SendAfterClosing
+                    | ProtocolError::ReceivedAfterClosing,
+                ) => None,
+                WsError::Protocol(_) => Some(PROTOCOL_ERROR),
+                _ => None,
+            };
+        }
+        source = cause.source();
+    }
+    None
 }
 
 pub(crate) async fn run(socket: WebSocket, shared: Arc<Shared>) {
@@ -136,8 +167,11 @@ async fn serve(socket: WebSocket, shared: &Arc<Shared>) -> End {
                     // them would be work and memory the bucket does not see otherwise.
                     Some(Ok(Message::Ping(_))) => conn.ping_received(),
                     Some(Ok(Message::Pong(_))) => Ok(()),
-                    Some(Err(error)) if super::over_message_bound(&error) => Err(End::Close(TOO_BIG.0, TOO_BIG.1)),
-                    Some(Ok(Message::Close(_)) | Err(_)) | None => Err(End::PeerGone),
+                    Some(Err(error)) => match refusal(&error) {
+                        Some((code, reason)) => Err(End::Close(code, reason)),
+                        None => Err(End::PeerGone),
+                    },
+                    Some(Ok(Message::Close(_))) | None => Err(End::PeerGone),
                 },
                 () = wake.notified() => conn.pump(&wake).await,
                 _ = ping.tick() => conn.send(Message::Ping(Vec::new().into())).await,

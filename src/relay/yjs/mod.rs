@@ -500,7 +500,11 @@ async fn relay_messages(
                 Some(Err(error)) if super::over_message_bound(&error) => {
                     Step::Close(1009, "LIMIT_EXCEEDED: message over the relay's bound".into())
                 }
-                Some(Ok(Message::Close(_)) | Err(_)) | None => Step::Gone,
+                Some(Err(error)) => match super::socket::refusal(&error) {
+                    Some((code, reason)) => Step::Close(code, reason.into()),
+                    None => Step::Gone,
+                },
+                Some(Ok(Message::Close(_))) | None => Step::Gone,
             },
             _ = ping.tick() => {
                 match tokio::time::timeout(send_timeout, sink.send(Message::Ping(Bytes::new()))).await {
