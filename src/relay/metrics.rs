@@ -78,6 +78,7 @@ pub struct Metrics {
     publish_to_receipt: Histogram,
     fanout_lag: Histogram,
     yjs_rooms_open: AtomicU64,
+    cache_bytes: AtomicU64,
     yjs_updates: AtomicU64,
     yjs_closed: Mutex<BTreeMap<String, u64>>,
 }
@@ -129,6 +130,10 @@ impl Metrics {
     /// A request was refused with `code`.
     pub fn refused(&self, code: &str) {
         count_by_code(&self.ops_refused, code);
+    }
+    /// The entry cache of every topic holds `bytes` bytes of entries.
+    pub fn cache_bytes(&self, bytes: u64) {
+        self.cache_bytes.store(bytes, Ordering::Relaxed);
     }
     /// A Yjs room was loaded.
     pub fn room_opened(&self) {
@@ -242,6 +247,13 @@ impl Metrics {
             "Retries of stored ops, answered with the original receipt (nothing stored).",
             "counter",
             load(&self.ops_retried),
+        );
+        gauge(
+            &mut out,
+            "ants_relay_cache_bytes",
+            "Bytes of committed entries cached in memory for fan-out, over all topics.",
+            "gauge",
+            load(&self.cache_bytes),
         );
         gauge(
             &mut out,

@@ -238,7 +238,10 @@ pub async fn start(config: Config) -> Result<RelayHandle> {
         config.limits.yjs_room_len,
         metrics.clone(),
     )?);
-    let hub = Arc::new(Hub::new(config.limits.cache_per_topic));
+    let hub = Arc::new(Hub::with_limits(
+        config.limits.cache_limits(),
+        Some(metrics.clone()),
+    ));
     let recovery_started = std::time::Instant::now();
     let tuning = GroupCommit {
         window: Duration::from_micros(config.limits.commit_window_us),

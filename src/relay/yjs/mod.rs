@@ -19,8 +19,8 @@
 //!   `LIMIT_EXCEEDED`; the room is unchanged. An update must fill its length prefix exactly
 //!   (`TRAILING_BYTES`, 1007): yrs ignores bytes after the delete set, which would otherwise be
 //!   stored and forwarded past the room's size limit.
-//! - Presence: a connection owns at most [`MAX_CONNECTION_AWARENESS_CLIENTS`] awareness ids
-//!   (more closes it with 1008 `LIMIT_EXCEEDED`), so present states are bounded per connection
+//! - Presence: a connection owns at most `[limits] yjs_awareness_per_connection` awareness ids
+//!   (by default [`MAX_CONNECTION_AWARENESS_CLIENTS`]; more closes it with 1008 `LIMIT_EXCEEDED`), so present states are bounded per connection
 //!   and a room cannot be filled against newcomers. Awareness goes back to its sender too, as
 //!   from the y-websocket server: a lone stock client hears its own 15 s renewal and so does
 //!   not drop its socket as silent after 30 s.
@@ -186,8 +186,9 @@ impl Rooms {
         self: &Arc<Self>,
         name: &str,
         bridge: Option<(Arc<Shared>, String)>,
-        max_rooms: usize,
+        limits: &super::Limits,
     ) -> Result<(ConnId, mpsc::Sender<RoomInput>, u64)> {
+        let max_rooms = limits.yjs_rooms;
         let mut open = self.lock()?;
         if self.stopping.load(Ordering::Acquire) {
             return Err(Error::Unavailable("the relay is shutting down".into()));
@@ -210,6 +211,7 @@ impl Rooms {
                 self.clone(),
                 receiver,
                 bridge,
+                limits.yjs_awareness_per_connection.max(1),
             ));
             OpenRoom {
                 input,
@@ -388,10 +390,9 @@ async fn serve(socket: WebSocket, shared: &Arc<Shared>, name: String, topic: Opt
     let (mut sink, mut stream) = socket.split();
     let joined = room_key(&name, topic.as_deref(), &shared.config).and_then(|key| {
         let bridge = topic.map(|topic| (shared.clone(), topic));
-        let max_rooms = shared.config.limits.yjs_rooms;
         shared
             .yjs
-            .join(&key, bridge, max_rooms)
+            .join(&key, bridge, &shared.config.limits)
             .map(|joined| (key, joined))
     });
     let (name, (conn, input, generation)) = match joined {
