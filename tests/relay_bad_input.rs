@@ -296,7 +296,11 @@ async fn ping_flood(url: &str, count: usize) -> (usize, Option<(u16, String)>) {
                 return (pongs, frame.map(|f| (u16::from(f.code), f.reason.to_string())))
             }
             Some(Ok(_)) => {}
-            Some(Err(_)) | None => return (pongs, None),
+            Some(Err(error)) => {
+                eprintln!("{url}: {pongs} pongs, then {error}");
+                return (pongs, None);
+            }
+            None => return (pongs, None),
         }
     }
 }

@@ -80,7 +80,7 @@ pub(crate) async fn serve(
         .keep_alive(true);
     loop {
         let tcp = tokio::select! {
-            _ = stop.wait_for(|stop| *stop) => break,
+            () = stopped(&mut stop) => break,
             accepted = listener.accept() => match accepted {
                 Ok((tcp, _)) => tcp,
                 Err(error) => {
@@ -113,7 +113,7 @@ pub(crate) async fn serve(
             let mut conn = pin!(conn);
             let served = tokio::select! {
                 served = conn.as_mut() => served,
-                _ = stop.wait_for(|stop| *stop) => {
+                () = stopped(&mut stop) => {
                     conn.as_mut().graceful_shutdown();
                     conn.as_mut().await
                 }
@@ -127,6 +127,11 @@ pub(crate) async fn serve(
             drop(permit);
         });
     }
+}
+
+/// Resolves once `stop` is `true` (or its sender is gone).
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stop| *stop).await;
 }
 
 /// The length of `segment` once percent-decoded (`%41` is one byte).

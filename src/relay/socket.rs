@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
-use futures_util::stream::{SplitSink, StreamExt};
+use futures_util::stream::{SplitSink, SplitStream, StreamExt};
 use futures_util::SinkExt;
 use tokio::sync::{mpsc, Notify};
 
@@ -85,12 +85,28 @@ pub(crate) fn refusal(error: &axum::Error) -> Option<(u16, &'static str)> {
     None
 }
 
+/// Longest the relay keeps reading a connection it sent a close frame to.
+const CLOSE_LINGER: Duration = Duration::from_secs(1);
+
+/// After the relay sent a close frame: reads and discards what the peer still sends, until its
+/// close frame or the end of the stream, for at most [`CLOSE_LINGER`]. Closing a socket with
+/// unread bytes makes the kernel reset the connection and drop what it has not sent yet, the
+/// close frame among them; RFC 6455 7.1.1 has the server close TCP after the closing handshake.
+/// (tungstenite answers no ping once a close frame is sent.)
+pub(crate) async fn linger(stream: &mut SplitStream<WebSocket>) {
+    let _ = tokio::time::timeout(CLOSE_LINGER, async {
+        while let Some(Ok(message)) = stream.next().await {
+            if let Message::Close(_) = message {
+                break;
+            }
+        }
+    })
+    .await;
+}
+
 pub(crate) async fn run(socket: WebSocket, shared: Arc<Shared>) {
     shared.metrics.connection_opened();
-    let end = serve(socket, &shared).await;
-    if let End::SlowConsumer = end {
-        shared.metrics.slow_consumer();
-    }
+    serve(socket, &shared).await;
     shared.metrics.connection_closed();
     shared.release_slot();
 }
@@ -151,7 +167,7 @@ async fn serve(socket: WebSocket, shared: &Arc<Shared>) -> End {
                     // Flush answers already queued (receipts of committed ops), then leave.
                     while let Ok(bytes) = outbound.try_recv() {
                         if let Err(end) = conn.send(Message::Binary(bytes.into())).await {
-                            return conn.finish(end, &wake).await;
+                            return conn.finish(end, &wake, &mut stream).await;
                         }
                     }
                     Err(End::Close(GOING_AWAY.0, GOING_AWAY.1))
@@ -181,11 +197,20 @@ async fn serve(socket: WebSocket, shared: &Arc<Shared>) -> End {
             }
         },
     };
-    conn.finish(end, &wake).await
+    conn.finish(end, &wake, &mut stream).await
 }
 
 impl Conn<'_> {
-    async fn finish(mut self, end: End, wake: &Arc<Notify>) -> End {
+    async fn finish(
+        mut self,
+        end: End,
+        wake: &Arc<Notify>,
+        stream: &mut SplitStream<WebSocket>,
+    ) -> End {
+        if let End::SlowConsumer = end {
+            // Counted now, not once the closing handshake is over.
+            self.shared.metrics.slow_consumer();
+        }
         if let Some(agent) = self.state.agent() {
             self.shared.agents.unregister(agent, &self.reply);
         }
@@ -203,11 +228,14 @@ impl Conn<'_> {
                 code,
                 reason: reason.into(),
             };
-            let _ = tokio::time::timeout(
+            let sent = tokio::time::timeout(
                 Duration::from_secs(1),
                 self.sink.send(Message::Close(Some(frame))),
             )
             .await;
+            if matches!(sent, Ok(Ok(()))) {
+                linger(stream).await;
+            }
         }
         end
     }

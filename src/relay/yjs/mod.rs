@@ -404,7 +404,7 @@ async fn serve(socket: WebSocket, shared: &Arc<Shared>, name: String, topic: Opt
                 Error::LimitExceeded { .. } => 1013,
                 _ => 1011,
             };
-            close(&mut sink, shared, code, close_reason(&error)).await;
+            close(&mut sink, &mut stream, shared, code, close_reason(&error)).await;
             return;
         }
     };
@@ -426,7 +426,7 @@ async fn serve(socket: WebSocket, shared: &Arc<Shared>, name: String, topic: Opt
     )
     .await;
     if let Some((code, reason)) = end {
-        close(&mut sink, shared, code, reason).await;
+        close(&mut sink, &mut stream, shared, code, reason).await;
     }
 }
 
@@ -525,18 +525,27 @@ async fn relay_messages(
 
 /// Closes a Yjs connection with `code` and `reason`, counted by the reason's code (the part
 /// before any `:`) in `ants_relay_yjs_closed_total`, whoever decided it: the endpoint or the room.
-async fn close(sink: &mut Sink, shared: &Shared, code: u16, reason: String) {
+async fn close(
+    sink: &mut Sink,
+    stream: &mut SplitStream<WebSocket>,
+    shared: &Shared,
+    code: u16,
+    reason: String,
+) {
     let reason_code = reason.split(':').next().unwrap_or_default();
     shared.metrics.room_closed_connection(reason_code);
     let frame = CloseFrame {
         code,
         reason: reason.into(),
     };
-    let _ = tokio::time::timeout(
+    let sent = tokio::time::timeout(
         Duration::from_secs(1),
         sink.send(Message::Close(Some(frame))),
     )
     .await;
+    if matches!(sent, Ok(Ok(()))) {
+        super::socket::linger(stream).await;
+    }
 }
 
 #[cfg(test)]
