@@ -293,7 +293,10 @@ async fn ping_flood(url: &str, count: usize) -> (usize, Option<(u16, String)>) {
                 }
             }
             Some(Ok(Message::Close(frame))) => {
-                return (pongs, frame.map(|f| (u16::from(f.code), f.reason.to_string())))
+                return (
+                    pongs,
+                    frame.map(|f| (u16::from(f.code), f.reason.to_string())),
+                )
             }
             Some(Ok(_)) => {}
             Some(Err(error)) => {
@@ -317,7 +320,10 @@ async fn a_ping_flood_spends_the_frame_budget_and_is_closed() {
     for url in [relay.url(), rooms] {
         let (pongs, ending) = ping_flood(&url, 2_000).await;
         // At most one pong per token: the relay did not answer (nor queue answers to) the rest.
-        assert!(pongs <= burst, "{url}: {pongs} pongs for a burst of {burst}");
+        assert!(
+            pongs <= burst,
+            "{url}: {pongs} pongs for a burst of {burst}"
+        );
         assert_eq!(ending, Some((1008, "RATE_LIMITED".into())), "{url}");
     }
     assert!(relay
@@ -362,7 +368,10 @@ async fn close_code(tcp: &mut tokio::net::TcpStream) -> Option<u16> {
     while at + 2 <= bytes.len() {
         let opcode = bytes[at] & 0x0f;
         let (len, skip) = match bytes[at + 1] & 0x7f {
-            126 => (u16::from_be_bytes([bytes[at + 2], bytes[at + 3]]) as usize, 4),
+            126 => (
+                u16::from_be_bytes([bytes[at + 2], bytes[at + 3]]) as usize,
+                4,
+            ),
             127 => (
                 u64::from_be_bytes(bytes[at + 2..at + 10].try_into().unwrap()) as usize,
                 10,
@@ -431,7 +440,49 @@ async fn retries_are_counted_apart_from_stored_ops() {
     }
     assert_eq!(client.publish_ok(&op(&alice, "t", 1, b"")).await, 1);
     let metrics = relay.metrics();
-    assert!(metrics.contains("ants_relay_ops_accepted_total 2\n"), "{metrics}");
-    assert!(metrics.contains("ants_relay_ops_retried_total 3\n"), "{metrics}");
+    assert!(
+        metrics.contains("ants_relay_ops_accepted_total 2\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("ants_relay_ops_retried_total 3\n"),
+        "{metrics}"
+    );
+    relay.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_entry_cache_is_bounded_in_bytes_and_replays_from_storage() {
+    // Issue 22 item 2: the cache counted entries, not bytes (4,096 × 256 KiB per topic).
+    let relay = start_relay_with(temp_dir("cache-bytes"), |config| {
+        config.limits.cache_bytes_per_topic = 300_000;
+        config.limits.cache_bytes = 500_000;
+    })
+    .await;
+    let alice = identity(1);
+    let mut publisher = Client::connect_as(&relay.url(), &alice).await;
+    let body = vec![0x33; 100_000];
+    for topic in ["a", "b", "c"] {
+        for counter in 0..5 {
+            publisher
+                .publish_ok(&op(&alice, topic, counter, &body))
+                .await;
+        }
+    }
+    let cached = relay
+        .metrics()
+        .lines()
+        .find_map(|line| line.strip_prefix("ants_relay_cache_bytes "))
+        .map(|value| value.parse::<u64>().unwrap())
+        .unwrap();
+    assert!(cached > 0 && cached <= 500_000, "{cached} bytes cached");
+    // Every entry is still delivered, from storage where the cache let it go.
+    for topic in ["a", "b", "c"] {
+        let mut reader = Client::connect(&relay.url()).await;
+        reader.subscribe(topic, 0).await;
+        for seq in 0..5 {
+            assert_eq!(reader.next_entry().await.seq(), seq);
+        }
+    }
     relay.shutdown().await.unwrap();
 }

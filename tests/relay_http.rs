@@ -102,7 +102,9 @@ async fn connections_before_the_upgrade_count_toward_a_bound() {
     assert_eq!(read_until_closed(&mut fifth).await, "");
     let mut health = TcpStream::connect(addr).await.unwrap();
     // The relay may have closed it already: then this write fails, which is the point.
-    let _ = health.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    let _ = health
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await;
     assert_eq!(read_until_closed(&mut health).await, "");
     assert_eq!(metric(&relay, "ants_relay_http_refused_total"), Some(2));
     // Upgraded connections do not count: a WebSocket connection opened while 3 wait leaves

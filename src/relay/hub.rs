@@ -314,7 +314,11 @@ mod tests {
         hub.append("b", (0..3).map(|s| sized(s, 300)).collect(), [0; 32]);
         assert_eq!(hub.cached_bytes(), 1_800);
         hub.append("c", (0..3).map(|s| sized(s, 300)).collect(), [0; 32]);
-        assert!(hub.cached_bytes() <= 2_500 / 8 * 7, "{}", hub.cached_bytes());
+        assert!(
+            hub.cached_bytes() <= 2_500 / 8 * 7,
+            "{}",
+            hub.cached_bytes()
+        );
         let cached = |topic: &str, head: u64| {
             (0..head)
                 .find_map(|from| hub.read(topic, from, 10).ok().map(|(e, _)| e.len()))
@@ -324,7 +328,11 @@ mod tests {
             .iter()
             .map(|(t, head)| cached(t, *head) * 300)
             .sum();
-        assert_eq!(total as u64, hub.cached_bytes(), "the count matches the entries");
+        assert_eq!(
+            total as u64,
+            hub.cached_bytes(),
+            "the count matches the entries"
+        );
         // The newest entries stay: every topic still serves its last one from memory.
         for (topic, head) in [("a", 4), ("b", 3), ("c", 3)] {
             assert!(hub.read(topic, head - 1, 1).is_ok(), "{topic}");
