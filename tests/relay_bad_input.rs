@@ -268,3 +268,221 @@ proptest! {
         });
     }
 }
+
+/// Sends `count` pings without reading, then reads what the relay sent back: the pongs it
+/// answered, and how the connection ended (`Some(code, reason)` for a close frame).
+async fn ping_flood(url: &str, count: usize) -> (usize, Option<(u16, String)>) {
+    use futures_util::{SinkExt, StreamExt};
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    for _ in 0..count {
+        if ws.feed(Message::Ping(vec![7; 16].into())).await.is_err() {
+            break;
+        }
+    }
+    let _ = ws.flush().await;
+    let mut pongs = 0;
+    loop {
+        let message = tokio::time::timeout(PATIENCE, ws.next())
+            .await
+            .expect("the relay neither closed nor stopped answering");
+        match message {
+            Some(Ok(Message::Pong(_))) => {
+                pongs += 1;
+                if pongs == count {
+                    return (pongs, None); // every ping answered: not limited
+                }
+            }
+            Some(Ok(Message::Close(frame))) => {
+                return (
+                    pongs,
+                    frame.map(|f| (u16::from(f.code), f.reason.to_string())),
+                )
+            }
+            Some(Ok(_)) => {}
+            Some(Err(error)) => {
+                eprintln!("{url}: {pongs} pongs, then {error}");
+                return (pongs, None);
+            }
+            None => return (pongs, None),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ping_flood_spends_the_frame_budget_and_is_closed() {
+    let burst = 50;
+    let relay = start_relay_with(temp_dir("pings"), |config| {
+        config.limits.connection_rate = 0.001;
+        config.limits.connection_burst = burst as f64;
+    })
+    .await;
+    let rooms = format!("{}/pinged", relay.yjs_url());
+    for url in [relay.url(), rooms] {
+        let (pongs, ending) = ping_flood(&url, 2_000).await;
+        // At most one pong per token: the relay did not answer (nor queue answers to) the rest.
+        assert!(
+            pongs <= burst,
+            "{url}: {pongs} pongs for a burst of {burst}"
+        );
+        assert_eq!(ending, Some((1008, "RATE_LIMITED".into())), "{url}");
+    }
+    assert!(relay
+        .metrics()
+        .contains("ants_relay_refused_total{code=\"RATE_LIMITED\"} 1"));
+    // Others are served as before.
+    let alice = identity(1);
+    let mut fine = Client::connect_as(&relay.url(), &alice).await;
+    assert_eq!(fine.publish_ok(&op(&alice, "t", 0, b"")).await, 0);
+    relay.shutdown().await.unwrap();
+}
+
+/// Opens a WebSocket on `path` by hand (so that the test can then send frames no WebSocket
+/// library would), returning the stream after the `101` answer's head.
+async fn raw_websocket(addr: std::net::SocketAddr, path: &str) -> tokio::net::TcpStream {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    );
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    // Byte by byte up to the blank line, so no frame after the head is consumed here.
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        head.push(tcp.read_u8().await.unwrap());
+    }
+    assert!(head.starts_with(b"HTTP/1.1 101"), "{head:?}");
+    tcp
+}
+
+/// Reads the server's frames until the connection ends; returns the close frame's code, if
+/// one came.
+async fn close_code(tcp: &mut tokio::net::TcpStream) -> Option<u16> {
+    use tokio::io::AsyncReadExt;
+    let mut bytes = Vec::new();
+    let _ = tokio::time::timeout(PATIENCE, tcp.read_to_end(&mut bytes))
+        .await
+        .expect("the relay kept the connection open");
+    // Server frames are unmasked: header, extended length, payload.
+    let mut at = 0;
+    while at + 2 <= bytes.len() {
+        let opcode = bytes[at] & 0x0f;
+        let (len, skip) = match bytes[at + 1] & 0x7f {
+            126 => (
+                u16::from_be_bytes([bytes[at + 2], bytes[at + 3]]) as usize,
+                4,
+            ),
+            127 => (
+                u64::from_be_bytes(bytes[at + 2..at + 10].try_into().unwrap()) as usize,
+                10,
+            ),
+            n => (n as usize, 2),
+        };
+        let payload = at + skip;
+        if opcode == 8 {
+            return bytes
+                .get(payload..payload + 2)
+                .map(|code| u16::from_be_bytes([code[0], code[1]]));
+        }
+        at = payload + len;
+    }
+    None
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frames_the_websocket_layer_refuses_get_a_close_frame() {
+    let relay = start_relay(temp_dir("ws-refused")).await;
+    let mask = [0u8; 4]; // a zero mask leaves the payload as it is
+    let masked = |first: u8, payload: &[u8]| {
+        let mut frame = vec![first];
+        match payload.len() {
+            n @ 0..=125 => frame.push(0x80 | n as u8),
+            n => {
+                frame.push(0x80 | 126);
+                frame.extend_from_slice(&(n as u16).to_be_bytes());
+            }
+        }
+        frame.extend_from_slice(&mask);
+        frame.extend_from_slice(payload);
+        frame
+    };
+    let cases: [(&str, Vec<u8>, u16); 5] = [
+        ("unmasked", vec![0x82, 0x01, 0x00], 1002),
+        ("RSV1 without an extension", masked(0xc2, &[0]), 1002),
+        ("a 126-byte ping", masked(0x89, &[0; 126]), 1002),
+        ("opcode 3", masked(0x83, &[]), 1002),
+        ("text that is not UTF-8", masked(0x81, &[0xc3, 0x28]), 1007),
+    ];
+    for path in ["/ws", "/yjs/refusals"] {
+        for (name, frame, code) in &cases {
+            use tokio::io::AsyncWriteExt;
+            let mut tcp = raw_websocket(relay.local_addr(), path).await;
+            tcp.write_all(frame).await.unwrap();
+            assert_eq!(close_code(&mut tcp).await, Some(*code), "{path}: {name}");
+        }
+    }
+    // The relay is unharmed.
+    let alice = identity(1);
+    let mut fine = Client::connect_as(&relay.url(), &alice).await;
+    assert_eq!(fine.publish_ok(&op(&alice, "t", 0, b"")).await, 0);
+    relay.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_are_counted_apart_from_stored_ops() {
+    let relay = start_relay(temp_dir("retried")).await;
+    let alice = identity(1);
+    let mut client = Client::connect_as(&relay.url(), &alice).await;
+    let first = op(&alice, "t", 0, b"once");
+    assert_eq!(client.publish_ok(&first).await, 0);
+    for _ in 0..3 {
+        assert_eq!(client.publish_ok(&first).await, 0, "a retry: same seq");
+    }
+    assert_eq!(client.publish_ok(&op(&alice, "t", 1, b"")).await, 1);
+    let metrics = relay.metrics();
+    assert!(
+        metrics.contains("ants_relay_ops_accepted_total 2\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("ants_relay_ops_retried_total 3\n"),
+        "{metrics}"
+    );
+    relay.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_entry_cache_is_bounded_in_bytes_and_replays_from_storage() {
+    // Issue 22 item 2: the cache counted entries, not bytes (4,096 × 256 KiB per topic).
+    let relay = start_relay_with(temp_dir("cache-bytes"), |config| {
+        config.limits.cache_bytes_per_topic = 300_000;
+        config.limits.cache_bytes = 500_000;
+    })
+    .await;
+    let alice = identity(1);
+    let mut publisher = Client::connect_as(&relay.url(), &alice).await;
+    let body = vec![0x33; 100_000];
+    for topic in ["a", "b", "c"] {
+        for counter in 0..5 {
+            publisher
+                .publish_ok(&op(&alice, topic, counter, &body))
+                .await;
+        }
+    }
+    let cached = relay
+        .metrics()
+        .lines()
+        .find_map(|line| line.strip_prefix("ants_relay_cache_bytes "))
+        .map(|value| value.parse::<u64>().unwrap())
+        .unwrap();
+    assert!(cached > 0 && cached <= 500_000, "{cached} bytes cached");
+    // Every entry is still delivered, from storage where the cache let it go.
+    for topic in ["a", "b", "c"] {
+        let mut reader = Client::connect(&relay.url()).await;
+        reader.subscribe(topic, 0).await;
+        for seq in 0..5 {
+            assert_eq!(reader.next_entry().await.seq(), seq);
+        }
+    }
+    relay.shutdown().await.unwrap();
+}

@@ -521,6 +521,25 @@ async fn attackers_cannot_lock_a_newcomer_out_of_a_room_with_awareness() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_awareness_a_connection_may_own_is_configurable() {
+    let relay = start_relay_with(temp_dir("yjs-awareness-limit"), |config| {
+        config.limits.yjs_awareness_per_connection = 2;
+    })
+    .await;
+    let base = yjs_base(&relay);
+    let mut two = YClient::joined(&base, "few").await;
+    let both = awareness_flood(10, 2, 1);
+    two.send(both.clone()).await;
+    // Echoed to its sender: accepted, and the connection stays.
+    while two.next().await.expect("two clients are allowed") != both {}
+    let reason = two
+        .expect_closed_after(Message::Binary(awareness_flood(20, 1, 1).into()), 1008)
+        .await;
+    assert!(reason.starts_with("LIMIT_EXCEEDED"), "{reason}");
+    relay.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rooms_are_compacted_and_reload_the_same() {
     let data = temp_dir("yjs-compact");
     let relay = start_relay(data.clone()).await;

@@ -39,6 +39,12 @@ pub struct Limits {
     pub send_timeout_ms: u64,
     /// Committed entries kept in memory per topic for live fan-out.
     pub cache_per_topic: usize,
+    /// Bytes of committed entries kept in memory per topic (older ones are read back from
+    /// storage).
+    pub cache_bytes_per_topic: usize,
+    /// Bytes of committed entries kept in memory over all topics: past it, the topics caching
+    /// the most give up their oldest entries.
+    pub cache_bytes: usize,
     /// Group commit: longest wait for more publishes after one that found the sequencer idle
     /// (nothing queued behind it), in microseconds. A busy sequencer takes its backlog at once.
     pub commit_window_us: u64,
@@ -63,6 +69,19 @@ pub struct Limits {
     /// with 1013 `LIMIT_EXCEEDED` while this many are. A room unloads when its last
     /// connection leaves.
     pub yjs_rooms: usize,
+    /// Most awareness (presence) client ids one Yjs connection may own in its room: a stock
+    /// provider has one. A message that would make it own more closes it with 1008
+    /// `LIMIT_EXCEEDED`, so a room's presence grows with its connections and cannot be filled
+    /// against newcomers.
+    pub yjs_awareness_per_connection: usize,
+    /// Longest wait for a complete HTTP request head, in milliseconds: a new connection that
+    /// sends nothing or part of a request, or a kept-alive one idle between requests, is closed
+    /// after it.
+    pub header_read_timeout_ms: u64,
+    /// Most TCP connections served HTTP before their WebSocket upgrade (or while fetching
+    /// `/healthz`, `/metrics` or files); one more is closed at once. Upgraded connections count
+    /// toward `max_connections` instead.
+    pub max_http_connections: usize,
 }
 
 impl Default for Limits {
@@ -77,6 +96,8 @@ impl Default for Limits {
             send_queue: 4_096,
             send_timeout_ms: 10_000,
             cache_per_topic: 4_096,
+            cache_bytes_per_topic: 16 * 1024 * 1024,
+            cache_bytes: 256 * 1024 * 1024,
             commit_window_us: 1_000,
             commit_max_ops: 2_048,
             sequencer_queue: 65_536,
@@ -85,11 +106,23 @@ impl Default for Limits {
             storage_reserve_mib: 64,
             yjs_room_len: crate::relay::yjs::MAX_ROOM_DOC_LEN,
             yjs_rooms: 4_096,
+            yjs_awareness_per_connection: crate::relay::yjs::MAX_CONNECTION_AWARENESS_CLIENTS,
+            header_read_timeout_ms: 10_000,
+            max_http_connections: 512,
         }
     }
 }
 
 impl Limits {
+    /// What the entry cache may hold.
+    pub fn cache_limits(&self) -> crate::relay::hub::CacheLimits {
+        crate::relay::hub::CacheLimits {
+            entries_per_topic: self.cache_per_topic,
+            bytes_per_topic: self.cache_bytes_per_topic,
+            bytes: self.cache_bytes,
+        }
+    }
+
     /// The send timeout as a duration.
     pub fn send_timeout(&self) -> Duration {
         Duration::from_millis(self.send_timeout_ms)

@@ -42,6 +42,9 @@ pub struct Answer {
     pub outcome: Result<(u64, OpId, Vec<u8>)>,
     /// When the relay received the publish (for the publish-to-receipt metric).
     pub received_at: Instant,
+    /// Whether the op was stored before and this is the original receipt again (a retry),
+    /// counted apart from newly stored ops.
+    pub retry: bool,
 }
 
 /// What one committed batch tells the world once it is durable.
@@ -221,7 +224,12 @@ fn announce(announcement: Announcement, audience: &Audience, refusal: Option<&Er
         };
         let frame = match outcome {
             Ok((seq, op_id, receipt)) => {
-                audience.metrics.accepted(answer.received_at.elapsed());
+                let elapsed = answer.received_at.elapsed();
+                if answer.retry {
+                    audience.metrics.retried(elapsed);
+                } else {
+                    audience.metrics.accepted(elapsed);
+                }
                 Frame::new(
                     answer.request_id,
                     Body::Receipt {
@@ -285,6 +293,7 @@ mod tests {
                 request_id,
                 outcome: Ok((seq, OpId([seq as u8; 32]), vec![1])),
                 received_at: Instant::now(),
+                retry: false,
             }],
             pushes: vec![],
             started: Some(Instant::now()),

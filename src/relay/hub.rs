@@ -5,14 +5,22 @@
 //! storage stay below it. A woken connection *pulls* the entries it still owes its peer from
 //! the recent-entry cache (or, when it has fallen further behind, from storage), so a slow
 //! subscriber costs nothing but its own cursor: the hub never queues entries per subscriber,
-//! never waits for one, and its memory is bounded by the cache size per topic.
+//! never waits for one, and its memory is bounded by the cache.
+//!
+//! The cache is bounded in entries and in bytes per topic (`[limits] cache_per_topic`,
+//! `cache_bytes_per_topic`) and in bytes over all topics (`cache_bytes`): past the total, the
+//! topics holding the most bytes give up their oldest entries first (down to 7/8 of the total,
+//! so that a cache under steady pressure is not searched on every append). An evicted entry
+//! costs a subscriber that still owes it a read from storage, nothing else.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Instant;
 
 use tokio::sync::Notify;
 
+use super::metrics::Metrics;
 use crate::log::{empty_root, Hash};
 
 /// One committed entry as the hub keeps it.
@@ -33,6 +41,8 @@ struct TopicFeed {
     head: u64,
     /// The most recent entries, ending at `head - 1`.
     recent: VecDeque<CachedEntry>,
+    /// The bytes of the entries in `recent`.
+    recent_bytes: usize,
     /// Connections to wake on new entries.
     watchers: Vec<Weak<Notify>>,
     /// The Merkle root over the `head` committed entries (`None` until known: empty tree).
@@ -44,15 +54,55 @@ struct TopicFeed {
 pub struct Hub {
     topics: Mutex<HashMap<String, TopicFeed>>,
     cache_per_topic: usize,
+    cache_bytes_per_topic: usize,
+    cache_bytes: usize,
+    /// The bytes of every cached entry (changed under the `topics` lock; read without it).
+    cached_bytes: AtomicU64,
+    /// Where `cached_bytes` is reported (`ants_relay_cache_bytes`).
+    metrics: Option<Arc<Metrics>>,
+}
+
+/// What the entry cache may hold (`[limits] cache_per_topic`, `cache_bytes_per_topic`,
+/// `cache_bytes`).
+#[derive(Debug, Clone, Copy)]
+pub struct CacheLimits {
+    /// Entries per topic.
+    pub entries_per_topic: usize,
+    /// Bytes of entries per topic.
+    pub bytes_per_topic: usize,
+    /// Bytes of entries over all topics.
+    pub bytes: usize,
 }
 
 impl Hub {
-    /// A hub keeping the last `cache_per_topic` entries of each topic in memory.
+    /// A hub keeping the last `cache_per_topic` entries of each topic in memory (bounded in
+    /// entries only; see [`Hub::with_limits`]).
     pub fn new(cache_per_topic: usize) -> Self {
+        Hub::with_limits(
+            CacheLimits {
+                entries_per_topic: cache_per_topic,
+                bytes_per_topic: usize::MAX,
+                bytes: usize::MAX,
+            },
+            None,
+        )
+    }
+
+    /// A hub whose entry cache stays within `limits`, reporting its size to `metrics`.
+    pub fn with_limits(limits: CacheLimits, metrics: Option<Arc<Metrics>>) -> Self {
         Hub {
             topics: Mutex::new(HashMap::new()),
-            cache_per_topic: cache_per_topic.max(1),
+            cache_per_topic: limits.entries_per_topic.max(1),
+            cache_bytes_per_topic: limits.bytes_per_topic,
+            cache_bytes: limits.bytes,
+            cached_bytes: AtomicU64::new(0),
+            metrics,
         }
+    }
+
+    /// The bytes of the entries cached over all topics (`ants_relay_cache_bytes`).
+    pub fn cached_bytes(&self) -> u64 {
+        self.cached_bytes.load(Ordering::Relaxed)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, TopicFeed>> {
@@ -90,13 +140,19 @@ impl Hub {
         let mut topics = self.lock();
         let feed = topics.entry(topic.to_owned()).or_default();
         feed.root = Some(root);
+        let mut added = 0;
         for entry in entries {
             debug_assert_eq!(entry.seq, feed.head);
             feed.head = entry.seq + 1;
+            added += entry.bytes.len();
             feed.recent.push_back(entry);
         }
-        while feed.recent.len() > self.cache_per_topic {
-            feed.recent.pop_front();
+        feed.recent_bytes += added;
+        let mut evicted = 0;
+        while feed.recent.len() > self.cache_per_topic
+            || (feed.recent_bytes > self.cache_bytes_per_topic && !feed.recent.is_empty())
+        {
+            evicted += feed.evict_oldest();
         }
         feed.watchers.retain(|watcher| match watcher.upgrade() {
             Some(notify) => {
@@ -105,6 +161,16 @@ impl Hub {
             }
             None => false,
         });
+        let total = self.cached_bytes.load(Ordering::Relaxed) as usize + added - evicted;
+        let total = if total > self.cache_bytes {
+            total - evict_largest(&mut topics, total - self.cache_bytes / 8 * 7)
+        } else {
+            total
+        };
+        self.cached_bytes.store(total as u64, Ordering::Relaxed);
+        if let Some(metrics) = &self.metrics {
+            metrics.cache_bytes(total as u64);
+        }
     }
 
     /// Registers `notify` to be woken on new entries of `topic`; returns the topic's head at
@@ -155,6 +221,36 @@ impl Hub {
     }
 }
 
+impl TopicFeed {
+    /// Drops the oldest cached entry; returns its length.
+    fn evict_oldest(&mut self) -> usize {
+        let len = self.recent.pop_front().map_or(0, |entry| entry.bytes.len());
+        self.recent_bytes -= len;
+        len
+    }
+}
+
+/// Evicts at least `bytes` bytes of cached entries (or every one), oldest first from the topic
+/// caching the most bytes each time; returns how many bytes went.
+fn evict_largest(topics: &mut HashMap<String, TopicFeed>, bytes: usize) -> usize {
+    let mut evicted = 0;
+    while evicted < bytes {
+        let Some(largest) = topics
+            .values_mut()
+            .filter(|feed| !feed.recent.is_empty())
+            .max_by_key(|feed| feed.recent_bytes)
+        else {
+            break;
+        };
+        // Halve it (at least one entry), so that one scan frees a run of entries.
+        let target = largest.recent_bytes / 2;
+        while largest.recent_bytes > target && evicted < bytes && !largest.recent.is_empty() {
+            evicted += largest.evict_oldest();
+        }
+    }
+    evicted
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -184,5 +280,62 @@ mod tests {
         assert!(hub.read("t", 6, 10).unwrap().0.is_empty());
         assert!(hub.read("nothing", 0, 10).unwrap().0.is_empty());
         hub.unwatch("t", &notify);
+    }
+
+    fn sized(seq: u64, len: usize) -> CachedEntry {
+        CachedEntry {
+            seq,
+            bytes: Arc::from(vec![0; len]),
+            committed_at: None,
+        }
+    }
+
+    #[test]
+    fn the_cache_is_bounded_in_bytes_per_topic_and_in_total() {
+        let hub = Hub::with_limits(
+            CacheLimits {
+                entries_per_topic: 100,
+                bytes_per_topic: 1_000,
+                bytes: 2_500,
+            },
+            None,
+        );
+        // Per topic: 4 entries of 300 bytes keep the last 3.
+        hub.append("a", (0..4).map(|s| sized(s, 300)).collect(), [0; 32]);
+        assert_eq!(hub.cached_bytes(), 900);
+        assert_eq!(hub.read("a", 0, 10).unwrap_err(), 4);
+        assert_eq!(hub.read("a", 1, 10).unwrap().0.len(), 3);
+        // One entry over the per-topic bound is not kept at all.
+        hub.append("big", vec![sized(0, 1_001)], [0; 32]);
+        assert_eq!(hub.cached_bytes(), 900);
+        assert_eq!(hub.read("big", 0, 10).unwrap_err(), 1);
+        // In total: topics b and c add 1,800; past 2,500 the largest give up their oldest
+        // entries until the cache is within 7/8 of the total.
+        hub.append("b", (0..3).map(|s| sized(s, 300)).collect(), [0; 32]);
+        assert_eq!(hub.cached_bytes(), 1_800);
+        hub.append("c", (0..3).map(|s| sized(s, 300)).collect(), [0; 32]);
+        assert!(
+            hub.cached_bytes() <= 2_500 / 8 * 7,
+            "{}",
+            hub.cached_bytes()
+        );
+        let cached = |topic: &str, head: u64| {
+            (0..head)
+                .find_map(|from| hub.read(topic, from, 10).ok().map(|(e, _)| e.len()))
+                .unwrap_or(0)
+        };
+        let total: usize = [("a", 4), ("b", 3), ("c", 3)]
+            .iter()
+            .map(|(t, head)| cached(t, *head) * 300)
+            .sum();
+        assert_eq!(
+            total as u64,
+            hub.cached_bytes(),
+            "the count matches the entries"
+        );
+        // The newest entries stay: every topic still serves its last one from memory.
+        for (topic, head) in [("a", 4), ("b", 3), ("c", 3)] {
+            assert!(hub.read(topic, head - 1, 1).is_ok(), "{topic}");
+        }
     }
 }

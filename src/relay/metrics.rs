@@ -59,8 +59,11 @@ pub struct Metrics {
     connections_open: AtomicU64,
     connections_total: AtomicU64,
     connections_refused: AtomicU64,
+    http_connections: AtomicU64,
+    http_refused: AtomicU64,
     slow_consumers: AtomicU64,
     ops_accepted: AtomicU64,
+    ops_retried: AtomicU64,
     ops_refused: Mutex<BTreeMap<String, u64>>,
     entries_restored: AtomicU64,
     batches: AtomicU64,
@@ -75,6 +78,7 @@ pub struct Metrics {
     publish_to_receipt: Histogram,
     fanout_lag: Histogram,
     yjs_rooms_open: AtomicU64,
+    cache_bytes: AtomicU64,
     yjs_updates: AtomicU64,
     yjs_closed: Mutex<BTreeMap<String, u64>>,
 }
@@ -93,6 +97,18 @@ impl Metrics {
     pub fn connection_refused(&self) {
         self.connections_refused.fetch_add(1, Ordering::Relaxed);
     }
+    /// A TCP connection is served HTTP (until it upgrades or closes).
+    pub fn http_connection_opened(&self) {
+        self.http_connections.fetch_add(1, Ordering::Relaxed);
+    }
+    /// A TCP connection served HTTP upgraded or closed.
+    pub fn http_connection_closed(&self) {
+        self.http_connections.fetch_sub(1, Ordering::Relaxed);
+    }
+    /// A TCP connection was closed at once: `max_http_connections` were being served.
+    pub fn http_refused(&self) {
+        self.http_refused.fetch_add(1, Ordering::Relaxed);
+    }
     /// A slow consumer was dropped.
     pub fn slow_consumer(&self) {
         self.slow_consumers.fetch_add(1, Ordering::Relaxed);
@@ -101,14 +117,23 @@ impl Metrics {
     pub fn open_connections(&self) -> u64 {
         self.connections_open.load(Ordering::Relaxed)
     }
-    /// An op was accepted (sequenced, or a retry answered), `elapsed` after it arrived.
+    /// An op was newly stored and its receipt queued, `elapsed` after it arrived.
     pub fn accepted(&self, elapsed: Duration) {
         self.ops_accepted.fetch_add(1, Ordering::Relaxed);
+        self.publish_to_receipt.observe(elapsed);
+    }
+    /// A retry of a stored op was answered with its receipt, `elapsed` after it arrived.
+    pub fn retried(&self, elapsed: Duration) {
+        self.ops_retried.fetch_add(1, Ordering::Relaxed);
         self.publish_to_receipt.observe(elapsed);
     }
     /// A request was refused with `code`.
     pub fn refused(&self, code: &str) {
         count_by_code(&self.ops_refused, code);
+    }
+    /// The entry cache of every topic holds `bytes` bytes of entries.
+    pub fn cache_bytes(&self, bytes: u64) {
+        self.cache_bytes.store(bytes, Ordering::Relaxed);
     }
     /// A Yjs room was loaded.
     pub fn room_opened(&self) {
@@ -190,6 +215,20 @@ impl Metrics {
         );
         gauge(
             &mut out,
+            "ants_relay_http_connections",
+            "TCP connections served HTTP, not (yet) upgraded to a WebSocket.",
+            "gauge",
+            load(&self.http_connections),
+        );
+        gauge(
+            &mut out,
+            "ants_relay_http_refused_total",
+            "TCP connections closed at once while max_http_connections were served HTTP.",
+            "counter",
+            load(&self.http_refused),
+        );
+        gauge(
+            &mut out,
             "ants_relay_slow_consumers_total",
             "Connections closed as slow consumers.",
             "counter",
@@ -198,9 +237,23 @@ impl Metrics {
         gauge(
             &mut out,
             "ants_relay_ops_accepted_total",
-            "Publishes answered with a receipt.",
+            "Ops newly stored (publishes answered with a receipt, retries not counted).",
             "counter",
             load(&self.ops_accepted),
+        );
+        gauge(
+            &mut out,
+            "ants_relay_ops_retried_total",
+            "Retries of stored ops, answered with the original receipt (nothing stored).",
+            "counter",
+            load(&self.ops_retried),
+        );
+        gauge(
+            &mut out,
+            "ants_relay_cache_bytes",
+            "Bytes of committed entries cached in memory for fan-out, over all topics.",
+            "gauge",
+            load(&self.cache_bytes),
         );
         gauge(
             &mut out,

@@ -31,6 +31,7 @@ pub mod metrics;
 pub mod rate;
 pub mod reply;
 pub mod sequencer;
+mod serve;
 mod socket;
 pub mod store;
 mod topics;
@@ -48,7 +49,6 @@ use axum::extract::{RawQuery, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::serve::ListenerExt;
 use axum::Router;
 use tokio::sync::watch;
 
@@ -239,7 +239,10 @@ pub async fn start(config: Config) -> Result<RelayHandle> {
         config.limits.yjs_room_len,
         metrics.clone(),
     )?);
-    let hub = Arc::new(Hub::new(config.limits.cache_per_topic));
+    let hub = Arc::new(Hub::with_limits(
+        config.limits.cache_limits(),
+        Some(metrics.clone()),
+    ));
     let recovery_started = std::time::Instant::now();
     let tuning = GroupCommit {
         window: Duration::from_micros(config.limits.commit_window_us),
@@ -297,25 +300,14 @@ pub async fn start(config: Config) -> Result<RelayHandle> {
         closing,
     });
     let app = router(shared.clone());
-    let (stop_accepting, mut stop_rx) = watch::channel(false);
-    let server = tokio::spawn(async move {
-        let stopped = async move {
-            let _ = stop_rx.wait_for(|stop| *stop).await;
-        };
-        // No Nagle: a subscriber only reads, so with it every small entry frame after the first
-        // would wait for the peer's delayed ACK (up to 40 ms on Linux).
-        let listener = listener.tap_io(|tcp| {
-            if let Err(error) = tcp.set_nodelay(true) {
-                tracing::debug!(%error, "could not set TCP_NODELAY");
-            }
-        });
-        if let Err(error) = axum::serve(listener, app)
-            .with_graceful_shutdown(stopped)
-            .await
-        {
-            tracing::error!(%error, "server error");
-        }
-    });
+    let (stop_accepting, stop_rx) = watch::channel(false);
+    let server = tokio::spawn(serve::serve(
+        listener,
+        app,
+        serve::HttpLimits::new(&shared.config.limits),
+        shared.metrics.clone(),
+        stop_rx,
+    ));
     tracing::info!(%addr, relay = %shared.identity.agent_id(), "relay listening");
     Ok(RelayHandle {
         addr,
@@ -440,6 +432,7 @@ async fn upgrade(
     ws.max_message_size(max)
         .max_frame_size(max)
         .read_buffer_size(1024)
-        .write_buffer_size(16 * 1024)
+        .write_buffer_size(socket::WRITE_BUFFER_LEN)
+        .max_write_buffer_size(socket::max_write_buffer_len(crate::wire::MAX_FRAME_LEN))
         .on_upgrade(move |socket| socket::run(socket, shared, access))
 }

@@ -330,6 +330,7 @@ impl<S: Store> Sequencer<S> {
             .zip(decisions)
             .map(|(request, decision)| {
                 let op_id = request.op.id();
+                let retry = matches!(decision, Ok(Decision::Retry { .. }));
                 let outcome = decision.and_then(|decision| {
                     let (seq, receipt) = match decision {
                         Decision::Append(i) => (None, RetryReceipt::InBatch(i)),
@@ -355,6 +356,7 @@ impl<S: Store> Sequencer<S> {
                     request_id: request.request_id,
                     outcome,
                     received_at: request.received_at,
+                    retry,
                 }
             })
             .collect();
@@ -502,6 +504,7 @@ impl<S: Store> Sequencer<S> {
                 request_id: request.request_id,
                 outcome: Err(error.clone()),
                 received_at: request.received_at,
+                retry: false,
             })
             .collect();
         let announcement = Announcement {

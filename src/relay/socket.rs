@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
-use futures_util::stream::{SplitSink, StreamExt};
+use futures_util::stream::{SplitSink, SplitStream, StreamExt};
 use futures_util::SinkExt;
 use tokio::sync::{mpsc, Notify};
 
@@ -30,8 +30,25 @@ const SLOW_CONSUMER: (u16, &str) = (1008, "SLOW_CONSUMER");
 const GOING_AWAY: (u16, &str) = (1001, "SHUTTING_DOWN");
 /// Close code and reason for a WebSocket message over the frame bound.
 const TOO_BIG: (u16, &str) = (1009, "LIMIT_EXCEEDED");
+/// Close code and reason for a frame the WebSocket layer refuses (RFC 6455 7.4.1, 1002).
+const PROTOCOL_ERROR: (u16, &str) = (1002, "MALFORMED");
+/// Close code and reason for a text message that is not UTF-8 (RFC 6455 8.1, 1007).
+const NOT_UTF8: (u16, &str) = (1007, "MALFORMED");
+/// Close code and reason for a peer over its frame budget with pings (RFC 6455 1008).
+pub(crate) const PINGS_RATE_LIMITED: (u16, &str) = (1008, "RATE_LIMITED");
 /// Entries pumped per topic per wake-up, so one busy topic cannot starve the rest.
 const PUMP_BATCH: usize = 256;
+/// Bytes the WebSocket layer gathers before it writes to the socket.
+pub(crate) const WRITE_BUFFER_LEN: usize = 16 * 1024;
+
+/// The most bytes the WebSocket layer may hold unwritten for one connection whose largest
+/// outbound message is `max_message` bytes: its write buffer, the message being written, and as
+/// much again for pongs. Past it, tungstenite keeps only the latest pong (RFC 6455 5.5.3 allows
+/// answering only the most recent ping), so a peer that pings and never reads cannot make the
+/// relay queue pongs without bound (it is unlimited by default).
+pub(crate) fn max_write_buffer_len(max_message: usize) -> usize {
+    WRITE_BUFFER_LEN + 2 * (max_message + 16)
+}
 
 type Sink = SplitSink<WebSocket, Message>;
 
@@ -42,12 +59,55 @@ enum End {
     SlowConsumer,
 }
 
+/// How to close a connection whose read failed in the WebSocket layer: the close code and
+/// reason for a message the layer refused (RFC 6455 7.4.1: 1009 over the size bound, 1002 a
+/// protocol error such as an unmasked frame, a reserved bit, an unknown opcode or a control
+/// frame over 125 bytes, 1007 a text message that is not UTF-8), `None` when the peer is gone
+/// and there is nobody to tell.
+pub(crate) fn refusal(error: &axum::Error) -> Option<(u16, &'static str)> {
+    use tokio_tungstenite::tungstenite::error::{Error as WsError, ProtocolError};
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        if let Some(refused) = cause.downcast_ref::<WsError>() {
+            return match refused {
+                WsError::Capacity(_) => Some(TOO_BIG),
+                WsError::Utf8(_) => Some(NOT_UTF8),
+                WsError::Protocol(
+                    ProtocolError::ResetWithoutClosingHandshake
+                    | ProtocolError::SendAfterClosing
+                    | ProtocolError::ReceivedAfterClosing,
+                ) => None,
+                WsError::Protocol(_) => Some(PROTOCOL_ERROR),
+                _ => None,
+            };
+        }
+        source = cause.source();
+    }
+    None
+}
+
+/// Longest the relay keeps reading a connection it sent a close frame to.
+const CLOSE_LINGER: Duration = Duration::from_secs(1);
+
+/// After the relay sent a close frame: reads and discards what the peer still sends, until its
+/// close frame or the end of the stream, for at most [`CLOSE_LINGER`]. Closing a socket with
+/// unread bytes makes the kernel reset the connection and drop what it has not sent yet, the
+/// close frame among them; RFC 6455 7.1.1 has the server close TCP after the closing handshake.
+/// (tungstenite answers no ping once a close frame is sent.)
+pub(crate) async fn linger(stream: &mut SplitStream<WebSocket>) {
+    let _ = tokio::time::timeout(CLOSE_LINGER, async {
+        while let Some(Ok(message)) = stream.next().await {
+            if let Message::Close(_) = message {
+                break;
+            }
+        }
+    })
+    .await;
+}
+
 pub(crate) async fn run(socket: WebSocket, shared: Arc<Shared>, access: Access) {
     shared.metrics.connection_opened();
-    let end = serve(socket, &shared, access).await;
-    if let End::SlowConsumer = end {
-        shared.metrics.slow_consumer();
-    }
+    serve(socket, &shared, access).await;
     shared.metrics.connection_closed();
     shared.release_slot();
 }
@@ -110,7 +170,7 @@ async fn serve(socket: WebSocket, shared: &Arc<Shared>, access: Access) -> End {
                     // Flush answers already queued (receipts of committed ops), then leave.
                     while let Ok(bytes) = outbound.try_recv() {
                         if let Err(end) = conn.send(Message::Binary(bytes.into())).await {
-                            return conn.finish(end, &wake).await;
+                            return conn.finish(end, &wake, &mut stream).await;
                         }
                     }
                     Err(End::Close(GOING_AWAY.0, GOING_AWAY.1))
@@ -122,9 +182,15 @@ async fn serve(socket: WebSocket, shared: &Arc<Shared>, access: Access) -> End {
                         let error = Error::BadInput("frames are binary WebSocket messages".into());
                         conn.refuse(0, &error).await
                     }
-                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => Ok(()),
-                    Some(Err(error)) if super::over_message_bound(&error) => Err(End::Close(TOO_BIG.0, TOO_BIG.1)),
-                    Some(Ok(Message::Close(_)) | Err(_)) | None => Err(End::PeerGone),
+                    // Pings spend the frame budget: tungstenite answers each, so a flood of
+                    // them would be work and memory the bucket does not see otherwise.
+                    Some(Ok(Message::Ping(_))) => conn.ping_received(),
+                    Some(Ok(Message::Pong(_))) => Ok(()),
+                    Some(Err(error)) => match refusal(&error) {
+                        Some((code, reason)) => Err(End::Close(code, reason)),
+                        None => Err(End::PeerGone),
+                    },
+                    Some(Ok(Message::Close(_))) | None => Err(End::PeerGone),
                 },
                 () = wake.notified() => conn.pump(&wake).await,
                 _ = ping.tick() => conn.send(Message::Ping(Vec::new().into())).await,
@@ -134,11 +200,20 @@ async fn serve(socket: WebSocket, shared: &Arc<Shared>, access: Access) -> End {
             }
         },
     };
-    conn.finish(end, &wake).await
+    conn.finish(end, &wake, &mut stream).await
 }
 
 impl Conn<'_> {
-    async fn finish(mut self, end: End, wake: &Arc<Notify>) -> End {
+    async fn finish(
+        mut self,
+        end: End,
+        wake: &Arc<Notify>,
+        stream: &mut SplitStream<WebSocket>,
+    ) -> End {
+        if let End::SlowConsumer = end {
+            // Counted now, not once the closing handshake is over.
+            self.shared.metrics.slow_consumer();
+        }
         if let Some(agent) = self.state.agent() {
             self.shared.agents.unregister(agent, &self.reply);
         }
@@ -156,11 +231,14 @@ impl Conn<'_> {
                 code,
                 reason: reason.into(),
             };
-            let _ = tokio::time::timeout(
+            let sent = tokio::time::timeout(
                 Duration::from_secs(1),
                 self.sink.send(Message::Close(Some(frame))),
             )
             .await;
+            if matches!(sent, Ok(Ok(()))) {
+                linger(stream).await;
+            }
         }
         end
     }
@@ -218,6 +296,16 @@ impl Conn<'_> {
                 Ok(())
             }
         }
+    }
+
+    /// A ping from the peer takes a token of the frame budget; without one, the connection
+    /// closes 1008 `RATE_LIMITED` (a ping has no request id to answer an error frame to).
+    fn ping_received(&mut self) -> Result<(), End> {
+        if self.bucket.take(Instant::now()) {
+            return Ok(());
+        }
+        self.shared.metrics.refused(PINGS_RATE_LIMITED.1);
+        Err(End::Close(PINGS_RATE_LIMITED.0, PINGS_RATE_LIMITED.1))
     }
 
     async fn refuse(&mut self, request_id: u32, error: &Error) -> Result<(), End> {

@@ -19,8 +19,8 @@
 //!   `LIMIT_EXCEEDED`; the room is unchanged. An update must fill its length prefix exactly
 //!   (`TRAILING_BYTES`, 1007): yrs ignores bytes after the delete set, which would otherwise be
 //!   stored and forwarded past the room's size limit.
-//! - Presence: a connection owns at most [`MAX_CONNECTION_AWARENESS_CLIENTS`] awareness ids
-//!   (more closes it with 1008 `LIMIT_EXCEEDED`), so present states are bounded per connection
+//! - Presence: a connection owns at most `[limits] yjs_awareness_per_connection` awareness ids
+//!   (by default [`MAX_CONNECTION_AWARENESS_CLIENTS`]; more closes it with 1008 `LIMIT_EXCEEDED`), so present states are bounded per connection
 //!   and a room cannot be filled against newcomers. Awareness goes back to its sender too, as
 //!   from the y-websocket server: a lone stock client hears its own 15 s renewal and so does
 //!   not drop its socket as silent after 30 s.
@@ -186,8 +186,9 @@ impl Rooms {
         self: &Arc<Self>,
         name: &str,
         bridge: Option<(Arc<Shared>, String)>,
-        max_rooms: usize,
+        limits: &super::Limits,
     ) -> Result<(ConnId, mpsc::Sender<RoomInput>, u64)> {
+        let max_rooms = limits.yjs_rooms;
         let mut open = self.lock()?;
         if self.stopping.load(Ordering::Acquire) {
             return Err(Error::Unavailable("the relay is shutting down".into()));
@@ -210,6 +211,7 @@ impl Rooms {
                 self.clone(),
                 receiver,
                 bridge,
+                limits.yjs_awareness_per_connection.max(1),
             ));
             OpenRoom {
                 input,
@@ -350,7 +352,8 @@ pub(crate) async fn upgrade(
     ws.max_message_size(MAX_ROOM_MESSAGE_LEN)
         .max_frame_size(MAX_ROOM_MESSAGE_LEN)
         .read_buffer_size(4 * 1024)
-        .write_buffer_size(16 * 1024)
+        .write_buffer_size(super::socket::WRITE_BUFFER_LEN)
+        .max_write_buffer_size(super::socket::max_write_buffer_len(MAX_ROOM_MESSAGE_LEN))
         .on_upgrade(move |socket| async move {
             shared.metrics.connection_opened();
             serve(socket, &shared, name, query.topic).await;
@@ -387,10 +390,9 @@ async fn serve(socket: WebSocket, shared: &Arc<Shared>, name: String, topic: Opt
     let (mut sink, mut stream) = socket.split();
     let joined = room_key(&name, topic.as_deref(), &shared.config).and_then(|key| {
         let bridge = topic.map(|topic| (shared.clone(), topic));
-        let max_rooms = shared.config.limits.yjs_rooms;
         shared
             .yjs
-            .join(&key, bridge, max_rooms)
+            .join(&key, bridge, &shared.config.limits)
             .map(|joined| (key, joined))
     });
     let (name, (conn, input, generation)) = match joined {
@@ -402,7 +404,7 @@ async fn serve(socket: WebSocket, shared: &Arc<Shared>, name: String, topic: Opt
                 Error::LimitExceeded { .. } => 1013,
                 _ => 1011,
             };
-            close(&mut sink, shared, code, close_reason(&error)).await;
+            close(&mut sink, &mut stream, shared, code, close_reason(&error)).await;
             return;
         }
     };
@@ -424,7 +426,7 @@ async fn serve(socket: WebSocket, shared: &Arc<Shared>, name: String, topic: Opt
     )
     .await;
     if let Some((code, reason)) = end {
-        close(&mut sink, shared, code, reason).await;
+        close(&mut sink, &mut stream, shared, code, reason).await;
     }
 }
 
@@ -487,16 +489,31 @@ async fn relay_messages(
                 Some(Ok(Message::Text(_))) => {
                     Step::Close(1003, "BAD_INPUT: y-protocols messages are binary".into())
                 }
-                Some(Ok(Message::Ping(_) | Message::Pong(_))) => Step::Continue,
+                // Pings spend the frame budget too (see `socket.rs`).
+                Some(Ok(Message::Ping(_))) => {
+                    if bucket.take(Instant::now()) {
+                        Step::Continue
+                    } else {
+                        Step::Close(1008, "RATE_LIMITED".into())
+                    }
+                }
+                Some(Ok(Message::Pong(_))) => Step::Continue,
                 Some(Err(error)) if super::over_message_bound(&error) => {
                     Step::Close(1009, "LIMIT_EXCEEDED: message over the relay's bound".into())
                 }
-                Some(Ok(Message::Close(_)) | Err(_)) | None => Step::Gone,
+                Some(Err(error)) => match super::socket::refusal(&error) {
+                    Some((code, reason)) => Step::Close(code, reason.into()),
+                    None => Step::Gone,
+                },
+                Some(Ok(Message::Close(_))) | None => Step::Gone,
             },
-            _ = ping.tick() => match sink.send(Message::Ping(Bytes::new())).await {
-                Ok(()) => Step::Continue,
-                Err(_) => Step::Gone,
-            },
+            _ = ping.tick() => {
+                match tokio::time::timeout(send_timeout, sink.send(Message::Ping(Bytes::new()))).await {
+                    Ok(Ok(())) => Step::Continue,
+                    Ok(Err(_)) => Step::Gone,
+                    Err(_) => Step::Close(1008, "SLOW_CONSUMER".into()),
+                }
+            }
         };
         match step {
             Step::Continue => {}
@@ -508,18 +525,27 @@ async fn relay_messages(
 
 /// Closes a Yjs connection with `code` and `reason`, counted by the reason's code (the part
 /// before any `:`) in `ants_relay_yjs_closed_total`, whoever decided it: the endpoint or the room.
-async fn close(sink: &mut Sink, shared: &Shared, code: u16, reason: String) {
+async fn close(
+    sink: &mut Sink,
+    stream: &mut SplitStream<WebSocket>,
+    shared: &Shared,
+    code: u16,
+    reason: String,
+) {
     let reason_code = reason.split(':').next().unwrap_or_default();
     shared.metrics.room_closed_connection(reason_code);
     let frame = CloseFrame {
         code,
         reason: reason.into(),
     };
-    let _ = tokio::time::timeout(
+    let sent = tokio::time::timeout(
         Duration::from_secs(1),
         sink.send(Message::Close(Some(frame))),
     )
     .await;
+    if matches!(sent, Ok(Ok(()))) {
+        super::socket::linger(stream).await;
+    }
 }
 
 #[cfg(test)]

@@ -35,8 +35,8 @@ use crate::relay::{now_ms, Shared};
 pub const MAX_BATCH: usize = 256;
 /// Update rows after which a room is compacted into one snapshot row.
 pub const COMPACT_EVERY: usize = 500;
-/// Most awareness client ids one connection may bring into a room: a stock provider has one
-/// (its document's client id). A message that would make a connection hold more closes it
+/// Most awareness client ids one connection may bring into a room by default (`[limits]
+/// yjs_awareness_per_connection`): a stock provider has one (its document's client id). A message that would make a connection hold more closes it
 /// with 1008 `LIMIT_EXCEEDED`. Present clients of a room are thus at most this many per
 /// connection, and no group of connections can fill a room so that a newcomer is refused.
 pub const MAX_CONNECTION_AWARENESS_CLIENTS: usize = 4;
@@ -142,6 +142,9 @@ struct Room {
     doc_len: usize,
     /// Awareness client ids the room's awareness store holds (an upper bound).
     awareness_clients: usize,
+    /// Most awareness client ids one connection may own (`[limits]
+    /// yjs_awareness_per_connection`).
+    awareness_per_connection: usize,
     /// Messages to send once the batch is committed.
     out: Vec<(Target, Bytes)>,
 }
@@ -168,13 +171,15 @@ async fn open(
 }
 
 /// The room task: loads the room, then serves its inputs until it is idle or the relay stops.
-/// `bridge`: the document topic a bridged room follows.
+/// `bridge`: the document topic a bridged room follows; `awareness_per_connection`: the most
+/// awareness clients one connection may own.
 pub(crate) async fn run(
     name: String,
     generation: u64,
     rooms: Arc<Rooms>,
     mut input: mpsc::Receiver<RoomInput>,
     bridge: Option<(Arc<Shared>, String)>,
+    awareness_per_connection: usize,
 ) {
     let (doc, since_snapshot, bridge) = match open(&rooms, &name, bridge).await {
         Ok(found) => found,
@@ -206,6 +211,7 @@ pub(crate) async fn run(
         since_snapshot,
         doc_len,
         awareness_clients: 0,
+        awareness_per_connection,
         out: Vec::new(),
     };
     let mut tick = tokio::time::interval(AWARENESS_TICK);
@@ -358,7 +364,7 @@ impl Room {
             if let Err(got) = self.admit_awareness(conn, bytes) {
                 let error = Error::LimitExceeded {
                     what: "awareness clients of one connection",
-                    limit: MAX_CONNECTION_AWARENESS_CLIENTS,
+                    limit: self.awareness_per_connection,
                     got,
                 };
                 self.expel(conn, 1008, close_reason(&error));
@@ -435,7 +441,7 @@ impl Room {
 
     /// Whether connection `conn` may send this awareness message: the clients it would bring
     /// in (a state for a client not present in the room), with those it holds, must stay within
-    /// [`MAX_CONNECTION_AWARENESS_CLIENTS`]; `Err` gives how many it would hold. Clients the
+    /// `awareness_per_connection`; `Err` gives how many it would hold. Clients the
     /// room never saw are counted, and past [`MAX_ROOM_AWARENESS_CLIENTS`] the departed ones
     /// are forgotten first. Undecodable messages pass here and are refused by `DocSync`.
     fn admit_awareness(&mut self, conn: ConnId, bytes: &[u8]) -> std::result::Result<(), usize> {
@@ -466,7 +472,7 @@ impl Room {
                 holds.insert(entry.client_id);
             }
         }
-        if holds.len() > MAX_CONNECTION_AWARENESS_CLIENTS {
+        if holds.len() > self.awareness_per_connection {
             return Err(holds.len());
         }
         let new = ids.len().saturating_sub(known.len());
