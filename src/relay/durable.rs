@@ -19,7 +19,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, Sender};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::hub::{CachedEntry, Hub};
 use super::metrics::Metrics;
@@ -68,9 +68,28 @@ pub struct Durability<A: Acks> {
     audience: Audience,
 }
 
+/// How a durable batch's entries reach the fan-out hub.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FanOut {
+    /// The durability thread appends them, before the batch's receipts (one relay process:
+    /// its sequencer is the hub's only source).
+    Announce,
+    /// A follower of the replicated log appends them, in the log's order, whoever sequenced
+    /// them (a cluster frontend, [`crate::relay::jetstream::follower`]). The durability thread
+    /// appends nothing; it sends a batch's receipts once the hub holds the batch's entries, so
+    /// that a client holding a receipt finds its entry on this frontend, or after `patience`
+    /// anyway (the entry is durable; the follower is late, and says so in the health check).
+    Followed {
+        /// The longest a batch's receipts wait for the follower.
+        patience: Duration,
+    },
+}
+
 /// Where announcements go: the hub, the connections, the metrics.
 #[derive(Debug, Clone)]
 pub struct Audience {
+    /// How entries reach the hub.
+    pub fan_out: FanOut,
     /// The fan-out hub.
     pub hub: Arc<Hub>,
     /// Every authenticated connection, by agent (for pushed events).
@@ -205,8 +224,26 @@ fn announce(announcement: Announcement, audience: &Audience, refusal: Option<&Er
     if refusal.is_none() {
         // Entries first, so a client holding a receipt that then subscribes finds its entry
         // below the head.
-        for (topic, entries, root) in announcement.entries {
-            audience.hub.append(&topic, entries, root);
+        match audience.fan_out {
+            FanOut::Announce => {
+                for (topic, entries, root) in announcement.entries {
+                    audience.hub.append(&topic, entries, root);
+                }
+            }
+            FanOut::Followed { patience } => {
+                let deadline = Instant::now() + patience;
+                for (topic, entries, _) in &announcement.entries {
+                    let Some(last) = entries.last() else { continue };
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if !audience.hub.wait_for(topic, last.seq + 1, left) {
+                        tracing::warn!(
+                            topic,
+                            seq = last.seq,
+                            "the follower has not applied this entry yet; receipts sent anyway"
+                        );
+                    }
+                }
+            }
         }
         if let Some(started) = announcement.started {
             audience
@@ -310,6 +347,7 @@ mod tests {
         let hub = Arc::new(Hub::new(16));
         let metrics = Arc::new(Metrics::default());
         let audience = Audience {
+            fan_out: FanOut::Announce,
             hub: hub.clone(),
             agents: Arc::default(),
             metrics: metrics.clone(),

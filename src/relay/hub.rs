@@ -8,8 +8,8 @@
 //! never waits for one, and its memory is bounded by the cache size per topic.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex, Weak};
-use std::time::Instant;
+use std::sync::{Arc, Condvar, Mutex, Weak};
+use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
@@ -43,6 +43,8 @@ struct TopicFeed {
 #[derive(Debug)]
 pub struct Hub {
     topics: Mutex<HashMap<String, TopicFeed>>,
+    /// Signalled on every append, for [`Hub::wait_for`].
+    grown: Condvar,
     cache_per_topic: usize,
 }
 
@@ -51,6 +53,7 @@ impl Hub {
     pub fn new(cache_per_topic: usize) -> Self {
         Hub {
             topics: Mutex::new(HashMap::new()),
+            grown: Condvar::new(),
             cache_per_topic: cache_per_topic.max(1),
         }
     }
@@ -105,6 +108,28 @@ impl Hub {
             }
             None => false,
         });
+        drop(topics);
+        self.grown.notify_all();
+    }
+
+    /// Blocks until `topic` holds at least `size` entries or `timeout` passed; returns whether
+    /// it does. (A cluster frontend's receipt waits here until its follower applied the entry.)
+    pub fn wait_for(&self, topic: &str, size: u64, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut topics = self.lock();
+        loop {
+            if topics.get(topic).map_or(0, |feed| feed.head) >= size {
+                return true;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            topics = match self.grown.wait_timeout(topics, deadline - now) {
+                Ok((guard, _)) => guard,
+                Err(poisoned) => poisoned.into_inner().0,
+            };
+        }
     }
 
     /// Registers `notify` to be woken on new entries of `topic`; returns the topic's head at
@@ -184,5 +209,17 @@ mod tests {
         assert!(hub.read("t", 6, 10).unwrap().0.is_empty());
         assert!(hub.read("nothing", 0, 10).unwrap().0.is_empty());
         hub.unwatch("t", &notify);
+    }
+
+    #[test]
+    fn a_waiter_returns_once_the_topic_grew_or_its_time_is_up() {
+        let hub = Arc::new(Hub::new(4));
+        assert!(!hub.wait_for("t", 1, Duration::from_millis(10)));
+        assert!(hub.wait_for("t", 0, Duration::ZERO));
+        let appender = hub.clone();
+        let waiter = std::thread::spawn(move || hub.wait_for("t", 2, Duration::from_secs(60)));
+        appender.append("t", vec![entry(0)], [1; 32]);
+        appender.append("t", vec![entry(1)], [2; 32]);
+        assert!(waiter.join().unwrap());
     }
 }

@@ -141,8 +141,9 @@ fn encode_message(first_seq: u64, entries: &[&[u8]]) -> Vec<u8> {
     bytes
 }
 
-/// Reads [`encode_message`]'s bytes. `MALFORMED` for anything else.
-fn decode_message(bytes: &[u8]) -> Result<(u64, Vec<Arc<[u8]>>)> {
+/// Reads one topic's message of the log (`u64 first seq ‖ (u32 length ‖ entry bytes)*`,
+/// big-endian): the first entry's seq and the entries' bytes. `MALFORMED` for anything else.
+pub fn decode_message(bytes: &[u8]) -> Result<(u64, Vec<Arc<[u8]>>)> {
     let malformed = |reason: &str| Error::Malformed {
         what: "jetstream log message",
         reason: reason.into(),
