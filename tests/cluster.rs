@@ -16,9 +16,7 @@ use ants_coord::log::{leaf_hash, ConsistencyProof, InclusionProof, SignedCheckpo
 use ants_coord::relay::RelayHandle;
 use ants_coord::wire::Body;
 use ants_coord::{Entry, OpId};
-use common::cluster::{
-    health_status, publish_retrying, read_log, start_frontend, wait_for_health,
-};
+use common::cluster::{health_status, publish_retrying, read_log, start_frontend, wait_for_health};
 use common::nats::NatsCluster;
 use common::relay::{code_of, http_get, identity, op, temp_dir, Client};
 
@@ -92,7 +90,11 @@ fn assert_receipts_hold(log: &[Vec<u8>], receipts: &HashMap<OpId, u64>) {
     }
     for (op_id, seq) in receipts {
         let entry = Entry::decode(&log[*seq as usize]).unwrap();
-        assert_eq!(entry.op().id(), *op_id, "a receipted op is not at its seq {seq}");
+        assert_eq!(
+            entry.op().id(),
+            *op_id,
+            "a receipted op is not at its seq {seq}"
+        );
     }
 }
 
@@ -108,7 +110,12 @@ async fn ops_published_on_one_frontend_are_served_by_the_other() {
     let mut publisher = Client::connect_as(&a.url(), &alice).await;
     let mut receipts = HashMap::new();
     for counter in 0..12 {
-        let op = op(&alice, "chat", counter, format!("hello {counter}").as_bytes());
+        let op = op(
+            &alice,
+            "chat",
+            counter,
+            format!("hello {counter}").as_bytes(),
+        );
         let seq = publisher.publish_ok(&op).await;
         assert_eq!(seq, counter);
         receipts.insert(op.id(), seq);
@@ -131,13 +138,21 @@ async fn ops_published_on_one_frontend_are_served_by_the_other() {
     assert_eq!(ants_coord::log::merkle_root(&leaves), head.1);
     assert_proofs(&a, "chat", &from_a, &head.1).await;
     assert_proofs(&b, "chat", &from_a, &head.1).await;
-    // And the other way round: B sequences, A's subscribers see it.
+    // And the other way round: B sequences, A's subscribers see it. (B has not sequenced
+    // "chat" yet: its first append there is fenced, refused `UNAVAILABLE`, and the retry with
+    // the same bytes lands after B reloaded the topic.)
     let bob = identity(2);
     let mut other = Client::connect_as(&b.url(), &bob).await;
-    assert_eq!(other.publish_ok(&op(&bob, "chat", 0, b"from b")).await, 12);
+    let (seq, _) = publish_retrying(&mut other, &op(&bob, "chat", 0, b"from b")).await;
+    assert_eq!(seq, 12);
     let metrics = http_get(a.local_addr(), "/metrics").await;
     assert!(metrics.contains("ants_relay_nats_connected 1"), "{metrics}");
     assert_eq!(read_log(&a.url(), "chat", 13).await[..12], from_a[..]);
+    // A frontend with a key of its own is refused: it would sign the relay's log under it.
+    let mut stranger = ants_coord::relay::Config::ephemeral(temp_dir("served-stranger"));
+    stranger.store = Some(nats.url());
+    let refused = ants_coord::relay::start(stranger).await.unwrap_err();
+    assert_eq!(refused.code(), "BAD_INPUT", "{refused}");
     a.shutdown().await.unwrap();
     b.shutdown().await.unwrap();
 }
@@ -237,7 +252,11 @@ async fn without_quorum_publishes_are_refused_and_health_says_so() {
     assert!(body.contains("cluster unavailable"), "{body}");
     let refused = op(&alice, "q", 1, b"without quorum");
     let answer = client.publish(&refused).await;
-    assert_eq!(code_of(&answer), "UNAVAILABLE", "never a receipt: {answer:?}");
+    assert_eq!(
+        code_of(&answer),
+        "UNAVAILABLE",
+        "never a receipt: {answer:?}"
+    );
     nats.restart(1);
     nats.restart(2);
     for i in 0..3 {

@@ -26,6 +26,14 @@ pub fn share_key(data: &Path) {
 /// Starts a frontend over `data` (with the shared key) on the cluster at `url`, retrying while
 /// a freshly started cluster's JetStream still settles (`UNAVAILABLE`).
 pub async fn start_frontend(url: &str, data: PathBuf) -> RelayHandle {
+    // The relay's log in the test output, filtered by ANTS_RELAY_LOG (off by default).
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("ANTS_RELAY_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("off")),
+        )
+        .with_test_writer()
+        .try_init();
     share_key(&data);
     let mut config = Config::ephemeral(data);
     config.store = Some(url.to_owned());

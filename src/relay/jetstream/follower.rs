@@ -53,7 +53,8 @@ pub struct ClusterStatus {
 }
 
 fn lock(slot: &Mutex<Option<String>>) -> std::sync::MutexGuard<'_, Option<String>> {
-    slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    slot.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl ClusterStatus {
@@ -102,7 +103,12 @@ impl Follower {
         let shared = status.clone();
         let thread = std::thread::Builder::new()
             .name("ants-follower".into())
-            .spawn(move || run(config, mirror, &hub, &shared, stopped, ready_tx))
+            .spawn(move || {
+                let body = || run(config, mirror, &hub, &shared, stopped, ready_tx);
+                if std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)).is_err() {
+                    *lock(&shared.follower) = Some("the follower panicked (see the log)".into());
+                }
+            })
             .map_err(|e| Error::Unavailable(format!("cannot start the follower: {e}")))?;
         let follower = Follower {
             status,
@@ -166,6 +172,8 @@ fn run(
             return;
         }
     };
+    // Everything below (the consumer, the connection) is dropped in this runtime's context.
+    let _entered = runtime.enter();
     let opened = runtime.block_on(async {
         let log = JetStreamLog::connect(config).await?;
         let target = log
@@ -237,7 +245,11 @@ fn run(
                     tracing::warn!(%error, "follower: stream read failed; resuming");
                 }
                 None => {
-                    fail(status, &mut ready, Error::Unavailable("the log stream ended".into()));
+                    fail(
+                        status,
+                        &mut ready,
+                        Error::Unavailable("the log stream ended".into()),
+                    );
                     return;
                 }
             }
@@ -284,7 +296,11 @@ fn run(
 }
 
 /// Records a failure that stops the follower (and the start, while it is waited for).
-fn fail(status: &ClusterStatus, ready: &mut Option<std::sync::mpsc::Sender<Result<()>>>, error: Error) {
+fn fail(
+    status: &ClusterStatus,
+    ready: &mut Option<std::sync::mpsc::Sender<Result<()>>>,
+    error: Error,
+) {
     tracing::error!(%error, "follower stopped: this frontend no longer sees new entries");
     *lock(&status.follower) = Some(error.to_string());
     if let Some(ready) = ready.take() {
@@ -293,19 +309,18 @@ fn fail(status: &ClusterStatus, ready: &mut Option<std::sync::mpsc::Sender<Resul
 }
 
 /// A delivered message as the mirror takes it.
-fn stream_message(
-    message: &async_nats::jetstream::Message,
-    prefix: &str,
-) -> Result<StreamMessage> {
+fn stream_message(message: &async_nats::jetstream::Message, prefix: &str) -> Result<StreamMessage> {
     let seq = message
         .info()
         .map_err(|e| super::unavailable("follower message info", e))?
         .stream_sequence;
     let subject = message.subject.as_str();
-    let token = subject.strip_prefix(prefix).ok_or_else(|| Error::Malformed {
-        what: "log stream subject",
-        reason: format!("{subject:?} is not under {prefix:?}"),
-    })?;
+    let token = subject
+        .strip_prefix(prefix)
+        .ok_or_else(|| Error::Malformed {
+            what: "log stream subject",
+            reason: format!("{subject:?} is not under {prefix:?}"),
+        })?;
     Ok(StreamMessage {
         seq,
         topic: subject::topic_of_token(token)?,
@@ -322,8 +337,7 @@ async fn probe(
 ) {
     let client = log.context().client();
     loop {
-        let connected =
-            client.connection_state() == async_nats::connection::State::Connected;
+        let connected = client.connection_state() == async_nats::connection::State::Connected;
         status.connected.store(connected, Ordering::Release);
         let mut stream = log.stream.clone();
         let problem = match tokio::time::timeout(PROBE_PATIENCE, stream.info()).await {

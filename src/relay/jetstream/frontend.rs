@@ -102,9 +102,10 @@ pub(crate) async fn start(config: Config, url: &str) -> Result<RelayHandle> {
             mirror_path.clone(),
         );
         tokio::task::spawn_blocking(move || {
+            let store = JetStreamStore::connect(cluster.clone())?;
+            store.bind_relay_key(&identity.agent_id())?;
             let mirror = Mirror::rebuild(&path, &identity.agent_id(), storage)?;
-            let follower = Follower::start(cluster.clone(), mirror, hub)?;
-            let store = JetStreamStore::connect(cluster)?;
+            let follower = Follower::start(cluster, mirror, hub)?;
             let sequencer = sequencer::start(store, identity, audience, tuning, rules)?;
             Ok::<_, Error>((follower, sequencer))
         })

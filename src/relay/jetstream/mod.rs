@@ -359,7 +359,10 @@ impl JetStreamLog {
         };
         let ack = match pending.await {
             Ok(ack) => ack,
-            Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => return Err(conflict()),
+            Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => {
+                tracing::debug!(topic, expected_last, "append fenced by the server (10071)");
+                return Err(conflict());
+            }
             Err(e) => return Err(unavailable("append", e)),
         };
         if ack.duplicate {
@@ -386,6 +389,13 @@ impl JetStreamLog {
                 });
             }
             if predecessor_of(Some(&message.headers)) == Some(predecessor) {
+                tracing::debug!(
+                    topic,
+                    ours = ack.sequence,
+                    theirs = message.sequence,
+                    predecessor,
+                    "append void: another message follows the same predecessor"
+                );
                 return Err(conflict());
             }
             next = message.sequence + 1;

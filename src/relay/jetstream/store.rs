@@ -203,6 +203,12 @@ impl JetStreamStore {
         &self.log
     }
 
+    /// Binds the cluster to the relay key `relay` ([`Buckets::bind_relay_key`]). `BAD_INPUT`
+    /// when the cluster's log belongs to another relay key.
+    pub fn bind_relay_key(&self, relay: &AgentId) -> Result<()> {
+        self.runtime.block_on(self.buckets.bind_relay_key(relay))
+    }
+
     /// Every topic with a message in the stream.
     fn stored_topics(&self) -> Result<Vec<String>> {
         let prefix = format!("{}.", self.log.config().subject_prefix);
