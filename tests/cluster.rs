@@ -145,6 +145,10 @@ async fn ops_published_on_one_frontend_are_served_by_the_other() {
     let mut other = Client::connect_as(&b.url(), &bob).await;
     let (seq, _) = publish_retrying(&mut other, &op(&bob, "chat", 0, b"from b")).await;
     assert_eq!(seq, 12);
+    // A retry on B of an op A sequenced gets the original entry's receipt, not a second entry.
+    let mut alice_on_b = Client::connect_as(&b.url(), &alice).await;
+    let retried = op(&alice, "chat", 3, b"hello 3");
+    assert_eq!(publish_retrying(&mut alice_on_b, &retried).await.0, 3);
     let metrics = http_get(a.local_addr(), "/metrics").await;
     assert!(metrics.contains("ants_relay_nats_connected 1"), "{metrics}");
     assert_eq!(read_log(&a.url(), "chat", 13).await[..12], from_a[..]);

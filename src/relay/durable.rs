@@ -342,12 +342,16 @@ mod tests {
     }
 
     fn gated() -> Gated {
+        gated_with(FanOut::Announce)
+    }
+
+    fn gated_with(fan_out: FanOut) -> Gated {
         let (calls_tx, calls) = std::sync::mpsc::channel();
         let (release, release_rx) = std::sync::mpsc::channel();
         let hub = Arc::new(Hub::new(16));
         let metrics = Arc::new(Metrics::default());
         let audience = Audience {
-            fan_out: FanOut::Announce,
+            fan_out,
             hub: hub.clone(),
             agents: Arc::default(),
             metrics: metrics.clone(),
@@ -399,6 +403,48 @@ mod tests {
         ));
         assert_eq!(g.hub.head("t"), 2);
         assert!(!g.durability.failed());
+    }
+
+    #[test]
+    fn a_followed_batch_is_receipted_once_the_follower_applied_it() {
+        let patience = Duration::from_secs(600);
+        let mut g = gated_with(FanOut::Followed { patience });
+        g.durability.hand_over(batch(&g.reply, 1, 0), Some(0));
+        g.calls.recv().unwrap();
+        g.release.send(Ok(())).unwrap();
+        // Durable, but the hub (fed by the follower only) does not hold it yet: no receipt.
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(g.answers.try_recv().is_err());
+        assert_eq!(g.hub.head("t"), 0, "the durability thread appends nothing");
+        g.hub.append(
+            "t",
+            vec![CachedEntry {
+                seq: 0,
+                bytes: Arc::from(vec![0]),
+                committed_at: None,
+            }],
+            [0; 32],
+        );
+        assert!(matches!(
+            next_frame(&mut g.answers).body,
+            Body::Receipt { seq: 0, .. }
+        ));
+        assert_eq!(g.hub.head("t"), 1);
+    }
+
+    #[test]
+    fn a_followed_batch_is_receipted_anyway_once_its_patience_ran_out() {
+        let mut g = gated_with(FanOut::Followed {
+            patience: Duration::ZERO,
+        });
+        g.durability.hand_over(batch(&g.reply, 1, 0), Some(0));
+        g.calls.recv().unwrap();
+        g.release.send(Ok(())).unwrap();
+        assert!(matches!(
+            next_frame(&mut g.answers).body,
+            Body::Receipt { seq: 0, .. }
+        ));
+        assert_eq!(g.hub.head("t"), 0, "the follower's to append");
     }
 
     #[test]

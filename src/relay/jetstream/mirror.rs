@@ -194,3 +194,105 @@ fn mirrored(topic: &str, frontier: &mut Frontier, bytes: Arc<[u8]>) -> Result<Se
         events: Ok(Vec::new()),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity::Identity;
+    use crate::log::merkle_root;
+    use crate::op::{OpDraft, SignedOp};
+    use crate::relay::jetstream::encode_message;
+
+    fn entry(topic: &str, seq: u64) -> Vec<u8> {
+        let author = Identity::from_seed(&[seq as u8 + 1; 32]).unwrap();
+        let op = SignedOp::sign(
+            &author,
+            OpDraft {
+                topic: topic.into(),
+                kind: "post".into(),
+                counter: 0,
+                time_ms: seq,
+                deps: vec![],
+                body: vec![seq as u8],
+            },
+        )
+        .unwrap();
+        Entry::new(seq, 1_000 + seq, op).as_bytes().to_vec()
+    }
+
+    fn message(seq: u64, topic: &str, predecessor: u64, entries: &[Vec<u8>]) -> StreamMessage {
+        let first = Entry::decode_unverified(&entries[0]).unwrap().seq();
+        let entries: Vec<&[u8]> = entries.iter().map(Vec::as_slice).collect();
+        StreamMessage {
+            seq,
+            topic: topic.into(),
+            predecessor: Some(predecessor),
+            payload: encode_message(first, &entries),
+        }
+    }
+
+    fn mirror(name: &str) -> (Mirror, std::path::PathBuf) {
+        let dir = std::env::temp_dir().join(format!("ants-mirror-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let relay = Identity::from_seed(&[9; 32]).unwrap().agent_id();
+        let health = Arc::new(StorageHealth::new(dir.clone(), 0));
+        let path = dir.join(MIRROR_FILE);
+        (Mirror::rebuild(&path, &relay, health).unwrap(), path)
+    }
+
+    #[test]
+    fn only_the_valid_chain_reaches_the_mirror_and_the_hub() {
+        let (mut mirror, path) = mirror("chain");
+        let t: Vec<Vec<u8>> = (0..3).map(|seq| entry("t", seq)).collect();
+        let u = entry("u", 0);
+        let applied = mirror
+            .apply(&[
+                message(1, "t", 0, &t[..2]),
+                // A racing writer's message that also follows nothing: void, skipped.
+                message(2, "t", 0, &[entry("t", 0)]),
+                message(3, "u", 0, std::slice::from_ref(&u)),
+                message(4, "t", 1, &t[2..]),
+            ])
+            .unwrap();
+        let seqs = |topic: &str| -> Vec<u64> {
+            let run = applied.iter().find(|(name, _, _)| name == topic).unwrap();
+            run.1.iter().map(|e| e.seq).collect()
+        };
+        assert_eq!(seqs("t"), [0, 1, 2]);
+        assert_eq!(seqs("u"), [0]);
+        let leaves: Vec<&[u8]> = t.iter().map(Vec::as_slice).collect();
+        let root_t = applied.iter().find(|(n, _, _)| n == "t").unwrap().2;
+        assert_eq!(root_t, merkle_root(&leaves));
+        let mut heads = mirror.heads();
+        heads.sort();
+        assert_eq!(heads[0], ("t".to_string(), 3, merkle_root(&leaves)));
+        // The database holds what the embedded store would: readable by the read pool.
+        let reader = crate::relay::store::ReadPool::new(path.clone());
+        let stored = reader.entries("t", 0, 10).unwrap();
+        assert_eq!(stored.len(), 3);
+        assert_eq!(stored[2].1, t[2]);
+        // A rebuild starts empty.
+        drop(mirror);
+        let (mirror, _) = self::mirror("chain");
+        assert!(mirror.heads().is_empty());
+        std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
+    }
+
+    #[test]
+    fn a_hole_or_bad_bytes_change_nothing() {
+        let (mut mirror, path) = mirror("hole");
+        let t: Vec<Vec<u8>> = (0..3).map(|seq| entry("t", seq)).collect();
+        // A valid message that skips seq 1.
+        let hole = mirror.apply(&[message(1, "t", 0, &t[..1]), message(2, "t", 1, &t[2..])]);
+        assert_eq!(hole.unwrap_err().code(), "UNAVAILABLE");
+        let bad = StreamMessage {
+            payload: vec![1, 2, 3],
+            ..message(1, "t", 0, &t[..1])
+        };
+        assert_eq!(mirror.apply(&[bad]).unwrap_err().code(), "MALFORMED");
+        assert!(mirror.heads().is_empty(), "nothing applied");
+        let applied = mirror.apply(&[message(1, "t", 0, &t)]).unwrap();
+        assert_eq!(applied[0].1.len(), 3);
+        std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
+    }
+}

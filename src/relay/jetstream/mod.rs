@@ -66,6 +66,8 @@ use futures_util::StreamExt;
 
 pub use buckets::{Buckets, OpLocation, Stored};
 pub use frontends::{owner_among, FrontendId, Frontends, Heartbeat, OWNERSHIP_WINDOW};
+#[cfg(test)]
+pub(crate) use store::encode_message;
 pub use store::{decode_message, JetStreamAcks, JetStreamStore};
 
 use crate::error::{Error, Result};

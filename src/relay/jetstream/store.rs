@@ -130,7 +130,7 @@ impl Acks for JetStreamAcks {
 }
 
 /// Encodes one topic's entries of a batch as one message.
-fn encode_message(first_seq: u64, entries: &[&[u8]]) -> Vec<u8> {
+pub(crate) fn encode_message(first_seq: u64, entries: &[&[u8]]) -> Vec<u8> {
     let len = 8 + entries.iter().map(|e| 4 + e.len()).sum::<usize>();
     let mut bytes = Vec::with_capacity(len);
     bytes.extend_from_slice(&first_seq.to_be_bytes());
