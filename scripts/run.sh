@@ -20,8 +20,10 @@ target_dir="${CARGO_TARGET_DIR:-$root/target}"
 scripts/setup.sh
 relay_bin="${ANTS_RELAY_BIN:-}"
 if [[ -z "$relay_bin" ]]; then
-  echo "run: cargo build --release --features relay --bin ants-relay"
-  cargo build --release --features relay --bin ants-relay
+  # One binary for both stores: feature `nats` (which includes `relay`) also lets it run as a
+  # cluster frontend (scripts/cluster.sh builds the same binary, so neither rebuilds the other's).
+  echo "run: cargo build --release --features nats --bin ants-relay"
+  cargo build --release --features nats --bin ants-relay
   relay_bin="$target_dir/release/ants-relay"
 fi
 

@@ -280,6 +280,20 @@ pub struct Config {
     /// so this is off (empty) unless the operator names the topics; other topics are refused
     /// with `BRIDGE_NOT_ALLOWED`. `""` allows every topic.
     pub yjs_bridge: Vec<String>,
+    /// Where the log is stored: absent or `sqlite` for the embedded SQLite store in `data`;
+    /// `nats://host:port,host:port,…` for a NATS JetStream cluster (feature `nats`), which
+    /// makes this relay one frontend of a cluster. See [`Config::store_kind`].
+    pub store: Option<String>,
+}
+
+/// Which store a relay runs on, as [`Config::store`] names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreKind {
+    /// The embedded SQLite store in the data directory (the default).
+    Sqlite,
+    /// A NATS JetStream cluster: the server list as given (`nats://h:p,h:p` or
+    /// `nats://h:p,nats://h:p`), for [`crate::relay::jetstream::JetStreamConfig::from_url`].
+    Nats(String),
 }
 
 impl Default for Config {
@@ -293,6 +307,7 @@ impl Default for Config {
             limits: Limits::default(),
             replica: Vec::new(),
             yjs_bridge: Vec::new(),
+            store: None,
         }
     }
 }
@@ -332,6 +347,31 @@ impl Config {
         self.yjs_bridge
             .iter()
             .any(|prefix| topic.starts_with(prefix.as_str()))
+    }
+
+    /// The store [`Config::store`] names. `BAD_INPUT` for anything but `sqlite` or a
+    /// `nats://` URL with at least one address (whether this build can run a `nats://` store
+    /// is checked when the relay starts).
+    pub fn store_kind(&self) -> Result<StoreKind> {
+        match self.store.as_deref().map(str::trim) {
+            None | Some("" | "sqlite") => Ok(StoreKind::Sqlite),
+            Some(url) if url.starts_with("nats://") => {
+                let addresses = url
+                    .split(',')
+                    .map(|a| a.trim().trim_start_matches("nats://"))
+                    .filter(|a| !a.is_empty())
+                    .count();
+                if addresses == 0 {
+                    return Err(Error::BadInput(format!(
+                        "store {url:?} names no NATS server address"
+                    )));
+                }
+                Ok(StoreKind::Nats(url.to_owned()))
+            }
+            Some(other) => Err(Error::BadInput(format!(
+                "store {other:?}: expected `sqlite` or `nats://host:port,host:port,…`"
+            ))),
+        }
     }
 
     /// The key file path: `key` if set, `<data>/relay.key` otherwise.
@@ -374,6 +414,11 @@ pub struct Args {
         value_delimiter = ','
     )]
     pub yjs_bridge: Vec<String>,
+    /// Where the log is stored: `sqlite` (the default: the database in --data) or
+    /// `nats://host:port,host:port,…`, a NATS JetStream cluster (this relay is then one
+    /// frontend of a cluster: every frontend needs the same relay key; README "Cluster mode").
+    #[arg(long, env = "ANTS_RELAY_STORE")]
+    pub store: Option<String>,
 }
 
 impl Args {
@@ -401,6 +446,10 @@ impl Args {
         if !self.yjs_bridge.is_empty() {
             config.yjs_bridge = self.yjs_bridge;
         }
+        if self.store.is_some() {
+            config.store = self.store;
+        }
+        config.store_kind()?;
         Ok(config)
     }
 }
@@ -510,6 +559,28 @@ mod tests {
             file.may_bridge("anything"),
             "the empty prefix allows every topic"
         );
+    }
+
+    #[test]
+    fn the_store_is_sqlite_unless_a_nats_url_is_given() {
+        let default = Args::parse_from(["ants-relay"]).into_config().unwrap();
+        assert_eq!(default.store_kind().unwrap(), StoreKind::Sqlite);
+        let named: Config = toml::from_str("store = \"sqlite\"\n").unwrap();
+        assert_eq!(named.store_kind().unwrap(), StoreKind::Sqlite);
+        let file: Config = toml::from_str("store = \"nats://a:1,b:2\"\n").unwrap();
+        assert_eq!(
+            file.store_kind().unwrap(),
+            StoreKind::Nats("nats://a:1,b:2".into())
+        );
+        let flag = Args::parse_from(["ants-relay", "--store", "nats://a:1,nats://b:2"]);
+        assert_eq!(
+            flag.into_config().unwrap().store_kind().unwrap(),
+            StoreKind::Nats("nats://a:1,nats://b:2".into())
+        );
+        for bad in ["postgres://x", "nats://", "nats://,", "a:1"] {
+            let args = Args::parse_from(["ants-relay", "--store", bad]);
+            assert_eq!(args.into_config().unwrap_err().code(), "BAD_INPUT", "{bad}");
+        }
     }
 
     #[test]

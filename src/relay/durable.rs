@@ -19,7 +19,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, Sender};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::hub::{CachedEntry, Hub};
 use super::metrics::Metrics;
@@ -71,9 +71,28 @@ pub struct Durability<A: Acks> {
     audience: Audience,
 }
 
+/// How a durable batch's entries reach the fan-out hub.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FanOut {
+    /// The durability thread appends them, before the batch's receipts (one relay process:
+    /// its sequencer is the hub's only source).
+    Announce,
+    /// A follower of the replicated log appends them, in the log's order, whoever sequenced
+    /// them (a cluster frontend, [`crate::relay::jetstream::follower`]). The durability thread
+    /// appends nothing; it sends a batch's receipts once the hub holds the batch's entries, so
+    /// that a client holding a receipt finds its entry on this frontend, or after `patience`
+    /// anyway (the entry is durable; the follower is late, and says so in the health check).
+    Followed {
+        /// The longest a batch's receipts wait for the follower.
+        patience: Duration,
+    },
+}
+
 /// Where announcements go: the hub, the connections, the metrics.
 #[derive(Debug, Clone)]
 pub struct Audience {
+    /// How entries reach the hub.
+    pub fan_out: FanOut,
     /// The fan-out hub.
     pub hub: Arc<Hub>,
     /// Every authenticated connection, by agent (for pushed events).
@@ -208,8 +227,26 @@ fn announce(announcement: Announcement, audience: &Audience, refusal: Option<&Er
     if refusal.is_none() {
         // Entries first, so a client holding a receipt that then subscribes finds its entry
         // below the head.
-        for (topic, entries, root) in announcement.entries {
-            audience.hub.append(&topic, entries, root);
+        match audience.fan_out {
+            FanOut::Announce => {
+                for (topic, entries, root) in announcement.entries {
+                    audience.hub.append(&topic, entries, root);
+                }
+            }
+            FanOut::Followed { patience } => {
+                let deadline = Instant::now() + patience;
+                for (topic, entries, _) in &announcement.entries {
+                    let Some(last) = entries.last() else { continue };
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if !audience.hub.wait_for(topic, last.seq + 1, left) {
+                        tracing::warn!(
+                            topic,
+                            seq = last.seq,
+                            "the follower has not applied this entry yet; receipts sent anyway"
+                        );
+                    }
+                }
+            }
         }
         if let Some(started) = announcement.started {
             audience
@@ -314,11 +351,16 @@ mod tests {
     }
 
     fn gated() -> Gated {
+        gated_with(FanOut::Announce)
+    }
+
+    fn gated_with(fan_out: FanOut) -> Gated {
         let (calls_tx, calls) = std::sync::mpsc::channel();
         let (release, release_rx) = std::sync::mpsc::channel();
         let hub = Arc::new(Hub::new(16));
         let metrics = Arc::new(Metrics::default());
         let audience = Audience {
+            fan_out,
             hub: hub.clone(),
             agents: Arc::default(),
             metrics: metrics.clone(),
@@ -370,6 +412,48 @@ mod tests {
         ));
         assert_eq!(g.hub.head("t"), 2);
         assert!(!g.durability.failed());
+    }
+
+    #[test]
+    fn a_followed_batch_is_receipted_once_the_follower_applied_it() {
+        let patience = Duration::from_secs(600);
+        let mut g = gated_with(FanOut::Followed { patience });
+        g.durability.hand_over(batch(&g.reply, 1, 0), Some(0));
+        g.calls.recv().unwrap();
+        g.release.send(Ok(())).unwrap();
+        // Durable, but the hub (fed by the follower only) does not hold it yet: no receipt.
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(g.answers.try_recv().is_err());
+        assert_eq!(g.hub.head("t"), 0, "the durability thread appends nothing");
+        g.hub.append(
+            "t",
+            vec![CachedEntry {
+                seq: 0,
+                bytes: Arc::from(vec![0]),
+                committed_at: None,
+            }],
+            [0; 32],
+        );
+        assert!(matches!(
+            next_frame(&mut g.answers).body,
+            Body::Receipt { seq: 0, .. }
+        ));
+        assert_eq!(g.hub.head("t"), 1);
+    }
+
+    #[test]
+    fn a_followed_batch_is_receipted_anyway_once_its_patience_ran_out() {
+        let mut g = gated_with(FanOut::Followed {
+            patience: Duration::ZERO,
+        });
+        g.durability.hand_over(batch(&g.reply, 1, 0), Some(0));
+        g.calls.recv().unwrap();
+        g.release.send(Ok(())).unwrap();
+        assert!(matches!(
+            next_frame(&mut g.answers).body,
+            Body::Receipt { seq: 0, .. }
+        ));
+        assert_eq!(g.hub.head("t"), 0, "the follower's to append");
     }
 
     #[test]

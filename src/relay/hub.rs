@@ -15,8 +15,8 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, Weak};
-use std::time::Instant;
+use std::sync::{Arc, Condvar, Mutex, Weak};
+use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
@@ -53,6 +53,8 @@ struct TopicFeed {
 #[derive(Debug)]
 pub struct Hub {
     topics: Mutex<HashMap<String, TopicFeed>>,
+    /// Signalled on every append, for [`Hub::wait_for`].
+    grown: Condvar,
     cache_per_topic: usize,
     cache_bytes_per_topic: usize,
     cache_bytes: usize,
@@ -92,6 +94,7 @@ impl Hub {
     pub fn with_limits(limits: CacheLimits, metrics: Option<Arc<Metrics>>) -> Self {
         Hub {
             topics: Mutex::new(HashMap::new()),
+            grown: Condvar::new(),
             cache_per_topic: limits.entries_per_topic.max(1),
             cache_bytes_per_topic: limits.bytes_per_topic,
             cache_bytes: limits.bytes,
@@ -170,6 +173,28 @@ impl Hub {
         self.cached_bytes.store(total as u64, Ordering::Relaxed);
         if let Some(metrics) = &self.metrics {
             metrics.cache_bytes(total as u64);
+        }
+        drop(topics);
+        self.grown.notify_all();
+    }
+
+    /// Blocks until `topic` holds at least `size` entries or `timeout` passed; returns whether
+    /// it does. (A cluster frontend's receipt waits here until its follower applied the entry.)
+    pub fn wait_for(&self, topic: &str, size: u64, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut topics = self.lock();
+        loop {
+            if topics.get(topic).map_or(0, |feed| feed.head) >= size {
+                return true;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            topics = match self.grown.wait_timeout(topics, deadline - now) {
+                Ok((guard, _)) => guard,
+                Err(poisoned) => poisoned.into_inner().0,
+            };
         }
     }
 
@@ -337,5 +362,17 @@ mod tests {
         for (topic, head) in [("a", 4), ("b", 3), ("c", 3)] {
             assert!(hub.read(topic, head - 1, 1).is_ok(), "{topic}");
         }
+    }
+
+    #[test]
+    fn a_waiter_returns_once_the_topic_grew_or_its_time_is_up() {
+        let hub = Arc::new(Hub::new(4));
+        assert!(!hub.wait_for("t", 1, Duration::from_millis(10)));
+        assert!(hub.wait_for("t", 0, Duration::ZERO));
+        let appender = hub.clone();
+        let waiter = std::thread::spawn(move || hub.wait_for("t", 2, Duration::from_secs(60)));
+        appender.append("t", vec![entry(0)], [1; 32]);
+        appender.append("t", vec![entry(1)], [2; 32]);
+        assert!(waiter.join().unwrap());
     }
 }

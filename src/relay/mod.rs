@@ -86,6 +86,19 @@ pub(crate) struct Shared {
     stopping: AtomicBool,
     /// Flipped to `true` to make every connection flush and close.
     closing: watch::Sender<bool>,
+    /// A cluster frontend's link to its cluster (`None`: the embedded store).
+    cluster: Option<Arc<dyn ClusterLink>>,
+}
+
+/// What a cluster frontend reports of its cluster, and how it lets go of it
+/// ([`jetstream::follower::Follower`] with feature `nats`).
+pub(crate) trait ClusterLink: Send + Sync + std::fmt::Debug {
+    /// Why the frontend cannot acknowledge publishes or serve the latest log now, if so.
+    fn problem(&self) -> Option<String>;
+    /// Whether the connection to the cluster is up.
+    fn connected(&self) -> bool;
+    /// Stops following the cluster (at shutdown, after the sequencer drained).
+    fn stop(&self);
 }
 
 /// Whether a read failed because the peer's message was over `max_message_size`/`max_frame_size`.
@@ -196,6 +209,9 @@ impl RelayHandle {
         .await
         .map_err(|e| Error::Unavailable(format!("sequencer join: {e}")))?
         .map_err(|_| Error::Unavailable("the sequencer thread panicked".into()))?;
+        if let Some(cluster) = self.shared.cluster.clone() {
+            let _ = tokio::task::spawn_blocking(move || cluster.stop()).await;
+        }
         let _ = self.shared.closing.send(true);
         // Give connections a moment to flush receipts and close.
         for _ in 0..50 {
@@ -214,7 +230,13 @@ impl RelayHandle {
 
 /// Starts a relay: opens (or creates) the data directory and key, recovers every topic from
 /// storage, binds `config.listen` and serves until [`RelayHandle::shutdown`].
+///
+/// With a `nats://` store ([`Config::store`]) the relay is one frontend of a cluster
+/// (`jetstream::frontend`, feature `nats`); without that feature such a store is `BAD_INPUT`.
 pub async fn start(config: Config) -> Result<RelayHandle> {
+    if let config::StoreKind::Nats(url) = config.store_kind()? {
+        return start_frontend(config, url).await;
+    }
     std::fs::create_dir_all(&config.data).map_err(|e| {
         Error::Unavailable(format!("data directory {}: {e}", config.data.display()))
     })?;
@@ -268,6 +290,7 @@ pub async fn start(config: Config) -> Result<RelayHandle> {
         storage.clone(),
     )?;
     let audience = durable::Audience {
+        fan_out: durable::FanOut::Announce,
         hub: hub.clone(),
         agents: agents.clone(),
         metrics: metrics.clone(),
@@ -277,6 +300,62 @@ pub async fn start(config: Config) -> Result<RelayHandle> {
         elapsed_ms = recovery_started.elapsed().as_millis() as u64,
         "storage recovered"
     );
+    let started = Started {
+        identity,
+        metrics,
+        rooms,
+        hub,
+        reader: Arc::new(ReadPool::new(db_path)),
+        queue,
+        sequencer,
+        storage,
+        agents,
+        cluster: None,
+    };
+    listen(config, started).await
+}
+
+#[cfg(feature = "nats")]
+async fn start_frontend(config: Config, url: String) -> Result<RelayHandle> {
+    jetstream::frontend::start(config, &url).await
+}
+
+#[cfg(not(feature = "nats"))]
+async fn start_frontend(_config: Config, url: String) -> Result<RelayHandle> {
+    Err(Error::BadInput(format!(
+        "store {url:?}: this ants-relay was built without feature `nats`; rebuild it with \
+         `--features nats`, or use the default store (sqlite)"
+    )))
+}
+
+/// What a store path has started, for [`listen`] to serve.
+pub(crate) struct Started {
+    pub(crate) identity: Arc<Identity>,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) rooms: Arc<yjs::Rooms>,
+    pub(crate) hub: Arc<Hub>,
+    pub(crate) reader: Arc<ReadPool>,
+    pub(crate) queue: SequencerQueue,
+    pub(crate) sequencer: std::thread::JoinHandle<()>,
+    pub(crate) storage: Arc<store::StorageHealth>,
+    pub(crate) agents: Arc<reply::AgentConnections>,
+    pub(crate) cluster: Option<Arc<dyn ClusterLink>>,
+}
+
+/// Binds `config.listen` and serves what `started` holds until [`RelayHandle::shutdown`].
+pub(crate) async fn listen(config: Config, started: Started) -> Result<RelayHandle> {
+    let Started {
+        identity,
+        metrics,
+        rooms,
+        hub,
+        reader,
+        queue,
+        sequencer,
+        storage,
+        agents,
+        cluster,
+    } = started;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| Error::Unavailable(format!("cannot listen on {}: {e}", config.listen)))?;
@@ -287,7 +366,7 @@ pub async fn start(config: Config) -> Result<RelayHandle> {
     let shared = Arc::new(Shared {
         yjs: rooms,
         agent_buckets: AgentBuckets::new(config.limits.agent_rate, config.limits.agent_burst),
-        reader: Arc::new(ReadPool::new(db_path)),
+        reader,
         config,
         identity,
         hub,
@@ -298,6 +377,7 @@ pub async fn start(config: Config) -> Result<RelayHandle> {
         slots: AtomicUsize::new(0),
         stopping: AtomicBool::new(false),
         closing,
+        cluster,
     });
     let app = router(shared.clone());
     let (stop_accepting, stop_rx) = watch::channel(false);
@@ -389,6 +469,10 @@ async fn health(State(shared): State<Arc<Shared>>) -> Response {
         let why = format!("storage degraded, publishes are refused: {reason}\n");
         return (StatusCode::SERVICE_UNAVAILABLE, why).into_response();
     }
+    if let Some(reason) = shared.cluster.as_ref().and_then(|c| c.problem()) {
+        let why = format!("cluster unavailable, publishes are refused: {reason}\n");
+        return (StatusCode::SERVICE_UNAVAILABLE, why).into_response();
+    }
     "ok\n".into_response()
 }
 
@@ -401,6 +485,14 @@ async fn metrics_text(State(shared): State<Arc<Shared>>) -> Response {
         "# HELP ants_relay_write_path_failed 1 once nothing more can be acknowledged until restart.\n\
          # TYPE ants_relay_write_path_failed gauge\nants_relay_write_path_failed {failed}\n"
     );
+    if let Some(cluster) = &shared.cluster {
+        let connected = u8::from(cluster.connected());
+        let _ = write!(
+            text,
+            "# HELP ants_relay_nats_connected 1 while this frontend's NATS connection is up.\n\
+             # TYPE ants_relay_nats_connected gauge\nants_relay_nats_connected {connected}\n"
+        );
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 

@@ -159,9 +159,12 @@ pub fn start<S: Store>(
 ) -> Result<(SequencerQueue, std::thread::JoinHandle<()>)> {
     let topics = load_topics(&mut store, &rules)?;
     for (name, topic) in &topics {
-        audience
-            .hub
-            .restore(name, topic.head.size(), topic.head.frontier.root());
+        // A follower that feeds the hub has restored it already, maybe further.
+        if audience.fan_out == super::durable::FanOut::Announce {
+            audience
+                .hub
+                .restore(name, topic.head.size(), topic.head.frontier.root());
+        }
         audience.metrics.entries_restored(topic.head.size());
     }
     let (tx, rx) = std::sync::mpsc::sync_channel(tuning.queue.max(1));
@@ -580,6 +583,7 @@ mod tests {
             durability: Durability::start(
                 store.acks().unwrap(),
                 Audience {
+                    fan_out: crate::relay::durable::FanOut::Announce,
                     hub: Arc::new(Hub::new(16)),
                     agents: Arc::default(),
                     metrics: Arc::default(),

@@ -46,3 +46,7 @@ pub mod session_driver;
 /// A 3-node NATS JetStream cluster on loopback.
 #[cfg(all(feature = "nats", not(target_arch = "wasm32")))]
 pub mod nats;
+
+/// Relay frontends on a NATS cluster, sharing one key.
+#[cfg(all(feature = "nats", not(target_arch = "wasm32")))]
+pub mod cluster;

@@ -199,6 +199,34 @@ impl Buckets {
             .transpose()
     }
 
+    /// Binds the cluster to the relay key `relay`: the first frontend records it (in the heads
+    /// bucket under `relay.key`, a key no topic token can be: tokens have no `.`), every later
+    /// one must bring the same key. `BAD_INPUT` naming the recorded key otherwise: a frontend
+    /// with another key would sign the relay's log under a key its clients have not pinned.
+    /// `UNAVAILABLE` without quorum.
+    pub async fn bind_relay_key(&self, relay: &crate::identity::AgentId) -> Result<()> {
+        const KEY: &str = "relay.key";
+        let mine = relay.as_bytes().to_vec();
+        let recorded = match self.heads.create(KEY, mine.clone().into()).await {
+            Ok(_) => return Ok(()),
+            Err(e) if e.kind() == CreateErrorKind::AlreadyExists => {
+                read_latest(&self.heads, KEY).await?.ok_or_else(|| {
+                    Error::Unavailable("relay key record exists but cannot be read".into())
+                })?
+            }
+            Err(e) => return Err(unavailable("bind relay key", e)),
+        };
+        if recorded.value == mine {
+            return Ok(());
+        }
+        let recorded = crate::identity::AgentId::from_bytes(&recorded.value)
+            .map_or_else(|_| format!("{:?}", recorded.value), |id| id.to_string());
+        Err(Error::BadInput(format!(
+            "this cluster's log is signed by relay key {recorded}, not {relay}: copy that \
+             relay's key file to this frontend (every frontend of a cluster shares one key)"
+        )))
+    }
+
     /// `topic`'s latest replica snapshot (opaque bytes), if stored.
     pub async fn snapshot(&self, topic: &str) -> Result<Option<Stored>> {
         read_latest(&self.snapshots, &token_of_topic(topic)?).await

@@ -48,7 +48,10 @@
 //! topic's last message before it decides again.
 
 mod buckets;
+pub mod follower;
+pub(crate) mod frontend;
 mod frontends;
+pub mod mirror;
 mod store;
 pub mod subject;
 
@@ -63,7 +66,9 @@ use futures_util::StreamExt;
 
 pub use buckets::{Buckets, OpLocation, Stored};
 pub use frontends::{owner_among, FrontendId, Frontends, Heartbeat, OWNERSHIP_WINDOW};
-pub use store::{JetStreamAcks, JetStreamStore};
+#[cfg(test)]
+pub(crate) use store::encode_message;
+pub use store::{decode_message, JetStreamAcks, JetStreamStore};
 
 use crate::error::{Error, Result};
 
@@ -171,7 +176,7 @@ pub struct LogMessage {
 /// The header in which every append names the topic's message it follows.
 pub const PREDECESSOR_HEADER: &str = "Ants-Predecessor";
 
-fn predecessor_of(headers: Option<&async_nats::HeaderMap>) -> Option<u64> {
+pub(crate) fn predecessor_of(headers: Option<&async_nats::HeaderMap>) -> Option<u64> {
     headers?.get(PREDECESSOR_HEADER)?.as_str().parse().ok()
 }
 
@@ -182,15 +187,35 @@ fn predecessor_of(headers: Option<&async_nats::HeaderMap>) -> Option<u64> {
 /// committed later — is skipped; its writer was told `SEQUENCE_CONFLICT` or `UNAVAILABLE`,
 /// never success. So the valid messages form one chain, a pure function of the stream.
 pub fn valid_chain(messages: &[LogMessage]) -> Vec<&LogMessage> {
-    let mut last_valid = 0;
-    let mut valid = Vec::new();
-    for message in messages {
-        if message.predecessor == Some(last_valid) {
-            valid.push(message);
-            last_valid = message.seq;
+    let mut chain = ChainTip::default();
+    messages
+        .iter()
+        .filter(|m| chain.accept(m.seq, m.predecessor))
+        .collect()
+}
+
+/// [`valid_chain`]'s rule one message at a time, for a reader that sees a topic's messages as
+/// they come (the follower): the topic's last valid message so far.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ChainTip {
+    last_valid: u64,
+}
+
+impl ChainTip {
+    /// Whether the message at stream sequence `seq` claiming `predecessor` is valid, given every
+    /// earlier message of its topic was offered here in order; if so it becomes the tip.
+    pub fn accept(&mut self, seq: u64, predecessor: Option<u64>) -> bool {
+        let valid = predecessor == Some(self.last_valid);
+        if valid {
+            self.last_valid = seq;
         }
+        valid
     }
-    valid
+
+    /// The stream sequence of the last valid message (0: none).
+    pub fn last_valid(&self) -> u64 {
+        self.last_valid
+    }
 }
 
 /// An acknowledged append.
@@ -336,7 +361,10 @@ impl JetStreamLog {
         };
         let ack = match pending.await {
             Ok(ack) => ack,
-            Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => return Err(conflict()),
+            Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => {
+                tracing::debug!(topic, expected_last, "append fenced by the server (10071)");
+                return Err(conflict());
+            }
             Err(e) => return Err(unavailable("append", e)),
         };
         if ack.duplicate {
@@ -363,6 +391,13 @@ impl JetStreamLog {
                 });
             }
             if predecessor_of(Some(&message.headers)) == Some(predecessor) {
+                tracing::debug!(
+                    topic,
+                    ours = ack.sequence,
+                    theirs = message.sequence,
+                    predecessor,
+                    "append void: another message follows the same predecessor"
+                );
                 return Err(conflict());
             }
             next = message.sequence + 1;

@@ -139,6 +139,7 @@ fn sequencer(mut store: JetStreamStore) -> Sequencer<JetStreamStore> {
         durability: Durability::start(
             store.acks().unwrap(),
             Audience {
+                fan_out: crate::relay::durable::FanOut::Announce,
                 hub,
                 agents: Arc::default(),
                 metrics: Arc::default(),

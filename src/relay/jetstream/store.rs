@@ -130,7 +130,7 @@ impl Acks for JetStreamAcks {
 }
 
 /// Encodes one topic's entries of a batch as one message.
-fn encode_message(first_seq: u64, entries: &[&[u8]]) -> Vec<u8> {
+pub(crate) fn encode_message(first_seq: u64, entries: &[&[u8]]) -> Vec<u8> {
     let len = 8 + entries.iter().map(|e| 4 + e.len()).sum::<usize>();
     let mut bytes = Vec::with_capacity(len);
     bytes.extend_from_slice(&first_seq.to_be_bytes());
@@ -141,8 +141,9 @@ fn encode_message(first_seq: u64, entries: &[&[u8]]) -> Vec<u8> {
     bytes
 }
 
-/// Reads [`encode_message`]'s bytes. `MALFORMED` for anything else.
-fn decode_message(bytes: &[u8]) -> Result<(u64, Vec<Arc<[u8]>>)> {
+/// Reads one topic's message of the log (`u64 first seq ‖ (u32 length ‖ entry bytes)*`,
+/// big-endian): the first entry's seq and the entries' bytes. `MALFORMED` for anything else.
+pub fn decode_message(bytes: &[u8]) -> Result<(u64, Vec<Arc<[u8]>>)> {
     let malformed = |reason: &str| Error::Malformed {
         what: "jetstream log message",
         reason: reason.into(),
@@ -200,6 +201,12 @@ impl JetStreamStore {
     /// The log this store appends to.
     pub fn log(&self) -> &JetStreamLog {
         &self.log
+    }
+
+    /// Binds the cluster to the relay key `relay` ([`Buckets::bind_relay_key`]). `BAD_INPUT`
+    /// when the cluster's log belongs to another relay key.
+    pub fn bind_relay_key(&self, relay: &AgentId) -> Result<()> {
+        self.runtime.block_on(self.buckets.bind_relay_key(relay))
     }
 
     /// Every topic with a message in the stream.

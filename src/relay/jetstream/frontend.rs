@@ -1,0 +1,133 @@
+//! A relay frontend on a JetStream cluster (`ants-relay --store nats://…`): the composition
+//! that [`crate::relay::start`] uses for a `nats://` store.
+//!
+//! Several frontends on one cluster are one logical relay:
+//!
+//! - **one key**: every frontend signs with the relay key in its `--data` directory (or
+//!   `--key`); the operator copies the same key file to each (README "Cluster mode"). Receipts
+//!   and checkpoints from any frontend are the relay's.
+//! - **one log**: each frontend's sequencer ([`crate::relay::sequencer`], unchanged) numbers
+//!   publishes on a [`JetStreamStore`]; a receipt is signed and sent only after the cluster
+//!   acknowledged the append. Two frontends sequencing one topic at once are fenced by the
+//!   store: the loser's batch is refused `UNAVAILABLE` (clients retry with the same bytes) and
+//!   its heads are reloaded from the stream, so a retried op sequenced elsewhere gets its
+//!   original entry's receipt.
+//! - **one order**: each frontend's [`Follower`] reads the whole stream into its read mirror
+//!   and hub; the hub has no other source ([`FanOut::Followed`]), and a receipt waits (at most
+//!   [`RECEIPT_PATIENCE`]) until the follower applied its entry.
+//!
+//! Yjs rooms stay local to each frontend (their own database in `--data`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::follower::Follower;
+use super::mirror::{Mirror, MIRROR_FILE};
+use super::{JetStreamConfig, JetStreamStore};
+use crate::error::{Error, Result};
+use crate::relay::config::ReplicaRules;
+use crate::relay::durable::{Audience, FanOut};
+use crate::relay::hub::Hub;
+use crate::relay::metrics::Metrics;
+use crate::relay::sequencer::{self, GroupCommit};
+use crate::relay::store::{ReadPool, StorageHealth};
+use crate::relay::{key, listen, reply, yjs, ClusterLink, Config, RelayHandle, Started};
+
+/// The longest a batch's receipts wait for this frontend's follower to apply its entries.
+pub const RECEIPT_PATIENCE: Duration = Duration::from_secs(10);
+
+impl ClusterLink for Follower {
+    fn problem(&self) -> Option<String> {
+        self.status().problem()
+    }
+
+    fn connected(&self) -> bool {
+        self.status().connected()
+    }
+
+    fn stop(&self) {
+        Follower::stop(self);
+    }
+}
+
+/// Starts a frontend on the cluster `url` names: key and Yjs rooms from `config.data`, the read
+/// mirror rebuilt there from the stream, the sequencer on the stream, then serves.
+///
+/// Errors: `BAD_INPUT` for a bad URL or configuration; `UNAVAILABLE` when the cluster does not
+/// answer or the mirror cannot be written.
+pub(crate) async fn start(config: Config, url: &str) -> Result<RelayHandle> {
+    let cluster = JetStreamConfig::from_url(url)?;
+    std::fs::create_dir_all(&config.data).map_err(|e| {
+        Error::Unavailable(format!("data directory {}: {e}", config.data.display()))
+    })?;
+    let identity = Arc::new(key::load_or_create(&config.key_path())?);
+    let metrics = Arc::new(Metrics::default());
+    let rooms = Arc::new(yjs::Rooms::open(
+        &config.data,
+        config.limits.yjs_room_len,
+        metrics.clone(),
+    )?);
+    let hub = Arc::new(Hub::new(config.limits.cache_per_topic));
+    let tuning = GroupCommit {
+        window: Duration::from_micros(config.limits.commit_window_us),
+        max_ops: config.limits.commit_max_ops,
+        queue: config.limits.sequencer_queue,
+        snapshot_every: config.limits.replica_snapshot_every,
+    };
+    let agents = Arc::new(reply::AgentConnections::default());
+    let rules = ReplicaRules::new(&config.replica)?;
+    let storage = Arc::new(StorageHealth::new(
+        config.data.clone(),
+        config
+            .limits
+            .storage_reserve_mib
+            .saturating_mul(1024 * 1024),
+    ));
+    let mirror_path = config.data.join(MIRROR_FILE);
+    let started = std::time::Instant::now();
+    let audience = Audience {
+        fan_out: FanOut::Followed {
+            patience: RECEIPT_PATIENCE,
+        },
+        hub: hub.clone(),
+        agents: agents.clone(),
+        metrics: metrics.clone(),
+    };
+    // Blocking: the follower and the store run their own runtimes.
+    let (follower, (queue, sequencer)) = {
+        let (identity, hub, storage, path) = (
+            identity.clone(),
+            hub.clone(),
+            storage.clone(),
+            mirror_path.clone(),
+        );
+        tokio::task::spawn_blocking(move || {
+            let store = JetStreamStore::connect(cluster.clone())?;
+            store.bind_relay_key(&identity.agent_id())?;
+            let mirror = Mirror::rebuild(&path, &identity.agent_id(), storage)?;
+            let follower = Follower::start(cluster, mirror, hub)?;
+            let sequencer = sequencer::start(store, identity, audience, tuning, rules)?;
+            Ok::<_, Error>((follower, sequencer))
+        })
+        .await
+        .map_err(|e| Error::Unavailable(format!("frontend start: {e}")))??
+    };
+    tracing::info!(
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        applied = follower.status().applied(),
+        "mirror rebuilt from the stream; frontend ready"
+    );
+    let started = Started {
+        identity,
+        metrics,
+        rooms,
+        hub,
+        reader: Arc::new(ReadPool::new(mirror_path)),
+        queue,
+        sequencer,
+        storage,
+        agents,
+        cluster: Some(Arc::new(follower)),
+    };
+    listen(config, started).await
+}

@@ -1,0 +1,331 @@
+//! The relay as a cluster: two frontends (`--store nats://…`, one shared relay key) on a real
+//! 3-node JetStream cluster on loopback are one logical relay. Entries published on one are
+//! served by the other with the same bytes, proofs and checkpoints; a restarted frontend
+//! rebuilds its mirror and serves the same log; two frontends sequencing one topic at once never
+//! fork it; without NATS quorum a publish is refused `UNAVAILABLE` and `/healthz` says 503, and
+//! publishing resumes with quorum; a NATS server SIGKILLed under load loses no receipted op.
+//!
+//! `cargo test --features nats --test cluster` (needs `nats-server`: scripts/setup.sh).
+#![cfg(all(feature = "nats", not(target_arch = "wasm32")))]
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+
+use ants_coord::log::{leaf_hash, ConsistencyProof, InclusionProof, SignedCheckpoint};
+use ants_coord::relay::RelayHandle;
+use ants_coord::wire::Body;
+use ants_coord::{Entry, OpId};
+use common::cluster::{health_status, publish_retrying, read_log, start_frontend, wait_for_health};
+use common::nats::NatsCluster;
+use common::relay::{code_of, http_get, identity, op, temp_dir, Client};
+
+/// The frontend's signed checkpoint of `topic`: `(tree size, root)`, its signature checked
+/// against the relay key.
+async fn checkpoint(frontend: &RelayHandle, topic: &str) -> (u64, [u8; 32]) {
+    let mut client = Client::connect(&frontend.url()).await;
+    client
+        .request(Body::GetCheckpoint {
+            topic: topic.into(),
+        })
+        .await;
+    let Body::Checkpoint { checkpoint } = client.recv().await.body else {
+        panic!("no checkpoint");
+    };
+    let signed = SignedCheckpoint::decode(&checkpoint, &frontend.relay_id()).unwrap();
+    client.close().await;
+    (signed.checkpoint().tree_size, signed.checkpoint().root)
+}
+
+/// Checks on `frontend` that every entry of `log` is included in the tree of `size` entries with
+/// `root`, and that each prefix of the log is consistent with it.
+async fn assert_proofs(frontend: &RelayHandle, topic: &str, log: &[Vec<u8>], root: &[u8; 32]) {
+    let mut client = Client::connect(&frontend.url()).await;
+    let size = log.len() as u64;
+    for (seq, entry) in log.iter().enumerate() {
+        client
+            .request(Body::GetInclusionProof {
+                topic: topic.into(),
+                seq: seq as u64,
+                tree_size: size,
+            })
+            .await;
+        let Body::InclusionProof { proof } = client.recv().await.body else {
+            panic!("no inclusion proof");
+        };
+        InclusionProof::decode(&proof)
+            .unwrap()
+            .verify(&leaf_hash(entry), root)
+            .unwrap();
+    }
+    let leaves: Vec<&[u8]> = log.iter().map(Vec::as_slice).collect();
+    for old_size in 1..size {
+        client
+            .request(Body::GetConsistencyProof {
+                topic: topic.into(),
+                old_size,
+                new_size: size,
+            })
+            .await;
+        let Body::ConsistencyProof { proof } = client.recv().await.body else {
+            panic!("no consistency proof");
+        };
+        let old_root = ants_coord::log::merkle_root(&leaves[..old_size as usize]);
+        ConsistencyProof::decode(&proof)
+            .unwrap()
+            .verify(&old_root, root)
+            .unwrap();
+    }
+    client.close().await;
+}
+
+/// Checks that `log` is one contiguous, duplicate-free log holding every receipted op at its
+/// receipted seq.
+fn assert_receipts_hold(log: &[Vec<u8>], receipts: &HashMap<OpId, u64>) {
+    let mut seen = HashSet::new();
+    for (seq, bytes) in log.iter().enumerate() {
+        let entry = Entry::decode(bytes).unwrap();
+        assert_eq!(entry.seq(), seq as u64);
+        assert!(seen.insert(entry.op().id()), "op twice in the log at {seq}");
+    }
+    for (op_id, seq) in receipts {
+        let entry = Entry::decode(&log[*seq as usize]).unwrap();
+        assert_eq!(
+            entry.op().id(),
+            *op_id,
+            "a receipted op is not at its seq {seq}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ops_published_on_one_frontend_are_served_by_the_other() {
+    let nats = NatsCluster::start("served").await;
+    let a = start_frontend(&nats.url(), temp_dir("served-a")).await;
+    let b = start_frontend(&nats.url(), temp_dir("served-b")).await;
+    assert_eq!(a.relay_id(), b.relay_id(), "one relay key");
+    let mut live = Client::connect(&b.url()).await;
+    assert_eq!(live.subscribe("chat", 0).await, 0);
+    let alice = identity(1);
+    let mut publisher = Client::connect_as(&a.url(), &alice).await;
+    let mut receipts = HashMap::new();
+    for counter in 0..12 {
+        let op = op(
+            &alice,
+            "chat",
+            counter,
+            format!("hello {counter}").as_bytes(),
+        );
+        let seq = publisher.publish_ok(&op).await;
+        assert_eq!(seq, counter);
+        receipts.insert(op.id(), seq);
+    }
+    // B's live subscriber gets them in order; fresh readers of A and B get the same bytes.
+    let mut from_live = Vec::new();
+    for _ in 0..12 {
+        from_live.push(live.next_entry().await.as_bytes().to_vec());
+    }
+    let from_a = read_log(&a.url(), "chat", 12).await;
+    let from_b = read_log(&b.url(), "chat", 12).await;
+    assert_eq!(from_live, from_a);
+    assert_eq!(from_b, from_a);
+    assert_receipts_hold(&from_a, &receipts);
+    // One signed head, and proofs from either frontend verify against it.
+    let head = checkpoint(&a, "chat").await;
+    assert_eq!(head.0, 12);
+    assert_eq!(checkpoint(&b, "chat").await, head);
+    let leaves: Vec<&[u8]> = from_a.iter().map(Vec::as_slice).collect();
+    assert_eq!(ants_coord::log::merkle_root(&leaves), head.1);
+    assert_proofs(&a, "chat", &from_a, &head.1).await;
+    assert_proofs(&b, "chat", &from_a, &head.1).await;
+    // And the other way round: B sequences, A's subscribers see it. (B has not sequenced
+    // "chat" yet: its first append there is fenced, refused `UNAVAILABLE`, and the retry with
+    // the same bytes lands after B reloaded the topic.)
+    let bob = identity(2);
+    let mut other = Client::connect_as(&b.url(), &bob).await;
+    let (seq, _) = publish_retrying(&mut other, &op(&bob, "chat", 0, b"from b")).await;
+    assert_eq!(seq, 12);
+    // A retry on B of an op A sequenced gets the original entry's receipt, not a second entry.
+    let mut alice_on_b = Client::connect_as(&b.url(), &alice).await;
+    let retried = op(&alice, "chat", 3, b"hello 3");
+    assert_eq!(publish_retrying(&mut alice_on_b, &retried).await.0, 3);
+    let metrics = http_get(a.local_addr(), "/metrics").await;
+    assert!(metrics.contains("ants_relay_nats_connected 1"), "{metrics}");
+    assert_eq!(read_log(&a.url(), "chat", 13).await[..12], from_a[..]);
+    // A frontend with a key of its own is refused: it would sign the relay's log under it.
+    let mut stranger = ants_coord::relay::Config::ephemeral(temp_dir("served-stranger"));
+    stranger.store = Some(nats.url());
+    let refused = ants_coord::relay::start(stranger).await.unwrap_err();
+    assert_eq!(refused.code(), "BAD_INPUT", "{refused}");
+    a.shutdown().await.unwrap();
+    b.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_frontend_rebuilds_its_mirror_and_serves_the_same_log() {
+    let nats = NatsCluster::start("restart").await;
+    let a = start_frontend(&nats.url(), temp_dir("restart-a")).await;
+    let b_data = temp_dir("restart-b");
+    let b = start_frontend(&nats.url(), b_data.clone()).await;
+    let alice = identity(1);
+    let bob = identity(2);
+    let mut on_a = Client::connect_as(&a.url(), &alice).await;
+    let mut on_b = Client::connect_as(&b.url(), &bob).await;
+    for counter in 0..5 {
+        publish_retrying(&mut on_a, &op(&alice, "one", counter, b"a")).await;
+        publish_retrying(&mut on_b, &op(&bob, "two", counter, b"b")).await;
+    }
+    on_b.close().await;
+    b.shutdown().await.unwrap();
+    // Written while B is down.
+    for counter in 5..8 {
+        publish_retrying(&mut on_a, &op(&alice, "two", counter, b"a")).await;
+    }
+    let b = start_frontend(&nats.url(), b_data).await;
+    for (topic, size) in [("one", 5), ("two", 8)] {
+        let from_a = read_log(&a.url(), topic, size).await;
+        assert_eq!(read_log(&b.url(), topic, size).await, from_a, "{topic}");
+        assert_eq!(checkpoint(&b, topic).await, checkpoint(&a, topic).await);
+        assert_eq!(checkpoint(&b, topic).await.0, size);
+    }
+    // A retry on the restarted frontend of an op sequenced before gets its original seq.
+    let mut again = Client::connect_as(&b.url(), &alice).await;
+    assert_eq!(again.publish_ok(&op(&alice, "one", 3, b"a")).await, 3);
+    a.shutdown().await.unwrap();
+    b.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_frontends_sequencing_one_topic_at_once_never_fork_it() {
+    let nats = NatsCluster::start("race").await;
+    let a = start_frontend(&nats.url(), temp_dir("race-a")).await;
+    let b = start_frontend(&nats.url(), temp_dir("race-b")).await;
+    const PUBLISHERS: u8 = 4;
+    const OPS: u64 = 15;
+    let mut tasks = Vec::new();
+    for p in 0..PUBLISHERS {
+        let url = if p % 2 == 0 { a.url() } else { b.url() };
+        tasks.push(tokio::spawn(async move {
+            let author = identity(10 + p);
+            let mut client = Client::connect_as(&url, &author).await;
+            let mut receipts = Vec::new();
+            let mut refusals = 0;
+            for counter in 0..OPS {
+                let op = op(&author, "race", counter, &[p, counter as u8]);
+                let (seq, refused) = publish_retrying(&mut client, &op).await;
+                refusals += refused;
+                receipts.push((op.id(), seq));
+            }
+            (receipts, refusals)
+        }));
+    }
+    let mut receipts = HashMap::new();
+    let mut refusals = 0;
+    for task in tasks {
+        let (theirs, refused) = task.await.unwrap();
+        refusals += refused;
+        for (op_id, seq) in theirs {
+            assert!(receipts.insert(op_id, seq).is_none());
+        }
+    }
+    let total = u64::from(PUBLISHERS) * OPS;
+    let seqs: HashSet<u64> = receipts.values().copied().collect();
+    assert_eq!(seqs.len() as u64, total, "two receipts for one seq");
+    let from_a = read_log(&a.url(), "race", total).await;
+    let from_b = read_log(&b.url(), "race", total).await;
+    assert_eq!(from_a, from_b);
+    assert_receipts_hold(&from_a, &receipts);
+    assert_eq!(checkpoint(&a, "race").await, checkpoint(&b, "race").await);
+    assert_eq!(checkpoint(&a, "race").await.0, total);
+    println!("{refusals} publishes refused UNAVAILABLE by a lost race and retried");
+    a.shutdown().await.unwrap();
+    b.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_quorum_publishes_are_refused_and_health_says_so() {
+    let mut nats = NatsCluster::start("quorum").await;
+    let a = start_frontend(&nats.url(), temp_dir("quorum-a")).await;
+    let alice = identity(1);
+    let mut client = Client::connect_as(&a.url(), &alice).await;
+    assert_eq!(client.publish_ok(&op(&alice, "q", 0, b"before")).await, 0);
+    assert_eq!(health_status(a.local_addr()).await, 200);
+    nats.kill(1);
+    nats.kill(2);
+    let body = wait_for_health(a.local_addr(), 503).await;
+    assert!(body.contains("cluster unavailable"), "{body}");
+    let refused = op(&alice, "q", 1, b"without quorum");
+    let answer = client.publish(&refused).await;
+    assert_eq!(
+        code_of(&answer),
+        "UNAVAILABLE",
+        "never a receipt: {answer:?}"
+    );
+    nats.restart(1);
+    nats.restart(2);
+    for i in 0..3 {
+        nats.wait_healthy(i).await;
+    }
+    wait_for_health(a.local_addr(), 200).await;
+    // The same bytes again: one entry, whether or not the refused append landed after all.
+    let (seq, _) = publish_retrying(&mut client, &refused).await;
+    assert_eq!(seq, 1);
+    let (seq, _) = publish_retrying(&mut client, &op(&alice, "q", 2, b"after")).await;
+    assert_eq!(seq, 2);
+    let log = read_log(&a.url(), "q", 3).await;
+    assert_eq!(Entry::decode(&log[1]).unwrap().op().id(), refused.id());
+    a.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nats_server_killed_under_load_loses_no_receipted_op() {
+    let mut nats = NatsCluster::start("kill").await;
+    let a = start_frontend(&nats.url(), temp_dir("kill-a")).await;
+    let b = start_frontend(&nats.url(), temp_dir("kill-b")).await;
+    const PUBLISHERS: u8 = 4;
+    const OPS: u64 = 40;
+    let (kill_tx, mut kill_rx) = tokio::sync::mpsc::channel::<()>(PUBLISHERS as usize);
+    let mut tasks = Vec::new();
+    for p in 0..PUBLISHERS {
+        let url = if p % 2 == 0 { a.url() } else { b.url() };
+        let kill = kill_tx.clone();
+        tasks.push(tokio::spawn(async move {
+            let author = identity(20 + p);
+            let topic = format!("load-{}", p % 2);
+            let mut client = Client::connect_as(&url, &author).await;
+            let mut receipts = Vec::new();
+            for counter in 0..OPS {
+                if counter == OPS / 4 {
+                    let _ = kill.send(()).await;
+                }
+                let op = op(&author, &topic, counter, &[p, counter as u8]);
+                let (seq, _) = publish_retrying(&mut client, &op).await;
+                receipts.push((topic.clone(), op.id(), seq));
+            }
+            receipts
+        }));
+    }
+    drop(kill_tx);
+    // Once every publisher is a quarter through: SIGKILL a server, later bring it back.
+    for _ in 0..PUBLISHERS {
+        kill_rx.recv().await.unwrap();
+    }
+    nats.kill(0);
+    let mut receipts: HashMap<String, HashMap<OpId, u64>> = HashMap::new();
+    for task in tasks {
+        for (topic, op_id, seq) in task.await.unwrap() {
+            receipts.entry(topic).or_default().insert(op_id, seq);
+        }
+    }
+    nats.restart(0);
+    nats.wait_healthy(0).await;
+    for (topic, receipted) in &receipts {
+        let size = receipted.len() as u64;
+        let from_a = read_log(&a.url(), topic, size).await;
+        assert_eq!(read_log(&b.url(), topic, size).await, from_a);
+        assert_receipts_hold(&from_a, receipted);
+        assert_eq!(checkpoint(&a, topic).await.0, size, "nothing unreceipted");
+    }
+    a.shutdown().await.unwrap();
+    b.shutdown().await.unwrap();
+}
