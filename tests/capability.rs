@@ -350,7 +350,7 @@ fn derive_invalid() -> Vec<Value> {
         ),
         ("a trailing byte", mutate(&|b| b.push(0)), "TRAILING_BYTES"),
         (
-            "two defects: widened rights and a forged signature (the rule comes first)",
+            "two defects: a widened scope and a forged signature (the rule comes first)",
             {
                 let mut b = chain(vec![
                     root.clone(),
