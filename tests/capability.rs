@@ -350,7 +350,7 @@ fn derive_invalid() -> Vec<Value> {
         ),
         ("a trailing byte", mutate(&|b| b.push(0)), "TRAILING_BYTES"),
         (
-            "two defects: widened rights and a forged signature (the rule comes first)",
+            "two defects: a widened scope and a forged signature (the rule comes first)",
             {
                 let mut b = chain(vec![
                     root.clone(),
@@ -388,6 +388,17 @@ fn derive_invalid() -> Vec<Value> {
         .collect()
 }
 
+/// A decision row: name, check, topic, agent, chains held (by name), time, result.
+type Decision<'a> = (
+    &'a str,
+    &'a str,
+    &'a str,
+    &'a str,
+    Vec<&'a str>,
+    u64,
+    &'a str,
+);
+
 /// Authorization decisions over the valid chains (by name): what every replica and relay must
 /// answer.
 fn derive_decisions() -> Vec<Value> {
@@ -402,7 +413,7 @@ fn derive_decisions() -> Vec<Value> {
     let (notes, plan) = (notes.as_str(), plan.as_str());
     let (alice, bob, carol, dana) = (alice.as_str(), bob.as_str(), carol.as_str(), dana.as_str());
     let erin = agent_id("erin").to_string();
-    let rows: Vec<(&str, &str, &str, &str, Vec<&str>, u64, &str)> = vec![
+    let rows: Vec<Decision> = vec![
         (
             "the owner needs no capability",
             "may_write",
@@ -728,4 +739,25 @@ fn separated(n: usize) -> String {
         out.push(c);
     }
     out
+}
+
+proptest::proptest! {
+    /// Any bytes decode or fail with a code; none panics, and what decodes re-encodes to itself.
+    #[test]
+    fn random_bytes_never_panic(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..1200)) {
+        if let Ok(cap) = Capability::decode(&bytes) {
+            proptest::prop_assert_eq!(cap.as_bytes(), &bytes[..]);
+        }
+    }
+
+    /// Any single bit flipped in a valid chain is refused (every byte is signed or checked).
+    #[test]
+    fn any_flipped_bit_is_refused(index in proptest::prelude::any::<proptest::sample::Index>(), bit in 0u8..8) {
+        let file = vectors("capabilities.json");
+        let valid = file["valid"].as_array().unwrap();
+        let mut bytes = hex(&valid[3]["capability"]);
+        let at = index.index(bytes.len());
+        bytes[at] ^= 1 << bit;
+        proptest::prop_assert!(Capability::decode(&bytes).is_err());
+    }
 }

@@ -216,13 +216,21 @@ fn owned_topics_belong_to_their_agent() {
     )
     .unwrap();
     let b = bob.agent_id();
-    assert_eq!(may_write(&topic, &b, &[from_alice.clone()], T0 - 1), Ok(()));
     assert_eq!(
-        code(may_read(&topic, &b, &[from_alice.clone()], T0 - 1)),
+        may_write(&topic, &b, std::slice::from_ref(&from_alice), T0 - 1),
+        Ok(())
+    );
+    assert_eq!(
+        code(may_read(
+            &topic,
+            &b,
+            std::slice::from_ref(&from_alice),
+            T0 - 1
+        )),
         "NOT_AUTHORIZED"
     );
     assert_eq!(
-        code(may_write(&topic, &b, &[from_carol.clone()], T0)),
+        code(may_write(&topic, &b, std::slice::from_ref(&from_carol), T0)),
         "NOT_AUTHORIZED"
     );
     assert_eq!(

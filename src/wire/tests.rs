@@ -338,6 +338,35 @@ fn deliveries_are_exactly_the_owed_sequence() {
 }
 
 #[test]
+fn a_cancelled_subscription_is_owed_nothing() {
+    let mut conn = RelayConnection::new(identity(1).agent_id(), [0; 32]);
+    let subscribe = |id: u32| {
+        Frame::new(
+            id,
+            Body::Subscribe {
+                topic: "t".into(),
+                from_seq: 0,
+            },
+        )
+        .encode()
+        .unwrap()
+    };
+    let action = conn.receive(&subscribe(4));
+    conn.cancel_subscription(&action);
+    assert_eq!(conn.subscribed("t", 4, 1), None);
+    assert_eq!(conn.cursors().count(), 0);
+    // A started subscription, or one another request replaced, is left alone.
+    let action = conn.receive(&subscribe(5));
+    conn.subscribed("t", 5, 1).unwrap();
+    conn.cancel_subscription(&action);
+    assert_eq!(conn.cursor("t"), Some(0));
+    let stale = conn.receive(&subscribe(6));
+    conn.receive(&subscribe(7));
+    conn.cancel_subscription(&stale);
+    assert!(conn.subscribed("t", 7, 1).is_some());
+}
+
+#[test]
 fn entries_frames_hold_one_to_256_entries_within_the_frame_bound() {
     let entries = |n: usize, len: usize| Body::Entries {
         entries: vec![vec![7; len]; n],
