@@ -85,7 +85,7 @@ pub(crate) struct Outlet {
     /// Most bytes queued; an empty queue takes any one message.
     pub max_bytes: usize,
     /// Dropped with the outlet, when the room lets the connection go: tells a connection
-    /// blocked writing to its peer to stop ([`Inlet`](super) holds the other end).
+    /// blocked writing to its peer to stop (its `Inlet` holds the other end).
     pub _dropped: tokio::sync::oneshot::Sender<()>,
 }
 
