@@ -841,6 +841,47 @@ async fn a_flooding_connection_is_closed_and_shutdown_says_so() {
     stopping.await.unwrap().unwrap();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_that_does_not_read_is_dropped_past_its_queue_bytes() {
+    // A room message may be a whole document: counted in messages only, a connection that
+    // never reads could hold `send_queue` of them. The send timeout is out of the way here.
+    let relay = start_relay_with(temp_dir("yjs-queue-bytes"), |config| {
+        config.limits.yjs_send_queue_bytes = 256 * 1024;
+        config.limits.send_timeout_ms = 600_000;
+    })
+    .await;
+    let base = yjs_base(&relay);
+    let mut idle = YClient::joined(&base, "big").await;
+    let mut writer = YClient::joined(&base, "big").await;
+    let mut reader = YClient::joined(&base, "big").await;
+    // 16 MiB of edits: far more than the socket buffers and the budget hold for `idle`.
+    let chunk = "x".repeat(128 * 1024);
+    // The reader keeps up (one edit in flight at a time), so only `idle` falls behind.
+    for i in 0..128u32 {
+        writer.insert(i * chunk.len() as u32, &chunk).await;
+        reader.until_text(&chunk.repeat(i as usize + 1)).await;
+    }
+    let dropped = "ants_relay_yjs_closed_total{code=\"SLOW_CONSUMER\"} 1";
+    tokio::time::timeout(PATIENCE, async {
+        while !relay.metrics().contains(dropped) {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the idle connection was not dropped");
+    // It ends before it has seen every edit: what the socket held, then the close (or a reset,
+    // when the close frame did not fit).
+    let mut seen = 0;
+    while let Ok(bytes) = idle.next().await {
+        if bytes.starts_with(&[0, 2]) {
+            // a sync update (message type 0, sync type 2)
+            seen += 1;
+        }
+    }
+    assert!(seen < 128, "the idle connection got every update ({seen})");
+    relay.shutdown().await.unwrap();
+}
+
 /// The `ants_relay_yjs_rooms` gauge: Yjs rooms loaded.
 async fn rooms_loaded(relay: &ants_coord::relay::RelayHandle) -> u64 {
     let metrics = http_get(relay.local_addr(), "/metrics").await;

@@ -74,6 +74,10 @@ pub struct Limits {
     /// `LIMIT_EXCEEDED`, so a room's presence grows with its connections and cannot be filled
     /// against newcomers.
     pub yjs_awareness_per_connection: usize,
+    /// Bytes of room messages queued for one Yjs connection before it is dropped as a slow
+    /// consumer (1008 `SLOW_CONSUMER`); an empty queue takes any one message (a sync answer
+    /// may be a whole document).
+    pub yjs_send_queue_bytes: usize,
     /// Longest wait for a complete HTTP request head, in milliseconds: a new connection that
     /// sends nothing or part of a request, or a kept-alive one idle between requests, is closed
     /// after it.
@@ -107,6 +111,7 @@ impl Default for Limits {
             yjs_room_len: crate::relay::yjs::MAX_ROOM_DOC_LEN,
             yjs_rooms: 4_096,
             yjs_awareness_per_connection: crate::relay::yjs::MAX_CONNECTION_AWARENESS_CLIENTS,
+            yjs_send_queue_bytes: 64 * 1024 * 1024,
             header_read_timeout_ms: 10_000,
             max_http_connections: 512,
         }

@@ -14,6 +14,7 @@
 //!   more is accepted and closed at once (`ants_relay_http_refused_total`), so such connections
 //!   hold a bounded number of file descriptors. A connection leaves the count when it upgrades
 //!   (it then holds a WebSocket slot of `max_connections`) or closes;
+//! - hyper's read buffer, which holds a request head, is at most [`MAX_READ_BUFFER_LEN`];
 //! - a path segment longer than a file name may be ([`MAX_SEGMENT_LEN`]) is answered 404
 //!   before any route sees it (the static files answered 500 for the file system's
 //!   `ENAMETOOLONG`).
@@ -42,6 +43,11 @@ use super::Limits;
 /// Longest path segment answered by a route, in bytes once percent-decoded: Linux's `NAME_MAX`,
 /// the longest file name. A longer segment is answered 404.
 pub const MAX_SEGMENT_LEN: usize = 255;
+
+/// hyper's read buffer per connection, which holds a request head (its default is ~408 KiB):
+/// the relay's requests are GETs with small heads, and this is memory every connection before
+/// its upgrade may hold.
+pub const MAX_READ_BUFFER_LEN: usize = 64 * 1024;
 
 /// What the HTTP layer bounds (from `[limits]`).
 #[derive(Debug, Clone, Copy)]
@@ -77,6 +83,7 @@ pub(crate) async fn serve(
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
+        .max_buf_size(MAX_READ_BUFFER_LEN)
         .keep_alive(true);
     loop {
         let tcp = tokio::select! {

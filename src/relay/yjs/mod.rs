@@ -58,7 +58,7 @@ use tokio::sync::mpsc;
 use super::rate::TokenBucket;
 use super::{Config, Shared};
 use crate::error::{Error, Result};
-use room::{ConnId, Outbound, RoomInput};
+use room::{ConnId, Outbound, Outlet, RoomInput};
 use store::{RoomStore, RoomWrite};
 
 pub use room::{
@@ -409,14 +409,26 @@ async fn serve(socket: WebSocket, shared: &Arc<Shared>, name: String, topic: Opt
         }
     };
     let limits = &shared.config.limits;
-    let (outbound_tx, mut outbound) = mpsc::channel(limits.send_queue.max(1));
+    let (outbound_tx, outbound) = mpsc::channel(limits.send_queue.max(1));
+    let queued = Arc::new(AtomicUsize::new(0));
+    let (dropped_tx, dropped) = tokio::sync::oneshot::channel();
     let join = RoomInput::Join {
         conn,
-        outbound: outbound_tx,
+        outbound: Outlet {
+            sender: outbound_tx,
+            queued: queued.clone(),
+            max_bytes: limits.yjs_send_queue_bytes,
+            _dropped: dropped_tx,
+        },
     };
     let end = if input.send(join).await.is_err() {
         Some((1011, "UNAVAILABLE".to_owned()))
     } else {
+        let mut outbound = Inlet {
+            receiver: outbound,
+            queued,
+            dropped,
+        };
         relay_messages(shared, conn, &input, &mut outbound, &mut sink, &mut stream).await
     };
     shared.yjs.leave(&name, generation);
@@ -432,6 +444,26 @@ async fn serve(socket: WebSocket, shared: &Arc<Shared>, name: String, topic: Opt
 
 type Sink = SplitSink<WebSocket, Message>;
 
+/// A connection's end of its queue ([`Outlet`] is the room's): it subtracts what it takes.
+struct Inlet {
+    receiver: mpsc::Receiver<Outbound>,
+    queued: Arc<AtomicUsize>,
+    /// Resolves when the room drops the connection's outlet.
+    dropped: tokio::sync::oneshot::Receiver<()>,
+}
+
+impl Inlet {
+    /// Why the room let the connection go: the close it queued, else it did not keep up.
+    fn let_go(&mut self) -> Step {
+        while let Ok(out) = self.receiver.try_recv() {
+            if let Outbound::Close(code, reason) = out {
+                return Step::Close(code, reason);
+            }
+        }
+        Step::Close(1008, "SLOW_CONSUMER".into())
+    }
+}
+
 /// What one turn of the connection loop decided.
 enum Step {
     Continue,
@@ -446,7 +478,7 @@ async fn relay_messages(
     shared: &Arc<Shared>,
     conn: ConnId,
     input: &mpsc::Sender<RoomInput>,
-    outbound: &mut mpsc::Receiver<Outbound>,
+    outbound: &mut Inlet,
     sink: &mut Sink,
     stream: &mut SplitStream<WebSocket>,
 ) -> Option<(u16, String)> {
@@ -464,12 +496,19 @@ async fn relay_messages(
         let step = tokio::select! {
             biased;
             _ = shutdown.changed() => Step::Close(1001, "SHUTTING_DOWN".into()),
-            out = outbound.recv() => match out {
+            out = outbound.receiver.recv() => match out {
                 Some(Outbound::Message(bytes)) => {
-                    match tokio::time::timeout(send_timeout, sink.send(Message::Binary(bytes))).await {
-                        Ok(Ok(())) => Step::Continue,
-                        Ok(Err(_)) => Step::Gone,
-                        Err(_) => Step::Close(1008, "SLOW_CONSUMER".into()),
+                    outbound.queued.fetch_sub(bytes.len(), Ordering::AcqRel);
+                    let send = tokio::time::timeout(send_timeout, sink.send(Message::Binary(bytes)));
+                    // A peer that does not read holds this write up; the room may drop the
+                    // connection meanwhile (its queue over the bound), which ends the wait.
+                    tokio::select! {
+                        sent = send => match sent {
+                            Ok(Ok(())) => Step::Continue,
+                            Ok(Err(_)) => Step::Gone,
+                            Err(_) => Step::Close(1008, "SLOW_CONSUMER".into()),
+                        },
+                        _ = &mut outbound.dropped => outbound.let_go(),
                     }
                 }
                 Some(Outbound::Close(code, reason)) => Step::Close(code, reason),

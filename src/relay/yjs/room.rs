@@ -16,6 +16,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -62,10 +63,7 @@ pub(crate) enum Outbound {
 #[derive(Debug)]
 pub(crate) enum RoomInput {
     /// A connection joined; the room sends it sync step 1 and the awareness states.
-    Join {
-        conn: ConnId,
-        outbound: mpsc::Sender<Outbound>,
-    },
+    Join { conn: ConnId, outbound: Outlet },
     /// A binary WebSocket message from a connection.
     Message { conn: ConnId, bytes: Bytes },
     /// A connection left; its awareness states are removed.
@@ -74,8 +72,45 @@ pub(crate) enum RoomInput {
     Shutdown,
 }
 
+/// A connection's queue as its room sees it: bounded in messages (the channel's capacity,
+/// `[limits] send_queue`) and in bytes (`yjs_send_queue_bytes`), since one room message may be
+/// a whole document.
+#[derive(Debug)]
+pub(crate) struct Outlet {
+    /// The connection's queue.
+    pub sender: mpsc::Sender<Outbound>,
+    /// Bytes of the messages queued and not yet taken by the connection (it subtracts what it
+    /// takes).
+    pub queued: Arc<AtomicUsize>,
+    /// Most bytes queued; an empty queue takes any one message.
+    pub max_bytes: usize,
+    /// Dropped with the outlet, when the room lets the connection go: tells a connection
+    /// blocked writing to its peer to stop (its `Inlet` holds the other end).
+    pub _dropped: tokio::sync::oneshot::Sender<()>,
+}
+
+impl Outlet {
+    /// Queues `bytes` unless the queue is full, in messages or in bytes (`false`: the
+    /// connection does not keep up).
+    fn offer(&self, bytes: &Bytes) -> bool {
+        let len = bytes.len();
+        let before = self.queued.fetch_add(len, Ordering::AcqRel);
+        let fits = before == 0 || before + len <= self.max_bytes;
+        if fits
+            && self
+                .sender
+                .try_send(Outbound::Message(bytes.clone()))
+                .is_ok()
+        {
+            return true;
+        }
+        self.queued.fetch_sub(len, Ordering::AcqRel);
+        false
+    }
+}
+
 struct Member {
-    outbound: mpsc::Sender<Outbound>,
+    outbound: Outlet,
     /// Awareness client ids this connection announced (removed when it leaves).
     controlled: BTreeSet<u64>,
 }
@@ -189,7 +224,9 @@ pub(crate) async fn run(
             // Whoever already joined learns why; later joiners open a fresh room task.
             while let Ok(message) = input.try_recv() {
                 if let RoomInput::Join { outbound, .. } = message {
-                    let _ = outbound.try_send(Outbound::Close(1011, close_reason(&error)));
+                    let _ = outbound
+                        .sender
+                        .try_send(Outbound::Close(1011, close_reason(&error)));
                 }
             }
             rooms.task_ended();
@@ -314,11 +351,12 @@ impl Room {
         for (_, member) in std::mem::take(&mut self.members) {
             let _ = member
                 .outbound
+                .sender
                 .try_send(Outbound::Close(1011, reason.clone()));
         }
     }
 
-    fn join(&mut self, conn: ConnId, outbound: mpsc::Sender<Outbound>) {
+    fn join(&mut self, conn: ConnId, outbound: Outlet) {
         self.members.insert(
             conn,
             Member {
@@ -502,7 +540,10 @@ impl Room {
     /// Removes a connection with a close code and reason (best effort: a full queue gets none).
     fn expel(&mut self, conn: ConnId, code: u16, reason: String) {
         if let Some(member) = self.members.remove(&conn) {
-            let _ = member.outbound.try_send(Outbound::Close(code, reason));
+            let _ = member
+                .outbound
+                .sender
+                .try_send(Outbound::Close(code, reason));
             self.remove_awareness(&member.controlled);
         }
     }
@@ -613,13 +654,7 @@ impl Room {
                         Target::AllBut(conn) => *id != conn,
                         Target::All => true,
                     };
-                    if wanted
-                        && !slow.contains(id)
-                        && member
-                            .outbound
-                            .try_send(Outbound::Message(bytes.clone()))
-                            .is_err()
-                    {
+                    if wanted && !slow.contains(id) && !member.outbound.offer(&bytes) {
                         slow.insert(*id);
                     }
                 }
