@@ -202,6 +202,12 @@ pub struct ChainTip {
 }
 
 impl ChainTip {
+    /// The tip of a chain whose last valid message is `last_valid` (0: none yet), to go on
+    /// from a known prefix of a topic.
+    pub fn after(last_valid: u64) -> Self {
+        ChainTip { last_valid }
+    }
+
     /// Whether the message at stream sequence `seq` claiming `predecessor` is valid, given every
     /// earlier message of its topic was offered here in order; if so it becomes the tip.
     pub fn accept(&mut self, seq: u64, predecessor: Option<u64>) -> bool {
