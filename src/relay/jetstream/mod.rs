@@ -1,4 +1,7 @@
-//! The relay's log on a NATS JetStream cluster (feature `nats`): storage primitives only.
+//! The relay's log on a NATS JetStream cluster (feature `nats`): the storage primitives here,
+//! the relay's [`JetStreamStore`] on them, and what makes a relay process one frontend of a
+//! cluster (`ants-relay --store nats://…`): the [`follower`] that feeds each frontend's read
+//! [`mirror`] and fan-out hub from the stream, composed in `frontend`.
 //!
 //! A [`JetStreamLog`] is one connection to a JetStream cluster and the stream that holds every
 //! topic's log, plus the KV buckets a relay frontend needs to take over any topic after another
