@@ -139,8 +139,8 @@ async fn ops_published_on_one_frontend_are_served_by_the_other() {
     assert_proofs(&a, "chat", &from_a, &head.1).await;
     assert_proofs(&b, "chat", &from_a, &head.1).await;
     // And the other way round: B sequences, A's subscribers see it. (B has not sequenced
-    // "chat" yet: its first append there is fenced, refused `UNAVAILABLE`, and the retry with
-    // the same bytes lands after B reloaded the topic.)
+    // "chat" yet: its first append there is fenced, and B decides it again after reloading
+    // the topic, or refuses it `UNAVAILABLE` and the retry with the same bytes lands.)
     let bob = identity(2);
     let mut other = Client::connect_as(&b.url(), &bob).await;
     let (seq, _) = publish_retrying(&mut other, &op(&bob, "chat", 0, b"from b")).await;

@@ -374,15 +374,24 @@ async fn heads_op_index_and_snapshots_live_in_buckets() {
 async fn heartbeats_expire_after_their_ttl() {
     let cluster = NatsCluster::start("ttl").await;
     let log = connect(JetStreamConfig {
-        heartbeat_ttl: Duration::from_secs(1),
+        heartbeat_ttl: Duration::from_secs(2),
         ..config(&cluster)
     })
     .await;
     let frontends = log.frontends().await.unwrap();
     let a = FrontendId::random().unwrap();
     frontends.beat(&a, b"ws://a").await.unwrap();
-    // Nobody renews it: the server drops it once it is older than the TTL. Poll for that.
+    // The listing may come from a replica that has not applied the heartbeat yet: first see it
+    // live (the read itself goes to the leader), then expire.
     let started = Instant::now();
+    while frontends.live().await.unwrap().is_empty() {
+        assert!(
+            started.elapsed() < CLUSTER_PATIENCE,
+            "heartbeat never listed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Nobody renews it: the server drops it once it is older than the TTL. Poll for that.
     while !frontends.live().await.unwrap().is_empty() {
         assert!(
             started.elapsed() < CLUSTER_PATIENCE,

@@ -7,8 +7,10 @@
 //!   verification, subscription cursors);
 //! - the verifier thread ([`verifier`]) checks op signatures in batches; the sequencer thread
 //!   ([`sequencer`]) numbers ops per topic by the core's rules ([`crate::log::sequencing`]) and
-//!   group-commits them to a [`store::Store`] (SQLite by default, [`store::sqlite`]); **a
-//!   receipt is sent only after the store says its entry is durable** ([`durable`]);
+//!   group-commits them to a [`store::Store`] (SQLite by default, [`store::sqlite`]; with
+//!   `--store nats://…` and feature `nats`, a JetStream cluster, this process being one
+//!   frontend of several: `jetstream`); **a receipt is sent only after the store says its
+//!   entry is durable** ([`durable`]);
 //! - the hub ([`hub`]) wakes subscribers, who pull what they are owed;
 //! - Yjs rooms at `/yjs/<room>` ([`yjs`]): y-protocols for stock `y-websocket` clients, rooms
 //!   persisted in their own database;

@@ -25,7 +25,7 @@ use super::durable::{Announcement, Answer, Audience, Durability};
 use super::hub::CachedEntry;
 use super::metrics::{Metrics, Phase};
 use super::reply::ReplyTo;
-use super::store::{Acks, Append, Store};
+use super::store::{Acks, Append, AppendError, Store};
 use super::topics::{load_topics, TopicState};
 use crate::error::{Error, Result};
 use crate::identity::{AgentId, Identity};
@@ -309,21 +309,39 @@ impl<S: Store> Sequencer<S> {
             self.reload();
         }
         let mut log = Batch::new();
-        let decided = self.decide(&batch, &mut log);
+        let mut decided = self.decide(&batch, &mut log);
         self.metrics.phase(Phase::Sequence, started.elapsed());
-        let result = decided.and_then(|decisions| {
-            let signed = self.sign(&log)?;
-            let ticket = self.persist(&log)?;
-            Ok((decisions, signed, ticket))
-        });
-        let (decisions, signed, ticket) = match result {
-            Ok(done) => done,
-            Err(error) => {
-                tracing::error!(%error, ops = batch.len(), "batch not committed");
-                // In-memory state advanced for ops that are not stored: reload it.
-                self.reload();
-                self.refuse(batch, &error);
-                return;
+        let mut decided_again = false;
+        let (decisions, signed, ticket) = loop {
+            let mut conflict = false;
+            let result = decided.and_then(|decisions| {
+                let signed = self.sign(&log)?;
+                let ticket = self.persist(&log).map_err(|error| {
+                    conflict = matches!(error, AppendError::Conflict { .. });
+                    Error::from(error)
+                })?;
+                Ok((decisions, signed, ticket))
+            });
+            match result {
+                Ok(done) => break done,
+                Err(error) => {
+                    // In-memory state advanced for ops that are not stored: reload it.
+                    self.reload();
+                    if conflict && !decided_again {
+                        // Another frontend appended to a topic of this batch (a replicated
+                        // store): nothing of it is stored, so decide it once more on the
+                        // reloaded heads instead of refusing it (a retry of an op the other
+                        // frontend sequenced is then answered with its original receipt).
+                        tracing::debug!(%error, ops = batch.len(), "batch decided again");
+                        decided_again = true;
+                        log = Batch::new();
+                        decided = self.decide(&batch, &mut log);
+                        continue;
+                    }
+                    tracing::error!(%error, ops = batch.len(), "batch not committed");
+                    self.refuse(batch, &error);
+                    return;
+                }
             }
         };
         let answer_started = Instant::now();
@@ -431,7 +449,10 @@ impl<S: Store> Sequencer<S> {
 
     /// Appends the batch's entries to the store, with the snapshots of the replicas it moved
     /// far enough (in the same append: a stored snapshot always matches the stored entries).
-    fn persist(&mut self, log: &Batch) -> Result<<S::Acks as Acks>::Ticket> {
+    fn persist(
+        &mut self,
+        log: &Batch,
+    ) -> std::result::Result<<S::Acks as Acks>::Ticket, AppendError> {
         let mut snapshots = Vec::new();
         if self.snapshot_every > 0 {
             let mut touched: Vec<&str> = log.entries().iter().map(|e| e.topic.as_str()).collect();

@@ -255,6 +255,16 @@ fn run(
             }
         }
         let Some(last) = received.last().map(|m| m.seq) else {
+            // Only errors: give the client a moment to recreate the consumer, never spin.
+            let stop = runtime.block_on(async {
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(100)) => false,
+                    _ = stopped.wait_for(|stop| *stop) => true,
+                }
+            });
+            if stop {
+                return;
+            }
             continue;
         };
         // Apply, retrying while the mirror cannot be written (a full disk clears by itself).

@@ -6,12 +6,12 @@
 //! - **one key**: every frontend signs with the relay key in its `--data` directory (or
 //!   `--key`); the operator copies the same key file to each (README "Cluster mode"). Receipts
 //!   and checkpoints from any frontend are the relay's.
-//! - **one log**: each frontend's sequencer ([`crate::relay::sequencer`], unchanged) numbers
-//!   publishes on a [`JetStreamStore`]; a receipt is signed and sent only after the cluster
-//!   acknowledged the append. Two frontends sequencing one topic at once are fenced by the
-//!   store: the loser's batch is refused `UNAVAILABLE` (clients retry with the same bytes) and
-//!   its heads are reloaded from the stream, so a retried op sequenced elsewhere gets its
-//!   original entry's receipt.
+//! - **one log**: each frontend's sequencer ([`crate::relay::sequencer`]) numbers publishes on
+//!   a [`JetStreamStore`]; a receipt is signed and sent only after the cluster acknowledged the
+//!   append. Two frontends sequencing one topic at once are fenced by the store: the loser
+//!   reloads its heads from the stream and decides the batch once more (an op sequenced
+//!   elsewhere then gets its original entry's receipt); losing again, it refuses the batch
+//!   `UNAVAILABLE` (clients retry with the same bytes).
 //! - **one order**: each frontend's [`Follower`] reads the whole stream into its read mirror
 //!   and hub; the hub has no other source ([`FanOut::Followed`]), and a receipt waits (at most
 //!   [`RECEIPT_PATIENCE`]) until the follower applied its entry.

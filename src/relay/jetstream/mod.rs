@@ -1,4 +1,7 @@
-//! The relay's log on a NATS JetStream cluster (feature `nats`): storage primitives only.
+//! The relay's log on a NATS JetStream cluster (feature `nats`): the storage primitives here,
+//! the relay's [`JetStreamStore`] on them, and what makes a relay process one frontend of a
+//! cluster (`ants-relay --store nats://…`): the [`follower`] that feeds each frontend's read
+//! [`mirror`] and fan-out hub from the stream, composed in `frontend`.
 //!
 //! A [`JetStreamLog`] is one connection to a JetStream cluster and the stream that holds every
 //! topic's log, plus the KV buckets a relay frontend needs to take over any topic after another
@@ -202,6 +205,12 @@ pub struct ChainTip {
 }
 
 impl ChainTip {
+    /// The tip of a chain whose last valid message is `last_valid` (0: none yet), to go on
+    /// from a known prefix of a topic.
+    pub fn after(last_valid: u64) -> Self {
+        ChainTip { last_valid }
+    }
+
     /// Whether the message at stream sequence `seq` claiming `predecessor` is valid, given every
     /// earlier message of its topic was offered here in order; if so it becomes the tip.
     pub fn accept(&mut self, seq: u64, predecessor: Option<u64>) -> bool {

@@ -33,8 +33,9 @@
 //! frontend sequenced in a topic this one never loaded is found) and the batch's replica
 //! snapshots in the snapshot bucket (`u64 next seq ‖ state`). Heads are not read from (nor
 //! written to) the heads bucket yet: the replay is exact, but costs a read of every topic's
-//! whole log at startup and after a failed append; starting from a stored head and reading only
-//! the messages after it is the next step.
+//! whole log at startup; after a failed append ([`Store::heads`] again) each topic is caught up
+//! from the last message this store holds, reading only what was appended since. Starting from
+//! a stored head at startup is the next step.
 //!
 //! The store owns a small tokio runtime and blocks the (synchronous) sequencer thread on it.
 
@@ -242,16 +243,29 @@ impl JetStreamStore {
         Ok(topics)
     }
 
-    /// Replays `topic`'s log from the stream; adds its op ids to `op_ids`.
-    fn load_topic(&self, topic: &str, op_ids: &mut HashSet<OpId>) -> Result<JsTopic> {
-        let messages = self.runtime.block_on(self.log.read(topic, 1, usize::MAX))?;
-        let mut loaded = JsTopic {
-            last_stream_seq: messages.last().map_or(0, |m| m.seq),
-            ..JsTopic::default()
-        };
-        // Void messages (a racing writer's, or one committed after its writer gave up) are
-        // skipped: their writers were never told success.
-        for message in super::valid_chain(&messages) {
+    /// `topic` as stored: `loaded` (what this store holds of it already: a prefix of its valid
+    /// chain, or nothing) followed by the topic's messages after `loaded.last_stream_seq`, read
+    /// from the stream; adds their op ids to `op_ids`. So a reload after a conflict reads only
+    /// what other frontends appended since, not the whole topic. On an error `loaded` is lost
+    /// (the caller loads the topic from scratch next time).
+    fn load_topic(
+        &self,
+        topic: &str,
+        mut loaded: JsTopic,
+        op_ids: &mut HashSet<OpId>,
+    ) -> Result<JsTopic> {
+        let from = loaded.last_stream_seq + 1;
+        let messages = self
+            .runtime
+            .block_on(self.log.read(topic, from, usize::MAX))?;
+        let mut chain = super::ChainTip::after(loaded.last_valid_seq);
+        for message in &messages {
+            loaded.last_stream_seq = message.seq;
+            // Void messages (a racing writer's, or one committed after its writer gave up) are
+            // skipped: their writers were never told success (the rule of `valid_chain`).
+            if !chain.accept(message.seq, message.predecessor) {
+                continue;
+            }
             let (first_seq, entries) = decode_message(&message.payload)?;
             if first_seq != loaded.tree.size() {
                 return Err(Error::Unavailable(format!(
@@ -351,10 +365,14 @@ impl Store for JetStreamStore {
     type Acks = JetStreamAcks;
 
     fn heads(&mut self) -> Result<Vec<StoredHead>> {
+        // Topics held already are caught up from where they are; a failure drops everything
+        // held, so that the next call loads every topic from scratch.
+        let mut held = std::mem::take(&mut self.topics);
+        let mut op_ids = std::mem::take(&mut self.op_ids);
         let mut topics = HashMap::new();
-        let mut op_ids = HashSet::new();
         for topic in self.stored_topics()? {
-            let loaded = self.load_topic(&topic, &mut op_ids)?;
+            let base = held.remove(&topic).unwrap_or_default();
+            let loaded = self.load_topic(&topic, base, &mut op_ids)?;
             topics.insert(topic, loaded);
         }
         self.topics = topics;
@@ -373,7 +391,8 @@ impl Store for JetStreamStore {
 
     fn head(&mut self, topic: &str) -> Result<Option<StoredHead>> {
         let mut op_ids = std::mem::take(&mut self.op_ids);
-        let loaded = self.load_topic(topic, &mut op_ids);
+        let base = self.topics.remove(topic).unwrap_or_default();
+        let loaded = self.load_topic(topic, base, &mut op_ids);
         self.op_ids = op_ids;
         let loaded = loaded?;
         let head = (loaded.tree.size() > 0).then(|| StoredHead {
