@@ -3,6 +3,12 @@
 //!
 //! Shape (axum's websockets example): split the socket, one `select!` over incoming messages,
 //! the outbound queue the sequencer fills, wake-ups from the hub, the ping ticker and shutdown.
+//!
+//! Bounds (issue 22): pings spend the frame budget like frames; what the WebSocket layer holds
+//! unsent is bounded ([`max_write_buffer_len`]; past it only the latest pong is kept); entries
+//! go out in slices of about [`SLICE_BYTES`]; a frame the WebSocket layer refuses gets a close
+//! frame ([`refusal`]), and every close the relay sends is followed by a short wait for the
+//! peer's ([`linger`]), so that it is not lost to a reset.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
