@@ -86,7 +86,7 @@ async fn silent_partial_and_idle_connections_are_closed_after_the_header_timeout
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn connections_before_the_upgrade_count_toward_a_bound() {
+async fn at_the_bound_a_new_connection_evicts_the_oldest_waiting_one() {
     let relay = start_relay_with(temp_dir("http-bound"), |config| {
         config.limits.max_http_connections = 4;
     })
@@ -97,26 +97,19 @@ async fn connections_before_the_upgrade_count_toward_a_bound() {
         silent.push(TcpStream::connect(addr).await.unwrap());
     }
     until_http_connections(&relay, 4).await;
-    // A fifth is closed without an answer; a health check now too (the bound is the point).
-    let mut fifth = TcpStream::connect(addr).await.unwrap();
-    assert_eq!(read_until_closed(&mut fifth).await, "");
-    let mut health = TcpStream::connect(addr).await.unwrap();
-    // The relay may have closed it already: then this write fails, which is the point.
-    let _ = health
-        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-        .await;
-    assert_eq!(read_until_closed(&mut health).await, "");
-    assert_eq!(metric(&relay, "ants_relay_http_refused_total"), Some(2));
-    // Upgraded connections do not count: a WebSocket connection opened while 3 wait leaves
-    // room for a health check.
-    drop(silent.pop());
+    // A health check is answered: the oldest silent connection made room for it.
+    http_get(addr, "/healthz").await;
+    assert_eq!(read_until_closed(&mut silent[0]).await, "");
+    assert_eq!(metric(&relay, "ants_relay_http_evicted_total"), Some(1));
     until_http_connections(&relay, 3).await;
+    // Upgraded connections do not count: with 3 waiting, a WebSocket connection and then a
+    // health check evict nobody.
     let mut client = Client::connect_as(&relay.url(), &identity(1)).await;
     until_http_connections(&relay, 3).await;
     http_get(addr, "/healthz").await;
+    assert_eq!(metric(&relay, "ants_relay_http_evicted_total"), Some(1));
     drop(silent);
     until_http_connections(&relay, 0).await;
-    http_get(addr, "/healthz").await;
     assert_eq!(
         client.publish_ok(&op(&identity(1), "t", 0, b"")).await,
         0,

@@ -83,8 +83,8 @@ pub struct Limits {
     /// after it.
     pub header_read_timeout_ms: u64,
     /// Most TCP connections served HTTP before their WebSocket upgrade (or while fetching
-    /// `/healthz`, `/metrics` or files); one more is closed at once. Upgraded connections count
-    /// toward `max_connections` instead.
+    /// `/healthz`, `/metrics` or files); one more closes the oldest of them. Upgraded
+    /// connections count toward `max_connections` instead.
     pub max_http_connections: usize,
 }
 

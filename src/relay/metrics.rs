@@ -60,7 +60,7 @@ pub struct Metrics {
     connections_total: AtomicU64,
     connections_refused: AtomicU64,
     http_connections: AtomicU64,
-    http_refused: AtomicU64,
+    http_evicted: AtomicU64,
     slow_consumers: AtomicU64,
     ops_accepted: AtomicU64,
     ops_retried: AtomicU64,
@@ -105,9 +105,10 @@ impl Metrics {
     pub fn http_connection_closed(&self) {
         self.http_connections.fetch_sub(1, Ordering::Relaxed);
     }
-    /// A TCP connection was closed at once: `max_http_connections` were being served.
-    pub fn http_refused(&self) {
-        self.http_refused.fetch_add(1, Ordering::Relaxed);
+    /// The oldest connection served before its upgrade was closed for a new one
+    /// (`max_http_connections` were being served).
+    pub fn http_evicted(&self) {
+        self.http_evicted.fetch_add(1, Ordering::Relaxed);
     }
     /// A slow consumer was dropped.
     pub fn slow_consumer(&self) {
@@ -222,10 +223,10 @@ impl Metrics {
         );
         gauge(
             &mut out,
-            "ants_relay_http_refused_total",
-            "TCP connections closed at once while max_http_connections were served HTTP.",
+            "ants_relay_http_evicted_total",
+            "Connections not yet upgraded closed to make room for a new one (max_http_connections).",
             "counter",
-            load(&self.http_refused),
+            load(&self.http_evicted),
         );
         gauge(
             &mut out,

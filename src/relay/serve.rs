@@ -11,9 +11,11 @@
 //!   time it waits for a request head, so it covers a silent new connection, a partial request
 //!   line or header, and an idle keep-alive connection between two requests alike;
 //! - at most `[limits] max_http_connections` connections are served before their upgrade: one
-//!   more is accepted and closed at once (`ants_relay_http_refused_total`), so such connections
-//!   hold a bounded number of file descriptors. A connection leaves the count when it upgrades
-//!   (it then holds a WebSocket slot of `max_connections`) or closes;
+//!   more evicts (closes) the oldest of them (`ants_relay_http_evicted_total`), so such
+//!   connections hold a bounded number of file descriptors, and a flood of silent ones cannot
+//!   lock out a new request (an honest request is answered in milliseconds; the flood's
+//!   connections are older). A connection leaves the count when it upgrades (it then holds a
+//!   WebSocket slot of `max_connections`) or closes;
 //! - hyper's read buffer, which holds a request head, is at most [`MAX_READ_BUFFER_LEN`];
 //! - a path segment longer than a file name may be ([`MAX_SEGMENT_LEN`]) is answered 404
 //!   before any route sees it (the static files answered 500 for the file system's
@@ -22,8 +24,9 @@
 //! Shape of axum's own `serve`: an accept loop that spawns one task per connection, each serving
 //! the router through hyper with upgrades, and a graceful shutdown on a watch signal.
 
+use std::collections::BTreeMap;
 use std::pin::pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::extract::Request;
@@ -35,7 +38,7 @@ use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::{oneshot, watch};
 
 use super::metrics::Metrics;
 use super::Limits;
@@ -78,7 +81,8 @@ pub(crate) async fn serve(
     mut stop: watch::Receiver<bool>,
 ) {
     let app = app.layer(axum::middleware::from_fn(not_found_past_name_max));
-    let pending = Arc::new(Semaphore::new(limits.max_connections));
+    let waiting = Arc::new(Waiting::default());
+    let mut next_id: u64 = 0;
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
@@ -99,11 +103,9 @@ pub(crate) async fn serve(
                 }
             },
         };
-        let Ok(permit) = pending.clone().try_acquire_owned() else {
-            metrics.http_refused();
-            drop(tcp);
-            continue;
-        };
+        next_id += 1;
+        let id = next_id;
+        let evicted = waiting.admit(id, limits.max_connections, &metrics);
         // No Nagle: a subscriber only reads, so with it every small entry frame after the first
         // would wait for the peer's delayed ACK (up to 40 ms on Linux).
         if let Err(error) = tcp.set_nodelay(true) {
@@ -115,6 +117,7 @@ pub(crate) async fn serve(
             .with_upgrades();
         let mut stop = stop.clone();
         let metrics = metrics.clone();
+        let waiting = waiting.clone();
         metrics.http_connection_opened();
         tokio::spawn(async move {
             let mut conn = pin!(conn);
@@ -124,15 +127,51 @@ pub(crate) async fn serve(
                     conn.as_mut().graceful_shutdown();
                     conn.as_mut().await
                 }
+                // Evicted by a newer connection: dropping `conn` closes the socket.
+                _ = evicted => Ok(()),
             };
             if let Err(error) = served {
                 tracing::debug!(%error, "HTTP connection ended");
             }
             // Out of the count before the socket closes (when `conn` drops): whoever sees the
             // close can count on the slot being free.
+            waiting.remove(id);
             metrics.http_connection_closed();
-            drop(permit);
         });
+    }
+}
+
+/// The connections served before their upgrade, by age (ids increase), each with the switch
+/// that evicts it.
+#[derive(Debug, Default)]
+struct Waiting(Mutex<BTreeMap<u64, oneshot::Sender<()>>>);
+
+impl Waiting {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, oneshot::Sender<()>>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Registers connection `id`; at `max`, first evicts the oldest. Returns what resolves when
+    /// `id` is evicted in turn.
+    fn admit(&self, id: u64, max: usize, metrics: &Metrics) -> oneshot::Receiver<()> {
+        let (evict, evicted) = oneshot::channel();
+        let mut waiting = self.lock();
+        while waiting.len() >= max {
+            let Some((_, oldest)) = waiting.pop_first() else {
+                break;
+            };
+            let _ = oldest.send(());
+            metrics.http_evicted();
+        }
+        waiting.insert(id, evict);
+        evicted
+    }
+
+    /// Connection `id` upgraded or closed.
+    fn remove(&self, id: u64) {
+        self.lock().remove(&id);
     }
 }
 

@@ -3,6 +3,12 @@
 //!
 //! Shape (axum's websockets example): split the socket, one `select!` over incoming messages,
 //! the outbound queue the sequencer fills, wake-ups from the hub, the ping ticker and shutdown.
+//!
+//! Bounds (issue 22): pings spend the frame budget like frames; what the WebSocket layer holds
+//! unsent is bounded ([`max_write_buffer_len`]; past it only the latest pong is kept); entries
+//! go out in slices of about [`SLICE_BYTES`]; a frame the WebSocket layer refuses gets a close
+//! frame ([`refusal`]), and every close the relay sends is followed by a short wait for the
+//! peer's ([`linger`]), so that it is not lost to a reset.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -36,8 +42,31 @@ const PROTOCOL_ERROR: (u16, &str) = (1002, "MALFORMED");
 const NOT_UTF8: (u16, &str) = (1007, "MALFORMED");
 /// Close code and reason for a peer over its frame budget with pings (RFC 6455 1008).
 pub(crate) const PINGS_RATE_LIMITED: (u16, &str) = (1008, "RATE_LIMITED");
-/// Entries pumped per topic per wake-up, so one busy topic cannot starve the rest.
+/// Most entries pumped per topic per wake-up, so one busy topic cannot starve the rest.
 const PUMP_BATCH: usize = 256;
+/// Entries pumped per topic per wake-up at first (see [`Slice`]).
+const FIRST_SLICE: usize = 16;
+/// Bytes of entries one pump of one topic aims at: what a connection holds in entries read
+/// (from storage) and framed at once.
+const SLICE_BYTES: usize = 1024 * 1024;
+
+/// How many entries one pump of one topic takes: from [`FIRST_SLICE`], doubled after a full
+/// slice under half of [`SLICE_BYTES`] up to [`PUMP_BATCH`], halved after one over it. So a
+/// replay of small entries soon moves 256 at a time, and one of 256 KiB ops holds a few MiB
+/// rather than 64 (256 of them read and framed at once).
+#[derive(Debug, Clone, Copy)]
+struct Slice(usize);
+
+impl Slice {
+    /// Adapts to a pump that took `count` entries of `bytes` bytes in all.
+    fn took(&mut self, count: usize, bytes: usize) {
+        if bytes > SLICE_BYTES {
+            self.0 = (self.0 / 2).max(1);
+        } else if count == self.0 && bytes < SLICE_BYTES / 2 {
+            self.0 = (self.0 * 2).min(PUMP_BATCH);
+        }
+    }
+}
 /// Bytes the WebSocket layer gathers before it writes to the socket.
 pub(crate) const WRITE_BUFFER_LEN: usize = 16 * 1024;
 
@@ -120,6 +149,7 @@ struct Conn<'a> {
     bucket: TokenBucket,
     send_timeout: Duration,
     access: Access,
+    slice: Slice,
 }
 
 async fn serve(socket: WebSocket, shared: &Arc<Shared>, access: Access) -> End {
@@ -153,6 +183,7 @@ async fn serve(socket: WebSocket, shared: &Arc<Shared>, access: Access) -> End {
         ),
         send_timeout: limits.send_timeout(),
         access,
+        slice: Slice(FIRST_SLICE),
     };
     let mut shutdown = shared.closing.subscribe();
     let mut ping = tokio::time::interval(Duration::from_secs(limits.ping_interval_s.max(1)));
@@ -475,10 +506,13 @@ impl Conn<'_> {
             .collect();
         let mut more = false;
         for (topic, cursor) in cursors {
-            let (entries, head) = match self.shared.hub.read(&topic, cursor, PUMP_BATCH) {
+            let limit = self.slice.0;
+            let (entries, head) = match self.shared.hub.read(&topic, cursor, limit) {
                 Ok(found) => found,
-                Err(head) => (self.replay(&topic, cursor, head).await?, head),
+                Err(head) => (self.replay(&topic, cursor, head, limit).await?, head),
             };
+            let bytes = entries.iter().map(|e| e.bytes.len()).sum();
+            self.slice.took(entries.len(), bytes);
             // Several entries owed at once go out in one `entries` frame: one message for the
             // peer to take in instead of one per entry.
             let frames = self
@@ -515,17 +549,18 @@ impl Conn<'_> {
         Ok(())
     }
 
-    /// Entries older than the hub's cache, read from storage: only below `head`, the hub's
+    /// Up to `limit` entries older than the hub's cache, read from storage: only below `head`, the hub's
     /// head, since storage may already hold committed entries not yet durable (announced).
     async fn replay(
         &mut self,
         topic: &str,
         cursor: u64,
         head: u64,
+        limit: usize,
     ) -> Result<Vec<CachedEntry>, End> {
         let pool = self.shared.reader.clone();
         let topic = topic.to_owned();
-        let limit = head.saturating_sub(cursor).min(PUMP_BATCH as u64) as usize;
+        let limit = head.saturating_sub(cursor).min(limit as u64) as usize;
         let read = tokio::task::spawn_blocking(move || pool.entries(&topic, cursor, limit)).await;
         match read {
             Ok(Ok(rows)) => Ok(rows
@@ -542,5 +577,26 @@ impl Conn<'_> {
             }
             Err(_) => Err(End::Close(1011, "UNAVAILABLE")),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slices_grow_for_small_entries_and_shrink_for_large_ones() {
+        let mut slice = Slice(FIRST_SLICE);
+        for _ in 0..10 {
+            slice.took(slice.0, slice.0 * 300);
+        }
+        assert_eq!(slice.0, PUMP_BATCH);
+        slice.took(10, 3_000); // not a full slice: the topic had no more
+        assert_eq!(slice.0, PUMP_BATCH);
+        for _ in 0..20 {
+            slice.took(slice.0, slice.0 * 256 * 1024);
+        }
+        assert_eq!(slice.0, 4, "four 256 KiB entries make the slice's bytes");
+        assert!(slice.0 * 256 * 1024 <= SLICE_BYTES);
     }
 }

@@ -12,8 +12,11 @@
 //! - Messages: binary, at most [`MAX_ROOM_MESSAGE_LEN`] bytes. A text message closes with 1003;
 //!   a message that does not decode or that yrs refuses closes with 1007 and the error code
 //!   (`MALFORMED`, `TRAILING_BYTES`, `LIMIT_EXCEEDED`, `BAD_UPDATE`) as the reason; the room is
-//!   unchanged. Rate limit as for `/ws` (close 1008 `RATE_LIMITED`); a connection whose send
-//!   queue overflows is closed with 1008 `SLOW_CONSUMER`.
+//!   unchanged. A frame the WebSocket layer refuses closes with 1002 (1007 for a text message
+//!   that is not UTF-8) and `MALFORMED`, as on `/ws`. Rate limit as for `/ws`, pings included
+//!   (close 1008 `RATE_LIMITED`); a connection whose send queue overflows, in messages
+//!   (`[limits] send_queue`) or in bytes (`yjs_send_queue_bytes`), is closed with 1008
+//!   `SLOW_CONSUMER`, at once even while a write to it is stuck.
 //! - Room size: an update that would take the room's document past `[limits] yjs_room_len`
 //!   (at most [`MAX_ROOM_DOC_LEN`] bytes of snapshot) closes its connection with 1009
 //!   `LIMIT_EXCEEDED`; the room is unchanged. An update must fill its length prefix exactly
