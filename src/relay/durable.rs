@@ -38,6 +38,8 @@ pub struct Answer {
     pub reply: ReplyTo,
     /// The publish's request id.
     pub request_id: u32,
+    /// The op's topic (a cluster frontend receipts an op once its entry is in the hub).
+    pub topic: String,
     /// The receipt (`seq`, op id, signed receipt bytes) or the refusal.
     pub outcome: Result<(u64, OpId, Vec<u8>)>,
     /// When the relay received the publish (for the publish-to-receipt metric).
@@ -79,8 +81,9 @@ pub enum FanOut {
     Announce,
     /// A follower of the replicated log appends them, in the log's order, whoever sequenced
     /// them (a cluster frontend, [`crate::relay::jetstream::follower`]). The durability thread
-    /// appends nothing; it sends a batch's receipts once the hub holds the batch's entries, so
-    /// that a client holding a receipt finds its entry on this frontend, or after `patience`
+    /// appends nothing; it sends a batch's receipts once the hub holds the entry of every op
+    /// they receipt (new, or the original of a retry), so that a client holding a receipt
+    /// finds its entry on this frontend, or after `patience`
     /// anyway (the entry is durable; the follower is late, and says so in the health check).
     Followed {
         /// The longest a batch's receipts wait for the follower.
@@ -234,15 +237,26 @@ fn announce(announcement: Announcement, audience: &Audience, refusal: Option<&Er
                 }
             }
             FanOut::Followed { patience } => {
+                // Every receipted op's entry, new or the original of a retry, first reaches
+                // this frontend's hub: per topic, up to the highest receipted seq.
+                let mut owed: Vec<(&str, u64)> = Vec::new();
+                for answer in &announcement.answers {
+                    let Ok((seq, _, _)) = &answer.outcome else {
+                        continue;
+                    };
+                    match owed.iter_mut().find(|(topic, _)| *topic == answer.topic) {
+                        Some((_, size)) => *size = (*size).max(seq + 1),
+                        None => owed.push((&answer.topic, seq + 1)),
+                    }
+                }
                 let deadline = Instant::now() + patience;
-                for (topic, entries, _) in &announcement.entries {
-                    let Some(last) = entries.last() else { continue };
+                for (topic, size) in owed {
                     let left = deadline.saturating_duration_since(Instant::now());
-                    if !audience.hub.wait_for(topic, last.seq + 1, left) {
+                    if !audience.hub.wait_for(topic, size, left) {
                         tracing::warn!(
                             topic,
-                            seq = last.seq,
-                            "the follower has not applied this entry yet; receipts sent anyway"
+                            size,
+                            "the follower has not applied these entries yet; receipts sent anyway"
                         );
                     }
                 }
@@ -328,6 +342,7 @@ mod tests {
             answers: vec![Answer {
                 reply: reply.clone(),
                 request_id,
+                topic: "t".into(),
                 outcome: Ok((seq, OpId([seq as u8; 32]), vec![1])),
                 received_at: Instant::now(),
                 retry: false,

@@ -373,6 +373,7 @@ impl<S: Store> Sequencer<S> {
                     Ok((seq, op_id, bytes))
                 });
                 Answer {
+                    topic: request.op.topic().to_owned(),
                     reply: request.reply,
                     request_id: request.request_id,
                     outcome,
@@ -524,6 +525,7 @@ impl<S: Store> Sequencer<S> {
         let answers = batch
             .into_iter()
             .map(|request| Answer {
+                topic: request.op.topic().to_owned(),
                 reply: request.reply,
                 request_id: request.request_id,
                 outcome: Err(error.clone()),
