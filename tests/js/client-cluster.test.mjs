@@ -2,7 +2,8 @@
 // nats-servers and two ants-relay frontends sharing one key (tests/js/cluster.mjs). The frontend
 // the client uses is SIGKILLed while it publishes; the client fails over by itself, every
 // publish settles with a receipt, and the log it follows has every op once, at its receipted seq.
-// Also: frontends with another relay key are RELAY_KEY_CHANGED, and bad url lists BAD_INPUT.
+// Also: frontends with another relay key are RELAY_KEY_CHANGED, a frontend refusing connections
+// is passed over at connect, and bad url lists are BAD_INPUT.
 //
 // Needs: pkg/, nats-server (scripts/setup.sh), and ants-relay with the `nats` feature
 // (ANTS_RELAY_BIN, as scripts/test.sh sets it, or built here with --features relay,nats).
@@ -115,6 +116,28 @@ test('frontends of two different relays: the second key is RELAY_KEY_CHANGED', a
   } finally {
     client.close();
     await Promise.all([first.stop(), second.stop()]);
+  }
+});
+
+test('a frontend that refuses connections is passed over at connect', async () => {
+  const relay = await startRelay();
+  const closed = `ws://127.0.0.1:${await freePort()}/ws`;
+  const failovers = [];
+  const client = await RelayClient.connect([closed, relay.ws], Identity.generate(), {
+    WebSocket,
+    frontendOrder: 'listed',
+    wait: false,
+  });
+  client.on('failover', (event) => failovers.push(event));
+  try {
+    await client.ready();
+    assert.equal(client.url, relay.ws);
+    assert.deepEqual(failovers[0], { from: closed, to: relay.ws });
+    const receipt = await client.publish(`passed-over-${Date.now()}`, 'note', 'here');
+    assert.equal(Number(receipt.seq), 0);
+  } finally {
+    client.close();
+    await relay.stop();
   }
 });
 
