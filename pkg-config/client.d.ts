@@ -60,6 +60,26 @@ export interface ClientOptions {
   /** How long a publish may wait for its receipt, retries included, before its promise rejects
    * (default 60000). */
   publishTimeoutMs?: number;
+  /**
+   * With several frontends of one relay: the order they are tried in. `"shuffled"` (default)
+   * spreads clients over the frontends; `"listed"` tries them in the order given.
+   */
+  frontendOrder?: "shuffled" | "listed";
+  /**
+   * Capabilities (the bytes `Capability.grant` / `Capability.delegate` return) this client
+   * holds, at most 16: sent to the relay on the WebSocket URL (`?cap=<hex>`) to read and write
+   * owned topics (README "Private topics"). Each is decoded at once: bytes that are not a valid
+   * chain reject `connect` with `Capability.decode`'s code, more than 16 with `LIMIT_EXCEEDED`.
+   */
+  capabilities?: Uint8Array[];
+}
+
+/** The client moved to another frontend of its relay (a lost connection or a failed connect). */
+export interface Failover {
+  /** The frontend it left. */
+  from: string | URL;
+  /** The frontend it connects to now (`client.url`). */
+  to: string | URL;
 }
 
 /** A publish refused with a retryable code; the same bytes are sent again at `retryAtMs`. */
@@ -136,8 +156,25 @@ export interface Subscription extends AsyncIterable<VerifiedEntry | ReplicaEvent
 export declare class RelayClient {
   /** Clients come from `connect` only (`new RelayClient` throws `BAD_INPUT`). */
   private constructor();
-  /** Rejects `BAD_INPUT` for arguments or options of the wrong type. */
-  static connect(url: string | URL, identity: Identity, options?: ClientOptions): Promise<RelayClient>;
+  /**
+   * Connects to one relay. `url` may list several **frontends of that one relay** (cluster
+   * mode: one relay key, one log, README "Cluster mode"): the client uses one at a time (see
+   * `frontendOrder`) and, when its connection is lost or a connect fails, moves to the next with
+   * its usual backoff, resuming every subscription from its cursor and re-sending unacknowledged
+   * ops with the same bytes. Every frontend must prove the relay key pinned on first contact:
+   * another key is `RELAY_KEY_CHANGED` misbehaviour. This is not `RelayGroup`, which follows
+   * *independent* relays (each its own key and log) and compares them.
+   *
+   * Rejects `BAD_INPUT` for arguments or options of the wrong type (an empty array, a url that
+   * is neither a string nor a URL).
+   */
+  static connect(
+    url: string | URL | ReadonlyArray<string | URL>,
+    identity: Identity,
+    options?: ClientOptions,
+  ): Promise<RelayClient>;
+  /** The frontend in use: the one connected to, or being tried (one of the urls `connect` took). */
+  readonly url: string | URL;
   readonly status: Status;
   readonly relayId: string | undefined;
   readonly agentId: string;
@@ -154,6 +191,16 @@ export declare class RelayClient {
   on(type: "retrying", handler: (event: PublishRetry) => void): () => void;
   on(type: "audited", handler: (event: ReceiptAudit) => void): () => void;
   on(type: "event", handler: (event: PushedEvent) => void): () => void;
+  /** The client moved to another of its relay's frontends. */
+  on(type: "failover", handler: (event: Failover) => void): () => void;
+  /**
+   * Adds a capability (its bytes) to those sent to the relay: a live client reconnects to the
+   * same frontend so the relay sees it, resuming every subscription from its cursor (a refused
+   * subscription to an owned topic then works; `await client.ready()` for the new connection).
+   * Returns false, changing nothing, when the client holds it already. Throws `BAD_INPUT` (not
+   * bytes) or `Capability.decode`'s code, and `LIMIT_EXCEEDED` past 16 capabilities.
+   */
+  addCapability(capability: Uint8Array): boolean;
   /** Compensations of the topic's replica, or pushed by the relay for a topic followed
    * without a replica (or not followed). */
   onCompensation(kind: string, handler: (event: ReplicaEventItem["event"], topic: string) => void): () => void;

@@ -81,6 +81,59 @@ function stateOption(options) {
   throw badInput("state must be the Uint8Array exportState() returned");
 }
 
+/** Most capabilities one connection may bring (the relay's limit, `src/relay/access.rs`). */
+const MAX_CAPABILITIES = 16;
+
+/**
+ * The frontends `connect` takes: one url (a string or a URL), or a non-empty array of them, all
+ * frontends of one relay (cluster mode). Returned as a new array.
+ */
+function frontendsArg(urls) {
+  // Not parsed here: a browser resolves a relative url against the page.
+  const isUrl = (url) => typeof url === "string" || (typeof URL === "function" && url instanceof URL);
+  if (!Array.isArray(urls)) {
+    if (!isUrl(urls)) throw badInput("url must be a string, a URL, or a non-empty array of them");
+    return [urls];
+  }
+  if (urls.length === 0) throw badInput("the array of frontend urls is empty");
+  if (!urls.every(isUrl)) throw badInput("every frontend url must be a string or a URL");
+  return [...urls];
+}
+
+/** `frontendOrder`: absent ("shuffled"), "shuffled" or "listed". */
+function frontendOrderOption(options) {
+  const order = options.frontendOrder ?? "shuffled";
+  if (order !== "shuffled" && order !== "listed") throw badInput('frontendOrder must be "shuffled" or "listed"');
+  return order;
+}
+
+/** Fisher–Yates, in place: clients given the same frontends spread over them. */
+function shuffle(items) {
+  for (let i = items.length - 1; i > 0; i -= 1) {
+    const j = Math.floor(Math.random() * (i + 1));
+    [items[i], items[j]] = [items[j], items[i]];
+  }
+  return items;
+}
+
+/** Lowercase hex, the form of the relay's `cap` query parameter. */
+function lowerHex(bytes) {
+  let text = "";
+  for (const byte of bytes) text += byte.toString(16).padStart(2, "0");
+  return text;
+}
+
+/** `url` with `?cap=<hex>&…` for each capability (before a fragment, after an existing query). */
+function withCapabilities(url, capabilities) {
+  const text = String(url);
+  if (capabilities.length === 0) return text;
+  const hash = text.indexOf("#");
+  const [base, fragment] = hash === -1 ? [text, ""] : [text.slice(0, hash), text.slice(hash)];
+  const query = capabilities.map((hex) => `cap=${hex}`).join("&");
+  const joiner = base.includes("?") ? (base.endsWith("?") || base.endsWith("&") ? "" : "&") : "?";
+  return `${base}${joiner}${query}${fragment}`;
+}
+
 /** A seq to wait for: a whole number from 0 to 2^53, as a number or a bigint. */
 function seqArg(seq) {
   const count = typeof seq === "bigint" || typeof seq === "number" ? Number(seq) : NaN;
@@ -268,8 +321,34 @@ class Subscription {
 const CONNECTING = Symbol("RelayClient.connect");
 
 export function makeRelayClient(ants) {
+  /**
+   * One capability as the relay takes it: bytes that decode as a valid chain (checked here, so a
+   * bad one is refused at once rather than refusing every upgrade), as lowercase hex.
+   */
+  function capabilityHex(bytes) {
+    if (bytes instanceof ArrayBuffer) bytes = new Uint8Array(bytes);
+    if (!(bytes instanceof Uint8Array)) throw badInput("a capability must be a Uint8Array");
+    ants.Capability.decode(bytes);
+    return lowerHex(bytes);
+  }
+
+  /** `capabilities`: absent, or an array of at most 16 capabilities' bytes; as hex. */
+  function capabilitiesOption(options) {
+    const { capabilities } = options;
+    if (capabilities == null) return [];
+    if (!Array.isArray(capabilities)) throw badInput("capabilities must be an array of Uint8Array");
+    if (capabilities.length > MAX_CAPABILITIES) {
+      throw codedError("LIMIT_EXCEEDED", `at most ${MAX_CAPABILITIES} capabilities per connection, got ${capabilities.length}`);
+    }
+    return [...new Set(capabilities.map(capabilityHex))];
+  }
+
   class RelayClient {
-    #url;
+    // The frontends of the relay, in the order they are tried, and the one in use.
+    #frontends;
+    #frontendIndex = 0;
+    // Capabilities sent on the WebSocket URL, as hex.
+    #capabilities;
     #WebSocket;
     #session;
     #ws = null;
@@ -298,7 +377,9 @@ export function makeRelayClient(ants) {
 
     /**
      * Connects to `url` as `identity` (an ants-coord Identity). Resolves once the relay accepted
-     * the hello (set `options.wait = false` to resolve at once).
+     * the hello (set `options.wait = false` to resolve at once). `url` may be an array of the
+     * frontends of one relay (cluster mode): the client uses one at a time and moves to the next
+     * when a connection is lost or fails.
      */
     static async connect(url, identity, options = {}) {
       const client = new RelayClient(url, identity, options, CONNECTING);
@@ -311,7 +392,8 @@ export function makeRelayClient(ants) {
       const timeout = new Promise((_, reject) => {
         timer = setTimeout(() => {
           const detail = client.#lastError ? ` (last error: ${client.#lastError})` : "";
-          reject(relayError("CONNECT_TIMEOUT", `no live connection to ${url} within ${ms} ms${detail}`));
+          const where = client.#frontends.length === 1 ? client.url : client.#frontends.join(", ");
+          reject(relayError("CONNECT_TIMEOUT", `no live connection to ${where} within ${ms} ms${detail}`));
         }, ms);
       });
       try {
@@ -327,12 +409,10 @@ export function makeRelayClient(ants) {
 
     constructor(url, identity, options = {}, token = undefined) {
       if (token !== CONNECTING) throw badInput("use RelayClient.connect(url, identity, options)");
-      // Not parsed here: a browser resolves a relative url against the page.
-      if (typeof url !== "string" && !(typeof URL === "function" && url instanceof URL)) {
-        throw badInput("url must be a string or a URL");
-      }
-      this.#url = url;
+      const frontends = frontendsArg(url);
       optionsArg(options);
+      this.#frontends = frontendOrderOption(options) === "shuffled" ? shuffle(frontends) : frontends;
+      this.#capabilities = capabilitiesOption(options);
       if (options.wait !== undefined && typeof options.wait !== "boolean") throw badInput("wait must be a boolean");
       const state = stateOption(options);
       this.#timing = {
@@ -359,6 +439,38 @@ export function makeRelayClient(ants) {
     /** The relay's key (hex), once pinned. */
     get relayId() {
       return this.#session.relayId;
+    }
+
+    /** The frontend in use: the url connected to, or being tried (one of those `connect` took). */
+    get url() {
+      return this.#frontends[this.#frontendIndex];
+    }
+
+    /**
+     * Adds a capability (its bytes) to those sent to the relay, for a live client: reconnects
+     * to the same frontend so the relay sees it, resuming every subscription from its cursor
+     * (`await client.ready()` for the new connection). Returns false, changing nothing, for one
+     * the client already holds. Throws `BAD_INPUT` for bytes that are not a capability (or a
+     * code of `Capability.decode`), `LIMIT_EXCEEDED` past 16 capabilities.
+     */
+    addCapability(bytes) {
+      const hex = capabilityHex(bytes);
+      if (this.#capabilities.includes(hex)) return false;
+      if (this.#capabilities.length >= MAX_CAPABILITIES) {
+        throw codedError("LIMIT_EXCEEDED", `at most ${MAX_CAPABILITIES} capabilities per connection`);
+      }
+      this.#capabilities.push(hex);
+      if (this.#closed) return true;
+      // A connection under way (or live) was opened without it: open another to the same
+      // frontend. Between two attempts, the next one brings it anyway.
+      const ws = this.#ws;
+      if (ws) {
+        this.#ws = null;
+        ws.close(1000);
+        this.#session.disconnected();
+        this.#open();
+      }
+      return true;
     }
 
     /** Our agent id (hex). */
@@ -562,7 +674,7 @@ export function makeRelayClient(ants) {
       this.#setStatus("connecting");
       let ws;
       try {
-        ws = new this.#WebSocket(this.#url);
+        ws = new this.#WebSocket(withCapabilities(this.url, this.#capabilities));
       } catch (error) {
         this.#scheduleReconnect();
         return;
@@ -597,10 +709,16 @@ export function makeRelayClient(ants) {
     #scheduleReconnect() {
       if (this.#closed) return;
       this.#setStatus("connecting");
+      // A lost connection or a failed connect moves to the next frontend (cluster mode). The
+      // session resumes there from its cursors and re-sends unacknowledged ops, same bytes.
+      const from = this.url;
+      this.#frontendIndex = (this.#frontendIndex + 1) % this.#frontends.length;
       const { minBackoffMs: min, maxBackoffMs: max } = this.#timing;
       const delay = Math.min(max, min * 2 ** this.#attempts) * (0.5 + Math.random() / 2);
       this.#attempts += 1;
       this.#reconnectTimer = setTimeout(() => this.#open(), delay);
+      // Last: a handler that throws cannot stop the reconnect.
+      if (this.url !== from) this.#emit("failover", { from, to: this.url });
     }
 
     #drain() {

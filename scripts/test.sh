@@ -11,6 +11,8 @@
 #   node --test tests/js/                      the built npm package: Node ESM + CJS (cross-checked
 #                                              with node:crypto), headless Chromium, esbuild
 #                                              bundles, Deno, workerd, npm pack + install,
+#                                              a client failing over between two frontends of
+#                                              a 3-server NATS cluster (nats-server, setup.sh),
 #                                              and every js example of the two READMEs, run
 #   node --test tests/e2e/                     the demo page in headless Chromium against a real
 #                                              relay (two browser contexts, restart, lying relay),

@@ -23,7 +23,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 
 import { WebSocket } from 'ws';
-import { Identity } from 'ants-coord';
+import { Capability, Identity } from 'ants-coord';
 import { RelayClient, RelayGroup } from 'ants-coord/client';
 
 import { GARBAGE, freePort, readmeErrorCodes, startRelay } from './helpers.mjs';
@@ -84,6 +84,8 @@ const VALID = {
     claimHolder: { prefixes: [[ok('t')]], args: [ok('t'), ok('r')] },
     leader: { prefixes: [[ok('t')]], args: [ok('t')] },
     exportState: { args: [] },
+    // Only after close: a valid capability reconnects a live client.
+    addCapability: { args: [['a capability', () => capability]] },
     close: { args: [] },
   },
   subscription: {
@@ -254,11 +256,19 @@ let relayB;
 let client;
 let group;
 let signedOp;
+let capability;
 const reports = { misbehaviour: [], error: [] };
 
 before(async () => {
   [relayA, relayB] = await Promise.all([startRelay(), startRelay()]);
   client = await RelayClient.connect(relayA.ws, Identity.fromSeed(seed(1)), { WebSocket });
+  const owner = Identity.fromSeed(seed(4));
+  capability = Capability.grant(owner, {
+    audience: client.agentId,
+    topic: `@${owner.agentId}/notes`,
+    rights: ['read'],
+    expiresMs: Date.now() + 3_600_000,
+  });
   group = await RelayGroup.connect([relayA.ws, relayB.ws], Identity.fromSeed(seed(2)), {
     WebSocket,
     deadlineMs: 1500,
@@ -336,6 +346,10 @@ function optionRule(key, value, group = false) {
     const stateBytes = value == null || value instanceof Uint8Array || value instanceof ArrayBuffer;
     if (!group && key === 'state' && !stateBytes) return mustRefuse(error);
     if (group && key === 'states' && value != null && !Array.isArray(value)) return mustRefuse(error);
+    // Only "shuffled" and "listed" are orders; only an array of capabilities' bytes (here: []).
+    if (key === 'frontendOrder' && value != null) return mustRefuse(error);
+    const noCapabilities = value == null || (Array.isArray(value) && value.length === 0);
+    if (key === 'capabilities' && !noCapabilities) return mustRefuse(error);
     // The relays are up: only a timeout that really is that short may time out.
     const short = key === 'connectTimeoutMs' && typeof value === 'number' && value < 100;
     if (error?.code === 'CONNECT_TIMEOUT' && !short) return `timed out against live relays: ${error.message}`;
@@ -367,7 +381,8 @@ test('RelayClient.connect and RelayGroup.connect refuse garbage with a documente
       RelayClient.connect(relayA.ws, identity(), make()),
     );
   }
-  for (const key of ['WebSocket', 'state', 'wait', 'connectTimeoutMs', 'tickMs', 'minBackoffMs', 'maxBackoffMs', 'publishTimeoutMs']) {
+  const keys = ['WebSocket', 'state', 'wait', 'connectTimeoutMs', 'tickMs', 'minBackoffMs', 'maxBackoffMs', 'publishTimeoutMs'];
+  for (const key of [...keys, 'frontendOrder', 'capabilities']) {
     for (const [text, make] of PLAIN) {
       calls += 1;
       await connectCase(

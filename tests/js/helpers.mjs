@@ -64,10 +64,13 @@ export function rawPublicKey(keyObject) {
   return createPublicKey(keyObject).export({ format: 'der', type: 'spki' }).subarray(12);
 }
 
-/** The relay binary to test: `ANTS_RELAY_BIN`, or a debug build of this checkout (built now). */
-export function relayBinary() {
+/**
+ * The relay binary to test: `ANTS_RELAY_BIN`, or a debug build of this checkout (built now with
+ * `features`; cluster tests need `relay,nats`, as `cargo test --all-features` builds it).
+ */
+export function relayBinary(features = 'relay') {
   if (process.env.ANTS_RELAY_BIN) return process.env.ANTS_RELAY_BIN;
-  const build = spawnSync('cargo', ['build', '--features', 'relay', '--bin', 'ants-relay'], { cwd: root, stdio: 'inherit' });
+  const build = spawnSync('cargo', ['build', '--features', features, '--bin', 'ants-relay'], { cwd: root, stdio: 'inherit' });
   assert.equal(build.status, 0, 'cargo build of ants-relay failed');
   return join(process.env.CARGO_TARGET_DIR ?? join(root, 'target'), 'debug', 'ants-relay');
 }
