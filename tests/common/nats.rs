@@ -70,14 +70,33 @@ fn healthy(monitor_port: u16) -> bool {
 
 impl NatsCluster {
     /// Writes the three configs under a fresh temp dir, starts the servers and waits until
-    /// every one is healthy.
+    /// every one is healthy. Ports are picked free, but another process may take one before a
+    /// server binds it (other tests start clusters at the same time): a server that exits
+    /// while starting makes the whole cluster start again on new ports, up to 5 times.
     pub async fn start(name: &str) -> NatsCluster {
+        for attempt in 1..=5 {
+            match NatsCluster::try_start(name, attempt).await {
+                Ok(cluster) => return cluster,
+                Err(exited) if attempt < 5 => {
+                    eprintln!("nats cluster {name}: {exited} exited while starting (a port taken?); again on new ports");
+                }
+                Err(exited) => {
+                    panic!("nats cluster {name}: {exited} exited while starting, 5 times")
+                }
+            }
+        }
+        unreachable!("the last attempt returns or panics")
+    }
+
+    async fn try_start(name: &str, attempt: u32) -> Result<NatsCluster, String> {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
             .as_nanos();
-        let dir =
-            std::env::temp_dir().join(format!("ants-nats-{name}-{}-{nanos}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!(
+            "ants-nats-{name}-{}-{nanos}-{attempt}",
+            std::process::id()
+        ));
         std::fs::create_dir_all(&dir).unwrap();
         let ports = free_ports(9);
         let (clients, rest) = ports.split_at(3);
@@ -108,9 +127,37 @@ impl NatsCluster {
             cluster.spawn(i);
         }
         for i in 0..3 {
-            cluster.wait_healthy(i).await;
+            if !cluster.wait_started(i).await {
+                // Dropping the cluster stops the other servers and removes the directory.
+                return Err(cluster.nodes[i].name.clone());
+            }
         }
-        cluster
+        Ok(cluster)
+    }
+
+    /// Like [`NatsCluster::wait_healthy`], but `false` as soon as the server has exited.
+    async fn wait_started(&mut self, i: usize) -> bool {
+        let started = Instant::now();
+        while !healthy(self.nodes[i].monitor_port) {
+            let exited = self.nodes[i]
+                .child
+                .as_mut()
+                .map_or(true, |child| !matches!(child.try_wait(), Ok(None)));
+            if exited {
+                return false;
+            }
+            assert!(
+                started.elapsed() < CLUSTER_PATIENCE,
+                "{} not healthy after {:?}; log: {}",
+                self.nodes[i].name,
+                CLUSTER_PATIENCE,
+                self.dir
+                    .join(format!("{}.log", self.nodes[i].name))
+                    .display()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        true
     }
 
     /// All three client addresses, the way the relay's `--store` takes them.

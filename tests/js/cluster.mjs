@@ -65,6 +65,19 @@ async function waitHealthy(url, running, what) {
  * `stop()` ends every process still running and removes the directory.
  */
 export async function startCluster(frontends = 2) {
+  // Ports are picked free, but another test's process may bind one first: a process that
+  // exits while starting makes the whole cluster start again on new ports (up to 5 times).
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      return await startClusterOnce(frontends);
+    } catch (error) {
+      if (attempt === 5 || !/exited before it was healthy/.test(error.message)) throw error;
+      console.error(`cluster start: ${error.message}; again on new ports`);
+    }
+  }
+}
+
+async function startClusterOnce(frontends) {
   const dir = mkdtempSync(join(tmpdir(), 'ants-js-cluster-'));
   const processes = [];
   const stop = async () => {
