@@ -36,7 +36,8 @@ fn chains() -> (Identity, Identity, String, Vec<Capability>, Capability) {
             Grant {
                 audience: writer.agent_id(),
                 scope: Scope::Topic(topic.clone()),
-                rights: Rights::from_bits(Rights::READ.bits() | Rights::WRITE.bits()).expect("rights"),
+                rights: Rights::from_bits(Rights::READ.bits() | Rights::WRITE.bits())
+                    .expect("rights"),
                 not_before_ms: 0,
                 expires_ms: LATER_MS,
             },
@@ -96,8 +97,20 @@ fn main() {
     ratio::print(&[
         ("publish, open topic", "capability/publish-open-topic", peer),
         ("publish, owner", "capability/publish-by-owner", peer),
-        ("publish, chain (16 held)", "capability/publish-2-link-chain-of-16", peer),
-        ("subscribe, chain (16 held)", "capability/subscribe-2-link-chain-of-16", peer),
-        ("decode at upgrade (2 links)", "capability/decode-2-link-chain", peer),
+        (
+            "publish, chain (16 held)",
+            "capability/publish-2-link-chain-of-16",
+            peer,
+        ),
+        (
+            "subscribe, chain (16 held)",
+            "capability/subscribe-2-link-chain-of-16",
+            peer,
+        ),
+        (
+            "decode at upgrade (2 links)",
+            "capability/decode-2-link-chain",
+            peer,
+        ),
     ]);
 }
