@@ -471,16 +471,22 @@ impl Store for JetStreamStore {
             self.op_ids = op_ids;
             stored_topics.insert(topic);
             // The op index lets other frontends find these ops as deps; the log is the truth,
-            // so a failure here does not undo the append (a reload replays the log).
-            for entry in entries {
-                let location = OpLocation {
+            // so a failure here does not undo the append (a reload replays the log). The puts
+            // are independent: all of a topic's are in flight at once (one round trip to the
+            // bucket's quorum for the lot, not one per op).
+            let locations: Vec<OpLocation> = entries
+                .iter()
+                .map(|entry| OpLocation {
                     topic: topic.to_string(),
                     seq: entry.seq(),
-                };
-                if let Err(error) = self
-                    .runtime
-                    .block_on(self.buckets.index_op(&entry.op_id.0, &location))
-                {
+                })
+                .collect();
+            let puts = entries
+                .iter()
+                .zip(&locations)
+                .map(|(entry, location)| self.buckets.index_op(&entry.op_id.0, location));
+            for result in self.runtime.block_on(futures_util::future::join_all(puts)) {
+                if let Err(error) = result {
                     tracing::warn!(%error, topic, "op not indexed in the op bucket");
                 }
             }
