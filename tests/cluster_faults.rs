@@ -147,8 +147,13 @@ async fn publish_until_stopped(load: Arc<Load>, me: usize) -> Vec<Receipted> {
         if load.stop.load(Ordering::SeqCst) {
             break;
         }
-        let op = op(&author, &topic, counter, format!("{me}/{counter}").as_bytes());
-        if connection.as_ref().is_none_or(|(door, _)| *door != home) {
+        let op = op(
+            &author,
+            &topic,
+            counter,
+            format!("{me}/{counter}").as_bytes(),
+        );
+        if !matches!(connection, Some((door, _)) if door == home) {
             if let Some(client) = connect_to(&load, home, &author).await {
                 connection = Some((home, client));
             }
@@ -172,11 +177,12 @@ async fn publish_until_stopped(load: Arc<Load>, me: usize) -> Vec<Receipted> {
             let answer = tokio::time::timeout(ANSWER_WAIT, client.try_publish(&op)).await;
             match answer {
                 Ok(Some(Frame {
-                    body: Body::Receipt {
-                        seq,
-                        op_id,
-                        receipt,
-                    },
+                    body:
+                        Body::Receipt {
+                            seq,
+                            op_id,
+                            receipt,
+                        },
                     ..
                 })) => {
                     assert_eq!(op_id, op.id(), "publisher {me}: a receipt for another op");
@@ -231,7 +237,11 @@ async fn watch_checkpoints(load: Arc<Load>) {
                         topic: format!("faults-{topic}"),
                     },
                 );
-                if client.try_send_raw(request.encode().unwrap()).await.is_err() {
+                if client
+                    .try_send_raw(request.encode().unwrap())
+                    .await
+                    .is_err()
+                {
                     break;
                 }
                 match tokio::time::timeout(ANSWER_WAIT, client.try_recv()).await {
@@ -277,7 +287,10 @@ async fn final_checkpoint(url: &str, relay: &AgentId, topic: &str, size: u64) ->
             client.close().await;
             return signed;
         }
-        assert!(started.elapsed() < CLUSTER_WAIT, "{url} never reached {size} in {topic}");
+        assert!(
+            started.elapsed() < CLUSTER_WAIT,
+            "{url} never reached {size} in {topic}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -292,7 +305,11 @@ async fn check_topic(
 ) {
     let size = receipts.len() as u64;
     let log = read_log(urls[0], topic, size).await;
-    assert_eq!(read_log(urls[1], topic, size).await, log, "{topic}: the frontends differ");
+    assert_eq!(
+        read_log(urls[1], topic, size).await,
+        log,
+        "{topic}: the frontends differ"
+    );
     // Contiguous seqs, no op twice, every receipted op at its receipted seq.
     let mut seen = HashSet::new();
     for (seq, bytes) in log.iter().enumerate() {
@@ -302,7 +319,12 @@ async fn check_topic(
     }
     for r in receipts {
         let entry = Entry::decode(&log[r.seq as usize]).unwrap();
-        assert_eq!(entry.op().id(), r.op_id, "{topic}: receipted op not at {}", r.seq);
+        assert_eq!(
+            entry.op().id(),
+            r.op_id,
+            "{topic}: receipted op not at {}",
+            r.seq
+        );
     }
     // Nothing unreceipted: every publisher finished its last op, so the log is exactly the
     // receipted ops, and both frontends sign that head.
@@ -314,24 +336,44 @@ async fn check_topic(
     }
     for url in urls {
         let head = final_checkpoint(url, relay, topic, size).await;
-        assert_eq!(head.checkpoint().tree_size, size, "{topic}: unreceipted entries");
-        assert_eq!(head.checkpoint().root, root_at[log.len()], "{topic} on {url}");
+        assert_eq!(
+            head.checkpoint().tree_size,
+            size,
+            "{topic}: unreceipted entries"
+        );
+        assert_eq!(
+            head.checkpoint().root,
+            root_at[log.len()],
+            "{topic} on {url}"
+        );
     }
     // Every signed head seen during the run is a prefix of the final log.
     for head in checkpoints.iter().map(SignedCheckpoint::checkpoint) {
-        assert!(head.tree_size <= size, "{topic}: a head beyond the final log");
-        assert_eq!(head.root, root_at[head.tree_size as usize], "{topic}: forked head");
+        assert!(
+            head.tree_size <= size,
+            "{topic}: a head beyond the final log"
+        );
+        assert_eq!(
+            head.root, root_at[head.tree_size as usize],
+            "{topic}: forked head"
+        );
     }
     // Every receipt: signed by the relay, of this op at this seq, its head a prefix of the
     // final log, and the entry included under the final root (proofs from both frontends).
-    let mut prover = [Client::connect(urls[0]).await, Client::connect(urls[1]).await];
+    let mut prover = [
+        Client::connect(urls[0]).await,
+        Client::connect(urls[1]).await,
+    ];
     for (i, r) in receipts.iter().enumerate() {
         let signed = SignedReceipt::decode(&r.receipt, relay).unwrap();
         let receipt = signed.receipt();
         assert_eq!((receipt.topic.as_str(), receipt.seq), (topic, r.seq));
         assert_eq!(receipt.op_id, r.op_id);
         assert!(receipt.seq < receipt.tree_size && receipt.tree_size <= size);
-        assert_eq!(receipt.root, root_at[receipt.tree_size as usize], "{topic}: forked receipt");
+        assert_eq!(
+            receipt.root, root_at[receipt.tree_size as usize],
+            "{topic}: forked receipt"
+        );
         let client = &mut prover[i % 2];
         client
             .request(Body::GetInclusionProof {
@@ -345,7 +387,10 @@ async fn check_topic(
         };
         InclusionProof::decode(&proof)
             .unwrap()
-            .verify(&ants_coord::log::leaf_hash(&log[r.seq as usize]), &root_at[log.len()])
+            .verify(
+                &ants_coord::log::leaf_hash(&log[r.seq as usize]),
+                &root_at[log.len()],
+            )
             .unwrap();
     }
     for client in prover {
@@ -420,10 +465,16 @@ async fn sigkilled_nats_server_and_frontend_under_load_lose_and_fork_nothing() {
     for (author, theirs) in &by_author {
         // Each author's counters 0.. all receipted, in its own order in the log.
         for (counter, r) in theirs.iter().enumerate() {
-            assert_eq!(r.counter, counter as u64, "publisher {author}: a counter skipped");
+            assert_eq!(
+                r.counter, counter as u64,
+                "publisher {author}: a counter skipped"
+            );
         }
         for pair in theirs.windows(2) {
-            assert!(pair[0].seq < pair[1].seq, "publisher {author}: out of order");
+            assert!(
+                pair[0].seq < pair[1].seq,
+                "publisher {author}: out of order"
+            );
         }
     }
     let checkpoints: Vec<SignedCheckpoint> = load

@@ -79,7 +79,9 @@ impl FrontendProcess {
             let listening = tokio::time::timeout(CLUSTER_WAIT, async {
                 let mut log = Vec::new();
                 while let Ok(Some(line)) = lines.next_line().await {
-                    if let Some(at) = line.find("addr=").filter(|_| line.contains("relay listening"))
+                    if let Some(at) = line
+                        .find("addr=")
+                        .filter(|_| line.contains("relay listening"))
                     {
                         let rest = &line[at + 5..];
                         let end = rest.find(' ').unwrap_or(rest.len());

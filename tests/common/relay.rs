@@ -128,7 +128,10 @@ impl Client {
         let hello = Frame::new(client.next_id, sign_hello(identity, &nonce, &relay));
         client.next_id += 1;
         let bytes = hello.encode().map_err(|e| e.to_string())?;
-        client.try_send_raw(bytes).await.map_err(|e| e.to_string())?;
+        client
+            .try_send_raw(bytes)
+            .await
+            .map_err(|e| e.to_string())?;
         match client.try_recv().await {
             Ok(Frame {
                 body: Body::Welcome { .. },
