@@ -1,9 +1,10 @@
 //! The cluster's fault test (issue 23 §4): two real `ants-relay` frontends (one shared key) on
-//! a 3-node NATS JetStream cluster, under continuous load from 16 publishers over 4 topics
-//! spread over both frontends. Under that load the stream leader's NATS server is SIGKILLed
-//! and restarted, then one frontend is SIGKILLed and restarted. Each publisher retries a
-//! refused or unanswered op with the same signed bytes, on the other frontend while its own is
-//! down. Afterwards: every receipted op is in the log at its receipted seq, seqs are
+//! a 3-node NATS JetStream cluster, under continuous load from 16 publishers over 4 topics,
+//! each topic's publishers on both frontends (so both sequence every topic at once). Under that
+//! load the stream leader's NATS server is SIGKILLed and restarted, then one frontend is
+//! SIGKILLed and restarted. Each publisher retries a refused or unanswered op with the same
+//! signed bytes on the other frontend (on the same one while the other is down), and goes back
+//! to its own frontend for its next op once that is up. Afterwards: every receipted op is in the log at its receipted seq, seqs are
 //! contiguous, no op appears twice, nothing unreceipted is in the log, both frontends serve the
 //! same bytes, and every signed receipt and checkpoint seen during the run is consistent with
 //! the final log.
@@ -67,6 +68,8 @@ struct Load {
     checkpoints: Mutex<Vec<Vec<u8>>>,
     refusals: AtomicU64,
     failovers: AtomicU64,
+    /// When the load started (for the phases' progress lines).
+    started: std::sync::OnceLock<Instant>,
 }
 
 impl Load {
@@ -97,6 +100,16 @@ impl Load {
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+        println!(
+            "{:>6.1} s  {what}: receipts via A, B {:?}, {} refusals, {} failovers",
+            self.started
+                .get_or_init(Instant::now)
+                .elapsed()
+                .as_secs_f64(),
+            self.via,
+            self.refusals.load(Ordering::SeqCst),
+            self.failovers.load(Ordering::SeqCst)
+        );
     }
 
     /// Waits until every publisher received a receipt after `before` (a [`Load::per_publisher`])
@@ -133,15 +146,19 @@ async fn connect(load: &Load, door: usize, author: &Identity) -> Option<(usize, 
 }
 
 /// One publisher: a new op every [`PACE`] until the load stops; each op is retried with the
-/// same bytes until it has a receipt (refused: on the same frontend; unanswered or the
-/// connection gone: on the other one). Its home frontend is taken back when it is up.
+/// same bytes until it has a receipt, on the other frontend when this one refused it
+/// `UNAVAILABLE`, did not answer or went away (on the same one while the other is down). Its
+/// home frontend is taken back for the next op when it is up.
 async fn publish_until_stopped(load: Arc<Load>, me: usize) -> Vec<Receipted> {
     let author = identity(40 + me as u8);
     let topic = topic_of(me);
-    let home = me % 2;
+    // Every topic has publishers on both frontends: both sequence it at once.
+    let home = (me / TOPICS) % 2;
     let mut connection: Option<(usize, Client)> = None;
     let mut receipted = Vec::new();
     let mut pace = tokio::time::interval(PACE);
+    // After a stall, go on at the pace: no burst of the ticks missed.
+    pace.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     for counter in 0..MAX_OPS_PER_PUBLISHER {
         pace.tick().await;
         if load.stop.load(Ordering::SeqCst) {
@@ -205,6 +222,10 @@ async fn publish_until_stopped(load: Arc<Load>, me: usize) -> Vec<Receipted> {
                     assert_eq!(code, "UNAVAILABLE", "publisher {me}: {message}");
                     load.refusals.fetch_add(1, Ordering::SeqCst);
                     tokio::time::sleep(Duration::from_millis(100)).await;
+                    // Try the other frontend: this one may be cut off from the cluster.
+                    if let Some(client) = connect_to(&load, 1 - door, &author).await {
+                        connection = Some((1 - door, client));
+                    }
                 }
                 Ok(Some(other)) => panic!("publisher {me}: unexpected answer {other:?}"),
                 Ok(None) | Err(_) => {
@@ -410,6 +431,7 @@ async fn sigkilled_nats_server_and_frontend_under_load_lose_and_fork_nothing() {
         .unwrap()
         .agent_id();
     let load = Arc::new(Load::default());
+    load.started.get_or_init(Instant::now);
     load.set_door(0, frontends[0].url());
     load.set_door(1, frontends[1].url());
     let publishers: Vec<_> = (0..PUBLISHERS)

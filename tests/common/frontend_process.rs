@@ -2,6 +2,7 @@
 //! holding the shared relay key, its address read from its "relay listening" log line,
 //! SIGKILLed and started again over the same directory.
 
+use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -95,8 +96,21 @@ impl FrontendProcess {
             .expect("ants-relay neither listened nor exited");
             match listening {
                 Ok(addr) => {
-                    // Keep draining the log so the process never blocks on a full pipe.
-                    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+                    // Keep draining the log so the process never blocks on a full pipe, into
+                    // `relay.log` in its data directory (kept when a test fails).
+                    let path = self.data.join("relay.log");
+                    tokio::spawn(async move {
+                        let mut file = std::fs::OpenOptions::new()
+                            .create(true)
+                            .append(true)
+                            .open(path)
+                            .ok();
+                        while let Ok(Some(line)) = lines.next_line().await {
+                            if let Some(file) = file.as_mut() {
+                                let _ = writeln!(file, "{line}");
+                            }
+                        }
+                    });
                     self.child = Some(child);
                     self.addr = Some(addr);
                     return;
