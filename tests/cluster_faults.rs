@@ -529,5 +529,6 @@ async fn sigkilled_nats_server_and_frontend_under_load_lose_and_fork_nothing() {
     );
     for frontend in &mut frontends {
         frontend.kill().await;
+        let _ = std::fs::remove_dir_all(frontend.data());
     }
 }

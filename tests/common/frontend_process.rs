@@ -48,6 +48,11 @@ impl FrontendProcess {
         self.addr
     }
 
+    /// Its data directory (key, read mirror, `relay.log`).
+    pub fn data(&self) -> &std::path::Path {
+        &self.data
+    }
+
     /// SIGKILLs the process and reaps it: no drain, no clean shutdown.
     pub async fn kill(&mut self) {
         self.addr = None;
