@@ -50,3 +50,7 @@ pub mod nats;
 /// Relay frontends on a NATS cluster, sharing one key.
 #[cfg(all(feature = "nats", not(target_arch = "wasm32")))]
 pub mod cluster;
+
+/// The real `ants-relay` binary as a cluster frontend: started, SIGKILLed, restarted.
+#[cfg(all(feature = "nats", unix, not(target_arch = "wasm32")))]
+pub mod frontend_process;

@@ -104,6 +104,63 @@ impl Client {
         client
     }
 
+    /// Connects and completes the hello as `identity`, or says why not (the relay is down,
+    /// going down, or refused the hello): for clients that fail over to another relay.
+    pub async fn try_connect_as(url: &str, identity: &Identity) -> Result<Client, String> {
+        let (ws, _) = tokio_tungstenite::connect_async(url)
+            .await
+            .map_err(|e| format!("connect {url}: {e}"))?;
+        let mut client = Client {
+            ws,
+            challenge: None,
+            next_id: 1,
+            pending: VecDeque::new(),
+            entries_frames: 0,
+        };
+        let (relay, nonce) = match client.try_recv().await {
+            Ok(Frame {
+                body: Body::Challenge { relay, nonce },
+                ..
+            }) => (relay, nonce),
+            other => return Err(format!("no challenge from {url}: {other:?}")),
+        };
+        client.challenge = Some((relay, nonce));
+        let hello = Frame::new(client.next_id, sign_hello(identity, &nonce, &relay));
+        client.next_id += 1;
+        let bytes = hello.encode().map_err(|e| e.to_string())?;
+        client
+            .try_send_raw(bytes)
+            .await
+            .map_err(|e| e.to_string())?;
+        match client.try_recv().await {
+            Ok(Frame {
+                body: Body::Welcome { .. },
+                ..
+            }) => Ok(client),
+            other => Err(format!("hello refused by {url}: {other:?}")),
+        }
+    }
+
+    /// Publishes `op` and returns the answer, or `None` when the connection ended first (the
+    /// relay went away): a publish that may or may not have landed, to retry with the same bytes.
+    pub async fn try_publish(&mut self, op: &SignedOp) -> Option<Frame> {
+        let id = self.next_id;
+        self.next_id += 1;
+        let frame = Frame::new(
+            id,
+            Body::Publish {
+                op: op.as_bytes().to_vec(),
+            },
+        );
+        self.try_send_raw(frame.encode().ok()?).await.ok()?;
+        loop {
+            let answer = self.try_recv().await.ok()?;
+            if answer.request_id == id {
+                return Some(answer);
+            }
+        }
+    }
+
     /// Sends a request with a fresh request id; returns the id.
     pub async fn request(&mut self, body: Body) -> u32 {
         let id = self.next_id;
