@@ -10,14 +10,19 @@ use ants_coord::wire::Body;
 use ants_coord::{Capability, Identity};
 use common::relay::*;
 
-/// An hour from now, ms since the Unix epoch: the expiry of the valid capabilities here (the
-/// relay checks against its clock; no test waits on time).
+/// An hour from the first call, ms since the Unix epoch: the expiry of the valid capabilities
+/// here (the relay checks against its clock; no test waits on time). One value for the whole
+/// run, so that a delegated link given "the same" expiry as its parent never lands a
+/// millisecond later, which would widen the chain.
 fn in_an_hour() -> u64 {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64;
-    now + 3_600_000
+    static HOUR: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *HOUR.get_or_init(|| {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
+        now + 3_600_000
+    })
 }
 
 fn owned(owner: &Identity, rest: &str) -> String {

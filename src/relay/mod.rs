@@ -257,34 +257,18 @@ pub async fn start(config: Config) -> Result<RelayHandle> {
     }
     let identity = Arc::new(key::load_or_create(&key_path)?);
     // Before the sequencer thread starts, so a failure here leaves nothing running.
-    let metrics = Arc::new(Metrics::default());
-    let rooms = Arc::new(yjs::Rooms::open(
-        &config.data,
-        config.limits.yjs_room_len,
-        metrics.clone(),
-    )?);
-    let hub = Arc::new(Hub::with_limits(
-        config.limits.cache_limits(),
-        Some(metrics.clone()),
-    ));
-    let recovery_started = std::time::Instant::now();
-    let tuning = GroupCommit {
-        window: Duration::from_micros(config.limits.commit_window_us),
-        max_ops: config.limits.commit_max_ops,
-        queue: config.limits.sequencer_queue,
-        snapshot_every: config.limits.replica_snapshot_every,
-    };
+    let Parts {
+        metrics,
+        rooms,
+        hub,
+        tuning,
+        agents,
+        rules,
+        storage,
+    } = Parts::new(&config)?;
     // Recovery (indexes, the hash table, replica snapshots and their tails) runs before
     // anything is served.
-    let agents = Arc::new(reply::AgentConnections::default());
-    let rules = config::ReplicaRules::new(&config.replica)?;
-    let storage = Arc::new(store::StorageHealth::new(
-        config.data.clone(),
-        config
-            .limits
-            .storage_reserve_mib
-            .saturating_mul(1024 * 1024),
-    ));
+    let recovery_started = std::time::Instant::now();
     let store = store::SqliteStore::open(
         &db_path,
         &identity.agent_id(),
@@ -315,6 +299,59 @@ pub async fn start(config: Config) -> Result<RelayHandle> {
         cluster: None,
     };
     listen(config, started).await
+}
+
+/// What every relay builds from its configuration before its store, whichever the store: the
+/// embedded one ([`start`]) and a cluster frontend (`jetstream::frontend`) alike.
+pub(crate) struct Parts {
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) rooms: Arc<yjs::Rooms>,
+    /// The fan-out hub, its entry cache bounded as `[limits]` says.
+    pub(crate) hub: Arc<Hub>,
+    pub(crate) tuning: GroupCommit,
+    pub(crate) agents: Arc<reply::AgentConnections>,
+    pub(crate) rules: config::ReplicaRules,
+    pub(crate) storage: Arc<store::StorageHealth>,
+}
+
+impl Parts {
+    /// Opens the Yjs rooms in `config.data` and sets up the rest from `config.limits` and
+    /// `config.replica`. Errors: `BAD_INPUT` for bad replica rules; `UNAVAILABLE` when the rooms
+    /// cannot be opened.
+    pub(crate) fn new(config: &Config) -> Result<Self> {
+        let metrics = Arc::new(Metrics::default());
+        let rooms = Arc::new(yjs::Rooms::open(
+            &config.data,
+            config.limits.yjs_room_len,
+            metrics.clone(),
+        )?);
+        let hub = Arc::new(Hub::with_limits(
+            config.limits.cache_limits(),
+            Some(metrics.clone()),
+        ));
+        let tuning = GroupCommit {
+            window: Duration::from_micros(config.limits.commit_window_us),
+            max_ops: config.limits.commit_max_ops,
+            queue: config.limits.sequencer_queue,
+            snapshot_every: config.limits.replica_snapshot_every,
+        };
+        let storage = Arc::new(store::StorageHealth::new(
+            config.data.clone(),
+            config
+                .limits
+                .storage_reserve_mib
+                .saturating_mul(1024 * 1024),
+        ));
+        Ok(Parts {
+            metrics,
+            rooms,
+            hub,
+            tuning,
+            agents: Arc::new(reply::AgentConnections::default()),
+            rules: config::ReplicaRules::new(&config.replica)?,
+            storage,
+        })
+    }
 }
 
 #[cfg(feature = "nats")]

@@ -25,13 +25,10 @@ use super::follower::Follower;
 use super::mirror::{Mirror, MIRROR_FILE};
 use super::{JetStreamConfig, JetStreamStore};
 use crate::error::{Error, Result};
-use crate::relay::config::ReplicaRules;
 use crate::relay::durable::{Audience, FanOut};
-use crate::relay::hub::Hub;
-use crate::relay::metrics::Metrics;
-use crate::relay::sequencer::{self, GroupCommit};
-use crate::relay::store::{ReadPool, StorageHealth};
-use crate::relay::{key, listen, reply, yjs, ClusterLink, Config, RelayHandle, Started};
+use crate::relay::sequencer;
+use crate::relay::store::ReadPool;
+use crate::relay::{key, listen, ClusterLink, Config, Parts, RelayHandle, Started};
 
 /// The longest a batch's receipts wait for this frontend's follower to apply its entries.
 pub const RECEIPT_PATIENCE: Duration = Duration::from_secs(10);
@@ -61,28 +58,15 @@ pub(crate) async fn start(config: Config, url: &str) -> Result<RelayHandle> {
         Error::Unavailable(format!("data directory {}: {e}", config.data.display()))
     })?;
     let identity = Arc::new(key::load_or_create(&config.key_path())?);
-    let metrics = Arc::new(Metrics::default());
-    let rooms = Arc::new(yjs::Rooms::open(
-        &config.data,
-        config.limits.yjs_room_len,
-        metrics.clone(),
-    )?);
-    let hub = Arc::new(Hub::new(config.limits.cache_per_topic));
-    let tuning = GroupCommit {
-        window: Duration::from_micros(config.limits.commit_window_us),
-        max_ops: config.limits.commit_max_ops,
-        queue: config.limits.sequencer_queue,
-        snapshot_every: config.limits.replica_snapshot_every,
-    };
-    let agents = Arc::new(reply::AgentConnections::default());
-    let rules = ReplicaRules::new(&config.replica)?;
-    let storage = Arc::new(StorageHealth::new(
-        config.data.clone(),
-        config
-            .limits
-            .storage_reserve_mib
-            .saturating_mul(1024 * 1024),
-    ));
+    let Parts {
+        metrics,
+        rooms,
+        hub,
+        tuning,
+        agents,
+        rules,
+        storage,
+    } = Parts::new(&config)?;
     let mirror_path = config.data.join(MIRROR_FILE);
     let started = std::time::Instant::now();
     let audience = Audience {
