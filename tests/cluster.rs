@@ -12,7 +12,7 @@ mod common;
 
 use std::collections::{HashMap, HashSet};
 
-use ants_coord::log::{leaf_hash, ConsistencyProof, InclusionProof, SignedCheckpoint};
+use ants_coord::log::{leaf_hash, ConsistencyProof, SignedCheckpoint};
 use ants_coord::relay::RelayHandle;
 use ants_coord::wire::Body;
 use ants_coord::{Entry, OpId};
@@ -44,17 +44,8 @@ async fn assert_proofs(frontend: &RelayHandle, topic: &str, log: &[Vec<u8>], roo
     let size = log.len() as u64;
     for (seq, entry) in log.iter().enumerate() {
         client
-            .request(Body::GetInclusionProof {
-                topic: topic.into(),
-                seq: seq as u64,
-                tree_size: size,
-            })
-            .await;
-        let Body::InclusionProof { proof } = client.recv().await.body else {
-            panic!("no inclusion proof");
-        };
-        InclusionProof::decode(&proof)
-            .unwrap()
+            .inclusion_proof(topic, seq as u64, size)
+            .await
             .verify(&leaf_hash(entry), root)
             .unwrap();
     }

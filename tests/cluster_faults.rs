@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use ants_coord::log::{InclusionProof, MerkleLog, SignedCheckpoint, SignedReceipt};
+use ants_coord::log::{MerkleLog, SignedCheckpoint, SignedReceipt};
 use ants_coord::relay::jetstream::{JetStreamConfig, JetStreamLog};
 use ants_coord::wire::{Body, Frame};
 use ants_coord::{AgentId, Entry, Identity, OpId};
@@ -400,17 +400,8 @@ async fn check_topic(
         );
         let client = &mut prover[i % 2];
         client
-            .request(Body::GetInclusionProof {
-                topic: topic.into(),
-                seq: r.seq,
-                tree_size: size,
-            })
-            .await;
-        let Body::InclusionProof { proof } = client.recv().await.body else {
-            panic!("no inclusion proof");
-        };
-        InclusionProof::decode(&proof)
-            .unwrap()
+            .inclusion_proof(topic, r.seq, size)
+            .await
             .verify(
                 &ants_coord::log::leaf_hash(&log[r.seq as usize]),
                 &root_at[log.len()],

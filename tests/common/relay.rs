@@ -73,16 +73,41 @@ pub struct Client {
 }
 
 impl Client {
-    /// Connects and reads the challenge.
-    pub async fn connect(url: &str) -> Client {
-        let (ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
-        let mut client = Client {
+    /// A client on a fresh WebSocket, before the challenge is read.
+    fn over(ws: WebSocketStream<MaybeTlsStream<TcpStream>>) -> Client {
+        Client {
             ws,
             challenge: None,
             next_id: 1,
             pending: VecDeque::new(),
             entries_frames: 0,
+        }
+    }
+
+    /// Asks the inclusion proof of entry `seq` in the tree of `tree_size` entries of `topic`
+    /// and decodes it (panics on any other answer).
+    pub async fn inclusion_proof(
+        &mut self,
+        topic: &str,
+        seq: u64,
+        tree_size: u64,
+    ) -> ants_coord::log::InclusionProof {
+        self.request(Body::GetInclusionProof {
+            topic: topic.into(),
+            seq,
+            tree_size,
+        })
+        .await;
+        let Body::InclusionProof { proof } = self.recv().await.body else {
+            panic!("no inclusion proof of {topic:?} seq {seq}");
         };
+        ants_coord::log::InclusionProof::decode(&proof).unwrap()
+    }
+
+    /// Connects and reads the challenge.
+    pub async fn connect(url: &str) -> Client {
+        let (ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+        let mut client = Client::over(ws);
         match client.recv().await.body {
             Body::Challenge { relay, nonce } => client.challenge = Some((relay, nonce)),
             other => panic!("expected a challenge, got {other:?}"),
@@ -110,13 +135,7 @@ impl Client {
         let (ws, _) = tokio_tungstenite::connect_async(url)
             .await
             .map_err(|e| format!("connect {url}: {e}"))?;
-        let mut client = Client {
-            ws,
-            challenge: None,
-            next_id: 1,
-            pending: VecDeque::new(),
-            entries_frames: 0,
-        };
+        let mut client = Client::over(ws);
         let (relay, nonce) = match client.try_recv().await {
             Ok(Frame {
                 body: Body::Challenge { relay, nonce },
