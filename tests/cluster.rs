@@ -233,6 +233,50 @@ async fn two_frontends_sequencing_one_topic_at_once_never_fork_it() {
     b.shutdown().await.unwrap();
 }
 
+/// A batch's entries of one topic are one stream message, which the servers bound (1 MiB by
+/// default): publishes that would make a larger batch are sequenced over several batches, not
+/// refused (they used to fail `UNAVAILABLE` on every retry). Several topics at once, too: a
+/// batch's topics are appended concurrently.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publishes_larger_together_than_one_message_are_all_sequenced() {
+    let nats = NatsCluster::start("large").await;
+    let a = start_frontend(&nats.url(), temp_dir("large-a")).await;
+    let alice = identity(3);
+    let mut client = Client::connect_as(&a.url(), &alice).await;
+    const OPS: u64 = 12;
+    let body = vec![7u8; 200 * 1024];
+    let mut sent = HashMap::new();
+    // All in flight at once, so that the sequencer finds them queued together.
+    for counter in 0..OPS {
+        let topic = if counter % 3 == 0 { "big-b" } else { "big-a" };
+        let op = op(&alice, topic, counter, &body);
+        let id = client
+            .request(Body::Publish {
+                op: op.as_bytes().to_vec(),
+            })
+            .await;
+        sent.insert(id, op);
+    }
+    let mut receipts: HashMap<&str, HashMap<OpId, u64>> = HashMap::new();
+    for _ in 0..OPS {
+        let frame = client.recv().await;
+        let op = &sent[&frame.request_id];
+        let Body::Receipt { seq, .. } = frame.body else {
+            panic!(
+                "publish of {} bytes refused: {:?}",
+                op.as_bytes().len(),
+                frame.body
+            );
+        };
+        receipts.entry(op.topic()).or_default().insert(op.id(), seq);
+    }
+    for (topic, receipts) in receipts {
+        let log = read_log(&a.url(), topic, receipts.len() as u64).await;
+        assert_receipts_hold(&log, &receipts);
+    }
+    a.shutdown().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_quorum_publishes_are_refused_and_health_says_so() {
     let mut nats = NatsCluster::start("quorum").await;

@@ -14,7 +14,7 @@
 //! In front of it, the verifier thread ([`super::verifier`]) checks op signatures in batches.
 //! What the sequencer holds of each topic (head, replica, snapshots) is `relay::topics`'s.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::Arc;
@@ -25,8 +25,8 @@ use super::durable::{Announcement, Answer, Audience, Durability};
 use super::hub::CachedEntry;
 use super::metrics::{Metrics, Phase};
 use super::reply::ReplyTo;
-use super::store::{Acks, Append, AppendError, Store};
-use super::topics::{load_topics, TopicState};
+use super::store::{Acks, Append, AppendError, Store, BATCH_ENTRY_OVERHEAD};
+use super::topics::{load_topic, load_topics, TopicState};
 use crate::error::{Error, Result};
 use crate::identity::{AgentId, Identity};
 use crate::log::sequencing::{Batch, Decision, RetryReceipt};
@@ -216,11 +216,19 @@ type TopicRuns = Vec<(String, Vec<CachedEntry>, Hash)>;
 impl<S: Store> Sequencer<S> {
     fn run(&mut self, rx: Receiver<Command>, tuning: GroupCommit) {
         let max_ops = tuning.max_ops.max(1);
+        let max_bytes = self.store.max_batch_bytes().unwrap_or(usize::MAX);
+        let cost = |request: &PublishRequest| request.op.as_bytes().len() + BATCH_ENTRY_OVERHEAD;
         let mut batch = Vec::with_capacity(max_ops);
+        // A publish that did not fit the last batch's bytes: the first of the next.
+        let mut carried: Option<PublishRequest> = None;
         let mut stopping = false;
         while !stopping {
             let mut query = None;
-            match rx.recv() {
+            match carried
+                .take()
+                .map(Command::Publish)
+                .map_or_else(|| rx.recv(), Ok)
+            {
                 Ok(Command::Publish(first)) => batch.push(first),
                 Ok(Command::StateHash { topic, answer }) => {
                     let _ = answer.send(self.state_hash(&topic));
@@ -228,6 +236,7 @@ impl<S: Store> Sequencer<S> {
                 }
                 Ok(Command::Stop) | Err(_) => break,
             }
+            let mut bytes = batch.iter().map(cost).sum::<usize>();
             // Take the backlog that queued while the last batch was committed. Only an op that
             // found the sequencer idle (nothing behind it) waits the window for company.
             let mut deadline = None;
@@ -250,7 +259,14 @@ impl<S: Store> Sequencer<S> {
                     }
                 };
                 match next {
-                    Ok(Command::Publish(request)) => batch.push(request),
+                    Ok(Command::Publish(request)) if bytes + cost(&request) > max_bytes => {
+                        carried = Some(request);
+                        break;
+                    }
+                    Ok(Command::Publish(request)) => {
+                        bytes += cost(&request);
+                        batch.push(request);
+                    }
                     Ok(Command::StateHash { topic, answer }) => {
                         query = Some((topic, answer));
                         break;
@@ -325,8 +341,15 @@ impl<S: Store> Sequencer<S> {
             match result {
                 Ok(done) => break done,
                 Err(error) => {
-                    // In-memory state advanced for ops that are not stored: reload it.
-                    self.reload();
+                    // In-memory state advanced for ops that are not stored: reload it. A
+                    // conflict touches only the batch's topics (the store recorded the ones it
+                    // appended; another frontend appended to the others): only they are read
+                    // again, not every topic this frontend holds.
+                    if conflict {
+                        self.reload_topics(&batch);
+                    } else {
+                        self.reload();
+                    }
                     if conflict && !decided_again {
                         // Another frontend appended to a topic of this batch (a replicated
                         // store): nothing of it is stored, so decide it once more on the
@@ -544,6 +567,26 @@ impl<S: Store> Sequencer<S> {
         match load_topics(&mut self.store, &self.rules) {
             Ok(topics) => self.topics = topics,
             Err(error) => tracing::error!(%error, "could not reload state after a failed commit"),
+        }
+    }
+
+    /// Reloads the topics `batch` publishes to (all of them, when one fails to load).
+    fn reload_topics(&mut self, batch: &[PublishRequest]) {
+        let names: HashSet<&str> = batch.iter().map(|r| r.op.topic()).collect();
+        for name in names {
+            match load_topic(&mut self.store, name, &self.rules) {
+                Ok(Some(state)) => {
+                    self.topics.insert(name.to_owned(), state);
+                }
+                Ok(None) => {
+                    self.topics.remove(name);
+                }
+                Err(error) => {
+                    tracing::warn!(%error, topic = name, "topic reload failed; reloading all");
+                    self.reload();
+                    return;
+                }
+            }
         }
     }
 }

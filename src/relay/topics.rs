@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 
 use super::config::ReplicaRules;
-use super::store::{Snapshot, Store};
+use super::store::{Snapshot, Store, StoredHead};
 use crate::entry::Entry;
 use crate::error::Result;
 use crate::log::sequencing::TopicHead;
@@ -99,17 +99,35 @@ pub(crate) fn load_topics(
 ) -> Result<HashMap<String, TopicState>> {
     let mut topics = HashMap::new();
     for stored in store.heads()? {
-        let config = rules.for_topic(&stored.topic);
-        let (replica, snapshot_seq) =
-            rebuild_replica(store, &stored.topic, &config, stored.head.size())?;
-        topics.insert(
-            stored.topic,
-            TopicState {
-                head: stored.head,
-                replica,
-                snapshot_seq,
-            },
-        );
+        let state = topic_state(store, &stored, rules)?;
+        topics.insert(stored.topic, state);
     }
     Ok(topics)
+}
+
+/// One topic as stored now (`None`: it holds no entries), as [`load_topics`] loads each.
+pub(crate) fn load_topic(
+    store: &mut impl Store,
+    topic: &str,
+    rules: &ReplicaRules,
+) -> Result<Option<TopicState>> {
+    match store.head(topic)? {
+        Some(stored) => topic_state(store, &stored, rules).map(Some),
+        None => Ok(None),
+    }
+}
+
+fn topic_state(
+    store: &mut impl Store,
+    stored: &StoredHead,
+    rules: &ReplicaRules,
+) -> Result<TopicState> {
+    let config = rules.for_topic(&stored.topic);
+    let (replica, snapshot_seq) =
+        rebuild_replica(store, &stored.topic, &config, stored.head.size())?;
+    Ok(TopicState {
+        head: stored.head.clone(),
+        replica,
+        snapshot_seq,
+    })
 }

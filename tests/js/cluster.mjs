@@ -61,8 +61,9 @@ async function waitHealthy(url, running, what) {
 
 /**
  * Starts three NATS servers and `frontends` relay frontends on them (one key), each healthy.
- * Returns `{ frontends: [{ ws, origin, kill() }], stop() }`: `kill()` SIGKILLs one frontend,
- * `stop()` ends every process still running and removes the directory.
+ * Returns `{ frontends: [{ ws, yjs, origin, kill(), restart() }], stop() }`: `kill()` SIGKILLs
+ * one frontend, `restart()` starts it again, `stop()` ends every process still running and
+ * removes the directory.
  */
 export async function startCluster(frontends = 2) {
   // Ports are picked free, but another test's process may bind one first: a process that
@@ -119,16 +120,25 @@ async function startClusterOnce(frontends) {
       const port = ports[9 + i];
       const data = join(dir, `frontend-${i}`);
       mkdirSync(data);
-      const frontend = launch(relay, ['--listen', `127.0.0.1:${port}`, '--data', data, '--key', key, '--store', store]);
+      const args = ['--listen', `127.0.0.1:${port}`, '--data', data, '--key', key, '--store', store];
+      let frontend = launch(relay, args);
       processes.push(frontend);
       const origin = `http://127.0.0.1:${port}`;
       await waitHealthy(`${origin}/healthz`, frontend, `frontend ${i}`);
       started.push({
         origin,
         ws: `ws://127.0.0.1:${port}/ws`,
+        yjs: `ws://127.0.0.1:${port}/yjs`,
         kill: async () => {
           if (frontend.alive) frontend.child.kill('SIGKILL');
           await frontend.exited;
+        },
+        /** Starts the (killed) frontend again on its port and data directory; resolves healthy. */
+        restart: async () => {
+          if (frontend.alive) throw new Error(`frontend ${i} is still running`);
+          frontend = launch(relay, args);
+          processes.push(frontend);
+          await waitHealthy(`${origin}/healthz`, frontend, `frontend ${i} (restarted)`);
         },
       });
     }

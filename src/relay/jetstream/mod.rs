@@ -102,9 +102,20 @@ impl JetStreamConfig {
     /// The documented setup for the servers in `url`: `nats://a:4222,b:4222,c:4222` (each
     /// address may also carry its own `nats://`). Stream `ANTS_LOG`, subjects `ants.log.*`,
     /// buckets `ants_*`, 3 replicas, 5 s timeout, 2 min dedup window, 10 s heartbeat TTL.
-    /// `BAD_INPUT` if no server address is given.
+    ///
+    /// A query after the last address changes two of them:
+    /// - `namespace=<name>` (1 to 32 bytes of `[A-Za-z0-9_-]`): stream `ANTS_LOG_<name>`,
+    ///   subjects `ants.<name>.log.*`, buckets `ants_<name>_*`, so that several relays (each
+    ///   with its own key) share one NATS cluster;
+    /// - `replicas=<1..5>`: copies of the stream and buckets (1 for a single dev server).
+    ///
+    /// `BAD_INPUT` if no server address is given, or for another or a bad query parameter.
     pub fn from_url(url: &str) -> Result<Self> {
-        let servers: Vec<String> = url
+        let (servers, query) = match url.split_once('?') {
+            Some((servers, query)) => (servers, Some(query)),
+            None => (url, None),
+        };
+        let servers: Vec<String> = servers
             .split(',')
             .map(str::trim)
             .filter(|s| !s.is_empty())
@@ -121,7 +132,7 @@ impl JetStreamConfig {
                 "no NATS server address in {url:?}"
             )));
         }
-        Ok(JetStreamConfig {
+        let mut config = JetStreamConfig {
             servers,
             stream: "ANTS_LOG".into(),
             subject_prefix: "ants.log".into(),
@@ -130,7 +141,38 @@ impl JetStreamConfig {
             timeout: Duration::from_secs(5),
             duplicate_window: Duration::from_secs(120),
             heartbeat_ttl: Duration::from_secs(10),
-        })
+        };
+        for pair in query.into_iter().flat_map(|q| q.split('&')) {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            match key {
+                "namespace" => {
+                    let ok = (1..=32).contains(&value.len())
+                        && value
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+                    if !ok {
+                        return Err(Error::BadInput(format!(
+                            "namespace {value:?} must be 1 to 32 bytes of [A-Za-z0-9_-]"
+                        )));
+                    }
+                    config.stream = format!("ANTS_LOG_{value}");
+                    config.subject_prefix = format!("ants.{value}.log");
+                    config.bucket_prefix = format!("ants_{value}");
+                }
+                "replicas" => {
+                    config.replicas = value.parse().map_err(|_| {
+                        Error::BadInput(format!("replicas {value:?} is not a number"))
+                    })?;
+                }
+                _ => {
+                    return Err(Error::BadInput(format!(
+                        "unknown store option {key:?} (known: namespace, replicas)"
+                    )))
+                }
+            }
+        }
+        config.validate()?;
+        Ok(config)
     }
 
     fn validate(&self) -> Result<()> {
@@ -178,6 +220,10 @@ pub struct LogMessage {
 
 /// The header in which every append names the topic's message it follows.
 pub const PREDECESSOR_HEADER: &str = "Ants-Predecessor";
+
+/// Most messages [`JetStreamLog::read`] gets one by one (`STREAM.MSG.GET`) before it creates a
+/// consumer for the rest.
+const DIRECT_READS: usize = 16;
 
 pub(crate) fn predecessor_of(headers: Option<&async_nats::HeaderMap>) -> Option<u64> {
     headers?.get(PREDECESSOR_HEADER)?.as_str().parse().ok()
@@ -281,6 +327,13 @@ impl JetStreamLog {
         })
     }
 
+    /// The largest payload one appended message may carry: the servers' `max_payload` less
+    /// 1 KiB for headers and protocol overhead.
+    pub fn max_message_payload(&self) -> usize {
+        // Headers and protocol overhead count towards max_payload too; leave them 1 KiB.
+        self.max_payload.saturating_sub(1024)
+    }
+
     /// The configuration this log was opened with.
     pub fn config(&self) -> &JetStreamConfig {
         &self.config
@@ -345,8 +398,7 @@ impl JetStreamLog {
                 "predecessor {predecessor} after the expected last sequence {expected_last}"
             )));
         }
-        // Headers and protocol overhead count towards max_payload too; leave them 1 KiB.
-        let limit = self.max_payload.saturating_sub(1024);
+        let limit = self.max_message_payload();
         if payload.len() > limit {
             return Err(Error::LimitExceeded {
                 what: "jetstream message payload",
@@ -441,14 +493,41 @@ impl JetStreamLog {
         if last.seq < from || max == 0 {
             return Ok(Vec::new());
         }
-        // An ephemeral, unacknowledged, in-memory pull consumer filtered to the topic: the
-        // leader streams the messages in batches instead of one request per message.
+        // A short read (a catch-up after a lost race or a failed append) goes message by
+        // message to the stream leader: no consumer to create, which also needs the cluster's
+        // meta leader, elected again for seconds after a server's loss.
+        let mut out: Vec<LogMessage> = Vec::new();
+        let mut next = from.max(1);
+        while out.len() < max.min(DIRECT_READS) {
+            let message = self
+                .stream
+                .raw_message_builder()
+                .sequence(next)
+                .next_by_subject(subject.clone())
+                .send()
+                .await
+                .map_err(|e| unavailable("read message", e))?;
+            out.push(LogMessage {
+                seq: message.sequence,
+                predecessor: predecessor_of(Some(&message.headers)),
+                payload: message.payload.to_vec(),
+            });
+            if message.sequence >= last.seq {
+                return Ok(out);
+            }
+            next = message.sequence + 1;
+        }
+        if out.len() >= max {
+            return Ok(out);
+        }
+        // A longer one: an ephemeral, unacknowledged, in-memory pull consumer filtered to the
+        // topic; the leader streams the messages in batches instead of one request per message.
         let consumer = self
             .stream
             .create_consumer(pull::Config {
                 filter_subject: subject,
                 deliver_policy: DeliverPolicy::ByStartSequence {
-                    start_sequence: from.max(1),
+                    start_sequence: next,
                 },
                 ack_policy: AckPolicy::None,
                 memory_storage: true,
@@ -458,7 +537,6 @@ impl JetStreamLog {
             })
             .await
             .map_err(|e| unavailable("read consumer", e))?;
-        let mut out: Vec<LogMessage> = Vec::new();
         let mut empty_fetches = 0;
         while out.len() < max && !matches!(out.last(), Some(m) if m.seq >= last.seq) {
             let mut batch = consumer
@@ -560,6 +638,33 @@ mod tests {
             assert_eq!(
                 JetStreamConfig::from_url(bad).unwrap_err().code(),
                 "BAD_INPUT"
+            );
+        }
+    }
+
+    #[test]
+    fn a_namespace_and_replicas_come_from_the_query() {
+        let config =
+            JetStreamConfig::from_url("nats://a:1,b:2?namespace=team-1&replicas=1").unwrap();
+        assert_eq!(config.servers, ["nats://a:1", "nats://b:2"]);
+        assert_eq!(config.stream, "ANTS_LOG_team-1");
+        assert_eq!(config.subject_prefix, "ants.team-1.log");
+        assert_eq!(config.bucket_prefix, "ants_team-1");
+        assert_eq!(config.replicas, 1);
+        for bad in [
+            "nats://a:1?namespace=",
+            "nats://a:1?namespace=a.b",
+            "nats://a:1?namespace=a*",
+            "nats://a:1?replicas=0",
+            "nats://a:1?replicas=6",
+            "nats://a:1?replicas=three",
+            "nats://a:1?stream=X",
+            "nats://a:1?namespace=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+        ] {
+            assert_eq!(
+                JetStreamConfig::from_url(bad).unwrap_err().code(),
+                "BAD_INPUT",
+                "{bad}"
             );
         }
     }

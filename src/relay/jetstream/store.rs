@@ -21,7 +21,9 @@
 //! can say whether the earlier message is valid. Stream sequences are global to the stream, so
 //! the next append of a topic cannot be fenced before the previous one is acknowledged:
 //! [`Store::append`] therefore returns only after the acknowledgement and the predecessor
-//! check, and [`JetStreamAcks::wait`] has nothing left to do.
+//! check, and [`JetStreamAcks::wait`] has nothing left to do. A batch's topics are appended
+//! concurrently (each on its own subject, fenced on its own): a batch over 64 topics costs
+//! about one append's round trips, not 64.
 //!
 //! # What is read from where
 //!
@@ -248,47 +250,56 @@ impl JetStreamStore {
     /// from the stream; adds their op ids to `op_ids`. So a reload after a conflict reads only
     /// what other frontends appended since, not the whole topic. On an error `loaded` is lost
     /// (the caller loads the topic from scratch next time).
+    /// Catches `loaded` up with the messages of `topic` after the last one it holds. A failed
+    /// read leaves it as it was (still a true prefix of the topic); a stored message that does
+    /// not continue it (damage) empties it, so that the next load starts from scratch.
     fn load_topic(
         &self,
         topic: &str,
-        mut loaded: JsTopic,
+        loaded: &mut JsTopic,
         op_ids: &mut HashSet<OpId>,
-    ) -> Result<JsTopic> {
+    ) -> Result<()> {
         let from = loaded.last_stream_seq + 1;
         let messages = self
             .runtime
             .block_on(self.log.read(topic, from, usize::MAX))?;
-        let mut chain = super::ChainTip::after(loaded.last_valid_seq);
-        for message in &messages {
-            loaded.last_stream_seq = message.seq;
-            // Void messages (a racing writer's, or one committed after its writer gave up) are
-            // skipped: their writers were never told success (the rule of `valid_chain`).
-            if !chain.accept(message.seq, message.predecessor) {
-                continue;
+        let applied = (|| {
+            let mut chain = super::ChainTip::after(loaded.last_valid_seq);
+            for message in &messages {
+                loaded.last_stream_seq = message.seq;
+                // Void messages (a racing writer's, or one committed after its writer gave
+                // up) are skipped: their writers were never told success (`valid_chain`).
+                if !chain.accept(message.seq, message.predecessor) {
+                    continue;
+                }
+                let (first_seq, entries) = decode_message(&message.payload)?;
+                if first_seq != loaded.tree.size() {
+                    return Err(Error::Unavailable(format!(
+                        "jetstream: topic {topic:?} has a message from seq {first_seq} after {} \
+                         entries",
+                        loaded.tree.size()
+                    )));
+                }
+                for entry in entries {
+                    loaded.push(topic, entry, op_ids)?;
+                }
+                loaded.last_valid_seq = message.seq;
             }
-            let (first_seq, entries) = decode_message(&message.payload)?;
-            if first_seq != loaded.tree.size() {
-                return Err(Error::Unavailable(format!(
-                    "jetstream: topic {topic:?} has a message from seq {first_seq} after {} \
-                     entries",
-                    loaded.tree.size()
-                )));
-            }
-            for entry in entries {
-                loaded.push(topic, entry, op_ids)?;
-            }
-            loaded.last_valid_seq = message.seq;
+            Ok(())
+        })();
+        if applied.is_err() {
+            *loaded = JsTopic::default();
         }
-        Ok(loaded)
+        applied
     }
 
-    /// Appends one topic's entries, fenced; returns the stream sequence.
-    fn append_topic(
+    /// The fence, predecessor, payload and message id of one topic's message of a batch.
+    fn prepare(
         &self,
         topic: &str,
         first_seq: u64,
         entries: &[&[u8]],
-    ) -> std::result::Result<u64, AppendError> {
+    ) -> std::result::Result<PreparedMessage, AppendError> {
         let (expected, predecessor) = self
             .topics
             .get(topic)
@@ -300,25 +311,69 @@ impl JetStreamStore {
                 .map_err(|e| AppendError::Unavailable(e.to_string()))?,
             hex(&leaf_hash(&payload)[..16])
         );
-        match self.runtime.block_on(self.log.append_after(
-            topic,
-            &payload,
+        Ok(PreparedMessage {
             expected,
             predecessor,
-            &msg_id,
-        )) {
-            // The same bytes were appended before (by an append that was refused UNAVAILABLE
-            // and committed later): whether that message is valid is for a reload to say.
-            Ok(appended) if appended.duplicate => Err(AppendError::Unavailable(format!(
+            payload,
+            msg_id,
+        })
+    }
+}
+
+/// One topic's message of a batch, ready to append.
+struct PreparedMessage {
+    expected: u64,
+    predecessor: u64,
+    payload: Vec<u8>,
+    msg_id: String,
+}
+
+/// Appends one topic's message, fenced, then records its ops in the op bucket; returns the
+/// stream sequence.
+async fn append_topic(
+    log: &JetStreamLog,
+    buckets: &Buckets,
+    topic: &str,
+    message: PreparedMessage,
+    op_ids: Vec<(OpId, OpLocation)>,
+) -> std::result::Result<u64, AppendError> {
+    let appended = log
+        .append_after(
+            topic,
+            &message.payload,
+            message.expected,
+            message.predecessor,
+            &message.msg_id,
+        )
+        .await;
+    let seq = match appended {
+        // The same bytes were appended before (by an append that was refused UNAVAILABLE and
+        // committed later): whether that message is valid is for a reload to say.
+        Ok(appended) if appended.duplicate => {
+            return Err(AppendError::Unavailable(format!(
                 "topic {topic:?}: an earlier attempt of this append was stored; reload"
-            ))),
-            Ok(appended) => Ok(appended.seq),
-            Err(Error::SequenceConflict { .. }) => Err(AppendError::Conflict {
+            )))
+        }
+        Ok(appended) => appended.seq,
+        Err(Error::SequenceConflict { .. }) => {
+            return Err(AppendError::Conflict {
                 topic: topic.to_string(),
-            }),
-            Err(error) => Err(AppendError::Unavailable(error.to_string())),
+            })
+        }
+        Err(error) => return Err(AppendError::Unavailable(error.to_string())),
+    };
+    // The op index lets other frontends find these ops as deps; the log is the truth, so a
+    // failure here does not undo the append (a reload replays the log). The puts are
+    // independent: all in flight at once (one round trip to the bucket's quorum for the lot).
+    let puts = op_ids
+        .iter()
+        .map(|(op_id, location)| buckets.index_op(&op_id.0, location));
+    for result in futures_util::future::join_all(puts).await {
+        if let Err(error) = result {
+            tracing::warn!(%error, topic, "op not indexed in the op bucket");
         }
     }
+    Ok(seq)
 }
 
 impl SequencedOps for JetStreamStore {
@@ -365,18 +420,24 @@ impl Store for JetStreamStore {
     type Acks = JetStreamAcks;
 
     fn heads(&mut self) -> Result<Vec<StoredHead>> {
-        // Topics held already are caught up from where they are; a failure drops everything
-        // held, so that the next call loads every topic from scratch.
-        let mut held = std::mem::take(&mut self.topics);
+        // Topics held already are caught up from where they are. A failed read keeps what is
+        // held (a true prefix of each topic), so a later call goes on from there instead of
+        // leaving this store with nothing while the cluster settles.
+        let names = self.stored_topics()?;
+        let mut topics = std::mem::take(&mut self.topics);
         let mut op_ids = std::mem::take(&mut self.op_ids);
-        let mut topics = HashMap::new();
-        for topic in self.stored_topics()? {
-            let base = held.remove(&topic).unwrap_or_default();
-            let loaded = self.load_topic(&topic, base, &mut op_ids)?;
-            topics.insert(topic, loaded);
+        let mut loaded = Ok(());
+        for topic in &names {
+            let state = topics.entry(topic.clone()).or_default();
+            loaded = self.load_topic(topic, state, &mut op_ids);
+            if loaded.is_err() {
+                break;
+            }
         }
+        topics.retain(|_, t| t.last_stream_seq > 0);
         self.topics = topics;
         self.op_ids = op_ids;
+        loaded?;
         let mut heads: Vec<StoredHead> = self
             .topics
             .iter()
@@ -391,15 +452,17 @@ impl Store for JetStreamStore {
 
     fn head(&mut self, topic: &str) -> Result<Option<StoredHead>> {
         let mut op_ids = std::mem::take(&mut self.op_ids);
-        let base = self.topics.remove(topic).unwrap_or_default();
-        let loaded = self.load_topic(topic, base, &mut op_ids);
+        let mut state = self.topics.remove(topic).unwrap_or_default();
+        let loaded = self.load_topic(topic, &mut state, &mut op_ids);
         self.op_ids = op_ids;
-        let loaded = loaded?;
-        let head = (loaded.tree.size() > 0).then(|| StoredHead {
+        let head = (state.tree.size() > 0).then(|| StoredHead {
             topic: topic.to_string(),
-            head: loaded.head(),
+            head: state.head(),
         });
-        self.topics.insert(topic.to_string(), loaded);
+        if state.last_stream_seq > 0 {
+            self.topics.insert(topic.to_string(), state);
+        }
+        loaded?;
         Ok(head)
     }
 
@@ -445,22 +508,59 @@ impl Store for JetStreamStore {
             }
             list.push(entry);
         }
-        let mut stored_topics: HashSet<&str> = HashSet::new();
-        for topic in order {
+        // Every topic's message is prepared before any is sent: a head that is not the stored
+        // one (a failed reload) fails the batch with nothing appended, never leaving a hole.
+        let mut prepared = Vec::with_capacity(order.len());
+        for &topic in &order {
             let entries = &by_topic[topic];
             let first_seq = entries.first().map_or(0, |e| e.seq());
             let size = self.topics.get(topic).map_or(0, |t| t.tree.size());
             if first_seq != size {
-                // The caller's head is not the stored one (a failed reload): never leave a hole.
                 return Err(AppendError::Unavailable(format!(
                     "topic {topic:?} holds {size} entries, not {first_seq}: reload its head"
                 )));
             }
             let bytes: Vec<&[u8]> = entries.iter().map(|e| &e.entry[..]).collect();
-            let stream_seq = self.append_topic(topic, first_seq, &bytes)?;
+            let message = self.prepare(topic, first_seq, &bytes)?;
+            let op_ids = entries
+                .iter()
+                .map(|entry| {
+                    let location = OpLocation {
+                        topic: topic.to_string(),
+                        seq: entry.seq(),
+                    };
+                    (entry.op_id, location)
+                })
+                .collect::<Vec<_>>();
+            prepared.push((topic, message, op_ids));
+        }
+        // The topics' messages are independent (each fenced on its own subject): all in flight
+        // at once, so a batch over many topics costs one append's round trips, not one per
+        // topic. Each topic's outcome is its own: the appended ones are recorded below even when
+        // another failed, so that the reload after a failure finds them.
+        let (log, buckets) = (&self.log, &self.buckets);
+        let appends = prepared
+            .into_iter()
+            .map(|(topic, message, op_ids)| append_topic(log, buckets, topic, message, op_ids));
+        let outcomes = self
+            .runtime
+            .block_on(futures_util::future::join_all(appends));
+        let mut stored_topics: HashSet<&str> = HashSet::new();
+        let mut failure: Option<AppendError> = None;
+        for (&topic, outcome) in order.iter().zip(outcomes) {
+            let stream_seq = match outcome {
+                Ok(seq) => seq,
+                Err(error) => {
+                    // An unavailable store outranks a conflict: it needs every head reloaded.
+                    if !matches!(failure, Some(AppendError::Unavailable(_))) {
+                        failure = Some(error);
+                    }
+                    continue;
+                }
+            };
             let mut op_ids = std::mem::take(&mut self.op_ids);
             let state = self.topics.entry(topic.to_string()).or_default();
-            for entry in entries {
+            for entry in &by_topic[topic] {
                 if let Err(error) = state.push(topic, entry.entry.clone(), &mut op_ids) {
                     self.op_ids = op_ids;
                     return Err(AppendError::Unavailable(error.to_string()));
@@ -470,26 +570,9 @@ impl Store for JetStreamStore {
             state.last_valid_seq = stream_seq;
             self.op_ids = op_ids;
             stored_topics.insert(topic);
-            // The op index lets other frontends find these ops as deps; the log is the truth,
-            // so a failure here does not undo the append (a reload replays the log). The puts
-            // are independent: all of a topic's are in flight at once (one round trip to the
-            // bucket's quorum for the lot, not one per op).
-            let locations: Vec<OpLocation> = entries
-                .iter()
-                .map(|entry| OpLocation {
-                    topic: topic.to_string(),
-                    seq: entry.seq(),
-                })
-                .collect();
-            let puts = entries
-                .iter()
-                .zip(&locations)
-                .map(|(entry, location)| self.buckets.index_op(&entry.op_id.0, location));
-            for result in self.runtime.block_on(futures_util::future::join_all(puts)) {
-                if let Err(error) = result {
-                    tracing::warn!(%error, topic, "op not indexed in the op bucket");
-                }
-            }
+        }
+        if let Some(error) = failure {
+            return Err(error);
         }
         for snapshot in append.snapshots {
             // A snapshot must match stored entries: only for topics stored now or before.
@@ -513,6 +596,12 @@ impl Store for JetStreamStore {
 
     fn acks(&mut self) -> Result<JetStreamAcks> {
         Ok(JetStreamAcks)
+    }
+
+    /// A topic's entries of a batch are one message: the batch must fit one message's payload
+    /// (its 8-byte header aside), or an append of it would be refused every time.
+    fn max_batch_bytes(&self) -> Option<usize> {
+        Some(self.log.max_message_payload().saturating_sub(8))
     }
 }
 

@@ -169,4 +169,15 @@ pub trait Store: SequencedOps + Send + 'static {
     ///
     /// Errors: `UNAVAILABLE` when it cannot be set up.
     fn acks(&mut self) -> Result<Self::Acks>;
+
+    /// The most bytes of entries one batch may hold, counting each entry as its op's length
+    /// plus [`BATCH_ENTRY_OVERHEAD`] (`None`: no bound but the batch's op count). A store whose
+    /// batches go into messages of bounded size says so, and the sequencer cuts batches to fit.
+    fn max_batch_bytes(&self) -> Option<usize> {
+        None
+    }
 }
+
+/// What one entry adds to a batch beyond its op's bytes, for [`Store::max_batch_bytes`]: the
+/// entry's header (21 bytes) and a store's framing of it, rounded up.
+pub const BATCH_ENTRY_OVERHEAD: usize = 64;

@@ -9,11 +9,16 @@
 //!   **signed by the relay's key** (the relay cannot sign for a plain client). It is forwarded to
 //!   the room only once its receipt says it is sequenced and stored; the topic is the room's
 //!   durable record, so a bridged room has no rows in the room store.
+//! - Several frontends of a cluster sign the room's ops with the one relay key, so two of them
+//!   may pick the same counter, or one a counter below what the other just sequenced. Such an op
+//!   is refused (`COUNTER_REUSED`, `COUNTER_STALE`) and nothing of it is stored: the bridge
+//!   signs the update again with a counter above every relay counter it has seen in the topic
+//!   and the clock, and publishes it again ([`MAX_COUNTER_RACES`] times at most).
 
 use std::collections::HashSet;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, Notify};
 
@@ -21,6 +26,7 @@ use super::room::guarded;
 use crate::doc::{decode_update_body, sign_update, Doc, MAX_SIGNED_UPDATE_LEN, UPDATE_KIND};
 use crate::entry::Entry;
 use crate::error::{Error, Result};
+use crate::identity::AgentId;
 use crate::op::OpId;
 use crate::relay::reply::ReplyTo;
 use crate::relay::sequencer::PublishRequest;
@@ -29,6 +35,12 @@ use crate::wire::{Body, Frame};
 
 /// Entries read per step when following the topic.
 const READ_BATCH: usize = 256;
+/// Most times one update is signed again after losing a counter race to another frontend.
+pub(crate) const MAX_COUNTER_RACES: u32 = 40;
+/// The pause before the first retry of a lost counter race; it doubles up to
+/// [`COUNTER_RACE_PAUSE_MAX`], so that the other frontend's entry can reach this one's hub.
+const COUNTER_RACE_PAUSE: Duration = Duration::from_millis(2);
+const COUNTER_RACE_PAUSE_MAX: Duration = Duration::from_millis(500);
 
 /// The topic side of a bridged room.
 pub(crate) struct Bridge {
@@ -40,8 +52,10 @@ pub(crate) struct Bridge {
     cursor: u64,
     /// Ops this room published and has not yet seen come back.
     own: HashSet<OpId>,
-    /// The relay's last counter in this topic.
+    /// The highest relay counter this bridge used or saw in the topic.
     counter: u64,
+    /// The relay's agent id (the author of the ops this bridge publishes).
+    relay: AgentId,
     reply: ReplyTo,
     answers: mpsc::Receiver<Vec<u8>>,
 }
@@ -63,6 +77,7 @@ impl Bridge {
     pub(crate) fn new(shared: Arc<Shared>, topic: String) -> Self {
         let wake = Arc::new(Notify::new());
         let _ = shared.hub.watch(&topic, &wake);
+        let relay = shared.identity.agent_id();
         let (frames, answers) = mpsc::channel(1024);
         let reply = ReplyTo {
             frames,
@@ -76,6 +91,7 @@ impl Bridge {
             cursor: 0,
             own: HashSet::new(),
             counter: 0,
+            relay,
             reply,
             answers,
         }
@@ -96,6 +112,9 @@ impl Bridge {
                     continue;
                 };
                 let op = entry.op();
+                if *op.author() == self.relay {
+                    self.counter = self.counter.max(op.counter());
+                }
                 if op.kind() != UPDATE_KIND {
                     continue;
                 }
@@ -118,44 +137,55 @@ impl Bridge {
     }
 
     async fn read(&self) -> Result<Vec<(u64, Arc<[u8]>)>> {
-        match self.shared.hub.read(&self.topic, self.cursor, READ_BATCH) {
-            Ok((entries, _)) => Ok(entries.into_iter().map(|e| (e.seq, e.bytes)).collect()),
-            Err(head) => {
-                // Only below the hub's head: storage may hold committed entries not yet
-                // durable, which nothing may show before they are.
-                let pool = self.shared.reader.clone();
-                let topic = self.topic.clone();
-                let cursor = self.cursor;
-                let limit = head.saturating_sub(cursor).min(READ_BATCH as u64) as usize;
-                let rows = tokio::task::spawn_blocking(move || pool.entries(&topic, cursor, limit))
-                    .await
-                    .map_err(|e| Error::Unavailable(format!("topic read task: {e}")))??;
-                Ok(rows
-                    .into_iter()
-                    .map(|(seq, bytes)| (seq, Arc::from(bytes)))
-                    .collect())
-            }
-        }
+        read_topic(&self.shared, &self.topic, self.cursor).await
     }
 
     /// Publishes `updates` to the topic, signed by the relay, and waits until every one is
-    /// sequenced and stored (its receipt).
+    /// sequenced and stored (its receipt). An update that lost a counter race to another
+    /// frontend is signed again with a higher counter and published again.
     pub(crate) async fn publish(&mut self, updates: &[Vec<u8>]) -> Result<()> {
-        if self
-            .shared
-            .stopping
-            .load(std::sync::atomic::Ordering::Acquire)
-        {
-            return Err(Error::Unavailable("the relay is shutting down".into()));
+        let mut waiting: Vec<usize> = (0..updates.len()).collect();
+        let mut pause = COUNTER_RACE_PAUSE;
+        for race in 0..=MAX_COUNTER_RACES {
+            if self
+                .shared
+                .stopping
+                .load(std::sync::atomic::Ordering::Acquire)
+            {
+                return Err(Error::Unavailable("the relay is shutting down".into()));
+            }
+            if race > 0 {
+                // Let the winner's entry reach this frontend, then count above it.
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(COUNTER_RACE_PAUSE_MAX);
+                self.counter = self.counter.max(self.last_relay_counter().await?);
+            }
+            waiting = self.publish_once(updates, &waiting).await?;
+            if waiting.is_empty() {
+                return Ok(());
+            }
+            tracing::debug!(topic = %self.topic, lost = waiting.len(), race, "counter race lost");
         }
-        for (i, update) in updates.iter().enumerate() {
+        Err(Error::Unavailable(format!(
+            "publishing to the topic failed: {} updates lost {MAX_COUNTER_RACES} counter races",
+            waiting.len()
+        )))
+    }
+
+    /// Signs and publishes `updates[i]` for each `i` of `which`, then waits for every answer;
+    /// returns the indexes refused for their counter (nothing of them was stored).
+    async fn publish_once(&mut self, updates: &[Vec<u8>], which: &[usize]) -> Result<Vec<usize>> {
+        let mut sent = Vec::with_capacity(which.len());
+        for &i in which {
             // Counters must increase across restarts too: wall-clock microseconds, or the next.
             self.counter = (self.counter + 1).max(now_ms().saturating_mul(1000));
             let identity = self.shared.identity.clone();
             let (topic, counter) = (self.topic.clone(), self.counter);
-            let op = guarded(|| sign_update(&identity, &topic, counter, now_ms(), update))
+            let op = guarded(|| sign_update(&identity, &topic, counter, now_ms(), &updates[i]))
                 .unwrap_or_else(|| Err(Error::BadUpdate("signing panicked".into())))?;
-            self.own.insert(op.id());
+            let id = op.id();
+            self.own.insert(id);
+            sent.push(id);
             self.shared.sequencer.submit(PublishRequest {
                 op,
                 request_id: i as u32,
@@ -163,27 +193,92 @@ impl Bridge {
                 received_at: Instant::now(),
             })?;
         }
-        for _ in updates {
+        let mut lost = Vec::new();
+        let mut failure = None;
+        for _ in which {
             let bytes = self
                 .answers
                 .recv()
                 .await
                 .ok_or_else(|| Error::Unavailable("the sequencer went away".into()))?;
-            match Frame::decode(&bytes)?.body {
+            let frame = Frame::decode(&bytes)?;
+            let i = frame.request_id as usize;
+            match frame.body {
                 Body::Receipt { .. } => {}
+                Body::Error { code, .. }
+                    if matches!(code.as_str(), "COUNTER_REUSED" | "COUNTER_STALE") =>
+                {
+                    if let Some(at) = which.iter().position(|&w| w == i) {
+                        self.own.remove(&sent[at]);
+                        lost.push(i);
+                    }
+                }
                 Body::Error { code, message } => {
-                    return Err(Error::Unavailable(format!(
-                        "publishing to the topic failed: {code}: {message}"
-                    )))
+                    failure.get_or_insert_with(|| {
+                        Error::Unavailable(format!(
+                            "publishing to the topic failed: {code}: {message}"
+                        ))
+                    });
                 }
                 other => {
-                    return Err(Error::Unavailable(format!(
-                        "unexpected answer from the sequencer: {other:?}"
-                    )))
+                    failure.get_or_insert_with(|| {
+                        Error::Unavailable(format!(
+                            "unexpected answer from the sequencer: {other:?}"
+                        ))
+                    });
                 }
             }
         }
-        Ok(())
+        match failure {
+            Some(error) => Err(error),
+            None => {
+                lost.sort_unstable();
+                Ok(lost)
+            }
+        }
+    }
+
+    /// The highest counter of the relay's ops in the topic past the cursor (not yet applied),
+    /// as far as this frontend holds them.
+    async fn last_relay_counter(&self) -> Result<u64> {
+        let mut highest = 0;
+        let mut at = self.cursor;
+        loop {
+            let entries = read_topic(&self.shared, &self.topic, at).await?;
+            let Some((last, _)) = entries.last() else {
+                return Ok(highest);
+            };
+            at = last + 1;
+            for (_, bytes) in &entries {
+                if let Ok(entry) = Entry::decode_unverified(bytes) {
+                    let op = entry.op();
+                    if *op.author() == self.relay {
+                        highest = highest.max(op.counter());
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Up to [`READ_BATCH`] entries of `topic` from seq `from`, as far as they are durable.
+async fn read_topic(shared: &Arc<Shared>, topic: &str, from: u64) -> Result<Vec<(u64, Arc<[u8]>)>> {
+    match shared.hub.read(topic, from, READ_BATCH) {
+        Ok((entries, _)) => Ok(entries.into_iter().map(|e| (e.seq, e.bytes)).collect()),
+        Err(head) => {
+            // Only below the hub's head: storage may hold committed entries not yet durable,
+            // which nothing may show before they are.
+            let pool = shared.reader.clone();
+            let topic = topic.to_owned();
+            let limit = head.saturating_sub(from).min(READ_BATCH as u64) as usize;
+            let rows = tokio::task::spawn_blocking(move || pool.entries(&topic, from, limit))
+                .await
+                .map_err(|e| Error::Unavailable(format!("topic read task: {e}")))??;
+            Ok(rows
+                .into_iter()
+                .map(|(seq, bytes)| (seq, Arc::from(bytes)))
+                .collect())
+        }
     }
 }
 

@@ -372,6 +372,26 @@ pub(crate) struct RoomQuery {
     topic: Option<String>,
 }
 
+/// The prefix of the topics that hold the plain rooms of a cluster ([`cluster_room_topic`]).
+pub const CLUSTER_ROOM_PREFIX: &str = "yjs/";
+
+/// The topic that holds plain room `name` on a cluster (`--store nats://…`): `yjs/<name>`, or,
+/// for a name too long for that to be a topic, `yjs#` and the name's SHA-256 in hex.
+///
+/// Every frontend of a cluster serves a plain room as a room bridged to this topic: its updates
+/// are sequenced in the replicated log, so two frontends' connections to one room share one
+/// document, and the room outlives any frontend. Rooms of the embedded store are unchanged.
+pub fn cluster_room_topic(name: &str) -> String {
+    if CLUSTER_ROOM_PREFIX.len() + name.len() <= crate::op::MAX_TOPIC_LEN {
+        format!("{CLUSTER_ROOM_PREFIX}{name}")
+    } else {
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(name.as_bytes());
+        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        format!("yjs#{hex}")
+    }
+}
+
 /// The registry key of a room: its name, or `?topic=<topic>` when bridged (every room bridged
 /// to one topic is that topic's document). `BRIDGE_NOT_ALLOWED` for a topic the configuration
 /// does not let rooms bridge to.
@@ -389,9 +409,23 @@ fn room_key(name: &str, topic: Option<&str>, config: &Config) -> Result<String> 
     }
 }
 
+/// The registry key and the bridged topic of a connection to room `name` with `?topic=` value
+/// `topic`. On a cluster a plain room is bridged to its [`cluster_room_topic`], which needs no
+/// `yjs_bridge` permission: it is the room's own record, not a topic the user named.
+fn room_of(name: &str, topic: Option<String>, shared: &Shared) -> Result<(String, Option<String>)> {
+    match topic {
+        None if shared.cluster.is_some() => {
+            validate_room_name(name)?;
+            let topic = cluster_room_topic(name);
+            Ok((format!("?topic={topic}"), Some(topic)))
+        }
+        topic => Ok((room_key(name, topic.as_deref(), &shared.config)?, topic)),
+    }
+}
+
 async fn serve(socket: WebSocket, shared: &Arc<Shared>, name: String, topic: Option<String>) {
     let (mut sink, mut stream) = socket.split();
-    let joined = room_key(&name, topic.as_deref(), &shared.config).and_then(|key| {
+    let joined = room_of(&name, topic, shared).and_then(|(key, topic)| {
         let bridge = topic.map(|topic| (shared.clone(), topic));
         shared
             .yjs
