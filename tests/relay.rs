@@ -206,7 +206,7 @@ async fn a_data_directory_keeps_the_relay_key_its_log_is_signed_with() {
     // Another key file over the same log is refused before anything is served.
     let other_key = data.join("other.key");
     std::fs::write(&other_key, format!("{}\n", "07".repeat(32))).unwrap();
-    let mut config = ants_coord::relay::Config::ephemeral(data.clone());
+    let mut config = test_config(data.clone());
     config.key = Some(other_key);
     let Err(error) = ants_coord::relay::start(config).await else {
         panic!("a relay started over another key's log");
@@ -221,7 +221,7 @@ async fn a_data_directory_keeps_the_relay_key_its_log_is_signed_with() {
 
     // A missing key file is not replaced by a new key: refused, and nothing is created.
     let lost_key = data.join("lost.key");
-    let mut config = ants_coord::relay::Config::ephemeral(data.clone());
+    let mut config = test_config(data.clone());
     config.key = Some(lost_key.clone());
     let Err(error) = ants_coord::relay::start(config).await else {
         panic!("a relay made a new key for an existing log");

@@ -39,6 +39,40 @@ struct Node {
 pub struct NatsCluster {
     dir: PathBuf,
     nodes: Vec<Node>,
+    /// Each server runs under a shell that stops it when this process ends (see
+    /// [`shared_store_url`]); `kill` then stops the shell only.
+    tied: bool,
+}
+
+/// A store URL on a cluster shared by every test of this test binary (started on first use),
+/// in a namespace of its own for the data directory `data`: a relay restarted over the same
+/// directory finds its log again, and relays over other directories do not see it. The
+/// servers stop when the test process exits, however it exits.
+///
+/// For `ANTS_TEST_STORE=nats`, which runs the relay suites on the JetStream store
+/// (`tests/common/relay.rs`).
+pub fn shared_store_url(data: &Path) -> String {
+    use std::hash::{Hash, Hasher};
+    static URL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let url = URL.get_or_init(|| {
+        // Started on a thread of its own: the caller may be inside a runtime.
+        std::thread::spawn(|| {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            let cluster = runtime.block_on(NatsCluster::start_tied("shared"));
+            let url = cluster.url();
+            // Never dropped: its servers end with the process.
+            std::mem::forget(cluster);
+            url
+        })
+        .join()
+        .expect("start the shared nats cluster")
+    });
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    data.hash(&mut hasher);
+    format!("{url}?namespace=t{:016x}", hasher.finish())
 }
 
 /// `count` ports that were free a moment ago (all bound at once, so they are distinct).
@@ -74,8 +108,17 @@ impl NatsCluster {
     /// server binds it (other tests start clusters at the same time): a server that exits
     /// while starting makes the whole cluster start again on new ports, up to 5 times.
     pub async fn start(name: &str) -> NatsCluster {
+        Self::start_with(name, false).await
+    }
+
+    /// Like [`NatsCluster::start`], with servers that stop when this process ends.
+    async fn start_tied(name: &str) -> NatsCluster {
+        Self::start_with(name, true).await
+    }
+
+    async fn start_with(name: &str, tied: bool) -> NatsCluster {
         for attempt in 1..=5 {
-            match NatsCluster::try_start(name, attempt).await {
+            match NatsCluster::try_start(name, attempt, tied).await {
                 Ok(cluster) => return cluster,
                 Err(exited) if attempt < 5 => {
                     eprintln!("nats cluster {name}: {exited} exited while starting (a port taken?); again on new ports");
@@ -88,7 +131,7 @@ impl NatsCluster {
         unreachable!("the last attempt returns or panics")
     }
 
-    async fn try_start(name: &str, attempt: u32) -> Result<NatsCluster, String> {
+    async fn try_start(name: &str, attempt: u32, tied: bool) -> Result<NatsCluster, String> {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
@@ -122,7 +165,7 @@ impl NatsCluster {
                 child: None,
             });
         }
-        let mut cluster = NatsCluster { dir, nodes };
+        let mut cluster = NatsCluster { dir, nodes, tied };
         for i in 0..3 {
             cluster.spawn(i);
         }
@@ -186,14 +229,30 @@ impl NatsCluster {
     fn spawn(&mut self, i: usize) {
         let node = &mut self.nodes[i];
         assert!(node.child.is_none(), "{} already running", node.name);
-        let child = Command::new(nats_server_binary())
-            .arg("-c")
-            .arg(&node.config)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start nats-server");
+        let child = if self.tied {
+            // The shell ends with the server; its background reader kills the server when
+            // this process's end of the stdin pipe closes (at exit, even by a signal).
+            Command::new("sh")
+                .arg("-c")
+                // (A background job's stdin is /dev/null: the pipe is read through fd 3.)
+                .arg(r#"exec 3<&0; "$0" -c "$1" & pid=$!; (read _ <&3; kill -9 $pid) & wait $pid"#)
+                .arg(nats_server_binary())
+                .arg(&node.config)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start nats-server")
+        } else {
+            Command::new(nats_server_binary())
+                .arg("-c")
+                .arg(&node.config)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start nats-server")
+        };
         node.child = Some(child);
     }
 

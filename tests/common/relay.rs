@@ -29,14 +29,40 @@ pub fn temp_dir(name: &str) -> PathBuf {
     dir
 }
 
-/// Starts a relay over `data`.
-pub async fn start_relay(data: PathBuf) -> RelayHandle {
-    relay::start(Config::ephemeral(data)).await.unwrap()
+/// The configuration tests start a relay over `data` with: [`Config::ephemeral`] on the
+/// embedded store, or, with `ANTS_TEST_STORE=nats` (and feature `nats`), as a frontend on a
+/// JetStream cluster shared by the test binary, in a namespace of the data directory's own
+/// (`scripts/test.sh` runs the relay suites both ways).
+pub fn test_config(data: PathBuf) -> Config {
+    #[allow(unused_mut)]
+    let mut config = Config::ephemeral(data);
+    #[cfg(feature = "nats")]
+    if on_nats() {
+        config.store = Some(super::nats::shared_store_url(&config.data));
+    }
+    config
 }
 
-/// Starts a relay over `data` with `tweak` applied to its config.
+/// Whether this run puts the relays of the suites on the JetStream store (`ANTS_TEST_STORE`
+/// is `nats`; anything else but unset or `sqlite` is refused).
+pub fn on_nats() -> bool {
+    match std::env::var("ANTS_TEST_STORE").as_deref() {
+        Err(_) | Ok("" | "sqlite") => false,
+        Ok("nats") if cfg!(feature = "nats") => true,
+        Ok(other) => {
+            panic!("ANTS_TEST_STORE={other:?}: expected sqlite, or nats with feature nats")
+        }
+    }
+}
+
+/// Starts a relay over `data` ([`test_config`]).
+pub async fn start_relay(data: PathBuf) -> RelayHandle {
+    relay::start(test_config(data)).await.unwrap()
+}
+
+/// Starts a relay over `data` with `tweak` applied to its config ([`test_config`]).
 pub async fn start_relay_with(data: PathBuf, tweak: impl FnOnce(&mut Config)) -> RelayHandle {
-    let mut config = Config::ephemeral(data);
+    let mut config = test_config(data);
     tweak(&mut config);
     relay::start(config).await.unwrap()
 }

@@ -13,6 +13,9 @@ use super::subject::token_of_topic;
 use super::{unavailable, JetStreamConfig};
 use crate::error::{Error, Result};
 
+/// The heads bucket's key of the relay key record (no topic token has a `.`).
+const RELAY_KEY_RECORD: &str = "relay.key";
+
 /// A value read from a bucket with its revision (the bucket stream's sequence of the write):
 /// pass the revision back to a compare-and-set.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -199,20 +202,41 @@ impl Buckets {
             .transpose()
     }
 
+    /// The relay key the cluster's log is bound to ([`Buckets::bind_relay_key`]), if any yet.
+    /// `UNAVAILABLE` without quorum or for a record that is not an agent id.
+    pub async fn recorded_relay_key(&self) -> Result<Option<crate::identity::AgentId>> {
+        read_latest(&self.heads, RELAY_KEY_RECORD)
+            .await?
+            .map(|stored| {
+                crate::identity::AgentId::from_bytes(&stored.value).map_err(|_| {
+                    Error::Unavailable(format!(
+                        "the cluster's relay key record is not an agent id: {:?}",
+                        stored.value
+                    ))
+                })
+            })
+            .transpose()
+    }
+
     /// Binds the cluster to the relay key `relay`: the first frontend records it (in the heads
     /// bucket under `relay.key`, a key no topic token can be: tokens have no `.`), every later
     /// one must bring the same key. `BAD_INPUT` naming the recorded key otherwise: a frontend
     /// with another key would sign the relay's log under a key its clients have not pinned.
     /// `UNAVAILABLE` without quorum.
     pub async fn bind_relay_key(&self, relay: &crate::identity::AgentId) -> Result<()> {
-        const KEY: &str = "relay.key";
         let mine = relay.as_bytes().to_vec();
-        let recorded = match self.heads.create(KEY, mine.clone().into()).await {
+        let recorded = match self
+            .heads
+            .create(RELAY_KEY_RECORD, mine.clone().into())
+            .await
+        {
             Ok(_) => return Ok(()),
             Err(e) if e.kind() == CreateErrorKind::AlreadyExists => {
-                read_latest(&self.heads, KEY).await?.ok_or_else(|| {
-                    Error::Unavailable("relay key record exists but cannot be read".into())
-                })?
+                read_latest(&self.heads, RELAY_KEY_RECORD)
+                    .await?
+                    .ok_or_else(|| {
+                        Error::Unavailable("relay key record exists but cannot be read".into())
+                    })?
             }
             Err(e) => return Err(unavailable("bind relay key", e)),
         };

@@ -16,7 +16,9 @@
 //!   and hub; the hub has no other source ([`FanOut::Followed`]), and a receipt waits (at most
 //!   [`RECEIPT_PATIENCE`]) until the follower applied its entry.
 //!
-//! Yjs rooms stay local to each frontend (their own database in `--data`).
+//! Yjs rooms are shared: a plain room is served bridged to its topic `yjs/<room>`
+//! ([`crate::relay::yjs::cluster_room_topic`]), so every frontend's connections to a room edit
+//! one document, kept in the log.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -47,8 +49,9 @@ impl ClusterLink for Follower {
     }
 }
 
-/// Starts a frontend on the cluster `url` names: key and Yjs rooms from `config.data`, the read
-/// mirror rebuilt there from the stream, the sequencer on the stream, then serves.
+/// Starts a frontend on the cluster `url` names: the relay key (checked against the cluster's
+/// before a missing key file could be made anew), the read mirror rebuilt in `config.data` from
+/// the stream, the sequencer on the stream, then serves.
 ///
 /// Errors: `BAD_INPUT` for a bad URL or configuration; `UNAVAILABLE` when the cluster does not
 /// answer or the mirror cannot be written.
@@ -57,7 +60,29 @@ pub(crate) async fn start(config: Config, url: &str) -> Result<RelayHandle> {
     std::fs::create_dir_all(&config.data).map_err(|e| {
         Error::Unavailable(format!("data directory {}: {e}", config.data.display()))
     })?;
-    let identity = Arc::new(key::load_or_create(&config.key_path())?);
+    let key_path = config.key_path();
+    // The key is checked against the cluster before anything else: a frontend whose key file
+    // is missing must not make a new key (and leave it behind) for a log signed by another.
+    let (store, identity) = {
+        let cluster = cluster.clone();
+        tokio::task::spawn_blocking(move || {
+            let store = JetStreamStore::connect(cluster)?;
+            if !key_path.exists() {
+                if let Some(owner) = store.recorded_relay_key()? {
+                    return Err(Error::BadInput(format!(
+                        "relay key file {} does not exist, and this cluster's log is signed by \
+                         relay key {owner}: copy that key file to this frontend",
+                        key_path.display()
+                    )));
+                }
+            }
+            let identity = Arc::new(key::load_or_create(&key_path)?);
+            store.bind_relay_key(&identity.agent_id())?;
+            Ok::<_, Error>((store, identity))
+        })
+        .await
+        .map_err(|e| Error::Unavailable(format!("frontend start: {e}")))??
+    };
     let Parts {
         metrics,
         rooms,
@@ -86,8 +111,6 @@ pub(crate) async fn start(config: Config, url: &str) -> Result<RelayHandle> {
             mirror_path.clone(),
         );
         tokio::task::spawn_blocking(move || {
-            let store = JetStreamStore::connect(cluster.clone())?;
-            store.bind_relay_key(&identity.agent_id())?;
             let mirror = Mirror::rebuild(&path, &identity.agent_id(), storage)?;
             let follower = Follower::start(cluster, mirror, hub)?;
             let sequencer = sequencer::start(store, identity, audience, tuning, rules)?;

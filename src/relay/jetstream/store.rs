@@ -206,6 +206,12 @@ impl JetStreamStore {
         &self.log
     }
 
+    /// The relay key the cluster's log is bound to, if any yet
+    /// ([`Buckets::recorded_relay_key`]).
+    pub fn recorded_relay_key(&self) -> Result<Option<AgentId>> {
+        self.runtime.block_on(self.buckets.recorded_relay_key())
+    }
+
     /// Binds the cluster to the relay key `relay` ([`Buckets::bind_relay_key`]). `BAD_INPUT`
     /// when the cluster's log belongs to another relay key.
     pub fn bind_relay_key(&self, relay: &AgentId) -> Result<()> {
