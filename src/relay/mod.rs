@@ -101,6 +101,10 @@ pub(crate) trait ClusterLink: Send + Sync + std::fmt::Debug {
     fn connected(&self) -> bool;
     /// Stops following the cluster (at shutdown, after the sequencer drained).
     fn stop(&self);
+    /// What carries Yjs room awareness to the other frontends (`None`: it stays on this one).
+    fn awareness(&self) -> Option<Arc<dyn yjs::AwarenessBus>> {
+        None
+    }
 }
 
 /// Whether a read failed because the peer's message was over `max_message_size`/`max_frame_size`.

@@ -1,5 +1,6 @@
 // Yjs rooms on a cluster (issue 23 §2): stock y-websocket providers connected to two different
-// frontends of one relay edit one document, and the room outlives the loss of a frontend. A
+// frontends of one relay edit one document and see each other's awareness, and the room
+// outlives the loss of a frontend. A
 // plain room on a cluster is kept in the replicated log (topic `yjs/<room>`), not on a
 // frontend's disk.
 import { test, after } from 'node:test';
@@ -68,6 +69,23 @@ test('providers on two frontends converge, and the room survives the loss of a f
   assert.equal([...text(a)].filter((c) => c === 'a').length, edits);
   assert.equal([...text(a)].filter((c) => c === 'b').length, edits);
   await until(() => b.doc.getMap('meta').get('title') === 'Notes', 'the map entry to reach B');
+
+  // Awareness crosses frontends too: states both ways, and a departure.
+  a.awareness.setLocalStateField('user', { name: 'alice' });
+  b.awareness.setLocalStateField('user', { name: 'bob' });
+  const nameIn = (provider, id) => provider.awareness.getStates().get(id)?.user?.name;
+  await until(() => nameIn(b, a.doc.clientID) === 'alice', 'alice to appear on frontend two');
+  await until(() => nameIn(a, b.doc.clientID) === 'bob', 'bob to appear on frontend one');
+  const e = connect(one.yjs, room);
+  await until(() => e.synced, 'a third provider on frontend one to sync');
+  // A newcomer learns who is on the other frontend (its room asks the others on opening, and
+  // hears their renewals).
+  await until(() => nameIn(e, b.doc.clientID) === 'bob', 'the newcomer to see bob');
+  e.awareness.setLocalStateField('user', { name: 'eve' });
+  const eve = e.doc.clientID;
+  await until(() => nameIn(b, eve) === 'eve', 'eve to appear on frontend two');
+  destroy(e);
+  await until(() => !b.awareness.getStates().has(eve), 'eve to leave frontend two');
 
   // Frontend one dies; the room lives on in the cluster: a newcomer on frontend two gets every
   // edit, and editing goes on there.

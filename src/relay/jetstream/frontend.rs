@@ -23,6 +23,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::awareness::NatsAwareness;
 use super::follower::Follower;
 use super::mirror::{Mirror, MIRROR_FILE};
 use super::{JetStreamConfig, JetStreamStore};
@@ -30,22 +31,35 @@ use crate::error::{Error, Result};
 use crate::relay::durable::{Audience, FanOut};
 use crate::relay::sequencer;
 use crate::relay::store::ReadPool;
+use crate::relay::yjs::AwarenessBus;
 use crate::relay::{key, listen, ClusterLink, Config, Parts, RelayHandle, Started};
 
 /// The longest a batch's receipts wait for this frontend's follower to apply its entries.
 pub const RECEIPT_PATIENCE: Duration = Duration::from_secs(10);
 
-impl ClusterLink for Follower {
+/// What a frontend's server holds of its cluster: the follower (its health says the
+/// frontend's) and the bus that carries room awareness between frontends.
+#[derive(Debug)]
+struct FrontendLink {
+    follower: Follower,
+    awareness: Arc<NatsAwareness>,
+}
+
+impl ClusterLink for FrontendLink {
     fn problem(&self) -> Option<String> {
-        self.status().problem()
+        self.follower.status().problem()
     }
 
     fn connected(&self) -> bool {
-        self.status().connected()
+        self.follower.status().connected()
     }
 
     fn stop(&self) {
-        Follower::stop(self);
+        self.follower.stop();
+    }
+
+    fn awareness(&self) -> Option<Arc<dyn AwarenessBus>> {
+        Some(self.awareness.clone())
     }
 }
 
@@ -92,6 +106,7 @@ pub(crate) async fn start(config: Config, url: &str) -> Result<RelayHandle> {
         rules,
         storage,
     } = Parts::new(&config)?;
+    let awareness = NatsAwareness::connect(&cluster).await?;
     let mirror_path = config.data.join(MIRROR_FILE);
     let started = std::time::Instant::now();
     let audience = Audience {
@@ -134,7 +149,10 @@ pub(crate) async fn start(config: Config, url: &str) -> Result<RelayHandle> {
         sequencer,
         storage,
         agents,
-        cluster: Some(Arc::new(follower)),
+        cluster: Some(Arc::new(FrontendLink {
+            follower,
+            awareness,
+        })),
     };
     listen(config, started).await
 }

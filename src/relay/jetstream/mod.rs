@@ -50,6 +50,7 @@
 //! such an append may still be committed later, when quorum returns, so the caller reloads the
 //! topic's last message before it decides again.
 
+pub mod awareness;
 mod buckets;
 pub mod follower;
 pub(crate) mod frontend;

@@ -69,6 +69,18 @@ pub use room::{
 };
 pub use store::YJS_DB_FILE;
 
+/// Carries the awareness (presence) messages of rooms between the frontends of a cluster: a
+/// frontend sends what its own connections announce and hears what the others' announce.
+/// Best effort, like awareness itself: a message that cannot be carried is dropped (a
+/// client's 15 s renewal sends its state again).
+pub trait AwarenessBus: Send + Sync + std::fmt::Debug {
+    /// Sends an awareness message of the room kept in `topic` to the other frontends.
+    fn send(&self, topic: &str, message: Bytes);
+    /// The awareness messages the other frontends send for the room kept in `topic`, until
+    /// the receiver is dropped.
+    fn follow(&self, topic: &str) -> mpsc::Receiver<Bytes>;
+}
+
 /// The path prefix of Yjs rooms: a room is served at `/yjs/<room>`.
 pub const YJS_PATH: &str = "/yjs";
 /// Longest room name, in bytes.

@@ -25,7 +25,7 @@ use tokio::sync::mpsc;
 
 use super::bridge::{Bridge, MAX_BRIDGED_UPDATE_LEN};
 use super::store::{RoomStore, RoomWrite};
-use super::{close_reason, Rooms};
+use super::{close_reason, AwarenessBus, Rooms};
 use crate::doc::{
     AwarenessEntry, AwarenessUpdate, Doc, DocSync, ProtocolMessage, MESSAGE_AWARENESS,
 };
@@ -182,6 +182,9 @@ struct Room {
     awareness_per_connection: usize,
     /// Messages to send once the batch is committed.
     out: Vec<(Target, Bytes)>,
+    /// On a cluster: the bus to the other frontends' connections to this room, and the topic
+    /// that keeps the room.
+    bus: Option<(Arc<dyn AwarenessBus>, String)>,
 }
 
 /// Opens a stored room, or a bridged room from its topic's entries.
@@ -216,6 +219,11 @@ pub(crate) async fn run(
     bridge: Option<(Arc<Shared>, String)>,
     awareness_per_connection: usize,
 ) {
+    let bus = bridge.as_ref().and_then(|(shared, topic)| {
+        let bus = shared.cluster.as_ref()?.awareness()?;
+        Some((bus, topic.clone()))
+    });
+    let mut remote = bus.as_ref().map(|(bus, topic)| bus.follow(topic));
     let (doc, since_snapshot, bridge) = match open(&rooms, &name, bridge).await {
         Ok(found) => found,
         Err(error) => {
@@ -250,6 +258,7 @@ pub(crate) async fn run(
         awareness_clients: 0,
         awareness_per_connection,
         out: Vec::new(),
+        bus,
     };
     let mut tick = tokio::time::interval(AWARENESS_TICK);
     tick.tick().await;
@@ -261,6 +270,11 @@ pub(crate) async fn run(
             },
             _ = tick.tick() => {
                 let _ = room.sync.tick(now_ms());
+                continue;
+            }
+            message = remote_awareness(&mut remote) => {
+                room.receive_remote(&message);
+                room.deliver();
                 continue;
             }
             () = topic_entries(&topic_wake) => {
@@ -310,6 +324,18 @@ pub(crate) async fn run(
     tracing::debug!(room = %room.name, "room closed");
     room.rooms.metrics.room_closed();
     room.rooms.task_ended();
+}
+
+/// The next awareness message from the other frontends of a cluster (never without a bus, nor
+/// after the bus stopped).
+async fn remote_awareness(remote: &mut Option<mpsc::Receiver<Bytes>>) -> Bytes {
+    if let Some(receiver) = remote {
+        if let Some(message) = receiver.recv().await {
+            return message;
+        }
+    }
+    *remote = None;
+    std::future::pending().await
 }
 
 /// Resolves when the bridged topic has new entries (never for a plain room).
@@ -447,12 +473,17 @@ impl Room {
                 // Awareness goes back to its sender too, as the y-websocket server sends it:
                 // a stock client closes a socket that hears nothing for 30 s and counts on the
                 // echo of its own 15 s awareness renewal to hear something when alone.
-                let target = if message.first().map(|b| u64::from(*b)) == Some(MESSAGE_AWARENESS) {
+                let awareness = message.first().map(|b| u64::from(*b)) == Some(MESSAGE_AWARENESS);
+                let target = if awareness {
                     Target::All
                 } else {
                     Target::AllBut(conn)
                 };
-                self.out.push((target, Bytes::from(message)));
+                let message = Bytes::from(message);
+                if awareness {
+                    self.share(&message);
+                }
+                self.out.push((target, message));
             }
         }
         if let Some(member) = self.members.get_mut(&conn) {
@@ -573,8 +604,56 @@ impl Room {
         }
         let update = AwarenessUpdate { entries };
         let _ = self.sync.apply_awareness(&update, now_ms());
-        let message = ProtocolMessage::Awareness(update).encode();
-        self.out.push((Target::All, Bytes::from(message)));
+        let message = Bytes::from(ProtocolMessage::Awareness(update).encode());
+        self.share(&message);
+        self.out.push((Target::All, message));
+    }
+
+    /// Sends an awareness message of this frontend's connections to the other frontends.
+    fn share(&self, message: &Bytes) {
+        if let Some((bus, topic)) = &self.bus {
+            bus.send(topic, message.clone());
+        }
+    }
+
+    /// A message from another frontend's connections to this room: their awareness changes
+    /// (applied, within the room's bound on awareness clients, and sent to every connection
+    /// here), or a query for the states of this frontend's connections (answered on the bus).
+    fn receive_remote(&mut self, bytes: &[u8]) {
+        match ProtocolMessage::decode(bytes) {
+            Ok(ProtocolMessage::QueryAwareness) => {
+                let ids: BTreeSet<u64> = self
+                    .members
+                    .values()
+                    .flat_map(|member| member.controlled.iter().copied())
+                    .collect();
+                if ids.is_empty() {
+                    return;
+                }
+                let ids: Vec<u64> = ids.into_iter().collect();
+                let mut states = self.sync.awareness().encode(Some(&ids));
+                states.entries.retain(|entry| entry.state.is_some());
+                if !states.entries.is_empty() {
+                    self.share(&Bytes::from(ProtocolMessage::Awareness(states).encode()));
+                }
+            }
+            Ok(ProtocolMessage::Awareness(update)) => {
+                let ids: Vec<u64> = update.entries.iter().map(|e| e.client_id).collect();
+                let known = self.sync.awareness().encode(Some(&ids)).entries.len();
+                let new = ids.len().saturating_sub(known);
+                if self.awareness_clients + new > MAX_ROOM_AWARENESS_CLIENTS {
+                    self.forget_departed();
+                }
+                if self.awareness_clients + new > MAX_ROOM_AWARENESS_CLIENTS {
+                    tracing::debug!(room = %self.name, "remote awareness over the room's bound");
+                    return;
+                }
+                self.awareness_clients += new;
+                let _ = self.sync.apply_awareness(&update, now_ms());
+                self.out.push((Target::All, Bytes::copy_from_slice(bytes)));
+            }
+            _ => tracing::debug!(room = %self.name, "not an awareness message from the bus"),
+        }
     }
 
     /// After a panic inside yrs: the document again from the store plus this batch's accepted
