@@ -745,6 +745,28 @@ async fn bridging_is_off_unless_the_relay_allows_the_topic() {
     YClient::joined(&base, "notes?topic=doc-notes").await;
     refused(YClient::connect(&base, "notes?topic=tasks").await).await;
     relay.shutdown().await.unwrap();
+
+    // An owned topic is never bridged, whatever the prefixes allow: the room's plain clients
+    // hold no capability, and the bridge would read and write it for them.
+    let relay = start_relay_with(temp_dir("yjs-bridge-owned"), |config| {
+        config.yjs_bridge = vec![String::new()];
+    })
+    .await;
+    let base = yjs_base(&relay);
+    let owned = format!("@{}/doc", identity(1).agent_id());
+    match YClient::connect(&base, &format!("notes?topic={owned}"))
+        .await
+        .next()
+        .await
+    {
+        Err(Some((code, reason))) => {
+            assert_eq!(code, 1008);
+            assert!(reason.starts_with("NOT_AUTHORIZED"), "{reason}");
+        }
+        other => panic!("expected a close, got {other:?}"),
+    }
+    YClient::joined(&base, "notes?topic=doc-open").await;
+    relay.shutdown().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

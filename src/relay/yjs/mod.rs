@@ -36,7 +36,8 @@
 //! - Bridge (`bridge.rs`): `/yjs/<room>?topic=<topic>` joins the document of an ants-coord topic
 //!   instead: signed `doc.update` entries flow into the room, plain clients' updates are
 //!   published to the topic signed by the relay's key. Every room bridged to one topic shares one
-//!   document, whose durable record is the topic.
+//!   document, whose durable record is the topic. An owned topic (`@<agent id>/…`) is never
+//!   bridged (close 1008 `NOT_AUTHORIZED`): plain clients hold no capability.
 //!
 //! Plain Yjs clients are not authenticated: a room is as trustworthy as the relay (see
 //! PROTOCOL.md 8.7).
@@ -416,6 +417,14 @@ fn room_key(name: &str, topic: Option<&str>, config: &Config) -> Result<String> 
             if !config.may_bridge(topic) {
                 return Err(Error::BridgeNotAllowed(topic.to_owned()));
             }
+            // Plain Yjs clients hold no capability, and the bridge reads and signs for them:
+            // an owned topic bridged would be open to anyone who can reach the room.
+            if let Some(owner) = crate::capability::topic_owner(topic) {
+                return Err(Error::NotAuthorized(format!(
+                    "topic {topic:?} is owned by {owner}: a plain Yjs room cannot be bridged to \
+                     an owned topic"
+                )));
+            }
             Ok(format!("?topic={topic}"))
         }
     }
@@ -448,7 +457,10 @@ async fn serve(socket: WebSocket, shared: &Arc<Shared>, name: String, topic: Opt
         Ok(joined) => joined,
         Err(error) => {
             let code = match error {
-                Error::BadInput(_) | Error::BadTopic(_) | Error::BridgeNotAllowed(_) => 1008,
+                Error::BadInput(_)
+                | Error::BadTopic(_)
+                | Error::BridgeNotAllowed(_)
+                | Error::NotAuthorized(_) => 1008,
                 // Too many rooms open: RFC 6455 7.4.1 "try again later"; a stock provider does.
                 Error::LimitExceeded { .. } => 1013,
                 _ => 1011,
