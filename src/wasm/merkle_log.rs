@@ -86,8 +86,8 @@ impl JsMerkleLog {
     #[wasm_bindgen(js_name = consistencyProof, unchecked_return_type = "Uint8Array[]")]
     pub fn consistency_proof(
         &self,
-        #[wasm_bindgen(unchecked_param_type = "number")] old_size: &JsValue,
-        #[wasm_bindgen(unchecked_param_type = "number")] new_size: &JsValue,
+        #[wasm_bindgen(js_name = oldSize, unchecked_param_type = "number")] old_size: &JsValue,
+        #[wasm_bindgen(js_name = newSize, unchecked_param_type = "number")] new_size: &JsValue,
     ) -> Result<Array, JsValue> {
         let proof = self.0.consistency_proof(
             safe_u64("oldSize", old_size)?,

@@ -39,8 +39,9 @@ impl JsRelayComparison {
     #[wasm_bindgen(constructor)]
     pub fn new(
         #[wasm_bindgen(unchecked_param_type = "number")] relays: &JsValue,
-        #[wasm_bindgen(unchecked_param_type = "number")] deadline_ms: &JsValue,
-        #[wasm_bindgen(unchecked_param_type = "boolean")] expect_all: &JsValue,
+        #[wasm_bindgen(js_name = deadlineMs, unchecked_param_type = "number")]
+        deadline_ms: &JsValue,
+        #[wasm_bindgen(js_name = expectAll, unchecked_param_type = "boolean")] expect_all: &JsValue,
     ) -> Result<JsRelayComparison, JsValue> {
         Ok(JsRelayComparison(RelayComparison::new(
             relay_arg("relays", relays)?,
@@ -52,7 +53,7 @@ impl JsRelayComparison {
     /// We published `opId` (hex) to every relay.
     pub fn published(
         &mut self,
-        #[wasm_bindgen(unchecked_param_type = "string")] op_id_hex: &JsValue,
+        #[wasm_bindgen(js_name = opId, unchecked_param_type = "string")] op_id_hex: &JsValue,
     ) -> Result<(), JsValue> {
         self.0.published(op_id(op_id_hex)?);
         Ok(())
@@ -62,8 +63,8 @@ impl JsRelayComparison {
     pub fn acknowledged(
         &mut self,
         #[wasm_bindgen(unchecked_param_type = "number")] relay: &JsValue,
-        #[wasm_bindgen(unchecked_param_type = "string")] op_id_hex: &JsValue,
-        #[wasm_bindgen(unchecked_param_type = "number")] now_ms: &JsValue,
+        #[wasm_bindgen(js_name = opId, unchecked_param_type = "string")] op_id_hex: &JsValue,
+        #[wasm_bindgen(js_name = nowMs, unchecked_param_type = "number")] now_ms: &JsValue,
     ) -> Result<(), JsValue> {
         Ok(self.0.acknowledged(
             relay_arg("relay", relay)?,
@@ -76,8 +77,8 @@ impl JsRelayComparison {
     pub fn shown(
         &mut self,
         #[wasm_bindgen(unchecked_param_type = "number")] relay: &JsValue,
-        #[wasm_bindgen(unchecked_param_type = "string")] op_id_hex: &JsValue,
-        #[wasm_bindgen(unchecked_param_type = "number")] now_ms: &JsValue,
+        #[wasm_bindgen(js_name = opId, unchecked_param_type = "string")] op_id_hex: &JsValue,
+        #[wasm_bindgen(js_name = nowMs, unchecked_param_type = "number")] now_ms: &JsValue,
     ) -> Result<(), JsValue> {
         Ok(self.0.shown(
             relay_arg("relay", relay)?,
@@ -93,7 +94,7 @@ impl JsRelayComparison {
     )]
     pub fn tick(
         &mut self,
-        #[wasm_bindgen(unchecked_param_type = "number")] now_ms: &JsValue,
+        #[wasm_bindgen(js_name = nowMs, unchecked_param_type = "number")] now_ms: &JsValue,
     ) -> Result<JsValue, JsValue> {
         let found: Vec<JsDivergence> = self
             .0

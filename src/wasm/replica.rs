@@ -179,7 +179,7 @@ impl JsReplica {
     #[wasm_bindgen(constructor)]
     pub fn new(
         #[wasm_bindgen(unchecked_param_type = "string")] topic: &JsValue,
-        #[wasm_bindgen(unchecked_param_type = "ReplicaConfig | Uint8Array | undefined")]
+        #[wasm_bindgen(unchecked_optional_param_type = "ReplicaConfig | Uint8Array")]
         config: &JsValue,
     ) -> Result<JsReplica, JsValue> {
         let topic = string_arg("topic", topic)?;
@@ -244,7 +244,8 @@ impl JsReplica {
     pub fn on_compensation(
         &self,
         #[wasm_bindgen(unchecked_param_type = "string")] kind: &JsValue,
-        #[wasm_bindgen(unchecked_param_type = "Function")] handler: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "(event: CompensationEvent) => void")]
+        handler: JsValue,
     ) -> Result<(), JsValue> {
         let kind = string_arg("kind", kind)?;
         let handler: js_sys::Function = handler
@@ -396,13 +397,13 @@ impl JsReplica {
     }
 
     /// The seq of the next entry to apply.
-    #[wasm_bindgen(getter, js_name = nextSeq)]
+    #[wasm_bindgen(getter, js_name = nextSeq, unchecked_return_type = "U64")]
     pub fn next_seq(&self) -> JsValue {
         u64_value(self.state().next_seq())
     }
 
     /// The replica's clock: the largest relay time applied.
-    #[wasm_bindgen(getter, js_name = nowMs)]
+    #[wasm_bindgen(getter, js_name = nowMs, unchecked_return_type = "U64")]
     pub fn now_ms(&self) -> JsValue {
         u64_value(self.state().now_ms())
     }

@@ -370,7 +370,7 @@ impl JsSession {
     pub fn receive(
         &mut self,
         #[wasm_bindgen(unchecked_param_type = "Uint8Array")] bytes: &JsValue,
-        #[wasm_bindgen(unchecked_param_type = "number")] now_ms: &JsValue,
+        #[wasm_bindgen(js_name = nowMs, unchecked_param_type = "number")] now_ms: &JsValue,
     ) -> Result<(), JsValue> {
         Ok(self
             .0
@@ -382,7 +382,7 @@ impl JsSession {
     pub fn receive_batch(
         &mut self,
         #[wasm_bindgen(unchecked_param_type = "Uint8Array[]")] messages: &JsValue,
-        #[wasm_bindgen(unchecked_param_type = "number")] now_ms: &JsValue,
+        #[wasm_bindgen(js_name = nowMs, unchecked_param_type = "number")] now_ms: &JsValue,
     ) -> Result<(), JsValue> {
         let messages = bytes_array_arg("messages", messages)?;
         let refs: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
@@ -396,7 +396,7 @@ impl JsSession {
         #[wasm_bindgen(unchecked_param_type = "string")] topic: &JsValue,
         #[wasm_bindgen(unchecked_param_type = "number")] from: &JsValue,
         #[wasm_bindgen(unchecked_param_type = "boolean")] replica: &JsValue,
-        #[wasm_bindgen(unchecked_param_type = "ReplicaConfig | Uint8Array | undefined")]
+        #[wasm_bindgen(unchecked_optional_param_type = "ReplicaConfig | Uint8Array")]
         config: &JsValue,
     ) -> Result<(), JsValue> {
         let topic = string_arg("topic", topic)?;
@@ -440,7 +440,7 @@ impl JsSession {
         #[wasm_bindgen(unchecked_param_type = "string")] topic: &JsValue,
         #[wasm_bindgen(unchecked_param_type = "string")] kind: &JsValue,
         #[wasm_bindgen(unchecked_param_type = "Uint8Array")] body: &JsValue,
-        #[wasm_bindgen(unchecked_param_type = "number")] now_ms: &JsValue,
+        #[wasm_bindgen(js_name = nowMs, unchecked_param_type = "number")] now_ms: &JsValue,
     ) -> Result<String, JsValue> {
         let (topic, kind) = (string_arg("topic", topic)?, string_arg("kind", kind)?);
         let body = bytes_arg("body", body)?;
@@ -459,7 +459,7 @@ impl JsSession {
         #[wasm_bindgen(unchecked_param_type = "string")] topic: &JsValue,
         #[wasm_bindgen(unchecked_param_type = "string")] kind: &JsValue,
         #[wasm_bindgen(unchecked_param_type = "Uint8Array")] body: &JsValue,
-        #[wasm_bindgen(unchecked_param_type = "number")] now_ms: &JsValue,
+        #[wasm_bindgen(js_name = nowMs, unchecked_param_type = "number")] now_ms: &JsValue,
     ) -> Result<Vec<u8>, JsValue> {
         let (topic, kind) = (string_arg("topic", topic)?, string_arg("kind", kind)?);
         let body = bytes_arg("body", body)?;
@@ -529,7 +529,7 @@ impl JsSession {
     /// Time passes: due retries, publish timeouts, acknowledged-op deadlines.
     pub fn tick(
         &mut self,
-        #[wasm_bindgen(unchecked_param_type = "number")] now_ms: &JsValue,
+        #[wasm_bindgen(js_name = nowMs, unchecked_param_type = "number")] now_ms: &JsValue,
     ) -> Result<(), JsValue> {
         self.0.tick(ms_arg("nowMs", now_ms)?);
         Ok(())
@@ -592,7 +592,7 @@ impl JsSession {
     pub fn leader(
         &self,
         #[wasm_bindgen(unchecked_param_type = "string")] topic: &JsValue,
-        #[wasm_bindgen(unchecked_param_type = "number")] now_ms: &JsValue,
+        #[wasm_bindgen(js_name = nowMs, unchecked_param_type = "number")] now_ms: &JsValue,
     ) -> Result<Option<String>, JsValue> {
         let topic = string_arg("topic", topic)?;
         let now_ms = ms_arg("nowMs", now_ms)?;
