@@ -201,9 +201,18 @@ export declare class RelayClient {
    * bytes) or `Capability.decode`'s code, and `LIMIT_EXCEEDED` past 16 capabilities.
    */
   addCapability(capability: Uint8Array): boolean;
-  /** Compensations of the topic's replica, or pushed by the relay for a topic followed
-   * without a replica (or not followed). */
-  onCompensation(kind: string, handler: (event: CompensationEvent, topic: string) => void): () => void;
+  /**
+   * Calls `handler` for each compensation of an op of `kind` (e.g. "claim") that **this agent**
+   * lost (`event.loser === agentId`): from the topic's replica, or pushed by the relay for a
+   * topic followed without a replica (or not followed). `{ all: true }`: every agent's losses.
+   * Returns a function that removes the handler. Throws `BAD_INPUT` for arguments of the wrong
+   * type or an unknown option.
+   */
+  onCompensation(
+    kind: string,
+    handler: (event: CompensationEvent, topic: string) => void,
+    options?: { all?: boolean },
+  ): () => void;
   subscribe(topic: string, options?: SubscribeOptions): Subscription;
   unsubscribe(topic: string): void;
   publish(topic: string, kind: string, body: Uint8Array | ArrayBuffer | string): Promise<VerifiedReceipt>;
