@@ -71,7 +71,7 @@ const VALID = {
       ),
       args: [ok('status'), FN],
     },
-    onCompensation: { prefixes: [[ok('claim')]], args: [ok('claim'), FN] },
+    onCompensation: { prefixes: [[ok('claim')], [ok('claim'), FN]], args: [ok('claim'), FN] },
     subscribe: { prefixes: [[ok('t')]], args: [ok('t')] },
     unsubscribe: { args: [ok('t')] },
     publish: { prefixes: [[ok('t')], [ok('t'), ok('note')]], args: [ok('t'), ok('note'), ok('b')] },
