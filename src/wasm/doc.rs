@@ -11,7 +11,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
 use super::convert::{bytes_arg, string_arg};
-use super::doc_args::{edits_arg, index_arg, to_js, value_arg, values_arg};
+use super::convert::{edits_arg, index_arg, to_js, value_arg, values_arg};
 use super::error::bad_input;
 use crate::doc::{Doc, DocOptions, RootKind, TextEdit, UndoHistory};
 use crate::error::Error;

@@ -13,8 +13,8 @@
 use wasm_bindgen::prelude::*;
 
 use super::convert::bytes_arg;
+use super::convert::{byte_arrays, now_arg, to_js};
 use super::doc::JsDoc;
-use super::doc_args::{byte_arrays, now_arg, to_js};
 use super::error::bad_input;
 use crate::doc::DocSync;
 

@@ -9,8 +9,8 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
 use super::convert::string_arg;
+use super::convert::{id_bytes, u64_arg, u64_value};
 use super::error::bad_input;
-use super::replica_convert::{id_bytes, u64_arg, u64_value};
 use crate::election::{rank_ids, window_of, PriorityHasher};
 use crate::error::Error;
 use crate::identity::lower_hex;

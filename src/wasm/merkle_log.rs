@@ -7,7 +7,7 @@ use js_sys::Array;
 use wasm_bindgen::prelude::*;
 
 use super::convert::bytes_arg;
-use super::log::{hashes_to_js, safe_u64};
+use super::convert::{byte_arrays, safe_u64};
 use crate::log::MerkleLog;
 
 /// An append-only RFC 6962 Merkle log (SHA-256; leaf `H(0x00‖d)`, node `H(0x01‖l‖r)`), keeping
@@ -79,7 +79,7 @@ impl JsMerkleLog {
         let proof = self
             .0
             .inclusion_proof(safe_u64("index", index)?, safe_u64("size", size)?)?;
-        Ok(hashes_to_js(&proof.hashes))
+        Ok(byte_arrays(&proof.hashes))
     }
 
     /// The consistency proof from `oldSize` to `newSize` leaves (RFC 6962 §2.1.2).
@@ -93,6 +93,6 @@ impl JsMerkleLog {
             safe_u64("oldSize", old_size)?,
             safe_u64("newSize", new_size)?,
         )?;
-        Ok(hashes_to_js(&proof.hashes))
+        Ok(byte_arrays(&proof.hashes))
     }
 }

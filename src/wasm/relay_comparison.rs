@@ -3,9 +3,8 @@
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
-use super::convert::{bool_arg, ms_arg, string_arg};
+use super::convert::{bool_arg, ms_arg, safe_u64, string_arg, to_js};
 use super::error::bad_input;
-use super::log::safe_u64;
 use crate::op::OpId;
 use crate::session::RelayComparison;
 
@@ -107,7 +106,7 @@ impl JsRelayComparison {
                 waited_ms: d.waited_ms as f64,
             })
             .collect();
-        serde_wasm_bindgen::to_value(&found).map_err(|e| JsValue::from_str(&e.to_string()))
+        to_js(&found)
     }
 
     /// How many ops are being followed.

@@ -7,9 +7,9 @@
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 
-use super::convert::{bytes_arg, deserialize_bytes, serialize_u64, string_arg};
+use super::convert::agent_arg;
+use super::convert::{bytes_arg, deserialize_bytes, serialize_u64, string_arg, to_js};
 use super::error::bad_input;
-use super::replica_convert::agent_arg;
 use crate::identity::lower_hex;
 use crate::replica::ReplicaOp;
 
@@ -252,10 +252,7 @@ macro_rules! builders {
                 let kind = string_arg("kind", kind)?;
                 let op = ReplicaOp::decode(&kind, &bytes_arg("body", body)?)?;
                 let object = from_core(op);
-                // Bytes stay a Uint8Array: the default serializer, not the JSON-compatible one.
-                object
-                    .serialize(&serde_wasm_bindgen::Serializer::new())
-                    .map_err(|e| bad_input(e.to_string()))
+                to_js(&object)
             }
 
             /// The hex of a body, for logs and tests.

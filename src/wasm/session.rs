@@ -5,9 +5,8 @@ use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
 use super::convert::{
-    bool_arg, bytes_arg, bytes_array_arg, ms_arg, serialize_bytes, serialize_u64, string_arg,
+    bool_arg, bytes_arg, bytes_array_arg, ms_arg, serialize_bytes, serialize_u64, string_arg, to_js,
 };
-use super::error::bad_input;
 use super::identity::JsIdentity;
 use super::replica::config_arg;
 use crate::identity::Identity;
@@ -561,13 +560,7 @@ impl JsSession {
     #[wasm_bindgen(js_name = takeEvents, unchecked_return_type = "SessionEvent[]")]
     pub fn take_events(&mut self) -> Result<JsValue, JsValue> {
         let events: Vec<JsEvent> = self.0.take_events().into_iter().map(to_js_event).collect();
-        // As `Replica.apply` answers (`plain`), but bytes stay `Uint8Array`s.
-        let serializer = serde_wasm_bindgen::Serializer::new()
-            .serialize_missing_as_null(true)
-            .serialize_maps_as_objects(true);
-        events
-            .serialize(&serializer)
-            .map_err(|e| bad_input(format!("cannot convert to JS: {e}")))
+        to_js(&events)
     }
 
     /// Who holds `resource` in the topic's replica (hex), if anyone.
