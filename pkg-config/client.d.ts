@@ -215,6 +215,11 @@ export declare class RelayClient {
   ): () => void;
   subscribe(topic: string, options?: SubscribeOptions): Subscription;
   unsubscribe(topic: string): void;
+  /**
+   * Publishes an op; resolves to its verified receipt. Throws `BAD_INPUT`, signing nothing, for
+   * a replica kind (`post`, `claim`, …) whose body is not built with `ReplicaOp`, or a
+   * `doc.update` whose body is not a document update; other kinds take any body.
+   */
   publish(topic: string, kind: string, body: Uint8Array | ArrayBuffer | string): Promise<VerifiedReceipt>;
   /** Publishes like `publish`, also returning the signed op's bytes (for `publishSigned`). */
   publishOp(topic: string, kind: string, body: Uint8Array | ArrayBuffer | string): { op: Uint8Array; receipt: Promise<VerifiedReceipt> };

@@ -593,7 +593,9 @@ export function makeRelayClient(ants) {
      * refusal, and after `publishTimeoutMs` (default 60 s) without a receipt with the last
      * retryable code (UNAVAILABLE when the relay never answered). Such an error carries `opId`
      * and `op` (the signed bytes): `publishSigned(err.op)` later is safe (a relay that sequenced
-     * it meanwhile answers with the original receipt).
+     * it meanwhile answers with the original receipt). Throws `BAD_INPUT` before anything is
+     * signed for a replica kind (`post`, `claim`, …) whose body is not a `ReplicaOp` body, or a
+     * `doc.update` whose body is not `1 ‖ Yjs v1 update`.
      */
     publish(topic, kind, body) {
       return this.#awaitReceipt(this.#session.publish(topic, kind, toBytes(body), Date.now()));

@@ -433,7 +433,9 @@ impl JsSession {
         Ok(self.0.resume(&string_arg("topic", topic)?)?)
     }
 
-    /// Signs and queues an op; returns its id (hex).
+    /// Signs and queues an op; returns its id (hex). A replica kind (`post`, `claim`, …) needs a
+    /// `ReplicaOp` body and `doc.update` a document update: another body is `BAD_INPUT`, and
+    /// nothing is signed or queued.
     pub fn publish(
         &mut self,
         #[wasm_bindgen(unchecked_param_type = "string")] topic: &JsValue,
