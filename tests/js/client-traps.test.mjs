@@ -1,7 +1,8 @@
 // The traps a new user fell into (issue 25), made loud, against a real relay:
 // - a replica kind (`post`, `claim`, …) published with a raw body is refused `BAD_INPUT` by the
 //   client before it is signed or sent (every replica would reject it, `MALFORMED_BODY`), by
-//   `publish`, `publishOp` and `publishSigned` alike; other kinds take any body;
+//   `publish`, `publishOp`, `publishSigned` and a RelayGroup's `publish` alike; other kinds take
+//   any body;
 // - a `doc.update` whose body is not a document update is refused the same way;
 // - `onCompensation` calls its handler for this agent's own lost ops, `{ all: true }` for all.
 //
@@ -12,9 +13,9 @@ import { test } from 'node:test';
 
 import { WebSocket } from 'ws';
 import { Doc, Identity, ReplicaOp, signOp } from 'ants-coord';
-import { RelayClient } from 'ants-coord/client';
+import { RelayClient, RelayGroup } from 'ants-coord/client';
 
-import { assertCode, relayForFile } from './helpers.mjs';
+import { assertCode, relayForFile, startRelay } from './helpers.mjs';
 
 const shared = relayForFile({ RelayClient, Identity, WebSocket });
 
@@ -57,6 +58,20 @@ test('a replica kind with a raw body is refused BAD_INPUT before it leaves; othe
   assert.equal(Number(note.seq), 1);
   const chat = await client.publishOp(topic, 'chat.msg', new Uint8Array([1, 2, 3])).receipt;
   assert.equal(Number(chat.seq), 2);
+});
+
+test('a RelayGroup refuses a raw replica body the same way, on no relay', async () => {
+  const second = await startRelay();
+  const group = await RelayGroup.connect([shared.relay.ws, second.ws], Identity.generate(), { WebSocket });
+  try {
+    const error = await failure(() => group.publish('group-raw', 'post', 'hello'));
+    assert.equal(error.code, 'BAD_INPUT');
+    const receipts = await group.publish('group-raw', 'post', ReplicaOp.post({ text: 'hello' }));
+    assert.deepEqual(receipts.map((r) => Number(r.seq)), [0, 0], 'the refused op reached neither relay');
+  } finally {
+    group.close();
+    await second.stop();
+  }
 });
 
 test('a doc.update whose body is not a document update is refused BAD_INPUT', async () => {
