@@ -49,7 +49,7 @@ try {
       const worker = async () => {
         while (next < mine) {
           next += 1;
-          await client.publish(topic, 'post', `op ${p}/${next}`);
+          await client.publish(topic, 'note', `op ${p}/${next}`);
         }
       };
       await Promise.all(Array.from({ length: inFlight / publishers }, worker));

@@ -1,5 +1,5 @@
 // Types of ants-coord/client (hand-written).
-import type { Identity } from "./ants_coord.js";
+import type { CompensationEvent, Identity, ReplicaConfig, ReplicaEvent } from "./ants_coord.js";
 
 export type Status = "connecting" | "live" | "verified" | "misbehaviour" | "closed";
 
@@ -21,7 +21,7 @@ export interface ReplicaEventItem {
   type: "replica";
   topic: string;
   /** A replica event (PROTOCOL.md section 6), tagged by `type`, e.g. "compensation". */
-  event: { type: string; seq: number | bigint; kind?: string; [field: string]: unknown };
+  event: ReplicaEvent;
 }
 
 export interface VerifiedReceipt {
@@ -47,7 +47,7 @@ export interface Misbehaviour {
 
 export interface ClientOptions {
   /** A WebSocket constructor (required in Node 20: e.g. `(await import("ws")).WebSocket`). */
-  WebSocket?: new (url: string) => any;
+  WebSocket?: new (url: string) => unknown;
   /** State from `exportState()` to resume from (a Uint8Array or its ArrayBuffer). */
   state?: Uint8Array | ArrayBuffer;
   /** Resolve `connect` only once live (default true). */
@@ -128,7 +128,7 @@ export interface SubscribeOptions {
   replica?: boolean;
   /** The replica's config (issuers, election candidates, leases…): the same for every
    * participant of the topic. Default: no issuers, no candidates. */
-  config?: import("./ants_coord.js").ReplicaConfig | Uint8Array;
+  config?: ReplicaConfig | Uint8Array;
   onEntry?: (entry: VerifiedEntry) => void;
   onEvent?: (event: ReplicaEventItem["event"], item: ReplicaEventItem) => void;
   /** Bound of the iterator's queue, in bytes (default 16 MiB; `Infinity`: none). An iterator that
@@ -201,11 +201,25 @@ export declare class RelayClient {
    * bytes) or `Capability.decode`'s code, and `LIMIT_EXCEEDED` past 16 capabilities.
    */
   addCapability(capability: Uint8Array): boolean;
-  /** Compensations of the topic's replica, or pushed by the relay for a topic followed
-   * without a replica (or not followed). */
-  onCompensation(kind: string, handler: (event: ReplicaEventItem["event"], topic: string) => void): () => void;
+  /**
+   * Calls `handler` for each compensation of an op of `kind` (e.g. "claim") that **this agent**
+   * lost (`event.loser === agentId`): from the topic's replica, or pushed by the relay for a
+   * topic followed without a replica (or not followed). `{ all: true }`: every agent's losses.
+   * Returns a function that removes the handler. Throws `BAD_INPUT` for arguments of the wrong
+   * type or an unknown option.
+   */
+  onCompensation(
+    kind: string,
+    handler: (event: CompensationEvent, topic: string) => void,
+    options?: { all?: boolean },
+  ): () => void;
   subscribe(topic: string, options?: SubscribeOptions): Subscription;
   unsubscribe(topic: string): void;
+  /**
+   * Publishes an op; resolves to its verified receipt. Throws `BAD_INPUT`, signing nothing, for
+   * a replica kind (`post`, `claim`, …) whose body is not built with `ReplicaOp`, or a
+   * `doc.update` whose body is not a document update; other kinds take any body.
+   */
   publish(topic: string, kind: string, body: Uint8Array | ArrayBuffer | string): Promise<VerifiedReceipt>;
   /** Publishes like `publish`, also returning the signed op's bytes (for `publishSigned`). */
   publishOp(topic: string, kind: string, body: Uint8Array | ArrayBuffer | string): { op: Uint8Array; receipt: Promise<VerifiedReceipt> };

@@ -53,6 +53,17 @@ function callbackArg(what, value, optional = false) {
   throw badInput(`${what} must be a function`);
 }
 
+/** `onCompensation`'s options (`{ all }`, both optional): whether every agent's losses count. */
+function compensationOptions(options) {
+  if (options === undefined) return false;
+  if (options === null || typeof options !== "object") throw badInput("onCompensation options must be an object");
+  for (const key of Object.keys(options)) {
+    if (key !== "all") throw badInput(`unknown onCompensation option ${JSON.stringify(key)}`);
+  }
+  if (options.all !== undefined && typeof options.all !== "boolean") throw badInput("all must be a boolean");
+  return options.all === true;
+}
+
 /** A time option in ms: absent (`fallback`), or a number from 0 up, capped at MAX_TIMER_MS. */
 export function msOption(options, name, fallback) {
   const value = options[name] ?? fallback;
@@ -499,13 +510,29 @@ export function makeRelayClient(ants) {
       return () => this.#listeners.get(type)?.delete(handler);
     }
 
-    /** Calls `handler(event)` for every compensation of an op of `kind` (e.g. "claim"). */
-    onCompensation(kind, handler) {
+    /**
+     * Calls `handler(event, topic)` for every compensation of an op of `kind` (e.g. "claim")
+     * that this agent lost (`event.loser === client.agentId`): the ops it must undo. With
+     * `{ all: true }`, for every agent's lost op (a monitor, a dashboard). Returns a function
+     * that removes the handler.
+     */
+    onCompensation(kind, handler, options) {
       if (typeof kind !== "string") throw badInput("kind must be a string");
       callbackArg("handler", handler);
+      const all = compensationOptions(options);
       if (!this.#compensation.has(kind)) this.#compensation.set(kind, new Set());
-      this.#compensation.get(kind).add(handler);
-      return () => this.#compensation.get(kind)?.delete(handler);
+      const registration = { handler, all };
+      this.#compensation.get(kind).add(registration);
+      return () => this.#compensation.get(kind)?.delete(registration);
+    }
+
+    // Calls the compensation handlers of the event's kind: those for this agent's own losses,
+    // and those registered with `all`.
+    #compensate(event, topic) {
+      const own = event.loser === this.#session.agentId;
+      for (const { handler, all } of this.#compensation.get(event.kind) ?? []) {
+        if (all || own) handler(event, topic);
+      }
     }
 
     /**
@@ -566,7 +593,9 @@ export function makeRelayClient(ants) {
      * refusal, and after `publishTimeoutMs` (default 60 s) without a receipt with the last
      * retryable code (UNAVAILABLE when the relay never answered). Such an error carries `opId`
      * and `op` (the signed bytes): `publishSigned(err.op)` later is safe (a relay that sequenced
-     * it meanwhile answers with the original receipt).
+     * it meanwhile answers with the original receipt). Throws `BAD_INPUT` before anything is
+     * signed for a replica kind (`post`, `claim`, …) whose body is not a `ReplicaOp` body, or a
+     * `doc.update` whose body is not `1 ‖ Yjs v1 update`.
      */
     publish(topic, kind, body) {
       return this.#awaitReceipt(this.#session.publish(topic, kind, toBytes(body), Date.now()));
@@ -778,11 +807,7 @@ export function makeRelayClient(ants) {
             break;
           case "replica": {
             this.#subscriptions.get(event.topic)?.push(event);
-            if (event.event.type === "compensation") {
-              for (const handler of this.#compensation.get(event.event.kind) ?? []) {
-                handler(event.event, event.topic);
-              }
-            }
+            if (event.event.type === "compensation") this.#compensate(event.event, event.topic);
             break;
           }
           case "verified":
@@ -825,9 +850,7 @@ export function makeRelayClient(ants) {
             this.#emit("event", pushed);
             // A followed topic's replica gives its compensations (and checks this push).
             if (event.event?.type === "compensation" && !this.#replicaTopics.has(event.topic)) {
-              for (const handler of this.#compensation.get(event.event.kind) ?? []) {
-                handler(event.event, event.topic);
-              }
+              this.#compensate(event.event, event.topic);
             }
             break;
           }

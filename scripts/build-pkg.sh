@@ -108,6 +108,20 @@ function antsCoordGlueError(message) {
 JS
 done
 
+# wasm-bindgen types the raw exports of the .wasm (`InitOutput` in ants_coord.d.ts, and
+# ants_coord_bg.wasm.d.ts) with `any` for every reference value they take or return. Nothing
+# should call them, and the package's public types carry no `any` (tests/js/types.test.mjs):
+# give them `unknown`. Only those lines (`readonly name: (` / `export const name: (`) change;
+# the check after it fails the build when an `any` is left anywhere.
+raw_export='^\(    readonly\|export const\) [A-Za-z0-9_$]*: ('
+for types in "$stage/web/ants_coord.d.ts" "$stage/web/ants_coord_bg.wasm.d.ts" "$stage/cjs/ants_coord.d.ts"; do
+  sed -i "/$raw_export/{s/\\([a-z]\\): any\\b/\\1: unknown/g;s/=> any;/=> unknown;/}" "$types"
+  if grep -nE ': any\b|=> any\b' "$types" >&2; then
+    echo "build-pkg: an \`any\` is left in $(basename "$types") (above); give it a type" >&2
+    exit 1
+  fi
+done
+
 # Assemble pkg/ in place: node_modules/ants-coord is a symlink to it, so keep the directory.
 mkdir -p "$out"
 find "$out" -mindepth 1 -delete

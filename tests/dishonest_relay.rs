@@ -58,7 +58,7 @@ async fn publish_and_read(
     let mut a = Driver::connect(&relay.url(), &mut alice).await;
     let mut b = Driver::connect(&relay.url(), &mut bob).await;
     for body in bodies {
-        alice.publish("t", "post", body, vec![], T0).unwrap();
+        alice.publish("t", "note", body, vec![], T0).unwrap();
     }
     a.until(&mut alice, |s, _| {
         s.unacknowledged().is_empty() && s.cursor("t") == Some(logged)
@@ -146,8 +146,8 @@ async fn a_forked_log_is_caught_by_checkpoint_gossip_through_another_relay() {
     let (mut carol, mut dave) = (session(3, "t"), session(4, "t"));
     let mut c = Driver::connect(&liar.url(), &mut carol).await;
     let mut d = Driver::connect(&liar.url(), &mut dave).await;
-    writer.publish("t", "post", b"pair 1", vec![], T0).unwrap();
-    writer.publish("t", "post", b"pair 2", vec![], T0).unwrap();
+    writer.publish("t", "note", b"pair 1", vec![], T0).unwrap();
+    writer.publish("t", "note", b"pair 2", vec![], T0).unwrap();
     w.until(&mut writer, |s, _| s.unacknowledged().is_empty())
         .await;
     for (driver, s) in [(&mut c, &mut carol), (&mut d, &mut dave)] {

@@ -33,7 +33,7 @@ async fn publish_and_subscribe_through_the_real_relay() {
     let mut a = Driver::connect(&relay.url(), &mut alice).await;
     let mut b = Driver::connect(&relay.url(), &mut bob).await;
     for i in 0..10u8 {
-        alice.publish("room", "post", &[i], vec![], T0).unwrap();
+        alice.publish("room", "note", &[i], vec![], T0).unwrap();
     }
     a.until(&mut alice, |_, ev| {
         acked(ev) == 10 && entries_by(ev, "room").len() == 10
@@ -65,7 +65,7 @@ async fn relay_restart_mid_stream_loses_nothing_and_duplicates_nothing() {
     let mut a = Driver::connect(&relay.url(), &mut alice).await;
     let r = Driver::connect(&relay.url(), &mut reader).await;
     for i in 0..20u8 {
-        alice.publish("log", "post", &[i], vec![], T0).unwrap();
+        alice.publish("log", "note", &[i], vec![], T0).unwrap();
     }
     // Only part of the stream is acknowledged before the relay goes away.
     a.until(&mut alice, |_, ev| acked(ev) >= 5).await;
@@ -178,10 +178,10 @@ async fn a_publish_only_client_catches_a_dropped_receipted_op_at_its_next_checkp
         let mut bob = Session::new(Identity::from_seed(&[2; 32]).unwrap());
         let mut a = Driver::connect(&relay.url(), &mut alice).await;
         let mut b = Driver::connect(&relay.url(), &mut bob).await;
-        alice.publish("t", "post", b"drop me", vec![], T0).unwrap();
+        alice.publish("t", "note", b"drop me", vec![], T0).unwrap();
         a.until(&mut alice, |_, ev| acked(ev) == 1).await;
         for body in [&b"one"[..], b"two"] {
-            bob.publish("t", "post", body, vec![], T0).unwrap();
+            bob.publish("t", "note", body, vec![], T0).unwrap();
         }
         b.until(&mut bob, |_, ev| acked(ev) == 2).await;
         alice.request_checkpoint("t").unwrap();

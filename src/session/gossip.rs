@@ -133,14 +133,16 @@ impl Session {
     /// Queues an op this session's identity signed elsewhere (e.g. once for several relays, so
     /// every relay gets the same op id) exactly as [`Session::publish`] queues its own.
     ///
-    /// Errors: `BAD_INPUT` when the op is not signed by this session's identity,
-    /// `LIMIT_EXCEEDED` past [`MAX_UNACKNOWLEDGED`].
+    /// Errors: `BAD_INPUT` when the op is not signed by this session's identity or its body is
+    /// one replicas cannot read ([`super::check_publish_body`]), `LIMIT_EXCEEDED` past
+    /// [`MAX_UNACKNOWLEDGED`].
     pub fn publish_signed(&mut self, op: SignedOp) -> Result<OpId> {
         if op.author() != &self.identity.agent_id() {
             return Err(Error::BadInput(
                 "the op is signed by another identity than the session's".into(),
             ));
         }
+        super::check_publish_body(op.kind(), op.body())?;
         self.check_unacknowledged_room()?;
         let id = op.id();
         if self.unacked.iter().any(|u| u.op.id() == id) {

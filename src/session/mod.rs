@@ -38,6 +38,7 @@
 //!   state keeps each topic's Merkle frontier, so signed heads are still checked after it.
 
 mod audit;
+mod bodies;
 mod compare;
 mod events;
 mod gossip;
@@ -47,6 +48,7 @@ mod pushed;
 mod receive;
 
 pub use audit::MAX_HELD_RECEIPTS;
+pub use bodies::check_publish_body;
 pub use compare::{Divergence, RelayComparison, MAX_COMPARED_OPS, MAX_COMPARED_RELAYS};
 pub use events::{Fault, SessionEvent};
 pub use gossip::{Gossip, GOSSIP_KIND, GOSSIP_VERSION, MAX_UNACKNOWLEDGED};
@@ -444,8 +446,10 @@ impl Session {
     /// session that lost its state still never reuses a counter (as long as the clock does not
     /// run backwards past the last one).
     ///
-    /// Errors: the op-signing codes of [`SignedOp::sign`]; `LIMIT_EXCEEDED` past
-    /// [`MAX_UNACKNOWLEDGED`] ops awaiting their receipt.
+    /// Errors: `BAD_INPUT` for a body replicas cannot read under a replica kind or `doc.update`
+    /// ([`check_publish_body`]; nothing is signed or queued); the op-signing codes of
+    /// [`SignedOp::sign`]; `LIMIT_EXCEEDED` past [`MAX_UNACKNOWLEDGED`] ops awaiting their
+    /// receipt.
     pub fn publish(
         &mut self,
         topic: &str,
@@ -454,6 +458,7 @@ impl Session {
         deps: Vec<OpId>,
         now_ms: u64,
     ) -> Result<SignedOp> {
+        check_publish_body(kind, body)?;
         self.check_unacknowledged_room()?;
         self.advance_clock(now_ms);
         let counter = self.counters.get(topic).copied().unwrap_or(0).max(now_ms);

@@ -244,7 +244,7 @@ fn alice() -> Identity {
     Identity::from_seed(&[1; 32]).unwrap()
 }
 
-/// Alice, following "t" from 0 (with a replica when asked), has published three posts through a
+/// Alice, following "t" from 0 (with a replica when asked), has published three ops through a
 /// test relay telling `lie`, and the frames have been carried both ways.
 fn alice_published_three(lie: Lie, replica: bool) -> (TestRelay, RelayConnection, Session) {
     let mut relay = TestRelay::new(lie);
@@ -252,7 +252,7 @@ fn alice_published_three(lie: Lie, replica: bool) -> (TestRelay, RelayConnection
     session.subscribe("t", 0, replica).unwrap();
     let mut conn = relay.handshake(&mut session);
     for i in 0..3u8 {
-        session.publish("t", "post", &[i], vec![], T0).unwrap();
+        session.publish("t", "note", &[i], vec![], T0).unwrap();
     }
     relay.pump(&mut conn, &mut session);
     (relay, conn, session)
@@ -286,7 +286,7 @@ fn publish_subscribe_verify_against_an_honest_relay() {
     let mut conn = relay.handshake(&mut session);
     assert_eq!(session.phase(), Phase::Live);
     for i in 0..5u8 {
-        session.publish("t", "post", &[i], vec![], T0).unwrap();
+        session.publish("t", "note", &[i], vec![], T0).unwrap();
     }
     relay.pump(&mut conn, &mut session);
     session.request_checkpoint("t").unwrap();
@@ -319,7 +319,7 @@ fn an_entries_frame_is_handled_as_the_entry_frames_it_stands_for() {
         let mut session = Session::new(alice());
         let mut conn = relay.handshake(&mut session);
         for i in 0..6u8 {
-            session.publish("t", "post", &[i], vec![], T0).unwrap();
+            session.publish("t", "note", &[i], vec![], T0).unwrap();
         }
         relay.pump(&mut conn, &mut session);
         relay.packed = packed;
@@ -357,7 +357,7 @@ fn unacknowledged_ops_are_resent_with_the_same_bytes_and_never_duplicated() {
     let mut session = Session::new(alice());
     session.subscribe("t", 0, false).unwrap();
     let mut conn = relay.handshake(&mut session);
-    let op = session.publish("t", "post", b"x", vec![], T0).unwrap();
+    let op = session.publish("t", "note", b"x", vec![], T0).unwrap();
     // The relay sequences it but the connection drops before the receipt arrives.
     let frames = session.take_outgoing();
     let Action::Publish { op: received, .. } = conn.receive(&frames[0]) else {
@@ -384,7 +384,7 @@ fn unacknowledged_ops_are_resent_with_the_same_bytes_and_never_duplicated() {
 fn state_round_trips_canonically_and_refuses_another_agent() {
     let (_relay, _conn, mut session) = alice_published_three(Lie::None, true);
     session.disconnected();
-    session.publish("t", "post", b"later", vec![], T0).unwrap();
+    session.publish("t", "note", b"later", vec![], T0).unwrap();
     let state = session.export_state();
     let restored = Session::restore(alice(), &state).unwrap();
     assert_eq!(restored.export_state(), state);
@@ -416,7 +416,7 @@ fn a_resumed_session_continues_from_its_cursor_without_duplicates() {
     let bob = Identity::from_seed(&[2; 32]).unwrap();
     let mut other = Session::new(bob);
     let mut conn_b = relay.handshake(&mut other);
-    other.publish("t", "post", b"b", vec![], T0).unwrap();
+    other.publish("t", "note", b"b", vec![], T0).unwrap();
     relay.pump(&mut conn_b, &mut other);
     let mut session = Session::restore(alice(), &state).unwrap();
     let mut conn = relay.handshake(&mut session);
@@ -434,7 +434,7 @@ fn exported_then_bob_posted(lie: Lie) -> (TestRelay, Vec<u8>) {
     let state = session.export_state();
     let mut bob = Session::new(Identity::from_seed(&[2; 32]).unwrap());
     let mut conn_b = relay.handshake(&mut bob);
-    bob.publish("t", "post", b"b", vec![], T0).unwrap();
+    bob.publish("t", "note", b"b", vec![], T0).unwrap();
     relay.pump(&mut conn_b, &mut bob);
     (relay, state)
 }
@@ -567,11 +567,11 @@ fn a_dropped_acknowledged_op_is_caught_with_evidence() {
     let mut session = Session::new(alice());
     session.subscribe("t", 0, false).unwrap();
     let mut conn = relay.handshake(&mut session);
-    session.publish("t", "post", b"kept", vec![], T0).unwrap();
+    session.publish("t", "note", b"kept", vec![], T0).unwrap();
     relay.pump(&mut conn, &mut session);
     relay.lie = Lie::DropAcknowledged;
     session
-        .publish("t", "post", b"dropped", vec![], T0)
+        .publish("t", "note", b"dropped", vec![], T0)
         .unwrap();
     relay.pump(&mut conn, &mut session);
     // Another op takes the dropped op's seq.
@@ -579,7 +579,7 @@ fn a_dropped_acknowledged_op_is_caught_with_evidence() {
     let bob = Identity::from_seed(&[2; 32]).unwrap();
     let mut other = Session::new(bob);
     let mut conn_b = relay.handshake(&mut other);
-    other.publish("t", "post", b"b", vec![], T0).unwrap();
+    other.publish("t", "note", b"b", vec![], T0).unwrap();
     relay.pump(&mut conn_b, &mut other);
     relay.pump(&mut conn, &mut session);
     // Alice's subscription receives what took the dropped op's place.
@@ -624,11 +624,11 @@ fn a_paused_topic_gets_nothing_until_resumed_and_then_misses_nothing() {
     assert_eq!(delivered(&session.take_events()), vec![0, 1, 2]);
     // Paused right after publishing: the relay sequences the op and serves its entry before it
     // reads the unsubscribe, so the entry is in flight when the session already paused.
-    session.publish("t", "post", &[3], vec![], T0).unwrap();
+    session.publish("t", "note", &[3], vec![], T0).unwrap();
     session.pause("t").unwrap();
     assert!(session.is_paused("t"));
     relay.pump(&mut conn, &mut session);
-    session.publish("t", "post", &[4], vec![], T0).unwrap();
+    session.publish("t", "note", &[4], vec![], T0).unwrap();
     relay.pump(&mut conn, &mut session);
     let events = session.take_events();
     let acks = events
@@ -726,7 +726,7 @@ proptest! {
         for step in steps {
             match step {
                 0 | 1 => {
-                    session.publish("t", "post", &[step], vec![], T0).unwrap();
+                    session.publish("t", "note", &[step], vec![], T0).unwrap();
                     published += 1;
                 }
                 2 => {
@@ -761,8 +761,8 @@ fn checkpoint_gossip_catches_a_relay_that_shows_two_histories() {
     }
     let mut a = shown_to_alice.handshake(&mut alice_s);
     let mut b = shown_to_bob.handshake(&mut bob_s);
-    let first = alice_s.publish("t", "post", b"one", vec![], T0).unwrap();
-    let second = bob_s.publish("t", "post", b"two", vec![], T0).unwrap();
+    let first = alice_s.publish("t", "note", b"one", vec![], T0).unwrap();
+    let second = bob_s.publish("t", "note", b"two", vec![], T0).unwrap();
     // The same two ops in opposite orders: each history is valid on its own.
     shown_to_alice.append(first.clone());
     shown_to_alice.append(second.clone());
@@ -830,7 +830,7 @@ fn checkpoint_gossip_catches_a_relay_that_shows_two_histories() {
 fn publish_signed_queues_the_same_op_and_refuses_another_author() {
     let mut relay = TestRelay::new(Lie::None);
     let mut signer = Session::new(alice());
-    let op = signer.publish("t", "post", b"x", vec![], T0).unwrap();
+    let op = signer.publish("t", "note", b"x", vec![], T0).unwrap();
     let mut session = Session::new(alice());
     session.subscribe("t", 0, false).unwrap();
     let mut conn = relay.handshake(&mut session);
@@ -843,7 +843,7 @@ fn publish_signed_queues_the_same_op_and_refuses_another_author() {
     relay.pump(&mut conn, &mut session);
     assert_eq!(relay.logs["t"].0.len(), 1);
     // The next own op takes a counter after the adopted one.
-    let next = session.publish("t", "post", b"y", vec![], 0).unwrap();
+    let next = session.publish("t", "note", b"y", vec![], 0).unwrap();
     assert!(next.counter() > op.counter());
     let mut bob_s = Session::new(Identity::from_seed(&[2; 32]).unwrap());
     assert_eq!(bob_s.publish_signed(op).unwrap_err().code(), "BAD_INPUT");
@@ -851,4 +851,5 @@ fn publish_signed_queues_the_same_op_and_refuses_another_author() {
 }
 
 mod audit;
+mod bodies;
 mod publish_retry;

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
-use super::convert::{bytes_arg, bytes_array_arg, ms_arg, serialize_u64, string_arg};
+use super::convert::{bytes_arg, bytes_array_arg, ms_arg, serialize_u64, string_arg, to_js};
 use super::error::bad_input;
 use super::identity::JsIdentity;
 use crate::capability::{self, Capability, Grant, Link, Right, Rights, Scope};
@@ -128,7 +128,8 @@ struct DecodedCapability {
     chain: Vec<LinkView>,
 }
 
-fn to_js(capability: &Capability) -> Result<JsValue, JsValue> {
+/// A decoded capability as the plain object TypeScript calls `DecodedCapability`.
+fn decoded_js(capability: &Capability) -> Result<JsValue, JsValue> {
     let scope = capability.scope();
     let decoded = DecodedCapability {
         id: lower_hex(&capability.id()),
@@ -145,8 +146,7 @@ fn to_js(capability: &Capability) -> Result<JsValue, JsValue> {
             .map(|link: &Link| LinkView::of(link.issuer(), link.grant()))
             .collect(),
     };
-    serde_wasm_bindgen::to_value(&decoded)
-        .map_err(|e| bad_input(format!("cannot represent the capability in JS: {e}")))
+    to_js(&decoded)
 }
 
 /// Decodes each element of an array of capability bytes (at most [`MAX_CHECKED`]).
@@ -219,7 +219,7 @@ impl JsCapability {
     pub fn decode(
         #[wasm_bindgen(unchecked_param_type = "Uint8Array")] bytes: &JsValue,
     ) -> Result<JsValue, JsValue> {
-        to_js(&Capability::decode(&bytes_arg("bytes", bytes)?)?)
+        decoded_js(&Capability::decode(&bytes_arg("bytes", bytes)?)?)
     }
 
     /// The owner (agent id) of an owned topic `@<agent id>/…`, or `null` for an open topic.

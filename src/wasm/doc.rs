@@ -11,7 +11,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
 use super::convert::{bytes_arg, string_arg};
-use super::doc_args::{edits_arg, index_arg, to_js, value_arg, values_arg};
+use super::convert::{edits_arg, index_arg, to_js, value_arg, values_arg};
 use super::error::bad_input;
 use crate::doc::{Doc, DocOptions, RootKind, TextEdit, UndoHistory};
 use crate::error::Error;
@@ -70,7 +70,7 @@ impl JsDoc {
     /// work several times slower).
     #[wasm_bindgen(constructor)]
     pub fn new(
-        #[wasm_bindgen(unchecked_param_type = "DocOptions | undefined")] options: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "DocOptions")] options: JsValue,
     ) -> Result<JsDoc, JsValue> {
         let options: DocOptionsInput = if options.is_undefined() || options.is_null() {
             DocOptionsInput::default()
@@ -330,7 +330,7 @@ impl JsDoc {
     #[wasm_bindgen(js_name = encodeUpdate)]
     pub fn encode_update(
         &self,
-        #[wasm_bindgen(js_name = stateVector, unchecked_param_type = "Uint8Array | undefined")]
+        #[wasm_bindgen(js_name = stateVector, unchecked_optional_param_type = "Uint8Array")]
         state_vector: JsValue,
     ) -> Result<Vec<u8>, JsValue> {
         let sv = optional_bytes("stateVector", &state_vector)?;
@@ -341,7 +341,7 @@ impl JsDoc {
     #[wasm_bindgen(js_name = encodeUpdateV2)]
     pub fn encode_update_v2(
         &self,
-        #[wasm_bindgen(js_name = stateVector, unchecked_param_type = "Uint8Array | undefined")]
+        #[wasm_bindgen(js_name = stateVector, unchecked_optional_param_type = "Uint8Array")]
         state_vector: JsValue,
     ) -> Result<Vec<u8>, JsValue> {
         let sv = optional_bytes("stateVector", &state_vector)?;

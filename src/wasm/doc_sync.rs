@@ -13,8 +13,8 @@
 use wasm_bindgen::prelude::*;
 
 use super::convert::bytes_arg;
+use super::convert::{byte_arrays, now_arg, to_js};
 use super::doc::JsDoc;
-use super::doc_args::{byte_arrays, now_arg, to_js};
 use super::error::bad_input;
 use crate::doc::DocSync;
 
@@ -79,7 +79,7 @@ impl JsDocSync {
     #[wasm_bindgen(js_name = setLocalAwareness)]
     pub fn set_local_awareness(
         &mut self,
-        state: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "unknown")] state: JsValue,
         #[wasm_bindgen(js_name = nowMs, unchecked_optional_param_type = "number | null")]
         now_ms: &JsValue,
     ) -> Result<Vec<u8>, JsValue> {

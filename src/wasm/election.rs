@@ -9,8 +9,8 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
 use super::convert::string_arg;
+use super::convert::{id_bytes, u64_arg, u64_value};
 use super::error::bad_input;
-use super::replica_convert::{id_bytes, u64_arg, u64_value};
 use crate::election::{rank_ids, window_of, PriorityHasher};
 use crate::error::Error;
 use crate::identity::lower_hex;
@@ -123,10 +123,10 @@ pub fn elect_leader(
     #[wasm_bindgen(js_name = windowMs, unchecked_param_type = "number | bigint")]
     window_ms: &JsValue,
     #[wasm_bindgen(
-        unchecked_param_type = "Array<number | bigint> | Uint32Array | BigUint64Array | undefined"
+        unchecked_optional_param_type = "Array<number | bigint> | Uint32Array | BigUint64Array | null"
     )]
     weights: &JsValue,
-    #[wasm_bindgen(js_name = topK, unchecked_param_type = "number | undefined")] top_k: &JsValue,
+    #[wasm_bindgen(js_name = topK, unchecked_optional_param_type = "number")] top_k: &JsValue,
 ) -> Result<JsValue, JsValue> {
     let topic = string_arg("topic", topic)?;
     let now_ms = u64_arg("nowMs", now_ms)?;

@@ -12,7 +12,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
 use super::convert::{
-    bytes_arg, bytes_array_arg, number_arg, serialize_bytes, serialize_u64, string_arg,
+    bytes_arg, bytes_array_arg, safe_u64, serialize_bytes, serialize_u64, string_arg, to_js,
 };
 use super::error::bad_input;
 use crate::error::Error;
@@ -68,29 +68,6 @@ export interface EvidenceSummary {
   topic: string;
 }
 "#;
-
-/// Largest integer a JS number holds exactly.
-const MAX_SAFE_INTEGER: f64 = 9_007_199_254_740_991.0;
-
-/// A size or index argument: a JS number that is a safe non-negative integer.
-pub(crate) fn safe_u64(what: &str, value: &JsValue) -> Result<u64, JsValue> {
-    let value = number_arg(what, value)?;
-    if value.fract() == 0.0 && (0.0..=MAX_SAFE_INTEGER).contains(&value) {
-        Ok(value as u64)
-    } else {
-        Err(bad_input(format!(
-            "{what} must be a safe non-negative integer, got {value}"
-        )))
-    }
-}
-
-/// Hashes as a JS array of `Uint8Array`.
-pub(crate) fn hashes_to_js(hashes: &[Hash]) -> Array {
-    hashes
-        .iter()
-        .map(|hash| JsValue::from(Uint8Array::from(&hash[..])))
-        .collect()
-}
 
 fn hash_arg(what: &str, value: &JsValue) -> Result<Hash, JsValue> {
     let Some(bytes) = value.dyn_ref::<Uint8Array>() else {
@@ -177,12 +154,6 @@ fn verdict(result: crate::Result<()>) -> Result<bool, JsValue> {
         Err(Error::ProofFailed { .. }) => Ok(false),
         Err(other) => Err(other.into()),
     }
-}
-
-fn to_js(value: &impl Serialize) -> Result<JsValue, JsValue> {
-    value
-        .serialize(&serde_wasm_bindgen::Serializer::new())
-        .map_err(|e| bad_input(e.to_string()))
 }
 
 /// The RFC 6962 root over leaf data (`SHA-256("")` for none).

@@ -7,7 +7,7 @@ use js_sys::Array;
 use wasm_bindgen::prelude::*;
 
 use super::convert::bytes_arg;
-use super::log::{hashes_to_js, safe_u64};
+use super::convert::{byte_arrays, safe_u64};
 use crate::log::MerkleLog;
 
 /// An append-only RFC 6962 Merkle log (SHA-256; leaf `H(0x00‖d)`, node `H(0x01‖l‖r)`), keeping
@@ -79,20 +79,20 @@ impl JsMerkleLog {
         let proof = self
             .0
             .inclusion_proof(safe_u64("index", index)?, safe_u64("size", size)?)?;
-        Ok(hashes_to_js(&proof.hashes))
+        Ok(byte_arrays(&proof.hashes))
     }
 
     /// The consistency proof from `oldSize` to `newSize` leaves (RFC 6962 §2.1.2).
     #[wasm_bindgen(js_name = consistencyProof, unchecked_return_type = "Uint8Array[]")]
     pub fn consistency_proof(
         &self,
-        #[wasm_bindgen(unchecked_param_type = "number")] old_size: &JsValue,
-        #[wasm_bindgen(unchecked_param_type = "number")] new_size: &JsValue,
+        #[wasm_bindgen(js_name = oldSize, unchecked_param_type = "number")] old_size: &JsValue,
+        #[wasm_bindgen(js_name = newSize, unchecked_param_type = "number")] new_size: &JsValue,
     ) -> Result<Array, JsValue> {
         let proof = self.0.consistency_proof(
             safe_u64("oldSize", old_size)?,
             safe_u64("newSize", new_size)?,
         )?;
-        Ok(hashes_to_js(&proof.hashes))
+        Ok(byte_arrays(&proof.hashes))
     }
 }

@@ -2,16 +2,16 @@
 //!
 //! One JS class per file, each a newtype over a core type; free functions grouped by concern.
 //! Every export returns `Result<_, JsValue>` whose error is a real JS `Error` carrying the core's
-//! stable `code` (see [`error`]). Plain JS objects cross with `serde-wasm-bindgen`, bytes as
-//! `Uint8Array`. Arguments arrive as `JsValue` and are checked here, so a value of the wrong type
-//! is a `BAD_INPUT` error rather than a wasm-bindgen exception without a code.
+//! stable `code` (see [`error`]). Every conversion between JS and Rust values goes through
+//! `convert`, which states the package's one JS value convention (plain objects, `Uint8Array`
+//! bytes, 64-bit integers as numbers or `BigInt`s). Arguments arrive as `JsValue` and are checked
+//! there, so a value of the wrong type is a `BAD_INPUT` error rather than a wasm-bindgen
+//! exception without a code.
 
 pub mod capability;
 mod convert;
 #[cfg(feature = "doc")]
 pub mod doc;
-#[cfg(feature = "doc")]
-mod doc_args;
 #[cfg(feature = "doc")]
 pub mod doc_sync;
 #[cfg(feature = "doc")]
@@ -26,7 +26,6 @@ pub mod merkle_log;
 pub mod op;
 pub mod relay_comparison;
 pub mod replica;
-mod replica_convert;
 pub mod replica_op;
 mod replica_types;
 pub mod session;

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
-use super::convert::{bytes_arg, deserialize_bytes, serialize_bytes, serialize_u64};
+use super::convert::{bytes_arg, deserialize_bytes, serialize_bytes, serialize_u64, to_js};
 use super::error::bad_input;
 use crate::identity::Identity;
 use crate::op::{OpDraft, OpId, SignedOp, OP_VERSION};
@@ -154,8 +154,7 @@ pub fn decode_op(
         body: op.body().to_vec(),
         signature: *op.signature(),
     };
-    serde_wasm_bindgen::to_value(&decoded)
-        .map_err(|e| bad_input(format!("cannot represent the op in JS: {e}")))
+    to_js(&decoded)
 }
 
 /// The id (64 lowercase hex characters) of canonical op bytes. Checks the encoding, not the

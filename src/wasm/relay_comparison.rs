@@ -3,9 +3,8 @@
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
-use super::convert::{bool_arg, ms_arg, string_arg};
+use super::convert::{bool_arg, ms_arg, safe_u64, string_arg, to_js};
 use super::error::bad_input;
-use super::log::safe_u64;
 use crate::op::OpId;
 use crate::session::RelayComparison;
 
@@ -39,8 +38,9 @@ impl JsRelayComparison {
     #[wasm_bindgen(constructor)]
     pub fn new(
         #[wasm_bindgen(unchecked_param_type = "number")] relays: &JsValue,
-        #[wasm_bindgen(unchecked_param_type = "number")] deadline_ms: &JsValue,
-        #[wasm_bindgen(unchecked_param_type = "boolean")] expect_all: &JsValue,
+        #[wasm_bindgen(js_name = deadlineMs, unchecked_param_type = "number")]
+        deadline_ms: &JsValue,
+        #[wasm_bindgen(js_name = expectAll, unchecked_param_type = "boolean")] expect_all: &JsValue,
     ) -> Result<JsRelayComparison, JsValue> {
         Ok(JsRelayComparison(RelayComparison::new(
             relay_arg("relays", relays)?,
@@ -52,7 +52,7 @@ impl JsRelayComparison {
     /// We published `opId` (hex) to every relay.
     pub fn published(
         &mut self,
-        #[wasm_bindgen(unchecked_param_type = "string")] op_id_hex: &JsValue,
+        #[wasm_bindgen(js_name = opId, unchecked_param_type = "string")] op_id_hex: &JsValue,
     ) -> Result<(), JsValue> {
         self.0.published(op_id(op_id_hex)?);
         Ok(())
@@ -62,8 +62,8 @@ impl JsRelayComparison {
     pub fn acknowledged(
         &mut self,
         #[wasm_bindgen(unchecked_param_type = "number")] relay: &JsValue,
-        #[wasm_bindgen(unchecked_param_type = "string")] op_id_hex: &JsValue,
-        #[wasm_bindgen(unchecked_param_type = "number")] now_ms: &JsValue,
+        #[wasm_bindgen(js_name = opId, unchecked_param_type = "string")] op_id_hex: &JsValue,
+        #[wasm_bindgen(js_name = nowMs, unchecked_param_type = "number")] now_ms: &JsValue,
     ) -> Result<(), JsValue> {
         Ok(self.0.acknowledged(
             relay_arg("relay", relay)?,
@@ -76,8 +76,8 @@ impl JsRelayComparison {
     pub fn shown(
         &mut self,
         #[wasm_bindgen(unchecked_param_type = "number")] relay: &JsValue,
-        #[wasm_bindgen(unchecked_param_type = "string")] op_id_hex: &JsValue,
-        #[wasm_bindgen(unchecked_param_type = "number")] now_ms: &JsValue,
+        #[wasm_bindgen(js_name = opId, unchecked_param_type = "string")] op_id_hex: &JsValue,
+        #[wasm_bindgen(js_name = nowMs, unchecked_param_type = "number")] now_ms: &JsValue,
     ) -> Result<(), JsValue> {
         Ok(self.0.shown(
             relay_arg("relay", relay)?,
@@ -93,7 +93,7 @@ impl JsRelayComparison {
     )]
     pub fn tick(
         &mut self,
-        #[wasm_bindgen(unchecked_param_type = "number")] now_ms: &JsValue,
+        #[wasm_bindgen(js_name = nowMs, unchecked_param_type = "number")] now_ms: &JsValue,
     ) -> Result<JsValue, JsValue> {
         let found: Vec<JsDivergence> = self
             .0
@@ -106,7 +106,7 @@ impl JsRelayComparison {
                 waited_ms: d.waited_ms as f64,
             })
             .collect();
-        serde_wasm_bindgen::to_value(&found).map_err(|e| JsValue::from_str(&e.to_string()))
+        to_js(&found)
     }
 
     /// How many ops are being followed.

@@ -6,9 +6,9 @@ use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
+use super::convert::{agent_arg, only_keys, serialize_u64, to_js, u64_arg, u64_value};
 use super::convert::{bytes_arg, string_arg};
 use super::error::bad_input;
-use super::replica_convert::{agent_arg, only_keys, plain, u64_arg, u64_value};
 use crate::election::{ElectionMode, WeightedCandidate};
 use crate::entry::Entry;
 use crate::identity::lower_hex;
@@ -124,14 +124,31 @@ pub(crate) fn config_arg(config: &JsValue) -> Result<ReplicaConfig, JsValue> {
 struct ClaimView {
     resource: String,
     holder: String,
+    #[serde(serialize_with = "serialize_u64")]
     stake: u64,
+    #[serde(serialize_with = "serialize_u64")]
     seq: u64,
+    #[serde(serialize_with = "serialize_u64")]
     lease_until_ms: u64,
+}
+
+/// `ReplicaSupply`: the core's totals, each a number or a `BigInt` past 2^53.
+#[derive(Serialize)]
+struct SupplyView {
+    #[serde(serialize_with = "serialize_u64")]
+    minted: u64,
+    #[serde(serialize_with = "serialize_u64")]
+    burned: u64,
+    #[serde(serialize_with = "serialize_u64")]
+    circulating: u64,
+    #[serde(serialize_with = "serialize_u64")]
+    escrowed: u64,
 }
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct FeedView {
+    #[serde(serialize_with = "serialize_u64")]
     seq: u64,
     author: String,
     kind: String,
@@ -179,7 +196,7 @@ impl JsReplica {
     #[wasm_bindgen(constructor)]
     pub fn new(
         #[wasm_bindgen(unchecked_param_type = "string")] topic: &JsValue,
-        #[wasm_bindgen(unchecked_param_type = "ReplicaConfig | Uint8Array | undefined")]
+        #[wasm_bindgen(unchecked_optional_param_type = "ReplicaConfig | Uint8Array")]
         config: &JsValue,
     ) -> Result<JsReplica, JsValue> {
         let topic = string_arg("topic", topic)?;
@@ -209,7 +226,7 @@ impl JsReplica {
             .try_borrow_mut()
             .map_err(|_| bad_input("the replica is busy: apply was called while it was read"))?
             .apply(&entry)?;
-        let objects = plain(&events)?;
+        let objects = to_js(&events)?;
         if self.handlers.borrow().is_empty() {
             return Ok(objects);
         }
@@ -244,7 +261,8 @@ impl JsReplica {
     pub fn on_compensation(
         &self,
         #[wasm_bindgen(unchecked_param_type = "string")] kind: &JsValue,
-        #[wasm_bindgen(unchecked_param_type = "Function")] handler: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "(event: CompensationEvent) => void")]
+        handler: JsValue,
     ) -> Result<(), JsValue> {
         let kind = string_arg("kind", kind)?;
         let handler: js_sys::Function = handler
@@ -307,7 +325,7 @@ impl JsReplica {
         let resource = string_arg("resource", resource)?;
         match self.state().claim(&resource) {
             None => Ok(JsValue::UNDEFINED),
-            Some(c) => plain(&ClaimView {
+            Some(c) => to_js(&ClaimView {
                 resource: resource.clone(),
                 holder: c.holder.to_string(),
                 stake: c.stake,
@@ -330,7 +348,13 @@ impl JsReplica {
     /// `{ minted, burned, circulating, escrowed }`.
     #[wasm_bindgen(unchecked_return_type = "ReplicaSupply")]
     pub fn supply(&self) -> Result<JsValue, JsValue> {
-        plain(&self.state().supply())
+        let supply = self.state().supply();
+        to_js(&SupplyView {
+            minted: supply.minted,
+            burned: supply.burned,
+            circulating: supply.circulating,
+            escrowed: supply.escrowed,
+        })
     }
 
     /// The guardians of the agent `agentId` names.
@@ -392,17 +416,17 @@ impl JsReplica {
                 }
             })
             .collect();
-        plain(&items)
+        to_js(&items)
     }
 
     /// The seq of the next entry to apply.
-    #[wasm_bindgen(getter, js_name = nextSeq)]
+    #[wasm_bindgen(getter, js_name = nextSeq, unchecked_return_type = "U64")]
     pub fn next_seq(&self) -> JsValue {
         u64_value(self.state().next_seq())
     }
 
     /// The replica's clock: the largest relay time applied.
-    #[wasm_bindgen(getter, js_name = nowMs)]
+    #[wasm_bindgen(getter, js_name = nowMs, unchecked_return_type = "U64")]
     pub fn now_ms(&self) -> JsValue {
         u64_value(self.state().now_ms())
     }

@@ -7,9 +7,9 @@
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 
-use super::convert::{bytes_arg, deserialize_bytes, serialize_u64, string_arg};
+use super::convert::agent_arg;
+use super::convert::{bytes_arg, deserialize_bytes, serialize_u64, string_arg, to_js};
 use super::error::bad_input;
-use super::replica_convert::agent_arg;
 use crate::identity::lower_hex;
 use crate::replica::ReplicaOp;
 
@@ -227,6 +227,9 @@ fn encode_kind(kind: &str, fields: &JsValue) -> Result<Vec<u8>, JsValue> {
 #[wasm_bindgen(js_name = ReplicaOp)]
 pub struct JsReplicaOp {}
 
+// The builders' docs are written `#[doc = "..."]`: a `///` comment passed through a
+// `macro_rules!` matcher reaches wasm-bindgen as a raw string, which it copies into the `.d.ts`
+// with its `r"` prefix.
 macro_rules! builders {
     ($( $(#[$doc:meta])* $js:literal => $name:ident = $kind:literal : $ty:literal ),* $(,)?) => {
         #[wasm_bindgen(js_class = ReplicaOp)]
@@ -249,10 +252,7 @@ macro_rules! builders {
                 let kind = string_arg("kind", kind)?;
                 let op = ReplicaOp::decode(&kind, &bytes_arg("body", body)?)?;
                 let object = from_core(op);
-                // Bytes stay a Uint8Array: the default serializer, not the JSON-compatible one.
-                object
-                    .serialize(&serde_wasm_bindgen::Serializer::new())
-                    .map_err(|e| bad_input(e.to_string()))
+                to_js(&object)
             }
 
             /// The hex of a body, for logs and tests.
@@ -277,32 +277,32 @@ macro_rules! builders {
 }
 
 builders! {
-    /// `post`: `{ text }`.
+    #[doc = "`post`: `{ text }`."]
     "post" => post = "post" : "{ text: string }",
-    /// `vouch`: `{ subject, statement }`.
+    #[doc = "`vouch`: `{ subject, statement }`."]
     "vouch" => vouch = "vouch" : "{ subject: string; statement: string }",
-    /// `claim`: `{ resource, leaseMs?, stake?, fence? }`.
+    #[doc = "`claim`: `{ resource, leaseMs?, stake?, fence? }`."]
     "claim" => claim = "claim" : "{ resource: string; leaseMs?: number | bigint; stake?: number | bigint; fence?: number | bigint }",
-    /// `claim.release`: `{ resource }`.
+    #[doc = "`claim.release`: `{ resource }`."]
     "release" => release = "claim.release" : "{ resource: string }",
-    /// `claim.complete`: `{ resource }`.
+    #[doc = "`claim.complete`: `{ resource }`."]
     "complete" => complete = "claim.complete" : "{ resource: string }",
-    /// `claim.fail`: `{ resource }`.
+    #[doc = "`claim.fail`: `{ resource }`."]
     "fail" => fail = "claim.fail" : "{ resource: string }",
-    /// `task.post`: `{ task, reward?, deadlineMs }`.
+    #[doc = "`task.post`: `{ task, reward?, deadlineMs }`."]
     "taskPost" => task_post = "task.post" : "{ task: string; reward?: number | bigint; deadlineMs: number | bigint }",
-    /// `mint`: `{ to, amount }` (issuers only).
+    #[doc = "`mint`: `{ to, amount }` (issuers only)."]
     "mint" => mint = "mint" : "{ to: string; amount: number | bigint }",
-    /// `transfer`: `{ to, amount }`.
+    #[doc = "`transfer`: `{ to, amount }`."]
     "transfer" => transfer = "transfer" : "{ to: string; amount: number | bigint }",
-    /// `guardians.set`: `{ guardians }` (any order; the body sorts them).
+    #[doc = "`guardians.set`: `{ guardians }` (any order; the body sorts them)."]
     "guardiansSet" => guardians_set = "guardians.set" : "{ guardians: string[] }",
-    /// `recovery.request`: `{ agent, newKey }`.
+    #[doc = "`recovery.request`: `{ agent, newKey }`."]
     "recoveryRequest" => recovery_request = "recovery.request" : "{ agent: string; newKey: string }",
-    /// `recovery.approve`: `{ agent, newKey }`.
+    #[doc = "`recovery.approve`: `{ agent, newKey }`."]
     "recoveryApprove" => recovery_approve = "recovery.approve" : "{ agent: string; newKey: string }",
-    /// `recovery.veto`: `{ newKey }`.
+    #[doc = "`recovery.veto`: `{ newKey }`."]
     "recoveryVeto" => recovery_veto = "recovery.veto" : "{ newKey: string }",
-    /// `leader.act`: `{ window, payload? }`.
+    #[doc = "`leader.act`: `{ window, payload? }`."]
     "leaderAct" => leader_act = "leader.act" : "{ window: number | bigint; payload?: Uint8Array }",
 }

@@ -87,6 +87,9 @@ export type ReplicaEvent =
   | { type: "keyRotated"; seq: U64; agent: string; oldKey: string; newKey: string }
   | { type: "leaderActed"; seq: U64; leader: string; window: U64; payload: string };
 
+/** A `compensation` event: the op of `kind` by `loser` lost `resource` to `winner`'s op. */
+export type CompensationEvent = Extract<ReplicaEvent, { type: "compensation" }>;
+
 /** A held claim. */
 export interface ReplicaClaim {
   resource: string; holder: string; stake: U64; seq: U64; leaseUntilMs: U64;

@@ -5,9 +5,8 @@ use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
 use super::convert::{
-    bool_arg, bytes_arg, bytes_array_arg, ms_arg, serialize_bytes, serialize_u64, string_arg,
+    bool_arg, bytes_arg, bytes_array_arg, ms_arg, serialize_bytes, serialize_u64, string_arg, to_js,
 };
-use super::error::bad_input;
 use super::identity::JsIdentity;
 use super::replica::config_arg;
 use crate::identity::Identity;
@@ -370,7 +369,7 @@ impl JsSession {
     pub fn receive(
         &mut self,
         #[wasm_bindgen(unchecked_param_type = "Uint8Array")] bytes: &JsValue,
-        #[wasm_bindgen(unchecked_param_type = "number")] now_ms: &JsValue,
+        #[wasm_bindgen(js_name = nowMs, unchecked_param_type = "number")] now_ms: &JsValue,
     ) -> Result<(), JsValue> {
         Ok(self
             .0
@@ -382,7 +381,7 @@ impl JsSession {
     pub fn receive_batch(
         &mut self,
         #[wasm_bindgen(unchecked_param_type = "Uint8Array[]")] messages: &JsValue,
-        #[wasm_bindgen(unchecked_param_type = "number")] now_ms: &JsValue,
+        #[wasm_bindgen(js_name = nowMs, unchecked_param_type = "number")] now_ms: &JsValue,
     ) -> Result<(), JsValue> {
         let messages = bytes_array_arg("messages", messages)?;
         let refs: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
@@ -396,7 +395,7 @@ impl JsSession {
         #[wasm_bindgen(unchecked_param_type = "string")] topic: &JsValue,
         #[wasm_bindgen(unchecked_param_type = "number")] from: &JsValue,
         #[wasm_bindgen(unchecked_param_type = "boolean")] replica: &JsValue,
-        #[wasm_bindgen(unchecked_param_type = "ReplicaConfig | Uint8Array | undefined")]
+        #[wasm_bindgen(unchecked_optional_param_type = "ReplicaConfig | Uint8Array")]
         config: &JsValue,
     ) -> Result<(), JsValue> {
         let topic = string_arg("topic", topic)?;
@@ -434,13 +433,15 @@ impl JsSession {
         Ok(self.0.resume(&string_arg("topic", topic)?)?)
     }
 
-    /// Signs and queues an op; returns its id (hex).
+    /// Signs and queues an op; returns its id (hex). A replica kind (`post`, `claim`, …) needs a
+    /// `ReplicaOp` body and `doc.update` a document update: another body is `BAD_INPUT`, and
+    /// nothing is signed or queued.
     pub fn publish(
         &mut self,
         #[wasm_bindgen(unchecked_param_type = "string")] topic: &JsValue,
         #[wasm_bindgen(unchecked_param_type = "string")] kind: &JsValue,
         #[wasm_bindgen(unchecked_param_type = "Uint8Array")] body: &JsValue,
-        #[wasm_bindgen(unchecked_param_type = "number")] now_ms: &JsValue,
+        #[wasm_bindgen(js_name = nowMs, unchecked_param_type = "number")] now_ms: &JsValue,
     ) -> Result<String, JsValue> {
         let (topic, kind) = (string_arg("topic", topic)?, string_arg("kind", kind)?);
         let body = bytes_arg("body", body)?;
@@ -459,7 +460,7 @@ impl JsSession {
         #[wasm_bindgen(unchecked_param_type = "string")] topic: &JsValue,
         #[wasm_bindgen(unchecked_param_type = "string")] kind: &JsValue,
         #[wasm_bindgen(unchecked_param_type = "Uint8Array")] body: &JsValue,
-        #[wasm_bindgen(unchecked_param_type = "number")] now_ms: &JsValue,
+        #[wasm_bindgen(js_name = nowMs, unchecked_param_type = "number")] now_ms: &JsValue,
     ) -> Result<Vec<u8>, JsValue> {
         let (topic, kind) = (string_arg("topic", topic)?, string_arg("kind", kind)?);
         let body = bytes_arg("body", body)?;
@@ -529,7 +530,7 @@ impl JsSession {
     /// Time passes: due retries, publish timeouts, acknowledged-op deadlines.
     pub fn tick(
         &mut self,
-        #[wasm_bindgen(unchecked_param_type = "number")] now_ms: &JsValue,
+        #[wasm_bindgen(js_name = nowMs, unchecked_param_type = "number")] now_ms: &JsValue,
     ) -> Result<(), JsValue> {
         self.0.tick(ms_arg("nowMs", now_ms)?);
         Ok(())
@@ -561,13 +562,7 @@ impl JsSession {
     #[wasm_bindgen(js_name = takeEvents, unchecked_return_type = "SessionEvent[]")]
     pub fn take_events(&mut self) -> Result<JsValue, JsValue> {
         let events: Vec<JsEvent> = self.0.take_events().into_iter().map(to_js_event).collect();
-        // As `Replica.apply` answers (`plain`), but bytes stay `Uint8Array`s.
-        let serializer = serde_wasm_bindgen::Serializer::new()
-            .serialize_missing_as_null(true)
-            .serialize_maps_as_objects(true);
-        events
-            .serialize(&serializer)
-            .map_err(|e| bad_input(format!("cannot convert to JS: {e}")))
+        to_js(&events)
     }
 
     /// Who holds `resource` in the topic's replica (hex), if anyone.
@@ -592,7 +587,7 @@ impl JsSession {
     pub fn leader(
         &self,
         #[wasm_bindgen(unchecked_param_type = "string")] topic: &JsValue,
-        #[wasm_bindgen(unchecked_param_type = "number")] now_ms: &JsValue,
+        #[wasm_bindgen(js_name = nowMs, unchecked_param_type = "number")] now_ms: &JsValue,
     ) -> Result<Option<String>, JsValue> {
         let topic = string_arg("topic", topic)?;
         let now_ms = ms_arg("nowMs", now_ms)?;

@@ -5,9 +5,9 @@ use std::collections::BTreeSet;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
+use super::convert::now_arg;
 use super::convert::{bytes_arg, number_arg, string_arg};
 use super::doc::JsDoc;
-use super::doc_args::now_arg;
 use super::error::bad_input;
 use super::identity::JsIdentity;
 use crate::doc::{sign_update, SignedDoc, MAX_WRITERS};

@@ -5,6 +5,19 @@ use wasm_bindgen::prelude::*;
 
 #[wasm_bindgen(typescript_custom_section)]
 const PLAIN_OBJECTS: &str = r#"
+declare global {
+  /**
+   * `Symbol.dispose` (explicit resource management): every class of this package has
+   * `[Symbol.dispose]()`, the same as `free()`, so `using x = new Doc()` frees it at the end of
+   * the block. Declared here as TypeScript's `esnext.disposable` lib declares it, so that the
+   * types check with `lib: ["es2022", "dom"]` too. At run time the method exists where the
+   * runtime has `Symbol.dispose`.
+   */
+  interface SymbolConstructor {
+    readonly dispose: unique symbol;
+  }
+}
+
 /** What `signOp` signs. Unknown fields are refused (`BAD_INPUT`). */
 export interface OpDraft {
   /** The topic (log) the op is published to: 1..=128 bytes of UTF-8, no control characters. */

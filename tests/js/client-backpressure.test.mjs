@@ -23,7 +23,7 @@ async function publishPosts(topic, count) {
   let last = -1;
   for (let start = 0; start < count; start += 50) {
     const batch = [];
-    for (let i = start; i < Math.min(count, start + 50); i += 1) batch.push(shared.writer.publish(topic, 'post', BODY));
+    for (let i = start; i < Math.min(count, start + 50); i += 1) batch.push(shared.writer.publish(topic, 'note', BODY));
     for (const receipt of await Promise.all(batch)) last = Math.max(last, Number(receipt.seq));
   }
   return last;
@@ -89,7 +89,7 @@ test('leaving a paused iterator resumes the topic: the client goes on following 
     assert.equal(feed.queuedBytes, 0, 'what nobody will read is let go');
     // The subscription's iterator ended; the client still follows the topic to its end.
     await within(10_000, 'the topic followed after the break', waitForCursor(reader, topic, last + 1));
-    const later = await shared.writer.publish(topic, 'post', 'after the break');
+    const later = await shared.writer.publish(topic, 'note', 'after the break');
     await within(10_000, 'a live entry after the break', waitForCursor(reader, topic, Number(later.seq) + 1));
   } finally {
     reader.close();
@@ -116,7 +116,7 @@ test('a subscription not iterated in time drops its queue, keeps following, and 
     assert.deepEqual(await iterator.next(), { value: undefined, done: true });
     // Within the bound, a subscription iterated late still yields everything from its start.
     const small = reader.subscribe('read-late');
-    await shared.writer.publish('read-late', 'post', 'one');
+    await shared.writer.publish('read-late', 'note', 'one');
     await within(10_000, 'caughtUp', small.caughtUp());
     const first = await small[Symbol.asyncIterator]().next();
     assert.equal(Number(first.value.seq), 0);
@@ -137,7 +137,7 @@ test('maxQueuedBytes must be a number from 1 up, and a refused subscribe follows
     }
     assert.equal(reader.cursor('refused'), undefined);
     const unbounded = reader.subscribe('unbounded', { maxQueuedBytes: Infinity });
-    await shared.writer.publish('unbounded', 'post', 'kept');
+    await shared.writer.publish('unbounded', 'note', 'kept');
     const first = await unbounded[Symbol.asyncIterator]().next();
     assert.equal(first.value.type, 'entry');
   } finally {

@@ -71,11 +71,11 @@ const VALID = {
       ),
       args: [ok('status'), FN],
     },
-    onCompensation: { prefixes: [[ok('claim')]], args: [ok('claim'), FN] },
+    onCompensation: { prefixes: [[ok('claim')], [ok('claim'), FN]], args: [ok('claim'), FN] },
     subscribe: { prefixes: [[ok('t')]], args: [ok('t')] },
     unsubscribe: { args: [ok('t')] },
-    publish: { prefixes: [[ok('t')], [ok('t'), ok('post')]], args: [ok('t'), ok('post'), ok('b')] },
-    publishOp: { prefixes: [[ok('t')], [ok('t'), ok('post')]], args: [ok('t'), ok('post'), ok('b')] },
+    publish: { prefixes: [[ok('t')], [ok('t'), ok('note')]], args: [ok('t'), ok('note'), ok('b')] },
+    publishOp: { prefixes: [[ok('t')], [ok('t'), ok('note')]], args: [ok('t'), ok('note'), ok('b')] },
     publishSigned: { args: [['a signed op', () => signedOp]] },
     gossip: { args: [ok('t')] },
     receiveGossip: { args: [['new Uint8Array(8)', () => new Uint8Array(8)]] },
@@ -96,7 +96,7 @@ const VALID = {
   group: {
     on: { prefixes: ['misbehaviour', 'error', 'status'].map((type) => [ok(type)]), args: [ok('status'), FN] },
     subscribe: { prefixes: [[ok('t')]], args: [ok('t')] },
-    publish: { prefixes: [[ok('t')], [ok('t'), ok('post')]], args: [ok('t'), ok('post'), ok('b')] },
+    publish: { prefixes: [[ok('t')], [ok('t'), ok('note')]], args: [ok('t'), ok('note'), ok('b')] },
     exportStates: { args: [] },
     close: { args: [] },
   },
@@ -301,7 +301,7 @@ test('RelayClient and Subscription methods refuse garbage with a documented code
   const state = () => hex(client.exportState());
   let calls = await sweep('client', 'client', client, state);
   // A Subscription of a topic with entries, so delivered/caughtUp have a cursor to compare.
-  await client.publish('sub', 'post', 'one');
+  await client.publish('sub', 'note', 'one');
   const subscription = client.subscribe('sub');
   calls += await sweep('subscription', 'subscription', subscription, state);
   await release("client.subscribe('sub')", subscription);
@@ -453,7 +453,7 @@ test('after the sweep the client and the group still work, and nothing was repor
   current = 'after the sweep';
   // The client: publish, get the receipt, see the entry in a subscription.
   const feed = client.subscribe('after-sweep');
-  const published = client.publishOp('after-sweep', 'post', 'still alive');
+  const published = client.publishOp('after-sweep', 'note', 'still alive');
   signedOp = published.op;
   const receipt = await within(published.receipt);
   assert.ok(receipt.value, `client.publish after the sweep: ${receipt.rejected?.code ?? 'no receipt'}`);
@@ -471,7 +471,7 @@ test('after the sweep the client and the group still work, and nothing was repor
   // The group: one receipt per relay, the entry delivered once.
   const entries = [];
   group.subscribe('group-after-sweep', { onEntry: (entry) => entries.push(entry) });
-  const receipts = await within(group.publish('group-after-sweep', 'post', 'still alive'));
+  const receipts = await within(group.publish('group-after-sweep', 'note', 'still alive'));
   assert.equal(receipts.value?.length, 2, `group.publish after the sweep: ${receipts.rejected?.code ?? 'pending'}`);
   const deadline = Date.now() + CALL_MS;
   while (entries.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
@@ -551,13 +551,13 @@ test('an ended iterator buffers nothing, a second subscribe ends the first, a th
   const first = own.subscribe('lifecycle');
   const iterator = first[Symbol.asyncIterator]();
   await iterator.return();
-  const receipt = await own.publish('lifecycle', 'post', 'after the break');
+  const receipt = await own.publish('lifecycle', 'note', 'after the break');
   const second = own.subscribe('lifecycle');
   assert.deepEqual(await first[Symbol.asyncIterator]().next(), { value: undefined, done: true }, 'the first ended');
   await assert.rejects(first.delivered(receipt.seq + 1000), { code: 'CLOSED' }, 'an ended subscription waits for nothing');
   // The second subscription gets what comes after it (what the first already took is not
   // delivered twice to the client's replica, so it may or may not be replayed to the second).
-  const later = await own.publish('lifecycle', 'post', 'for the second');
+  const later = await own.publish('lifecycle', 'note', 'for the second');
   const feed = second[Symbol.asyncIterator]();
   let item;
   do item = (await feed.next()).value;
@@ -574,7 +574,7 @@ test('an ended iterator buffers nothing, a second subscribe ends the first, a th
   });
   assert.throws(() => own.close(), /a careless handler/);
   await assert.rejects(waiting, { code: 'CLOSED' });
-  await assert.rejects(own.publish('lifecycle', 'post', 'x'), { code: 'CLOSED' });
+  await assert.rejects(own.publish('lifecycle', 'note', 'x'), { code: 'CLOSED' });
   assert.equal(own.status, 'closed');
   assert.deepEqual(misbehaviour, []);
 });

@@ -97,7 +97,7 @@ test('the page connects to the relay over its own origin and follows the topic',
 
 test('an op published from the page reaches Node at the seq of its verified receipt', async () => {
   const receipt = await page.evaluate(async (topic) => {
-    const r = await window.client.publish(topic, 'post', 'hello from Chromium');
+    const r = await window.client.publish(topic, 'note', 'hello from Chromium');
     return { seq: Number(r.seq), opId: r.opId, signed: r.receipt.length };
   }, TOPIC);
   assert.equal(receipt.seq, 0);
@@ -111,11 +111,11 @@ test('an op published from the page reaches Node at the seq of its verified rece
 });
 
 test('an op published from Node reaches the page at the seq of its verified receipt', async () => {
-  const receipt = await node.publish(TOPIC, 'post', 'hello from Node');
+  const receipt = await node.publish(TOPIC, 'note', 'hello from Node');
   assert.equal(Number(receipt.seq), 1);
   await page.waitForFunction(() => window.seen.entries.length >= 2);
   const entries = await page.evaluate(() => window.seen.entries);
-  assert.deepEqual(entries[1], { seq: 1, opId: receipt.opId, author: node.agentId, kind: 'post', text: 'hello from Node' });
+  assert.deepEqual(entries[1], { seq: 1, opId: receipt.opId, author: node.agentId, kind: 'note', text: 'hello from Node' });
   assert.equal(entries[0].text, 'hello from Chromium');
   assert.equal(entries.length, 2, 'each entry delivered once');
 });
@@ -159,7 +159,7 @@ test('after a page reload the client resumes from state kept in localStorage', a
     window.client.close();
     return window.client.agentId;
   });
-  const away = await node.publish(TOPIC, 'post', 'while the page reloads');
+  const away = await node.publish(TOPIC, 'note', 'while the page reloads');
   assert.equal(Number(away.seq), 2);
 
   await page.reload();
@@ -181,7 +181,7 @@ test('after a page reload the client resumes from state kept in localStorage', a
   await page.waitForFunction(() => window.seen.entries.length >= 1);
   // The page publishes again with the restored key: the next seq, seen by Node.
   const receipt = await page.evaluate(async (topic) => {
-    const r = await window.client.publish(topic, 'post', 'back again');
+    const r = await window.client.publish(topic, 'note', 'back again');
     return { seq: Number(r.seq), opId: r.opId };
   }, TOPIC);
   assert.equal(receipt.seq, 3);

@@ -20,10 +20,10 @@ const shared = relayForFile({ RelayClient, Identity, WebSocket });
 test('after a break, delivered and caughtUp still resolve while the client follows the topic', async () => {
   const client = await shared.connect();
   try {
-    const first = await shared.writer.publish('after-break', 'post', 'one');
+    const first = await shared.writer.publish('after-break', 'note', 'one');
     const feed = client.subscribe('after-break');
     for await (const item of feed) if (item.type === 'entry') break;
-    const later = await shared.writer.publish('after-break', 'post', 'two');
+    const later = await shared.writer.publish('after-break', 'note', 'two');
     assert.equal(await feed.delivered(later.seq), Number(later.seq) + 1);
     assert.ok((await feed.caughtUp()) > Number(first.seq));
     // The iterator stays ended; ending the subscription then rejects what it cannot reach.
@@ -43,7 +43,7 @@ test('unsubscribe on a replaced subscription leaves its replacement alone', asyn
     const replaced = client.subscribe('replaced');
     const current = client.subscribe('replaced');
     replaced.unsubscribe();
-    const receipt = await shared.writer.publish('replaced', 'post', 'still followed');
+    const receipt = await shared.writer.publish('replaced', 'note', 'still followed');
     assert.equal(await current.delivered(receipt.seq), Number(receipt.seq) + 1);
     current.unsubscribe();
     assert.equal(client.cursor('replaced'), undefined);
@@ -71,7 +71,7 @@ test('a misbehaviour without evidence carries evidence: null', async () => {
     const reports = [];
     client.on('misbehaviour', (event) => reports.push(event));
     client.subscribe('twice', { onEntry: () => {} });
-    await shared.writer.publish('twice', 'post', 'x');
+    await shared.writer.publish('twice', 'note', 'x');
     while (reports.length === 0) await sleep(10);
     assert.equal(reports[0].code, 'DUPLICATE');
     assert.ok(Object.hasOwn(reports[0], 'evidence'));
@@ -94,7 +94,7 @@ test("replica events through the client are exactly Replica.apply's", async () =
     const deadlineMs = Date.now() + 50;
     await client.publish(topic, 'task.post', ReplicaOp.taskPost({ task: 't1', reward: 0, deadlineMs }));
     await sleep(100);
-    const last = await client.publish(topic, 'post', ReplicaOp.post({ text: 'after the deadline' }));
+    const last = await client.publish(topic, 'note', ReplicaOp.post({ text: 'after the deadline' }));
     await feed.delivered(last.seq);
     const replica = new Replica(topic);
     const fromReplica = entries.flatMap((bytes) => replica.apply(bytes));
@@ -127,7 +127,7 @@ test('clients come from connect only, and state and wait must have their types',
   // An exported state is taken as its Uint8Array or as its ArrayBuffer.
   const identity = Identity.generate();
   const original = await RelayClient.connect(shared.relay.ws, identity, { WebSocket });
-  await shared.writer.publish('resumed', 'post', 'x');
+  await shared.writer.publish('resumed', 'note', 'x');
   await original.subscribe('resumed').caughtUp();
   const state = original.exportState();
   original.close();

@@ -117,7 +117,7 @@ async function publishUntilRefused(client, topic) {
     const refused = new Promise((resolve) => {
       off = client.on('retrying', resolve);
     });
-    const publish = track(client.publish(topic, 'post', body));
+    const publish = track(client.publish(topic, 'note', body));
     const first = await Promise.race([publish.done.then(() => null), refused]);
     off();
     if (first !== null) return { publish, retry: first };
@@ -152,7 +152,7 @@ async function entriesOf(topic) {
 test('a publish refused on a full disk is retried with the same bytes and settles once space is freed', { skip }, async () => {
   const client = await connect();
   try {
-    await client.publish('full-disk', 'post', 'before');
+    await client.publish('full-disk', 'note', 'before');
     const retries = [];
     client.on('retrying', (event) => retries.push(event));
     const errors = [];
@@ -166,7 +166,7 @@ test('a publish refused on a full disk is retried with the same bytes and settle
       assert.equal(retry.code, 'UNAVAILABLE');
       // A second publish of the topic waits behind the first; then the socket drops and the
       // client reconnects.
-      second = track(client.publish('full-disk', 'post', 'behind'));
+      second = track(client.publish('full-disk', 'note', 'behind'));
       assert.equal(publish.settled, false, 'a refused publish does not settle');
       sockets.at(-1).terminate();
       // The relay may find room again by itself (a WAL checkpoint frees pages): then the retry
@@ -200,11 +200,11 @@ test('a publish refused on a full disk is retried with the same bytes and settle
 test('a publish that gets no receipt within publishTimeoutMs rejects with UNAVAILABLE and its signed bytes', { skip }, async () => {
   const client = await connect({ publishTimeoutMs: 1500, maxBackoffMs: 200 });
   try {
-    await client.publish('no-answer', 'post', 'before');
+    await client.publish('no-answer', 'note', 'before');
     // The relay is gone: nothing answers the publish, and it still settles.
     await stopProcess();
     const started = Date.now();
-    const error = await client.publish('no-answer', 'post', 'late').then(
+    const error = await client.publish('no-answer', 'note', 'late').then(
       () => assert.fail('acknowledged with no relay'),
       (rejection) => rejection,
     );

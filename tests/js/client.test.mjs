@@ -75,7 +75,7 @@ test('publish and subscribe through the real relay, verified', async () => {
   for (const client of [alice, bob]) client.on('misbehaviour', (e) => misbehaviour.push(e));
   const feed = bob.subscribe('room');
   const receipts = [];
-  for (let i = 0; i < 10; i += 1) receipts.push(await alice.publish('room', 'post', `hello ${i}`));
+  for (let i = 0; i < 10; i += 1) receipts.push(await alice.publish('room', 'note', `hello ${i}`));
   assert.deepEqual(receipts.map((r) => Number(r.seq)), [...Array(10).keys()]);
   const entries = await take(feed, 10);
   assert.deepEqual(entries.map((e) => Number(e.seq)), [...Array(10).keys()]);
@@ -104,12 +104,12 @@ test('relay restart mid-stream: no loss, no duplicate; resume from exported stat
   const seen = [];
   reader.subscribe('log', { onEntry: (e) => seen.push(Number(e.seq)) });
   const published = [];
-  for (let i = 0; i < 5; i += 1) published.push(alice.publish('log', 'post', `a${i}`));
+  for (let i = 0; i < 5; i += 1) published.push(alice.publish('log', 'note', `a${i}`));
   await Promise.all(published);
   // The relay goes away with more ops queued; they are sent again after it restarts.
   await stopRelay();
   const more = [];
-  for (let i = 5; i < 12; i += 1) more.push(alice.publish('log', 'post', `a${i}`));
+  for (let i = 5; i < 12; i += 1) more.push(alice.publish('log', 'note', `a${i}`));
   await startRelay();
   const receipts = await Promise.all(more);
   assert.deepEqual(receipts.map((r) => Number(r.seq)), [5, 6, 7, 8, 9, 10, 11]);
@@ -119,7 +119,7 @@ test('relay restart mid-stream: no loss, no duplicate; resume from exported stat
   // A page reload of the reader: a new client from the exported state resumes at its cursor.
   const state = reader.exportState();
   reader.close();
-  await alice.publish('log', 'post', 'while away');
+  await alice.publish('log', 'note', 'while away');
   const resumed = await RelayClient.connect(url(), Identity.fromSeed(seed(4)), { WebSocket, state });
   assert.equal(resumed.cursor('log'), 12);
   const later = [];
@@ -136,7 +136,7 @@ test('a replica config given to subscribe: the leader among its candidates, bad 
   const client = await RelayClient.connect(url(), ids[0], { WebSocket });
   const config = { candidates: ids.map((id) => ({ agentId: id.agentId })), electionWindowMs: 1000 };
   const feed = client.subscribe('elect', { config });
-  await client.publish('elect', 'post', 'hello');
+  await client.publish('elect', 'note', 'hello');
   await feed.caughtUp();
   const leader = client.leader('elect', 5_000);
   assert.ok(ids.some((id) => id.agentId === leader), `leader ${leader} is a candidate`);
@@ -152,7 +152,7 @@ test('bad numbers and op ids from JS are refused with BAD_INPUT and change nothi
   const session = new Session(Identity.fromSeed(seed(8)));
   for (const bad of [NaN, -1, Infinity, 2 ** 60]) {
     assertCode(() => session.tick(bad), 'BAD_INPUT', `tick(${bad})`);
-    assertCode(() => session.publish('t', 'post', new Uint8Array(1), bad), 'BAD_INPUT', `publish at ${bad}`);
+    assertCode(() => session.publish('t', 'note', new Uint8Array(1), bad), 'BAD_INPUT', `publish at ${bad}`);
     assertCode(() => session.subscribe('t', bad, false), 'BAD_INPUT', `subscribe from ${bad}`);
     assertCode(() => new RelayComparison(2, bad, false), 'BAD_INPUT', `deadline ${bad}`);
   }

@@ -95,10 +95,10 @@ test('two honest relays: one op per publish, each entry once, gossip raises noth
     group.on('misbehaviour', (e) => reports.push({ name, ...e }));
     group.subscribe('shared', { expectAll: true, onEntry: (e) => seen[name].push(new TextDecoder().decode(e.body)) });
   }
-  const receipts = await alice.publish('shared', 'post', 'from alice');
+  const receipts = await alice.publish('shared', 'note', 'from alice');
   assert.equal(receipts.length, 2);
   assert.equal(receipts[0].opId, receipts[1].opId, 'the same op on both relays');
-  await bob.publish('shared', 'post', 'from bob');
+  await bob.publish('shared', 'note', 'from bob');
   // Wait for what must happen (each op seen by each group, verified heads on both relays), not
   // for a fixed time, which a busy machine can overrun; then let the deadline and a few gossip
   // rounds pass, so that a NOT_ON_ALL_RELAYS or a gossip conflict would have been reported (a
@@ -126,8 +126,8 @@ test('an op one relay never shows is reported NOT_ON_ALL_RELAYS after the deadli
   alice.on('misbehaviour', (e) => reports.push(e));
   alice.subscribe('hiding');
   // Relay one acknowledges it; relay two never sees it, so the group's promise stays pending.
-  const hidden = alice.publish('hiding', 'post', 'hidden on relay two');
-  await alice.publish('hiding', 'post', 'shown on both');
+  const hidden = alice.publish('hiding', 'note', 'hidden on relay two');
+  await alice.publish('hiding', 'note', 'shown on both');
   const deadline = Date.now() + 10_000;
   while (!reports.some((r) => r.code === 'NOT_ON_ALL_RELAYS') && Date.now() < deadline) await sleep(100);
   const missing = reports.filter((r) => r.code === 'NOT_ON_ALL_RELAYS');
@@ -150,7 +150,7 @@ test('a relay out of reach at connect: the group comes up with the others, and t
   const reports = [];
   alice.on('misbehaviour', (e) => reports.push(e));
   alice.subscribe('late');
-  const published = alice.publish('late', 'post', 'waits for the third relay');
+  const published = alice.publish('late', 'note', 'waits for the third relay');
   const deadline = Date.now() + 10_000;
   while (reports.length === 0 && Date.now() < deadline) await sleep(100);
   assert.equal(reports.length, 1, JSON.stringify(reports));

@@ -336,3 +336,24 @@ test('bad input and refused entries carry codes and change nothing', () => {
   const round = ReplicaOp.decode('claim', ReplicaOp.claim({ resource: 'r', stake: 3, fence: 9 }));
   assert.deepEqual(round, { kind: 'claim', resource: 'r', leaseMs: 0, stake: 3, fence: 9 });
 });
+
+test("one value convention (pkg-config/README.md): plain objects, and U64 a BigInt past 2^53", () => {
+  const [issuer, alice] = [agent(9), agent(1)];
+  const log = new Log('big', T0);
+  const replica = new Replica('big', { issuers: [issuer.agentId] });
+  const apply = (who, kind, body) => replica.apply(log.push(who, kind, body));
+  const big = 2n ** 60n;
+  apply(issuer, 'mint', ReplicaOp.mint({ to: alice.agentId, amount: big }));
+  const [claimed] = apply(alice, 'claim', ReplicaOp.claim({ resource: 'r', stake: big }));
+  assert.equal(claimed.stake, big);
+  assert.equal(claimed.seq, 1, 'a safe integer stays a number');
+  const claim = replica.claim('r');
+  assert.equal(claim.stake, big, 'Replica.claim: a BigInt, not an error');
+  assert.equal(claim.seq, 1);
+  assert.equal(typeof claim.leaseUntilMs, 'number');
+  assert.deepEqual(replica.supply(), { minted: big, burned: 0, circulating: 0, escrowed: big });
+  for (const record of [claimed, claim, replica.supply(), ...replica.feed()]) {
+    assert.equal(Object.getPrototypeOf(record), Object.prototype, JSON.stringify(Object.keys(record)));
+  }
+  assert.equal(replica.nextSeq, 2);
+});

@@ -1,26 +1,91 @@
-// The TypeScript types of the package: `deno check` (Deno bundles a TypeScript compiler) of a
-// file that uses every API with explicit types and two `@ts-expect-error` misuses.
+// The TypeScript types of the package, as a web developer's project checks them: `deno check`
+// (Deno bundles a TypeScript compiler) of sample apps under tests/js/fixtures/, each with its own
+// deno.json: `strict`, `lib: ["es2022", "dom"]` (no Node or Deno types: the app asserts that
+// `process` and `Deno` are unknown to it), and the package's .d.ts checked like the app's own
+// files (resolved through node_modules to pkg/, a local directory, so nothing is skipped). A
+// second app uses `using` under `lib: ["esnext", "dom"]`. Then the generated .d.ts files are
+// read for what must not come back: `any`, `Function`, and a stray `r"` in a doc comment.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 
 import { root } from './helpers.mjs';
 
-test('the .d.ts files describe the API (deno check)', async (t) => {
+/** Runs `deno check` on the .ts files of a fixture directory with that directory's deno.json. */
+async function denoCheck(t, dir, files) {
   const denoDir = mkdtempSync(join(tmpdir(), 'ants-coord-deno-types-'));
   t.after(() => rmSync(denoDir, { recursive: true, force: true }));
   const deno = join(root, 'node_modules/.bin/deno');
+  const fixture = join('tests/js/fixtures', dir);
+  const args = ['check', '--quiet', '--config', join(fixture, 'deno.json'), ...files.map((f) => join(fixture, f))];
   try {
-    await promisify(execFile)(deno, ['check', '--quiet', 'tests/js/fixtures/types-check.ts'], {
+    await promisify(execFile)(deno, args, {
       cwd: root,
       env: { ...process.env, DENO_DIR: denoDir, DENO_NO_UPDATE_CHECK: '1', NO_COLOR: '1' },
       timeout: 180_000,
     });
   } catch (error) {
-    assert.fail(`deno check failed:\n${error.stdout}\n${error.stderr}`);
+    assert.fail(`deno check ${dir} failed:\n${error.stdout}\n${error.stderr}`);
   }
+}
+
+test('a strict web app (es2022 + dom, no Node types) type-checks against the .d.ts files', async (t) => {
+  await denoCheck(t, 'ts-app', ['types-check.ts', 'replica-app.ts']);
+});
+
+test('under lib esnext, `using` takes the classes and Symbol.dispose is declared once', async (t) => {
+  await denoCheck(t, 'ts-esnext', ['dispose.ts']);
+});
+
+/** The .d.ts files of pkg/ a TypeScript project reads. */
+const TYPE_FILES = ['ants_coord.d.ts', 'ants_coord_bg.wasm.d.ts', 'cjs/ants_coord.d.ts', 'client.d.ts'];
+
+/** Lines of `text` (1-based numbers) where `pattern` matches, as "file:line: text". */
+function hits(file, text, pattern) {
+  return text
+    .split('\n')
+    .map((line, i) => [line, i + 1])
+    .filter(([line]) => pattern.test(line))
+    .map(([line, n]) => `${file}:${n}: ${line.trim()}`);
+}
+
+/** The types of a .d.ts: comments (which may say "any" in English) blanked, lines kept. */
+function typesOnly(text) {
+  return text
+    .replace(/\/\*[\s\S]*?\*\//g, (comment) => comment.replace(/[^\n]/g, ' '))
+    .replace(/\/\/.*$/gm, '');
+}
+
+/** What a .d.ts must not contain: in its types `any` and `Function`; anywhere a standalone `r"`
+ * (a `///` doc comment passed through a macro_rules! matcher reaches wasm-bindgen as `r"...`). */
+function forbidden(file, text) {
+  const code = typesOnly(text);
+  return [...hits(file, code, /\bany\b/), ...hits(file, code, /\bFunction\b/), ...hits(file, text, /(?<![\w"])r"/)];
+}
+
+test('the .d.ts files have no any, no Function and no stray r" in doc comments', () => {
+  const found = TYPE_FILES.flatMap((file) => forbidden(file, readFileSync(join(root, 'pkg', file), 'utf8')));
+  assert.deepEqual(found, []);
+});
+
+test('that check sees each of them, and not a word in a comment or a string type', () => {
+  const sample = [
+    'export class A {',
+    '  /**',
+    '   * r" a builder; any value; a Function.',
+    '   */',
+    '  on(h: Function): void;',
+    '  x: any;',
+    '  policy: "burn" | "poster";',
+    '}',
+  ].join('\n');
+  assert.deepEqual(forbidden('a.d.ts', sample), [
+    'a.d.ts:6: x: any;',
+    'a.d.ts:5: on(h: Function): void;',
+    'a.d.ts:3: * r" a builder; any value; a Function.',
+  ]);
 });

@@ -28,7 +28,7 @@ fn op_of(who: &Identity, kind: &str, counter: u64, body: &[u8]) -> SignedOp {
 fn alice_published_unfollowed(relay: &mut TestRelay) -> (RelayConnection, Session, OpId) {
     let mut session = Session::new(alice());
     let mut conn = relay.handshake(&mut session);
-    let op = session.publish("t", "post", b"mine", vec![], T0).unwrap();
+    let op = session.publish("t", "note", b"mine", vec![], T0).unwrap();
     relay.pump(&mut conn, &mut session);
     let events = session.take_events();
     assert!(
@@ -176,7 +176,7 @@ fn held_receipts_are_bounded() {
     let mut conn = relay.handshake(&mut session);
     for i in 0..(MAX_HELD_RECEIPTS as u64 + 3) {
         session
-            .publish("t", "post", &i.to_be_bytes(), vec![], T0)
+            .publish("t", "note", &i.to_be_bytes(), vec![], T0)
             .unwrap();
         if i % 512 == 0 {
             relay.pump(&mut conn, &mut session);

@@ -119,7 +119,7 @@ fn live_alice() -> (TestRelay, RelayConnection, Session) {
 fn a_retryable_refusal_is_retried_after_a_backoff_with_the_same_bytes() {
     for code in RETRYABLE_CODES {
         let (mut relay, mut conn, mut session) = live_alice();
-        let op = session.publish("t", "post", b"a", vec![], T0).unwrap();
+        let op = session.publish("t", "note", b"a", vec![], T0).unwrap();
         let mut refusals = VecDeque::from([code]);
         let sent = exchange(&mut relay, &mut conn, &mut session, &mut refusals, T0);
         assert_eq!(sent, vec![op.clone()]);
@@ -158,7 +158,7 @@ fn a_retryable_refusal_is_retried_after_a_backoff_with_the_same_bytes() {
 #[test]
 fn the_backoff_grows_with_each_refusal_up_to_its_bound() {
     let (mut relay, mut conn, mut session) = live_alice();
-    session.publish("t", "post", b"a", vec![], T0).unwrap();
+    session.publish("t", "note", b"a", vec![], T0).unwrap();
     let mut now = T0;
     let mut waits = Vec::new();
     for _ in 0..10 {
@@ -183,14 +183,14 @@ fn the_backoff_grows_with_each_refusal_up_to_its_bound() {
 #[test]
 fn a_later_op_never_overtakes_a_refused_one_so_a_reconnect_loses_nothing() {
     let (mut relay, mut conn, mut session) = live_alice();
-    let first = session.publish("t", "post", b"first", vec![], T0).unwrap();
+    let first = session.publish("t", "note", b"first", vec![], T0).unwrap();
     let mut refusals = VecDeque::from(["UNAVAILABLE"]);
     exchange(&mut relay, &mut conn, &mut session, &mut refusals, T0);
     let second = session
-        .publish("t", "post", b"second", vec![], T0 + 10)
+        .publish("t", "note", b"second", vec![], T0 + 10)
         .unwrap();
     let other = session
-        .publish("u", "post", b"other", vec![], T0 + 10)
+        .publish("u", "note", b"other", vec![], T0 + 10)
         .unwrap();
     // Only the other topic's op goes out while the first waits for its retry.
     let sent = exchange(
@@ -237,7 +237,7 @@ fn a_later_op_never_overtakes_a_refused_one_so_a_reconnect_loses_nothing() {
 fn after_a_refusal_a_topic_sends_one_op_at_a_time_until_a_receipt() {
     let (mut relay, mut conn, mut session) = live_alice();
     let ops: Vec<SignedOp> = (0..3u8)
-        .map(|i| session.publish("t", "post", &[i], vec![], T0).unwrap())
+        .map(|i| session.publish("t", "note", &[i], vec![], T0).unwrap())
         .collect();
     // The first is refused, the two behind it were already on the wire and are refused too.
     let mut refusals = VecDeque::from(["UNAVAILABLE"; 3]);
@@ -263,7 +263,7 @@ fn after_a_refusal_a_topic_sends_one_op_at_a_time_until_a_receipt() {
 fn every_publish_settles_within_the_publish_timeout() {
     let (mut relay, mut conn, mut session) = live_alice();
     session.set_publish_timeout_ms(5_000);
-    let op = session.publish("t", "post", b"a", vec![], T0).unwrap();
+    let op = session.publish("t", "note", b"a", vec![], T0).unwrap();
     let mut now = T0;
     let mut timed_out = Vec::new();
     // The relay refuses it every time.
@@ -293,7 +293,7 @@ fn every_publish_settles_within_the_publish_timeout() {
     assert_eq!(session.next_wake_ms(), None);
     // With no relay at all it settles too, as UNAVAILABLE.
     session.disconnected();
-    let lonely = session.publish("t", "post", b"b", vec![], now).unwrap();
+    let lonely = session.publish("t", "note", b"b", vec![], now).unwrap();
     session.tick(now + 4_999);
     assert!(session.take_events().is_empty());
     session.tick(now + 5_000);
@@ -308,7 +308,7 @@ fn every_publish_settles_within_the_publish_timeout() {
 #[test]
 fn a_final_refusal_settles_at_once_and_releases_the_topic() {
     let (mut relay, mut conn, mut session) = live_alice();
-    let bad = session.publish("t", "post", b"a", vec![], T0).unwrap();
+    let bad = session.publish("t", "note", b"a", vec![], T0).unwrap();
     let mut refusals = VecDeque::from(["DEPS_MISSING"]);
     exchange(&mut relay, &mut conn, &mut session, &mut refusals, T0);
     let events = session.take_events();
@@ -316,7 +316,7 @@ fn a_final_refusal_settles_at_once_and_releases_the_topic() {
         matches!(&events[..], [SessionEvent::Refused { op_id, code, .. }]
         if *op_id == bad.id() && code == "DEPS_MISSING")
     );
-    let next = session.publish("t", "post", b"b", vec![], T0).unwrap();
+    let next = session.publish("t", "note", b"b", vec![], T0).unwrap();
     let sent = exchange(
         &mut relay,
         &mut conn,
@@ -331,7 +331,7 @@ fn a_final_refusal_settles_at_once_and_releases_the_topic() {
 fn a_receipt_for_an_op_given_up_on_the_wire_is_still_reported() {
     let (mut relay, mut conn, mut session) = live_alice();
     session.set_publish_timeout_ms(1_000);
-    let op = session.publish("t", "post", b"a", vec![], T0).unwrap();
+    let op = session.publish("t", "note", b"a", vec![], T0).unwrap();
     let frames = session.take_outgoing();
     session.tick(T0 + 1_000);
     assert!(matches!(

@@ -1,11 +1,12 @@
-//! Checked conversions of JS arguments, shared by every binding.
+//! JS arguments into Rust values, checked: a value of the wrong type is `BAD_INPUT` naming the
+//! argument, never a wasm-bindgen exception without a code.
 
 use js_sys::{Array, Uint8Array};
 use serde::de::{self, Deserializer, Visitor};
-use serde::ser::Serializer;
 use wasm_bindgen::{JsCast, JsValue};
 
-use super::error::bad_input;
+use super::super::error::bad_input;
+use crate::identity::{decode_lower_hex, AgentId};
 
 /// The bytes of a `Uint8Array` argument (a Node `Buffer` is one), copied into wasm memory.
 /// Anything else is `BAD_INPUT` naming the argument.
@@ -66,6 +67,19 @@ pub(crate) fn ms_arg(what: &str, value: &JsValue) -> Result<u64, JsValue> {
     }
 }
 
+/// A size or index argument: a JS number that is a safe non-negative integer (up to
+/// `Number.MAX_SAFE_INTEGER`); anything else is `BAD_INPUT`.
+pub(crate) fn safe_u64(what: &str, value: &JsValue) -> Result<u64, JsValue> {
+    let value = number_arg(what, value)?;
+    if value.fract() == 0.0 && (0.0..=9_007_199_254_740_991.0).contains(&value) {
+        Ok(value as u64)
+    } else {
+        Err(bad_input(format!(
+            "{what} must be a safe non-negative integer, got {value}"
+        )))
+    }
+}
+
 /// The elements of an array argument, each converted by [`bytes_arg`].
 pub(crate) fn bytes_array_arg(what: &str, value: &JsValue) -> Result<Vec<Vec<u8>>, JsValue> {
     if !Array::is_array(value) {
@@ -79,26 +93,80 @@ pub(crate) fn bytes_array_arg(what: &str, value: &JsValue) -> Result<Vec<Vec<u8>
         .collect()
 }
 
-/// Largest integer a JS number holds exactly (`Number.MAX_SAFE_INTEGER`).
-const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
-
-/// Serializes a `u64` as a JS number when it is a safe integer, as a `BigInt` otherwise, so
-/// ordinary counters and times stay plain numbers and no value ever loses precision.
-pub(crate) fn serialize_u64<S: Serializer>(value: &u64, serializer: S) -> Result<S::Ok, S::Error> {
-    if *value <= MAX_SAFE_INTEGER {
-        serializer.serialize_u64(*value)
-    } else {
-        // serde-wasm-bindgen turns 128-bit integers into BigInt.
-        serializer.serialize_u128(u128::from(*value))
-    }
+/// A `u64` from a JS number (a non-negative safe integer) or a `BigInt`.
+pub(crate) fn u64_arg(what: &str, value: &JsValue) -> Result<u64, JsValue> {
+    serde_wasm_bindgen::from_value::<u64>(value.clone())
+        .map_err(|_| bad_input(format!("{what} must be a non-negative integer below 2^64")))
 }
 
-/// Serializes bytes as a `Uint8Array`.
-pub(crate) fn serialize_bytes<S: Serializer>(
-    value: &impl AsRef<[u8]>,
-    serializer: S,
-) -> Result<S::Ok, S::Error> {
-    serializer.serialize_bytes(value.as_ref())
+/// A validated agent id from its text form (`BAD_AGENT_ID`, `BAD_PUBLIC_KEY`).
+pub(crate) fn agent_arg(text: &str) -> Result<AgentId, JsValue> {
+    Ok(text.parse::<AgentId>()?)
+}
+
+/// 32 id bytes from 64 lowercase hex characters, not checked to be a curve point.
+pub(crate) fn id_bytes(what: &str, text: &str) -> Result<[u8; 32], JsValue> {
+    let bytes = decode_lower_hex(text, 32)
+        .ok_or_else(|| bad_input(format!("{what} must be 64 lowercase hex characters")))?;
+    let mut id = [0u8; 32];
+    id.copy_from_slice(&bytes);
+    Ok(id)
+}
+
+/// Refuses an object argument with keys outside `allowed` (serde-wasm-bindgen reads only the
+/// fields it knows, so a misspelt option would otherwise be ignored silently).
+pub(crate) fn only_keys(what: &str, object: &JsValue, allowed: &[&str]) -> Result<(), JsValue> {
+    let keys = js_sys::Object::keys(object.unchecked_ref::<js_sys::Object>());
+    for key in keys.iter() {
+        let key = key.as_string().unwrap_or_default();
+        if !allowed.contains(&key.as_str()) {
+            return Err(bad_input(format!(
+                "{what}: unknown field {key:?}, expected one of {allowed:?}"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// An index or length argument: a JS number (anything else is `BAD_INPUT`), checked by
+/// `index_number`.
+#[cfg(feature = "doc")]
+pub(crate) fn index_arg(what: &'static str, value: &JsValue) -> Result<u32, JsValue> {
+    index_number(what, number_arg(what, value)?)
+}
+
+/// A JS number that must be a non-negative integer index or length. Fractions, NaN and negative
+/// numbers are `BAD_INPUT`; integers past `u32::MAX` are `OUT_OF_RANGE` (no sequence is that long).
+#[cfg(feature = "doc")]
+pub(crate) fn index_number(what: &'static str, value: f64) -> Result<u32, JsValue> {
+    if !value.is_finite() || value < 0.0 || value.fract() != 0.0 {
+        return Err(bad_input(format!(
+            "{what} must be a non-negative integer, got {value}"
+        )));
+    }
+    if value > f64::from(u32::MAX) {
+        return Err(crate::error::Error::OutOfRange {
+            what,
+            index: value as u64,
+            length: 0,
+            len: u64::from(u32::MAX),
+        }
+        .into());
+    }
+    Ok(value as u32)
+}
+
+/// A time in ms if given (`what` names it), else `Date.now()`: time enters the core only as an
+/// argument. `undefined` and `null` mean "now"; anything but a non-negative number is `BAD_INPUT`.
+#[cfg(feature = "doc")]
+pub(crate) fn now_arg(what: &str, now_ms: &JsValue) -> Result<u64, JsValue> {
+    match optional_number_arg(what, now_ms)? {
+        Some(ms) if ms.is_finite() && ms >= 0.0 => Ok(ms as u64),
+        Some(ms) => Err(bad_input(format!(
+            "{what} must be a non-negative number, got {ms}"
+        ))),
+        None => Ok(js_sys::Date::now() as u64),
+    }
 }
 
 /// Deserializes bytes from a `Uint8Array` (or `ArrayBuffer`) only, refusing plain arrays so one

@@ -1,37 +1,10 @@
-//! Argument and result conversions shared by the document bindings.
+//! Document arguments: values stored in a document (JSON plus `Uint8Array`) and text edits.
 
 use wasm_bindgen::prelude::*;
 
-use super::convert::{number_arg, optional_number_arg};
-use super::error::bad_input;
+use super::super::error::bad_input;
+use super::args::index_number;
 use crate::doc::DocValue;
-use crate::error::Error;
-
-/// An index or length argument: a JS number (anything else is `BAD_INPUT`), checked by
-/// `index_number`.
-pub(crate) fn index_arg(what: &'static str, value: &JsValue) -> Result<u32, JsValue> {
-    index_number(what, number_arg(what, value)?)
-}
-
-/// A JS number that must be a non-negative integer index or length. Fractions, NaN and negative
-/// numbers are `BAD_INPUT`; integers past `u32::MAX` are `OUT_OF_RANGE` (no sequence is that long).
-fn index_number(what: &'static str, value: f64) -> Result<u32, JsValue> {
-    if !value.is_finite() || value < 0.0 || value.fract() != 0.0 {
-        return Err(bad_input(format!(
-            "{what} must be a non-negative integer, got {value}"
-        )));
-    }
-    if value > f64::from(u32::MAX) {
-        return Err(Error::OutOfRange {
-            what,
-            index: value as u64,
-            length: 0,
-            len: u64::from(u32::MAX),
-        }
-        .into());
-    }
-    Ok(value as u32)
-}
 
 /// A JS value stored in a document: JSON values and `Uint8Array`s (undefined reads as null).
 pub(crate) fn value_arg(what: &str, value: JsValue) -> Result<DocValue, JsValue> {
@@ -56,36 +29,6 @@ pub(crate) fn values_arg(what: &str, value: JsValue) -> Result<Vec<DocValue>, Js
     match value_arg(what, value)? {
         DocValue::Array(items) => Ok(items),
         _ => Err(bad_input(format!("{what} must be an array"))),
-    }
-}
-
-/// A Rust value as a plain JS value: objects (not `Map`s), `Uint8Array` for bytes.
-pub(crate) fn to_js<T: serde::Serialize + ?Sized>(value: &T) -> Result<JsValue, JsValue> {
-    let serializer = serde_wasm_bindgen::Serializer::new()
-        .serialize_maps_as_objects(true)
-        .serialize_missing_as_null(true);
-    value
-        .serialize(&serializer)
-        .map_err(|e| Error::BadInput(format!("cannot convert to JS: {e}")).into())
-}
-
-/// An array of `Uint8Array`s.
-pub(crate) fn byte_arrays(items: &[Vec<u8>]) -> js_sys::Array {
-    items
-        .iter()
-        .map(|bytes| JsValue::from(js_sys::Uint8Array::from(bytes.as_slice())))
-        .collect()
-}
-
-/// A time in ms if given (`what` names it), else `Date.now()`: time enters the core only as an
-/// argument. `undefined` and `null` mean "now"; anything but a non-negative number is `BAD_INPUT`.
-pub(crate) fn now_arg(what: &str, now_ms: &JsValue) -> Result<u64, JsValue> {
-    match optional_number_arg(what, now_ms)? {
-        Some(ms) if ms.is_finite() && ms >= 0.0 => Ok(ms as u64),
-        Some(ms) => Err(bad_input(format!(
-            "{what} must be a non-negative number, got {ms}"
-        ))),
-        None => Ok(js_sys::Date::now() as u64),
     }
 }
 
