@@ -337,3 +337,69 @@ async fn a_reader_without_rights_never_receives_a_private_entry() {
     assert_eq!(bob_client.next_entry().await.op().topic(), "marker");
     relay.shutdown().await.unwrap();
 }
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscription_ends_when_the_capability_that_opened_it_expires() {
+    let relay = start_relay(temp_dir("access-expiry")).await;
+    let url = relay.url();
+    let (alice, bob) = (identity(1), identity(2));
+    let topic = owned(&alice, "until-noon");
+    let mut owner = Client::connect_as(&url, &alice).await;
+    owner
+        .publish_ok(&op(&alice, &topic, 0, b"while valid"))
+        .await;
+    // Bob subscribes with a capability that expires soon and gets the entry while it is valid.
+    // (On a slow machine the capability may expire first: then again with a longer one. No
+    // outcome depends on how long anything takes.)
+    let mut lifetime = 2_000;
+    let (mut reader, subscription, expires) = loop {
+        let expires = now_ms() + lifetime;
+        let grant = cap(&alice, &bob, &topic, Rights::READ, expires);
+        let mut reader = Client::connect_as(&url_with(&url, &[&grant]), &bob).await;
+        let subscription = reader
+            .request(Body::Subscribe {
+                topic: topic.clone(),
+                from_seq: 0,
+            })
+            .await;
+        let delivered = loop {
+            match reader.recv().await.body {
+                Body::Entry { .. } | Body::Entries { .. } => break true,
+                Body::Error { .. } => break false,
+                _ => {}
+            }
+        };
+        if delivered {
+            break (reader, subscription, expires);
+        }
+        lifetime *= 2;
+        assert!(
+            lifetime <= 10 * 60_000,
+            "the capability expired before any delivery"
+        );
+    };
+    while now_ms() <= expires {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    // Expired: the next entry is not delivered; the subscription ends with the reason.
+    owner.publish_ok(&op(&alice, &topic, 1, b"after")).await;
+    let ended = reader.recv().await;
+    assert_eq!(
+        (ended.request_id, code_of(&ended)),
+        (subscription, "CAPABILITY_EXPIRED"),
+        "{ended:?}"
+    );
+    // Nothing of the topic follows: an open topic's entry is the next thing bob receives.
+    owner.publish_ok(&op(&alice, &topic, 2, b"later")).await;
+    assert_eq!(reader.subscribe("marker", 0).await, 0);
+    owner.publish_ok(&op(&alice, "marker", 0, b"end")).await;
+    assert_eq!(reader.next_entry().await.op().topic(), "marker");
+    relay.shutdown().await.unwrap();
+}

@@ -95,13 +95,25 @@ impl Access {
                 request_id, topic, ..
             } => (*request_id, topic),
         };
+        self.read_refusal(agent, topic, now_ms)
+            .map(|error| (request_id, error))
+    }
+
+    /// Why the connection's agent may not read `topic` at `now_ms` (`None`: it may). Checked
+    /// when it asks, and again before every delivery to a subscription, so that entries stop
+    /// the moment the capability that let it subscribe expires.
+    pub(crate) fn read_refusal(
+        &self,
+        agent: Option<&AgentId>,
+        topic: &str,
+        now_ms: u64,
+    ) -> Option<Error> {
         // An open topic: nothing to check.
         topic_owner(topic)?;
         let Some(agent) = agent else {
-            return Some((request_id, Error::NotAuthenticated));
+            return Some(Error::NotAuthenticated);
         };
-        let allowed = may_read(topic, agent, &self.capabilities, now_ms);
-        allowed.err().map(|error| (request_id, error))
+        may_read(topic, agent, &self.capabilities, now_ms).err()
     }
 }
 

@@ -505,7 +505,17 @@ impl Conn<'_> {
             .map(|(t, c)| (t.to_owned(), c))
             .collect();
         let mut more = false;
+        let now_ms = super::now_ms();
         for (topic, cursor) in cursors {
+            // A capability that let the connection subscribe to an owned topic may have expired
+            // since: then the subscription ends here, before anything more is read for it.
+            if let Some(error) = self.access.read_refusal(self.state.agent(), &topic, now_ms) {
+                self.shared.hub.unwatch(&topic, wake);
+                if let Some(request_id) = self.state.end_subscription(&topic) {
+                    self.send_frame(&Frame::error(request_id, &error)).await?;
+                }
+                continue;
+            }
             let limit = self.slice.0;
             let (entries, head) = match self.shared.hub.read(&topic, cursor, limit) {
                 Ok(found) => found,

@@ -331,6 +331,12 @@ impl RelayConnection {
             .map(|s| s.next_seq)
     }
 
+    /// Ends the subscription to `topic` without being asked (the relay no longer serves it to
+    /// this connection, e.g. a capability expired); returns the request id that opened it.
+    pub fn end_subscription(&mut self, topic: &str) -> Option<u32> {
+        self.subscriptions.remove(topic).map(|s| s.request_id)
+    }
+
     /// The started subscriptions and their cursors.
     pub fn cursors(&self) -> impl Iterator<Item = (&str, u64)> + '_ {
         self.subscriptions
