@@ -148,6 +148,12 @@ export interface Subscription extends AsyncIterable<VerifiedEntry | ReplicaEvent
   readonly paused: boolean;
   /** Bytes (roughly) of the items waiting to be read from the iterator. */
   readonly queuedBytes: number;
+  /** Set when the relay refused this subscription or ended it (`NOT_AUTHORIZED`,
+   * `NOT_AUTHENTICATED`, `CAPABILITY_EXPIRED` when the capability that let it read an owned
+   * topic expired): the `delivered`/`caughtUp` waits pending then reject with it, and the client
+   * emits it as `"error"` (with `topic`). The subscription stays: the next connection (e.g.
+   * after `addCapability`) subscribes again from the cursor, and the relay's answer clears it. */
+  readonly error: (Error & { code: string; topic: string }) | undefined;
   /** Stops following the topic, if this is still the topic's subscription (a subscription that
    * a second `subscribe` replaced has already ended and changes nothing). */
   unsubscribe(): void;

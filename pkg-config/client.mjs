@@ -180,6 +180,9 @@ class Subscription {
   #head = null;
   // Promises of `delivered(seq)` / `caughtUp()`: { count, resolve, reject }, count = seq + 1.
   #progress = [];
+  /** The relay's refusal when it refused or ended this subscription (`undefined` once it
+   * answers a later subscribe). */
+  error = undefined;
   /**
    * `flow`: `{ maxQueuedBytes, pause(), resume(), unsubscribe() }`: the topic on the relay, moved
    * only while this is the topic's current subscription.
@@ -230,6 +233,7 @@ class Subscription {
   }
   /** The relay answered the subscription with `head` entries (called by the client). */
   subscribed(head) {
+    this.error = undefined;
     if (this.#head === null) this.#head = Number(head);
     this.settle();
   }
@@ -280,6 +284,16 @@ class Subscription {
     this.#done = true;
     this.#rejectProgress();
     this.#endIterator();
+  }
+  /**
+   * The relay refused this subscription or ended it (`NOT_AUTHORIZED`, `CAPABILITY_EXPIRED`…;
+   * called by the client): `error` says why, and the waits pending now reject with it. The
+   * subscription stays: the next connection (e.g. after `addCapability`) asks again from the
+   * cursor, and its answer clears `error`.
+   */
+  refused(error) {
+    this.error = error;
+    for (const { reject } of this.#progress.splice(0)) reject(error);
   }
   // No more items: pending `next()`s end, and a paused topic resumes, since the client goes on
   // following it (unless the end is an unsubscribe or a close, where resuming does nothing).
@@ -861,6 +875,13 @@ export function makeRelayClient(ants) {
           case "relayError":
             this.#emit("error", relayError(event.code, event.message));
             break;
+          case "subscriptionEnded": {
+            const error = relayError(event.code, event.message);
+            error.topic = event.topic;
+            this.#subscriptions.get(event.topic)?.refused(error);
+            this.#emit("error", error);
+            break;
+          }
           default:
             break;
         }

@@ -236,6 +236,17 @@ pub enum SessionEvent {
         /// The relay's size of the topic.
         head: u64,
     },
+    /// The relay refused a subscription, or ended it (PROTOCOL.md 10.6: the capability that let
+    /// this agent read an owned topic expired). The topic stays followed: the next connection
+    /// (e.g. one that carries a fresh capability) subscribes again from the cursor.
+    SubscriptionEnded {
+        /// The topic.
+        topic: String,
+        /// The relay's error code (`NOT_AUTHORIZED`, `CAPABILITY_EXPIRED`, …).
+        code: String,
+        /// The relay's explanation.
+        message: String,
+    },
     /// A verified entry, next in sequence.
     Entry {
         /// The topic.

@@ -167,6 +167,25 @@ impl Session {
         if self.on_audit_error(request_id, &code, &message) {
             return Ok(());
         }
+        // A refused subscribe, or a subscription the relay ended (a capability expired): the
+        // topic stays followed, and the next connection (e.g. with a fresh capability) asks
+        // again from the cursor.
+        let subscription = (request_id != 0)
+            .then(|| {
+                self.topics
+                    .iter_mut()
+                    .find(|(_, t)| t.request_id == request_id)
+            })
+            .flatten();
+        if let Some((name, topic)) = subscription {
+            topic.request_id = 0;
+            self.events.push_back(SessionEvent::SubscriptionEnded {
+                topic: name.clone(),
+                code,
+                message,
+            });
+            return Ok(());
+        }
         let index = (request_id != 0)
             .then(|| self.unacked.iter().position(|u| u.request_id == request_id))
             .flatten();

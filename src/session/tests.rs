@@ -853,3 +853,45 @@ fn publish_signed_queues_the_same_op_and_refuses_another_author() {
 mod audit;
 mod bodies;
 mod publish_retry;
+
+#[test]
+fn a_refused_subscription_is_reported_for_its_topic_and_asked_again_next_connection() {
+    let (mut relay, _conn, mut session) = alice_published_three(Lie::None, false);
+    session.take_events();
+    session.take_outgoing();
+    session.subscribe("private", 0, false).unwrap();
+    let sent: Vec<Frame> = session
+        .take_outgoing()
+        .iter()
+        .map(|bytes| Frame::decode(bytes).unwrap())
+        .collect();
+    let [Frame {
+        request_id,
+        body: Body::Subscribe { .. },
+    }] = &sent[..]
+    else {
+        panic!("expected one subscribe, got {sent:?}");
+    };
+    // The relay refuses it (as it ends one whose capability expired): the session says which
+    // topic, not an anonymous relay error.
+    let refusal = Error::CapabilityExpired {
+        expires_ms: 1,
+        now_ms: 2,
+    };
+    let frame = Frame::error(*request_id, &refusal).encode().unwrap();
+    session.receive(&frame, T0).unwrap();
+    let events = session.take_events();
+    assert!(
+        matches!(
+            &events[..],
+            [SessionEvent::SubscriptionEnded { topic, code, .. }]
+                if topic == "private" && code == "CAPABILITY_EXPIRED"
+        ),
+        "{events:?}"
+    );
+    // The topic stays followed: the next connection asks again, from the cursor.
+    session.disconnected();
+    let mut conn = relay.handshake(&mut session);
+    relay.pump(&mut conn, &mut session);
+    assert_eq!(conn.cursor("private"), Some(0));
+}

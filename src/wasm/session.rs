@@ -48,7 +48,8 @@ export type SessionEvent =
   | { type: "receiptAudited"; topic: string; opId: string; seq: U64; treeSize: U64 }
   | { type: "pushed"; topic: string; seq: U64; event: ReplicaEvent }
   | { type: "misbehaviour"; topic: string; code: string; detail: string; evidence: Uint8Array | null }
-  | { type: "relayError"; requestId: number; code: string; message: string };
+  | { type: "relayError"; requestId: number; code: string; message: string }
+  | { type: "subscriptionEnded"; topic: string; code: string; message: string };
 "#;
 
 /// A relay client session (sans-IO): feed it received frames, send what `takeOutgoing()`
@@ -153,6 +154,11 @@ enum JsEvent {
     },
     RelayError {
         request_id: u32,
+        code: String,
+        message: String,
+    },
+    SubscriptionEnded {
+        topic: String,
         code: String,
         message: String,
     },
@@ -293,6 +299,15 @@ fn to_js_event(event: SessionEvent) -> JsEvent {
             message,
         } => JsEvent::RelayError {
             request_id,
+            code,
+            message,
+        },
+        SessionEvent::SubscriptionEnded {
+            topic,
+            code,
+            message,
+        } => JsEvent::SubscriptionEnded {
+            topic,
             code,
             message,
         },

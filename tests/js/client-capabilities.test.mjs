@@ -73,8 +73,16 @@ test('without a capability the subscription is refused; addCapability makes it w
   try {
     const refused = nextError(client);
     const subscription = client.subscribe(topic);
+    // The refusal belongs to the subscription: its waits reject with it, and it says why.
+    const waited = subscription.caughtUp().then(
+      () => assert.fail('caughtUp resolved on a refused subscription'),
+      (error) => error,
+    );
     const error = await refused;
     assert.ok(['NOT_AUTHENTICATED', 'NOT_AUTHORIZED'].includes(error.code), error.message);
+    assert.equal(error.topic, topic);
+    assert.equal(subscription.error, error);
+    assert.equal(await waited, error);
     assert.equal(client.cursor(topic), 0, 'nothing was delivered');
 
     const url = client.url;
@@ -84,6 +92,7 @@ test('without a capability the subscription is refused; addCapability makes it w
     assert.equal(client.url, url, 'addCapability stays on the same frontend');
     // The session resubscribes from its cursor on the new connection, which has the capability.
     await subscription.delivered(receipts.at(-1).seq);
+    assert.equal(subscription.error, undefined, 'the relay answered the new subscribe');
     assert.deepEqual(await firstBodies(subscription, 2), ['note 0', 'note 1']);
   } finally {
     client.close();
