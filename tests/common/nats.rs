@@ -231,13 +231,18 @@ impl NatsCluster {
         assert!(node.child.is_none(), "{} already running", node.name);
         let child = if self.tied {
             // The shell ends with the server; its background reader kills the server when
-            // this process's end of the stdin pipe closes (at exit, even by a signal).
+            // this process's end of the stdin pipe closes (at exit, even by a signal), and
+            // removes the cluster's directory.
             Command::new("sh")
                 .arg("-c")
                 // (A background job's stdin is /dev/null: the pipe is read through fd 3.)
-                .arg(r#"exec 3<&0; "$0" -c "$1" & pid=$!; (read _ <&3; kill -9 $pid) & wait $pid"#)
+                .arg(concat!(
+                    r#"exec 3<&0; "$0" -c "$1" & pid=$!; "#,
+                    r#"(read _ <&3; kill -9 $pid; rm -rf "$2") & wait $pid"#
+                ))
                 .arg(nats_server_binary())
                 .arg(&node.config)
+                .arg(&self.dir)
                 .stdin(Stdio::piped())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
