@@ -50,7 +50,9 @@
 
 mod check;
 mod health;
+mod index;
 mod reader;
+mod recent;
 pub(crate) mod sql;
 pub mod sqlite;
 
