@@ -223,3 +223,100 @@ pub fn unindexed(conn: &Connection, topic: i64) -> Result<(u64, Vec<RecentOp>)> 
     }
     Ok((mark, ops))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::relay::store::sql::{open_writer, recover, DB_FILE};
+
+    /// The per-row indexes relays kept before the lookup tables.
+    const OLD_INDEXES: &str = "
+        CREATE UNIQUE INDEX IF NOT EXISTS entries_by_author ON entries (topic, author, counter);
+        CREATE INDEX IF NOT EXISTS entries_by_op ON entries (op_id);";
+
+    fn insert(conn: &Connection, topic: i64, seq: u64, author: &AgentId, counter: u64) {
+        let mut entry = vec![1u8];
+        entry.extend_from_slice(&seq.to_be_bytes());
+        entry.extend_from_slice(&(100 + seq).to_be_bytes());
+        conn.execute(
+            "INSERT INTO entries (topic, seq, author, counter, op_id, entry, receipt) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, x'')",
+            params![
+                topic,
+                to_sql(seq),
+                &author.as_bytes()[..],
+                to_sql(counter),
+                &op_id(topic, seq)[..],
+                entry
+            ],
+        )
+        .unwrap();
+    }
+
+    fn op_id(topic: i64, seq: u64) -> [u8; 32] {
+        let mut id = [0u8; 32];
+        id[0] = topic as u8;
+        id[24..].copy_from_slice(&seq.to_be_bytes());
+        id
+    }
+
+    #[test]
+    fn a_database_with_row_indexes_is_migrated_to_the_lookup_tables_and_again_after_an_old_relay() {
+        let dir = std::env::temp_dir().join(format!("ants-index-migrate-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(DB_FILE);
+        let alice = crate::Identity::from_seed(&[1; 32]).unwrap().agent_id();
+        let bob = crate::Identity::from_seed(&[2; 32]).unwrap().agent_id();
+        {
+            // The layout before the lookup tables: the same tables, and the two indexes.
+            let old = Connection::open(&path).unwrap();
+            old.execute_batch(crate::relay::store::SCHEMA).unwrap();
+            old.execute_batch(OLD_INDEXES).unwrap();
+            old.execute_batch("INSERT INTO topics (id, name) VALUES (1, 'a'), (2, 'b')")
+                .unwrap();
+            for seq in 0..5 {
+                insert(&old, 1, seq, &alice, 10 + seq);
+            }
+            insert(&old, 2, 0, &bob, 3);
+        }
+        let lookups_answer = |conn: &Connection, sizes: (u64, u64)| {
+            for seq in 0..sizes.0 {
+                assert!(indexed_op(conn, &op_id(1, seq)).unwrap(), "a/{seq}");
+                assert_eq!(
+                    indexed_counter(conn, 1, &alice, 10 + seq).unwrap(),
+                    Some(seq)
+                );
+            }
+            assert!(indexed_op(conn, &op_id(2, 0)).unwrap());
+            assert!(!indexed_op(conn, &op_id(2, 1)).unwrap());
+            assert_eq!(indexed_counter(conn, 1, &bob, 3).unwrap(), None);
+            let topics = recover(conn).unwrap();
+            assert_eq!((topics[0].size, topics[1].size), sizes);
+            assert!(topics.iter().all(|t| t.unindexed.is_empty()), "all indexed");
+            assert_eq!(topics[0].last_counters[&alice], 10 + sizes.0 - 1);
+            assert_eq!(topics[1].last_counters[&bob], 3);
+            let old_left: i64 = conn
+                .query_row(
+                    "SELECT count(*) FROM sqlite_master WHERE name LIKE 'entries_by_%'",
+                    [],
+                    |row| row.get(0),
+                )
+                .unwrap();
+            assert_eq!(old_left, 0);
+        };
+        for _ in 0..2 {
+            lookups_answer(&open_writer(&path).unwrap(), (5, 1));
+        }
+        {
+            // A relay from before the change runs on it: it makes its indexes again and
+            // appends without the lookup tables.
+            let old = Connection::open(&path).unwrap();
+            old.execute_batch(OLD_INDEXES).unwrap();
+            insert(&old, 1, 5, &alice, 15);
+            insert(&old, 1, 6, &alice, 16);
+        }
+        lookups_answer(&open_writer(&path).unwrap(), (7, 1));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
