@@ -120,7 +120,7 @@ pub fn write_drain(conn: &Connection, drain: &Drain<'_>) -> Result<()> {
 pub fn indexed_op(conn: &Connection, op_id: &[u8; 32]) -> Result<bool> {
     let mut stmt = conn
         .prepare_cached(
-            "SELECT 1 FROM op_index i JOIN entries e ON e.topic = i.topic AND e.seq = i.seq \
+            "SELECT 1 FROM op_index i JOIN entries e ON e.pos = (i.topic << 40) + i.seq \
              WHERE i.prefix = ?1 AND e.op_id = ?2 LIMIT 1",
         )
         .map_err(storage("lookup op"))?;
@@ -199,11 +199,12 @@ pub fn unindexed(conn: &Connection, topic: i64) -> Result<(u64, Vec<RecentOp>)> 
     let mut stmt = conn
         .prepare(
             "SELECT seq, author, counter, op_id FROM entries \
-             WHERE topic = ?1 AND seq >= ?2 ORDER BY seq",
+             WHERE pos >= ?1 AND pos < ?2 ORDER BY pos",
         )
         .map_err(storage("read unindexed entries"))?;
+    let (lo, hi) = super::position::range(topic, mark);
     let mut rows = stmt
-        .query(params![topic, to_sql(mark)])
+        .query(params![lo, hi])
         .map_err(storage("read unindexed entries"))?;
     let mut ops = Vec::new();
     while let Some(row) = rows.next().map_err(storage("read unindexed entries"))? {
@@ -272,6 +273,13 @@ mod tests {
             // The layout before the lookup tables: the same tables, and the two indexes.
             let old = Connection::open(&path).unwrap();
             old.execute_batch(crate::relay::store::SCHEMA).unwrap();
+            old.execute_batch(
+                "CREATE TABLE entries (topic INTEGER NOT NULL REFERENCES topics(id),
+                     seq INTEGER NOT NULL, author BLOB NOT NULL, counter INTEGER NOT NULL,
+                     op_id BLOB NOT NULL, entry BLOB NOT NULL, receipt BLOB NOT NULL,
+                     PRIMARY KEY (topic, seq)) WITHOUT ROWID;",
+            )
+            .unwrap();
             old.execute_batch(OLD_INDEXES).unwrap();
             old.execute_batch("INSERT INTO topics (id, name) VALUES (1, 'a'), (2, 'b')")
                 .unwrap();

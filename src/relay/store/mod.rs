@@ -51,6 +51,7 @@
 mod check;
 mod health;
 mod index;
+mod position;
 mod reader;
 mod recent;
 pub(crate) mod sql;

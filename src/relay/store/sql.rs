@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 
 use super::index;
+use super::position;
 use super::recent::RecentOp;
 use crate::error::{Error, Result};
 use crate::identity::AgentId;
@@ -17,7 +18,8 @@ use crate::log::{Hash, HashStore};
 /// The database file name inside the data directory.
 pub const DB_FILE: &str = "relay.sqlite3";
 
-/// The tables (the lookup tables are [`super::index::INDEX_SCHEMA`]). `entries.receipt` is empty: a receipt is a signature over what the row and the
+/// The tables besides `entries` ([`super::position::ENTRIES`]) and the lookup tables
+/// ([`super::index::INDEX_SCHEMA`]). `entries.receipt` is empty: a receipt is a signature over what the row and the
 /// topic's `node_hashes` already hold (seq, op id, the entry's relay time, the root at
 /// `seq + 1`), so a retry is answered by signing the same statement again. (Relays before this
 /// change stored the signed receipt there; a non-empty one is still sent as stored.) Not
@@ -27,16 +29,6 @@ CREATE TABLE IF NOT EXISTS topics (
     id   INTEGER PRIMARY KEY,
     name TEXT NOT NULL UNIQUE
 );
-CREATE TABLE IF NOT EXISTS entries (
-    topic   INTEGER NOT NULL REFERENCES topics(id),
-    seq     INTEGER NOT NULL,
-    author  BLOB    NOT NULL,
-    counter INTEGER NOT NULL,
-    op_id   BLOB    NOT NULL,
-    entry   BLOB    NOT NULL,
-    receipt BLOB    NOT NULL,
-    PRIMARY KEY (topic, seq)
-) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS node_hashes (
     topic INTEGER NOT NULL REFERENCES topics(id),
     node  INTEGER NOT NULL,
@@ -83,10 +75,14 @@ pub fn open_writer(path: &Path) -> Result<Connection> {
     conn.pragma_update(None, "cache_size", -65_536)
         .map_err(storage("cache_size"))?;
     conn.execute_batch(SCHEMA).map_err(storage("schema"))?;
+    conn.execute_batch(position::ENTRIES)
+        .map_err(storage("entries"))?;
     conn.execute_batch(index::INDEX_SCHEMA)
         .map_err(storage("lookup tables"))?;
     migrate_level_keyed_hashes(&conn)?;
+    // The lookup tables are filled from the old indexes' table, before it is rewritten.
     index::migrate_row_indexes(&conn)?;
+    position::migrate_to_positions(&conn)?;
     Ok(conn)
 }
 
@@ -301,13 +297,21 @@ pub fn recover(conn: &Connection) -> Result<Vec<RecoveredTopic>> {
     // the entries themselves would read every entry blob. (So a hole before the mark, with its
     // `counter_index` row left, is not seen here; followers' proofs would expose it.)
     for state in topics.iter_mut() {
-        let (min, max): (Option<i64>, Option<i64>) = conn
-            .query_row(
-                "SELECT MIN(seq), MAX(seq) FROM entries WHERE topic = ?1",
-                params![state.id],
-                |row| Ok((row.get(0)?, row.get(1)?)),
+        let (lo, hi) = position::range(state.id, 0);
+        let end = |order: &str| -> Result<Option<i64>> {
+            conn.query_row(
+                &format!(
+                    "SELECT pos FROM entries WHERE pos >= ?1 AND pos < ?2 ORDER BY pos {order} \
+                     LIMIT 1"
+                ),
+                params![lo, hi],
+                |row| row.get::<_, i64>(0),
             )
-            .map_err(storage("recover sizes"))?;
+            .optional()
+            .map(|pos| pos.map(|pos| pos - lo))
+            .map_err(storage("recover sizes"))
+        };
+        let (min, max) = (end("ASC")?, end("DESC")?);
         let (mark, unindexed) = index::unindexed(conn, state.id)?;
         let count = index::indexed_count(conn, state.id, mark)?
             .checked_add(unindexed.len() as u64)
@@ -334,8 +338,8 @@ pub fn recover(conn: &Connection) -> Result<Vec<RecoveredTopic>> {
     for state in topics.iter_mut().filter(|t| t.size > 0) {
         let entry: Vec<u8> = conn
             .query_row(
-                "SELECT entry FROM entries WHERE topic = ?1 AND seq = ?2",
-                params![state.id, to_sql(state.size - 1)],
+                "SELECT entry FROM entries WHERE pos = ?1",
+                params![position::pos(state.id, state.size - 1)?],
                 |row| row.get(0),
             )
             .map_err(storage("recover last entry"))?;
@@ -472,9 +476,9 @@ pub struct StoredOp {
 /// The stored op at `seq` in topic `topic_id`.
 pub fn op_at_seq(conn: &Connection, topic_id: i64, seq: u64) -> Result<Option<StoredOp>> {
     let mut stmt = conn
-        .prepare_cached("SELECT op_id, receipt, entry FROM entries WHERE topic = ?1 AND seq = ?2")
+        .prepare_cached("SELECT op_id, receipt, entry FROM entries WHERE pos = ?1")
         .map_err(storage("lookup counter"))?;
-    stmt.query_row(params![topic_id, to_sql(seq)], |row| {
+    stmt.query_row(params![position::pos(topic_id, seq)?], |row| {
         let op_id: Vec<u8> = row.get(0)?;
         let mut id = [0u8; 32];
         if op_id.len() == 32 {
@@ -602,8 +606,8 @@ mod tests {
             entry.extend_from_slice(&seq.to_be_bytes());
             entry.extend_from_slice(&time.to_be_bytes());
             conn.execute(
-                "INSERT INTO entries (topic, seq, author, counter, op_id, entry, receipt) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, x'')",
+                "INSERT INTO entries (pos, topic, seq, author, counter, op_id, entry, receipt) \
+                 VALUES ((?1 << 40) + ?2, ?1, ?2, ?3, ?4, ?5, ?6, x'')",
                 params![
                     topic,
                     to_sql(seq),

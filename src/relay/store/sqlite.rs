@@ -29,8 +29,9 @@ use rusqlite::{params, Connection};
 use super::check::checked_frontier;
 use super::health::StorageHealth;
 use super::index;
+use super::position;
 use super::recent::{RecentOp, RecentOps};
-use super::sql::{self, open_writer, storage, to_sql, RecoveredTopic, SqlHashes};
+use super::sql::{self, open_writer, storage, RecoveredTopic, SqlHashes};
 use super::{Acks, Append, AppendError, Store, StoredHead};
 use crate::entry::Entry;
 use crate::error::{Error, Result};
@@ -144,25 +145,18 @@ impl SqliteStore {
             Ok(id)
         };
         {
-            let mut insert = tx
-                .prepare_cached(
-                    "INSERT INTO entries (topic, seq, author, counter, op_id, entry, receipt) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, x'')",
-                )
-                .map_err(storage("insert entry"))?;
             for entry in append.entries {
                 let id = id_of(&tx, &entry.topic)?;
                 sql::put_hashes(&tx, id, &entry.hashes)?;
-                insert
-                    .execute(params![
-                        id,
-                        to_sql(entry.seq()),
-                        &entry.author.as_bytes()[..],
-                        to_sql(entry.counter),
-                        &entry.op_id.0[..],
-                        &entry.entry[..],
-                    ])
-                    .map_err(storage("insert entry"))?;
+                position::insert_entry(
+                    &tx,
+                    id,
+                    entry.seq(),
+                    &entry.author.as_bytes()[..],
+                    entry.counter,
+                    &entry.op_id.0[..],
+                    &entry.entry[..],
+                )?;
             }
             // In the same transaction: a stored snapshot always matches the stored entries.
             for snapshot in append.snapshots {
@@ -290,10 +284,11 @@ impl Store for SqliteStore {
         };
         let mut stmt = self
             .conn
-            .prepare("SELECT entry FROM entries WHERE topic = ?1 AND seq >= ?2 ORDER BY seq")
+            .prepare("SELECT entry FROM entries WHERE pos >= ?1 AND pos < ?2 ORDER BY pos")
             .map_err(storage("scan entries"))?;
+        let (lo, hi) = position::range(id, from_seq);
         let mut rows = stmt
-            .query(params![id, to_sql(from_seq)])
+            .query(params![lo, hi])
             .map_err(storage("scan entries"))?;
         while let Some(row) = rows.next().map_err(storage("scan entries"))? {
             let bytes: Vec<u8> = row.get(0).map_err(storage("scan entries"))?;
