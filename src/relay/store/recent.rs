@@ -130,7 +130,7 @@ impl RecentOps {
                     b.counter,
                 ))
             });
-            generation.sort_unstable_by(|a, b| a.op_id.cmp(&b.op_id));
+            generation.sort_unstable_by_key(|op| op.op_id);
             self.draining_by_op = generation;
             self.draining_by_counter = by_counter;
             self.by_op_done = 0;

@@ -313,9 +313,8 @@ pub fn recover(conn: &Connection) -> Result<Vec<RecoveredTopic>> {
         };
         let (min, max) = (end("ASC")?, end("DESC")?);
         let (mark, unindexed) = index::unindexed(conn, state.id)?;
-        let count = index::indexed_count(conn, state.id, mark)?
-            .checked_add(unindexed.len() as u64)
-            .unwrap_or(u64::MAX);
+        let count =
+            index::indexed_count(conn, state.id, mark)?.saturating_add(unindexed.len() as u64);
         state.unindexed = unindexed;
         let (Some(min), Some(max)) = (min, max) else {
             if count > 0 {

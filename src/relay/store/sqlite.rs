@@ -50,6 +50,16 @@ struct SqlTopic {
     last_counters: HashMap<AgentId, u64>,
 }
 
+/// What one committed transaction of [`SqliteStore::append`] wrote besides the entries.
+#[derive(Debug)]
+struct Written {
+    /// The topics it created, with their row ids.
+    created: Vec<(String, i64)>,
+    /// Keys it wrote to `op_index` and to `counter_index` ([`RecentOps::next_drain`]).
+    by_op: usize,
+    by_counter: usize,
+}
+
 /// The SQLite store: the writer connection, the checkpoint thread, and the topics' counters.
 ///
 /// Invariant: `topics` holds exactly the topics and counters of committed transactions (it is
@@ -122,8 +132,8 @@ impl SqliteStore {
     }
 
     /// Writes `append`, and the next slice of the lookup tables' keys, in one transaction and
-    /// commits it; returns the topics it created and how many keys of each table it wrote.
-    fn write(&mut self, append: Append<'_>) -> Result<(Vec<(String, i64)>, (usize, usize))> {
+    /// commits it.
+    fn write(&mut self, append: Append<'_>) -> Result<Written> {
         let write_started = Instant::now();
         let tx = self
             .conn
@@ -166,13 +176,17 @@ impl SqliteStore {
         }
         let drain = self.recent.next_drain();
         index::write_drain(&tx, &drain)?;
-        let drained = (drain.by_op.len(), drain.by_counter.len());
+        let (by_op, by_counter) = (drain.by_op.len(), drain.by_counter.len());
         self.metrics.phase(Phase::Write, write_started.elapsed());
         let commit_started = Instant::now();
         tx.commit().map_err(storage("commit"))?;
         self.metrics.commit_latency(commit_started.elapsed());
         self.metrics.phase(Phase::Commit, commit_started.elapsed());
-        Ok((created, drained))
+        Ok(Written {
+            created,
+            by_op,
+            by_counter,
+        })
     }
 }
 
@@ -304,7 +318,11 @@ impl Store for SqliteStore {
                 .check_space()
                 .map_err(AppendError::Unavailable)?;
         }
-        let (created, (by_op, by_counter)) = match self.write(append) {
+        let Written {
+            created,
+            by_op,
+            by_counter,
+        } = match self.write(append) {
             Ok(written) => written,
             Err(error) => {
                 let reason = match error {
