@@ -70,8 +70,9 @@ pub fn open_writer(path: &Path) -> Result<Connection> {
         .map_err(storage("synchronous"))?;
     conn.pragma_update(None, "foreign_keys", "ON")
         .map_err(storage("foreign_keys"))?;
-    // 64 MiB of page cache (SQLite's default is 2 MiB): the index B-trees the writer inserts
-    // into (`op_id` is random) stay in memory far longer.
+    // 64 MiB of page cache (SQLite's default is 2 MiB): the lookup tables' B-trees, which a
+    // generation's drain writes all over (`op_index` is keyed by random op ids), stay in
+    // memory far longer.
     conn.pragma_update(None, "cache_size", -65_536)
         .map_err(storage("cache_size"))?;
     conn.execute_batch(SCHEMA).map_err(storage("schema"))?;
