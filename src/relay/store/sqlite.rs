@@ -174,7 +174,7 @@ impl SqliteStore {
                 sql::put_replica_snapshot(&tx, id, snapshot.next_seq, &snapshot.state)?;
             }
         }
-        let drain = self.recent.next_drain();
+        let drain = self.recent.next_drain(append.entries.len());
         index::write_drain(&tx, &drain)?;
         let (by_op, by_counter) = (drain.by_op.len(), drain.by_counter.len());
         self.metrics.phase(Phase::Write, write_started.elapsed());
