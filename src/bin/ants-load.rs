@@ -28,7 +28,8 @@
 //! sent to its receipt (publish→receipt) and to each subscriber's read of it
 //! (publish→subscriber). Beside them it prints what the relay measured itself, from its
 //! `/metrics` and `/proc/<pid>/io`: its publish→receipt histogram, its mean group commit and
-//! the bytes it wrote to storage.
+//! the bytes it wrote to storage, and that figure's ratio to the entry bytes it stored
+//! (`bytes written / bytes stored = N×`: the store's write amplification, issue 23 §5).
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -110,6 +111,8 @@ enum Scenario {
 
 struct Relay {
     child: Child,
+    /// Its data directory.
+    data: PathBuf,
     /// Its `host:port` on the loopback interface.
     addr: String,
     url: String,
@@ -150,6 +153,7 @@ async fn spawn_relay(data: &Path) -> Result<(Relay, Duration), Failure> {
     Ok((
         Relay {
             child,
+            data: data.to_owned(),
             url: format!("ws://{addr}/ws"),
             addr,
             pid,
@@ -430,6 +434,8 @@ struct LatencyP99 {
     receipt: f64,
     subscriber: f64,
     relay_within: f64,
+    /// Bytes the relay wrote per entry byte it stored (NaN when not measured).
+    amplification: f64,
 }
 
 /// The median, range and count under `target` ms of one p99 over several runs.
@@ -464,6 +470,23 @@ struct RelaySide {
     commit_mean_ms: f64,
     /// Bytes the relay process caused to be written to storage (WAL and checkpoints), MiB.
     written_mib: Option<f64>,
+    /// The canonical bytes of the entries its store holds, MiB.
+    stored_mib: Option<f64>,
+}
+
+/// The canonical bytes of every entry in the SQLite store under `data`, read through a
+/// read-only connection while the relay runs (WAL lets it).
+fn stored_entry_bytes(data: &Path) -> Result<u64, Failure> {
+    let conn = rusqlite::Connection::open_with_flags(
+        data.join(ants_coord::relay::store::DB_FILE),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )?;
+    let bytes: i64 = conn.query_row(
+        "SELECT COALESCE(SUM(length(entry)), 0) FROM entries",
+        [],
+        |row| row.get(0),
+    )?;
+    Ok(u64::try_from(bytes)?)
 }
 
 async fn relay_side(relay: &Relay) -> Result<RelaySide, Failure> {
@@ -497,12 +520,16 @@ async fn relay_side(relay: &Relay) -> Result<RelaySide, Failure> {
                 .and_then(|v| v.trim().parse::<f64>().ok())
         })
         .map(|bytes| bytes / (1024.0 * 1024.0));
+    let stored_mib = stored_entry_bytes(&relay.data)
+        .ok()
+        .map(|bytes| bytes as f64 / (1024.0 * 1024.0));
     Ok(RelaySide {
         within_10ms: if all > 0.0 { within / all } else { 0.0 },
         counted: all as u64,
         receipt_mean_ms: mean_ms("ants_relay_publish_to_receipt_seconds")?,
         commit_mean_ms: mean_ms("ants_relay_commit_seconds")?,
         written_mib,
+        stored_mib,
     })
 }
 
@@ -767,14 +794,23 @@ async fn latency(
             receipt: percentile(&receipts, 0.99),
             subscriber: percentile(&deliveries, 0.99),
             relay_within: f64::NAN,
+            amplification: f64::NAN,
         });
     };
     let side = relay_side(relay).await?;
     let written = side
         .written_mib
         .map_or_else(|| "n/a".to_owned(), |mib| format!("{mib:.1} MiB"));
+    let amplification = match (side.written_mib, side.stored_mib) {
+        (Some(written), Some(stored)) if stored > 0.0 => written / stored,
+        _ => f64::NAN,
+    };
+    let stored = side.stored_mib.map_or_else(
+        || "n/a".to_owned(),
+        |mib| format!("{mib:.2} MiB of entries stored: bytes written / bytes stored = {amplification:.1}×"),
+    );
     println!(
-        "{clients}; relay's own publish→receipt (frame read to receipt queued) within 10 ms for {:.2}% of {}, mean {:.2} ms; relay's mean commit {:.3} ms, {written} written to storage",
+        "{clients}; relay's own publish→receipt (frame read to receipt queued) within 10 ms for {:.2}% of {}, mean {:.2} ms; relay's mean commit {:.3} ms, {written} written to storage for {stored}",
         side.within_10ms * 100.0,
         side.counted,
         side.receipt_mean_ms,
@@ -784,6 +820,7 @@ async fn latency(
         receipt: percentile(&receipts, 0.99),
         subscriber: percentile(&deliveries, 0.99),
         relay_within: side.within_10ms,
+        amplification,
     })
 }
 
@@ -911,10 +948,15 @@ async fn main() -> Result<(), Failure> {
                     (low.min(p.relay_within), high.max(p.relay_within))
                 });
                 let own = if args.urls.is_empty() {
+                    let mut ratios: Vec<f64> = p99s.iter().map(|p| p.amplification).collect();
+                    ratios.sort_by(f64::total_cmp);
                     format!(
-                        "; relay's own publish→receipt within 10 ms for {:.2}–{:.2}%",
+                        "; relay's own publish→receipt within 10 ms for {:.2}–{:.2}%; bytes written / bytes stored {:.1}× median ({:.1}–{:.1}×)",
                         low * 100.0,
-                        high * 100.0
+                        high * 100.0,
+                        ratios[ratios.len() / 2],
+                        ratios[0],
+                        ratios[ratios.len() - 1]
                     )
                 } else {
                     String::new()

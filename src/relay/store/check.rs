@@ -18,7 +18,7 @@
 
 use rusqlite::{params, Connection};
 
-use super::sql::{from_sql, node_key, storage, to_sql, SqlHashes};
+use super::sql::{from_sql, node_key, storage, SqlHashes};
 use crate::error::{Error, Result};
 use crate::log::{leaf_hash, node_hash, Frontier, HashStore};
 
@@ -63,11 +63,10 @@ pub(crate) fn checked_frontier(
     let frontier = Frontier::from_store(&hashes, size)
         .map_err(|error| damaged(format!("its frontier is incomplete ({error})")))?;
     let mut stmt = conn
-        .prepare("SELECT seq, entry FROM entries WHERE topic = ?1 AND seq >= ?2 ORDER BY seq")
+        .prepare("SELECT seq, entry FROM entries WHERE pos >= ?1 AND pos < ?2 ORDER BY pos")
         .map_err(storage("check tree"))?;
-    let mut rows = stmt
-        .query(params![topic_id, to_sql(size.saturating_sub(CHECKED_TAIL))])
-        .map_err(storage("check tree"))?;
+    let (lo, hi) = super::position::range(topic_id, size.saturating_sub(CHECKED_TAIL));
+    let mut rows = stmt.query(params![lo, hi]).map_err(storage("check tree"))?;
     while let Some(row) = rows.next().map_err(storage("check tree"))? {
         let seq = from_sql(row.get(0).map_err(storage("check tree"))?);
         let entry: Vec<u8> = row.get(1).map_err(storage("check tree"))?;

@@ -50,7 +50,10 @@
 
 mod check;
 mod health;
+mod index;
+mod position;
 mod reader;
+mod recent;
 pub(crate) mod sql;
 pub mod sqlite;
 

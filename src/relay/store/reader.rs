@@ -49,10 +49,14 @@ impl ReadPool {
         self.with(|conn| {
             let mut stmt = conn
                 .prepare_cached(
-                    "SELECT e.seq, e.entry FROM entries e JOIN topics t ON t.id = e.topic \
-                     WHERE t.name = ?1 AND e.seq >= ?2 ORDER BY e.seq LIMIT ?3",
+                    "SELECT seq, entry FROM entries \
+                     WHERE pos >= ((SELECT id FROM topics WHERE name = ?1) << 40) + ?2 \
+                     AND pos < ((SELECT id FROM topics WHERE name = ?1) + 1) << 40 \
+                     ORDER BY pos LIMIT ?3",
                 )
                 .map_err(storage("replay"))?;
+            // Positions hold seqs below 2^40 (`super::position`).
+            let from_seq = from_seq.min(1 << 40);
             let rows = stmt
                 .query_map(params![topic, to_sql(from_seq), limit as i64], |row| {
                     Ok((from_sql(row.get(0)?), row.get::<_, Vec<u8>>(1)?))

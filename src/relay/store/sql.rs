@@ -8,6 +8,9 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 
+use super::index;
+use super::position;
+use super::recent::RecentOp;
 use crate::error::{Error, Result};
 use crate::identity::AgentId;
 use crate::log::{Hash, HashStore};
@@ -15,7 +18,8 @@ use crate::log::{Hash, HashStore};
 /// The database file name inside the data directory.
 pub const DB_FILE: &str = "relay.sqlite3";
 
-/// The tables. `entries.receipt` is empty: a receipt is a signature over what the row and the
+/// The tables besides `entries` ([`super::position::ENTRIES`]) and the lookup tables
+/// ([`super::index::INDEX_SCHEMA`]). `entries.receipt` is empty: a receipt is a signature over what the row and the
 /// topic's `node_hashes` already hold (seq, op id, the entry's relay time, the root at
 /// `seq + 1`), so a retry is answered by signing the same statement again. (Relays before this
 /// change stored the signed receipt there; a non-empty one is still sent as stored.) Not
@@ -25,18 +29,6 @@ CREATE TABLE IF NOT EXISTS topics (
     id   INTEGER PRIMARY KEY,
     name TEXT NOT NULL UNIQUE
 );
-CREATE TABLE IF NOT EXISTS entries (
-    topic   INTEGER NOT NULL REFERENCES topics(id),
-    seq     INTEGER NOT NULL,
-    author  BLOB    NOT NULL,
-    counter INTEGER NOT NULL,
-    op_id   BLOB    NOT NULL,
-    entry   BLOB    NOT NULL,
-    receipt BLOB    NOT NULL,
-    PRIMARY KEY (topic, seq)
-) WITHOUT ROWID;
-CREATE UNIQUE INDEX IF NOT EXISTS entries_by_author ON entries (topic, author, counter);
-CREATE INDEX IF NOT EXISTS entries_by_op ON entries (op_id);
 CREATE TABLE IF NOT EXISTS node_hashes (
     topic INTEGER NOT NULL REFERENCES topics(id),
     node  INTEGER NOT NULL,
@@ -78,12 +70,20 @@ pub fn open_writer(path: &Path) -> Result<Connection> {
         .map_err(storage("synchronous"))?;
     conn.pragma_update(None, "foreign_keys", "ON")
         .map_err(storage("foreign_keys"))?;
-    // 64 MiB of page cache (SQLite's default is 2 MiB): the index B-trees the writer inserts
-    // into (`op_id` is random) stay in memory far longer.
+    // 64 MiB of page cache (SQLite's default is 2 MiB): the lookup tables' B-trees, which a
+    // generation's drain writes all over (`op_index` is keyed by random op ids), stay in
+    // memory far longer.
     conn.pragma_update(None, "cache_size", -65_536)
         .map_err(storage("cache_size"))?;
     conn.execute_batch(SCHEMA).map_err(storage("schema"))?;
+    conn.execute_batch(position::ENTRIES)
+        .map_err(storage("entries"))?;
+    conn.execute_batch(index::INDEX_SCHEMA)
+        .map_err(storage("lookup tables"))?;
     migrate_level_keyed_hashes(&conn)?;
+    // The lookup tables are filled from the old indexes' table, before it is rewritten.
+    index::migrate_row_indexes(&conn)?;
+    position::migrate_to_positions(&conn)?;
     Ok(conn)
 }
 
@@ -264,13 +264,15 @@ pub struct RecoveredTopic {
     pub last_time_ms: u64,
     /// Each author's highest sequenced counter.
     pub last_counters: HashMap<AgentId, u64>,
+    /// The ops of the entries not yet in the lookup tables, in seq order.
+    pub unindexed: Vec<RecentOp>,
 }
 
 /// Reads every topic's state back. Sequence numbers must be exactly `0..size` in each topic
 /// (checked: a hole means a damaged database, and the relay refuses to start on one).
 pub fn recover(conn: &Connection) -> Result<Vec<RecoveredTopic>> {
     let mut topics: Vec<RecoveredTopic> = Vec::new();
-    let mut index = HashMap::new();
+    let mut by_id = HashMap::new();
     {
         let mut stmt = conn
             .prepare("SELECT id, name FROM topics ORDER BY id")
@@ -282,7 +284,7 @@ pub fn recover(conn: &Connection) -> Result<Vec<RecoveredTopic>> {
             .map_err(storage("recover topics"))?;
         for row in rows {
             let (id, name) = row.map_err(storage("recover topics"))?;
-            index.insert(id, topics.len());
+            by_id.insert(id, topics.len());
             topics.push(RecoveredTopic {
                 id,
                 name,
@@ -291,39 +293,53 @@ pub fn recover(conn: &Connection) -> Result<Vec<RecoveredTopic>> {
         }
     }
     // Sizes. `(topic, seq)` is the primary key, so MIN = 0 and COUNT = MAX + 1 mean the
-    // sequence numbers are exactly `0..size`. (The aggregates read the indexes, not the
-    // entry blobs: recovery does not read every entry.)
-    {
-        let mut stmt = conn
-            .prepare("SELECT topic, COUNT(*), MIN(seq), MAX(seq) FROM entries GROUP BY topic")
-            .map_err(storage("recover sizes"))?;
-        let mut rows = stmt.query([]).map_err(storage("recover sizes"))?;
-        while let Some(row) = rows.next().map_err(storage("recover sizes"))? {
-            let topic: i64 = row.get(0).map_err(storage("recover sizes"))?;
-            let count: i64 = row.get(1).map_err(storage("recover sizes"))?;
-            let min: i64 = row.get(2).map_err(storage("recover sizes"))?;
-            let max: i64 = row.get(3).map_err(storage("recover sizes"))?;
-            let Some(&i) = index.get(&topic) else {
+    // sequence numbers are exactly `0..size`. COUNT is the rows of `counter_index` before the
+    // topic's mark plus the entries from the mark on (read for the lookups anyway): counting
+    // the entries themselves would read every entry blob. (So a hole before the mark, with its
+    // `counter_index` row left, is not seen here; followers' proofs would expose it.)
+    for state in topics.iter_mut() {
+        let (lo, hi) = position::range(state.id, 0);
+        let end = |order: &str| -> Result<Option<i64>> {
+            conn.query_row(
+                &format!(
+                    "SELECT pos FROM entries WHERE pos >= ?1 AND pos < ?2 ORDER BY pos {order} \
+                     LIMIT 1"
+                ),
+                params![lo, hi],
+                |row| row.get::<_, i64>(0),
+            )
+            .optional()
+            .map(|pos| pos.map(|pos| pos - lo))
+            .map_err(storage("recover sizes"))
+        };
+        let (min, max) = (end("ASC")?, end("DESC")?);
+        let (mark, unindexed) = index::unindexed(conn, state.id)?;
+        let count =
+            index::indexed_count(conn, state.id, mark)?.saturating_add(unindexed.len() as u64);
+        state.unindexed = unindexed;
+        let (Some(min), Some(max)) = (min, max) else {
+            if count > 0 {
                 return Err(Error::Unavailable(format!(
-                    "storage: entries of unknown topic {topic}"
-                )));
-            };
-            let state = &mut topics[i];
-            if min != 0 || max.checked_add(1) != Some(count) {
-                return Err(Error::Unavailable(format!(
-                    "storage: topic {:?} has {count} entries numbered {min}..={max}",
+                    "storage: topic {:?} has no entries but {count} indexed",
                     state.name
                 )));
             }
-            state.size = from_sql(count);
+            continue;
+        };
+        if min != 0 || from_sql(max).checked_add(1) != Some(count) {
+            return Err(Error::Unavailable(format!(
+                "storage: topic {:?} has {count} entries numbered {min}..={max}",
+                state.name
+            )));
         }
+        state.size = count;
     }
     // The relay time of each topic's last entry.
     for state in topics.iter_mut().filter(|t| t.size > 0) {
         let entry: Vec<u8> = conn
             .query_row(
-                "SELECT entry FROM entries WHERE topic = ?1 AND seq = ?2",
-                params![state.id, to_sql(state.size - 1)],
+                "SELECT entry FROM entries WHERE pos = ?1",
+                params![position::pos(state.id, state.size - 1)?],
                 |row| row.get(0),
             )
             .map_err(storage("recover last entry"))?;
@@ -334,29 +350,20 @@ pub fn recover(conn: &Connection) -> Result<Vec<RecoveredTopic>> {
             state.last_time_ms = u64::from_be_bytes(bytes);
         }
     }
-    // Each author's highest counter, from the `(topic, author, counter)` index. Counters are
-    // stored bit-cast to i64: those at or above 2^63 are negative and, as u64, above all others.
-    let mut stmt = conn
-        .prepare(
-            "SELECT topic, author, MAX(counter), MAX(CASE WHEN counter < 0 THEN counter END) \
-             FROM entries GROUP BY topic, author",
-        )
-        .map_err(storage("recover counters"))?;
-    let mut rows = stmt.query([]).map_err(storage("recover counters"))?;
-    while let Some(row) = rows.next().map_err(storage("recover counters"))? {
-        let topic: i64 = row.get(0).map_err(storage("recover counters"))?;
-        let author: Vec<u8> = row.get(1).map_err(storage("recover counters"))?;
-        let max: i64 = row.get(2).map_err(storage("recover counters"))?;
-        let max_high: Option<i64> = row.get(3).map_err(storage("recover counters"))?;
-        let Some(&i) = index.get(&topic) else {
+    // Each author's highest counter: from `counter_index`, then from the entries not in it yet.
+    for ((topic, author), counter) in index::indexed_counters(conn)? {
+        let Some(&i) = by_id.get(&topic) else {
             return Err(Error::Unavailable(format!(
-                "storage: entries of unknown topic {topic}"
+                "storage: counters of unknown topic {topic}"
             )));
         };
-        let author = AgentId::from_bytes(&author)?;
-        topics[i]
-            .last_counters
-            .insert(author, from_sql(max_high.unwrap_or(max)));
+        topics[i].last_counters.insert(author, counter);
+    }
+    for state in topics.iter_mut() {
+        for op in &state.unindexed {
+            let last = state.last_counters.entry(op.author).or_insert(op.counter);
+            *last = (*last).max(op.counter);
+        }
     }
     Ok(topics)
 }
@@ -452,16 +459,7 @@ pub fn replica_snapshot(conn: &Connection, topic_id: i64) -> Result<Option<(u64,
     .map_err(storage("load replica snapshot"))
 }
 
-/// Whether an op with this id is sequenced (in any topic).
-pub fn op_is_sequenced(conn: &Connection, op_id: &[u8; 32]) -> Result<bool> {
-    let mut stmt = conn
-        .prepare_cached("SELECT 1 FROM entries WHERE op_id = ?1 LIMIT 1")
-        .map_err(storage("lookup op"))?;
-    stmt.exists(params![&op_id[..]])
-        .map_err(storage("lookup op"))
-}
-
-/// A stored op of one author at one counter: what a retry is compared against.
+/// A stored op: what a retry is compared against.
 #[derive(Debug, Clone)]
 pub struct StoredOp {
     /// Its sequence number.
@@ -475,35 +473,24 @@ pub struct StoredOp {
     pub entry: Vec<u8>,
 }
 
-/// Looks up the op `author` sequenced at `counter` in topic `topic_id`.
-pub fn op_at_counter(
-    conn: &Connection,
-    topic_id: i64,
-    author: &AgentId,
-    counter: u64,
-) -> Result<Option<StoredOp>> {
+/// The stored op at `seq` in topic `topic_id`.
+pub fn op_at_seq(conn: &Connection, topic_id: i64, seq: u64) -> Result<Option<StoredOp>> {
     let mut stmt = conn
-        .prepare_cached(
-            "SELECT seq, op_id, receipt, entry FROM entries \
-             WHERE topic = ?1 AND author = ?2 AND counter = ?3",
-        )
+        .prepare_cached("SELECT op_id, receipt, entry FROM entries WHERE pos = ?1")
         .map_err(storage("lookup counter"))?;
-    stmt.query_row(
-        params![topic_id, &author.as_bytes()[..], to_sql(counter)],
-        |row| {
-            let op_id: Vec<u8> = row.get(1)?;
-            let mut id = [0u8; 32];
-            if op_id.len() == 32 {
-                id.copy_from_slice(&op_id);
-            }
-            Ok(StoredOp {
-                seq: from_sql(row.get(0)?),
-                op_id: id,
-                receipt: row.get(2)?,
-                entry: row.get(3)?,
-            })
-        },
-    )
+    stmt.query_row(params![position::pos(topic_id, seq)?], |row| {
+        let op_id: Vec<u8> = row.get(0)?;
+        let mut id = [0u8; 32];
+        if op_id.len() == 32 {
+            id.copy_from_slice(&op_id);
+        }
+        Ok(StoredOp {
+            seq,
+            op_id: id,
+            receipt: row.get(1)?,
+            entry: row.get(2)?,
+        })
+    })
     .optional()
     .map_err(storage("lookup counter"))
 }
@@ -619,8 +606,8 @@ mod tests {
             entry.extend_from_slice(&seq.to_be_bytes());
             entry.extend_from_slice(&time.to_be_bytes());
             conn.execute(
-                "INSERT INTO entries (topic, seq, author, counter, op_id, entry, receipt) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, x'')",
+                "INSERT INTO entries (pos, topic, seq, author, counter, op_id, entry, receipt) \
+                 VALUES ((?1 << 40) + ?2, ?1, ?2, ?3, ?4, ?5, ?6, x'')",
                 params![
                     topic,
                     to_sql(seq),

@@ -28,7 +28,10 @@ use rusqlite::{params, Connection};
 
 use super::check::checked_frontier;
 use super::health::StorageHealth;
-use super::sql::{self, open_writer, storage, to_sql, RecoveredTopic, SqlHashes};
+use super::index;
+use super::position;
+use super::recent::{RecentOp, RecentOps};
+use super::sql::{self, open_writer, storage, RecoveredTopic, SqlHashes};
 use super::{Acks, Append, AppendError, Store, StoredHead};
 use crate::entry::Entry;
 use crate::error::{Error, Result};
@@ -47,15 +50,28 @@ struct SqlTopic {
     last_counters: HashMap<AgentId, u64>,
 }
 
+/// What one committed transaction of [`SqliteStore::append`] wrote besides the entries.
+#[derive(Debug)]
+struct Written {
+    /// The topics it created, with their row ids.
+    created: Vec<(String, i64)>,
+    /// Keys it wrote to `op_index` and to `counter_index` ([`RecentOps::next_drain`]).
+    by_op: usize,
+    by_counter: usize,
+}
+
 /// The SQLite store: the writer connection, the checkpoint thread, and the topics' counters.
 ///
 /// Invariant: `topics` holds exactly the topics and counters of committed transactions (it is
-/// updated after a commit, never before), and `appended` counts the commits of [`Store::append`].
+/// updated after a commit, never before), `recent` every committed op the lookup tables do not
+/// hold yet ([`super::recent`]), and `appended` counts the commits of [`Store::append`].
 #[derive(Debug)]
 pub struct SqliteStore {
     conn: Connection,
     path: PathBuf,
     topics: HashMap<String, SqlTopic>,
+    /// The ops not yet in the lookup tables.
+    recent: RecentOps,
     metrics: Arc<Metrics>,
     /// Free space in reserve and the last write's fate.
     health: Arc<StorageHealth>,
@@ -97,6 +113,7 @@ impl SqliteStore {
             conn,
             path: path.to_owned(),
             topics: HashMap::new(),
+            recent: RecentOps::new(),
             metrics,
             health,
             appended: Arc::default(),
@@ -114,8 +131,9 @@ impl SqliteStore {
         self.topics.get(topic).map(|t| t.id)
     }
 
-    /// Writes `append` in one transaction and commits it; returns the topics it created.
-    fn write(&mut self, append: Append<'_>) -> Result<Vec<(String, i64)>> {
+    /// Writes `append`, and the next slice of the lookup tables' keys, in one transaction and
+    /// commits it.
+    fn write(&mut self, append: Append<'_>) -> Result<Written> {
         let write_started = Instant::now();
         let tx = self
             .conn
@@ -137,25 +155,18 @@ impl SqliteStore {
             Ok(id)
         };
         {
-            let mut insert = tx
-                .prepare_cached(
-                    "INSERT INTO entries (topic, seq, author, counter, op_id, entry, receipt) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, x'')",
-                )
-                .map_err(storage("insert entry"))?;
             for entry in append.entries {
                 let id = id_of(&tx, &entry.topic)?;
                 sql::put_hashes(&tx, id, &entry.hashes)?;
-                insert
-                    .execute(params![
-                        id,
-                        to_sql(entry.seq()),
-                        &entry.author.as_bytes()[..],
-                        to_sql(entry.counter),
-                        &entry.op_id.0[..],
-                        &entry.entry[..],
-                    ])
-                    .map_err(storage("insert entry"))?;
+                position::insert_entry(
+                    &tx,
+                    id,
+                    entry.seq(),
+                    &entry.author.as_bytes()[..],
+                    entry.counter,
+                    &entry.op_id.0[..],
+                    &entry.entry[..],
+                )?;
             }
             // In the same transaction: a stored snapshot always matches the stored entries.
             for snapshot in append.snapshots {
@@ -163,12 +174,19 @@ impl SqliteStore {
                 sql::put_replica_snapshot(&tx, id, snapshot.next_seq, &snapshot.state)?;
             }
         }
+        let drain = self.recent.next_drain(append.entries.len());
+        index::write_drain(&tx, &drain)?;
+        let (by_op, by_counter) = (drain.by_op.len(), drain.by_counter.len());
         self.metrics.phase(Phase::Write, write_started.elapsed());
         let commit_started = Instant::now();
         tx.commit().map_err(storage("commit"))?;
         self.metrics.commit_latency(commit_started.elapsed());
         self.metrics.phase(Phase::Commit, commit_started.elapsed());
-        Ok(created)
+        Ok(Written {
+            created,
+            by_op,
+            by_counter,
+        })
     }
 }
 
@@ -190,7 +208,14 @@ impl SequencedOps for SqliteStore {
         let Some(id) = self.topic_id(topic) else {
             return Ok(None);
         };
-        let Some(stored) = sql::op_at_counter(&self.conn, id, author, counter)? else {
+        let seq = match self.recent.at_counter(id, author, counter) {
+            Some(seq) => Some(seq),
+            None => index::indexed_counter(&self.conn, id, author, counter)?,
+        };
+        let Some(seq) = seq else {
+            return Ok(None);
+        };
+        let Some(stored) = sql::op_at_seq(&self.conn, id, seq)? else {
             return Ok(None);
         };
         Ok(Some(StoredOp {
@@ -203,7 +228,10 @@ impl SequencedOps for SqliteStore {
     }
 
     fn is_sequenced(&self, op_id: &OpId) -> Result<bool> {
-        sql::op_is_sequenced(&self.conn, &op_id.0)
+        if self.recent.op(&op_id.0).is_some() {
+            return Ok(true);
+        }
+        index::indexed_op(&self.conn, &op_id.0)
     }
 
     fn root_at(&self, topic: &str, tree_size: u64) -> Result<Hash> {
@@ -220,6 +248,7 @@ impl Store for SqliteStore {
     fn heads(&mut self) -> Result<Vec<StoredHead>> {
         let mut heads = Vec::new();
         let mut topics = HashMap::new();
+        let mut recent = RecentOps::new();
         for recovered in sql::recover(&self.conn)? {
             let RecoveredTopic {
                 id,
@@ -227,7 +256,11 @@ impl Store for SqliteStore {
                 size,
                 last_time_ms,
                 last_counters,
+                unindexed,
             } = recovered;
+            for op in unindexed {
+                recent.push(op);
+            }
             let frontier = checked_frontier(&self.conn, id, &name, size)?;
             heads.push(StoredHead {
                 topic: name.clone(),
@@ -239,6 +272,7 @@ impl Store for SqliteStore {
             topics.insert(name, SqlTopic { id, last_counters });
         }
         self.topics = topics;
+        self.recent = recent;
         Ok(heads)
     }
 
@@ -264,10 +298,11 @@ impl Store for SqliteStore {
         };
         let mut stmt = self
             .conn
-            .prepare("SELECT entry FROM entries WHERE topic = ?1 AND seq >= ?2 ORDER BY seq")
+            .prepare("SELECT entry FROM entries WHERE pos >= ?1 AND pos < ?2 ORDER BY pos")
             .map_err(storage("scan entries"))?;
+        let (lo, hi) = position::range(id, from_seq);
         let mut rows = stmt
-            .query(params![id, to_sql(from_seq)])
+            .query(params![lo, hi])
             .map_err(storage("scan entries"))?;
         while let Some(row) = rows.next().map_err(storage("scan entries"))? {
             let bytes: Vec<u8> = row.get(0).map_err(storage("scan entries"))?;
@@ -283,8 +318,12 @@ impl Store for SqliteStore {
                 .check_space()
                 .map_err(AppendError::Unavailable)?;
         }
-        let created = match self.write(append) {
-            Ok(created) => created,
+        let Written {
+            created,
+            by_op,
+            by_counter,
+        } = match self.write(append) {
+            Ok(written) => written,
             Err(error) => {
                 let reason = match error {
                     Error::Unavailable(reason) => reason,
@@ -304,9 +343,17 @@ impl Store for SqliteStore {
                 },
             );
         }
+        self.recent.drained(by_op, by_counter);
         for entry in append.entries {
             if let Some(topic) = self.topics.get_mut(&entry.topic) {
                 topic.last_counters.insert(entry.author, entry.counter);
+                self.recent.push(RecentOp {
+                    topic: topic.id,
+                    seq: entry.seq(),
+                    author: entry.author,
+                    counter: entry.counter,
+                    op_id: entry.op_id.0,
+                });
             }
         }
         Ok(self.appended.fetch_add(1, Ordering::AcqRel) + 1)
@@ -417,6 +464,155 @@ mod tests {
         syncer.sync().unwrap();
         let inode = std::fs::metadata(dir.join("x.sqlite3-wal")).unwrap().ino();
         assert_eq!(syncer.file.as_ref().map(|(_, i)| *i), Some(inode));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Publishes `ops` as one batch of topic "t" through the sequencing rules, appends what
+    /// they decide, and returns the decisions.
+    fn publish(
+        store: &mut SqliteStore,
+        head: &mut TopicHead,
+        replica: &mut crate::replica::Replica,
+        ops: &[crate::op::SignedOp],
+    ) -> Vec<Result<crate::log::sequencing::Decision>> {
+        let mut batch = crate::log::sequencing::Batch::new();
+        let decisions = ops
+            .iter()
+            .map(|op| batch.decide(head, replica, op, 1, &*store))
+            .collect();
+        let append = Append {
+            entries: batch.entries(),
+            snapshots: &[],
+        };
+        store.append(append).unwrap();
+        decisions
+    }
+
+    #[test]
+    fn ops_are_found_by_id_and_counter_before_during_and_after_their_keys_move_to_the_tables() {
+        use crate::log::sequencing::Decision;
+        use crate::op::{OpDraft, OpId, SignedOp};
+        use crate::relay::store::recent::{DRAIN_OPS, GENERATION_OPS};
+        let dir = std::env::temp_dir().join(format!("ants-store-lookups-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(sql::DB_FILE);
+        let relay = crate::Identity::from_seed(&[1; 32]).unwrap().agent_id();
+        let open = || {
+            let health = Arc::new(StorageHealth::new(dir.clone(), 0));
+            let mut store = SqliteStore::open(&path, &relay, Arc::default(), health).unwrap();
+            let head = store
+                .heads()
+                .unwrap()
+                .into_iter()
+                .next()
+                .map(|h| h.head)
+                .unwrap_or_default();
+            (store, head)
+        };
+        let alice = crate::Identity::from_seed(&[7; 32]).unwrap();
+        let sign = |counter: u64, deps: Vec<OpId>| {
+            let draft = OpDraft {
+                topic: "t".into(),
+                kind: "post".into(),
+                counter,
+                time_ms: 0,
+                deps,
+                body: counter.to_be_bytes().to_vec(),
+            };
+            SignedOp::sign(&alice, draft).unwrap()
+        };
+        let (mut store, mut head) = open();
+        let mut replica =
+            crate::replica::Replica::new("t", crate::replica::ReplicaConfig::default()).unwrap();
+        // A whole generation and then enough single commits for its keys to be written.
+        let first: Vec<SignedOp> = (0..GENERATION_OPS as u64)
+            .map(|c| sign(c, vec![]))
+            .collect();
+        for chunk in first.chunks(512) {
+            publish(&mut store, &mut head, &mut replica, chunk);
+        }
+        let drain_commits = GENERATION_OPS.div_ceil(DRAIN_OPS) as u64;
+        let mut counter = GENERATION_OPS as u64;
+        let mut later = Vec::new();
+        let check =
+            |store: &mut SqliteStore, head: &mut TopicHead, replica: &mut _, counter: &mut u64| {
+                // A retry of the first op and of a late one, a dep on an early op, a missing dep.
+                let next = sign(*counter, vec![first[5].id()]);
+                let missing = sign(*counter + 1, vec![OpId([9; 32])]);
+                let decisions = publish(
+                    store,
+                    head,
+                    replica,
+                    &[first[0].clone(), first[4000].clone(), next, missing],
+                );
+                assert!(
+                    matches!(decisions[0], Ok(Decision::Retry { seq: 0, .. })),
+                    "{:?}",
+                    decisions[0]
+                );
+                assert!(
+                    matches!(decisions[1], Ok(Decision::Retry { seq: 4000, .. })),
+                    "{:?}",
+                    decisions[1]
+                );
+                assert!(
+                    matches!(decisions[2], Ok(Decision::Append(0))),
+                    "{:?}",
+                    decisions[2]
+                );
+                assert_eq!(decisions[3].as_ref().unwrap_err().code(), "DEPS_MISSING");
+                *counter += 2;
+            };
+        // A restart midway through the drain (as after a crash): the generation is read back
+        // from the entries after the mark (none yet) and written again, keys already there
+        // kept.
+        let rounds = 2 * (drain_commits + 1);
+        for round in 0..rounds {
+            if round == 5 {
+                drop(store);
+                (store, head) = open();
+            }
+            check(&mut store, &mut head, &mut replica, &mut counter);
+            later.push(sign(counter, vec![]));
+            publish(
+                &mut store,
+                &mut head,
+                &mut replica,
+                &[later.last().unwrap().clone()],
+            );
+            counter += 1;
+        }
+        // A generation is in the tables, marked (the first one and the 5 rounds' 10 entries
+        // that joined it at the restart); the ops after it are not yet.
+        let indexed: (i64, i64, i64) = store
+            .conn()
+            .query_row(
+                "SELECT (SELECT COUNT(*) FROM op_index), (SELECT COUNT(*) FROM counter_index), \
+                 (SELECT indexed FROM index_marks WHERE topic = 1)",
+                [],
+                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+            )
+            .unwrap();
+        let generation = GENERATION_OPS as i64 + 10;
+        assert_eq!(indexed, (generation, generation, generation));
+        assert!(store.recent.len() > 0, "the ops after the generation");
+        // After a restart, from the tables and from the entries after the mark alike.
+        drop(store);
+        let (mut store, mut head) = open();
+        assert_eq!(head.size(), counter - rounds);
+        check(&mut store, &mut head, &mut replica, &mut counter);
+        let decisions = publish(&mut store, &mut head, &mut replica, &[later[3].clone()]);
+        assert!(
+            matches!(decisions[0], Ok(Decision::Retry { .. })),
+            "{:?}",
+            decisions[0]
+        );
+        assert_eq!(
+            store.last_counter("t", &alice.agent_id()).unwrap(),
+            Some(counter - 2)
+        );
+        drop(store);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
