@@ -129,7 +129,18 @@ impl Drop for Cluster {
 
 fn sequencer(mut store: JetStreamStore) -> Sequencer<JetStreamStore> {
     let rules = ReplicaRules::default();
-    let topics = load_topics(&mut store, &rules).unwrap();
+    // A request may time out on a loaded box (the cluster shares it with the tests): loading is
+    // a read, so it is tried again until it succeeds (a hang guard, not a timing assertion).
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let topics = loop {
+        match load_topics(&mut store, &rules) {
+            Ok(topics) => break topics,
+            Err(error) => {
+                assert!(Instant::now() < deadline, "cannot load the topics: {error}");
+                assert_eq!(error.code(), "UNAVAILABLE", "{error}");
+            }
+        }
+    };
     // As a cluster frontend runs it: its hub is a follower's to feed (none here), so the
     // sequencer appends nothing to it, and answers do not wait for one.
     let hub = Arc::new(Hub::new(16));
