@@ -338,7 +338,7 @@ fn a_client_refuses_a_receipt_frame_without_a_signed_receipt() {
     let hello = Frame::decode(&session.take_outgoing()[0]).unwrap();
     let welcome = Frame::new(hello.request_id, Body::Welcome { agent });
     session.receive(&welcome.encode().unwrap(), now).unwrap();
-    let op = session.publish("tasks", "post", b"x", vec![], now).unwrap();
+    let op = session.publish("tasks", "note", b"x", vec![], now).unwrap();
     let publish = session
         .take_outgoing()
         .iter()
