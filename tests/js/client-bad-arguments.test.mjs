@@ -104,7 +104,7 @@ const VALID = {
 /** Members that end their receiver (exercised after the sweep) or that only the client calls. */
 const SKIP = {
   client: new Set(['constructor', 'close']),
-  subscription: new Set(['constructor', 'unsubscribe', 'subscribed', 'settle', 'push', 'end']),
+  subscription: new Set(['constructor', 'unsubscribe', 'subscribed', 'settle', 'push', 'end', 'refused']),
   group: new Set(['constructor', 'close']),
 };
 
