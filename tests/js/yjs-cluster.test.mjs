@@ -5,34 +5,22 @@
 // frontend's disk.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import WebSocket from 'ws';
 import * as Y from 'yjs';
-import { WebsocketProvider } from 'y-websocket';
 
 import { startCluster } from './cluster.mjs';
+import { providers } from './yjs-providers.mjs';
 
 const PATIENCE_MS = 60_000;
-const providers = new Set();
+const open = providers();
+const { destroy } = open;
 const clusters = [];
 
 after(async () => {
-  for (const provider of providers) destroy(provider);
+  open.destroyAll();
   for (const cluster of clusters) await cluster.stop();
 });
 
-function connect(url, room) {
-  const doc = new Y.Doc();
-  const provider = new WebsocketProvider(url, room, doc, { WebSocketPolyfill: WebSocket, disableBc: true });
-  providers.add(provider);
-  return provider;
-}
-
-/** Destroys the provider and its document (whose awareness holds an interval timer). */
-function destroy(provider) {
-  provider.destroy();
-  provider.doc.destroy();
-  providers.delete(provider);
-}
+const connect = (url, room) => open.connect(url, room, new Y.Doc());
 
 /** Polls `predicate` until true, failing after the patience with `describe()`. */
 async function until(predicate, what, describe = () => '') {

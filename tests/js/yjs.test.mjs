@@ -12,15 +12,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import WebSocket from 'ws';
 import * as Y from 'yjs';
-import { WebsocketProvider } from 'y-websocket';
 import { freePort, relayBinary, root, waitForHttp } from './helpers.mjs';
+import { providers } from './yjs-providers.mjs';
 
 const PATIENCE_MS = 20_000;
 
 const binary = relayBinary();
 const dataDir = mkdtempSync(join(tmpdir(), 'ants-coord-yjs-'));
 const relays = new Set();
-const providers = new Set();
+const { connect, destroy, destroyAll } = providers();
 
 /** Starts the relay on a free loopback port over `dataDir`, letting rooms bridge to `doc-` topics. */
 async function startRelay() {
@@ -43,18 +43,6 @@ async function startRelay() {
   };
 }
 
-function connect(url, room, doc, params = {}) {
-  const provider = new WebsocketProvider(url, room, doc, { WebSocketPolyfill: WebSocket, disableBc: true, params });
-  providers.add(provider);
-  return provider;
-}
-
-/** Destroys the provider and its document (whose awareness holds an interval timer). */
-function destroy(provider) {
-  provider.destroy();
-  provider.doc.destroy();
-  providers.delete(provider);
-}
 
 /** Polls `predicate` until true, failing after the patience. */
 async function until(predicate, what) {
@@ -66,7 +54,7 @@ async function until(predicate, what) {
 }
 
 after(async () => {
-  for (const provider of providers) destroy(provider);
+  destroyAll();
   for (const child of relays) {
     child.kill('SIGKILL');
   }

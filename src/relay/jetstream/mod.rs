@@ -438,32 +438,43 @@ impl JetStreamLog {
         // Ours is valid iff no message between the predecessor and it claims the predecessor.
         let mut next = predecessor + 1;
         loop {
-            let message = self
-                .stream
-                .raw_message_builder()
-                .sequence(next)
-                .next_by_subject(subject.clone())
-                .send()
-                .await
-                .map_err(|e| unavailable("check append", e))?;
-            if message.sequence >= ack.sequence {
+            let message = self.next_message(&subject, next, "check append").await?;
+            if message.seq >= ack.sequence {
                 return Ok(Appended {
                     seq: ack.sequence,
                     duplicate: false,
                 });
             }
-            if predecessor_of(Some(&message.headers)) == Some(predecessor) {
+            if message.predecessor == Some(predecessor) {
                 tracing::debug!(
                     topic,
                     ours = ack.sequence,
-                    theirs = message.sequence,
+                    theirs = message.seq,
                     predecessor,
                     "append void: another message follows the same predecessor"
                 );
                 return Err(conflict());
             }
-            next = message.sequence + 1;
+            next = message.seq + 1;
         }
+    }
+
+    /// The first message of `subject` at stream sequence `from` or later, from the stream
+    /// leader (`STREAM.MSG.GET next_by_subj`). `UNAVAILABLE` (naming `what`) when none answers.
+    async fn next_message(&self, subject: &str, from: u64, what: &str) -> Result<LogMessage> {
+        let message = self
+            .stream
+            .raw_message_builder()
+            .sequence(from)
+            .next_by_subject(subject.to_owned())
+            .send()
+            .await
+            .map_err(|e| unavailable(what, e))?;
+        Ok(LogMessage {
+            seq: message.sequence,
+            predecessor: predecessor_of(Some(&message.headers)),
+            payload: message.payload.to_vec(),
+        })
     }
 
     /// The last message of `topic`, read from the stream leader (never a stale follower), or
@@ -500,23 +511,13 @@ impl JetStreamLog {
         let mut out: Vec<LogMessage> = Vec::new();
         let mut next = from.max(1);
         while out.len() < max.min(DIRECT_READS) {
-            let message = self
-                .stream
-                .raw_message_builder()
-                .sequence(next)
-                .next_by_subject(subject.clone())
-                .send()
-                .await
-                .map_err(|e| unavailable("read message", e))?;
-            out.push(LogMessage {
-                seq: message.sequence,
-                predecessor: predecessor_of(Some(&message.headers)),
-                payload: message.payload.to_vec(),
-            });
-            if message.sequence >= last.seq {
+            let message = self.next_message(&subject, next, "read message").await?;
+            next = message.seq + 1;
+            let reached = message.seq >= last.seq;
+            out.push(message);
+            if reached {
                 return Ok(out);
             }
-            next = message.sequence + 1;
         }
         if out.len() >= max {
             return Ok(out);
