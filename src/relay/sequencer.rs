@@ -352,9 +352,10 @@ impl<S: Store> Sequencer<S> {
                     }
                     if conflict && !decided_again {
                         // Another frontend appended to a topic of this batch (a replicated
-                        // store): nothing of it is stored, so decide it once more on the
-                        // reloaded heads instead of refusing it (a retry of an op the other
-                        // frontend sequenced is then answered with its original receipt).
+                        // store): nothing of that topic's part is stored, so decide the batch
+                        // once more on the reloaded heads instead of refusing it (its ops the
+                        // store did append, in other topics, and any op the other frontend
+                        // sequenced, are then answered as retries, with their entries' receipts).
                         tracing::debug!(%error, ops = batch.len(), "batch decided again");
                         decided_again = true;
                         log = Batch::new();
