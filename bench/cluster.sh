@@ -54,6 +54,11 @@ relay_line="$("$load" --url "$a" --url "$b" --seconds "$seconds" \
   throughput --publishers 64 --subscribers 0 --topics 64 --window 64 --ops-per-publisher 20000 |
   tee /dev/stderr | grep '^throughput:')"
 relay="$(grep -oE '= [0-9]+ ops/s' <<<"$relay_line" | grep -oE '[0-9]+')"
+# How often the two frontends raced on a topic (each conflict: a batch decided again).
+for f in "$port" "$((port + 1))"; do
+  say "frontend :$f $(curl -fsS "http://127.0.0.1:$f/metrics" |
+    grep -E '^ants_relay_(append_conflicts|ops_accepted)_total ' | tr '\n' ' ')"
+done
 if [[ -n "$raw" && -n "$relay" ]]; then
   say "ratio relay (cluster mode) / raw JetStream = $(awk -v r="$relay" -v p="$raw" 'BEGIN { printf "%.2f", r / p }')x ($relay vs $raw per second)"
 fi

@@ -136,6 +136,13 @@ async fn ops_published_on_one_frontend_are_served_by_the_other() {
     let mut other = Client::connect_as(&b.url(), &bob).await;
     let (seq, _) = publish_retrying(&mut other, &op(&bob, "chat", 0, b"from b")).await;
     assert_eq!(seq, 12);
+    // That first append was fenced (B's head of "chat" was empty), and counted so.
+    let metrics = http_get(b.local_addr(), "/metrics").await;
+    let conflicts = metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("ants_relay_append_conflicts_total "))
+        .and_then(|value| value.parse::<u64>().ok());
+    assert!(conflicts.is_some_and(|n| n >= 1), "{metrics}");
     // A retry on B of an op A sequenced gets the original entry's receipt, not a second entry.
     let mut alice_on_b = Client::connect_as(&b.url(), &alice).await;
     let retried = op(&alice, "chat", 3, b"hello 3");

@@ -64,6 +64,7 @@ pub struct Metrics {
     slow_consumers: AtomicU64,
     ops_accepted: AtomicU64,
     ops_retried: AtomicU64,
+    append_conflicts: AtomicU64,
     ops_refused: Mutex<BTreeMap<String, u64>>,
     entries_restored: AtomicU64,
     batches: AtomicU64,
@@ -127,6 +128,11 @@ impl Metrics {
     pub fn retried(&self, elapsed: Duration) {
         self.ops_retried.fetch_add(1, Ordering::Relaxed);
         self.publish_to_receipt.observe(elapsed);
+    }
+    /// A batch's append was fenced because another frontend had appended to one of its topics
+    /// (cluster mode): the batch is decided again on the reloaded heads.
+    pub fn append_conflict(&self) {
+        self.append_conflicts.fetch_add(1, Ordering::Relaxed);
     }
     /// A request was refused with `code`.
     pub fn refused(&self, code: &str) {
@@ -241,6 +247,14 @@ impl Metrics {
             "Ops newly stored (publishes answered with a receipt, retries not counted).",
             "counter",
             load(&self.ops_accepted),
+        );
+        gauge(
+            &mut out,
+            "ants_relay_append_conflicts_total",
+            "Batch appends fenced because another frontend appended to one of their topics first \
+             (cluster mode; each batch is then decided again).",
+            "counter",
+            load(&self.append_conflicts),
         );
         gauge(
             &mut out,

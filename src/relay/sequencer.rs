@@ -346,6 +346,7 @@ impl<S: Store> Sequencer<S> {
                     // appended; another frontend appended to the others): only they are read
                     // again, not every topic this frontend holds.
                     if conflict {
+                        self.metrics.append_conflict();
                         self.reload_topics(&batch);
                     } else {
                         self.reload();
