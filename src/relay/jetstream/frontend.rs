@@ -30,7 +30,7 @@ use super::{JetStreamConfig, JetStreamStore};
 use crate::error::{Error, Result};
 use crate::relay::durable::{Audience, FanOut};
 use crate::relay::sequencer;
-use crate::relay::store::ReadPool;
+use crate::relay::store::{ReadPool, Store};
 use crate::relay::yjs::AwarenessBus;
 use crate::relay::{key, listen, ClusterLink, Config, Parts, RelayHandle, Started};
 
@@ -62,6 +62,28 @@ impl ClusterLink for FrontendLink {
         Some(self.awareness.clone())
     }
 }
+
+/// Reads every topic's head from the stream into `store` (what the sequencer's start reads
+/// again, then only catching up), trying again while the cluster does not answer in time: a
+/// request timing out on a busy or settling cluster should not fail a frontend's start.
+/// `UNAVAILABLE` after [`START_ATTEMPTS`] tries (also for a damaged log, whose error is the
+/// same code); other codes at once.
+fn load_heads(store: &mut JetStreamStore) -> Result<()> {
+    for attempt in 1.. {
+        match store.heads() {
+            Ok(_) => return Ok(()),
+            Err(error) if error.code() == "UNAVAILABLE" && attempt < START_ATTEMPTS => {
+                tracing::warn!(%error, attempt, "reading the topics' heads; trying again");
+                std::thread::sleep(Duration::from_secs(1));
+            }
+            Err(error) => return Err(error),
+        }
+    }
+    unreachable!("the last attempt returns")
+}
+
+/// How many times a frontend's start reads the stream before it gives up.
+const START_ATTEMPTS: u32 = 5;
 
 /// Starts a frontend on the cluster `url` names: the relay key (checked against the cluster's
 /// before a missing key file could be made anew), the read mirror rebuilt in `config.data` from
@@ -128,6 +150,8 @@ pub(crate) async fn start(config: Config, url: &str) -> Result<RelayHandle> {
         tokio::task::spawn_blocking(move || {
             let mirror = Mirror::rebuild(&path, &identity.agent_id(), storage)?;
             let follower = Follower::start(cluster, mirror, hub)?;
+            let mut store = store;
+            load_heads(&mut store)?;
             let sequencer = sequencer::start(store, identity, audience, tuning, rules)?;
             Ok::<_, Error>((follower, sequencer))
         })
