@@ -77,16 +77,26 @@ fn a_latency_run_samples_every_receipt_and_every_delivery() {
             .parse()
             .unwrap();
         assert!(commit > 0.0, "{run}");
-        let written = own[own.find(" ms, ").unwrap() + 5..]
-            .strip_suffix(" written to storage")
+        // Then what it wrote against what it stores: `N MiB written to storage for M MiB of
+        // entries stored: bytes written / bytes stored = R×` (`n/a` for what was not read).
+        let (written, stored) = own[own.find(" ms, ").unwrap() + 5..]
+            .split_once(" written to storage for ")
             .unwrap_or_else(|| panic!("{run}"));
-        assert!(
-            written == "n/a"
-                || written
-                    .strip_suffix(" MiB")
-                    .is_some_and(|mib| mib.parse::<f64>().is_ok()),
-            "{run}"
-        );
+        let mib = |text: &str| {
+            text.strip_suffix(" MiB")
+                .is_some_and(|n| n.parse::<f64>().is_ok())
+        };
+        assert!(written == "n/a" || mib(written), "{run}");
+        if let Some((stored, ratio)) = stored.split_once(" of entries stored: ") {
+            assert!(mib(stored), "{run}");
+            let ratio = ratio
+                .strip_prefix("bytes written / bytes stored = ")
+                .and_then(|r| r.strip_suffix('×'))
+                .unwrap_or_else(|| panic!("{run}"));
+            assert!(ratio.parse::<f64>().is_ok(), "{run}");
+        } else {
+            assert_eq!(stored, "n/a", "{run}");
+        }
     }
     let summary = stdout
         .lines()
