@@ -18,8 +18,8 @@ use crate::log::{Hash, HashStore};
 /// The database file name inside the data directory.
 pub const DB_FILE: &str = "relay.sqlite3";
 
-/// The tables besides `entries` ([`super::position::ENTRIES`]) and the lookup tables
-/// ([`super::index::INDEX_SCHEMA`]). `entries.receipt` is empty: a receipt is a signature over what the row and the
+/// The tables besides `entries` (`position::ENTRIES`) and the lookup tables
+/// (`index::INDEX_SCHEMA`). `entries.receipt` is empty: a receipt is a signature over what the row and the
 /// topic's `node_hashes` already hold (seq, op id, the entry's relay time, the root at
 /// `seq + 1`), so a retry is answered by signing the same statement again. (Relays before this
 /// change stored the signed receipt there; a non-empty one is still sent as stored.) Not

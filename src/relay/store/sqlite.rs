@@ -64,7 +64,7 @@ struct Written {
 ///
 /// Invariant: `topics` holds exactly the topics and counters of committed transactions (it is
 /// updated after a commit, never before), `recent` every committed op the lookup tables do not
-/// hold yet ([`super::recent`]), and `appended` counts the commits of [`Store::append`].
+/// hold yet (the `recent` module), and `appended` counts the commits of [`Store::append`].
 #[derive(Debug)]
 pub struct SqliteStore {
     conn: Connection,
