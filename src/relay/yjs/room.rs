@@ -468,6 +468,9 @@ impl Room {
                 self.pending.push(update);
             }
         }
+        // Only what changed here goes to the other frontends: a stock client sends back the
+        // states it hears of, and those echoes must not travel between frontends again.
+        let changed_awareness = !outcome.awareness.is_empty();
         if !empty {
             for message in outcome.broadcast {
                 // Awareness goes back to its sender too, as the y-websocket server sends it:
@@ -480,7 +483,7 @@ impl Room {
                     Target::AllBut(conn)
                 };
                 let message = Bytes::from(message);
-                if awareness {
+                if awareness && changed_awareness {
                     self.share(&message);
                 }
                 self.out.push((target, message));
@@ -649,8 +652,9 @@ impl Room {
                     return;
                 }
                 self.awareness_clients += new;
-                let _ = self.sync.apply_awareness(&update, now_ms());
-                self.out.push((Target::All, Bytes::copy_from_slice(bytes)));
+                if !self.sync.apply_awareness(&update, now_ms()).is_empty() {
+                    self.out.push((Target::All, Bytes::copy_from_slice(bytes)));
+                }
             }
             _ => tracing::debug!(room = %self.name, "not an awareness message from the bus"),
         }
