@@ -145,6 +145,25 @@ function withCapabilities(url, capabilities) {
   return `${base}${joiner}${query}${fragment}`;
 }
 
+/**
+ * `identity` must be an Identity of the module this client is bound to (`Identity`): one from
+ * another copy of ants-coord (the CommonJS entry beside the ESM one, or a second install) holds
+ * its key in another wasm instance, which this client's Session cannot read.
+ */
+function identityArg(identity, Identity) {
+  if (identity instanceof Identity) return;
+  const foreign =
+    typeof identity === "object" && identity !== null && identity.constructor?.name === "Identity";
+  throw badInput(
+    foreign
+      ? "identity is an Identity from another copy of ants-coord: the CommonJS entry (`require('ants-coord')`) " +
+          "and the ESM one (`import { Identity } from 'ants-coord'`) are two modules with two keys stores, " +
+          "as are two installed versions. Create it with the ESM entry the client uses: " +
+          "`import { Identity } from 'ants-coord'`"
+      : "identity must be an ants-coord Identity (Identity.generate() or Identity.fromSeed(seed))",
+  );
+}
+
 /** A seq to wait for: a whole number from 0 to 2^53, as a number or a bigint. */
 function seqArg(seq) {
   const count = typeof seq === "bigint" || typeof seq === "number" ? Number(seq) : NaN;
@@ -439,6 +458,7 @@ export function makeRelayClient(ants) {
       this.#frontends = frontendOrderOption(options) === "shuffled" ? shuffle(frontends) : frontends;
       this.#capabilities = capabilitiesOption(options);
       if (options.wait !== undefined && typeof options.wait !== "boolean") throw badInput("wait must be a boolean");
+      identityArg(identity, ants.Identity);
       const state = stateOption(options);
       this.#timing = {
         connectTimeoutMs: msOption(options, "connectTimeoutMs", 10_000),

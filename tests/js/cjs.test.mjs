@@ -50,3 +50,17 @@ test('a plain CommonJS script (node -e) can require the package', () => {
   const out = execFileSync(process.execPath, ['-e', script], { cwd: root, encoding: 'utf8' });
   assert.equal(out, 'true');
 });
+
+test('an Identity from the CommonJS entry given to the ESM client is BAD_INPUT that says why', async () => {
+  const { Identity: CjsIdentity } = require('ants-coord');
+  const { RelayClient } = await import('ants-coord/client');
+  const identity = CjsIdentity.generate();
+  await assert.rejects(
+    RelayClient.connect('ws://127.0.0.1:9/ws', identity, { WebSocket: class {} }),
+    (error) => error.code === 'BAD_INPUT' && /another copy of ants-coord/.test(error.message),
+  );
+  await assert.rejects(
+    RelayClient.connect('ws://127.0.0.1:9/ws', { agentId: 'x' }, { WebSocket: class {} }),
+    (error) => error.code === 'BAD_INPUT' && /must be an ants-coord Identity/.test(error.message),
+  );
+});
