@@ -123,3 +123,44 @@ fn a_latency_run_too_large_to_sign_ahead_is_refused_before_it_starts() {
     assert!(stderr.contains("more than a run signs ahead"), "{stderr}");
     assert!(!String::from_utf8_lossy(&output.stdout).contains("latency: "));
 }
+
+/// `throughput --owned` runs on open topics, then on topics each publisher owns, and every op of
+/// both runs is receipted: the access rules let an owner write its own topic.
+#[test]
+fn an_owned_topics_run_receipts_every_op_and_prints_its_ratio() {
+    let data = std::env::temp_dir().join(format!("ants-load-owned-{}", std::process::id()));
+    let output = Command::new(env!("CARGO_BIN_EXE_ants-load"))
+        .args(["--seconds", "60", "--data"])
+        .arg(&data)
+        .args(["throughput", "--publishers", "3", "--subscribers", "0"])
+        .args(["--topics", "3", "--ops-per-publisher", "100", "--owned"])
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&data);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let runs: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with("throughput: "))
+        .collect();
+    assert_eq!(runs.len(), 2, "{stdout}");
+    for run in runs {
+        assert_eq!(
+            number_after(run, "topics: "),
+            300,
+            "every op receipted: {run}"
+        );
+        assert_eq!(number_after(run, "; "), 0, "none refused: {run}");
+    }
+    assert!(stdout.contains("ratio owned / open = "), "{stdout}");
+    // Subscribers cannot read owned topics without capabilities: refused before any run.
+    let refused = Command::new(env!("CARGO_BIN_EXE_ants-load"))
+        .args(["throughput", "--subscribers", "1", "--owned"])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+}

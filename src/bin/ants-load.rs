@@ -83,6 +83,12 @@ enum Scenario {
         /// Ops signed up front per publisher (the run ends when they are all receipted).
         #[arg(long, default_value_t = 5_000)]
         ops_per_publisher: usize,
+        /// After the run on open topics, run again (on a fresh relay when this one started it)
+        /// with every publisher writing a topic it owns (`@<agent id>/…`, each checked by the
+        /// relay's access rules), and print the ratio owned / open. Needs `--subscribers 0`
+        /// (reading an owned topic takes a capability).
+        #[arg(long)]
+        owned: bool,
     },
     /// Latency at a fixed publish rate.
     Latency {
@@ -266,6 +272,9 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
     sorted[i].as_secs_f64() * 1e3
 }
 
+/// One throughput run; returns the ops receipted and the durable ops per second. `owned`: each publisher writes a
+/// topic of its own (`@<its agent id>/load-<n>`), so `topic_count` is the publishers'.
+#[allow(clippy::too_many_arguments)]
 async fn throughput(
     urls: &[String],
     publishers: usize,
@@ -274,19 +283,29 @@ async fn throughput(
     window: usize,
     per_publisher: usize,
     limit: Duration,
-) -> Result<u64, Failure> {
-    let topics: Vec<String> = (0..topic_count.max(1))
+    owned: bool,
+) -> Result<(u64, f64), Failure> {
+    let mut topics: Vec<String> = (0..topic_count.max(1))
         .map(|i| format!("load-{i}"))
         .collect();
     eprintln!("signing {} ops…", publishers * per_publisher);
     let mut prepared = Vec::new();
+    let mut owned_topics = Vec::new();
     for p in 0..publishers {
         let me = Identity::generate()?;
-        let topic = &topics[p % topics.len()];
+        let topic = if owned {
+            owned_topics.push(format!("@{}/load-{p}", me.agent_id()));
+            owned_topics[p].clone()
+        } else {
+            topics[p % topics.len()].clone()
+        };
         let ops: Vec<Vec<u8>> = (0..per_publisher as u64)
-            .map(|c| sign(&me, topic, c, vec![0; 64]).map(|op| op.as_bytes().to_vec()))
+            .map(|c| sign(&me, &topic, c, vec![0; 64]).map(|op| op.as_bytes().to_vec()))
             .collect::<Result<_, _>>()?;
         prepared.push((me, ops));
+    }
+    if owned {
+        topics = owned_topics;
     }
     let verify_only = verify_only_rate(&prepared)?;
     let received = Arc::new(AtomicU64::new(0));
@@ -388,7 +407,7 @@ async fn throughput(
     for reader in readers {
         reader.abort();
     }
-    Ok(done)
+    Ok((done, done as f64 / elapsed.as_secs_f64()))
 }
 
 fn verify_threads() -> usize {
@@ -849,7 +868,7 @@ async fn recovery(
 ) -> Result<(), Failure> {
     let publishers = 16usize;
     let per = entries.div_ceil(publishers);
-    let stored = throughput(
+    let (stored, _) = throughput(
         std::slice::from_ref(&relay.url),
         publishers,
         0,
@@ -857,6 +876,7 @@ async fn recovery(
         256,
         per,
         limit,
+        false,
     )
     .await?;
     relay.child.start_kill()?;
@@ -894,28 +914,47 @@ async fn main() -> Result<(), Failure> {
             topics,
             window,
             ops_per_publisher,
+            owned,
         } => {
-            // Held until the run ends: dropping it stops the relay it started.
-            let mut started = None;
-            let urls = if args.urls.is_empty() {
-                let (relay, _) = spawn_relay(&data).await?;
-                let url = relay.url.clone();
-                started = Some(relay);
-                vec![url]
-            } else {
-                args.urls.clone()
-            };
-            throughput(
-                &urls,
-                publishers,
-                subscribers,
-                topics,
-                window,
-                ops_per_publisher,
-                limit,
-            )
-            .await?;
-            drop(started);
+            if owned && subscribers > 0 {
+                return Err(
+                    "--owned needs --subscribers 0: reading an owned topic takes a capability"
+                        .into(),
+                );
+            }
+            let mut rates = Vec::new();
+            for owned in [false, true].into_iter().take(1 + usize::from(owned)) {
+                // Held until the run ends: dropping it stops the relay it started.
+                let mut started = None;
+                let urls = if args.urls.is_empty() {
+                    let dir = data.join(if owned { "owned" } else { "open" });
+                    let (relay, _) = spawn_relay(&dir).await?;
+                    let url = relay.url.clone();
+                    started = Some(relay);
+                    vec![url]
+                } else {
+                    args.urls.clone()
+                };
+                let (_, rate) = throughput(
+                    &urls,
+                    publishers,
+                    subscribers,
+                    topics,
+                    window,
+                    ops_per_publisher,
+                    limit,
+                    owned,
+                )
+                .await?;
+                rates.push(rate);
+                drop(started);
+            }
+            if let [open, owned] = rates[..] {
+                println!(
+                    "owned topics: {owned:.0} ops/s against {open:.0} on open topics in the same run: ratio owned / open = {:.2}x",
+                    owned / open
+                );
+            }
         }
         Scenario::Latency {
             rate,
