@@ -21,29 +21,43 @@ fn number_after(line: &str, before: &str) -> u64 {
         .unwrap_or_else(|_| panic!("a number after {before:?} in {line}"))
 }
 
+/// Runs `ants-load` with `args` over a fresh data directory (removed after); fails the test
+/// unless it succeeds, and returns what it printed.
+fn ants_load(name: &str, args: &[&str]) -> String {
+    let data = std::env::temp_dir().join(format!("ants-load-{name}-{}", std::process::id()));
+    let output = Command::new(env!("CARGO_BIN_EXE_ants-load"))
+        .args(args)
+        .arg("--data")
+        .arg(&data)
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&data);
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
 #[test]
 fn a_latency_run_samples_every_receipt_and_every_delivery() {
-    let data = std::env::temp_dir().join(format!("ants-load-test-{}", std::process::id()));
-    let output = Command::new(env!("CARGO_BIN_EXE_ants-load"))
-        .args(["latency", "--rate", "200", "--subscribers", "3"])
-        .args([
+    let stdout = ants_load(
+        "test",
+        &[
+            "latency",
+            "--rate",
+            "200",
+            "--subscribers",
+            "3",
             "--publishers",
             "2",
             "--seconds",
             "2",
             "--runs",
             "2",
-            "--data",
-        ])
-        .arg(&data)
-        .output()
-        .unwrap();
-    let _ = std::fs::remove_dir_all(&data);
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&output.stderr)
+        ],
     );
     let runs: Vec<&str> = stdout
         .lines()
@@ -128,20 +142,22 @@ fn a_latency_run_too_large_to_sign_ahead_is_refused_before_it_starts() {
 /// both runs is receipted: the access rules let an owner write its own topic.
 #[test]
 fn an_owned_topics_run_receipts_every_op_and_prints_its_ratio() {
-    let data = std::env::temp_dir().join(format!("ants-load-owned-{}", std::process::id()));
-    let output = Command::new(env!("CARGO_BIN_EXE_ants-load"))
-        .args(["--seconds", "60", "--data"])
-        .arg(&data)
-        .args(["throughput", "--publishers", "3", "--subscribers", "0"])
-        .args(["--topics", "3", "--ops-per-publisher", "100", "--owned"])
-        .output()
-        .unwrap();
-    let _ = std::fs::remove_dir_all(&data);
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&output.stderr)
+    let stdout = ants_load(
+        "owned",
+        &[
+            "throughput",
+            "--publishers",
+            "3",
+            "--subscribers",
+            "0",
+            "--topics",
+            "3",
+            "--ops-per-publisher",
+            "100",
+            "--owned",
+            "--seconds",
+            "60",
+        ],
     );
     let runs: Vec<&str> = stdout
         .lines()
