@@ -123,15 +123,27 @@ impl Frontends {
     }
 
     /// The live frontends, ordered by id. Keys that are no frontend id are ignored.
+    ///
+    /// The keys are listed with `STREAM.INFO`'s subject filter (paged requests, each bounded by
+    /// the client's request timeout), not with the KV "keys" listing: that one is an ordered
+    /// consumer which counts the pending heartbeats when it is created and then waits for the
+    /// last of them, so a heartbeat that expires in between makes it wait forever.
     pub async fn live(&self) -> Result<Vec<Heartbeat>> {
-        let mut keys = self
+        let mut subjects = self
             .store
-            .keys()
+            .stream
+            .info_with_subjects(format!("{}>", self.store.prefix))
             .await
             .map_err(|e| unavailable("list frontends", e))?;
+        let mut keys = Vec::new();
+        while let Some(subject) = subjects.next().await {
+            let (subject, _count) = subject.map_err(|e| unavailable("list frontends", e))?;
+            if let Some(key) = subject.strip_prefix(self.store.prefix.as_str()) {
+                keys.push(key.to_string());
+            }
+        }
         let mut live = Vec::new();
-        while let Some(key) = keys.next().await {
-            let key = key.map_err(|e| unavailable("list frontends", e))?;
+        for key in keys {
             let Ok(id) = FrontendId::from_hex(&key) else {
                 continue;
             };
