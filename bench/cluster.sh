@@ -6,12 +6,16 @@
 #   1. raw JetStream (the peer): one 200-byte message per op, each publish waiting for its ack,
 #      64 subjects, 16 publishers (bench/jetstream-raw.mjs, stream RAW, replicas 3);
 #   2. the relay in cluster mode: `ants-load throughput` over both frontends, 64 topics;
-#   3. latency: `ants-load latency` at 5,000 ops/s with 100 subscribers over both frontends;
+#   3. contention: `ants-load throughput --cross`, 32 topics each written through both
+#      frontends (with forwarding, the default, each topic's publishes go to its owner;
+#      FORWARD=off makes both frontends sequence every topic, fenced by the stream);
+#   4. latency: `ants-load latency` at 5,000 ops/s with 100 subscribers over both frontends;
 #
 # and prints the ratio relay / raw. Everything is stopped at the end (also on failure).
 #
 #   bench/cluster.sh                 # 10 s per phase
 #   SECONDS_PER_PHASE=20 bench/cluster.sh
+#   FORWARD=off bench/cluster.sh     # frontends without forwarding to topic owners
 #
 # Builds the release binaries (feature nats) first. Needs nats-server, curl, node + npm ci.
 set -euo pipefail
@@ -27,7 +31,8 @@ state="$(mktemp -d "${TMPDIR:-/tmp}/ants-bench-cluster.XXXXXX")"
 port="${ANTS_CLUSTER_PORT:-18080}"
 nats_port="${NATS_PORT:-14222}"
 
-ANTS_RELAY_BIN="$target_dir/release/ants-relay" ANTS_CLUSTER_DIR="$state" \
+ANTS_STORE_OPTIONS="forward=${FORWARD:-on}" \
+  ANTS_RELAY_BIN="$target_dir/release/ants-relay" ANTS_CLUSTER_DIR="$state" \
   ANTS_CLUSTER_PORT="$port" NATS_PORT="$nats_port" \
   scripts/cluster.sh >"$state/cluster.out" 2>&1 &
 cluster_pid=$!
@@ -54,13 +59,24 @@ relay_line="$("$load" --url "$a" --url "$b" --seconds "$seconds" \
   throughput --publishers 64 --subscribers 0 --topics 64 --window 64 --ops-per-publisher 20000 |
   tee /dev/stderr | grep '^throughput:')"
 relay="$(grep -oE '= [0-9]+ ops/s' <<<"$relay_line" | grep -oE '[0-9]+')"
-# How often the two frontends raced on a topic (each conflict: a batch decided again).
-for f in "$port" "$((port + 1))"; do
-  say "frontend :$f $(curl -fsS "http://127.0.0.1:$f/metrics" |
-    grep -E '^ants_relay_(append_conflicts|ops_accepted)_total ' | tr '\n' ' ')"
-done
+# How often the two frontends raced on a topic (each conflict: a batch decided again), and
+# how many publishes went to their topic's owner. Counters add up over the phases.
+counters() {
+  for f in "$port" "$((port + 1))"; do
+    say "frontend :$f after $1: $(curl -fsS "http://127.0.0.1:$f/metrics" |
+      grep -E '^ants_relay_(append_conflicts|ops_accepted|forwarded|forwards_served|forward_fallbacks)_total ' |
+      sed 's/^ants_relay_//; s/_total / /' | tr '\n' ' ')"
+  done
+}
+counters throughput
 if [[ -n "$raw" && -n "$relay" ]]; then
   say "ratio relay (cluster mode) / raw JetStream = $(awk -v r="$relay" -v p="$raw" 'BEGIN { printf "%.2f", r / p }')x ($relay vs $raw per second)"
 fi
+
+cross_line="$("$load" --url "$a" --url "$b" --seconds "$seconds" \
+  throughput --cross --publishers 64 --subscribers 0 --topics 32 --window 64 --ops-per-publisher 20000 |
+  tee /dev/stderr | grep '^throughput:')"
+say "contended (forward=${FORWARD:-on}): $(grep -oE '= [0-9]+ ops/s' <<<"$cross_line")"
+counters contended
 
 "$load" --url "$a" --url "$b" --seconds "$seconds" latency --rate 5000 --subscribers 100 --publishers 10

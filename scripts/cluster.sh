@@ -9,6 +9,8 @@
 #   NATS_PORT=14222 scripts/cluster.sh              # NATS clients on 14222-14224 (default 4222)
 #   ANTS_RELAY_BIN=path/to/ants-relay scripts/cluster.sh   # a relay built elsewhere (with
 #                                                           # feature nats): no release build
+#   ANTS_STORE_OPTIONS=forward=off scripts/cluster.sh  # store options after the NATS addresses
+#                                                      # (README "Cluster mode")
 #
 # State lives in ANTS_CLUSTER_DIR (default ./cluster-data): nats/ (the three servers' configs,
 # logs and JetStream stores), frontend-1/ and frontend-2/ (the shared relay.key, each frontend's
@@ -64,9 +66,10 @@ if [[ ! -f "$key" ]]; then
 fi
 install -m 600 "$key" "$state/frontend-2/relay.key"
 
+store="$url${ANTS_STORE_OPTIONS:+?$ANTS_STORE_OPTIONS}"
 for i in 1 2; do
   listen="127.0.0.1:$((port + i - 1))"
-  "$relay_bin" --store "$url" --listen "$listen" --data "$state/frontend-$i" \
+  "$relay_bin" --store "$store" --listen "$listen" --data "$state/frontend-$i" \
     --www "$root/www" --pkg "$root/pkg" >"$state/frontend-$i/relay.log" 2>&1 &
   pids+=("$!")
   until curl -fsS "http://$listen/healthz" >/dev/null 2>&1; do

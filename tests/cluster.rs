@@ -92,8 +92,10 @@ fn assert_receipts_hold(log: &[Vec<u8>], receipts: &HashMap<OpId, u64>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ops_published_on_one_frontend_are_served_by_the_other() {
     let nats = NatsCluster::start("served").await;
-    let a = start_frontend(&nats.url(), temp_dir("served-a")).await;
-    let b = start_frontend(&nats.url(), temp_dir("served-b")).await;
+    // Without forwarding, so that B appends to a topic A appended to (the fence is asserted).
+    let url = format!("{}?forward=off", nats.url());
+    let a = start_frontend(&url, temp_dir("served-a")).await;
+    let b = start_frontend(&url, temp_dir("served-b")).await;
     assert_eq!(a.relay_id(), b.relay_id(), "one relay key");
     let mut live = Client::connect(&b.url()).await;
     assert_eq!(live.subscribe("chat", 0).await, 0);
@@ -196,8 +198,10 @@ async fn a_restarted_frontend_rebuilds_its_mirror_and_serves_the_same_log() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_frontends_sequencing_one_topic_at_once_never_fork_it() {
     let nats = NatsCluster::start("race").await;
-    let a = start_frontend(&nats.url(), temp_dir("race-a")).await;
-    let b = start_frontend(&nats.url(), temp_dir("race-b")).await;
+    // Forced: without forwarding both frontends sequence the topic.
+    let url = format!("{}?forward=off", nats.url());
+    let a = start_frontend(&url, temp_dir("race-a")).await;
+    let b = start_frontend(&url, temp_dir("race-b")).await;
     const PUBLISHERS: u8 = 4;
     const OPS: u64 = 15;
     let mut tasks = Vec::new();
@@ -238,6 +242,72 @@ async fn two_frontends_sequencing_one_topic_at_once_never_fork_it() {
     println!("{refusals} publishes refused UNAVAILABLE by a lost race and retried");
     a.shutdown().await.unwrap();
     b.shutdown().await.unwrap();
+}
+
+/// The value of the metric `name` in a frontend's `/metrics` (0 when absent).
+async fn metric(frontend: &RelayHandle, name: &str) -> u64 {
+    let text = http_get(frontend.local_addr(), "/metrics").await;
+    let prefix = format!("{name} ");
+    text.lines()
+        .find_map(|line| line.strip_prefix(prefix.as_str()))
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(0)
+}
+
+/// With forwarding (the default), each frontend sequences the topics it owns: publishes made
+/// on A for B's topics travel to B and come back as receipts, and both serve one log. When B
+/// stops, A sequences everything itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publishes_go_to_the_frontend_owning_their_topic() {
+    let nats = NatsCluster::start("owners").await;
+    let a = start_frontend(&nats.url(), temp_dir("owners-a")).await;
+    let b = start_frontend(&nats.url(), temp_dir("owners-b")).await;
+    // Both see both heartbeats (a condition, polled).
+    let started = std::time::Instant::now();
+    while metric(&a, "ants_relay_frontends_live").await < 2
+        || metric(&b, "ants_relay_frontends_live").await < 2
+    {
+        assert!(
+            started.elapsed() < common::cluster::CLUSTER_WAIT,
+            "frontends never saw each other"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let alice = identity(1);
+    let mut on_a = Client::connect_as(&a.url(), &alice).await;
+    let topics: Vec<String> = (0..24).map(|i| format!("owned-by-someone-{i}")).collect();
+    let mut receipts: HashMap<&str, HashMap<OpId, u64>> = HashMap::new();
+    for topic in &topics {
+        for counter in 0..3 {
+            let op = op(&alice, topic, counter, &[counter as u8]);
+            let (seq, _) = publish_retrying(&mut on_a, &op).await;
+            assert_eq!(seq, counter, "{topic}");
+            receipts.entry(topic).or_default().insert(op.id(), seq);
+        }
+    }
+    // With 24 topics over two frontends, B owns some (the chance that A owns all 24 is 2^-24,
+    // and then the assertion below names it): they went there and came back.
+    let forwarded = metric(&a, "ants_relay_forwarded_total").await;
+    let served = metric(&b, "ants_relay_forwards_served_total").await;
+    assert!(forwarded >= 1, "A forwarded nothing");
+    assert!(served >= 1, "B sequenced nothing A forwarded");
+    for topic in &topics {
+        let from_a = read_log(&a.url(), topic, 3).await;
+        assert_eq!(read_log(&b.url(), topic, 3).await, from_a, "{topic}");
+        assert_receipts_hold(&from_a, &receipts[topic.as_str()]);
+        assert_eq!(checkpoint(&a, topic).await, checkpoint(&b, topic).await);
+    }
+    // B leaves: A takes its topics over (it sees B gone, or B does not answer and A falls back).
+    b.shutdown().await.unwrap();
+    for topic in &topics {
+        let op = op(&alice, topic, 3, b"after b");
+        assert_eq!(publish_retrying(&mut on_a, &op).await.0, 3, "{topic}");
+    }
+    println!(
+        "forwarded {forwarded}, served {served}; after B left, {} sequenced on A instead",
+        metric(&a, "ants_relay_forward_fallbacks_total").await
+    );
+    a.shutdown().await.unwrap();
 }
 
 /// A batch's entries of one topic are one stream message, which the servers bound (1 MiB by

@@ -89,6 +89,11 @@ enum Scenario {
         /// (reading an owned topic takes a capability).
         #[arg(long)]
         owned: bool,
+        /// With several `--url`s: every topic is written through every frontend (publisher
+        /// `i` connects to frontend `(i / topics) % urls`, so the publishers of one topic are
+        /// spread over the frontends) instead of each topic through one (`i % urls`).
+        #[arg(long)]
+        cross: bool,
     },
     /// Latency at a fixed publish rate.
     Latency {
@@ -284,6 +289,7 @@ async fn throughput(
     per_publisher: usize,
     limit: Duration,
     owned: bool,
+    cross: bool,
 ) -> Result<(u64, f64), Failure> {
     let mut topics: Vec<String> = (0..topic_count.max(1))
         .map(|i| format!("load-{i}"))
@@ -327,7 +333,8 @@ async fn throughput(
     }
     let mut connections = Vec::new();
     for (i, (me, ops)) in prepared.into_iter().enumerate() {
-        connections.push((connect_as(&urls[i % urls.len()], &me).await?, ops));
+        let frontend = if cross { i / topics.len() } else { i };
+        connections.push((connect_as(&urls[frontend % urls.len()], &me).await?, ops));
     }
     let receipted = Arc::new(AtomicU64::new(0));
     let refused = Arc::new(AtomicU64::new(0));
@@ -877,6 +884,7 @@ async fn recovery(
         per,
         limit,
         false,
+        false,
     )
     .await?;
     relay.child.start_kill()?;
@@ -915,6 +923,7 @@ async fn main() -> Result<(), Failure> {
             window,
             ops_per_publisher,
             owned,
+            cross,
         } => {
             if owned && subscribers > 0 {
                 return Err(
@@ -944,6 +953,7 @@ async fn main() -> Result<(), Failure> {
                     ops_per_publisher,
                     limit,
                     owned,
+                    cross,
                 )
                 .await?;
                 rates.push(rate);

@@ -105,6 +105,13 @@ pub(crate) trait ClusterLink: Send + Sync + std::fmt::Debug {
     fn awareness(&self) -> Option<Arc<dyn yjs::AwarenessBus>> {
         None
     }
+    /// Takes a publish to send it to the frontend owning its topic (`None`), or gives it back
+    /// to be sequenced here (`jetstream::forward`).
+    fn route(&self, request: sequencer::PublishRequest) -> Option<sequencer::PublishRequest> {
+        Some(request)
+    }
+    /// Appends the link's own metrics to `/metrics`.
+    fn render_metrics(&self, _out: &mut String) {}
 }
 
 /// Whether a read failed because the peer's message was over `max_message_size`/`max_frame_size`.
@@ -535,6 +542,7 @@ async fn metrics_text(State(shared): State<Arc<Shared>>) -> Response {
             "# HELP ants_relay_nats_connected 1 while this frontend's NATS connection is up.\n\
              # TYPE ants_relay_nats_connected gauge\nants_relay_nats_connected {connected}\n"
         );
+        cluster.render_metrics(&mut text);
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }

@@ -390,6 +390,14 @@ impl Conn<'_> {
                     reply: self.reply.clone(),
                     received_at: now,
                 };
+                // On a cluster, a publish for a topic another frontend owns goes there.
+                let request = match &self.shared.cluster {
+                    Some(cluster) => match cluster.route(request) {
+                        Some(here) => here,
+                        None => return Ok(()),
+                    },
+                    None => request,
+                };
                 match self.shared.sequencer.submit(request) {
                     Ok(()) => Ok(()),
                     Err(error) => self.refuse(request_id, &error).await,

@@ -25,11 +25,12 @@ use std::time::Duration;
 
 use super::awareness::NatsAwareness;
 use super::follower::Follower;
+use super::forward::Forwarding;
 use super::mirror::{Mirror, MIRROR_FILE};
 use super::{JetStreamConfig, JetStreamStore};
 use crate::error::{Error, Result};
 use crate::relay::durable::{Audience, FanOut};
-use crate::relay::sequencer;
+use crate::relay::sequencer::{self, PublishRequest};
 use crate::relay::store::{ReadPool, Store};
 use crate::relay::yjs::AwarenessBus;
 use crate::relay::{key, listen, ClusterLink, Config, Parts, RelayHandle, Started};
@@ -43,6 +44,8 @@ pub const RECEIPT_PATIENCE: Duration = Duration::from_secs(10);
 struct FrontendLink {
     follower: Follower,
     awareness: Arc<NatsAwareness>,
+    /// Sends publishes to their topic's owner (`None`: `forward=off`).
+    forwarding: Option<Arc<Forwarding>>,
 }
 
 impl ClusterLink for FrontendLink {
@@ -55,11 +58,27 @@ impl ClusterLink for FrontendLink {
     }
 
     fn stop(&self) {
+        if let Some(forwarding) = &self.forwarding {
+            forwarding.stop();
+        }
         self.follower.stop();
     }
 
     fn awareness(&self) -> Option<Arc<dyn AwarenessBus>> {
         Some(self.awareness.clone())
+    }
+
+    fn route(&self, request: PublishRequest) -> Option<PublishRequest> {
+        match &self.forwarding {
+            Some(forwarding) => forwarding.route(request),
+            None => Some(request),
+        }
+    }
+
+    fn render_metrics(&self, out: &mut String) {
+        if let Some(forwarding) = &self.forwarding {
+            forwarding.render(out);
+        }
     }
 }
 
@@ -129,6 +148,7 @@ pub(crate) async fn start(config: Config, url: &str) -> Result<RelayHandle> {
         storage,
     } = Parts::new(&config)?;
     let awareness = NatsAwareness::connect(&cluster).await?;
+    let forward = cluster.forward.then(|| cluster.clone());
     let mirror_path = config.data.join(MIRROR_FILE);
     let started = std::time::Instant::now();
     let audience = Audience {
@@ -163,6 +183,10 @@ pub(crate) async fn start(config: Config, url: &str) -> Result<RelayHandle> {
         applied = follower.status().applied(),
         "mirror rebuilt from the stream; frontend ready"
     );
+    let forwarding = match forward {
+        Some(cluster) => Some(Forwarding::start(&cluster, queue.clone(), hub.clone()).await?),
+        None => None,
+    };
     let started = Started {
         identity,
         metrics,
@@ -176,6 +200,7 @@ pub(crate) async fn start(config: Config, url: &str) -> Result<RelayHandle> {
         cluster: Some(Arc::new(FrontendLink {
             follower,
             awareness,
+            forwarding,
         })),
     };
     listen(config, started).await

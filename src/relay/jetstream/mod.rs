@@ -53,6 +53,7 @@
 pub mod awareness;
 mod buckets;
 pub mod follower;
+pub mod forward;
 pub(crate) mod frontend;
 mod frontends;
 pub mod mirror;
@@ -97,6 +98,9 @@ pub struct JetStreamConfig {
     pub duplicate_window: Duration,
     /// How long a frontend's heartbeat stays in the frontends bucket (its `max_age`).
     pub heartbeat_ttl: Duration,
+    /// Whether a frontend forwards publishes to the frontend owning their topic
+    /// ([`forward`]); off, every frontend sequences what it receives, fenced by the stream.
+    pub forward: bool,
 }
 
 impl JetStreamConfig {
@@ -108,7 +112,9 @@ impl JetStreamConfig {
     /// - `namespace=<name>` (1 to 32 bytes of `[A-Za-z0-9_-]`): stream `ANTS_LOG_<name>`,
     ///   subjects `ants.<name>.log.*`, buckets `ants_<name>_*`, so that several relays (each
     ///   with its own key) share one NATS cluster;
-    /// - `replicas=<1..5>`: copies of the stream and buckets (1 for a single dev server).
+    /// - `replicas=<1..5>`: copies of the stream and buckets (1 for a single dev server);
+    /// - `forward=on|off`: whether frontends forward publishes to their topic's owner (on by
+    ///   default; off makes every frontend sequence what it receives, fenced by the stream).
     ///
     /// `BAD_INPUT` if no server address is given, or for another or a bad query parameter.
     pub fn from_url(url: &str) -> Result<Self> {
@@ -142,6 +148,7 @@ impl JetStreamConfig {
             timeout: Duration::from_secs(5),
             duplicate_window: Duration::from_secs(120),
             heartbeat_ttl: Duration::from_secs(10),
+            forward: true,
         };
         for pair in query.into_iter().flat_map(|q| q.split('&')) {
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
@@ -165,9 +172,20 @@ impl JetStreamConfig {
                         Error::BadInput(format!("replicas {value:?} is not a number"))
                     })?;
                 }
+                "forward" => {
+                    config.forward = match value {
+                        "on" => true,
+                        "off" => false,
+                        _ => {
+                            return Err(Error::BadInput(format!(
+                                "forward {value:?} must be on or off"
+                            )))
+                        }
+                    };
+                }
                 _ => {
                     return Err(Error::BadInput(format!(
-                        "unknown store option {key:?} (known: namespace, replicas)"
+                        "unknown store option {key:?} (known: namespace, replicas, forward)"
                     )))
                 }
             }
@@ -653,7 +671,17 @@ mod tests {
         assert_eq!(config.subject_prefix, "ants.team-1.log");
         assert_eq!(config.bucket_prefix, "ants_team-1");
         assert_eq!(config.replicas, 1);
+        assert!(config.forward, "publishes go to their owner by default");
+        let fenced_only = JetStreamConfig::from_url("nats://a:1?forward=off").unwrap();
+        assert!(!fenced_only.forward);
+        assert!(
+            JetStreamConfig::from_url("nats://a:1?forward=on")
+                .unwrap()
+                .forward
+        );
         for bad in [
+            "nats://a:1?forward=",
+            "nats://a:1?forward=yes",
             "nats://a:1?namespace=",
             "nats://a:1?namespace=a.b",
             "nats://a:1?namespace=a*",
