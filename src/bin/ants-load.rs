@@ -717,10 +717,15 @@ async fn latency(
     let receipt_latencies: Arc<Mutex<Vec<Duration>>> = Arc::new(Mutex::new(Vec::with_capacity(
         expected.min(MAX_RESERVED_SAMPLES),
     )));
+    // The longest time the whole run went without a receipt (a stall, e.g. while a NATS
+    // server's loss elects new leaders): the previous receipt's time and the longest gap, in µs.
+    let last_receipt = Arc::new(AtomicU64::new(0));
+    let longest_pause = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();
     for (publisher, (me, frames)) in plan.publishers.into_iter().enumerate() {
         let ws = connect_as(&urls[publisher % urls.len()], &me).await?;
         let latencies = receipt_latencies.clone();
+        let (last_receipt, longest_pause) = (last_receipt.clone(), longest_pause.clone());
         let sent_at = plan.sent_at.clone();
         let first_slot = publisher * plan.per_publisher;
         tasks.push(tokio::spawn(async move {
@@ -745,7 +750,14 @@ async fn latency(
                             let Some(sent) = sent_time(sent) else {
                                 continue;
                             };
-                            mine.push(epoch.elapsed().saturating_sub(sent));
+                            let now = epoch.elapsed();
+                            let micros = now.as_micros() as u64;
+                            let previous = last_receipt.fetch_max(micros, Ordering::AcqRel);
+                            if previous > 0 {
+                                longest_pause
+                                    .fetch_max(micros.saturating_sub(previous), Ordering::AcqRel);
+                            }
+                            mine.push(now.saturating_sub(sent));
                             if mine.len() >= 256 {
                                 if let Ok(mut all) = latencies.lock() {
                                     all.append(&mut mine);
@@ -802,13 +814,14 @@ async fn latency(
     receipts.sort_unstable();
     deliveries.sort_unstable();
     let clients = format!(
-        "latency: {published} ops at {rate}/s target over {:.0} s ({publishers} publishers, {subscribers} subscribers, {} relay URL{}): publish→receipt p50 {:.2} ms p99 {:.2} ms ({} samples); publish→subscriber p50 {:.2} ms p99 {:.2} ms ({} samples)",
+        "latency: {published} ops at {rate}/s target over {:.0} s ({publishers} publishers, {subscribers} subscribers, {} relay URL{}): publish→receipt p50 {:.2} ms p99 {:.2} ms ({} samples, longest pause between receipts {:.0} ms); publish→subscriber p50 {:.2} ms p99 {:.2} ms ({} samples)",
         limit.as_secs_f64(),
         urls.len(),
         if urls.len() == 1 { "" } else { "s" },
         percentile(&receipts, 0.50),
         percentile(&receipts, 0.99),
         receipts.len(),
+        longest_pause.load(Ordering::Acquire) as f64 / 1000.0,
         percentile(&deliveries, 0.50),
         percentile(&deliveries, 0.99),
         deliveries.len(),

@@ -512,3 +512,15 @@ async fn heartbeat(frontends: Frontends, address: String, forwarding: Arc<Forwar
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forward_subjects_stay_outside_the_stream() {
+        assert_eq!(forward_prefix("ants.log"), "ants.forward");
+        assert_eq!(forward_prefix("ants.team-1.log"), "ants.team-1.forward");
+        assert_eq!(forward_prefix("custom"), "custom_forward");
+    }
+}
