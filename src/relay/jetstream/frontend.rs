@@ -11,7 +11,9 @@
 //!   append. Two frontends sequencing one topic at once are fenced by the store: the loser
 //!   reloads its heads from the stream and decides the batch once more (an op sequenced
 //!   elsewhere then gets its original entry's receipt); losing again, it refuses the batch
-//!   `UNAVAILABLE` (clients retry with the same bytes).
+//!   `UNAVAILABLE` (clients retry with the same bytes). Such races are rare: a frontend
+//!   forwards a publish for a topic another live frontend owns to that one
+//!   ([`super::forward`]), unless the store URL says `forward=off`.
 //! - **one order**: each frontend's [`Follower`] reads the whole stream into its read mirror
 //!   and hub; the hub has no other source ([`FanOut::Followed`]), and a receipt waits (at most
 //!   [`RECEIPT_PATIENCE`]) until the follower applied its entry.
