@@ -1,0 +1,441 @@
+//! Every replica enforces write in owned topics, and revocations take effect at their seq
+//! (PROTOCOL.md 10.7, 10.8): one scenario of presentations, writes and revocations applied by
+//! two replicas (one restored from a snapshot midway), which agree on every decision; the
+//! scenario is `tests/vectors/authority.json`, with each entry's bytes and the events it causes.
+//!
+//! `ANTS_BLESS=1` rewrites the file after a deliberate protocol change; any other difference
+//! fails.
+#![cfg(not(target_arch = "wasm32"))]
+
+mod common;
+
+use ants_coord::capability::authority::{
+    kind, Presentation, Revocation, MAX_PRESENTED_PER_AGENT, MAX_REVOKED_BY_DELEGATORS,
+};
+use ants_coord::capability::Grant;
+use ants_coord::replica::ReplicaOp;
+use ants_coord::{
+    Capability, Entry, Event, Identity, OpDraft, Replica, ReplicaConfig, Rights, Scope, SignedOp,
+};
+use common::{bless, hex, vectors, write_vectors};
+use serde_json::{json, Value};
+
+/// The agents of the scenario, by name and seed.
+const AGENTS: [(&str, u8); 6] = [
+    ("alice", 1),
+    ("bob", 2),
+    ("carol", 3),
+    ("dave", 4),
+    ("erin", 5),
+    ("mallory", 6),
+];
+
+/// The relay time of entry 0; entry `i` is `T0 + 1000 i`.
+const T0: u64 = 1_700_000_000_000;
+
+fn agent(name: &str) -> Identity {
+    let seed = AGENTS.iter().find(|(n, _)| *n == name).expect("agent").1;
+    Identity::from_seed(&[seed; 32]).unwrap()
+}
+
+fn topic() -> String {
+    format!("@{}/board", agent("alice").agent_id())
+}
+
+fn grant(issuer: &str, audience: &str, rights: Rights, expires_ms: u64) -> Capability {
+    Capability::grant(
+        &agent(issuer),
+        agent(audience).agent_id(),
+        Scope::Topic(topic()),
+        rights,
+        expires_ms,
+    )
+    .unwrap()
+}
+
+/// alice → carol (write, delegate) → dave (write).
+fn dave_chain() -> Capability {
+    let root = grant(
+        "alice",
+        "carol",
+        Rights::WRITE | Rights::DELEGATE,
+        T0 + 60_000,
+    );
+    root.delegate(
+        &agent("carol"),
+        Grant {
+            audience: agent("dave").agent_id(),
+            scope: Scope::Topic(topic()),
+            rights: Rights::WRITE,
+            not_before_ms: 0,
+            expires_ms: T0 + 60_000,
+        },
+    )
+    .unwrap()
+}
+
+/// One step of the scenario: who signs, what kind, which body, and what it demonstrates.
+struct Step {
+    who: &'static str,
+    kind: &'static str,
+    body: Vec<u8>,
+    note: &'static str,
+}
+
+fn post(who: &'static str, text: &str, note: &'static str) -> Step {
+    Step {
+        who,
+        kind: "post",
+        body: ReplicaOp::Post { text: text.into() }.encode().unwrap(),
+        note,
+    }
+}
+
+fn present(who: &'static str, capability: &Capability, note: &'static str) -> Step {
+    Step {
+        who,
+        kind: kind::PRESENT,
+        body: Presentation::new(capability.clone()).encode(),
+        note,
+    }
+}
+
+fn revoke(who: &'static str, capability: &Capability, index: usize, note: &'static str) -> Step {
+    Step {
+        who,
+        kind: kind::REVOKE,
+        body: Revocation::new(capability.clone(), index).unwrap().encode(),
+        note,
+    }
+}
+
+fn steps() -> Vec<Step> {
+    let bob = grant("alice", "bob", Rights::WRITE, T0 + 60_000);
+    let dave = dave_chain();
+    // Presented at entry 13 (T0 + 13 s), expired by entry 14 (T0 + 14 s).
+    let erin = grant("alice", "erin", Rights::WRITE, T0 + 13_500);
+    let mut bad_version = Presentation::new(bob.clone()).encode();
+    bad_version[0] = 2;
+    vec![
+        post("alice", "hello", "the owner writes without a capability"),
+        post("bob", "hi", "no capability presented: NOT_AUTHORIZED"),
+        present("bob", &bob, "bob presents alice's grant"),
+        post("bob", "hi again", "now bob's post counts"),
+        present("mallory", &bob, "a capability for bob is not mallory's"),
+        present("dave", &dave, "a delegated chain rooted at alice"),
+        post("dave", "hello from dave", "it counts"),
+        revoke("mallory", &dave, 1, "mallory signed no link of it"),
+        revoke("carol", &dave, 0, "carol did not sign the root link"),
+        revoke("carol", &dave, 1, "carol revokes the link she signed"),
+        post("dave", "still here?", "revoked: CAPABILITY_REVOKED"),
+        revoke("alice", &bob, 0, "the owner revokes any link of her chains"),
+        post("bob", "and me?", "revoked too"),
+        present("erin", &erin, "valid for half a second more"),
+        post("erin", "late", "expired at the entry's relay time"),
+        present(
+            "bob",
+            &bob,
+            "a revoked capability cannot be presented again",
+        ),
+        Step {
+            who: "erin",
+            kind: kind::PRESENT,
+            body: bad_version,
+            note: "a body of another version: MALFORMED_BODY",
+        },
+    ]
+}
+
+/// The scenario's entries, signed and sequenced.
+fn entries() -> Vec<(Entry, &'static str)> {
+    let mut counters = std::collections::HashMap::new();
+    steps()
+        .into_iter()
+        .enumerate()
+        .map(|(seq, step)| {
+            let counter = counters.entry(step.who).or_insert(0u64);
+            let time = T0 + 1_000 * seq as u64;
+            let op = SignedOp::sign(
+                &agent(step.who),
+                OpDraft {
+                    topic: topic(),
+                    kind: step.kind.into(),
+                    counter: *counter,
+                    time_ms: time,
+                    deps: vec![],
+                    body: step.body,
+                },
+            )
+            .unwrap();
+            *counter += 1;
+            (Entry::new(seq as u64, time, op), step.note)
+        })
+        .collect()
+}
+
+/// An event's JSON view without the informative `reason`.
+fn view(event: &Event) -> Value {
+    let mut value = serde_json::to_value(event).unwrap();
+    if let Some(object) = value.as_object_mut() {
+        object.remove("reason");
+    }
+    value
+}
+
+fn derive_vectors() -> Value {
+    let mut replica = Replica::new(&topic(), ReplicaConfig::default()).unwrap();
+    let entries: Vec<Value> = entries()
+        .into_iter()
+        .map(|(entry, note)| {
+            let events = replica.apply(&entry).unwrap();
+            json!({
+                "note": note,
+                "entry": hex::encode(entry.as_bytes()),
+                "events": events.iter().map(view).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    let agents: Vec<Value> = AGENTS
+        .iter()
+        .map(|(name, seed)| {
+            json!({ "name": name, "seed": hex::encode([*seed; 32]), "id": agent(name).agent_id().to_string() })
+        })
+        .collect();
+    json!({
+        "description": "An owned topic's authority (PROTOCOL.md 10.7, 10.8): entries applied in order to a replica of `topic` with the default configuration, and the events each causes (without the informative `reason`). `snapshot` is the replica's canonical state after the last entry (6.6, with the owned topic's authority section) and `state_hash` its SHA-256.",
+        "agents": agents,
+        "topic": topic(),
+        "entries": entries,
+        "snapshot": hex::encode(replica.snapshot()),
+        "state_hash": hex::encode(replica.state_hash()),
+    })
+}
+
+#[test]
+fn vectors_are_rederived() {
+    let derived = derive_vectors();
+    if bless() {
+        write_vectors("authority.json", &derived);
+    }
+    assert_eq!(
+        vectors("authority.json"),
+        derived,
+        "run with ANTS_BLESS=1 only for a deliberate change"
+    );
+}
+
+/// The codes of the vectors' rejections, in entry order (`-` for an entry that counts).
+fn codes(file: &Value) -> Vec<String> {
+    file["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            e["events"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find_map(|ev| ev["code"].as_str())
+                .unwrap_or("-")
+                .to_owned()
+        })
+        .collect()
+}
+
+#[test]
+fn the_vectors_decide_as_the_rules_say() {
+    let file = vectors("authority.json");
+    assert_eq!(
+        codes(&file),
+        [
+            "-",
+            "NOT_AUTHORIZED",
+            "-",
+            "-",
+            "NOT_AUTHORIZED",
+            "-",
+            "-",
+            "NOT_AUTHORIZED",
+            "NOT_AUTHORIZED",
+            "-",
+            "CAPABILITY_REVOKED",
+            "-",
+            "CAPABILITY_REVOKED",
+            "-",
+            "CAPABILITY_EXPIRED",
+            "CAPABILITY_REVOKED",
+            "MALFORMED_BODY",
+        ]
+    );
+    let types: Vec<&str> = file["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["events"][0]["type"].as_str())
+        .collect();
+    assert_eq!(
+        types.iter().filter(|t| **t == "capabilityRevoked").count(),
+        2
+    );
+    assert_eq!(
+        types
+            .iter()
+            .filter(|t| **t == "capabilityPresented")
+            .count(),
+        3
+    );
+}
+
+/// A replica fed the vectors' bytes, and another restored from a snapshot half way and fed the
+/// rest, produce the vectors' events and end in the vectors' state.
+#[test]
+fn replicas_agree_on_every_decision() {
+    let file = vectors("authority.json");
+    let topic = file["topic"].as_str().unwrap();
+    let mut whole = Replica::new(topic, ReplicaConfig::default()).unwrap();
+    let mut restored = Replica::new(topic, ReplicaConfig::default()).unwrap();
+    for (i, case) in file["entries"].as_array().unwrap().iter().enumerate() {
+        let entry = Entry::decode(&hex(&case["entry"])).unwrap();
+        let events: Vec<Value> = whole.apply(&entry).unwrap().iter().map(view).collect();
+        assert_eq!(&Value::from(events.clone()), &case["events"], "entry {i}");
+        let again: Vec<Value> = restored.apply(&entry).unwrap().iter().map(view).collect();
+        assert_eq!(again, events, "entry {i}, restored replica");
+        // Through its snapshot after every entry: the authority survives it exactly.
+        restored = Replica::restore(&restored.snapshot()).unwrap();
+        assert_eq!(restored.state_hash(), whole.state_hash());
+    }
+    assert_eq!(hex::encode(whole.snapshot()), file["snapshot"]);
+    assert_eq!(hex::encode(whole.state_hash()), file["state_hash"]);
+    let authority = whole.authority().unwrap();
+    assert_eq!(authority.revoked().len(), 2);
+    assert_eq!(authority.presented().count(), 3);
+}
+
+#[test]
+fn open_topics_are_unchanged_and_snapshots_of_owned_ones_are_canonical() {
+    // In an open topic the reserved kinds are ops like any other: recorded, no authority.
+    let mut open = Replica::new("open", ReplicaConfig::default()).unwrap();
+    assert!(open.authority().is_none());
+    let bob = grant("alice", "bob", Rights::WRITE, T0 + 60_000);
+    let op = SignedOp::sign(
+        &agent("bob"),
+        OpDraft {
+            counter: 0,
+            time_ms: T0,
+            ..Presentation::new(bob).draft("open")
+        },
+    )
+    .unwrap();
+    let events = open.apply(&Entry::new(0, T0, op)).unwrap();
+    assert!(matches!(events[..], [Event::Recorded { .. }]), "{events:?}");
+
+    // A snapshot of an owned topic with bytes changed in its authority section is refused.
+    let mut replica = Replica::new(&topic(), ReplicaConfig::default()).unwrap();
+    for (entry, _) in entries() {
+        replica.apply(&entry).unwrap();
+    }
+    let snapshot = replica.snapshot();
+    let mut cut = snapshot.clone();
+    cut.pop();
+    assert!(Replica::restore(&cut).is_err());
+    let mut flag = snapshot.clone();
+    *flag.last_mut().unwrap() = 7;
+    assert_eq!(Replica::restore(&flag).unwrap_err().code(), "MALFORMED");
+    let mut longer = snapshot;
+    longer.push(0);
+    assert_eq!(
+        Replica::restore(&longer).unwrap_err().code(),
+        "TRAILING_BYTES"
+    );
+}
+
+#[test]
+fn the_tables_are_bounded_and_the_owner_keeps_room() {
+    let topic = topic();
+    let mut replica = Replica::new(&topic, ReplicaConfig::default()).unwrap();
+    let mut seq = 0;
+    let mut counters = std::collections::HashMap::new();
+    let mut apply = |replica: &mut Replica, who: &Identity, step: (&str, Vec<u8>)| {
+        let counter = counters.entry(who.agent_id()).or_insert(0u64);
+        let op = SignedOp::sign(
+            who,
+            OpDraft {
+                topic: topic.clone(),
+                kind: step.0.into(),
+                counter: *counter,
+                time_ms: T0,
+                deps: vec![],
+                body: step.1,
+            },
+        )
+        .unwrap();
+        *counter += 1;
+        let events = replica.apply(&Entry::new(seq, T0 + seq, op)).unwrap();
+        seq += 1;
+        events
+    };
+    // One agent keeps at most four presentations: a fifth replaces the one expiring first.
+    let bob = agent("bob");
+    for i in 0..=MAX_PRESENTED_PER_AGENT as u64 {
+        let cap = grant("alice", "bob", Rights::WRITE, T0 + 60_000 + i);
+        let body = Presentation::new(cap).encode();
+        let events = apply(&mut replica, &bob, (kind::PRESENT, body));
+        assert!(matches!(events[..], [Event::CapabilityPresented { .. }]));
+    }
+    let expiries: Vec<u64> = replica
+        .authority()
+        .unwrap()
+        .presented()
+        .map(Capability::expires_ms)
+        .collect();
+    assert_eq!(expiries.len(), MAX_PRESENTED_PER_AGENT);
+    assert!(
+        !expiries.contains(&(T0 + 60_000)),
+        "the first to expire went"
+    );
+
+    // Carol, a delegator, fills her share of revocations; then hers are refused, not alice's.
+    let carol = agent("carol");
+    let root = grant(
+        "alice",
+        "carol",
+        Rights::WRITE | Rights::DELEGATE,
+        T0 + 60_000,
+    );
+    let chain = |i: u64| {
+        root.delegate(
+            &carol,
+            Grant {
+                audience: agent("dave").agent_id(),
+                scope: Scope::Topic(topic.clone()),
+                rights: Rights::WRITE,
+                not_before_ms: 0,
+                expires_ms: T0 + 30_000 + i,
+            },
+        )
+        .unwrap()
+    };
+    for i in 0..MAX_REVOKED_BY_DELEGATORS as u64 {
+        let body = Revocation::new(chain(i), 1).unwrap().encode();
+        let events = apply(&mut replica, &carol, (kind::REVOKE, body));
+        assert!(
+            matches!(events[..], [Event::CapabilityRevoked { .. }]),
+            "{events:?}"
+        );
+    }
+    let body = Revocation::new(chain(10_000), 1).unwrap().encode();
+    let events = apply(&mut replica, &carol, (kind::REVOKE, body));
+    assert_eq!(
+        events[0].reject_code().map(|c| c.as_str()),
+        Some("AUTHORITY_FULL")
+    );
+    let body = Revocation::new(chain(10_000), 1).unwrap().encode();
+    let events = apply(&mut replica, &agent("alice"), (kind::REVOKE, body));
+    assert!(
+        matches!(events[..], [Event::CapabilityRevoked { .. }]),
+        "{events:?}"
+    );
+    // Still canonical through a snapshot.
+    let restored = Replica::restore(&replica.snapshot()).unwrap();
+    assert_eq!(restored.state_hash(), replica.state_hash());
+}
