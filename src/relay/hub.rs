@@ -15,12 +15,13 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, Weak};
+use std::sync::{Arc, Condvar, Mutex, RwLock, Weak};
 use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
 use super::metrics::Metrics;
+use crate::capability::RevokedLinks;
 use crate::log::{empty_root, Hash};
 
 /// One committed entry as the hub keeps it.
@@ -62,6 +63,10 @@ pub struct Hub {
     cached_bytes: AtomicU64,
     /// Where `cached_bytes` is reported (`ants_relay_cache_bytes`).
     metrics: Option<Arc<Metrics>>,
+    /// The links revoked in each owned topic that has any, as its replica holds them (so at
+    /// most [`crate::capability::authority::MAX_REVOKED`] per topic): who may no longer be
+    /// fanned out to. Set by the sequencer before the revocation's entry reaches the hub.
+    revoked: RwLock<HashMap<String, Arc<RevokedLinks>>>,
 }
 
 /// What the entry cache may hold (`[limits] cache_per_topic`, `cache_bytes_per_topic`,
@@ -100,7 +105,33 @@ impl Hub {
             cache_bytes: limits.bytes,
             cached_bytes: AtomicU64::new(0),
             metrics,
+            revoked: RwLock::default(),
         }
+    }
+
+    /// Records the links revoked in `topic` so far (PROTOCOL.md 10.7), replacing what was
+    /// recorded; an empty set forgets the topic. Called with a replica's revocations before the
+    /// entry that made them reaches [`Hub::append`], so a connection that reads that entry
+    /// already finds the revocation here.
+    pub fn set_revoked(&self, topic: &str, links: &RevokedLinks) {
+        let mut revoked = self
+            .revoked
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if links.is_empty() {
+            revoked.remove(topic);
+        } else {
+            revoked.insert(topic.to_owned(), Arc::new(links.clone()));
+        }
+    }
+
+    /// The links revoked in `topic` (`None`: none).
+    pub fn revoked(&self, topic: &str) -> Option<Arc<RevokedLinks>> {
+        self.revoked
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(topic)
+            .cloned()
     }
 
     /// The bytes of the entries cached over all topics (`ants_relay_cache_bytes`).

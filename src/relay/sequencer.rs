@@ -166,6 +166,11 @@ pub fn start<S: Store>(
                 .restore(name, topic.head.size(), topic.head.frontier.root());
         }
         audience.metrics.entries_restored(topic.head.size());
+        // The revocations in the log, as the replica rebuilt them: live connections check
+        // them before every delivery (PROTOCOL.md 10.7).
+        if let Some(authority) = topic.replica.authority() {
+            audience.hub.set_revoked(name, authority.revoked());
+        }
     }
     let (tx, rx) = std::sync::mpsc::sync_channel(tuning.queue.max(1));
     let (verified_tx, verified_rx) = std::sync::mpsc::sync_channel(tuning.queue.max(1));
@@ -508,11 +513,15 @@ impl<S: Store> Sequencer<S> {
         let committed_at = Instant::now();
         let mut runs: TopicRuns = Vec::new();
         let mut pushes = Vec::new();
+        let mut revoked_in: Vec<String> = Vec::new();
         for sequenced in log.into_entries() {
             let seq = sequenced.seq();
             match &sequenced.events {
                 Ok(events) => {
                     for event in events {
+                        if let Event::CapabilityRevoked { .. } = event {
+                            revoked_in.push(sequenced.topic.clone());
+                        }
                         if let Event::Compensation { loser, .. } = event {
                             let bytes = serde_json::to_vec(event).unwrap_or_default();
                             let body = Body::Event {
@@ -539,6 +548,17 @@ impl<S: Store> Sequencer<S> {
         for (topic, _, root) in &mut runs {
             if let Some(state) = self.topics.get(topic.as_str()) {
                 *root = state.head.frontier.root();
+            }
+        }
+        // Before the entries reach the hub (the durability thread appends them): a connection
+        // that reads a revocation's entry finds the revocation already recorded.
+        revoked_in.dedup();
+        for topic in revoked_in {
+            let authority = self.topics.get(&topic).and_then(|t| t.replica.authority());
+            if let Some(authority) = authority {
+                self.durability
+                    .hub()
+                    .set_revoked(&topic, authority.revoked());
             }
         }
         (runs, pushes)
