@@ -9,7 +9,9 @@ use wasm_bindgen::JsCast;
 use super::convert::{bytes_arg, bytes_array_arg, ms_arg, serialize_u64, string_arg, to_js};
 use super::error::bad_input;
 use super::identity::JsIdentity;
-use crate::capability::{self, Capability, Grant, Link, Right, Rights, Scope};
+use crate::capability::{
+    self, Capability, Grant, Link, Presentation, Revocation, Right, Rights, Scope,
+};
 use crate::error::Error;
 use crate::identity::{lower_hex, AgentId};
 
@@ -242,6 +244,36 @@ impl JsCapability {
     ) -> Result<(), JsValue> {
         let (topic, agent, caps, now) = access_args(topic, agent, capabilities, now_ms)?;
         Ok(capability::may_read(&topic, &agent, &caps, now)?)
+    }
+
+    /// The body of a `cap.present` op presenting `capability` (its bytes) to an owned topic:
+    /// `client.publish(topic, "cap.present", body)` once before the holder's first write, so
+    /// that every replica counts its writes (PROTOCOL.md 10.8).
+    ///
+    /// Errors: those of `decode`.
+    pub fn presentation(
+        #[wasm_bindgen(unchecked_param_type = "Uint8Array")] capability: &JsValue,
+    ) -> Result<Vec<u8>, JsValue> {
+        let capability = Capability::decode(&bytes_arg("capability", capability)?)?;
+        Ok(Presentation::new(capability).encode())
+    }
+
+    /// The body of a `cap.revoke` op revoking link `index` (0, the root, by default) of
+    /// `capability` (its bytes) in an owned topic: `client.publish(topic, "cap.revoke", body)`
+    /// by the topic's owner, or by the link's signer (PROTOCOL.md 10.7).
+    ///
+    /// Errors: those of `decode`, and `BAD_INPUT` for an index past the chain's last link.
+    pub fn revocation(
+        #[wasm_bindgen(unchecked_param_type = "Uint8Array")] capability: &JsValue,
+        #[wasm_bindgen(unchecked_param_type = "number | undefined")] index: &JsValue,
+    ) -> Result<Vec<u8>, JsValue> {
+        let capability = Capability::decode(&bytes_arg("capability", capability)?)?;
+        let index = match index.as_f64() {
+            None if index.is_undefined() => 0,
+            Some(n) if n.fract() == 0.0 && (0.0..=255.0).contains(&n) => n as usize,
+            _ => return Err(bad_input("index must be a link index, 0 to 3")),
+        };
+        Ok(Revocation::new(capability, index)?.encode())
     }
 
     /// As `mayRead`, for publishing.
