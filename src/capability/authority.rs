@@ -229,6 +229,14 @@ impl RevokedLinks {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+
+    /// Records the revocation of the link `link_hash` at relay time `now_ms`, after forgetting
+    /// the links expired by then (which changes no decision); a link revoked already keeps its
+    /// first revocation. The caller has checked the bounds ([`Authority::check`]).
+    pub fn record(&mut self, link_hash: [u8; 32], revoked: RevokedLink, now_ms: u64) {
+        self.0.retain(|_, r| r.expires_ms > now_ms);
+        self.0.entry(link_hash).or_insert(revoked);
+    }
 }
 
 /// What an op does to a topic's authority once it is admitted ([`Authority::check`]).
@@ -455,12 +463,12 @@ impl Authority {
                 expires_ms,
                 by_owner,
             } => {
-                self.revoked.0.retain(|_, r| r.expires_ms > now_ms);
-                self.revoked.0.entry(link_hash).or_insert(RevokedLink {
+                let revoked = RevokedLink {
                     seq,
                     expires_ms,
                     by_owner,
-                });
+                };
+                self.revoked.record(link_hash, revoked, now_ms);
             }
         }
     }

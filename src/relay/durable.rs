@@ -130,11 +130,6 @@ impl<A: Acks> Durability<A> {
         })
     }
 
-    /// The hub the announcements go to.
-    pub(crate) fn hub(&self) -> &Arc<Hub> {
-        &self.audience.hub
-    }
-
     /// Hands over a batch, to be announced once `ticket` is durable (`None`: nothing was
     /// appended, e.g. only refusals; announced in its turn without waiting).
     pub fn hand_over(&self, announcement: Announcement, ticket: Option<A::Ticket>) {

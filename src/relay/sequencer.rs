@@ -513,15 +513,11 @@ impl<S: Store> Sequencer<S> {
         let committed_at = Instant::now();
         let mut runs: TopicRuns = Vec::new();
         let mut pushes = Vec::new();
-        let mut revoked_in: Vec<String> = Vec::new();
         for sequenced in log.into_entries() {
             let seq = sequenced.seq();
             match &sequenced.events {
                 Ok(events) => {
                     for event in events {
-                        if let Event::CapabilityRevoked { .. } = event {
-                            revoked_in.push(sequenced.topic.clone());
-                        }
                         if let Event::Compensation { loser, .. } = event {
                             let bytes = serde_json::to_vec(event).unwrap_or_default();
                             let body = Body::Event {
@@ -548,17 +544,6 @@ impl<S: Store> Sequencer<S> {
         for (topic, _, root) in &mut runs {
             if let Some(state) = self.topics.get(topic.as_str()) {
                 *root = state.head.frontier.root();
-            }
-        }
-        // Before the entries reach the hub (the durability thread appends them): a connection
-        // that reads a revocation's entry finds the revocation already recorded.
-        revoked_in.dedup();
-        for topic in revoked_in {
-            let authority = self.topics.get(&topic).and_then(|t| t.replica.authority());
-            if let Some(authority) = authority {
-                self.durability
-                    .hub()
-                    .set_revoked(&topic, authority.revoked());
             }
         }
         (runs, pushes)
