@@ -439,3 +439,22 @@ fn the_tables_are_bounded_and_the_owner_keeps_room() {
     let restored = Replica::restore(&replica.snapshot()).unwrap();
     assert_eq!(restored.state_hash(), replica.state_hash());
 }
+
+#[test]
+fn a_session_refuses_to_sign_an_authority_op_whose_body_does_not_decode() {
+    let mut session = ants_coord::Session::new(agent("bob"));
+    let topic = topic();
+    for kind in [kind::PRESENT, kind::REVOKE] {
+        let refused = session.publish(&topic, kind, b"not a capability", vec![], T0);
+        assert_eq!(refused.unwrap_err().code(), "BAD_INPUT", "{kind}");
+    }
+    let bob = grant("alice", "bob", Rights::WRITE, T0 + 60_000);
+    let body = Presentation::new(bob.clone()).encode();
+    assert!(session
+        .publish(&topic, kind::PRESENT, &body, vec![], T0)
+        .is_ok());
+    let body = Revocation::new(bob, 0).unwrap().encode();
+    assert!(session
+        .publish(&topic, kind::REVOKE, &body, vec![], T0)
+        .is_ok());
+}
