@@ -53,25 +53,30 @@ fn grant(issuer: &str, audience: &str, rights: Rights, expires_ms: u64) -> Capab
     .unwrap()
 }
 
-/// alice → carol (write, delegate) → dave (write).
-fn dave_chain() -> Capability {
-    let root = grant(
+/// alice → carol (write, delegate).
+fn carol_root() -> Capability {
+    grant(
         "alice",
         "carol",
         Rights::WRITE | Rights::DELEGATE,
         T0 + 60_000,
-    );
-    root.delegate(
-        &agent("carol"),
-        Grant {
-            audience: agent("dave").agent_id(),
-            scope: Scope::Topic(topic()),
-            rights: Rights::WRITE,
-            not_before_ms: 0,
-            expires_ms: T0 + 60_000,
-        },
     )
-    .unwrap()
+}
+
+/// alice → carol (write, delegate) → dave (write).
+fn dave_chain() -> Capability {
+    carol_root()
+        .delegate(
+            &agent("carol"),
+            Grant {
+                audience: agent("dave").agent_id(),
+                scope: Scope::Topic(topic()),
+                rights: Rights::WRITE,
+                not_before_ms: 0,
+                expires_ms: T0 + 60_000,
+            },
+        )
+        .unwrap()
 }
 
 /// One step of the scenario: who signs, what kind, which body, and what it demonstrates.
@@ -143,6 +148,17 @@ fn steps() -> Vec<Step> {
             body: bad_version,
             note: "a body of another version: MALFORMED_BODY",
         },
+        post(
+            "carol",
+            "me too?",
+            "carol holds a grant but never presented it",
+        ),
+        present(
+            "alice",
+            &carol_root(),
+            "the owner presents carol's grant for her",
+        ),
+        post("carol", "thanks", "carol's post counts"),
     ]
 }
 
@@ -265,6 +281,9 @@ fn the_vectors_decide_as_the_rules_say() {
             "CAPABILITY_EXPIRED",
             "CAPABILITY_REVOKED",
             "MALFORMED_BODY",
+            "NOT_AUTHORIZED",
+            "-",
+            "-",
         ]
     );
     let types: Vec<&str> = file["entries"]
@@ -282,7 +301,7 @@ fn the_vectors_decide_as_the_rules_say() {
             .iter()
             .filter(|t| **t == "capabilityPresented")
             .count(),
-        3
+        4
     );
 }
 
@@ -308,6 +327,7 @@ fn replicas_agree_on_every_decision() {
     assert_eq!(hex::encode(whole.state_hash()), file["state_hash"]);
     let authority = whole.authority().unwrap();
     assert_eq!(authority.revoked().len(), 2);
+    // Four presented; erin's, expired, was forgotten when carol's was added.
     assert_eq!(authority.presented().count(), 3);
 }
 

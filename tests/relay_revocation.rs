@@ -285,5 +285,21 @@ async fn a_write_counts_only_once_its_capability_is_in_the_log() {
         kinds
     };
     assert_eq!(kinds, [kind::PRESENT, "post"]);
+    // The owner grants carol and presents the grant for her: her first write counts.
+    let for_carol = cap(&alice, &carol, &topic, Rights::WRITE);
+    let mut owner = Client::connect_as(&url, &alice).await;
+    assert_eq!(
+        owner
+            .publish_ok(&presentation(&alice, &topic, &for_carol, 0))
+            .await,
+        2
+    );
+    let mut carol_writer = Client::connect_as(&url_with(&url, &[&for_carol]), &carol).await;
+    assert_eq!(
+        carol_writer
+            .publish_ok(&op(&carol, &topic, 1, b"hello"))
+            .await,
+        3
+    );
     relay.shutdown().await.unwrap();
 }

@@ -3,9 +3,10 @@
 //!
 //! Two op kinds are reserved in owned topics:
 //!
-//! - `cap.present` ([`Presentation`]), body `0x01 ‖ capability`: the author shows the topic a
-//!   capability rooted at the owner that lets it write the topic. Presented once, it stands for
-//!   every later op of that author until it expires or is revoked, so ops need not carry it.
+//! - `cap.present` ([`Presentation`]), body `0x01 ‖ capability`: the author (the capability's
+//!   audience, or the owner on its behalf) shows the topic a capability rooted at the owner that
+//!   lets the audience write the topic. Presented once, it stands for every later op of the
+//!   audience until it expires or is revoked, so ops need not carry it.
 //! - `cap.revoke` ([`Revocation`]), body `0x01 ‖ u8 index ‖ capability`: the author revokes link
 //!   `index` of the chain. The owner may revoke any link of a chain rooted at it; any other
 //!   agent only a link it signed itself (the chain, whose signatures all verify, proves that it
@@ -304,10 +305,10 @@ impl Authority {
     /// Whether the op `kind`/`body`, signed for `who`, counts in `topic` at relay time `now_ms`,
     /// and what it changes (PROTOCOL.md 10.7, 10.8). Nothing changes until [`Authority::admit`].
     ///
-    /// - `cap.present`: the body decodes (its codes); the capability is rooted at the owner
-    ///   and authorizes `who` to write `topic` at `now_ms` (`NOT_AUTHORIZED`,
-    ///   `CAPABILITY_EXPIRED`), no link of it is revoked (`CAPABILITY_REVOKED`), and there is
-    ///   room (`LIMIT_EXCEEDED`).
+    /// - `cap.present`: the body decodes (its codes); `who` is the capability's audience or the
+    ///   owner, the capability is rooted at the owner and authorizes its audience to write
+    ///   `topic` at `now_ms` (`NOT_AUTHORIZED`, `CAPABILITY_EXPIRED`), no link of it is revoked
+    ///   (`CAPABILITY_REVOKED`), and there is room (`LIMIT_EXCEEDED`).
     /// - `cap.revoke`: the body decodes; the chain is rooted at the owner and `who` is the
     ///   owner or signed the revoked link (`NOT_AUTHORIZED`); there is room (`LIMIT_EXCEEDED`).
     ///   No write right is needed: revoking what one granted is always allowed.
@@ -333,11 +334,21 @@ impl Authority {
                         self.owner.short()
                     )));
                 }
-                capability.authorizes(who, topic, Right::Write, now_ms)?;
+                // The holder presents its capability, or the owner presents one it granted
+                // (so that the holder's first write counts without a step of its own).
+                let holder = *capability.audience();
+                if who != &holder && who != &self.owner {
+                    return Err(Error::NotAuthorized(format!(
+                        "{} may not present a capability of {}",
+                        who.short(),
+                        holder.short()
+                    )));
+                }
+                capability.authorizes(&holder, topic, Right::Write, now_ms)?;
                 if let Some(seq) = self.revoked.revoked_at(&capability) {
                     return Err(revoked(seq));
                 }
-                self.room_to_present(who, &capability, now_ms)?;
+                self.room_to_present(&holder, &capability, now_ms)?;
                 Ok(Admission::Present(capability))
             }
             kind::REVOKE => {

@@ -513,7 +513,8 @@ pub enum Event {
         /// The entry.
         #[serde(serialize_with = "number")]
         seq: u64,
-        /// The agent that presented it (the capability's audience).
+        /// The agent it lets write (the capability's audience; the owner may present it for
+        /// the audience).
         #[serde(serialize_with = "hex")]
         agent: AgentId,
         /// The capability id, `H(capability)`.

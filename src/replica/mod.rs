@@ -627,7 +627,7 @@ fn authority_event(admission: &Admission, seq: u64, who: AgentId) -> Option<Even
         Admission::Write => None,
         Admission::Present(capability) => Some(Event::CapabilityPresented {
             seq,
-            agent: who,
+            agent: *capability.audience(),
             capability: capability.id(),
             expires_ms: capability.expires_ms(),
         }),

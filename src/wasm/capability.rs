@@ -247,8 +247,9 @@ impl JsCapability {
     }
 
     /// The body of a `cap.present` op presenting `capability` (its bytes) to an owned topic:
-    /// `client.publish(topic, "cap.present", body)` once before the holder's first write, so
-    /// that every replica counts its writes (PROTOCOL.md 10.8).
+    /// `client.publish(topic, "cap.present", body)` once, by the holder or by the topic's owner,
+    /// before the holder's first write, so that every replica counts its writes (PROTOCOL.md
+    /// 10.8).
     ///
     /// Errors: those of `decode`.
     pub fn presentation(
