@@ -11,11 +11,12 @@
 //! - subscribing to, and asking checkpoints and proofs of, an owned topic needs a hello
 //!   (`NOT_AUTHENTICATED`) and the owner's key or a `read` capability: owned topics are private.
 //!
-//! A link revoked in the topic (PROTOCOL.md 10.7, the [`Hub`]'s record of what the sequencer
-//! logged) no longer counts: `CAPABILITY_REVOKED`, for every request and, through
+//! A link revoked in the topic (PROTOCOL.md 10.7, the [`Hub`]'s record of the `cap.revoke`
+//! entries of the log) no longer counts: `CAPABILITY_REVOKED`, for every request and, through
 //! [`Access::revoked_since`], for a live subscription from the revocation's seq on. A
 //! `cap.revoke` op needs no write capability: the sequencer checks its authority against the
-//! topic's log instead.
+//! topic's log instead, as it checks every op of an owned topic against the log (10.8) after
+//! this check against the connection's capabilities.
 //!
 //! Every other topic is open, as before capabilities existed.
 
