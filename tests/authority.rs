@@ -478,3 +478,81 @@ fn a_session_refuses_to_sign_an_authority_op_whose_body_does_not_decode() {
         .publish(&topic, kind::REVOKE, &body, vec![], T0)
         .is_ok());
 }
+
+/// Capabilities for the random steps: rooted at alice or not, delegated, short-lived.
+fn pool() -> Vec<Capability> {
+    vec![
+        grant("alice", "bob", Rights::WRITE, T0 + 40_000),
+        carol_root(),
+        dave_chain(),
+        grant("alice", "erin", Rights::WRITE, T0 + 5_000),
+        grant("mallory", "bob", Rights::WRITE, T0 + 40_000),
+        grant("alice", "mallory", Rights::READ, T0 + 40_000),
+    ]
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+    /// Each step: who signs; a post (0), a presentation (1) or a revocation (2); of which
+    /// capability of the pool; which link; how many ms after the step before.
+    ///
+    /// Whatever the ops, their order and their times: the relay's check before sequencing
+    /// (`Replica::authorize`) refuses an op exactly when the replica then rejects it for want of
+    /// authority, with the same code; and a replica restored from a snapshot at any point decides
+    /// the rest alike.
+    #[test]
+    fn the_relay_refuses_exactly_what_every_replica_rejects(
+        steps in proptest::collection::vec(
+            (0usize..6, 0u8..3, 0usize..6, 0usize..2, 0u64..3_000),
+            1..40,
+        ),
+        restore_at in 0usize..40,
+    ) {
+        let pool = pool();
+        let topic = topic();
+        let mut replica = Replica::new(&topic, ReplicaConfig::default()).unwrap();
+        let mut counters = [0u64; 6];
+        let mut time = T0;
+        for (i, (who, what, which, index, gap)) in steps.into_iter().enumerate() {
+            let (name, _) = AGENTS[who];
+            let capability = &pool[which];
+            let (kind, body) = match what {
+                0 => ("post", ReplicaOp::Post { text: "x".into() }.encode().unwrap()),
+                1 => (kind::PRESENT, Presentation::new(capability.clone()).encode()),
+                _ => {
+                    let index = index.min(capability.links().len() - 1);
+                    (kind::REVOKE, Revocation::new(capability.clone(), index).unwrap().encode())
+                }
+            };
+            time += gap;
+            let op = SignedOp::sign(
+                &agent(name),
+                OpDraft {
+                    topic: topic.clone(),
+                    kind: kind.into(),
+                    counter: counters[who],
+                    time_ms: time,
+                    deps: vec![],
+                    body,
+                },
+            )
+            .unwrap();
+            counters[who] += 1;
+            let decided = replica.authorize(&op, time).map_err(|e| match e.code() {
+                "LIMIT_EXCEEDED" => "AUTHORITY_FULL",
+                "NOT_AUTHORIZED" | "CAPABILITY_EXPIRED" | "CAPABILITY_REVOKED" => e.code(),
+                _ => "MALFORMED_BODY",
+            });
+            let seq = replica.next_seq();
+            let events = replica.apply(&Entry::new(seq, time, op)).unwrap();
+            let rejected = events.iter().find_map(Event::reject_code).map(|c| c.as_str());
+            proptest::prop_assert_eq!(decided.err(), rejected, "step {}", i);
+            if i == restore_at {
+                let restored = Replica::restore(&replica.snapshot()).unwrap();
+                proptest::prop_assert_eq!(restored.state_hash(), replica.state_hash());
+                replica = restored;
+            }
+        }
+    }
+}
