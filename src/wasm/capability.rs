@@ -83,10 +83,12 @@ fn grant_arg(value: &JsValue) -> Result<Grant, JsValue> {
     })
 }
 
-/// One link of a `DecodedCapability`, or the chain's effective grant.
+/// One link of a `DecodedCapability`'s chain.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct LinkView {
+    /// `H(link)`, what a revocation names (PROTOCOL.md 10.7).
+    hash: String,
     issuer: String,
     audience: String,
     topic: String,
@@ -99,8 +101,10 @@ struct LinkView {
 }
 
 impl LinkView {
-    fn of(issuer: &AgentId, grant: &Grant) -> Self {
+    fn of(link: &Link) -> Self {
+        let (issuer, grant) = (link.issuer(), link.grant());
         LinkView {
+            hash: lower_hex(&link.hash()),
             issuer: issuer.to_string(),
             audience: grant.audience.to_string(),
             topic: grant.scope.name().to_owned(),
@@ -142,11 +146,7 @@ fn decoded_js(capability: &Capability) -> Result<JsValue, JsValue> {
         rights: capability.rights().iter().map(Right::name).collect(),
         not_before_ms: capability.not_before_ms(),
         expires_ms: capability.expires_ms(),
-        chain: capability
-            .links()
-            .iter()
-            .map(|link: &Link| LinkView::of(link.issuer(), link.grant()))
-            .collect(),
+        chain: capability.links().iter().map(LinkView::of).collect(),
     };
     to_js(&decoded)
 }
@@ -323,7 +323,8 @@ export interface CapabilityLink {
 export interface DecodedCapability extends CapabilityLink {
   /** SHA-256 of the capability bytes, 64 lowercase hex. */
   id: string;
-  /** The links, root first (1 to 4). */
-  chain: CapabilityLink[];
+  /** The links, root first (1 to 4), each with its `hash` (`H(link)`, 64 lowercase hex): what
+   * `Capability.revocation` revokes and a `capabilityRevoked` event names. */
+  chain: (CapabilityLink & { hash: string })[];
 }
 "#;

@@ -151,6 +151,8 @@ test('a writer presents its capability; a revocation ends a live reader with CAP
     await ownerClient.publish(topic, 'cap.revoke', Capability.revocation(readCap));
     const error = await ended;
     assert.equal(error.code, 'CAPABILITY_REVOKED');
+    // The owner's replica event names the revoked link by the hash `Capability.decode` shows.
+    assert.match(Capability.decode(readCap).chain[0].hash, /^[0-9a-f]{64}$/);
     assert.equal(error.topic, topic);
 
     await ownerClient.publish(topic, 'cap.revoke', Capability.revocation(writeCap, 0));
