@@ -303,3 +303,45 @@ async fn a_write_counts_only_once_its_capability_is_in_the_log() {
     );
     relay.shutdown().await.unwrap();
 }
+
+/// Two frontends of one relay (a JetStream cluster): a revocation sequenced through one ends a
+/// live subscription on the other, whose hub learns it from the replicated log, and the other
+/// refuses a fresh connection holding the revoked capability.
+#[cfg(feature = "nats")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_through_one_frontend_ends_a_reader_on_another() {
+    use common::cluster::{publish_retrying, start_frontend};
+    use common::nats::NatsCluster;
+    let nats = NatsCluster::start("revoke").await;
+    let a = start_frontend(&nats.url(), temp_dir("revoke-a")).await;
+    let b = start_frontend(&nats.url(), temp_dir("revoke-b")).await;
+    let (alice, bob) = (identity(1), identity(2));
+    let topic = owned(&alice, "cluster");
+    let read = cap(&alice, &bob, &topic, Rights::READ);
+    let mut owner = Client::connect_as(&a.url(), &alice).await;
+    publish_retrying(&mut owner, &op(&alice, &topic, 0, b"first")).await;
+    // Bob reads on B once B serves the first entry.
+    let mut reader = Client::connect_as(&url_with(&b.url(), &[&read]), &bob).await;
+    let subscription = reader
+        .request(Body::Subscribe {
+            topic: topic.clone(),
+            from_seq: 0,
+        })
+        .await;
+    let answer = reader.recv().await;
+    assert!(matches!(answer.body, Body::Subscribed { .. }), "{answer:?}");
+    assert_eq!(reader.next_entry().await.seq(), 0);
+
+    let (seq, _) = publish_retrying(&mut owner, &revocation(&alice, &topic, &read, 0, 1)).await;
+    assert_eq!(seq, 1);
+    let ended = reader.recv().await;
+    assert_eq!(
+        (ended.request_id, code_of(&ended)),
+        (subscription, "CAPABILITY_REVOKED"),
+        "{ended:?}"
+    );
+    let fresh = Client::connect_as(&url_with(&b.url(), &[&read]), &bob).await;
+    assert_eq!(read_codes(fresh, &topic).await, ["CAPABILITY_REVOKED"; 2]);
+    a.shutdown().await.unwrap();
+    b.shutdown().await.unwrap();
+}
