@@ -556,3 +556,22 @@ proptest::proptest! {
         }
     }
 }
+
+#[test]
+fn the_spec_states_the_bounds() {
+    use ants_coord::capability::authority::{MAX_PRESENTED, MAX_REVOKED};
+    let protocol = include_str!("../PROTOCOL.md");
+    for (name, value) in [
+        ("MAX_REVOKED", MAX_REVOKED),
+        ("MAX_REVOKED_BY_DELEGATORS", MAX_REVOKED_BY_DELEGATORS),
+        ("MAX_PRESENTED_PER_AGENT", MAX_PRESENTED_PER_AGENT),
+        ("MAX_PRESENTED", MAX_PRESENTED),
+    ] {
+        let stated = format!("`{name}` =\n{value}");
+        let stated_inline = format!("`{name}` = {value}");
+        assert!(
+            protocol.contains(&stated) || protocol.contains(&stated_inline),
+            "PROTOCOL.md states {name} = {value}"
+        );
+    }
+}
