@@ -36,8 +36,8 @@ export interface Misbehaviour {
   type: "misbehaviour";
   topic: string;
   /** Stable code: GAP, DUPLICATE, INVALID_ENTRY, AUTHOR_ORDER, ACKNOWLEDGED_OP_MISSING,
-   * HEAD_MISMATCH, BAD_RECEIPT, BAD_SUBSCRIPTION, RELAY_KEY_CHANGED, EVENT_MISMATCH, or an
-   * evidence code. */
+   * HEAD_MISMATCH, BAD_RECEIPT, BAD_SUBSCRIPTION, RELAY_KEY_CHANGED, EVENT_MISMATCH,
+   * UNAUTHORIZED_ENTRY, or an evidence code. */
   code: string;
   /** What happened, as a sentence for people (not stable: match on `code`). */
   detail: string;

@@ -281,6 +281,11 @@ pub enum Error {
     /// delegate, no rights, an unknown scope kind or rights bit, an empty time window.
     #[error("bad capability: {0}")]
     BadCapability(String),
+
+    /// A link of the only capability that would grant the right was revoked in this topic by a
+    /// sequenced `cap.revoke` op of its issuer or of the topic's owner (PROTOCOL.md 10.7).
+    #[error("capability revoked: {0}")]
+    CapabilityRevoked(String),
 }
 
 impl Error {
@@ -328,6 +333,7 @@ impl Error {
             Error::NotAuthorized(_) => "NOT_AUTHORIZED",
             Error::CapabilityExpired { .. } => "CAPABILITY_EXPIRED",
             Error::BadCapability(_) => "BAD_CAPABILITY",
+            Error::CapabilityRevoked(_) => "CAPABILITY_REVOKED",
         }
     }
 
@@ -436,6 +442,7 @@ mod tests {
                 now_ms: 0,
             },
             Error::BadCapability(String::new()),
+            Error::CapabilityRevoked(String::new()),
         ]
     }
 
@@ -507,7 +514,8 @@ mod tests {
 
     /// PROTOCOL.md section 9's other lists name exactly the replica's rejection codes, the
     /// client's fault codes and the violations, and no code has two meanings: a code is in one
-    /// list only (`NO_CANDIDATES`, an error and a rejection, means the same in both).
+    /// list only (`NO_CANDIDATES` and the owned-topic codes, errors and rejections, mean the same
+    /// in both).
     #[test]
     fn protocol_section_9_lists_every_other_code_once() {
         let protocol = include_str!("../PROTOCOL.md");
@@ -546,7 +554,18 @@ mod tests {
             .map(|w| w[0])
             .collect();
         twice.dedup();
-        assert_eq!(twice, ["NO_CANDIDATES"], "codes with two meanings");
+        // The owned-topic codes are errors of the relay and rejections of a replica alike
+        // (PROTOCOL.md 10.8): one meaning each, in both lists.
+        assert_eq!(
+            twice,
+            [
+                "CAPABILITY_EXPIRED",
+                "CAPABILITY_REVOKED",
+                "NOT_AUTHORIZED",
+                "NO_CANDIDATES"
+            ],
+            "codes in two lists"
+        );
     }
 
     /// The error-code tables of the README and PROTOCOL.md list exactly the codes of [`Error`].

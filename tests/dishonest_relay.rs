@@ -195,3 +195,49 @@ async fn a_forked_log_is_caught_by_checkpoint_gossip_through_another_relay() {
     liar.stop();
     honest.shutdown().await.unwrap();
 }
+
+/// A relay that checks no capability sequences a stranger's op in alice's owned topic: alice's
+/// replica counts it nowhere (`NOT_AUTHORIZED`, PROTOCOL.md 10.8) and her session reports the
+/// relay (`UNAUTHORIZED_ENTRY`); an honest relay would have refused the op.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unauthorized_write_counts_nowhere_and_is_reported() {
+    use ants_coord::replica::{FeedContent, RejectCode};
+    let relay = LyingRelay::start(Lie::None).await;
+    let topic = format!(
+        "@{}/notes",
+        Identity::from_seed(&[1; 32]).unwrap().agent_id()
+    );
+    let (mut alice, mut mallory) = (session(1, &topic), session(6, &topic));
+    let mut a = Driver::connect(&relay.url(), &mut alice).await;
+    let mut m = Driver::connect(&relay.url(), &mut mallory).await;
+    mallory
+        .publish(&topic, "note", b"i write here too", vec![], T0)
+        .unwrap();
+    m.until(&mut mallory, |s, _| s.unacknowledged().is_empty())
+        .await;
+    alice.publish(&topic, "note", b"mine", vec![], T0).unwrap();
+    a.until(&mut alice, |s, _| {
+        s.unacknowledged().is_empty() && s.cursor(&topic) == Some(2)
+    })
+    .await;
+    let rejected: Vec<(u64, RejectCode)> = a
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            SessionEvent::Replica { event, .. } => Some((event.seq(), event.reject_code()?)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(rejected, [(0, RejectCode::NotAuthorized)]);
+    assert_eq!(fault_codes(&a.events), ["UNAUTHORIZED_ENTRY"]);
+    // Only alice's op is in her replica's feed.
+    let feed: Vec<u64> = alice
+        .replica(&topic)
+        .unwrap()
+        .feed()
+        .filter(|item| matches!(item.content, FeedContent::Other { .. }))
+        .map(|item| item.seq)
+        .collect();
+    assert_eq!(feed, [1]);
+    relay.stop();
+}

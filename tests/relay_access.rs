@@ -5,7 +5,7 @@
 
 mod common;
 
-use ants_coord::capability::{Grant, Rights, Scope};
+use ants_coord::capability::{Grant, Presentation, Rights, Scope};
 use ants_coord::wire::Body;
 use ants_coord::{Capability, Identity};
 use common::relay::*;
@@ -204,20 +204,27 @@ async fn writing_an_owned_topic_needs_the_owner_or_a_write_capability() {
         )
         .unwrap();
     let mut writer = Client::connect_as(&url_with(&url, &[&expired, &chain]), &bob).await;
+    // Replicas decide by the topic's log alone (10.8): bob presents the chain there once.
+    let mut present = Presentation::new(chain.clone()).draft(&topic);
+    present.time_ms = 1_700_000_000_000;
+    let present = ants_coord::SignedOp::sign(&bob, present).unwrap();
+    assert_eq!(writer.publish_ok(&present).await, 0);
     assert_eq!(
         writer
-            .publish_ok(&op(&bob, &topic, 0, b"hello alice"))
+            .publish_ok(&op(&bob, &topic, 1, b"hello alice"))
             .await,
-        0
+        1
     );
-    assert_eq!(owner.next_entry().await.op().author(), &bob.agent_id());
+    for _ in 0..2 {
+        assert_eq!(owner.next_entry().await.op().author(), &bob.agent_id());
+    }
     // The owner writes without a capability (on another connection: this one is subscribed).
     let mut owner_writer = Client::connect_as(&url, &alice).await;
     assert_eq!(
         owner_writer
             .publish_ok(&op(&alice, &topic, 0, b"hello bob"))
             .await,
-        1
+        2
     );
     relay.shutdown().await.unwrap();
 }

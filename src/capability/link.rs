@@ -90,8 +90,9 @@ impl Link {
         out.put(&self.signature);
     }
 
-    /// SHA-256 of the link's canonical bytes: what a child link signs over.
-    fn digest(&self) -> [u8; 32] {
+    /// SHA-256 of the link's canonical bytes, signature included: what a child link signs
+    /// over, and what a revocation names (PROTOCOL.md 10.7).
+    pub fn hash(&self) -> [u8; 32] {
         let mut bytes = Vec::with_capacity(MAX_LINK_LEN);
         self.encode(&mut bytes);
         Sha256::digest(bytes).into()
@@ -100,7 +101,7 @@ impl Link {
     /// What the signature covers after the domain: the parent's digest (32 zero bytes for the
     /// root) followed by the link without its signature.
     pub(super) fn signed_body(&self, parent: Option<&Link>) -> Vec<u8> {
-        let parent = parent.map_or([0; 32], Link::digest);
+        let parent = parent.map_or([0; 32], Link::hash);
         [&parent[..], &self.unsigned()].concat()
     }
 

@@ -36,12 +36,14 @@ use crate::codec::{Reader, Writer};
 use crate::error::{Error, Result};
 use crate::identity::{AgentId, Identity};
 
+pub mod authority;
 mod link;
 pub mod owned;
 mod scope;
 
+pub use authority::{Authority, Presentation, Revocation, RevokedLink, RevokedLinks};
 pub use link::{Grant, Link, CAPABILITY_DOMAIN, MAX_LINK_LEN};
-pub use owned::{may_read, may_write, topic_owner};
+pub use owned::{may_read, may_use, may_write, revoked_since, topic_owner};
 pub use scope::{Right, Rights, Scope};
 
 /// The version of capabilities this build writes and reads.
@@ -61,6 +63,8 @@ pub const MAX_CAPABILITY_LEN: usize = 2 + MAX_CHAIN_LINKS * MAX_LINK_LEN;
 pub struct Capability {
     links: Vec<Link>,
     bytes: Vec<u8>,
+    /// [`Link::hash`] of each link, in link order: what revocations name (a cache of `links`).
+    link_hashes: Vec<[u8; 32]>,
 }
 
 impl Capability {
@@ -162,9 +166,11 @@ impl Capability {
             let parent = index.checked_sub(1).map(|i| &links[i]);
             link.verify(parent)?;
         }
+        let link_hashes = links.iter().map(Link::hash).collect();
         Ok(Capability {
             links,
             bytes: bytes.to_vec(),
+            link_hashes,
         })
     }
 
@@ -175,7 +181,12 @@ impl Capability {
         for link in &links {
             link.encode(&mut bytes);
         }
-        Capability { links, bytes }
+        let link_hashes = links.iter().map(Link::hash).collect();
+        Capability {
+            links,
+            bytes,
+            link_hashes,
+        }
     }
 
     /// Whether this capability lets `agent` use `right` on `topic` at `now_ms`.
@@ -250,9 +261,14 @@ impl Capability {
     pub fn encode(&self) -> Vec<u8> {
         self.bytes.clone()
     }
-    /// SHA-256 of the canonical bytes: names this chain (for a later revocation).
+    /// SHA-256 of the canonical bytes: names this chain.
     pub fn id(&self) -> [u8; 32] {
         Sha256::digest(&self.bytes).into()
+    }
+    /// [`Link::hash`] of each link, root first: a revocation of any of them (PROTOCOL.md 10.7)
+    /// revokes this chain.
+    pub fn link_hashes(&self) -> &[[u8; 32]] {
+        &self.link_hashes
     }
 
     fn leaf(&self) -> &Link {

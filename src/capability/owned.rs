@@ -8,7 +8,7 @@
 //! These are pure functions of their arguments: the relay, a replica or a client asking the same
 //! question with the same capabilities and time gets the same answer.
 
-use super::{Capability, Right};
+use super::{Capability, RevokedLinks, Right};
 use crate::error::{Error, Result};
 use crate::identity::{decode_lower_hex, AgentId};
 
@@ -51,7 +51,7 @@ pub fn may_write(
     capabilities: &[Capability],
     now_ms: u64,
 ) -> Result<()> {
-    may(topic, author, capabilities, Right::Write, now_ms)
+    may_use(topic, author, capabilities, Right::Write, now_ms, None)
 }
 
 /// Whether `reader` may subscribe to, replay, or ask proofs and checkpoints of `topic` at
@@ -62,15 +62,22 @@ pub fn may_read(
     capabilities: &[Capability],
     now_ms: u64,
 ) -> Result<()> {
-    may(topic, reader, capabilities, Right::Read, now_ms)
+    may_use(topic, reader, capabilities, Right::Read, now_ms, None)
 }
 
-fn may(
+/// Whether `agent` may use `right` on `topic` at `now_ms` holding `capabilities`, when the
+/// links in `revoked` (the topic's revocations, PROTOCOL.md 10.7) no longer count.
+///
+/// Errors, when no capability rooted at the owner grants it: `CAPABILITY_REVOKED` when one
+/// would but a link of it is revoked; else `CAPABILITY_EXPIRED` when one would but has expired;
+/// else `NOT_AUTHORIZED`.
+pub fn may_use(
     topic: &str,
     agent: &AgentId,
     capabilities: &[Capability],
     right: Right,
     now_ms: u64,
+    revoked: Option<&RevokedLinks>,
 ) -> Result<()> {
     let Some(named) = named_owner(topic) else {
         return Ok(());
@@ -92,15 +99,54 @@ fn may(
         };
     };
     let owner = *first.issuer();
-    let mut expired = None;
+    let (mut revoked_error, mut expired) = (None, None);
     for capability in rooted {
         match capability.authorizes(agent, topic, right, now_ms) {
-            Ok(()) => return Ok(()),
+            Ok(()) => match revoked.and_then(|r| r.revoked_at(capability)) {
+                None => return Ok(()),
+                Some(seq) => {
+                    revoked_error = Some(Error::CapabilityRevoked(format!(
+                        "a link of {}'s capability on {topic:?} was revoked at seq {seq}",
+                        agent.short()
+                    )))
+                }
+            },
             Err(error @ Error::CapabilityExpired { .. }) => expired = Some(error),
             Err(_) => {}
         }
     }
-    Err(expired.unwrap_or_else(|| not_authorized(agent, &owner, right, topic)))
+    Err(revoked_error
+        .or(expired)
+        .unwrap_or_else(|| not_authorized(agent, &owner, right, topic)))
+}
+
+/// When every capability that lets `agent` use `right` on `topic` at `now_ms` has a link in
+/// `revoked`: the seq from which it may not any more (the latest of their revocations: entries
+/// before it were still its to read). `None` when the agent owns the topic, the topic is open,
+/// one of them is not revoked, or none authorizes it at all (not a matter of revocation).
+pub fn revoked_since(
+    topic: &str,
+    agent: &AgentId,
+    capabilities: &[Capability],
+    right: Right,
+    now_ms: u64,
+    revoked: &RevokedLinks,
+) -> Option<u64> {
+    let named = named_owner(topic)?;
+    if agent.as_bytes()[..] == named[..] {
+        return None;
+    }
+    let mut since = None;
+    for capability in capabilities
+        .iter()
+        .filter(|c| c.issuer().as_bytes()[..] == named[..])
+    {
+        if capability.authorizes(agent, topic, right, now_ms).is_ok() {
+            let seq = revoked.revoked_at(capability)?;
+            since = since.max(Some(seq));
+        }
+    }
+    since
 }
 
 fn not_authorized(agent: &AgentId, owner: &AgentId, right: Right, topic: &str) -> Error {

@@ -238,3 +238,86 @@ fn owned_topics_belong_to_their_agent() {
         "CAPABILITY_EXPIRED"
     );
 }
+
+#[test]
+fn revoked_links_refuse_every_chain_that_holds_them() {
+    let (alice, bob, carol) = (id(1), id(2), id(3));
+    let topic = owned(&alice, "board");
+    let scope = || Scope::Topic(topic.clone());
+    let root = Capability::grant(
+        &alice,
+        bob.agent_id(),
+        scope(),
+        Rights::READ | Right::Delegate,
+        T0 + 1000,
+    )
+    .unwrap();
+    let chain = root
+        .delegate(&bob, grant(&carol, scope(), Rights::READ, T0 + 1000))
+        .unwrap();
+    assert_eq!(chain.link_hashes().len(), 2);
+    assert_eq!(chain.link_hashes()[0], root.link_hashes()[0]);
+    assert_eq!(root.link_hashes()[0], root.links()[0].hash());
+
+    // Bob revokes his link to carol (seq 7): carol's chain is out, bob's own grant is not.
+    let mut authority = Authority::new(alice.agent_id());
+    let revocation = Revocation::new(chain.clone(), 1).unwrap();
+    let body = revocation.encode();
+    assert_eq!(Revocation::decode(&body).unwrap(), revocation);
+    let admission = authority
+        .check(&topic, &bob.agent_id(), authority::kind::REVOKE, &body, T0)
+        .unwrap();
+    authority.admit(admission, 7, T0);
+    let revoked = authority.revoked();
+    assert_eq!(revoked.revoked_at(&chain), Some(7));
+    assert_eq!(revoked.revoked_at(&root), None);
+    let carol_id = carol.agent_id();
+    let read = |caps: &[Capability]| {
+        may_use(&topic, &carol_id, caps, Right::Read, T0, Some(revoked)).map_err(|e| e.code())
+    };
+    let alone = std::slice::from_ref(&chain);
+    assert_eq!(read(alone), Err("CAPABILITY_REVOKED"));
+    assert_eq!(may_read(&topic, &carol_id, alone, T0), Ok(()));
+    assert_eq!(
+        revoked_since(&topic, &carol_id, alone, Right::Read, T0, revoked),
+        Some(7)
+    );
+    // Revoked outranks expired; a valid second chain still reads.
+    let late = root
+        .delegate(&bob, grant(&carol, scope(), Rights::READ, T0))
+        .unwrap();
+    assert_eq!(read(&[late, chain.clone()]), Err("CAPABILITY_REVOKED"));
+    let other = root
+        .delegate(&bob, grant(&carol, scope(), Rights::READ, T0 + 999))
+        .unwrap();
+    assert_eq!(read(&[chain.clone(), other.clone()]), Ok(()));
+    assert_eq!(
+        revoked_since(&topic, &carol_id, &[chain, other], Right::Read, T0, revoked),
+        None
+    );
+    assert_eq!(
+        revoked_since(&topic, &alice.agent_id(), &[], Right::Read, T0, revoked),
+        None,
+        "the owner"
+    );
+
+    // Bodies refuse other versions, a missing index and an index past the chain.
+    assert_eq!(
+        Revocation::decode(&[2, 0]).unwrap_err().code(),
+        "UNSUPPORTED_VERSION"
+    );
+    assert_eq!(Revocation::decode(&[1]).unwrap_err().code(), "MALFORMED");
+    let mut past = body.clone();
+    past[1] = 2;
+    assert_eq!(Revocation::decode(&past).unwrap_err().code(), "MALFORMED");
+    assert_eq!(
+        Revocation::new(root.clone(), 1).unwrap_err().code(),
+        "BAD_INPUT"
+    );
+    assert_eq!(Presentation::decode(&[]).unwrap_err().code(), "MALFORMED");
+    let presented = Presentation::new(root.clone()).encode();
+    assert_eq!(
+        Presentation::decode(&presented).unwrap().capability(),
+        &root
+    );
+}

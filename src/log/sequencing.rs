@@ -188,7 +188,9 @@ impl Batch {
     /// On [`Decision::Append`] the head and replica have moved past the new entry; otherwise
     /// nothing changed.
     ///
-    /// Errors: `COUNTER_REUSED`, `COUNTER_STALE`, `DEPS_MISSING` refuse the op; `UNAVAILABLE`
+    /// Errors: `COUNTER_REUSED`, `COUNTER_STALE`, `DEPS_MISSING`, and in an owned topic
+    /// [`Replica::authorize`]'s codes (`NOT_AUTHORIZED`, `CAPABILITY_EXPIRED`,
+    /// `CAPABILITY_REVOKED`, …) refuse the op; `UNAVAILABLE`
     /// (from `stored`) fails the batch; `BAD_INPUT` when the tree is full.
     pub fn decide(
         &mut self,
@@ -225,6 +227,9 @@ impl Batch {
         }
         let seq = head.size();
         let time = now_ms.max(head.last_time_ms);
+        // An owned topic's rules (PROTOCOL.md 10.7, 10.8): what every replica would reject for
+        // want of authority is refused here, so what the relay logs counts everywhere.
+        replica.authorize(op, time)?;
         let entry = Entry::new(seq, time, op.clone());
         // Append to a copy of the frontier: nothing changes if this fails.
         let mut frontier = head.frontier.clone();

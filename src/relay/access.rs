@@ -11,9 +11,20 @@
 //! - subscribing to, and asking checkpoints and proofs of, an owned topic needs a hello
 //!   (`NOT_AUTHENTICATED`) and the owner's key or a `read` capability: owned topics are private.
 //!
+//! A link revoked in the topic (PROTOCOL.md 10.7, the [`Hub`]'s record of the `cap.revoke`
+//! entries of the log) no longer counts: `CAPABILITY_REVOKED`, for every request and, through
+//! [`Access::revoked_since`], for a live subscription from the revocation's seq on. A
+//! `cap.revoke` op needs no write capability: the sequencer checks its authority against the
+//! topic's log instead, as it checks every op of an owned topic against the log (10.8) after
+//! this check against the connection's capabilities.
+//!
 //! Every other topic is open, as before capabilities existed.
 
-use crate::capability::{may_read, may_write, topic_owner, Capability, MAX_CAPABILITY_LEN};
+use super::hub::Hub;
+use crate::capability::authority::kind;
+use crate::capability::{
+    may_use, revoked_since, topic_owner, Capability, RevokedLinks, Right, MAX_CAPABILITY_LEN,
+};
 use crate::error::{Error, Result};
 use crate::identity::AgentId;
 use crate::wire::Action;
@@ -70,17 +81,31 @@ impl Access {
 
     /// The refusal the relay must answer instead of carrying out `action`, with the request id
     /// to answer; `None` when the action may go ahead. `agent` is the connection's
-    /// authenticated agent, `now_ms` the relay's clock.
+    /// authenticated agent, `now_ms` the relay's clock, `hub` holds the topics' revocations.
     pub(crate) fn refusal(
         &self,
         agent: Option<&AgentId>,
         action: &Action,
         now_ms: u64,
+        hub: &Hub,
     ) -> Option<(u32, Error)> {
         let (request_id, topic) = match action {
             Action::Publish { request_id, op } | Action::PublishUnverified { request_id, op } => {
+                if op.kind() == kind::REVOKE {
+                    // Revoking a link one signed needs no right on the topic: the sequencer
+                    // decides by the chain in the body and the topic's log.
+                    return None;
+                }
                 // The state machine only emits a publish whose author is the connection's agent.
-                let allowed = may_write(op.topic(), op.author(), &self.capabilities, now_ms);
+                let revoked = revocations(hub, op.topic());
+                let allowed = may_use(
+                    op.topic(),
+                    op.author(),
+                    &self.capabilities,
+                    Right::Write,
+                    now_ms,
+                    revoked.as_deref(),
+                );
                 return allowed.err().map(|error| (*request_id, error));
             }
             Action::Send(_) => return None,
@@ -95,26 +120,58 @@ impl Access {
                 request_id, topic, ..
             } => (*request_id, topic),
         };
-        self.read_refusal(agent, topic, now_ms)
+        let revoked = revocations(hub, topic);
+        self.read_refusal(agent, topic, now_ms, revoked.as_deref())
             .map(|error| (request_id, error))
     }
 
-    /// Why the connection's agent may not read `topic` at `now_ms` (`None`: it may). Checked
-    /// when it asks, and again before every delivery to a subscription, so that entries stop
-    /// the moment the capability that let it subscribe expires.
+    /// Why the connection's agent may not read `topic` at `now_ms` (`None`: it may), with the
+    /// links in `revoked` no longer counting. Checked when it asks, and again before every
+    /// delivery to a subscription, so that entries stop the moment the capability that let it
+    /// subscribe expires.
     pub(crate) fn read_refusal(
         &self,
         agent: Option<&AgentId>,
         topic: &str,
         now_ms: u64,
+        revoked: Option<&RevokedLinks>,
     ) -> Option<Error> {
         // An open topic: nothing to check.
         topic_owner(topic)?;
         let Some(agent) = agent else {
             return Some(Error::NotAuthenticated);
         };
-        may_read(topic, agent, &self.capabilities, now_ms).err()
+        let read = Right::Read;
+        may_use(topic, agent, &self.capabilities, read, now_ms, revoked).err()
     }
+
+    /// For a live subscription to `topic`: when every capability that lets the agent read it
+    /// has a link in `revoked`, the seq from which its entries are no longer the agent's to
+    /// read, and the error that ends the subscription (`CAPABILITY_REVOKED`).
+    pub(crate) fn revoked_since(
+        &self,
+        agent: Option<&AgentId>,
+        topic: &str,
+        now_ms: u64,
+        revoked: &RevokedLinks,
+    ) -> Option<(u64, Error)> {
+        let agent = agent?;
+        let read = Right::Read;
+        let since = revoked_since(topic, agent, &self.capabilities, read, now_ms, revoked)?;
+        let error = Error::CapabilityRevoked(format!(
+            "the capability that let {} read {topic:?} was revoked at seq {since}",
+            agent.short()
+        ));
+        Some((since, error))
+    }
+}
+
+/// The links revoked in `topic`, if it is owned and has any.
+pub(crate) fn revocations(hub: &Hub, topic: &str) -> Option<std::sync::Arc<RevokedLinks>> {
+    if !topic.starts_with(crate::capability::owned::OWNED_TOPIC_SIGIL) {
+        return None;
+    }
+    hub.revoked(topic)
 }
 
 #[cfg(test)]

@@ -15,12 +15,16 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, Weak};
+use std::sync::{Arc, Condvar, Mutex, RwLock, Weak};
 use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
 use super::metrics::Metrics;
+use crate::capability::authority::kind;
+use crate::capability::owned::OWNED_TOPIC_SIGIL;
+use crate::capability::{topic_owner, Revocation, RevokedLink, RevokedLinks};
+use crate::entry::Entry;
 use crate::log::{empty_root, Hash};
 
 /// One committed entry as the hub keeps it.
@@ -62,6 +66,11 @@ pub struct Hub {
     cached_bytes: AtomicU64,
     /// Where `cached_bytes` is reported (`ants_relay_cache_bytes`).
     metrics: Option<Arc<Metrics>>,
+    /// The links revoked in each owned topic that has any (PROTOCOL.md 10.7): who may no longer
+    /// be fanned out to. Restored from the replicas at start, then kept by [`Hub::append`] from
+    /// the `cap.revoke` entries it is given, with the replica's pruning, so it holds what the
+    /// topic's replica holds: at most [`crate::capability::authority::MAX_REVOKED`] per topic.
+    revoked: RwLock<HashMap<String, Arc<RevokedLinks>>>,
 }
 
 /// What the entry cache may hold (`[limits] cache_per_topic`, `cache_bytes_per_topic`,
@@ -100,7 +109,58 @@ impl Hub {
             cache_bytes: limits.bytes,
             cached_bytes: AtomicU64::new(0),
             metrics,
+            revoked: RwLock::default(),
         }
+    }
+
+    /// Records the links revoked in `topic` so far (PROTOCOL.md 10.7), replacing what was
+    /// recorded; an empty set forgets the topic. At start, from the topic's replica; later
+    /// entries are noted by [`Hub::append`].
+    pub fn set_revoked(&self, topic: &str, links: &RevokedLinks) {
+        let mut revoked = self
+            .revoked
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if links.is_empty() {
+            revoked.remove(topic);
+        } else {
+            revoked.insert(topic.to_owned(), Arc::new(links.clone()));
+        }
+    }
+
+    /// Records the links that the `cap.revoke` entries among `entries` revoke. The log is the
+    /// relay's own (its sequencer, or one of its cluster's, admitted each revocation by the
+    /// topic's rules), so each is recorded as the replica records it; one that does not decode
+    /// (never in an honest log) is skipped.
+    fn note_revocations(&self, topic: &str, entries: &[CachedEntry]) {
+        if !topic.starts_with(OWNED_TOPIC_SIGIL) {
+            return;
+        }
+        let found: Vec<_> = entries
+            .iter()
+            .filter(|entry| kind_of(&entry.bytes) == Some(kind::REVOKE.as_bytes()))
+            .filter_map(|entry| revocation_in(topic, entry))
+            .collect();
+        if found.is_empty() {
+            return;
+        }
+        let mut revoked = self
+            .revoked
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let links = revoked.entry(topic.to_owned()).or_default();
+        for (hash, link, now_ms) in found {
+            Arc::make_mut(links).record(hash, link, now_ms);
+        }
+    }
+
+    /// The links revoked in `topic` (`None`: none).
+    pub fn revoked(&self, topic: &str) -> Option<Arc<RevokedLinks>> {
+        self.revoked
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(topic)
+            .cloned()
     }
 
     /// The bytes of the entries cached over all topics (`ants_relay_cache_bytes`).
@@ -139,7 +199,11 @@ impl Hub {
 
     /// Appends committed entries of `topic` (consecutive, starting at its head), after which
     /// the tree's root is `root`, and wakes its watchers.
+    ///
+    /// The revocations among them (`cap.revoke` in an owned topic) are recorded first, so a
+    /// connection that reads one of these entries already finds its revocation ([`Hub::revoked`]).
     pub fn append(&self, topic: &str, entries: Vec<CachedEntry>, root: Hash) {
+        self.note_revocations(topic, &entries);
         let mut topics = self.lock();
         let feed = topics.entry(topic.to_owned()).or_default();
         feed.root = Some(root);
@@ -276,9 +340,52 @@ fn evict_largest(topics: &mut HashMap<String, TopicFeed>, bytes: usize) -> usize
     evicted
 }
 
+/// The op kind of canonical entry bytes, read in place (PROTOCOL.md sections 3 and 4: the op
+/// starts after 21 bytes of entry header; its kind follows the version, the author and the
+/// topic). `None` when the bytes end first.
+fn kind_of(entry: &[u8]) -> Option<&[u8]> {
+    const TOPIC_LEN_AT: usize = 21 + 1 + 32;
+    let topic_len = usize::from(*entry.get(TOPIC_LEN_AT)?);
+    let kind_len_at = TOPIC_LEN_AT + 1 + topic_len;
+    let kind_len = usize::from(*entry.get(kind_len_at)?);
+    entry.get(kind_len_at + 1..kind_len_at + 1 + kind_len)
+}
+
+/// The link a `cap.revoke` entry of `topic` revokes: its hash, its record, and the entry's
+/// relay time (the replica's clock at it).
+fn revocation_in(topic: &str, entry: &CachedEntry) -> Option<([u8; 32], RevokedLink, u64)> {
+    let entry = Entry::decode_unverified(&entry.bytes).ok()?;
+    let revocation = Revocation::decode(entry.op().body()).ok()?;
+    let link = revocation.link();
+    let by_owner = topic_owner(topic).is_some_and(|owner| &owner == entry.op().author());
+    let record = RevokedLink {
+        seq: entry.seq(),
+        expires_ms: link.grant().expires_ms,
+        by_owner,
+    };
+    Some((revocation.link_hash(), record, entry.relay_time_ms()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_kind_is_read_in_place_from_entry_bytes() {
+        let author = crate::identity::Identity::from_seed(&[3; 32]).unwrap();
+        let draft = crate::op::OpDraft {
+            topic: "@a/some topic".into(),
+            kind: "cap.revoke".into(),
+            body: vec![1, 2, 3],
+            ..Default::default()
+        };
+        let op = crate::op::SignedOp::sign(&author, draft).unwrap();
+        let bytes = Entry::new(4, 5, op).as_bytes().to_vec();
+        assert_eq!(kind_of(&bytes), Some(&b"cap.revoke"[..]));
+        for cut in [0, 54, 55, 70] {
+            assert_eq!(kind_of(&bytes[..cut]), None, "{cut} bytes");
+        }
+    }
 
     fn entry(seq: u64) -> CachedEntry {
         CachedEntry {

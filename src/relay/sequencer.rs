@@ -166,6 +166,11 @@ pub fn start<S: Store>(
                 .restore(name, topic.head.size(), topic.head.frontier.root());
         }
         audience.metrics.entries_restored(topic.head.size());
+        // The revocations in the log, as the replica rebuilt them: live connections check
+        // them before every delivery (PROTOCOL.md 10.7).
+        if let Some(authority) = topic.replica.authority() {
+            audience.hub.set_revoked(name, authority.revoked());
+        }
     }
     let (tx, rx) = std::sync::mpsc::sync_channel(tuning.queue.max(1));
     let (verified_tx, verified_rx) = std::sync::mpsc::sync_channel(tuning.queue.max(1));

@@ -19,7 +19,7 @@ use futures_util::stream::{SplitSink, SplitStream, StreamExt};
 use futures_util::SinkExt;
 use tokio::sync::{mpsc, Notify};
 
-use super::access::Access;
+use super::access::{revocations, Access};
 use super::hub::CachedEntry;
 use super::rate::TokenBucket;
 use super::reply::ReplyTo;
@@ -360,7 +360,11 @@ impl Conn<'_> {
         let action = self.state.receive(bytes);
         // Owned topics (PROTOCOL.md 10.5): refused here, before anything is read or sequenced.
         let agent = self.state.agent();
-        if let Some((request_id, error)) = self.access.refusal(agent, &action, super::now_ms()) {
+        let now_ms = super::now_ms();
+        if let Some((request_id, error)) =
+            self.access
+                .refusal(agent, &action, now_ms, &self.shared.hub)
+        {
             self.state.cancel_subscription(&action);
             return self.refuse(request_id, &error).await;
         }
@@ -517,7 +521,8 @@ impl Conn<'_> {
         for (topic, cursor) in cursors {
             // A capability that let the connection subscribe to an owned topic may have expired
             // since: then the subscription ends here, before anything more is read for it.
-            if let Some(error) = self.access.read_refusal(self.state.agent(), &topic, now_ms) {
+            let agent = self.state.agent();
+            if let Some(error) = self.access.read_refusal(agent, &topic, now_ms, None) {
                 self.shared.hub.unwatch(&topic, wake);
                 if let Some(request_id) = self.state.end_subscription(&topic) {
                     self.send_frame(&Frame::error(request_id, &error)).await?;
@@ -525,10 +530,20 @@ impl Conn<'_> {
                 continue;
             }
             let limit = self.slice.0;
-            let (entries, head) = match self.shared.hub.read(&topic, cursor, limit) {
+            let (mut entries, head) = match self.shared.hub.read(&topic, cursor, limit) {
                 Ok(found) => found,
                 Err(head) => (self.replay(&topic, cursor, head, limit).await?, head),
             };
+            // A revocation in the topic (PROTOCOL.md 10.7) is recorded before its entry reaches
+            // the hub, so it is known here for every entry just read: none from its seq on goes
+            // out, and the subscription ends once those before it are delivered.
+            let cut = revocations(&self.shared.hub, &topic).and_then(|links| {
+                let agent = self.state.agent();
+                self.access.revoked_since(agent, &topic, now_ms, &links)
+            });
+            if let Some((since, _)) = &cut {
+                entries.truncate(entries.partition_point(|e| e.seq < *since));
+            }
             let bytes = entries.iter().map(|e| e.bytes.len()).sum();
             self.slice.took(entries.len(), bytes);
             // Several entries owed at once go out in one `entries` frame: one message for the
@@ -554,6 +569,15 @@ impl Conn<'_> {
             }
             for bytes in frames {
                 self.feed(Message::Binary(bytes.into())).await?;
+            }
+            if let Some((since, error)) = cut {
+                if self.state.cursor(&topic).is_some_and(|next| next >= since) {
+                    self.shared.hub.unwatch(&topic, wake);
+                    if let Some(request_id) = self.state.end_subscription(&topic) {
+                        self.send_frame(&Frame::error(request_id, &error)).await?;
+                    }
+                    continue;
+                }
             }
             if self.state.cursor(&topic).is_some_and(|next| next < head) {
                 more = true;

@@ -53,6 +53,20 @@ pub enum RejectCode {
     RecoveryScheduled,
     /// An approval or veto with no matching pending recovery.
     NoPendingRecovery,
+    /// In an owned topic: an op by an agent that is not the owner and presented no capability
+    /// that lets it write the topic; a presentation of a capability that does not; a
+    /// revocation by an agent that neither owns the topic nor signed the link (PROTOCOL.md
+    /// 10.7, 10.8). Same meaning as the error code.
+    NotAuthorized,
+    /// In an owned topic: the only presented capability that would let the author write has
+    /// expired at the entry's relay time. Same meaning as the error code.
+    CapabilityExpired,
+    /// In an owned topic: the only presented capability that would let the author write has a
+    /// link revoked earlier in the topic. Same meaning as the error code.
+    CapabilityRevoked,
+    /// In an owned topic: a presentation or revocation while the topic's table of presented
+    /// capabilities or revoked links is full (PROTOCOL.md 10.7).
+    AuthorityFull,
 }
 
 impl RejectCode {
@@ -78,6 +92,10 @@ impl RejectCode {
             RejectCode::KeyInUse => "KEY_IN_USE",
             RejectCode::RecoveryScheduled => "RECOVERY_SCHEDULED",
             RejectCode::NoPendingRecovery => "NO_PENDING_RECOVERY",
+            RejectCode::NotAuthorized => "NOT_AUTHORIZED",
+            RejectCode::CapabilityExpired => "CAPABILITY_EXPIRED",
+            RejectCode::CapabilityRevoked => "CAPABILITY_REVOKED",
+            RejectCode::AuthorityFull => "AUTHORITY_FULL",
         }
     }
 }
@@ -489,6 +507,40 @@ pub enum Event {
         #[serde(serialize_with = "bytes_hex")]
         payload: Vec<u8>,
     },
+    /// In an owned topic, an agent presented a capability rooted at the owner that lets it
+    /// write the topic: its later ops count while it holds (PROTOCOL.md 10.8).
+    CapabilityPresented {
+        /// The entry.
+        #[serde(serialize_with = "number")]
+        seq: u64,
+        /// The agent it lets write (the capability's audience; the owner may present it for
+        /// the audience).
+        #[serde(serialize_with = "hex")]
+        agent: AgentId,
+        /// The capability id, `H(capability)`.
+        #[serde(serialize_with = "hash_hex")]
+        capability: [u8; 32],
+        /// When it stops authorizing.
+        #[serde(serialize_with = "number")]
+        expires_ms: u64,
+    },
+    /// In an owned topic, a link was revoked: from the next entry on, no capability that
+    /// contains it authorizes anything in the topic (PROTOCOL.md 10.7).
+    CapabilityRevoked {
+        /// The entry.
+        #[serde(serialize_with = "number")]
+        seq: u64,
+        /// Who revoked it: the owner, or the link's issuer.
+        #[serde(serialize_with = "hex")]
+        by: AgentId,
+        /// The link's hash, `H(link)`.
+        #[serde(serialize_with = "hash_hex")]
+        link: [u8; 32],
+    },
+}
+
+fn hash_hex<S: Serializer>(hash: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(&crate::identity::lower_hex(hash))
 }
 
 fn bytes_hex<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
@@ -521,7 +573,9 @@ impl Event {
             | Event::RecoveryVetoed { seq, .. }
             | Event::RecoveryCancelled { seq, .. }
             | Event::KeyRotated { seq, .. }
-            | Event::LeaderActed { seq, .. } => *seq,
+            | Event::LeaderActed { seq, .. }
+            | Event::CapabilityPresented { seq, .. }
+            | Event::CapabilityRevoked { seq, .. } => *seq,
         }
     }
 

@@ -23,11 +23,13 @@ use std::collections::VecDeque;
 
 use sha2::{Digest, Sha256};
 
+use crate::capability::authority::{Admission, Authority};
+use crate::capability::topic_owner;
 use crate::election::{self, Election};
 use crate::entry::Entry;
 use crate::error::{Error, Result};
 use crate::identity::AgentId;
-use crate::op::{validate_topic, OpId};
+use crate::op::{validate_topic, OpId, SignedOp};
 use claims::{Claim, Claims, Task};
 use escrow::{Ledger, Supply};
 use recovery::{PendingRecovery, Recovery};
@@ -113,6 +115,9 @@ pub struct Replica {
     feed: VecDeque<FeedItem>,
     timers: Timers,
     known_ids: KnownIds,
+    /// For a topic with an owner (`@<agent id>/…`): the capabilities presented and the links
+    /// revoked in it (PROTOCOL.md 10.7, 10.8); `None` for an open topic.
+    authority: Option<Authority>,
 }
 
 /// Agent ids already validated as public keys: a cache (never state) that spares re-checking a
@@ -158,6 +163,7 @@ impl Replica {
             feed: VecDeque::new(),
             timers: Timers::default(),
             known_ids: KnownIds::default(),
+            authority: topic_owner(topic).map(Authority::new),
         })
     }
 
@@ -234,6 +240,18 @@ impl Replica {
         let op = entry.op();
         self.known_ids.remember(op.author());
         let who = self.recovery.signer(op.author())?;
+        // An owned topic counts only what its owner, or a holder of a capability presented in
+        // it, writes; `cap.present` and `cap.revoke` change its authority and nothing else.
+        if let Some(authority) = self.authority.as_mut() {
+            let admission = authority
+                .check(&self.topic, &who, op.kind(), op.body(), self.now_ms)
+                .map_err(authority_reject)?;
+            if let Some(event) = authority_event(&admission, seq, who) {
+                authority.admit(admission, seq, self.now_ms);
+                events.push(event);
+                return Ok(());
+            }
+        }
         if !ReplicaOp::is_known_kind(op.kind()) {
             events.push(Event::Recorded {
                 seq,
@@ -403,6 +421,25 @@ impl Replica {
         Ok(())
     }
 
+    /// Whether an honest relay may sequence `op` next, at relay time `now_ms`: `Err` with the
+    /// code the owned-topic rules (PROTOCOL.md 10.7, 10.8) would reject it with at the next
+    /// entry (`NOT_AUTHORIZED`, `CAPABILITY_EXPIRED`, `CAPABILITY_REVOKED`, `LIMIT_EXCEEDED`
+    /// for a full table, or the body's decoding code for a `cap.present` / `cap.revoke`).
+    /// Always `Ok` for an open topic and for an op the replica would reject `KEY_ROTATED`
+    /// first. The relay asks this before it sequences, so that what it logs counts everywhere.
+    pub fn authorize(&self, op: &SignedOp, now_ms: u64) -> Result<()> {
+        let Some(authority) = &self.authority else {
+            return Ok(());
+        };
+        let Ok(who) = self.recovery.signer(op.author()) else {
+            return Ok(());
+        };
+        let now_ms = self.now_ms.max(now_ms);
+        authority
+            .check(&self.topic, &who, op.kind(), op.body(), now_ms)
+            .map(drop)
+    }
+
     /// A leader-only op in `window` by `who`: the window must be current and `who` its leader.
     fn check_fence(&self, who: &AgentId, window: u64) -> Result<(), Reject> {
         let current = self.now_ms / self.config.election_window_ms;
@@ -535,6 +572,11 @@ impl Replica {
     pub fn feed(&self) -> impl Iterator<Item = &FeedItem> {
         self.feed.iter()
     }
+    /// The authority of an owned topic (capabilities presented, links revoked); `None` for an
+    /// open topic.
+    pub fn authority(&self) -> Option<&Authority> {
+        self.authority.as_ref()
+    }
 
     // ---- state bytes ----
 
@@ -564,5 +606,35 @@ impl Replica {
     /// SHA-256 of [`Replica::snapshot`]: equal on every replica that applied the same entries.
     pub fn state_hash(&self) -> [u8; 32] {
         Sha256::digest(self.snapshot()).into()
+    }
+}
+
+/// The rejection of an op the owned-topic rules refuse ([`Authority::check`]'s error).
+fn authority_reject(error: Error) -> Reject {
+    let code = match &error {
+        Error::NotAuthorized(_) => RejectCode::NotAuthorized,
+        Error::CapabilityExpired { .. } => RejectCode::CapabilityExpired,
+        Error::CapabilityRevoked(_) => RejectCode::CapabilityRevoked,
+        Error::LimitExceeded { .. } => RejectCode::AuthorityFull,
+        _ => RejectCode::MalformedBody,
+    };
+    Reject::new(code, error.to_string())
+}
+
+/// The event of an admitted presentation or revocation (`None` for an ordinary write).
+fn authority_event(admission: &Admission, seq: u64, who: AgentId) -> Option<Event> {
+    match admission {
+        Admission::Write => None,
+        Admission::Present(capability) => Some(Event::CapabilityPresented {
+            seq,
+            agent: *capability.audience(),
+            capability: capability.id(),
+            expires_ms: capability.expires_ms(),
+        }),
+        Admission::Revoke { link_hash, .. } => Some(Event::CapabilityRevoked {
+            seq,
+            by: who,
+            link: *link_hash,
+        }),
     }
 }

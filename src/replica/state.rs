@@ -19,6 +19,9 @@
 //!     tag 0 post:  u32 len ‖ text
 //!     tag 1 vouch: subject 32 ‖ u16 len ‖ statement
 //!     tag 2 other: u8 len ‖ kind ‖ op id 32
+//! (owned topics only, PROTOCOL.md 10.8:)
+//! u32 n ‖ n × (u16 len ‖ capability)          presented, by (audience, capability id)
+//! u32 n ‖ n × (link hash 32 ‖ u64 seq ‖ u64 expires_ms ‖ u8 by_owner)   revoked links
 //! ```
 
 use std::collections::{BTreeSet, VecDeque};
@@ -26,6 +29,8 @@ use std::collections::{BTreeSet, VecDeque};
 use super::claims::{Claim, Claims, Task};
 use super::escrow::Ledger;
 use super::recovery::{PendingRecovery, Recovery};
+use crate::capability::authority::Authority;
+use crate::capability::topic_owner;
 use crate::codec::{Reader, Writer};
 use crate::error::{Error, Result};
 use crate::identity::AgentId;
@@ -132,6 +137,9 @@ pub(super) fn encode(replica: &Replica) -> Vec<u8> {
                 out.put(&op_id.0);
             }
         }
+    }
+    if let Some(authority) = &replica.authority {
+        authority.encode(&mut out);
     }
     out
 }
@@ -295,6 +303,11 @@ pub(super) fn decode(bytes: &[u8]) -> Result<Replica> {
             content,
         });
     }
+    // Owned topics end with their authority (PROTOCOL.md 6.6, 10.8).
+    let authority = match topic_owner(&topic) {
+        Some(owner) => Some(Authority::decode(&mut r, owner)?),
+        None => None,
+    };
     r.finish()?;
     if feed.len() > config.feed_capacity as usize {
         return Err(Error::malformed(WHAT, "feed longer than its capacity"));
@@ -314,5 +327,6 @@ pub(super) fn decode(bytes: &[u8]) -> Result<Replica> {
         feed,
         timers,
         known_ids: Default::default(),
+        authority,
     })
 }

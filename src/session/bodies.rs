@@ -11,12 +11,15 @@
 //! [`SignedOp::sign`](crate::op::SignedOp::sign) itself stays unchecked, the primitive that test
 //! vectors use to build malformed ops on purpose.
 
+use crate::capability::authority::{self, Presentation, Revocation};
 use crate::error::{Error, Result};
 use crate::replica::ReplicaOp;
 
 /// Checks that an op of `kind` may carry `body`: a replica kind ([`ReplicaOp::is_known_kind`])
 /// needs a body [`ReplicaOp::decode`] reads, and `doc.update` (with the `doc` feature) a
-/// version byte and a Yjs v1 update that decodes. Any other kind takes any body.
+/// version byte and a Yjs v1 update that decodes, `cap.present` and `cap.revoke` a body that
+/// decodes as a [`Presentation`] or a [`Revocation`] (a capability whose signatures verify).
+/// Any other kind takes any body.
 ///
 /// Errors: `BAD_INPUT`, naming the kind and what is wrong with the body.
 pub fn check_publish_body(kind: &str, body: &[u8]) -> Result<()> {
@@ -26,6 +29,20 @@ pub fn check_publish_body(kind: &str, body: &[u8]) -> Result<()> {
                 "{kind} is a replica op kind: its body must be an encoded ReplicaOp (in JS \
                  ReplicaOp.encode or a ReplicaOp builder), not raw bytes ({}: {e}); publish \
                  other data under a kind of your own",
+                e.code()
+            ))
+        });
+    }
+    let authority = match kind {
+        authority::kind::PRESENT => Some(Presentation::decode(body).map(drop)),
+        authority::kind::REVOKE => Some(Revocation::decode(body).map(drop)),
+        _ => None,
+    };
+    if let Some(decoded) = authority {
+        return decoded.map_err(|e| {
+            Error::BadInput(format!(
+                "{kind} is an owned topic's authority op: its body must be Capability.presentation \
+                 or Capability.revocation bytes (PROTOCOL.md 10.7, 10.8) ({}: {e})",
                 e.code()
             ))
         });

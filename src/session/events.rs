@@ -75,6 +75,18 @@ pub enum Fault {
         /// Why.
         reason: String,
     },
+    /// The relay served, in an owned topic, an op the session's own replica rejects for want
+    /// of authority (`NOT_AUTHORIZED`, `CAPABILITY_EXPIRED`, `CAPABILITY_REVOKED`,
+    /// `AUTHORITY_FULL`, PROTOCOL.md 10.8): an honest relay refuses it before sequencing it.
+    /// The op counts nowhere; this reports that the relay sequenced it anyway.
+    UnauthorizedEntry {
+        /// The entry.
+        seq: u64,
+        /// The op's author.
+        author: AgentId,
+        /// The replica's rejection code.
+        code: &'static str,
+    },
 }
 
 impl Fault {
@@ -92,6 +104,7 @@ impl Fault {
             Fault::BadSubscription { .. } => "BAD_SUBSCRIPTION",
             Fault::RelayKeyChanged { .. } => "RELAY_KEY_CHANGED",
             Fault::EventMismatch { .. } => "EVENT_MISMATCH",
+            Fault::UnauthorizedEntry { .. } => "UNAUTHORIZED_ENTRY",
         }
     }
 }
@@ -214,6 +227,11 @@ impl fmt::Display for Fault {
                 f,
                 "the relay pushed an event for seq {seq} that the topic's replica does not \
                  produce: {reason}"
+            ),
+            Fault::UnauthorizedEntry { seq, author, code } => write!(
+                f,
+                "the relay sequenced at seq {seq} an op by {author} that the owned topic's \
+                 rules reject ({code}): an honest relay refuses it"
             ),
         }
     }

@@ -5,8 +5,10 @@
 use super::{Awaited, Fault, Phase, Session, SessionEvent};
 use crate::entry::Entry;
 use crate::error::{Error, Result};
+use crate::identity::AgentId;
 use crate::log::{FollowerEvent, LogFollower, SignedCheckpoint, SignedReceipt, SignedTreeHead};
 use crate::op::{self, OpId};
+use crate::replica::{Event, RejectCode};
 use crate::wire::{sign_hello, Body, Frame};
 
 impl Session {
@@ -307,6 +309,7 @@ impl Session {
         let applied = match topic.replica.as_mut() {
             Some(replica) => {
                 replica_events = replica.apply(&entry)?;
+                faults.extend(unauthorized(seq, op.author(), &replica_events));
                 true
             }
             None => false,
@@ -467,4 +470,20 @@ impl Session {
         }
         Ok(())
     }
+}
+
+/// The fault of an entry the replica rejected for want of authority in an owned topic
+/// (PROTOCOL.md 10.8): an honest relay would have refused the op.
+fn unauthorized(seq: u64, author: &AgentId, events: &[Event]) -> Option<Fault> {
+    events.iter().find_map(|event| match event.reject_code()? {
+        code @ (RejectCode::NotAuthorized
+        | RejectCode::CapabilityExpired
+        | RejectCode::CapabilityRevoked
+        | RejectCode::AuthorityFull) => Some(Fault::UnauthorizedEntry {
+            seq,
+            author: *author,
+            code: code.as_str(),
+        }),
+        _ => None,
+    })
 }

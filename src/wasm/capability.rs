@@ -9,7 +9,9 @@ use wasm_bindgen::JsCast;
 use super::convert::{bytes_arg, bytes_array_arg, ms_arg, serialize_u64, string_arg, to_js};
 use super::error::bad_input;
 use super::identity::JsIdentity;
-use crate::capability::{self, Capability, Grant, Link, Right, Rights, Scope};
+use crate::capability::{
+    self, Capability, Grant, Link, Presentation, Revocation, Right, Rights, Scope,
+};
 use crate::error::Error;
 use crate::identity::{lower_hex, AgentId};
 
@@ -81,10 +83,12 @@ fn grant_arg(value: &JsValue) -> Result<Grant, JsValue> {
     })
 }
 
-/// One link of a `DecodedCapability`, or the chain's effective grant.
+/// One link of a `DecodedCapability`'s chain.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct LinkView {
+    /// `H(link)`, what a revocation names (PROTOCOL.md 10.7).
+    hash: String,
     issuer: String,
     audience: String,
     topic: String,
@@ -97,8 +101,10 @@ struct LinkView {
 }
 
 impl LinkView {
-    fn of(issuer: &AgentId, grant: &Grant) -> Self {
+    fn of(link: &Link) -> Self {
+        let (issuer, grant) = (link.issuer(), link.grant());
         LinkView {
+            hash: lower_hex(&link.hash()),
             issuer: issuer.to_string(),
             audience: grant.audience.to_string(),
             topic: grant.scope.name().to_owned(),
@@ -140,11 +146,7 @@ fn decoded_js(capability: &Capability) -> Result<JsValue, JsValue> {
         rights: capability.rights().iter().map(Right::name).collect(),
         not_before_ms: capability.not_before_ms(),
         expires_ms: capability.expires_ms(),
-        chain: capability
-            .links()
-            .iter()
-            .map(|link: &Link| LinkView::of(link.issuer(), link.grant()))
-            .collect(),
+        chain: capability.links().iter().map(LinkView::of).collect(),
     };
     to_js(&decoded)
 }
@@ -244,6 +246,37 @@ impl JsCapability {
         Ok(capability::may_read(&topic, &agent, &caps, now)?)
     }
 
+    /// The body of a `cap.present` op presenting `capability` (its bytes) to an owned topic:
+    /// `client.publish(topic, "cap.present", body)` once, by the holder or by the topic's owner,
+    /// before the holder's first write, so that every replica counts its writes (PROTOCOL.md
+    /// 10.8).
+    ///
+    /// Errors: those of `decode`.
+    pub fn presentation(
+        #[wasm_bindgen(unchecked_param_type = "Uint8Array")] capability: &JsValue,
+    ) -> Result<Vec<u8>, JsValue> {
+        let capability = Capability::decode(&bytes_arg("capability", capability)?)?;
+        Ok(Presentation::new(capability).encode())
+    }
+
+    /// The body of a `cap.revoke` op revoking link `index` (0, the root, by default) of
+    /// `capability` (its bytes) in an owned topic: `client.publish(topic, "cap.revoke", body)`
+    /// by the topic's owner, or by the link's signer (PROTOCOL.md 10.7).
+    ///
+    /// Errors: those of `decode`, and `BAD_INPUT` for an index past the chain's last link.
+    pub fn revocation(
+        #[wasm_bindgen(unchecked_param_type = "Uint8Array")] capability: &JsValue,
+        #[wasm_bindgen(unchecked_param_type = "number | undefined")] index: &JsValue,
+    ) -> Result<Vec<u8>, JsValue> {
+        let capability = Capability::decode(&bytes_arg("capability", capability)?)?;
+        let index = match index.as_f64() {
+            None if index.is_undefined() => 0,
+            Some(n) if n.fract() == 0.0 && (0.0..=255.0).contains(&n) => n as usize,
+            _ => return Err(bad_input("index must be a link index, 0 to 3")),
+        };
+        Ok(Revocation::new(capability, index)?.encode())
+    }
+
     /// As `mayRead`, for publishing.
     #[wasm_bindgen(js_name = mayWrite)]
     pub fn may_write(
@@ -290,7 +323,8 @@ export interface CapabilityLink {
 export interface DecodedCapability extends CapabilityLink {
   /** SHA-256 of the capability bytes, 64 lowercase hex. */
   id: string;
-  /** The links, root first (1 to 4). */
-  chain: CapabilityLink[];
+  /** The links, root first (1 to 4), each with its `hash` (`H(link)`, 64 lowercase hex): what
+   * `Capability.revocation` revokes and a `capabilityRevoked` event names. */
+  chain: (CapabilityLink & { hash: string })[];
 }
 "#;

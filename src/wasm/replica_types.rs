@@ -46,7 +46,8 @@ export type RejectCode =
   | "MALFORMED_BODY" | "KEY_ROTATED" | "INSUFFICIENT_BALANCE" | "NOT_ISSUER" | "SUPPLY_OVERFLOW"
   | "NOT_HOLDER" | "NOT_CLAIMED" | "NOT_POSTER" | "TASK_EXISTS" | "DEADLINE_PASSED"
   | "STALE_FENCE" | "NOT_LEADER" | "NO_CANDIDATES" | "SELF_GUARDIAN" | "NO_GUARDIANS"
-  | "NOT_GUARDIAN" | "KEY_IN_USE" | "RECOVERY_SCHEDULED" | "NO_PENDING_RECOVERY";
+  | "NOT_GUARDIAN" | "KEY_IN_USE" | "RECOVERY_SCHEDULED" | "NO_PENDING_RECOVERY"
+  | "NOT_AUTHORIZED" | "CAPABILITY_EXPIRED" | "CAPABILITY_REVOKED" | "AUTHORITY_FULL";
 
 /** What applying an entry caused (PROTOCOL.md 6.5). `seq` is the entry applied. */
 export type ReplicaEvent =
@@ -85,7 +86,9 @@ export type ReplicaEvent =
   | { type: "recoveryVetoed"; seq: U64; agent: string; newKey: string }
   | { type: "recoveryCancelled"; seq: U64; agent: string; newKey: string; code: "KEY_IN_USE" }
   | { type: "keyRotated"; seq: U64; agent: string; oldKey: string; newKey: string }
-  | { type: "leaderActed"; seq: U64; leader: string; window: U64; payload: string };
+  | { type: "leaderActed"; seq: U64; leader: string; window: U64; payload: string }
+  | { type: "capabilityPresented"; seq: U64; agent: string; capability: string; expiresMs: U64 }
+  | { type: "capabilityRevoked"; seq: U64; by: string; link: string };
 
 /** A `compensation` event: the op of `kind` by `loser` lost `resource` to `winner`'s op. */
 export type CompensationEvent = Extract<ReplicaEvent, { type: "compensation" }>;

@@ -119,3 +119,45 @@ test('capabilities are checked before they are sent', async () => {
     client.close();
   }
 });
+
+test('a writer presents its capability; a revocation ends a live reader with CAPABILITY_REVOKED', async () => {
+  const { owner, reader, topic, readCap } = await privateTopic('revoked', 1);
+  const writer = Identity.generate();
+  const writeCap = Capability.grant(owner, {
+    audience: writer.agentId,
+    topic,
+    rights: ['write'],
+    expiresMs: Date.now() + HOUR_MS,
+  });
+  assertCode(() => Capability.revocation(readCap, 1), 'BAD_INPUT', 'no link 1');
+  const clients = [];
+  const connect = async (identity, capabilities) => {
+    const client = await RelayClient.connect(shared.relay.ws, identity, { WebSocket, capabilities });
+    clients.push(client);
+    return client;
+  };
+  try {
+    const writing = await connect(writer, [writeCap]);
+    // The relay refuses a write the topic's log does not authorize yet (PROTOCOL.md 10.8).
+    await assert.rejects(writing.publish(topic, 'note', 'too early'), (error) => error.code === 'NOT_AUTHORIZED');
+    await writing.publish(topic, 'cap.present', Capability.presentation(writeCap));
+    await writing.publish(topic, 'note', 'from the writer');
+
+    const reading = await connect(reader, [readCap]);
+    const ended = nextError(reading);
+    const subscription = reading.subscribe(topic);
+    assert.deepEqual(await firstBodies(subscription, 1), ['note 0']);
+    const ownerClient = await connect(owner, []);
+    await ownerClient.publish(topic, 'cap.revoke', Capability.revocation(readCap));
+    const error = await ended;
+    assert.equal(error.code, 'CAPABILITY_REVOKED');
+    // The owner's replica event names the revoked link by the hash `Capability.decode` shows.
+    assert.match(Capability.decode(readCap).chain[0].hash, /^[0-9a-f]{64}$/);
+    assert.equal(error.topic, topic);
+
+    await ownerClient.publish(topic, 'cap.revoke', Capability.revocation(writeCap, 0));
+    await assert.rejects(writing.publish(topic, 'note', 'still?'), (error) => error.code === 'CAPABILITY_REVOKED');
+  } finally {
+    for (const client of clients) client.close();
+  }
+});
