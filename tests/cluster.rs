@@ -310,6 +310,82 @@ async fn publishes_go_to_the_frontend_owning_their_topic() {
     a.shutdown().await.unwrap();
 }
 
+/// A replica event pushed to an agent (a losing claimant's compensation, PROTOCOL.md 8.5)
+/// reaches it on whichever frontend it is connected to, whichever frontend sequenced the op.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_losing_claimant_on_either_frontend_gets_its_compensation() {
+    use ants_coord::replica::ReplicaOp;
+    use ants_coord::SignedOp;
+
+    let nats = NatsCluster::start("pushes").await;
+    let a = start_frontend(&nats.url(), temp_dir("pushes-a")).await;
+    let b = start_frontend(&nats.url(), temp_dir("pushes-b")).await;
+    let claim = |who: &ants_coord::Identity, topic: &str| {
+        let mut draft = ReplicaOp::Claim {
+            resource: "room-1".into(),
+            lease_ms: 60_000,
+            stake: 0,
+            fence: None,
+        }
+        .draft(topic)
+        .unwrap();
+        draft.counter = 0;
+        SignedOp::sign(who, draft).unwrap()
+    };
+    let alice = identity(1);
+    let bob = identity(2);
+    let mut on_a = Client::connect_as(&a.url(), &alice).await;
+    let mut on_b = Client::connect_as(&b.url(), &bob).await;
+    // Several topics, so that some are sequenced by A and some by B (forwarded or not).
+    for i in 0..6 {
+        let topic = format!("slots-{i}");
+        assert_eq!(
+            publish_retrying(&mut on_a, &claim(&alice, &topic)).await.0,
+            0
+        );
+        let bob_claim = claim(&bob, &topic);
+        // The event and the receipt may come in either order (the event travels between
+        // frontends on its own); a refusal `UNAVAILABLE` (a lost race) is retried.
+        let (mut receipt, mut event) = (None, None);
+        let mut id = on_b
+            .request(Body::Publish {
+                op: bob_claim.as_bytes().to_vec(),
+            })
+            .await;
+        while receipt.is_none() || event.is_none() {
+            let frame = on_b.recv().await;
+            match frame.body {
+                Body::Event {
+                    topic: t,
+                    seq,
+                    event: e,
+                } if t == topic => event = Some((seq, e)),
+                Body::Receipt { seq, .. } if frame.request_id == id => receipt = Some(seq),
+                _ if frame.request_id == id => {
+                    assert_eq!(code_of(&frame), "UNAVAILABLE", "{frame:?}");
+                    id = on_b
+                        .request(Body::Publish {
+                            op: bob_claim.as_bytes().to_vec(),
+                        })
+                        .await;
+                }
+                _ => {}
+            }
+        }
+        assert_eq!(receipt, Some(1), "{topic}");
+        let event = event.unwrap();
+        assert_eq!(event.0, 1, "{topic}");
+        let text = String::from_utf8(event.1).unwrap().to_lowercase();
+        assert!(text.contains("compensation"), "{text}");
+        assert!(
+            text.contains(&bob.agent_id().to_string().to_lowercase()),
+            "{text}"
+        );
+    }
+    a.shutdown().await.unwrap();
+    b.shutdown().await.unwrap();
+}
+
 /// A batch's entries of one topic are one stream message, which the servers bound (1 MiB by
 /// default): publishes that would make a larger batch are sequenced over several batches, not
 /// refused (they used to fail `UNAVAILABLE` on every retry). Several topics at once, too: a

@@ -100,8 +100,18 @@ pub struct Audience {
     pub hub: Arc<Hub>,
     /// Every authenticated connection, by agent (for pushed events).
     pub agents: Arc<AgentConnections>,
+    /// Where pushed events also go, for agents connected elsewhere (a cluster's other
+    /// frontends; `None`: this relay's connections are all there is).
+    pub pushes: Option<Arc<dyn PushBus>>,
     /// The relay's metrics.
     pub metrics: Arc<Metrics>,
+}
+
+/// Carries a frame pushed to an agent (a replica event, PROTOCOL.md 8.5) to the other
+/// frontends of a cluster, whose connections of that agent get it too.
+pub trait PushBus: Send + Sync + std::fmt::Debug {
+    /// Sends `frame` for `agent` to the other frontends (best effort, never blocking).
+    fn push(&self, agent: &AgentId, frame: &Frame);
 }
 
 impl<A: Acks> Durability<A> {
@@ -301,6 +311,9 @@ fn announce(announcement: Announcement, audience: &Audience, refusal: Option<&Er
         // Replica events right behind the receipts: the loser learns in one round trip.
         for (agent, frame) in announcement.pushes {
             audience.agents.send(&agent, &frame);
+            if let Some(bus) = &audience.pushes {
+                bus.push(&agent, &frame);
+            }
         }
     }
 }
@@ -378,6 +391,7 @@ mod tests {
             fan_out,
             hub: hub.clone(),
             agents: Arc::default(),
+            pushes: None,
             metrics: metrics.clone(),
         };
         let gate = Gate {

@@ -290,6 +290,7 @@ pub async fn start(config: Config) -> Result<RelayHandle> {
         fan_out: durable::FanOut::Announce,
         hub: hub.clone(),
         agents: agents.clone(),
+        pushes: None,
         metrics: metrics.clone(),
     };
     let (queue, sequencer) = sequencer::start(store, identity.clone(), audience, tuning, rules)?;

@@ -659,6 +659,7 @@ mod tests {
                     fan_out: crate::relay::durable::FanOut::Announce,
                     hub: Arc::new(Hub::new(16)),
                     agents: Arc::default(),
+                    pushes: None,
                     metrics: Arc::default(),
                 },
             )

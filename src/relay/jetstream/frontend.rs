@@ -29,9 +29,10 @@ use super::awareness::NatsAwareness;
 use super::follower::Follower;
 use super::forward::Forwarding;
 use super::mirror::{Mirror, MIRROR_FILE};
+use super::pushes::NatsPushes;
 use super::{JetStreamConfig, JetStreamStore};
 use crate::error::{Error, Result};
-use crate::relay::durable::{Audience, FanOut};
+use crate::relay::durable::{Audience, FanOut, PushBus};
 use crate::relay::sequencer::{self, PublishRequest};
 use crate::relay::store::{ReadPool, Store};
 use crate::relay::yjs::AwarenessBus;
@@ -150,6 +151,7 @@ pub(crate) async fn start(config: Config, url: &str) -> Result<RelayHandle> {
         storage,
     } = Parts::new(&config)?;
     let awareness = NatsAwareness::connect(&cluster).await?;
+    let pushes: Arc<dyn PushBus> = NatsPushes::connect(&cluster, agents.clone()).await?;
     let forward = cluster.forward.then(|| cluster.clone());
     let mirror_path = config.data.join(MIRROR_FILE);
     let started = std::time::Instant::now();
@@ -159,6 +161,7 @@ pub(crate) async fn start(config: Config, url: &str) -> Result<RelayHandle> {
         },
         hub: hub.clone(),
         agents: agents.clone(),
+        pushes: Some(pushes),
         metrics: metrics.clone(),
     };
     // Blocking: the follower and the store run their own runtimes.

@@ -57,6 +57,7 @@ pub mod forward;
 pub(crate) mod frontend;
 mod frontends;
 pub mod mirror;
+pub mod pushes;
 mod store;
 pub mod subject;
 

@@ -153,6 +153,7 @@ fn sequencer(mut store: JetStreamStore) -> Sequencer<JetStreamStore> {
                 },
                 hub,
                 agents: Arc::default(),
+                pushes: None,
                 metrics: Arc::default(),
             },
         )
