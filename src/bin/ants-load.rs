@@ -139,6 +139,9 @@ enum Scenario {
         /// Milliseconds a consumer waits between two reads of a message.
         #[arg(long, default_value_t = 100)]
         read_every_ms: u64,
+        /// Seconds after the flood ends at which the relay's RSS is read (at most 300).
+        #[arg(long, default_value_t = 30)]
+        after_seconds: u64,
     },
 }
 
@@ -1052,6 +1055,7 @@ async fn main() -> Result<(), Failure> {
             entry_len,
             rate,
             read_every_ms,
+            after_seconds,
         } => {
             let (relay, _) = spawn_relay(&data).await?;
             let plan = flood::Flood {
@@ -1062,6 +1066,7 @@ async fn main() -> Result<(), Failure> {
                 rate,
                 phase: limit,
                 read_every: Duration::from_millis(read_every_ms),
+                after: Duration::from_secs(after_seconds.min(300)),
             };
             flood::flood(&relay, &plan).await?;
         }

@@ -6,7 +6,7 @@
 //! right before its frame is sent to its receipt. A slow consumer subscribes from seq 0 and
 //! reads one WebSocket message per `--read-every-ms`, so the relay keeps replaying history to
 //! all of them for the whole measured phase. When it ends, every consumer and idle connection
-//! closes, and the relay's RSS is sampled for 30 s more.
+//! closes, and the relay's RSS is read `--after-seconds` (30) later.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -36,12 +36,12 @@ pub struct Flood {
     pub phase: Duration,
     /// Time a consumer waits between two reads.
     pub read_every: Duration,
+    /// Time the relay's memory is watched after the flood ends before its RSS is read.
+    pub after: Duration,
 }
 
 /// The topic the flood replays and the honest client publishes to.
 const TOPIC: &str = "busy";
-/// Time the relay's memory is watched after the flood ends.
-const AFTER: Duration = Duration::from_secs(30);
 /// Publishes in flight while the topic is filled.
 const FILL_WINDOW: usize = 256;
 /// Ops one author publishes while filling (the per-agent rate limit's burst is 10,000).
@@ -103,14 +103,14 @@ pub async fn flood(relay: &Relay, flood: &Flood) -> Result<(), Failure> {
     let ended = Instant::now();
     let peak = watch.peak_rss.load(Ordering::Relaxed);
     let peak_handles = watch.peak_handles.load(Ordering::Relaxed);
-    tokio::time::sleep(AFTER.saturating_sub(ended.elapsed())).await;
+    tokio::time::sleep(flood.after.saturating_sub(ended.elapsed())).await;
     let rss_after = rss_kib(relay.pid);
     let handles_after = database_handles(relay.pid, &relay.data);
     watch.stop();
 
     let (p99_alone, p99_under) = (percentile(&alone, 0.99), percentile(&under, 0.99));
     println!(
-        "flood: {} consumers replaying {} entries of {} B from seq 0 (one read per {} ms) + {} idle connections; honest client at {}/s for {} s each phase: publish→receipt p99 alone {p99_alone:.2} ms ({} receipts), under the flood {p99_under:.2} ms ({} receipts, max {:.2} ms): ratio {:.1}×; consumers dropped by the relay {}, {} MiB replayed to them; relay RSS before {} MiB, peak {} MiB, 30 s after {} MiB ({:.2}× before); handles to the database peak {peak_handles}, after {handles_after}",
+        "flood: {} consumers replaying {} entries of {} B from seq 0 (one read per {} ms) + {} idle connections; honest client at {}/s for {} s each phase: publish→receipt p99 alone {p99_alone:.2} ms ({} receipts), under the flood {p99_under:.2} ms ({} receipts, max {:.2} ms): ratio {:.1}×; consumers dropped by the relay {}, {} MiB replayed to them; relay RSS before {} MiB, peak {} MiB, {} s after {} MiB ({:.2}× before); handles to the database peak {peak_handles}, after {handles_after}",
         flood.consumers,
         flood.entries,
         flood.entry_len,
@@ -126,6 +126,7 @@ pub async fn flood(relay: &Relay, flood: &Flood) -> Result<(), Failure> {
         read.load(Ordering::Relaxed) >> 20,
         rss_before >> 10,
         peak >> 10,
+        flood.after.as_secs(),
         rss_after >> 10,
         rss_after as f64 / rss_before.max(1) as f64,
     );
