@@ -136,6 +136,17 @@ async fn a_crowd_replaying_from_zero_gets_everything_through_a_bounded_number_of
         after <= bound,
         "{after} handles to the database after the replay, {baseline} before"
     );
+    // The pool's own count agrees, and nothing is left waiting.
+    let metrics = http_get(relay.local_addr(), "/metrics").await;
+    let gauge = |name: &str| -> u64 {
+        metrics
+            .lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("{name} in {metrics}"))
+    };
+    assert!(gauge("ants_relay_storage_readers_open") <= READERS as u64);
+    assert_eq!(gauge("ants_relay_storage_reads_waiting"), 0);
+    assert!(gauge("ants_relay_storage_reads_total") >= SUBSCRIBERS as u64);
     relay.shutdown().await.unwrap();
     let _ = std::fs::remove_dir_all(&data);
 }

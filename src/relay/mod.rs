@@ -533,6 +533,7 @@ async fn health(State(shared): State<Arc<Shared>>) -> Response {
 async fn metrics_text(State(shared): State<Arc<Shared>>) -> Response {
     let mut text = shared.metrics.render();
     shared.storage.render(&mut text);
+    shared.reader.render(&mut text);
     let failed = u8::from(shared.sequencer.write_path_failed());
     let _ = write!(
         text,

@@ -11,7 +11,9 @@
 //! most a slice of entries; a proof reads O(log n) hashes), so a turn is short and a
 //! connection that wants more queues again behind the others.
 
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
@@ -41,6 +43,19 @@ pub struct ReadPool {
     connections: Mutex<Connections>,
     /// Signalled when a connection goes back idle.
     returned: Condvar,
+    /// Async reads waiting for their turn now.
+    waiting: AtomicUsize,
+    /// Async reads run so far.
+    reads: AtomicU64,
+}
+
+/// Counts one waiting read for as long as it lives.
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// A connection taken from the pool, put back when dropped (also if the read panics, so the
@@ -83,6 +98,8 @@ impl ReadPool {
             turns: Arc::new(Semaphore::new(readers)),
             connections: Mutex::new(Connections::default()),
             returned: Condvar::new(),
+            waiting: AtomicUsize::new(0),
+            reads: AtomicU64::new(0),
         }
     }
 
@@ -101,6 +118,23 @@ impl ReadPool {
         self.lock().open
     }
 
+    /// Appends the pool's gauges in Prometheus text: connections open, reads waiting for their
+    /// turn, reads run.
+    pub fn render(&self, out: &mut String) {
+        let open = self.open_connections();
+        let waiting = self.waiting.load(Ordering::Relaxed);
+        let reads = self.reads.load(Ordering::Relaxed);
+        let _ = write!(
+            out,
+            "# HELP ants_relay_storage_readers_open Read connections open to the database (at most storage_readers).\n\
+             # TYPE ants_relay_storage_readers_open gauge\nants_relay_storage_readers_open {open}\n\
+             # HELP ants_relay_storage_reads_waiting Storage reads (replay, proofs) waiting for their turn.\n\
+             # TYPE ants_relay_storage_reads_waiting gauge\nants_relay_storage_reads_waiting {waiting}\n\
+             # HELP ants_relay_storage_reads_total Storage reads (replay slices, proofs) run.\n\
+             # TYPE ants_relay_storage_reads_total counter\nants_relay_storage_reads_total {reads}\n"
+        );
+    }
+
     fn lock(&self) -> MutexGuard<'_, Connections> {
         self.connections
             .lock()
@@ -116,12 +150,16 @@ impl ReadPool {
         T: Send + 'static,
         F: FnOnce(&ReadPool) -> Result<T> + Send + 'static,
     {
+        self.waiting.fetch_add(1, Ordering::Relaxed);
+        let waiting = Waiting(&self.waiting);
         let turn = self
             .turns
             .clone()
             .acquire_owned()
             .await
             .map_err(|_| Error::Unavailable("storage readers closed".into()))?;
+        drop(waiting);
+        self.reads.fetch_add(1, Ordering::Relaxed);
         let pool = self.clone();
         tokio::task::spawn_blocking(move || {
             let out = read(&pool);
