@@ -180,3 +180,40 @@ fn an_owned_topics_run_receipts_every_op_and_prints_its_ratio() {
         .unwrap();
     assert!(!refused.status.success());
 }
+
+#[test]
+fn a_small_flood_receipts_every_honest_op_and_bounds_the_database_handles() {
+    let stdout = ants_load(
+        "flood",
+        &[
+            "flood",
+            "--consumers",
+            "20",
+            "--idle",
+            "50",
+            "--entries",
+            "500",
+            "--rate",
+            "100",
+            "--seconds",
+            "1",
+            "--after-seconds",
+            "1",
+        ],
+    );
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("flood: "))
+        .unwrap_or_else(|| panic!("no flood line: {stdout}"));
+    // Every honest publish is receipted, alone and under the flood.
+    assert_eq!(number_after(line, "ms ("), 100, "receipts alone: {line}");
+    let under = &line[line.find("under the flood").unwrap()..];
+    assert_eq!(
+        number_after(under, "ms ("),
+        100,
+        "receipts under the flood: {line}"
+    );
+    // The store's own handles plus the default two readers, at most.
+    let handles = &line[line.find("handles to the database").unwrap()..];
+    assert!(number_after(handles, "peak ") <= 4, "{line}");
+}

@@ -9,6 +9,7 @@
 //! target/release/ants-load latency --rate 5000 --subscribers 100 --seconds 10 --runs 5
 //! target/release/ants-load idle --connections 1000
 //! target/release/ants-load recovery --entries 1000000
+//! target/release/ants-load flood --consumers 500 --idle 4500 --seconds 10
 //! ```
 //!
 //! Every scenario is bounded in time (`--seconds`, at most 300) and talks only to the relay it
@@ -45,6 +46,9 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
+
+#[path = "ants-load/flood.rs"]
+mod flood;
 
 type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
@@ -117,6 +121,32 @@ enum Scenario {
     Recovery {
         #[arg(long, default_value_t = 1_000_000)]
         entries: usize,
+    },
+    /// An honest client's publish→receipt p99 alone, then while slow consumers replay a busy
+    /// topic from seq 0 among idle connections, and the relay's RSS before, at the peak and
+    /// 30 s after (issue 22 items 3 and 4). `--seconds` is each phase's length.
+    Flood {
+        /// Slow consumers subscribing to the busy topic from seq 0.
+        #[arg(long, default_value_t = 500)]
+        consumers: usize,
+        /// Idle connections besides them.
+        #[arg(long, default_value_t = 4_500)]
+        idle: usize,
+        /// Entries stored in the busy topic first.
+        #[arg(long, default_value_t = 20_000)]
+        entries: usize,
+        /// Op body bytes of each stored entry.
+        #[arg(long, default_value_t = 1_024)]
+        entry_len: usize,
+        /// The honest client's publishes per second.
+        #[arg(long, default_value_t = 200)]
+        rate: u64,
+        /// Milliseconds a consumer waits between two reads of a message.
+        #[arg(long, default_value_t = 100)]
+        read_every_ms: u64,
+        /// Seconds after the flood ends at which the relay's RSS is read (at most 300).
+        #[arg(long, default_value_t = 30)]
+        after_seconds: u64,
     },
 }
 
@@ -1028,8 +1058,10 @@ async fn main() -> Result<(), Failure> {
                 );
             }
         }
-        Scenario::Idle { .. } | Scenario::Recovery { .. } if !args.urls.is_empty() => {
-            return Err("--url applies to throughput and latency only: idle and recovery measure a relay process they start".into());
+        Scenario::Idle { .. } | Scenario::Recovery { .. } | Scenario::Flood { .. }
+            if !args.urls.is_empty() =>
+        {
+            return Err("--url applies to throughput and latency only: idle, recovery and flood measure a relay process they start".into());
         }
         Scenario::Idle { connections } => {
             let (relay, _) = spawn_relay(&data).await?;
@@ -1038,6 +1070,28 @@ async fn main() -> Result<(), Failure> {
         Scenario::Recovery { entries } => {
             let (relay, _) = spawn_relay(&data).await?;
             recovery(relay, &data, entries, limit).await?;
+        }
+        Scenario::Flood {
+            consumers,
+            idle,
+            entries,
+            entry_len,
+            rate,
+            read_every_ms,
+            after_seconds,
+        } => {
+            let (relay, _) = spawn_relay(&data).await?;
+            let plan = flood::Flood {
+                consumers,
+                idle,
+                entries: entries.min(10_000_000),
+                entry_len: entry_len.min(64 * 1024),
+                rate,
+                phase: limit,
+                read_every: Duration::from_millis(read_every_ms),
+                after: Duration::from_secs(after_seconds.min(300)),
+            };
+            flood::flood(&relay, &plan).await?;
         }
     }
     if args.data.is_none() {

@@ -86,6 +86,12 @@ pub struct Limits {
     /// `/healthz`, `/metrics` or files); one more closes the oldest of them. Upgraded
     /// connections count toward `max_connections` instead.
     pub max_http_connections: usize,
+    /// Most storage reads (history replay to subscribers behind the entry cache, inclusion and
+    /// consistency proofs) running at once, and most read connections open to the database:
+    /// further reads wait their turn, first come first served, so replaying history to many
+    /// subscribers takes a bounded share of threads, file handles and memory, and live fan-out
+    /// from the cache never waits for it (at least 1).
+    pub storage_readers: usize,
 }
 
 impl Default for Limits {
@@ -114,6 +120,7 @@ impl Default for Limits {
             yjs_send_queue_bytes: 64 * 1024 * 1024,
             header_read_timeout_ms: 10_000,
             max_http_connections: 512,
+            storage_readers: crate::relay::store::DEFAULT_READERS,
         }
     }
 }

@@ -303,7 +303,10 @@ pub async fn start(config: Config) -> Result<RelayHandle> {
         metrics,
         rooms,
         hub,
-        reader: Arc::new(ReadPool::new(db_path)),
+        reader: Arc::new(ReadPool::with_readers(
+            db_path,
+            config.limits.storage_readers,
+        )),
         queue,
         sequencer,
         storage,
@@ -413,6 +416,14 @@ pub(crate) async fn listen(config: Config, started: Started) -> Result<RelayHand
     let addr = listener
         .local_addr()
         .map_err(|e| Error::Unavailable(format!("local address: {e}")))?;
+    // Whichever store path made the read pool, it takes `[limits] storage_readers` (a pool
+    // opens its connections lazily, so none is open yet).
+    let readers = config.limits.storage_readers.max(1);
+    let reader = if reader.readers() == readers {
+        reader
+    } else {
+        Arc::new(ReadPool::with_readers(reader.path().to_owned(), readers))
+    };
     let (closing, _) = watch::channel(false);
     let shared = Arc::new(Shared {
         yjs: rooms,
@@ -530,6 +541,7 @@ async fn health(State(shared): State<Arc<Shared>>) -> Response {
 async fn metrics_text(State(shared): State<Arc<Shared>>) -> Response {
     let mut text = shared.metrics.render();
     shared.storage.render(&mut text);
+    shared.reader.render(&mut text);
     let failed = u8::from(shared.sequencer.write_path_failed());
     let _ = write!(
         text,

@@ -9,7 +9,15 @@
 //! go out in slices of about [`SLICE_BYTES`]; a frame the WebSocket layer refuses gets a close
 //! frame ([`refusal`]), and every close the relay sends is followed by a short wait for the
 //! peer's ([`linger`]), so that it is not lost to a reset.
+//!
+//! History yields to live traffic (issue 22 item 3): entries older than the hub's cache are
+//! read from storage through the relay's bounded read pool (`[limits] storage_readers` reads
+//! at once, turns first come first served), one slice per turn and at most one read in flight
+//! per connection ([`Replay`]). The loop keeps serving receipts, live topics and pings while
+//! that read waits for its turn.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -150,6 +158,25 @@ struct Conn<'a> {
     send_timeout: Duration,
     access: Access,
     slice: Slice,
+    /// The storage read of history in flight, if any (at most one per connection).
+    replay: Option<Replay>,
+}
+
+/// One slice of a topic's history being read from storage for this connection: it waits for
+/// its turn at the read pool, then runs on a blocking thread. Dropping it (the connection
+/// ends) gives up the turn.
+struct Replay {
+    /// The topic whose entries are read.
+    topic: String,
+    read: Pin<Box<dyn Future<Output = Result<Vec<CachedEntry>, Error>> + Send>>,
+}
+
+/// Waits for the read in flight, if any (never resolves without one).
+async fn replayed(replay: &mut Option<Replay>) -> Result<Vec<CachedEntry>, Error> {
+    match replay {
+        Some(replay) => replay.read.as_mut().await,
+        None => std::future::pending().await,
+    }
 }
 
 async fn serve(socket: WebSocket, shared: &Arc<Shared>, access: Access) -> End {
@@ -184,6 +211,7 @@ async fn serve(socket: WebSocket, shared: &Arc<Shared>, access: Access) -> End {
         send_timeout: limits.send_timeout(),
         access,
         slice: Slice(FIRST_SLICE),
+        replay: None,
     };
     let mut shutdown = shared.closing.subscribe();
     let mut ping = tokio::time::interval(Duration::from_secs(limits.ping_interval_s.max(1)));
@@ -224,6 +252,7 @@ async fn serve(socket: WebSocket, shared: &Arc<Shared>, access: Access) -> End {
                     Some(Ok(Message::Close(_))) | None => Err(End::PeerGone),
                 },
                 () = wake.notified() => conn.pump(&wake).await,
+                read = replayed(&mut conn.replay) => conn.replayed(read, &wake).await,
                 _ = ping.tick() => conn.send(Message::Ping(Vec::new().into())).await,
             };
             if let Err(end) = step {
@@ -483,9 +512,10 @@ impl Conn<'_> {
     }
 
     /// Runs `make` over the topic's log as committed with `tree_size` entries (which must not
-    /// exceed the committed size), on a blocking thread with a pooled read connection.
+    /// exceed the committed size), with a read connection of the pool once it is this
+    /// connection's turn (so proofs share the bounded storage readers with replay).
     async fn proof(
-        &self,
+        &mut self,
         topic: String,
         tree_size: u64,
         make: impl FnOnce(&MerkleLog<SqlHashes<'_>>) -> Result<Body, Error> + Send + 'static,
@@ -496,20 +526,22 @@ impl Conn<'_> {
                 "tree size {tree_size} is beyond the topic's {head} entries"
             )));
         }
-        let pool = self.shared.reader.clone();
-        let read = tokio::task::spawn_blocking(move || {
-            pool.with_hashes(&topic, |hashes| {
-                let log = MerkleLog::open(hashes, tree_size)?;
-                make(&log)
+        let read = self
+            .shared
+            .reader
+            .read(move |pool| {
+                pool.with_hashes(&topic, |hashes| {
+                    let log = MerkleLog::open(hashes, tree_size)?;
+                    make(&log)
+                })
             })
-        })
-        .await
-        .map_err(|e| Error::Unavailable(format!("proof task: {e}")))??;
+            .await?;
         read.ok_or_else(|| Error::BadInput("the topic has no entries".into()))
     }
 
-    /// Sends every subscribed topic the entries it is owed, a bounded number per topic; wakes
-    /// itself again when more remain.
+    /// Sends every subscribed topic the entries it is owed from the hub's cache, a bounded
+    /// number per topic, and starts a storage read for the first topic owed older entries
+    /// (unless one is in flight); wakes itself again when more cached entries remain.
     async fn pump(&mut self, wake: &Arc<Notify>) -> Result<(), End> {
         let cursors: Vec<(String, u64)> = self
             .state
@@ -530,57 +562,15 @@ impl Conn<'_> {
                 continue;
             }
             let limit = self.slice.0;
-            let (mut entries, head) = match self.shared.hub.read(&topic, cursor, limit) {
-                Ok(found) => found,
-                Err(head) => (self.replay(&topic, cursor, head, limit).await?, head),
-            };
-            // A revocation in the topic (PROTOCOL.md 10.7) is recorded before its entry reaches
-            // the hub, so it is known here for every entry just read: none from its seq on goes
-            // out, and the subscription ends once those before it are delivered.
-            let cut = revocations(&self.shared.hub, &topic).and_then(|links| {
-                let agent = self.state.agent();
-                self.access.revoked_since(agent, &topic, now_ms, &links)
-            });
-            if let Some((since, _)) = &cut {
-                entries.truncate(entries.partition_point(|e| e.seq < *since));
-            }
-            let bytes = entries.iter().map(|e| e.bytes.len()).sum();
-            self.slice.took(entries.len(), bytes);
-            // Several entries owed at once go out in one `entries` frame: one message for the
-            // peer to take in instead of one per entry.
-            let frames = self
-                .state
-                .deliver_run(&topic, entries.iter().map(|e| (e.seq, &e.bytes[..])))
-                .map_err(|error| {
-                    tracing::error!(%error, "could not frame entries");
-                    End::Close(1011, "LIMIT_EXCEEDED")
-                })?;
-            // Fan-out lag: one clock reading, one observation per run of entries committed
-            // together (a hundred subscribers of a busy topic make this per-entry work).
-            let end = self.state.cursor(&topic).unwrap_or(cursor);
-            let delivered = entries.partition_point(|e| e.seq < cursor)
-                ..entries.partition_point(|e| e.seq < end);
-            let now = Instant::now();
-            for run in entries[delivered].chunk_by(|a, b| a.committed_at == b.committed_at) {
-                if let Some(committed_at) = run[0].committed_at {
-                    let lag = now.saturating_duration_since(committed_at);
-                    self.shared.metrics.fanout_lag(lag, run.len() as u64);
-                }
-            }
-            for bytes in frames {
-                self.feed(Message::Binary(bytes.into())).await?;
-            }
-            if let Some((since, error)) = cut {
-                if self.state.cursor(&topic).is_some_and(|next| next >= since) {
-                    self.shared.hub.unwatch(&topic, wake);
-                    if let Some(request_id) = self.state.end_subscription(&topic) {
-                        self.send_frame(&Frame::error(request_id, &error)).await?;
+            match self.shared.hub.read(&topic, cursor, limit) {
+                Ok((entries, head)) => {
+                    let ended = self.deliver(&topic, cursor, &entries, now_ms, wake).await?;
+                    if !ended && self.state.cursor(&topic).is_some_and(|next| next < head) {
+                        more = true;
                     }
-                    continue;
                 }
-            }
-            if self.state.cursor(&topic).is_some_and(|next| next < head) {
-                more = true;
+                // Older than the cache: storage, in turn; `replayed` wakes the pump again.
+                Err(head) => self.replay(&topic, cursor, head, limit),
             }
         }
         // One flush for everything fed above.
@@ -591,34 +581,125 @@ impl Conn<'_> {
         Ok(())
     }
 
-    /// Up to `limit` entries older than the hub's cache, read from storage: only below `head`, the hub's
-    /// head, since storage may already hold committed entries not yet durable (announced).
-    async fn replay(
+    /// Feeds the entries of `topic` among `entries` that are owed next (the subscription's
+    /// cursor was `cursor` when they were read), as few `entries` frames as fit, without
+    /// flushing. Returns whether the subscription ended: a revocation in the topic took the
+    /// connection's read right (PROTOCOL.md 10.7).
+    async fn deliver(
         &mut self,
         topic: &str,
         cursor: u64,
-        head: u64,
-        limit: usize,
-    ) -> Result<Vec<CachedEntry>, End> {
-        let pool = self.shared.reader.clone();
-        let topic = topic.to_owned();
+        entries: &[CachedEntry],
+        now_ms: u64,
+        wake: &Arc<Notify>,
+    ) -> Result<bool, End> {
+        // A revocation in the topic is recorded before its entry reaches the hub, so it is
+        // known here for every entry just read: none from its seq on goes out, and the
+        // subscription ends once those before it are delivered.
+        let cut = revocations(&self.shared.hub, topic).and_then(|links| {
+            let agent = self.state.agent();
+            self.access.revoked_since(agent, topic, now_ms, &links)
+        });
+        let entries = match &cut {
+            Some((since, _)) => &entries[..entries.partition_point(|e| e.seq < *since)],
+            None => entries,
+        };
+        let bytes = entries.iter().map(|e| e.bytes.len()).sum();
+        self.slice.took(entries.len(), bytes);
+        // Several entries owed at once go out in one `entries` frame: one message for the
+        // peer to take in instead of one per entry.
+        let frames = self
+            .state
+            .deliver_run(topic, entries.iter().map(|e| (e.seq, &e.bytes[..])))
+            .map_err(|error| {
+                tracing::error!(%error, "could not frame entries");
+                End::Close(1011, "LIMIT_EXCEEDED")
+            })?;
+        // Fan-out lag: one clock reading, one observation per run of entries committed
+        // together (a hundred subscribers of a busy topic make this per-entry work).
+        let end = self.state.cursor(topic).unwrap_or(cursor);
+        let delivered =
+            entries.partition_point(|e| e.seq < cursor)..entries.partition_point(|e| e.seq < end);
+        let now = Instant::now();
+        for run in entries[delivered].chunk_by(|a, b| a.committed_at == b.committed_at) {
+            if let Some(committed_at) = run[0].committed_at {
+                let lag = now.saturating_duration_since(committed_at);
+                self.shared.metrics.fanout_lag(lag, run.len() as u64);
+            }
+        }
+        for bytes in frames {
+            self.feed(Message::Binary(bytes.into())).await?;
+        }
+        if let Some((since, error)) = cut {
+            if self.state.cursor(topic).is_some_and(|next| next >= since) {
+                self.shared.hub.unwatch(topic, wake);
+                if let Some(request_id) = self.state.end_subscription(topic) {
+                    self.send_frame(&Frame::error(request_id, &error)).await?;
+                }
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Starts reading up to `limit` entries of `topic` from `cursor` on, older than the hub's
+    /// cache, from storage (unless a read is in flight already): only below `head`, the hub's
+    /// head, since storage may already hold committed entries not yet durable (announced).
+    fn replay(&mut self, topic: &str, cursor: u64, head: u64, limit: usize) {
         let limit = head.saturating_sub(cursor).min(limit as u64) as usize;
-        let read = tokio::task::spawn_blocking(move || pool.entries(&topic, cursor, limit)).await;
-        match read {
-            Ok(Ok(rows)) => Ok(rows
+        if self.replay.is_some() || limit == 0 {
+            return;
+        }
+        let pool = self.shared.reader.clone();
+        let owned = topic.to_owned();
+        let read = async move {
+            let rows = pool
+                .read(move |pool| pool.entries(&owned, cursor, limit))
+                .await?;
+            Ok(rows
                 .into_iter()
                 .map(|(seq, bytes)| CachedEntry {
                     seq,
                     bytes: Arc::from(bytes),
                     committed_at: None,
                 })
-                .collect()),
-            Ok(Err(error)) => {
-                tracing::error!(%error, "replay failed");
-                Err(End::Close(1011, "UNAVAILABLE"))
-            }
-            Err(_) => Err(End::Close(1011, "UNAVAILABLE")),
+                .collect())
+        };
+        self.replay = Some(Replay {
+            topic: topic.to_owned(),
+            read: Box::pin(read),
+        });
+    }
+
+    /// The read in flight ended with `read`: delivers what is owed of it and wakes the pump to
+    /// go on (another slice, or another topic's history).
+    async fn replayed(
+        &mut self,
+        read: Result<Vec<CachedEntry>, Error>,
+        wake: &Arc<Notify>,
+    ) -> Result<(), End> {
+        let Some(Replay { topic, .. }) = self.replay.take() else {
+            return Ok(());
+        };
+        let entries = read.map_err(|error| {
+            tracing::error!(%error, "replay failed");
+            End::Close(1011, "UNAVAILABLE")
+        })?;
+        // The subscription may have ended or been replaced since: `deliver` sends only what
+        // is owed now.
+        let Some(cursor) = self.state.cursor(&topic) else {
+            wake.notify_one();
+            return Ok(());
+        };
+        self.deliver(&topic, cursor, &entries, super::now_ms(), wake)
+            .await?;
+        self.flush().await?;
+        // Nothing read (storage behind the hub's head) waits for the topic's next entry
+        // rather than asking again at once.
+        if !entries.is_empty() {
+            wake.notify_one();
         }
+        Ok(())
     }
 }
 

@@ -59,7 +59,7 @@ pub mod sqlite;
 
 pub use check::CHECKED_TAIL;
 pub use health::StorageHealth;
-pub use reader::ReadPool;
+pub use reader::{ReadPool, DEFAULT_READERS, READER_CACHE_KIB};
 pub(crate) use sql::storage;
 pub use sql::{open_writer, recorded_relay_key, SqlHashes, DB_FILE, SCHEMA};
 pub use sqlite::{SqliteStore, WalAcks, WalSyncer};

@@ -268,12 +268,13 @@ async fn read_topic(shared: &Arc<Shared>, topic: &str, from: u64) -> Result<Vec<
         Err(head) => {
             // Only below the hub's head: storage may hold committed entries not yet durable,
             // which nothing may show before they are.
-            let pool = shared.reader.clone();
+            // In turn with replay and proofs: the pool bounds storage reads.
             let topic = topic.to_owned();
             let limit = head.saturating_sub(from).min(READ_BATCH as u64) as usize;
-            let rows = tokio::task::spawn_blocking(move || pool.entries(&topic, from, limit))
-                .await
-                .map_err(|e| Error::Unavailable(format!("topic read task: {e}")))??;
+            let rows = shared
+                .reader
+                .read(move |pool| pool.entries(&topic, from, limit))
+                .await?;
             Ok(rows
                 .into_iter()
                 .map(|(seq, bytes)| (seq, Arc::from(bytes)))
