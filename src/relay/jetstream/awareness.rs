@@ -18,7 +18,7 @@ use futures_util::StreamExt;
 use tokio::sync::mpsc;
 
 use super::subject::token_of_topic;
-use super::{unavailable, JetStreamConfig};
+use super::{connect_client, sibling_subject, JetStreamConfig};
 use crate::doc::ProtocolMessage;
 use crate::error::Result;
 use crate::relay::yjs::AwarenessBus;
@@ -44,12 +44,7 @@ impl NatsAwareness {
     ///
     /// Errors: `UNAVAILABLE` when no server answers.
     pub async fn connect(config: &JetStreamConfig) -> Result<Arc<Self>> {
-        let client = async_nats::ConnectOptions::new()
-            .connection_timeout(config.timeout)
-            .max_reconnects(None)
-            .connect(config.servers.as_slice())
-            .await
-            .map_err(|e| unavailable("connect (awareness)", e))?;
+        let client = connect_client(config, "awareness").await?;
         let origin = client.new_inbox();
         let (outbox, mut queued) = mpsc::channel::<(String, Bytes)>(QUEUE);
         let (publisher, from) = (client.clone(), origin.clone());
@@ -65,7 +60,7 @@ impl NatsAwareness {
         });
         Ok(Arc::new(NatsAwareness {
             client,
-            prefix: awareness_prefix(&config.subject_prefix),
+            prefix: sibling_subject(&config.subject_prefix, "awareness"),
             origin,
             outbox,
         }))
@@ -81,14 +76,6 @@ fn origin_header(origin: &str) -> async_nats::HeaderMap {
     let mut headers = async_nats::HeaderMap::new();
     headers.insert(ORIGIN_HEADER, origin);
     headers
-}
-
-/// The subject prefix of awareness for a stream whose subjects are `<subject_prefix>.*`.
-fn awareness_prefix(subject_prefix: &str) -> String {
-    match subject_prefix.strip_suffix(".log") {
-        Some(base) => format!("{base}.awareness"),
-        None => format!("{subject_prefix}_awareness"),
-    }
 }
 
 impl AwarenessBus for NatsAwareness {
@@ -138,17 +125,5 @@ impl AwarenessBus for NatsAwareness {
             let _ = subscriber.unsubscribe().await;
         });
         receiver
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn awareness_subjects_stay_outside_the_stream() {
-        assert_eq!(awareness_prefix("ants.log"), "ants.awareness");
-        assert_eq!(awareness_prefix("ants.team-1.log"), "ants.team-1.awareness");
-        assert_eq!(awareness_prefix("custom"), "custom_awareness");
     }
 }

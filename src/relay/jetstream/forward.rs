@@ -33,7 +33,7 @@ use futures_util::StreamExt;
 use tokio::sync::{mpsc, watch, Notify};
 
 use super::frontends::{owner_among, FrontendId, Frontends};
-use super::{unavailable, JetStreamConfig};
+use super::{connect_client, sibling_subject, unavailable, JetStreamConfig};
 use crate::error::{Error, Result};
 use crate::op::SignedOp;
 use crate::relay::hub::Hub;
@@ -80,15 +80,6 @@ impl std::fmt::Debug for Forwarding {
     }
 }
 
-/// The subject prefix of forwarded publishes for a stream whose subjects are
-/// `<subject_prefix>.*` (outside them, as awareness's).
-fn forward_prefix(subject_prefix: &str) -> String {
-    match subject_prefix.strip_suffix(".log") {
-        Some(base) => format!("{base}.forward"),
-        None => format!("{subject_prefix}_forward"),
-    }
-}
-
 impl Forwarding {
     /// Connects (a NATS connection of its own, on the caller's runtime), starts serving
     /// publishes forwarded to this frontend, beats its heartbeat and follows the live set.
@@ -99,19 +90,13 @@ impl Forwarding {
         sequencer: SequencerQueue,
         hub: Arc<Hub>,
     ) -> Result<Arc<Self>> {
-        let client = async_nats::ConnectOptions::new()
-            .connection_timeout(config.timeout)
-            .request_timeout(Some(config.timeout))
-            .max_reconnects(None)
-            .connect(config.servers.as_slice())
-            .await
-            .map_err(|e| unavailable("connect (forwarding)", e))?;
+        let client = connect_client(config, "forwarding").await?;
         let js = async_nats::jetstream::ContextBuilder::new()
             .timeout(config.timeout)
             .build(client.clone());
         let frontends = Frontends::open(&js, config).await?;
         let me = FrontendId::random()?;
-        let prefix = forward_prefix(&config.subject_prefix);
+        let prefix = sibling_subject(&config.subject_prefix, "forward");
         let mine = format!("{prefix}.{}", me.to_hex());
         let requests = client
             .subscribe(mine.clone())
@@ -510,17 +495,5 @@ async fn heartbeat(frontends: Frontends, address: String, forwarding: Arc<Forwar
             let _ = frontends.leave(&forwarding.me).await;
             return;
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn forward_subjects_stay_outside_the_stream() {
-        assert_eq!(forward_prefix("ants.log"), "ants.forward");
-        assert_eq!(forward_prefix("ants.team-1.log"), "ants.team-1.forward");
-        assert_eq!(forward_prefix("custom"), "custom_forward");
     }
 }

@@ -320,19 +320,38 @@ pub(crate) fn unavailable(what: &str, err: impl std::fmt::Display) -> Error {
     Error::Unavailable(format!("jetstream {what}: {err}"))
 }
 
+/// A NATS connection to `config`'s servers for `what` (each part of a frontend has its own):
+/// reconnecting without limit, connect and requests bounded by the cluster timeout.
+pub(crate) async fn connect_client(
+    config: &JetStreamConfig,
+    what: &str,
+) -> Result<async_nats::Client> {
+    async_nats::ConnectOptions::new()
+        .connection_timeout(config.timeout)
+        .request_timeout(Some(config.timeout))
+        .max_reconnects(None)
+        .connect(config.servers.as_slice())
+        .await
+        .map_err(|e| unavailable(&format!("connect ({what})"), e))
+}
+
+/// The subject (or subject prefix) `name` beside a stream whose subjects are
+/// `<subject_prefix>.*`, outside them: `ants.log` → `ants.<name>`,
+/// `ants.team-1.log` → `ants.team-1.<name>`, another prefix `p` → `p_<name>`.
+pub(crate) fn sibling_subject(subject_prefix: &str, name: &str) -> String {
+    match subject_prefix.strip_suffix(".log") {
+        Some(base) => format!("{base}.{name}"),
+        None => format!("{subject_prefix}_{name}"),
+    }
+}
+
 impl JetStreamLog {
     /// Connects to the cluster and creates the stream if it does not exist. `BAD_INPUT` for a
     /// bad configuration or an existing stream laid out differently; `UNAVAILABLE` if the
     /// cluster does not answer within the timeout.
     pub async fn connect(config: JetStreamConfig) -> Result<Self> {
         config.validate()?;
-        let client = async_nats::ConnectOptions::new()
-            .connection_timeout(config.timeout)
-            .request_timeout(Some(config.timeout))
-            .max_reconnects(None)
-            .connect(config.servers.as_slice())
-            .await
-            .map_err(|e| unavailable("connect", e))?;
+        let client = connect_client(&config, "log").await?;
         let max_payload = client.server_info().max_payload;
         let js = jetstream::ContextBuilder::new()
             .timeout(config.timeout)
@@ -660,6 +679,18 @@ mod tests {
                 JetStreamConfig::from_url(bad).unwrap_err().code(),
                 "BAD_INPUT"
             );
+        }
+    }
+
+    #[test]
+    fn sibling_subjects_stay_outside_the_stream() {
+        for name in ["awareness", "forward", "pushes"] {
+            assert_eq!(sibling_subject("ants.log", name), format!("ants.{name}"));
+            assert_eq!(
+                sibling_subject("ants.team-1.log", name),
+                format!("ants.team-1.{name}")
+            );
+            assert_eq!(sibling_subject("custom", name), format!("custom_{name}"));
         }
     }
 

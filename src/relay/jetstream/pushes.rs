@@ -14,7 +14,7 @@ use axum::body::Bytes;
 use futures_util::StreamExt;
 use tokio::sync::mpsc;
 
-use super::{unavailable, JetStreamConfig};
+use super::{connect_client, sibling_subject, unavailable, JetStreamConfig};
 use crate::error::Result;
 use crate::identity::AgentId;
 use crate::relay::durable::PushBus;
@@ -33,14 +33,6 @@ pub struct NatsPushes {
     outbox: mpsc::Sender<Bytes>,
 }
 
-/// The subject of pushed frames for a stream whose subjects are `<subject_prefix>.*`.
-fn pushes_subject(subject_prefix: &str) -> String {
-    match subject_prefix.strip_suffix(".log") {
-        Some(base) => format!("{base}.pushes"),
-        None => format!("{subject_prefix}_pushes"),
-    }
-}
-
 impl NatsPushes {
     /// Connects to the cluster's servers (a connection of its own, on the caller's runtime)
     /// and hands the frames other frontends push to `agents`' connections.
@@ -50,13 +42,8 @@ impl NatsPushes {
         config: &JetStreamConfig,
         agents: Arc<AgentConnections>,
     ) -> Result<Arc<Self>> {
-        let client = async_nats::ConnectOptions::new()
-            .connection_timeout(config.timeout)
-            .max_reconnects(None)
-            .connect(config.servers.as_slice())
-            .await
-            .map_err(|e| unavailable("connect (pushes)", e))?;
-        let subject = pushes_subject(&config.subject_prefix);
+        let client = connect_client(config, "pushes").await?;
+        let subject = sibling_subject(&config.subject_prefix, "pushes");
         let origin = client.new_inbox();
         let mut heard = client
             .subscribe(subject.clone())
@@ -114,17 +101,5 @@ impl PushBus for NatsPushes {
         payload.extend_from_slice(&encoded);
         // A full queue drops it: the event is also in the log, for every replica to see.
         let _ = self.outbox.try_send(Bytes::from(payload));
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn pushes_stay_outside_the_stream() {
-        assert_eq!(pushes_subject("ants.log"), "ants.pushes");
-        assert_eq!(pushes_subject("ants.team-1.log"), "ants.team-1.pushes");
-        assert_eq!(pushes_subject("custom"), "custom_pushes");
     }
 }
