@@ -13,41 +13,11 @@ use ants_coord::capability::authority::{kind, Presentation, Revocation};
 use ants_coord::capability::{Grant, Rights, Scope};
 use ants_coord::wire::Body;
 use ants_coord::{Capability, Identity, OpDraft, SignedOp};
+use common::capabilities::{cap_until, in_an_hour, owned, url_with};
 use common::relay::*;
 
-/// An hour from the first call, ms since the Unix epoch (one value for the whole run).
-fn in_an_hour() -> u64 {
-    static HOUR: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
-    *HOUR.get_or_init(|| {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis() as u64;
-        now + 3_600_000
-    })
-}
-
-fn owned(owner: &Identity, rest: &str) -> String {
-    format!("@{}/{rest}", owner.agent_id())
-}
-
 fn cap(issuer: &Identity, audience: &Identity, topic: &str, rights: Rights) -> Capability {
-    Capability::grant(
-        issuer,
-        audience.agent_id(),
-        Scope::Topic(topic.into()),
-        rights,
-        in_an_hour(),
-    )
-    .unwrap()
-}
-
-fn url_with(url: &str, caps: &[&Capability]) -> String {
-    let params: Vec<String> = caps
-        .iter()
-        .map(|c| format!("cap={}", hex::encode(c.as_bytes())))
-        .collect();
-    format!("{url}?{}", params.join("&"))
+    cap_until(issuer, audience, topic, rights, in_an_hour())
 }
 
 fn signed(author: &Identity, mut draft: OpDraft, counter: u64) -> SignedOp {

@@ -31,6 +31,10 @@ pub fn write_vectors(name: &str, value: &serde_json::Value) {
     std::fs::write(&path, text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
 }
 
+/// Capabilities, owned topics and capability URLs for the owned-topic tests.
+#[cfg(all(feature = "relay", not(target_arch = "wasm32")))]
+pub mod capabilities;
+
 /// The in-process relay harness and wire-protocol test client.
 #[cfg(all(feature = "relay", not(target_arch = "wasm32")))]
 pub mod relay;
