@@ -141,20 +141,7 @@ async fn fill(url: &str, entries: usize, entry_len: usize) -> Result<(), Failure
         let count = (entries - first).min(FILL_PER_AUTHOR);
         let url = url.to_owned();
         authors.push(tokio::spawn(async move {
-            let (me, frames) = tokio::task::spawn_blocking(move || {
-                let me = Identity::generate()?;
-                let frames = (0..count as u64)
-                    .map(|counter| {
-                        let op = sign(&me, TOPIC, counter, vec![b'h'; entry_len])?;
-                        let publish = Body::Publish {
-                            op: op.as_bytes().to_vec(),
-                        };
-                        Ok(Frame::new(counter as u32 + 1, publish).encode()?)
-                    })
-                    .collect::<Result<Vec<_>, Failure>>()?;
-                Ok::<_, Failure>((me, frames))
-            })
-            .await??;
+            let (me, frames) = signed_publishes(count, move |_| vec![b'h'; entry_len]).await?;
             let mut ws = connect_as(&url, &me).await?;
             for window in frames.chunks(FILL_WINDOW) {
                 for frame in window {
@@ -183,16 +170,17 @@ async fn fill(url: &str, entries: usize, entry_len: usize) -> Result<(), Failure
     Ok(())
 }
 
-/// An honest client's publish→receipt times over `phase`, publishing `rate` ops per second to
-/// [`TOPIC`] (signed before the phase starts).
-async fn honest(url: &str, rate: u64, phase: Duration) -> Result<Vec<Duration>, Failure> {
-    let rate = rate.max(1);
-    let count = (rate as f64 * phase.as_secs_f64()).ceil() as usize;
-    let (me, frames) = tokio::task::spawn_blocking(move || {
+/// A fresh identity and `count` encoded publish frames of its ops to [`TOPIC`] (counters and
+/// request ids from 0 and 1), each op's body from `body(counter)`; signed off the runtime.
+async fn signed_publishes(
+    count: usize,
+    body: impl Fn(u64) -> Vec<u8> + Send + 'static,
+) -> Result<(Identity, Vec<Vec<u8>>), Failure> {
+    tokio::task::spawn_blocking(move || {
         let me = Identity::generate()?;
         let frames = (0..count as u64)
             .map(|counter| {
-                let op = sign(&me, TOPIC, counter, counter.to_be_bytes().to_vec())?;
+                let op = sign(&me, TOPIC, counter, body(counter))?;
                 let publish = Body::Publish {
                     op: op.as_bytes().to_vec(),
                 };
@@ -201,7 +189,15 @@ async fn honest(url: &str, rate: u64, phase: Duration) -> Result<Vec<Duration>, 
             .collect::<Result<Vec<_>, Failure>>()?;
         Ok::<_, Failure>((me, frames))
     })
-    .await??;
+    .await?
+}
+
+/// An honest client's publish→receipt times over `phase`, publishing `rate` ops per second to
+/// [`TOPIC`] (signed before the phase starts).
+async fn honest(url: &str, rate: u64, phase: Duration) -> Result<Vec<Duration>, Failure> {
+    let rate = rate.max(1);
+    let count = (rate as f64 * phase.as_secs_f64()).ceil() as usize;
+    let (me, frames) = signed_publishes(count, |counter| counter.to_be_bytes().to_vec()).await?;
     let ws = connect_as(url, &me).await?;
     let (mut sink, mut stream) = ws.split();
     // When each request id's publish was sent (index: request id - 1).
