@@ -17,29 +17,10 @@ cd "$root"
 say() { printf 'bench/cluster-fault: %s\n' "$*"; }
 seconds="${SECONDS_PER_RUN:-30}"
 rate="${RATE:-1000}"
-target_dir="${CARGO_TARGET_DIR:-$root/target}"
-
-cargo build --release --features nats --bin ants-relay --bin ants-load
-state="$(mktemp -d "${TMPDIR:-/tmp}/ants-bench-fault.XXXXXX")"
 port="${ANTS_CLUSTER_PORT:-18180}"
 nats_port="${NATS_PORT:-14322}"
-
-ANTS_RELAY_BIN="$target_dir/release/ants-relay" ANTS_CLUSTER_DIR="$state" \
-  ANTS_CLUSTER_PORT="$port" NATS_PORT="$nats_port" \
-  scripts/cluster.sh >"$state/cluster.out" 2>&1 &
-cluster_pid=$!
-cleanup() {
-  kill "$cluster_pid" 2>/dev/null || true
-  wait "$cluster_pid" 2>/dev/null || true
-  rm -rf "$state"
-}
-trap cleanup EXIT INT TERM
-until grep -q 'one logical relay' "$state/cluster.out" 2>/dev/null; do
-  kill -0 "$cluster_pid" 2>/dev/null || { cat "$state/cluster.out" >&2; exit 1; }
-  sleep 0.5
-done
-a="ws://127.0.0.1:$port/ws"
-b="ws://127.0.0.1:$((port + 1))/ws"
+# shellcheck source=bench/cluster-up.sh
+source "$root/bench/cluster-up.sh"
 load=("$target_dir/release/ants-load" --url "$a" --url "$b" --seconds "$seconds"
   latency --rate "$rate" --subscribers 10 --publishers 10)
 

@@ -24,31 +24,11 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 say() { printf 'bench/cluster: %s\n' "$*"; }
 seconds="${SECONDS_PER_PHASE:-10}"
-target_dir="${CARGO_TARGET_DIR:-$root/target}"
-
-cargo build --release --features nats --bin ants-relay --bin ants-load
-state="$(mktemp -d "${TMPDIR:-/tmp}/ants-bench-cluster.XXXXXX")"
 port="${ANTS_CLUSTER_PORT:-18080}"
 nats_port="${NATS_PORT:-14222}"
-
-ANTS_STORE_OPTIONS="forward=${FORWARD:-on}" \
-  ANTS_RELAY_BIN="$target_dir/release/ants-relay" ANTS_CLUSTER_DIR="$state" \
-  ANTS_CLUSTER_PORT="$port" NATS_PORT="$nats_port" \
-  scripts/cluster.sh >"$state/cluster.out" 2>&1 &
-cluster_pid=$!
-cleanup() {
-  kill "$cluster_pid" 2>/dev/null || true
-  wait "$cluster_pid" 2>/dev/null || true
-  rm -rf "$state"
-}
-trap cleanup EXIT INT TERM
-until grep -q 'one logical relay' "$state/cluster.out" 2>/dev/null; do
-  kill -0 "$cluster_pid" 2>/dev/null || { cat "$state/cluster.out" >&2; exit 1; }
-  sleep 0.5
-done
-nats_url="$(sed -n 's/^cluster: NATS JetStream cluster ready: //p' "$state/cluster.out")"
-a="ws://127.0.0.1:$port/ws"
-b="ws://127.0.0.1:$((port + 1))/ws"
+store_options="forward=${FORWARD:-on}"
+# shellcheck source=bench/cluster-up.sh
+source "$root/bench/cluster-up.sh"
 say "cluster up: $nats_url, frontends $a $b; $seconds s per phase"
 
 raw_line="$(node bench/jetstream-raw.mjs --url "$nats_url" --publishers 16 --seconds "$seconds" | tee /dev/stderr | tail -1)"
