@@ -9,6 +9,10 @@
 #   bench/cluster-fault.sh                    # 30 s per run at 1,000 ops/s
 #   SECONDS_PER_RUN=60 RATE=2000 bench/cluster-fault.sh
 #
+# The kill is timed from the load generator's start, which first signs every op and connects
+# (a second or two): keep SECONDS_PER_RUN at 15 or more, or the kill may come before the
+# measured run (a 6 s smoke run showed no pause at all).
+#
 # Builds the release binaries (feature nats) first. Needs nats-server, curl and python3.
 set -euo pipefail
 
