@@ -142,14 +142,11 @@ impl Forwarding {
     }
 
     /// The other live frontend that owns `topic`, if one does (`None`: this frontend owns it,
-    /// or the live set is not known yet).
+    /// or the live set is not known yet). On every publish: reads the candidates in place.
     fn other_owner(&self, topic: &str) -> Option<FrontendId> {
-        let mut candidates = self.live.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let candidates = self.live.read().unwrap_or_else(|p| p.into_inner());
         if candidates.is_empty() {
             return None;
-        }
-        if !candidates.contains(&self.me) {
-            candidates.push(self.me);
         }
         owner_among(topic, &candidates)
             .ok()
@@ -254,11 +251,9 @@ impl Sender {
         let mut token: u64 = 0;
         let mut stopped = forwarding.stop.subscribe();
         loop {
-            let request = tokio::select! {
-                request = queued.recv() => request,
-                _ = stopped.wait_for(|stop| *stop) => None,
+            let Some(request) = unless_stopped(queued.recv(), &mut stopped).await else {
+                break;
             };
-            let Some(request) = request else { break };
             // The live set may have changed since the publish was routed.
             let Some(owner) = forwarding.other_owner(request.op.topic()) else {
                 self.local.sequence(request);
@@ -290,6 +285,17 @@ impl Sender {
     }
 }
 
+/// `next`'s item, or `None` once this frontend's forwarding is stopped.
+async fn unless_stopped<T>(
+    next: impl std::future::Future<Output = Option<T>>,
+    stopped: &mut watch::Receiver<bool>,
+) -> Option<T> {
+    tokio::select! {
+        item = next => item,
+        _ = stopped.wait_for(|stop| *stop) => None,
+    }
+}
+
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -303,11 +309,9 @@ async fn receive_answers(
 ) {
     let mut stopped = local.forwarding.stop.subscribe();
     loop {
-        let message = tokio::select! {
-            message = answers.next() => message,
-            _ = stopped.wait_for(|stop| *stop) => None,
+        let Some(message) = unless_stopped(answers.next(), &mut stopped).await else {
+            break;
         };
-        let Some(message) = message else { break };
         let token = message
             .subject
             .rsplit('.')
@@ -426,12 +430,10 @@ async fn serve(
     let mut next_id: u32 = 0;
     let mut stopped = forwarding.stop.subscribe();
     loop {
-        let message = tokio::select! {
-            message = requests.next() => message,
-            _ = stopped.wait_for(|stop| *stop) => None,
-        };
         // Stopped: unsubscribed, so the others' forwards find no responder and fall back.
-        let Some(message) = message else { break };
+        let Some(message) = unless_stopped(requests.next(), &mut stopped).await else {
+            break;
+        };
         let Some(to) = message.reply else { continue };
         next_id = next_id.wrapping_add(1).max(1);
         let answer = |error: &Error| Frame::error(0, error).encode().ok().map(Bytes::from);
@@ -477,11 +479,16 @@ async fn heartbeat(frontends: Frontends, address: String, forwarding: Arc<Forwar
         };
         match beat.await {
             Ok(live) => {
-                let ids: Vec<FrontendId> = live.into_iter().map(|h| h.id).collect();
+                let mut ids: Vec<FrontendId> = live.into_iter().map(|h| h.id).collect();
                 forwarding
                     .counts
                     .live
                     .store(ids.len() as u64, Ordering::Relaxed);
+                // The candidates always include this frontend, also before its own heartbeat
+                // is listed.
+                if !ids.contains(&forwarding.me) {
+                    ids.push(forwarding.me);
+                }
                 *forwarding.live.write().unwrap_or_else(|p| p.into_inner()) = ids;
             }
             // Keep the last live set: forwards to a frontend that is gone fall back here.
