@@ -34,6 +34,9 @@ pub struct Limits {
     /// Frames queued for one connection (receipts, errors, events) before it is dropped as a
     /// slow consumer.
     pub send_queue: usize,
+    /// Bytes of answers queued for one connection before it is dropped as a slow consumer
+    /// (1008 `SLOW_CONSUMER`); an empty queue takes any one answer.
+    pub send_queue_bytes: usize,
     /// Longest time one frame may take to be written to a connection before it is dropped as a
     /// slow consumer, in milliseconds.
     pub send_timeout_ms: u64,
@@ -104,6 +107,7 @@ impl Default for Limits {
             agent_rate: 5_000.0,
             agent_burst: 10_000.0,
             send_queue: 4_096,
+            send_queue_bytes: 4 * 1024 * 1024,
             send_timeout_ms: 10_000,
             cache_per_topic: 4_096,
             cache_bytes_per_topic: 16 * 1024 * 1024,

@@ -18,7 +18,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -30,7 +30,7 @@ use tokio::sync::{mpsc, Notify};
 use super::access::{revocations, Access};
 use super::hub::CachedEntry;
 use super::rate::TokenBucket;
-use super::reply::ReplyTo;
+use super::reply::{ReplyTo, SendBudget};
 use super::sequencer::PublishRequest;
 use super::store::SqlHashes;
 use super::Shared;
@@ -188,11 +188,8 @@ async fn serve(socket: WebSocket, shared: &Arc<Shared>, access: Access) -> End {
     let (sink, mut stream) = socket.split();
     let (frames, mut outbound) = mpsc::channel::<Vec<u8>>(limits.send_queue.max(1));
     let wake = Arc::new(Notify::new());
-    let reply = ReplyTo {
-        frames,
-        overflowed: Arc::new(AtomicBool::new(false)),
-        wake: wake.clone(),
-    };
+    let budget = Arc::new(SendBudget::new(limits.send_queue_bytes));
+    let reply = ReplyTo::new(frames, wake.clone(), budget);
     let mut conn = Conn {
         shared,
         state: {
@@ -228,6 +225,7 @@ async fn serve(socket: WebSocket, shared: &Arc<Shared>, access: Access) -> End {
                 _ = shutdown.changed() => {
                     // Flush answers already queued (receipts of committed ops), then leave.
                     while let Ok(bytes) = outbound.try_recv() {
+                        conn.reply.budget.taken(bytes.len());
                         if let Err(end) = conn.send(Message::Binary(bytes.into())).await {
                             return conn.finish(end, &wake, &mut stream).await;
                         }
@@ -335,10 +333,14 @@ impl Conn<'_> {
         first: Vec<u8>,
         queue: &mut mpsc::Receiver<Vec<u8>>,
     ) -> Result<(), End> {
+        self.reply.budget.taken(first.len());
         self.feed(Message::Binary(first.into())).await?;
         for _ in 0..PUMP_BATCH {
             match queue.try_recv() {
-                Ok(bytes) => self.feed(Message::Binary(bytes.into())).await?,
+                Ok(bytes) => {
+                    self.reply.budget.taken(bytes.len());
+                    self.feed(Message::Binary(bytes.into())).await?;
+                }
                 Err(_) => break,
             }
         }

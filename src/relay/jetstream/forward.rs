@@ -37,7 +37,7 @@ use super::{connect_client, sibling_subject, unavailable, JetStreamConfig};
 use crate::error::{Error, Result};
 use crate::op::SignedOp;
 use crate::relay::hub::Hub;
-use crate::relay::reply::ReplyTo;
+use crate::relay::reply::{ReplyTo, SendBudget};
 use crate::relay::sequencer::{PublishRequest, SequencerQueue};
 use crate::wire::{Body, Frame};
 
@@ -408,11 +408,7 @@ async fn serve(
     forwarding: Arc<Forwarding>,
 ) {
     let (frames, mut answered) = mpsc::channel::<Vec<u8>>(ANSWERS);
-    let reply = ReplyTo {
-        frames,
-        overflowed: Arc::default(),
-        wake: Arc::default(),
-    };
+    let reply = ReplyTo::new(frames, Arc::default(), SendBudget::unbounded());
     let waiting: Arc<Mutex<HashMap<u32, async_nats::Subject>>> = Arc::default();
     let (answer_client, answer_waiting) = (client.clone(), waiting.clone());
     tokio::spawn(async move {
