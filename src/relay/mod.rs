@@ -349,6 +349,7 @@ impl Parts {
             max_ops: config.limits.commit_max_ops,
             queue: config.limits.sequencer_queue,
             snapshot_every: config.limits.replica_snapshot_every,
+            release_after: config.limits.idle_release(),
         };
         let storage = Arc::new(store::StorageHealth::new(
             config.data.clone(),
@@ -441,6 +442,13 @@ pub(crate) async fn listen(config: Config, started: Started) -> Result<RelayHand
         closing,
         cluster,
     });
+    if let Some(idle) = shared.config.limits.idle_release() {
+        tokio::spawn(release_idle_caches(
+            shared.hub.clone(),
+            idle,
+            shared.closing.subscribe(),
+        ));
+    }
     let app = router(shared.clone());
     let (stop_accepting, stop_rx) = watch::channel(false);
     let server = tokio::spawn(serve::serve(
@@ -458,6 +466,24 @@ pub(crate) async fn listen(config: Config, started: Started) -> Result<RelayHand
         server,
         sequencer,
     })
+}
+
+/// Every half of `idle` until the relay closes: drops the cached entries of topics idle for
+/// `idle` ([`Hub::release_idle`]).
+async fn release_idle_caches(hub: Arc<Hub>, idle: Duration, mut closing: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(idle / 2);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                let released = hub.release_idle(idle);
+                if released > 0 {
+                    tracing::debug!(released, "cached entries of idle topics released");
+                }
+            }
+            _ = closing.changed() => return,
+        }
+    }
 }
 
 /// Runs a relay until SIGINT or SIGTERM, then shuts it down gracefully.
