@@ -257,6 +257,17 @@ async fn health_and_metrics_answer_over_http() {
     );
     assert!(metrics.contains("ants_relay_refused_total{code=\"COUNTER_REUSED\"} 1"));
     assert!(metrics.contains("ants_relay_connections 1"));
+    // The process's resident memory, to set against the budget (the test runs the relay
+    // in-process: at least a few MiB).
+    let resident: u64 = metrics
+        .lines()
+        .find_map(|line| {
+            line.strip_prefix("process_resident_memory_bytes ")?
+                .parse()
+                .ok()
+        })
+        .expect("process_resident_memory_bytes");
+    assert!(resident > 1024 * 1024, "{resident}");
     assert!(http_get(relay.local_addr(), "/healthz")
         .await
         .ends_with("ok\n"));

@@ -574,6 +574,14 @@ async fn metrics_text(State(shared): State<Arc<Shared>>) -> Response {
         "# HELP ants_relay_write_path_failed 1 once nothing more can be acknowledged until restart.\n\
          # TYPE ants_relay_write_path_failed gauge\nants_relay_write_path_failed {failed}\n"
     );
+    if let Some(resident) = resident_bytes() {
+        let _ = write!(
+            text,
+            "# HELP process_resident_memory_bytes Resident memory of the relay process, to set \
+             against the memory budget of its [limits] (README).\n\
+             # TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes {resident}\n"
+        );
+    }
     if let Some(cluster) = &shared.cluster {
         let connected = u8::from(cluster.connected());
         let _ = write!(
@@ -584,6 +592,14 @@ async fn metrics_text(State(shared): State<Arc<Shared>>) -> Response {
         cluster.render_metrics(&mut text);
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+}
+
+/// This process's resident memory, in bytes (`None` where `/proc/self/statm` cannot tell).
+fn resident_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    let page = rustix::param::page_size() as u64;
+    Some(pages * page)
 }
 
 async fn upgrade(
