@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
-use futures_util::stream::{SplitSink, SplitStream, StreamExt};
+use futures_util::stream::{FuturesOrdered, SplitSink, SplitStream, StreamExt};
 use futures_util::SinkExt;
 use tokio::sync::{mpsc, Notify};
 
@@ -160,6 +160,62 @@ struct Conn<'a> {
     slice: Slice,
     /// The storage read of history in flight, if any (at most one per connection).
     replay: Option<Replay>,
+    /// Proof requests being answered (each waits for its turn at the read pool), oldest first,
+    /// at most [`PROOFS_IN_FLIGHT`].
+    proofs: FuturesOrdered<ProofAnswer>,
+}
+
+/// Proof requests one connection may have waiting for storage at once; one more waits for the
+/// oldest to be answered first.
+const PROOFS_IN_FLIGHT: usize = 16;
+
+/// The answer frame to a proof request, once read.
+type ProofAnswer = Pin<Box<dyn Future<Output = Frame> + Send>>;
+
+/// The answer to proof request `request_id`: `make` run over the topic's log as committed
+/// with `tree_size` entries (which must not exceed the committed size), with a read connection
+/// of the pool once it is this request's turn (so proofs share the bounded storage readers with
+/// replay), or the refusal.
+fn proof(
+    shared: &Arc<Shared>,
+    request_id: u32,
+    topic: String,
+    tree_size: u64,
+    make: impl FnOnce(&MerkleLog<SqlHashes<'_>>) -> Result<Body, Error> + Send + 'static,
+) -> ProofAnswer {
+    let head = shared.hub.head(&topic);
+    let reader = shared.reader.clone();
+    Box::pin(async move {
+        let body = if tree_size > head {
+            Err(Error::BadInput(format!(
+                "tree size {tree_size} is beyond the topic's {head} entries"
+            )))
+        } else {
+            reader
+                .read(move |pool| {
+                    pool.with_hashes(&topic, |hashes| {
+                        let log = MerkleLog::open(hashes, tree_size)?;
+                        make(&log)
+                    })
+                })
+                .await
+                .and_then(|read| {
+                    read.ok_or_else(|| Error::BadInput("the topic has no entries".into()))
+                })
+        };
+        match body {
+            Ok(body) => Frame::new(request_id, body),
+            Err(error) => Frame::error(request_id, &error),
+        }
+    })
+}
+
+/// Waits for the oldest proof in flight, if any (never resolves without one).
+async fn proven(proofs: &mut FuturesOrdered<ProofAnswer>) -> Frame {
+    match proofs.next().await {
+        Some(frame) => frame,
+        None => std::future::pending().await,
+    }
 }
 
 /// One slice of a topic's history being read from storage for this connection: it waits for
@@ -209,6 +265,7 @@ async fn serve(socket: WebSocket, shared: &Arc<Shared>, access: Access) -> End {
         access,
         slice: Slice(FIRST_SLICE),
         replay: None,
+        proofs: FuturesOrdered::new(),
     };
     let mut shutdown = shared.closing.subscribe();
     let mut ping = tokio::time::interval(Duration::from_secs(limits.ping_interval_s.max(1)));
@@ -251,6 +308,7 @@ async fn serve(socket: WebSocket, shared: &Arc<Shared>, access: Access) -> End {
                 },
                 () = wake.notified() => conn.pump(&wake).await,
                 read = replayed(&mut conn.replay) => conn.replayed(read, &wake).await,
+                frame = proven(&mut conn.proofs) => conn.send_frame(&frame).await,
                 _ = ping.tick() => conn.send(Message::Ping(Vec::new().into())).await,
             };
             if let Err(end) = step {
@@ -475,16 +533,13 @@ impl Conn<'_> {
                 seq,
                 tree_size,
             } => {
-                let frame = self
-                    .proof(topic, tree_size, move |log| {
-                        let proof = log.inclusion_proof(seq, tree_size)?;
-                        Ok(Body::InclusionProof {
-                            proof: proof.encode(),
-                        })
+                let answer = proof(self.shared, request_id, topic, tree_size, move |log| {
+                    let proof = log.inclusion_proof(seq, tree_size)?;
+                    Ok(Body::InclusionProof {
+                        proof: proof.encode(),
                     })
-                    .await
-                    .map(|body| Frame::new(request_id, body));
-                self.answer(request_id, frame).await
+                });
+                self.prove(answer).await
             }
             Action::ConsistencyProof {
                 request_id,
@@ -492,16 +547,13 @@ impl Conn<'_> {
                 old_size,
                 new_size,
             } => {
-                let frame = self
-                    .proof(topic, new_size, move |log| {
-                        let proof = log.consistency_proof(old_size, new_size)?;
-                        Ok(Body::ConsistencyProof {
-                            proof: proof.encode(),
-                        })
+                let answer = proof(self.shared, request_id, topic, new_size, move |log| {
+                    let proof = log.consistency_proof(old_size, new_size)?;
+                    Ok(Body::ConsistencyProof {
+                        proof: proof.encode(),
                     })
-                    .await
-                    .map(|body| Frame::new(request_id, body));
-                self.answer(request_id, frame).await
+                });
+                self.prove(answer).await
             }
         }
     }
@@ -513,32 +565,16 @@ impl Conn<'_> {
         }
     }
 
-    /// Runs `make` over the topic's log as committed with `tree_size` entries (which must not
-    /// exceed the committed size), with a read connection of the pool once it is this
-    /// connection's turn (so proofs share the bounded storage readers with replay).
-    async fn proof(
-        &mut self,
-        topic: String,
-        tree_size: u64,
-        make: impl FnOnce(&MerkleLog<SqlHashes<'_>>) -> Result<Body, Error> + Send + 'static,
-    ) -> Result<Body, Error> {
-        let head = self.shared.hub.head(&topic);
-        if tree_size > head {
-            return Err(Error::BadInput(format!(
-                "tree size {tree_size} is beyond the topic's {head} entries"
-            )));
+    /// Queues a proof's answer: it is sent when read, while the loop goes on serving receipts
+    /// and entries. With [`PROOFS_IN_FLIGHT`] already waiting, the oldest is answered first.
+    async fn prove(&mut self, answer: ProofAnswer) -> Result<(), End> {
+        if self.proofs.len() >= PROOFS_IN_FLIGHT {
+            if let Some(frame) = self.proofs.next().await {
+                self.send_frame(&frame).await?;
+            }
         }
-        let read = self
-            .shared
-            .reader
-            .read(move |pool| {
-                pool.with_hashes(&topic, |hashes| {
-                    let log = MerkleLog::open(hashes, tree_size)?;
-                    make(&log)
-                })
-            })
-            .await?;
-        read.ok_or_else(|| Error::BadInput("the topic has no entries".into()))
+        self.proofs.push_back(answer);
+        Ok(())
     }
 
     /// Sends every subscribed topic the entries it is owed from the hub's cache, a bounded
