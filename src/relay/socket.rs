@@ -13,8 +13,9 @@
 //! History yields to live traffic (issue 22 item 3): entries older than the hub's cache are
 //! read from storage through the relay's bounded read pool (`[limits] storage_readers` reads
 //! at once, turns first come first served), one slice per turn and at most one read in flight
-//! per connection ([`Replay`]). The loop keeps serving receipts, live topics and pings while
-//! that read waits for its turn.
+//! per connection ([`Replay`]). Proofs take turns at the same pool, up to 16 waiting per
+//! connection ([`PROOFS_IN_FLIGHT`]). The loop keeps serving receipts, live topics and pings
+//! while those reads wait for their turn.
 
 use std::future::Future;
 use std::pin::Pin;
