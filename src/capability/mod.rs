@@ -39,11 +39,13 @@ use crate::identity::{AgentId, Identity};
 pub mod authority;
 mod link;
 pub mod owned;
+pub mod room_proof;
 mod scope;
 
 pub use authority::{Authority, Presentation, Revocation, RevokedLink, RevokedLinks};
 pub use link::{Grant, Link, CAPABILITY_DOMAIN, MAX_LINK_LEN};
 pub use owned::{may_read, may_use, may_write, revoked_since, topic_owner};
+pub use room_proof::RoomProof;
 pub use scope::{Right, Rights, Scope};
 
 /// The version of capabilities this build writes and reads.
