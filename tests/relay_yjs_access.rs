@@ -1,6 +1,6 @@
 //! Private Yjs rooms (PROTOCOL.md 8.7.1) over real sockets with raw frames: a room named by an
 //! owned topic, or bridged to one, is refused without a room proof and a capability (with the
-//! y-protocols permission-denied message, then close 1008 and the code), joined and synced with
+//! y-protocols permission-denied message, then close 4401 or 4403 and the code), joined and synced with
 //! them; a reader's document updates are dropped; a capability that expires or is revoked while
 //! connected closes the connection with its code. (A stock provider: tests/js/yjs-access.test.mjs.)
 #![cfg(all(feature = "relay", not(target_arch = "wasm32")))]

@@ -120,7 +120,8 @@ pub fn now_ms() -> u64 {
 
 impl YClient {
     /// Expects the relay to refuse the connection as a private room does: a y-protocols
-    /// permission-denied message, then close 1008; both reasons start with `code`.
+    /// permission-denied message, then close 4401 (`NOT_AUTHENTICATED`) or 4403 (the rest);
+    /// both reasons start with `code`.
     pub async fn expect_denied(&mut self, code: &str) {
         loop {
             match self.next().await {
@@ -135,9 +136,16 @@ impl YClient {
                 Err(closed) => panic!("closed without a permission-denied message: {closed:?}"),
             }
         }
+        let expected = if code == "NOT_AUTHENTICATED" {
+            4401
+        } else {
+            4403
+        };
         match self.next().await {
-            Err(Some((1008, reason))) => assert!(reason.starts_with(code), "{reason}"),
-            other => panic!("expected close 1008 {code}, got {other:?}"),
+            Err(Some((got, reason))) if got == expected => {
+                assert!(reason.starts_with(code), "{reason}")
+            }
+            other => panic!("expected close {expected} {code}, got {other:?}"),
         }
     }
 }

@@ -40,7 +40,8 @@
 //! - Private rooms (`access.rs`): a room named by an owned topic (`/yjs/@<agent id>/…`), or
 //!   bridged to one, admits only a connection whose URL carries a room proof of an agent that
 //!   may read the topic (`?cap=<hex>&proof=<hex>`); its document updates count only if it may
-//!   write. Refused: the y-protocols permission-denied message, then close 1008 and the code.
+//!   write. Refused: the y-protocols permission-denied message, then close 4401 or 4403
+//!   ([`access_close_code`]) and the code.
 //!   A capability that expires or is revoked while connected closes the connection the same
 //!   way. On a cluster, only bridged private rooms are served (a plain room's record topic,
 //!   `yjs/…`, is open).
@@ -626,8 +627,20 @@ impl Guard {
     }
 }
 
+/// The close code of a connection refused access to a private room: 4401 without a valid room
+/// proof (`NOT_AUTHENTICATED`), else 4403. The 4400–4499 range is y-websocket's convention
+/// (3.x, `shouldReconnect`) for "reconnecting cannot fix this": a stock provider stops and
+/// emits `closed` with the code and reason, instead of retrying the same URL forever; the app
+/// sets fresh `params` and calls `connect()`.
+pub const fn access_close_code(error: &Error) -> u16 {
+    match error {
+        Error::NotAuthenticated => 4401,
+        _ => 4403,
+    }
+}
+
 /// Refuses a connection to a private room: the y-protocols permission-denied message (which a
-/// stock provider reports), then close 1008 with the code as the reason.
+/// stock provider reports), then a close with [`access_close_code`] and the code as the reason.
 async fn refuse(
     sink: &mut Sink,
     stream: &mut SplitStream<WebSocket>,
@@ -641,7 +654,7 @@ async fn refuse(
         sink.send(Message::Binary(denied.into())),
     )
     .await;
-    close(sink, stream, shared, 1008, reason).await;
+    close(sink, stream, shared, access_close_code(error), reason).await;
 }
 
 /// How a connection ends, when it has something to tell its peer.
