@@ -2,8 +2,8 @@
 // real `ants-relay` binary: the room `@<owner>/notes` is refused without a room proof and a
 // capability (permission-denied message, then close 4401/4403, after which a stock provider stops
 // reconnecting and emits `closed`), with an expired or a forged capability; a writer joins and
-// syncs with the owner through `params: { cap, proof }`; a reader syncs but its edits never
-// reach the room.
+// syncs with the owner through `params: Capability.roomParams(…)`; a reader syncs but its edits
+// never reach the room.
 //
 // Needs: pkg/ (scripts/build-pkg.sh) and the relay (ANTS_RELAY_BIN, or a debug build).
 import assert from 'node:assert/strict';
@@ -13,7 +13,7 @@ import * as decoding from 'lib0/decoding';
 import * as Y from 'yjs';
 import { Capability, Identity } from 'ants-coord';
 
-import { startRelay } from './helpers.mjs';
+import { assertCode, startRelay } from './helpers.mjs';
 import { providers } from './yjs-providers.mjs';
 
 const PATIENCE_MS = 20_000;
@@ -104,12 +104,28 @@ test('a private room refuses a provider without a proof and capability, or with 
   await refused(room, params(bob, room, [forged]), 'BAD_SIGNATURE');
 });
 
+test('Capability.roomParams signs the proof PROTOCOL.md 8.7.1 lays out, and joins the capabilities with ","', () => {
+  const owner = Identity.generate();
+  const bob = Identity.generate();
+  const topic = `@${owner.agentId}/notes`;
+  const expiresMs = Date.now() + HOUR_MS;
+  const caps = [1, 2].map(() => Capability.grant(owner, { audience: bob.agentId, topic, rights: ['read'], expiresMs }));
+  // Ed25519 signatures are deterministic: the package's proof is the hand-made one.
+  assert.deepEqual(Capability.roomParams(bob, topic, caps, expiresMs), { cap: caps.map(hex).join(','), proof: roomProof(bob, topic, expiresMs) });
+  assert.deepEqual(Capability.roomParams(owner, topic, [], expiresMs), { proof: roomProof(owner, topic, expiresMs) });
+  assertCode(() => Capability.roomParams(bob, topic, Array(17).fill(caps[0]), expiresMs), 'LIMIT_EXCEEDED');
+  assertCode(() => Capability.roomParams(bob, 'bad\u0001topic', [], expiresMs), 'BAD_TOPIC');
+});
+
 test('a writer joins and syncs with the owner; a reader syncs but cannot write', async () => {
   const owner = Identity.generate();
   const writer = Identity.generate();
   const reader = Identity.generate();
   const room = `@${owner.agentId}/notes`;
-  const grant = (to, rights) => Capability.grant(owner, { audience: to.agentId, topic: room, rights, expiresMs: Date.now() + HOUR_MS });
+  const expiresMs = Date.now() + HOUR_MS;
+  const grant = (to, rights) => Capability.grant(owner, { audience: to.agentId, topic: room, rights, expiresMs });
+  // What an application passes: the package's roomParams.
+  const params = (holder, topic, caps = []) => Capability.roomParams(holder, topic, caps, expiresMs);
 
   const ownerDoc = new Y.Doc();
   const ownerSide = provider(room, ownerDoc, params(owner, room));
