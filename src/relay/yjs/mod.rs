@@ -570,6 +570,10 @@ fn refusal_code(error: &Error) -> u16 {
     }
 }
 
+/// Longest a private room's connection waits to decide again for a capability's start or
+/// expiry (a later one is waited for in steps of this).
+const MAX_RECHECK_WAIT: Duration = Duration::from_secs(24 * 3600);
+
 /// A private room's check on one connection: its credentials, what they allow now, and the
 /// wake-up of the guarding topic's new entries (a revocation is one).
 struct Guard {
@@ -589,16 +593,17 @@ impl Guard {
         let Some(topic) = access.topic().map(str::to_owned) else {
             return Ok(None);
         };
-        // Watch before deciding: a revocation sequenced in between wakes the connection.
-        let wake = Arc::new(tokio::sync::Notify::new());
-        shared.hub.watch(&topic, &wake);
         let mut guard = Guard {
             access,
             topic,
-            wake,
+            wake: Arc::new(tokio::sync::Notify::new()),
             allowed: access::Allowed::ReadOnly,
             told_read_only: false,
         };
+        // Decided before watching, so that a refused connection leaves nothing in the hub;
+        // then again once watching, so that no revocation slips in between.
+        guard.recheck(shared)?;
+        shared.hub.watch(&guard.topic, &guard.wake);
         match guard.recheck(shared) {
             Ok(()) => Ok(Some(guard)),
             Err(error) => {
@@ -615,11 +620,13 @@ impl Guard {
         Ok(())
     }
 
-    /// When to decide again without a new entry (a capability starts or expires).
+    /// When to decide again without a new entry (a capability starts or expires): at most
+    /// [`MAX_RECHECK_WAIT`] ahead, so that a far-off time never overflows the clock.
     fn next_change(&self) -> Option<tokio::time::Instant> {
         let now = super::now_ms();
         let at = self.access.next_change_after(now)?;
-        Some(tokio::time::Instant::now() + Duration::from_millis(at - now))
+        let wait = Duration::from_millis(at - now).min(MAX_RECHECK_WAIT);
+        Some(tokio::time::Instant::now() + wait)
     }
 
     fn release(&self, shared: &Shared) {
