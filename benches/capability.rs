@@ -90,7 +90,7 @@ fn checks(c: &mut Criterion) {
             RoomProof::decode(&proof)
                 .expect("decodes")
                 .verify(&topic, NOW_MS)
-                .map(|agent| *agent)
+                .copied()
                 .expect("valid")
         })
     });
