@@ -3,7 +3,8 @@
 // capability (permission-denied message, then close 4401/4403, after which a stock provider stops
 // reconnecting and emits `closed`), with an expired or a forged capability; a writer joins and
 // syncs with the owner through `params: Capability.roomParams(…)`; a reader syncs but its edits
-// never reach the room.
+// never reach the room; a capability revoked while connected (a `cap.revoke` published over
+// /ws) stops the provider with `closed` 4403 CAPABILITY_REVOKED.
 //
 // Needs: pkg/ (scripts/build-pkg.sh) and the relay (ANTS_RELAY_BIN, or a debug build).
 import assert from 'node:assert/strict';
@@ -12,6 +13,8 @@ import { after, before, test } from 'node:test';
 import * as decoding from 'lib0/decoding';
 import * as Y from 'yjs';
 import { Capability, Identity } from 'ants-coord';
+import { RelayClient } from 'ants-coord/client';
+import { WebSocket } from 'ws';
 
 import { assertCode, startRelay } from './helpers.mjs';
 import { providers } from './yjs-providers.mjs';
@@ -151,4 +154,29 @@ test('a writer joins and syncs with the owner; a reader syncs but cannot write',
   assert.equal(ownerDoc.getText('t').toString(), 'hello world!');
   assert.equal(writerDoc.getText('t').toString(), 'hello world!');
   for (const p of [ownerSide, writerSide, readerSide]) destroy(p);
+});
+
+test('a capability revoked while connected: the stock provider stops with closed 4403 CAPABILITY_REVOKED', async () => {
+  const owner = Identity.generate();
+  const bob = Identity.generate();
+  const room = `@${owner.agentId}/notes`;
+  const expiresMs = Date.now() + HOUR_MS;
+  const cap = Capability.grant(owner, { audience: bob.agentId, topic: room, rights: ['read', 'write'], expiresMs });
+  const doc = new Y.Doc();
+  const bobs = provider(room, doc, Capability.roomParams(bob, room, [cap], expiresMs));
+  await until(() => bobs.synced, 'bob synced');
+  const closed = new Promise((resolve) => bobs.once('closed', resolve));
+  // The owner revokes the capability's root link in the room's topic, over /ws.
+  const client = await RelayClient.connect(`ws://127.0.0.1:${relay.port}/ws`, owner, { WebSocket });
+  try {
+    await client.publish(room, 'cap.revoke', Capability.revocation(cap, 0));
+    const { code, reason } = await closed;
+    assert.equal(code, 4403, reason);
+    assert.ok(reason.startsWith('CAPABILITY_REVOKED'), reason);
+    assert.ok(bobs.denied.some((d) => d.startsWith('CAPABILITY_REVOKED')), `${bobs.denied}`);
+    assert.equal(bobs.shouldConnect, false, 'a stock provider does not retry a 44xx close');
+  } finally {
+    client.close();
+    destroy(bobs);
+  }
 });
