@@ -192,7 +192,22 @@ async fn a_room_bridged_to_an_owned_topic_is_guarded_by_it() {
     bob_client.until_text("signed").await;
 
     // The relay signs what the room writes: it counts only once the owner granted the relay's
-    // key write and presented it in the topic (10.8), like any other writer.
+    // key write and presented it in the topic (10.8), like any other writer. Before, an edit
+    // ends the room with 4403 (which a stock provider does not retry: no loop of refused
+    // edits), and the topic is unchanged.
+    bob_client.insert(6, " (too early)").await;
+    loop {
+        match bob_client.next().await {
+            Ok(_) => continue,
+            Err(Some((4403, reason))) => {
+                assert!(reason.starts_with("NOT_AUTHORIZED"), "{reason}");
+                break;
+            }
+            Err(other) => panic!("expected close 4403 NOT_AUTHORIZED, got {other:?}"),
+        }
+    }
+    let mut bob_client = YClient::joined(&base, &room(params(&bob, &topic, &[&bob_rw]))).await;
+    bob_client.until_text("signed").await;
     let relay_cap = Capability::grant(
         &alice,
         relay.relay_id(),
