@@ -208,6 +208,21 @@ impl Bridge {
                         lost.push(i);
                     }
                 }
+                // An owned topic counts only the writes its log authorizes (PROTOCOL.md 8.7.1,
+                // 10.8): the relay's key needs a presented `write` capability, and retrying
+                // cannot give it one.
+                Body::Error { code, message }
+                    if matches!(
+                        code.as_str(),
+                        "NOT_AUTHORIZED" | "CAPABILITY_EXPIRED" | "CAPABILITY_REVOKED"
+                    ) =>
+                {
+                    failure.get_or_insert_with(|| {
+                        Error::NotAuthorized(format!(
+                            "the relay's key may not write the bridged topic: {code}: {message}"
+                        ))
+                    });
+                }
                 Body::Error { code, message } => {
                     failure.get_or_insert_with(|| {
                         Error::Unavailable(format!(
