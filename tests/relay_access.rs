@@ -365,3 +365,69 @@ async fn a_subscription_ends_when_the_capability_that_opened_it_expires() {
     assert_eq!(reader.next_entry().await.op().topic(), "marker");
     relay.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prefix_the_config_closes_needs_its_guard_or_a_capability_rooted_at_it() {
+    use ants_coord::relay::policy::{Openness, TopicAccessConfig};
+    let (operator, bob, mallory) = (identity(1), identity(2), identity(3));
+    let relay = start_relay_with(temp_dir("access-policy"), |config| {
+        config.access = vec![TopicAccessConfig {
+            prefix: "ops/".into(),
+            guard: operator.agent_id().to_string(),
+            read: Openness::Closed,
+            write: Openness::Closed,
+        }];
+    })
+    .await;
+    let url = relay.url();
+    let topic = "ops/alerts";
+    let mut guard = Client::connect_as(&url, &operator).await;
+    guard.publish_ok(&op(&operator, topic, 0, b"first")).await;
+    guard.publish_ok(&op(&operator, topic, 1, b"second")).await;
+    assert_eq!(read_codes(&mut guard, topic).await, vec!["OK"; 4]);
+
+    // No hello, no capability, a capability of another key, an expired one: refused.
+    let mut anonymous = Client::connect(&url).await;
+    assert_eq!(
+        read_codes(&mut anonymous, topic).await,
+        vec!["NOT_AUTHENTICATED"; 4]
+    );
+    let both = Rights::READ | Rights::WRITE;
+    let foreign = cap(&mallory, &bob, topic, both, in_an_hour());
+    let expired = cap(&operator, &bob, topic, both, 1_000);
+    for (caps, code) in [
+        (vec![], "NOT_AUTHORIZED"),
+        (vec![&foreign], "NOT_AUTHORIZED"),
+        (vec![&expired], "CAPABILITY_EXPIRED"),
+    ] {
+        let mut refused = Client::connect_as(&url_with(&url, &caps), &bob).await;
+        assert_eq!(read_codes(&mut refused, topic).await, vec![code; 4]);
+        let answer = refused.publish(&op(&bob, topic, 0, b"let me in")).await;
+        assert_eq!(code_of(&answer), code);
+    }
+
+    // The guard's capability over the prefix: bob reads and writes, and a subscriber sees it.
+    let member_cap = Capability::grant(
+        &operator,
+        bob.agent_id(),
+        Scope::Prefix("ops/".into()),
+        both,
+        in_an_hour(),
+    )
+    .unwrap();
+    let mut member = Client::connect_as(&url_with(&url, &[&member_cap]), &bob).await;
+    assert_eq!(read_codes(&mut member, topic).await, vec!["OK"; 4]);
+    assert_eq!(member.subscribe(topic, 2).await, 2);
+    assert_eq!(member.publish_ok(&op(&bob, topic, 0, b"ack")).await, 2);
+    assert_eq!(member.next_entry().await.seq(), 2);
+
+    // Every other topic is as open as before.
+    let mut stranger = Client::connect_as(&url, &mallory).await;
+    assert_eq!(
+        stranger.publish_ok(&op(&mallory, "chat", 0, b"hi")).await,
+        0
+    );
+    let mut reader = Client::connect(&url).await;
+    assert_eq!(reader.subscribe("chat", 0).await, 1);
+    relay.shutdown().await.unwrap();
+}

@@ -230,3 +230,48 @@ async fn a_room_bridged_to_an_owned_topic_is_guarded_by_it() {
     }
     relay.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_room_the_config_closes_admits_only_its_guard_and_holders_of_its_capabilities() {
+    use ants_coord::relay::policy::{Openness, TopicAccessConfig};
+    let (operator, bob, carol) = (identity(1), identity(2), identity(3));
+    let relay = start_relay_with(temp_dir("yjs-policy"), |config| {
+        config.access = vec![TopicAccessConfig {
+            prefix: "ops-".into(),
+            guard: operator.agent_id().to_string(),
+            read: Openness::Closed,
+            write: Openness::Closed,
+        }];
+    })
+    .await;
+    let base = relay.yjs_url();
+    let room = "ops-runbook";
+    YClient::connect(&base, room)
+        .await
+        .expect_denied("NOT_AUTHENTICATED")
+        .await;
+    let query = params(&carol, room, &[]);
+    YClient::connect(&base, &format!("{room}?{query}"))
+        .await
+        .expect_denied("NOT_AUTHORIZED")
+        .await;
+    let mut guard =
+        YClient::joined(&base, &format!("{room}?{}", params(&operator, room, &[]))).await;
+    guard.insert(0, "step one").await;
+    let bob_rw = Capability::grant(
+        &operator,
+        bob.agent_id(),
+        Scope::Prefix("ops-".into()),
+        Rights::READ | Rights::WRITE,
+        in_an_hour(),
+    )
+    .unwrap();
+    let query = params(&bob, room, &[&bob_rw]);
+    let mut member = YClient::joined(&base, &format!("{room}?{query}")).await;
+    member.until_text("step one").await;
+    member.insert(8, ", two").await;
+    guard.until_text("step one, two").await;
+    // A room no policy covers stays open.
+    YClient::joined(&base, "lobby").await;
+    relay.shutdown().await.unwrap();
+}

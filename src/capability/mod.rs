@@ -44,7 +44,7 @@ mod scope;
 
 pub use authority::{Authority, Presentation, Revocation, RevokedLink, RevokedLinks};
 pub use link::{Grant, Link, CAPABILITY_DOMAIN, MAX_LINK_LEN};
-pub use owned::{may_read, may_use, may_write, revoked_since, topic_owner};
+pub use owned::{may_read, may_use, may_use_rooted_at, may_write, revoked_since, topic_owner};
 pub use room_proof::RoomProof;
 pub use scope::{Right, Rights, Scope};
 

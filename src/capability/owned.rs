@@ -99,6 +99,40 @@ pub fn may_use(
         };
     };
     let owner = *first.issuer();
+    granted_by(rooted, &owner, agent, topic, right, now_ms, revoked)
+}
+
+/// Whether `agent` may use `right` on `topic` at `now_ms` holding `capabilities`, when `root`
+/// guards the topic although its name does not say so (a relay's configured policy for a topic
+/// prefix, PROTOCOL.md 10.9): `root` itself may, another agent only by a capability rooted at
+/// `root` (10.4), with the links in `revoked` no longer counting. Errors as [`may_use`].
+pub fn may_use_rooted_at(
+    root: &AgentId,
+    topic: &str,
+    agent: &AgentId,
+    capabilities: &[Capability],
+    right: Right,
+    now_ms: u64,
+    revoked: Option<&RevokedLinks>,
+) -> Result<()> {
+    if agent == root {
+        return Ok(());
+    }
+    let rooted = capabilities.iter().filter(|c| c.issuer() == root);
+    granted_by(rooted, root, agent, topic, right, now_ms, revoked)
+}
+
+/// Whether one of `rooted` (capabilities whose root issuer is `owner`) lets `agent` use `right`
+/// on `topic` at `now_ms`; the one refusal reported, formatted once, otherwise.
+fn granted_by<'a>(
+    rooted: impl Iterator<Item = &'a Capability>,
+    owner: &AgentId,
+    agent: &AgentId,
+    topic: &str,
+    right: Right,
+    now_ms: u64,
+    revoked: Option<&RevokedLinks>,
+) -> Result<()> {
     let (mut revoked_error, mut expired) = (None, None);
     for capability in rooted {
         match capability.authorization(agent, topic, right, now_ms) {
@@ -110,14 +144,13 @@ pub fn may_use(
             Authorization::Refused => {}
         }
     }
-    // The words of the one refusal reported, formatted once.
     Err(match (revoked_error, expired) {
         (Some(seq), _) => Error::CapabilityRevoked(format!(
             "a link of {}'s capability on {topic:?} was revoked at seq {seq}",
             agent.short()
         )),
         (None, Some(expires_ms)) => Error::CapabilityExpired { expires_ms, now_ms },
-        (None, None) => not_authorized(agent, &owner, right, topic),
+        (None, None) => not_authorized(agent, owner, right, topic),
     })
 }
 

@@ -18,12 +18,18 @@
 //! topic's log instead, as it checks every op of an owned topic against the log (10.8) after
 //! this check against the connection's capabilities.
 //!
-//! Every other topic is open, as before capabilities existed.
+//! A topic the operator's config closes (`[[access]]`, [`TopicPolicies`], PROTOCOL.md 10.9) is
+//! checked the same way, with the policy's guarding key in the owner's place. Every other
+//! topic is open, as before capabilities existed.
+
+use std::sync::Arc;
 
 use super::hub::Hub;
+use super::policy::TopicPolicies;
 use crate::capability::authority::kind;
 use crate::capability::{
-    may_use, revoked_since, topic_owner, Capability, RevokedLinks, Right, MAX_CAPABILITY_LEN,
+    may_use, may_use_rooted_at, revoked_since, topic_owner, Capability, RevokedLinks, Right,
+    MAX_CAPABILITY_LEN,
 };
 use crate::error::{Error, Result};
 use crate::identity::AgentId;
@@ -35,11 +41,13 @@ pub const MAX_CONNECTION_CAPABILITIES: usize = 16;
 /// The query parameter that carries a capability, as lowercase hex.
 pub const CAPABILITY_PARAM: &str = "cap";
 
-/// The capabilities a connection holds. A cache of decoded, verified chains, bounded by
-/// [`MAX_CONNECTION_CAPABILITIES`]; it never changes after the upgrade.
+/// The capabilities a connection holds, and the relay's policies they are weighed under. A
+/// cache of decoded, verified chains, bounded by [`MAX_CONNECTION_CAPABILITIES`]; it never
+/// changes after the upgrade.
 #[derive(Debug, Default)]
 pub(crate) struct Access {
     capabilities: Vec<Capability>,
+    policies: Arc<TopicPolicies>,
 }
 
 impl Access {
@@ -49,17 +57,20 @@ impl Access {
     /// Errors: `LIMIT_EXCEEDED` for more than [`MAX_CONNECTION_CAPABILITIES`] or a parameter
     /// longer than a capability can be; `BAD_INPUT` for a value that is not lowercase hex; the
     /// codes of [`Capability::decode`] for bytes that are not a valid chain.
-    pub(crate) fn from_query(query: Option<&str>) -> Result<Self> {
+    pub(crate) fn from_query(query: Option<&str>, policies: &Arc<TopicPolicies>) -> Result<Self> {
         let values = query.unwrap_or_default().split('&').filter_map(|pair| {
             pair.strip_prefix(CAPABILITY_PARAM)
                 .and_then(|rest| rest.strip_prefix('='))
         });
-        Self::from_hex(values)
+        Self::from_hex(values, policies)
     }
 
     /// The capabilities of the lowercase hex strings `values`, with the errors of
     /// [`Access::from_query`].
-    pub(crate) fn from_hex<'a>(values: impl IntoIterator<Item = &'a str>) -> Result<Self> {
+    pub(crate) fn from_hex<'a>(
+        values: impl IntoIterator<Item = &'a str>,
+        policies: &Arc<TopicPolicies>,
+    ) -> Result<Self> {
         let mut capabilities = Vec::new();
         for hex in values {
             if capabilities.len() == MAX_CONNECTION_CAPABILITIES {
@@ -80,7 +91,29 @@ impl Access {
                 .ok_or_else(|| Error::BadInput("a cap parameter is lowercase hex".into()))?;
             capabilities.push(Capability::decode(&bytes)?);
         }
-        Ok(Access { capabilities })
+        Ok(Access {
+            capabilities,
+            policies: policies.clone(),
+        })
+    }
+
+    /// Whether `agent` may use `right` on `topic` at `now_ms`: by section 10.5 for an owned
+    /// topic (the links in `revoked` no longer counting), by the policy's guarding key for a
+    /// topic the config closes, and always for any other.
+    fn may(
+        &self,
+        agent: &AgentId,
+        topic: &str,
+        right: Right,
+        now_ms: u64,
+        revoked: Option<&RevokedLinks>,
+    ) -> Result<()> {
+        match self.policies.guard(topic, right) {
+            Some(guard) => {
+                may_use_rooted_at(guard, topic, agent, &self.capabilities, right, now_ms, None)
+            }
+            None => may_use(topic, agent, &self.capabilities, right, now_ms, revoked),
+        }
     }
 
     /// Why `agent` may not write `topic` at `now_ms` (`None`: it may), with the links in
@@ -92,15 +125,7 @@ impl Access {
         now_ms: u64,
         revoked: Option<&RevokedLinks>,
     ) -> Option<Error> {
-        may_use(
-            topic,
-            agent,
-            &self.capabilities,
-            Right::Write,
-            now_ms,
-            revoked,
-        )
-        .err()
+        self.may(agent, topic, Right::Write, now_ms, revoked).err()
     }
 
     /// The first instant after `now_ms` at which a capability held starts or ends: when a
@@ -125,17 +150,16 @@ impl Access {
     ) -> Option<(u32, Error)> {
         let (request_id, topic) = match action {
             Action::Publish { request_id, op } | Action::PublishUnverified { request_id, op } => {
-                if op.kind() == kind::REVOKE {
-                    // Revoking a link one signed needs no right on the topic: the sequencer
-                    // decides by the chain in the body and the topic's log.
+                if op.kind() == kind::REVOKE && topic_owner(op.topic()).is_some() {
+                    // Revoking a link one signed needs no right on an owned topic: the
+                    // sequencer decides by the chain in the body and the topic's log.
                     return None;
                 }
                 // The state machine only emits a publish whose author is the connection's agent.
                 let revoked = revocations(hub, op.topic());
-                let allowed = may_use(
-                    op.topic(),
+                let allowed = self.may(
                     op.author(),
-                    &self.capabilities,
+                    op.topic(),
                     Right::Write,
                     now_ms,
                     revoked.as_deref(),
@@ -171,12 +195,13 @@ impl Access {
         revoked: Option<&RevokedLinks>,
     ) -> Option<Error> {
         // An open topic: nothing to check.
-        topic_owner(topic)?;
+        if self.policies.guard(topic, Right::Read).is_none() {
+            topic_owner(topic)?;
+        }
         let Some(agent) = agent else {
             return Some(Error::NotAuthenticated);
         };
-        let read = Right::Read;
-        may_use(topic, agent, &self.capabilities, read, now_ms, revoked).err()
+        self.may(agent, topic, Right::Read, now_ms, revoked).err()
     }
 
     /// For a live subscription to `topic`: when every capability that lets the agent read it
@@ -222,10 +247,18 @@ mod tests {
         let topic = format!("@{}/x", alice.agent_id());
         let cap = Capability::grant(&alice, bob, Scope::Topic(topic), Rights::READ, 10).unwrap();
         let hex = lower_hex(cap.as_bytes());
-        let access = Access::from_query(Some(&format!("x=1&cap={hex}&cap={hex}"))).unwrap();
+        let access =
+            Access::from_query(Some(&format!("x=1&cap={hex}&cap={hex}")), &Arc::default()).unwrap();
         assert_eq!(access.capabilities.len(), 2);
-        assert!(Access::from_query(None).unwrap().capabilities.is_empty());
-        let code = |query: String| Access::from_query(Some(&query)).unwrap_err().code();
+        assert!(Access::from_query(None, &Arc::default())
+            .unwrap()
+            .capabilities
+            .is_empty());
+        let code = |query: String| {
+            Access::from_query(Some(&query), &Arc::default())
+                .unwrap_err()
+                .code()
+        };
         let many = vec![format!("cap={hex}"); MAX_CONNECTION_CAPABILITIES + 1].join("&");
         assert_eq!(code(many), "LIMIT_EXCEEDED");
         assert_eq!(

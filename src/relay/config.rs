@@ -307,6 +307,9 @@ pub struct Config {
     /// so this is off (empty) unless the operator names the topics; other topics are refused
     /// with `BRIDGE_NOT_ALLOWED`. `""` allows every topic.
     pub yjs_bridge: Vec<String>,
+    /// The operator's access policies for topic prefixes (`[[access]]` tables): see
+    /// [`crate::relay::policy`].
+    pub access: Vec<crate::relay::policy::TopicAccessConfig>,
     /// Where the log is stored: absent or `sqlite` for the embedded SQLite store in `data`;
     /// `nats://host:port,host:port,…` for a NATS JetStream cluster (feature `nats`), which
     /// makes this relay one frontend of a cluster. See [`Config::store_kind`].
@@ -334,6 +337,7 @@ impl Default for Config {
             limits: Limits::default(),
             replica: Vec::new(),
             yjs_bridge: Vec::new(),
+            access: Vec::new(),
             store: None,
         }
     }
@@ -534,6 +538,28 @@ mod tests {
             .map(|body| body.matches("    pub ").count())
             .unwrap();
         assert_eq!(rows.len(), fields, "README's [limits] table: {rows:?}");
+    }
+
+    #[test]
+    fn access_tables_are_read_from_the_file() {
+        use crate::relay::policy::{Openness, TopicPolicies};
+        let guard = crate::Identity::from_seed(&[4; 32]).unwrap().agent_id();
+        let config: Config = toml::from_str(&format!(
+            "[[access]]\nprefix = \"ops/\"\nguard = \"{guard}\"\nread = \"closed\"\nwrite = \"closed\"\n\
+             [[access]]\nprefix = \"news/\"\nguard = \"{guard}\"\nwrite = \"closed\"\n"
+        ))
+        .unwrap();
+        assert_eq!(config.access.len(), 2);
+        assert_eq!(config.access[1].read, Openness::Open, "open unless closed");
+        let policies = TopicPolicies::new(&config.access).unwrap();
+        assert_eq!(
+            policies.guard("ops/x", crate::capability::Right::Read),
+            Some(&guard)
+        );
+        assert!(toml::from_str::<Config>(
+            "[[access]]\nprefix = \"x\"\nguard = \"g\"\nread = \"shut\"\n"
+        )
+        .is_err());
     }
 
     #[test]

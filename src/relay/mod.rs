@@ -30,6 +30,7 @@ pub mod hub;
 pub mod jetstream;
 pub mod key;
 pub mod metrics;
+pub mod policy;
 pub mod rate;
 pub mod reply;
 pub mod sequencer;
@@ -90,6 +91,8 @@ pub(crate) struct Shared {
     closing: watch::Sender<bool>,
     /// A cluster frontend's link to its cluster (`None`: the embedded store).
     cluster: Option<Arc<dyn ClusterLink>>,
+    /// The operator's access policies for topic prefixes (`[[access]]`).
+    policies: Arc<policy::TopicPolicies>,
 }
 
 /// What a cluster frontend reports of its cluster, and how it lets go of it
@@ -334,6 +337,8 @@ impl Parts {
     /// `config.replica`. Errors: `BAD_INPUT` for bad replica rules; `UNAVAILABLE` when the rooms
     /// cannot be opened.
     pub(crate) fn new(config: &Config) -> Result<Self> {
+        // Checked before anything starts; [`listen`] builds the policies it serves with.
+        policy::TopicPolicies::new(&config.access)?;
         let metrics = Arc::new(Metrics::default());
         let rooms = Arc::new(yjs::Rooms::open(
             &config.data,
@@ -426,6 +431,7 @@ pub(crate) async fn listen(config: Config, started: Started) -> Result<RelayHand
         Arc::new(ReadPool::with_readers(reader.path().to_owned(), readers))
     };
     let (closing, _) = watch::channel(false);
+    let policies = Arc::new(policy::TopicPolicies::new(&config.access)?);
     let shared = Arc::new(Shared {
         yjs: rooms,
         agent_buckets: AgentBuckets::new(config.limits.agent_rate, config.limits.agent_burst),
@@ -441,6 +447,7 @@ pub(crate) async fn listen(config: Config, started: Started) -> Result<RelayHand
         stopping: AtomicBool::new(false),
         closing,
         cluster,
+        policies,
     });
     if let Some(idle) = shared.config.limits.idle_release() {
         tokio::spawn(release_idle_caches(
@@ -608,7 +615,7 @@ async fn upgrade(
     ws: WebSocketUpgrade,
 ) -> Response {
     // Capabilities on the URL (`?cap=<hex>`), decoded once: a bad one refuses the upgrade.
-    let access = match access::Access::from_query(query.as_deref()) {
+    let access = match access::Access::from_query(query.as_deref(), &shared.policies) {
         Ok(access) => access,
         Err(error) => {
             return (StatusCode::BAD_REQUEST, format!("{}\n", error.code())).into_response()

@@ -20,7 +20,10 @@
 //! joins, and again whenever the guarding topic has a new entry (a revocation is one) and when
 //! a capability held starts or expires.
 
+use std::sync::Arc;
+
 use super::super::access::{Access, MAX_CONNECTION_CAPABILITIES};
+use super::super::policy::TopicPolicies;
 use crate::capability::{topic_owner, RevokedLinks, RoomProof};
 use crate::error::{Error, Result};
 use crate::identity::{decode_lower_hex, AgentId};
@@ -61,6 +64,7 @@ impl RoomAccess {
     pub(crate) fn from_query(
         query: Option<&str>,
         guard: Option<&str>,
+        policies: &Arc<TopicPolicies>,
         now_ms: u64,
     ) -> Result<Self> {
         let mut caps: Vec<String> = Vec::new();
@@ -85,9 +89,9 @@ impl RoomAccess {
                 proof = Some(value);
             }
         }
-        let access = Access::from_hex(caps.iter().map(String::as_str))?;
+        let access = Access::from_hex(caps.iter().map(String::as_str), policies)?;
         let topic = guard
-            .filter(|t| topic_owner(t).is_some())
+            .filter(|t| topic_owner(t).is_some() || policies.closes_any(t))
             .map(str::to_owned);
         let agent = match (&topic, proof) {
             (Some(topic), Some(hex)) => {
@@ -179,7 +183,7 @@ mod tests {
         let write = cap(&alice, &bob, &topic, Rights::READ | Rights::WRITE, 50);
         let proof = lower_hex(&RoomProof::sign(&bob, &topic, 1_000).encode());
         let decide = |query: String, now: u64| {
-            RoomAccess::from_query(Some(&query), Some(&topic), now)
+            RoomAccess::from_query(Some(&query), Some(&topic), &Arc::default(), now)
                 .and_then(|a| a.decide(now, None))
         };
         let code = |r: Result<Allowed>| r.unwrap_err().code();
@@ -193,7 +197,7 @@ mod tests {
         assert_eq!(decide(both.clone(), 0).unwrap(), Allowed::ReadWrite);
         assert_eq!(decide(both.clone(), 60).unwrap(), Allowed::ReadOnly);
         assert_eq!(code(decide(both.clone(), 100)), "CAPABILITY_EXPIRED");
-        let access = RoomAccess::from_query(Some(&both), Some(&topic), 0).unwrap();
+        let access = RoomAccess::from_query(Some(&both), Some(&topic), &Arc::default(), 0).unwrap();
         assert_eq!(access.next_change_after(0), Some(50));
         assert_eq!(access.next_change_after(50), Some(100));
         // The owner needs only its proof; an open room needs nothing.
@@ -202,7 +206,7 @@ mod tests {
             decide(format!("proof={own}"), 0).unwrap(),
             Allowed::ReadWrite
         );
-        let open = RoomAccess::from_query(None, Some("notes"), 0).unwrap();
+        let open = RoomAccess::from_query(None, Some("notes"), &Arc::default(), 0).unwrap();
         assert_eq!(open.decide(0, None).unwrap(), Allowed::ReadWrite);
         // Someone else's proof, a forged capability.
         let stolen = lower_hex(&RoomProof::sign(&bob, "@other", 1_000).encode());

@@ -442,7 +442,7 @@ fn room_of(name: &str, topic: Option<String>, shared: &Shared) -> Result<(String
         None if shared.cluster.is_some() => {
             validate_room_name(name)?;
             // Its record topic, `yjs/@…`, would be open to every reader of the log.
-            if crate::capability::topic_owner(name).is_some() {
+            if crate::capability::topic_owner(name).is_some() || shared.policies.closes_any(name) {
                 return Err(Error::Unavailable(
                     "a cluster serves no private plain room: bridge the owned topic instead".into(),
                 ));
@@ -589,7 +589,8 @@ impl Guard {
     /// Checks the credentials in `query` for a room guarded by `topic`: `None` for an open
     /// room; the refusal for a private room the connection may not read.
     fn admit(shared: &Shared, query: Option<&str>, topic: &str) -> Result<Option<Guard>> {
-        let access = access::RoomAccess::from_query(query, Some(topic), super::now_ms())?;
+        let access =
+            access::RoomAccess::from_query(query, Some(topic), &shared.policies, super::now_ms())?;
         let Some(topic) = access.topic().map(str::to_owned) else {
             return Ok(None);
         };
