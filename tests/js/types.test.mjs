@@ -34,15 +34,17 @@ async function denoCheck(t, dir, files) {
 }
 
 test('a strict web app (es2022 + dom, no Node types) type-checks against the .d.ts files', async (t) => {
-  await denoCheck(t, 'ts-app', ['types-check.ts', 'replica-app.ts']);
+  await denoCheck(t, 'ts-app', ['types-check.ts', 'replica-app.ts', 'core-app.ts']);
 });
 
 test('under lib esnext, `using` takes the classes and Symbol.dispose is declared once', async (t) => {
   await denoCheck(t, 'ts-esnext', ['dispose.ts']);
 });
 
-/** The .d.ts files of pkg/ a TypeScript project reads. */
-const TYPE_FILES = ['ants_coord.d.ts', 'ants_coord_bg.wasm.d.ts', 'cjs/ants_coord.d.ts', 'client.d.ts'];
+/** The .d.ts files of pkg/ a TypeScript project reads, of the full build and the core one. */
+const TYPE_FILES = ['', 'core/'].flatMap((dir) =>
+  ['ants_coord.d.ts', 'ants_coord_bg.wasm.d.ts', 'cjs/ants_coord.d.ts', 'client.d.ts'].map((file) => dir + file),
+);
 
 /** Lines of `text` (1-based numbers) where `pattern` matches, as "file:line: text". */
 function hits(file, text, pattern) {
