@@ -2,8 +2,8 @@
 // one supports: Node ESM and CommonJS, Deno and workerd. Each runs fixtures/core-check.mjs: it
 // signs and verifies (checked here against node:crypto), folds every replica vector to the
 // native events and state hashes, and has no document exports. The core client
-// (`ants-coord/core/client`) publishes, follows a topic and elects a leader through the real
-// relay.
+// (`ants-coord/core/client`) publishes, follows a topic, elects a leader and gets a pushed
+// compensation through the real relay.
 //
 // Needs: scripts/build-pkg.sh (pkg/ and pkg/core/); the relay binary (helpers.relayBinary).
 import { test } from 'node:test';
@@ -88,7 +88,7 @@ test('workerd: a worker on ants-coord/core, with the core .wasm', async (t) => {
   assertChecked(JSON.parse(text), seed, 'edge');
 });
 
-test('the core client publishes, follows a topic and elects a leader through the relay', async (t) => {
+test('the core client publishes, follows a topic, elects a leader and gets pushed compensations through the relay', async (t) => {
   const relay = await startRelay();
   t.after(() => relay.stop());
   const ids = [1, 2, 3].map((n) => core.Identity.fromSeed(new Uint8Array(32).fill(n)));
@@ -111,6 +111,23 @@ test('the core client publishes, follows a topic and elects a leader through the
   await feed.caughtUp();
   const leader = bob.leader('core', 5_000);
   assert.equal(new core.Replica('core', config).leader(5_000).leader, leader);
+  // A losing claimant that does not follow the topic gets its compensation pushed, as the same
+  // object the full build gives (the core build has no serde_json: the JS engine parses it).
+  const compensations = [];
+  alice.onCompensation('claim', (event, topic) => compensations.push([event, topic]));
+  const pushed = new Promise((resolve) => {
+    const off = alice.on('event', (event) => {
+      off();
+      resolve(event);
+    });
+  });
+  await bob.publish('slots', 'claim', core.ReplicaOp.claim({ resource: 'slot' }));
+  const lost = await alice.publish('slots', 'claim', core.ReplicaOp.claim({ resource: 'slot' }));
+  const { topic, seq, event } = await pushed;
+  assert.deepEqual([topic, Number(seq)], ['slots', Number(lost.seq)]);
+  assert.equal(event.type, 'compensation');
+  assert.deepEqual([event.loser, event.winner, event.resource], [alice.agentId, bob.agentId, 'slot']);
+  assert.deepEqual(compensations, [[event, 'slots']]);
   // An Identity of the full build is another wasm instance: refused, saying so.
   await assert.rejects(
     RelayClient.connect(relay.ws, full.Identity.generate(), { WebSocket }),
