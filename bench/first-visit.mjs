@@ -2,8 +2,8 @@
 // profile) opens the page served by a relay built from this checkout, with its three agent
 // workers, and waits until the page and every agent are connected. Every response's body bytes
 // as received (compressed when the relay sent it compressed; playwright's `request.sizes()`,
-// workers' requests included) are summed, the workers' reads of what the page already loaded
-// from the HTTP cache excepted (see cacheReads). Then the page is reloaded in the same profile:
+// workers' requests included) are summed, reads from the HTTP cache excepted (see
+// cacheReads). Then the page is reloaded in the same profile:
 // the repeat visit's bytes show what the caching headers save.
 //
 //   scripts/build-pkg.sh && node bench/first-visit.mjs [--www DIR] [--pkg DIR]
@@ -66,18 +66,15 @@ async function transfer(page, visit) {
 }
 
 /**
- * The workers import the glue and the client modules the page already loaded; Chromium serves
- * those imports from its HTTP cache, and playwright lists them again with their decoded size and
- * no `Content-Encoding` (a run at 04:24 UTC counted 791,445 B that way). Such a row — a path
- * that also arrived encoded in this visit, listed again with neither an encoding nor a
- * `Content-Length` — is marked `cache` and counts 0 bytes. A real second download would carry
- * the relay's headers (the relay sends both on every `/pkg/` file), so it still counts.
+ * The workers import the glue and the client modules the page already loaded, and a reload
+ * reuses what a 304 confirmed; Chromium serves those from its HTTP cache, and playwright lists
+ * them again with their decoded size and neither `Content-Encoding` nor `Content-Length` (a run
+ * at 04:24 UTC counted 791,445 B that way). Every response of this relay has one of the two
+ * (`/pkg/` files are sent with a length, precompressed or not; the page's are gzipped as
+ * served), so such a row is a cache read: it is marked `cache` and counts 0 bytes.
  */
 function cacheReads(rows) {
-  const encoded = new Set(rows.filter((row) => row.encoding !== '').map((row) => row.url));
-  return rows.map((row) =>
-    row.encoding === '' && !row.lengthKnown && encoded.has(row.url) ? { ...row, encoding: 'cache', body: 0 } : row,
-  );
+  return rows.map((row) => (row.encoding === '' && !row.lengthKnown && row.status === 200 ? { ...row, encoding: 'cache', body: 0 } : row));
 }
 
 const ready = (page) => page.waitForFunction(() => {
