@@ -149,6 +149,7 @@ test('every js block of the READMEs is checked by this file', () => {
     'README.md#Yjs rooms',
     'README.md#Private topics',
     'pkg-config/README.md#ants-coord',
+    'pkg-config/README.md#Two builds: `ants-coord` and `ants-coord/core`',
     ...GUIDE.map(([heading]) => `docs/guide.md#${heading}`),
   ];
   assert.deepEqual(blocks.map((b) => `${b.file}#${b.heading}`).sort(), checked.sort());
@@ -169,6 +170,14 @@ test("the npm package's README example: every `// true` holds", async () => {
   assert.equal(checks, 2);
   const { status, stderr } = await run(path);
   assert.equal(status, 0, stderr);
+});
+
+test("the npm package's README, two builds: the core example's `// true` lines hold", async () => {
+  const { path, checks } = prepare(block('pkg-config/README.md', 'Two builds: `ants-coord` and `ants-coord/core`'));
+  assert.equal(checks, 4);
+  const { status, stdout, stderr } = await run(path);
+  assert.equal(status, 0, stderr);
+  assert.deepEqual(stdout, []);
 });
 
 test('README RelayClient: publishes, reads its own entry from seq 0 and exits', async () => {
