@@ -6,7 +6,7 @@
 #   scripts/build-pkg.sh                    # two wasm-release builds + wasm-bindgen
 #   ANTS_WASM_OPT=1 scripts/build-pkg.sh    # also try wasm-opt -Oz (npm's binaryen); kept only
 #                                           # when the result is smaller gzipped. Off by default:
-#                                           # measured 12% *larger* gzipped on both builds
+#                                           # measured 10-12% *larger* gzipped on both builds
 #                                           # (BENCHMARKS.md, "Package size").
 #
 # Needs: rustup target wasm32-unknown-unknown and the wasm-bindgen CLI at the version Cargo.lock
