@@ -7,7 +7,7 @@
 //! signature, `verify_signature`), measured in the same run; the printed ratio is peer time /
 //! check time (above 1: the check is cheaper than that verification).
 
-use ants_coord::capability::{may_read, may_write, Capability, Grant, Rights, Scope};
+use ants_coord::capability::{may_read, may_write, Capability, Grant, Rights, RoomProof, Scope};
 use ants_coord::{verify_signature, Identity};
 use criterion::{criterion_group, Criterion, Throughput};
 
@@ -82,6 +82,18 @@ fn checks(c: &mut Criterion) {
     g.bench_function("decode-2-link-chain", |b| {
         b.iter(|| Capability::decode(second.as_bytes()).expect("valid"))
     });
+    // A private Yjs room's join: the room proof's signature (PROTOCOL.md 8.7.1), once per
+    // connection, like the chains' at the upgrade.
+    let proof = RoomProof::sign(&writer, &topic, LATER_MS).encode();
+    g.bench_function("room-proof-verify", |b| {
+        b.iter(|| {
+            RoomProof::decode(&proof)
+                .expect("decodes")
+                .verify(&topic, NOW_MS)
+                .copied()
+                .expect("valid")
+        })
+    });
     g.bench_function("peer-verify-op-signature", |b| {
         b.iter(|| verify_signature(&key, &op, &sig))
     });
@@ -110,6 +122,11 @@ fn main() {
         (
             "decode at upgrade (2 links)",
             "capability/decode-2-link-chain",
+            peer,
+        ),
+        (
+            "room proof at a Yjs join",
+            "capability/room-proof-verify",
             peer,
         ),
     ]);

@@ -257,6 +257,17 @@ async fn health_and_metrics_answer_over_http() {
     );
     assert!(metrics.contains("ants_relay_refused_total{code=\"COUNTER_REUSED\"} 1"));
     assert!(metrics.contains("ants_relay_connections 1"));
+    // The process's resident memory, to set against the budget (the test runs the relay
+    // in-process: at least a few MiB).
+    let resident: u64 = metrics
+        .lines()
+        .find_map(|line| {
+            line.strip_prefix("process_resident_memory_bytes ")?
+                .parse()
+                .ok()
+        })
+        .expect("process_resident_memory_bytes");
+    assert!(resident > 1024 * 1024, "{resident}");
     assert!(http_get(relay.local_addr(), "/healthz")
         .await
         .ends_with("ok\n"));
@@ -332,7 +343,7 @@ async fn receipts_checkpoints_and_proofs_verify_against_each_other() {
         entries.push(reader.next_entry().await);
     }
     client
-        .request(Body::GetCheckpoint { topic: "p".into() })
+        .request(ants_coord::wire::Body::GetCheckpoint { topic: "p".into() })
         .await;
     let Body::Checkpoint { checkpoint } = client.recv().await.body else {
         panic!("no checkpoint");
@@ -348,7 +359,7 @@ async fn receipts_checkpoints_and_proofs_verify_against_each_other() {
     }
     // Beyond the log: a coded refusal.
     client
-        .request(Body::GetInclusionProof {
+        .request(ants_coord::wire::Body::GetInclusionProof {
             topic: "p".into(),
             seq: 0,
             tree_size: 99,
@@ -361,7 +372,7 @@ async fn receipts_checkpoints_and_proofs_verify_against_each_other() {
     let relay = start_relay(data).await;
     let mut client = Client::connect(&relay.url()).await;
     client
-        .request(Body::GetCheckpoint { topic: "p".into() })
+        .request(ants_coord::wire::Body::GetCheckpoint { topic: "p".into() })
         .await;
     let Body::Checkpoint { checkpoint } = client.recv().await.body else {
         panic!("no checkpoint");
@@ -561,7 +572,7 @@ async fn assert_proofs(
     use ants_coord::wire::Body;
 
     client
-        .request(Body::GetInclusionProof {
+        .request(ants_coord::wire::Body::GetInclusionProof {
             topic: r.topic.clone(),
             seq: r.seq,
             tree_size: r.tree_size,
@@ -575,7 +586,7 @@ async fn assert_proofs(
         .verify(&leaf_hash(entry.as_bytes()), &r.root)
         .unwrap();
     client
-        .request(Body::GetConsistencyProof {
+        .request(ants_coord::wire::Body::GetConsistencyProof {
             topic: r.topic.clone(),
             old_size: r.tree_size,
             new_size,
@@ -588,4 +599,64 @@ async fn assert_proofs(
         .unwrap()
         .verify(&r.root, new_root)
         .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_proof_requests_are_each_answered_and_a_publish_behind_them_is_receipted() {
+    // A connection keeps a bounded number of proofs waiting for storage and goes on serving
+    // while they wait: 40 requests at once (more than it keeps in flight), one of them refused,
+    // then a publish. Every answer comes back under its own request id.
+    let relay = start_relay(temp_dir("proofs")).await;
+    let alice = identity(1);
+    let mut client = Client::connect_as(&relay.url(), &alice).await;
+    for counter in 0..8 {
+        client.publish_ok(&op(&alice, "p", counter, b"x")).await;
+    }
+    let mut asked = HashMap::new();
+    for i in 0..40u64 {
+        let id = client
+            .request(ants_coord::wire::Body::GetInclusionProof {
+                topic: "p".into(),
+                seq: i % 8,
+                tree_size: 8,
+            })
+            .await;
+        asked.insert(id, i % 8);
+    }
+    let beyond = client
+        .request(ants_coord::wire::Body::GetInclusionProof {
+            topic: "p".into(),
+            seq: 0,
+            tree_size: 9,
+        })
+        .await;
+    let publish = client
+        .request(ants_coord::wire::Body::Publish {
+            op: op(&alice, "p", 8, b"y").as_bytes().to_vec(),
+        })
+        .await;
+    let (mut refused, mut receipted) = (false, false);
+    while !asked.is_empty() || !refused || !receipted {
+        let frame = client.recv().await;
+        match &frame.body {
+            ants_coord::wire::Body::InclusionProof { proof } => {
+                let seq = asked
+                    .remove(&frame.request_id)
+                    .expect("one answer per proof request");
+                let proof = ants_coord::log::InclusionProof::decode(proof).unwrap();
+                assert_eq!((proof.leaf_index, proof.tree_size), (seq, 8));
+            }
+            ants_coord::wire::Body::Error { .. } => {
+                assert_eq!(frame.request_id, beyond);
+                assert_eq!(code_of(&frame), "BAD_INPUT");
+                refused = true;
+            }
+            ants_coord::wire::Body::Receipt { .. } => {
+                assert_eq!(frame.request_id, publish);
+                receipted = true;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    relay.shutdown().await.unwrap();
 }

@@ -238,6 +238,33 @@ async fn a_slow_consumer_is_dropped_without_stalling_others() {
     relay.shutdown().await.unwrap();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_taken_by_the_connection_give_their_bytes_back_to_its_send_budget() {
+    // A budget of a few answers (`reply.rs` tests the overflow itself): a client that reads its
+    // receipts publishes far more than the budget's worth, one at a time, and is never dropped.
+    let relay = start_relay_with(temp_dir("budget"), |config| {
+        config.limits.send_queue_bytes = 4 * 1024;
+    })
+    .await;
+    let url = relay.url();
+    let alice = identity(1);
+    let mut client = Client::connect_as(&url, &alice).await;
+    let count = 500;
+    for counter in 0..count {
+        assert_eq!(
+            client
+                .publish_ok(&op(&alice, "budget", counter, &[7; 200]))
+                .await,
+            counter
+        );
+    }
+    assert_eq!(stored_count(&url, "budget").await, count);
+    assert!(relay
+        .metrics()
+        .contains("ants_relay_slow_consumers_total 0"));
+    relay.shutdown().await.unwrap();
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 1, ..ProptestConfig::default() })]
 

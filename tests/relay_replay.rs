@@ -150,3 +150,59 @@ async fn a_crowd_replaying_from_zero_gets_everything_through_a_bounded_number_of
     relay.shutdown().await.unwrap();
     let _ = std::fs::remove_dir_all(&data);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_topic_gives_back_its_cached_entries_and_replays_them_from_storage() {
+    // Issue 22 item 2: a burst of entries used to stay cached (and resident) in an idle relay.
+    let data = temp_dir("replay-idle");
+    let relay = start_relay_with(data.clone(), |config| {
+        config.limits.idle_release_s = 1;
+    })
+    .await;
+    let url = relay.url();
+    let alice = identity(1);
+    let mut publisher = Client::connect_as(&url, &alice).await;
+    let mut live = Client::connect(&url).await;
+    assert_eq!(live.subscribe("quiet", 0).await, 0);
+    fill(&mut publisher, &alice, "quiet", 100).await;
+    for seq in 0..100 {
+        assert_eq!(live.next_entry().await.seq(), seq);
+    }
+    let cached = || {
+        relay
+            .metrics()
+            .lines()
+            .find_map(|line| {
+                line.strip_prefix("ants_relay_cache_bytes ")?
+                    .parse::<u64>()
+                    .ok()
+            })
+            .expect("ants_relay_cache_bytes")
+    };
+    // Waits for the relay to find the topic idle; no time bound is asserted.
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while cached() > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the idle topic still caches {} bytes",
+            cached()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Everything is still served: a new subscriber from seq 0 (read from storage), and new
+    // entries to both subscribers.
+    let mut late = Client::connect(&url).await;
+    assert_eq!(late.subscribe("quiet", 0).await, 100);
+    for seq in 0..100 {
+        assert_eq!(late.next_entry().await.seq(), seq, "in order, no gap");
+    }
+    let seq = publisher
+        .publish_ok(&op(&alice, "quiet", 100, b"again"))
+        .await;
+    assert_eq!(seq, 100);
+    assert_eq!(live.next_entry().await.seq(), 100);
+    assert_eq!(late.next_entry().await.seq(), 100);
+    assert!(cached() > 0, "the new entry is cached again");
+    relay.shutdown().await.unwrap();
+    let _ = std::fs::remove_dir_all(&data);
+}

@@ -16,118 +16,9 @@ use ants_coord::relay::yjs::{
 use common::relay::{
     http_get, identity, start_relay, start_relay_with, temp_dir, Client, PATIENCE,
 };
+use common::yjs::{now_ms, YClient, TEXT};
 use futures_util::{SinkExt, StreamExt};
-use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
-
-const TEXT: &str = "body";
-
-/// A plain Yjs client: a document, its y-protocols state, a socket.
-struct YClient {
-    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
-    doc: Doc,
-    sync: DocSync,
-}
-
-/// How a connection ended: the close code and reason (`None`: no close frame).
-type Closed = Option<(u16, String)>;
-
-impl YClient {
-    async fn connect(base: &str, room: &str) -> YClient {
-        let (ws, _) = tokio_tungstenite::connect_async(format!("{base}/{room}"))
-            .await
-            .unwrap();
-        let doc = Doc::new();
-        let sync = DocSync::new(&doc);
-        YClient { ws, doc, sync }
-    }
-
-    /// Connects and completes the sync both ways (the relay's step 1 answered, ours answered).
-    async fn joined(base: &str, room: &str) -> YClient {
-        let mut client = YClient::connect(base, room).await;
-        for message in client.sync.start().unwrap() {
-            client.send(message).await;
-        }
-        while !client.sync.is_synced() {
-            client.step().await.unwrap();
-        }
-        client
-    }
-
-    async fn send(&mut self, bytes: Vec<u8>) {
-        self.ws.send(Message::Binary(bytes.into())).await.unwrap();
-    }
-
-    /// The next binary message, or how the connection ended.
-    async fn next(&mut self) -> Result<Vec<u8>, Closed> {
-        loop {
-            let message = tokio::time::timeout(PATIENCE, self.ws.next())
-                .await
-                .expect("no message within the test's patience");
-            match message {
-                Some(Ok(Message::Binary(bytes))) => return Ok(bytes.to_vec()),
-                Some(Ok(Message::Close(frame))) => {
-                    return Err(frame.map(|f| (u16::from(f.code), f.reason.to_string())))
-                }
-                Some(Ok(_)) => continue,
-                Some(Err(_)) | None => return Err(None),
-            }
-        }
-    }
-
-    /// Handles one incoming message through `DocSync`, answering as a y-websocket client does.
-    async fn step(&mut self) -> Result<ProtocolMessage, Closed> {
-        let bytes = self.next().await?;
-        let message = ProtocolMessage::decode(&bytes).unwrap();
-        let outcome = self.sync.receive(&bytes, now_ms()).unwrap();
-        for reply in outcome.replies {
-            self.send(reply).await;
-        }
-        Ok(message)
-    }
-
-    /// Edits the text locally and sends the update.
-    async fn insert(&mut self, index: u32, text: &str) {
-        let before = self.doc.state_vector().unwrap();
-        self.doc.insert_text(TEXT, index, text).unwrap();
-        let update = self.doc.encode_update(Some(&before)).unwrap();
-        self.send(DocSync::update_message(&update)).await;
-    }
-
-    async fn until_text(&mut self, expected: &str) {
-        while self.text() != expected {
-            self.step().await.unwrap();
-        }
-    }
-
-    fn text(&self) -> String {
-        self.doc.text(TEXT).unwrap()
-    }
-
-    /// Sends `bytes` (or a text message) and expects the relay to close with `code`; returns the
-    /// reason.
-    async fn expect_closed_after(&mut self, message: Message, code: u16) -> String {
-        self.ws.send(message).await.unwrap();
-        loop {
-            match self.next().await {
-                Ok(_) => continue,
-                Err(Some((got, reason))) => {
-                    assert_eq!(got, code, "closed with {got} {reason:?}");
-                    return reason;
-                }
-                Err(None) => panic!("connection ended without a close frame"),
-            }
-        }
-    }
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64
-}
 
 fn yjs_base(relay: &ants_coord::relay::RelayHandle) -> String {
     relay.yjs_url()
@@ -746,25 +637,18 @@ async fn bridging_is_off_unless_the_relay_allows_the_topic() {
     refused(YClient::connect(&base, "notes?topic=tasks").await).await;
     relay.shutdown().await.unwrap();
 
-    // An owned topic is never bridged, whatever the prefixes allow: the room's plain clients
-    // hold no capability, and the bridge would read and write it for them.
+    // An owned topic is bridged only for a connection that may read it (relay_yjs_access.rs):
+    // without credentials, the y-protocols permission-denied message and a coded close.
     let relay = start_relay_with(temp_dir("yjs-bridge-owned"), |config| {
         config.yjs_bridge = vec![String::new()];
     })
     .await;
     let base = yjs_base(&relay);
     let owned = format!("@{}/doc", identity(1).agent_id());
-    match YClient::connect(&base, &format!("notes?topic={owned}"))
+    YClient::connect(&base, &format!("notes?topic={owned}"))
         .await
-        .next()
-        .await
-    {
-        Err(Some((code, reason))) => {
-            assert_eq!(code, 1008);
-            assert!(reason.starts_with("NOT_AUTHORIZED"), "{reason}");
-        }
-        other => panic!("expected a close, got {other:?}"),
-    }
+        .expect_denied("NOT_AUTHENTICATED")
+        .await;
     YClient::joined(&base, "notes?topic=doc-open").await;
     relay.shutdown().await.unwrap();
 }

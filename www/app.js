@@ -8,6 +8,7 @@ import { RelayClient, RelayGroup } from '/pkg/client-web.mjs';
 import { Model, GRANT, REWARD, STAKE, TASK_MS, WINDOW_MS, faucetSeed, opOf } from './model.js';
 import { SharedText } from './text.js';
 import { Plot } from './plot.js';
+import { privatePanel } from './private.js';
 
 const params = new URLSearchParams(location.search);
 const TOPIC = params.get('topic') ?? 'demo';
@@ -594,6 +595,10 @@ async function main() {
   const guarded = (entry) => { try { onEntry(entry); } catch (error) { setStatus('error', `The page failed on entry ${entry.seq}: ${error.message}`); } };
   state.client.subscribe(TOPIC, { from: 0, replica: false, onEntry: guarded });
   state.client.requestCheckpoint(TOPIC);
+  privatePanel({
+    pkg, RelayClient, WebSocket, relay: RELAY, topic: TOPIC, identity, client: state.client,
+    chip: agentChip, names, errorWords, seedOf: (n) => localStorage.getItem(`${STORE}/agent-${n}`),
+  });
 }
 
 main().catch((error) => setStatus('error', `The demo stopped: ${error.message}`));

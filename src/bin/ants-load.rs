@@ -93,6 +93,15 @@ enum Scenario {
         /// (reading an owned topic takes a capability).
         #[arg(long)]
         owned: bool,
+        /// With `--owned`: the open run's topics are `~<agent id>/load-<n>`, one per publisher
+        /// and exactly as long as the owned ones, so that the ratio shows the access checks
+        /// alone (not the longer topic carried in every op, entry and store key).
+        #[arg(long)]
+        long_open: bool,
+        /// With `--owned`: run the owned topics first, then the open ones (alternate runs to
+        /// see what the order costs: the second relay starts on a warmer box).
+        #[arg(long)]
+        owned_first: bool,
         /// With several `--url`s: every topic is written through every frontend (publisher
         /// `i` connects to frontend `(i / topics) % urls`, so the publishers of one topic are
         /// spread over the frontends) instead of each topic through one (`i % urls`).
@@ -319,6 +328,7 @@ async fn throughput(
     per_publisher: usize,
     limit: Duration,
     owned: bool,
+    long_open: bool,
     cross: bool,
 ) -> Result<(u64, f64), Failure> {
     let mut topics: Vec<String> = (0..topic_count.max(1))
@@ -329,8 +339,10 @@ async fn throughput(
     let mut owned_topics = Vec::new();
     for p in 0..publishers {
         let me = Identity::generate()?;
-        let topic = if owned {
-            owned_topics.push(format!("@{}/load-{p}", me.agent_id()));
+        let topic = if owned || long_open {
+            // `~` names no owner (PROTOCOL.md 10.5): an open topic of the owned one's length.
+            let sigil = if owned { '@' } else { '~' };
+            owned_topics.push(format!("{sigil}{}/load-{p}", me.agent_id()));
             owned_topics[p].clone()
         } else {
             topics[p % topics.len()].clone()
@@ -340,7 +352,7 @@ async fn throughput(
             .collect::<Result<_, _>>()?;
         prepared.push((me, ops));
     }
-    if owned {
+    if owned || long_open {
         topics = owned_topics;
     }
     let verify_only = verify_only_rate(&prepared)?;
@@ -928,6 +940,7 @@ async fn recovery(
         limit,
         false,
         false,
+        false,
     )
     .await?;
     relay.child.start_kill()?;
@@ -966,6 +979,8 @@ async fn main() -> Result<(), Failure> {
             window,
             ops_per_publisher,
             owned,
+            long_open,
+            owned_first,
             cross,
         } => {
             if owned && subscribers > 0 {
@@ -974,8 +989,13 @@ async fn main() -> Result<(), Failure> {
                         .into(),
                 );
             }
+            let order = if owned && owned_first {
+                [true, false]
+            } else {
+                [false, true]
+            };
             let mut rates = Vec::new();
-            for owned in [false, true].into_iter().take(1 + usize::from(owned)) {
+            for owned in order.into_iter().take(1 + usize::from(owned)) {
                 // Held until the run ends: dropping it stops the relay it started.
                 let mut started = None;
                 let urls = if args.urls.is_empty() {
@@ -996,13 +1016,15 @@ async fn main() -> Result<(), Failure> {
                     ops_per_publisher,
                     limit,
                     owned,
+                    long_open,
                     cross,
                 )
                 .await?;
-                rates.push(rate);
+                rates.push((owned, rate));
                 drop(started);
             }
-            if let [open, owned] = rates[..] {
+            rates.sort_by_key(|(owned, _)| *owned);
+            if let [(_, open), (_, owned)] = rates[..] {
                 println!(
                     "owned topics: {owned:.0} ops/s against {open:.0} on open topics in the same run: ratio owned / open = {:.2}x",
                     owned / open

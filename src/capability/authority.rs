@@ -27,7 +27,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{Capability, Link, Right};
+use super::{Authorization, Capability, Link, Right};
 use crate::codec::{Reader, Writer};
 use crate::error::{Error, Result};
 use crate::identity::AgentId;
@@ -386,13 +386,18 @@ impl Authority {
         }
         let (mut revoked_error, mut expired) = (None, None);
         for capability in self.presented_by(who) {
-            match capability.authorizes(who, topic, Right::Write, now_ms) {
-                Ok(()) => match self.revoked.revoked_at(capability) {
+            match capability.authorization(who, topic, Right::Write, now_ms) {
+                Authorization::Granted => match self.revoked.revoked_at(capability) {
                     None => return Ok(()),
                     Some(seq) => revoked_error = Some(revoked(seq)),
                 },
-                Err(error @ Error::CapabilityExpired { .. }) => expired = Some(error),
-                Err(_) => {}
+                Authorization::Expired => {
+                    expired = Some(Error::CapabilityExpired {
+                        expires_ms: capability.expires_ms(),
+                        now_ms,
+                    })
+                }
+                Authorization::Refused => {}
             }
         }
         Err(revoked_error.or(expired).unwrap_or_else(|| {

@@ -39,11 +39,13 @@ use crate::identity::{AgentId, Identity};
 pub mod authority;
 mod link;
 pub mod owned;
+pub mod room_proof;
 mod scope;
 
 pub use authority::{Authority, Presentation, Revocation, RevokedLink, RevokedLinks};
 pub use link::{Grant, Link, CAPABILITY_DOMAIN, MAX_LINK_LEN};
 pub use owned::{may_read, may_use, may_write, revoked_since, topic_owner};
+pub use room_proof::RoomProof;
 pub use scope::{Right, Rights, Scope};
 
 /// The version of capabilities this build writes and reads.
@@ -52,6 +54,17 @@ pub const CAPABILITY_VERSION: u8 = 1;
 pub const MAX_CHAIN_LINKS: usize = 4;
 /// Largest encoded capability, in bytes: every link at its limit.
 pub const MAX_CAPABILITY_LEN: usize = 2 + MAX_CHAIN_LINKS * MAX_LINK_LEN;
+
+/// [`Capability::authorization`]'s answer: [`Capability::authorizes`] without the words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Authorization {
+    /// `Ok(())`.
+    Granted,
+    /// `CAPABILITY_EXPIRED`: everything but the time holds.
+    Expired,
+    /// `NOT_AUTHORIZED`.
+    Refused,
+}
 
 /// A verified capability chain.
 ///
@@ -223,6 +236,30 @@ impl Capability {
             });
         }
         Ok(())
+    }
+
+    /// What [`Capability::authorizes`] decides, without the words of a refusal: the checks of
+    /// every publish and read weigh each chain a connection holds and report one refusal at
+    /// most, so they must not format one per chain that does not match.
+    pub(crate) fn authorization(
+        &self,
+        agent: &AgentId,
+        topic: &str,
+        right: Right,
+        now_ms: u64,
+    ) -> Authorization {
+        let grant = &self.leaf().grant;
+        if &grant.audience != agent
+            || !grant.scope.covers(topic)
+            || !grant.rights.contains(right)
+            || now_ms < grant.not_before_ms
+        {
+            Authorization::Refused
+        } else if now_ms >= grant.expires_ms {
+            Authorization::Expired
+        } else {
+            Authorization::Granted
+        }
     }
 
     /// The agent that signed the root link: whose authority this is.

@@ -8,7 +8,7 @@
 //! These are pure functions of their arguments: the relay, a replica or a client asking the same
 //! question with the same capabilities and time gets the same answer.
 
-use super::{Capability, RevokedLinks, Right};
+use super::{Authorization, Capability, RevokedLinks, Right};
 use crate::error::{Error, Result};
 use crate::identity::{decode_lower_hex, AgentId};
 
@@ -101,23 +101,24 @@ pub fn may_use(
     let owner = *first.issuer();
     let (mut revoked_error, mut expired) = (None, None);
     for capability in rooted {
-        match capability.authorizes(agent, topic, right, now_ms) {
-            Ok(()) => match revoked.and_then(|r| r.revoked_at(capability)) {
+        match capability.authorization(agent, topic, right, now_ms) {
+            Authorization::Granted => match revoked.and_then(|r| r.revoked_at(capability)) {
                 None => return Ok(()),
-                Some(seq) => {
-                    revoked_error = Some(Error::CapabilityRevoked(format!(
-                        "a link of {}'s capability on {topic:?} was revoked at seq {seq}",
-                        agent.short()
-                    )))
-                }
+                Some(seq) => revoked_error = Some(seq),
             },
-            Err(error @ Error::CapabilityExpired { .. }) => expired = Some(error),
-            Err(_) => {}
+            Authorization::Expired => expired = Some(capability.expires_ms()),
+            Authorization::Refused => {}
         }
     }
-    Err(revoked_error
-        .or(expired)
-        .unwrap_or_else(|| not_authorized(agent, &owner, right, topic)))
+    // The words of the one refusal reported, formatted once.
+    Err(match (revoked_error, expired) {
+        (Some(seq), _) => Error::CapabilityRevoked(format!(
+            "a link of {}'s capability on {topic:?} was revoked at seq {seq}",
+            agent.short()
+        )),
+        (None, Some(expires_ms)) => Error::CapabilityExpired { expires_ms, now_ms },
+        (None, None) => not_authorized(agent, &owner, right, topic),
+    })
 }
 
 /// When every capability that lets `agent` use `right` on `topic` at `now_ms` has a link in
@@ -141,7 +142,7 @@ pub fn revoked_since(
         .iter()
         .filter(|c| c.issuer().as_bytes()[..] == named[..])
     {
-        if capability.authorizes(agent, topic, right, now_ms).is_ok() {
+        if capability.authorization(agent, topic, right, now_ms) == Authorization::Granted {
             let seq = revoked.revoked_at(capability)?;
             since = since.max(Some(seq));
         }

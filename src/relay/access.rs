@@ -50,14 +50,18 @@ impl Access {
     /// longer than a capability can be; `BAD_INPUT` for a value that is not lowercase hex; the
     /// codes of [`Capability::decode`] for bytes that are not a valid chain.
     pub(crate) fn from_query(query: Option<&str>) -> Result<Self> {
-        let mut capabilities = Vec::new();
-        for pair in query.unwrap_or_default().split('&') {
-            let Some(hex) = pair
-                .strip_prefix(CAPABILITY_PARAM)
+        let values = query.unwrap_or_default().split('&').filter_map(|pair| {
+            pair.strip_prefix(CAPABILITY_PARAM)
                 .and_then(|rest| rest.strip_prefix('='))
-            else {
-                continue;
-            };
+        });
+        Self::from_hex(values)
+    }
+
+    /// The capabilities of the lowercase hex strings `values`, with the errors of
+    /// [`Access::from_query`].
+    pub(crate) fn from_hex<'a>(values: impl IntoIterator<Item = &'a str>) -> Result<Self> {
+        let mut capabilities = Vec::new();
+        for hex in values {
             if capabilities.len() == MAX_CONNECTION_CAPABILITIES {
                 return Err(Error::LimitExceeded {
                     what: "capabilities per connection",
@@ -77,6 +81,36 @@ impl Access {
             capabilities.push(Capability::decode(&bytes)?);
         }
         Ok(Access { capabilities })
+    }
+
+    /// Why `agent` may not write `topic` at `now_ms` (`None`: it may), with the links in
+    /// `revoked` no longer counting.
+    pub(crate) fn write_refusal(
+        &self,
+        agent: &AgentId,
+        topic: &str,
+        now_ms: u64,
+        revoked: Option<&RevokedLinks>,
+    ) -> Option<Error> {
+        may_use(
+            topic,
+            agent,
+            &self.capabilities,
+            Right::Write,
+            now_ms,
+            revoked,
+        )
+        .err()
+    }
+
+    /// The first instant after `now_ms` at which a capability held starts or ends: when a
+    /// decision made at `now_ms` may next change without a revocation (`None`: never).
+    pub(crate) fn next_change_after(&self, now_ms: u64) -> Option<u64> {
+        self.capabilities
+            .iter()
+            .flat_map(|c| [c.not_before_ms(), c.expires_ms()])
+            .filter(|&at| at > now_ms)
+            .min()
     }
 
     /// The refusal the relay must answer instead of carrying out `action`, with the request id

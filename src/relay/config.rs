@@ -34,6 +34,9 @@ pub struct Limits {
     /// Frames queued for one connection (receipts, errors, events) before it is dropped as a
     /// slow consumer.
     pub send_queue: usize,
+    /// Bytes of answers queued for one connection before it is dropped as a slow consumer
+    /// (1008 `SLOW_CONSUMER`); an empty queue takes any one answer.
+    pub send_queue_bytes: usize,
     /// Longest time one frame may take to be written to a connection before it is dropped as a
     /// slow consumer, in milliseconds.
     pub send_timeout_ms: u64,
@@ -92,6 +95,11 @@ pub struct Limits {
     /// subscribers takes a bounded share of threads, file handles and memory, and live fan-out
     /// from the cache never waits for it (at least 1).
     pub storage_readers: usize,
+    /// Seconds after which memory kept only for speed is given back: a topic with no new
+    /// entry for this long drops its cached entries (a subscriber still owed them reads them
+    /// from storage), and a sequencer without a publish for this long empties the SQLite
+    /// writer's page cache. 0: never.
+    pub idle_release_s: u64,
 }
 
 impl Default for Limits {
@@ -104,6 +112,7 @@ impl Default for Limits {
             agent_rate: 5_000.0,
             agent_burst: 10_000.0,
             send_queue: 4_096,
+            send_queue_bytes: 4 * 1024 * 1024,
             send_timeout_ms: 10_000,
             cache_per_topic: 4_096,
             cache_bytes_per_topic: 16 * 1024 * 1024,
@@ -121,6 +130,7 @@ impl Default for Limits {
             header_read_timeout_ms: 10_000,
             max_http_connections: 512,
             storage_readers: crate::relay::store::DEFAULT_READERS,
+            idle_release_s: 10,
         }
     }
 }
@@ -133,6 +143,11 @@ impl Limits {
             bytes_per_topic: self.cache_bytes_per_topic,
             bytes: self.cache_bytes,
         }
+    }
+
+    /// `idle_release_s` as a duration (`None` for 0: never).
+    pub fn idle_release(&self) -> Option<Duration> {
+        (self.idle_release_s > 0).then(|| Duration::from_secs(self.idle_release_s))
     }
 
     /// The send timeout as a duration.

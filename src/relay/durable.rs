@@ -321,7 +321,7 @@ fn announce(announcement: Announcement, audience: &Audience, refusal: Option<&Er
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::relay::reply::next_frame;
+    use crate::relay::reply::{next_frame, SendBudget};
     use tokio::sync::mpsc;
 
     /// Acks that report each wait and return only when told to, with the given result.
@@ -405,11 +405,7 @@ mod tests {
             metrics,
             calls,
             release,
-            reply: ReplyTo {
-                frames,
-                overflowed: Arc::default(),
-                wake: Arc::default(),
-            },
+            reply: ReplyTo::new(frames, Arc::default(), SendBudget::unbounded()),
             answers,
         }
     }

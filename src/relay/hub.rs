@@ -51,6 +51,8 @@ struct TopicFeed {
     watchers: Vec<Weak<Notify>>,
     /// The Merkle root over the `head` committed entries (`None` until known: empty tree).
     root: Option<Hash>,
+    /// When entries were last appended (`None`: never since the relay started).
+    appended_at: Option<Instant>,
 }
 
 /// The fan-out hub shared by the sequencer and every connection.
@@ -207,6 +209,7 @@ impl Hub {
         let mut topics = self.lock();
         let feed = topics.entry(topic.to_owned()).or_default();
         feed.root = Some(root);
+        feed.appended_at = Some(Instant::now());
         let mut added = 0;
         for entry in entries {
             debug_assert_eq!(entry.seq, feed.head);
@@ -240,6 +243,35 @@ impl Hub {
         }
         drop(topics);
         self.grown.notify_all();
+    }
+
+    /// Drops the cached entries of every topic that had no new entry for `idle` (a subscriber
+    /// still owed them reads them from storage); returns how many bytes went. Called
+    /// periodically (`[limits] idle_release_s`), so that a burst of large entries does not stay
+    /// resident in an idle relay.
+    pub fn release_idle(&self, idle: Duration) -> usize {
+        let now = Instant::now();
+        let mut topics = self.lock();
+        let mut released = 0;
+        for feed in topics.values_mut() {
+            let quiet = feed
+                .appended_at
+                .map_or(true, |at| now.saturating_duration_since(at) >= idle);
+            if quiet && !feed.recent.is_empty() {
+                released += feed.recent_bytes;
+                feed.recent = VecDeque::new();
+                feed.recent_bytes = 0;
+            }
+        }
+        if released > 0 {
+            let total =
+                (self.cached_bytes.load(Ordering::Relaxed) as usize).saturating_sub(released);
+            self.cached_bytes.store(total as u64, Ordering::Relaxed);
+            if let Some(metrics) = &self.metrics {
+                metrics.cache_bytes(total as u64);
+            }
+        }
+        released
     }
 
     /// Blocks until `topic` holds at least `size` entries or `timeout` passed; returns whether
@@ -412,6 +444,31 @@ mod tests {
         assert!(hub.read("t", 6, 10).unwrap().0.is_empty());
         assert!(hub.read("nothing", 0, 10).unwrap().0.is_empty());
         hub.unwatch("t", &notify);
+    }
+
+    #[test]
+    fn idle_topics_give_back_their_cached_entries_and_keep_their_heads() {
+        let hub = Hub::new(100);
+        hub.append("a", (0..3).map(|s| sized(s, 100)).collect(), [1; 32]);
+        hub.append("b", (0..2).map(|s| sized(s, 50)).collect(), [2; 32]);
+        assert_eq!(hub.cached_bytes(), 400);
+        assert_eq!(
+            hub.release_idle(Duration::from_secs(3600)),
+            0,
+            "nothing is idle yet"
+        );
+        assert_eq!(hub.read("a", 0, 10).unwrap().0.len(), 3);
+        assert_eq!(hub.release_idle(Duration::ZERO), 400);
+        assert_eq!(hub.cached_bytes(), 0);
+        // Heads and roots stay; reads of what went are sent to storage.
+        assert_eq!(hub.tree_head("a"), (3, [1; 32]));
+        assert_eq!(hub.tree_head("b"), (2, [2; 32]));
+        assert_eq!(hub.read("a", 0, 10).unwrap_err(), 3);
+        assert!(hub.read("a", 3, 10).unwrap().0.is_empty());
+        // New entries are cached again.
+        hub.append("a", vec![sized(3, 70)], [3; 32]);
+        assert_eq!(hub.cached_bytes(), 70);
+        assert_eq!(hub.read("a", 3, 10).unwrap().0.len(), 1);
     }
 
     fn sized(seq: u64, len: usize) -> CachedEntry {

@@ -349,6 +349,7 @@ impl Parts {
             max_ops: config.limits.commit_max_ops,
             queue: config.limits.sequencer_queue,
             snapshot_every: config.limits.replica_snapshot_every,
+            release_after: config.limits.idle_release(),
         };
         let storage = Arc::new(store::StorageHealth::new(
             config.data.clone(),
@@ -441,6 +442,13 @@ pub(crate) async fn listen(config: Config, started: Started) -> Result<RelayHand
         closing,
         cluster,
     });
+    if let Some(idle) = shared.config.limits.idle_release() {
+        tokio::spawn(release_idle_caches(
+            shared.hub.clone(),
+            idle,
+            shared.closing.subscribe(),
+        ));
+    }
     let app = router(shared.clone());
     let (stop_accepting, stop_rx) = watch::channel(false);
     let server = tokio::spawn(serve::serve(
@@ -458,6 +466,24 @@ pub(crate) async fn listen(config: Config, started: Started) -> Result<RelayHand
         server,
         sequencer,
     })
+}
+
+/// Every half of `idle` until the relay closes: drops the cached entries of topics idle for
+/// `idle` ([`Hub::release_idle`]).
+async fn release_idle_caches(hub: Arc<Hub>, idle: Duration, mut closing: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(idle / 2);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                let released = hub.release_idle(idle);
+                if released > 0 {
+                    tracing::debug!(released, "cached entries of idle topics released");
+                }
+            }
+            _ = closing.changed() => return,
+        }
+    }
 }
 
 /// Runs a relay until SIGINT or SIGTERM, then shuts it down gracefully.
@@ -548,6 +574,14 @@ async fn metrics_text(State(shared): State<Arc<Shared>>) -> Response {
         "# HELP ants_relay_write_path_failed 1 once nothing more can be acknowledged until restart.\n\
          # TYPE ants_relay_write_path_failed gauge\nants_relay_write_path_failed {failed}\n"
     );
+    if let Some(resident) = resident_bytes() {
+        let _ = write!(
+            text,
+            "# HELP process_resident_memory_bytes Resident memory of the relay process, to set \
+             against the memory budget of its [limits] (README).\n\
+             # TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes {resident}\n"
+        );
+    }
     if let Some(cluster) = &shared.cluster {
         let connected = u8::from(cluster.connected());
         let _ = write!(
@@ -558,6 +592,14 @@ async fn metrics_text(State(shared): State<Arc<Shared>>) -> Response {
         cluster.render_metrics(&mut text);
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+}
+
+/// This process's resident memory, in bytes (`None` where `/proc/self/statm` cannot tell).
+fn resident_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    let page = rustix::param::page_size() as u64;
+    Some(pages * page)
 }
 
 async fn upgrade(

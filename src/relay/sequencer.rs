@@ -131,6 +131,9 @@ pub struct GroupCommit {
     pub queue: usize,
     /// Entries between two replica snapshots of a topic (0: snapshot only when stopping).
     pub snapshot_every: u64,
+    /// After this long without a publish the store gives back memory it only keeps to be
+    /// fast ([`Store::release_memory`]); `None`: never.
+    pub release_after: Option<Duration>,
 }
 
 /// The sequencer thread's state.
@@ -227,13 +230,24 @@ impl<S: Store> Sequencer<S> {
         // A publish that did not fit the last batch's bytes: the first of the next.
         let mut carried: Option<PublishRequest> = None;
         let mut stopping = false;
+        // Whether the store was told to release memory since the last batch.
+        let mut released = false;
         while !stopping {
             let mut query = None;
-            match carried
-                .take()
-                .map(Command::Publish)
-                .map_or_else(|| rx.recv(), Ok)
-            {
+            let first = match (carried.take(), tuning.release_after) {
+                (Some(request), _) => Ok(Command::Publish(request)),
+                (None, Some(idle)) if !released => match rx.recv_timeout(idle) {
+                    Ok(command) => Ok(command),
+                    Err(RecvTimeoutError::Timeout) => {
+                        self.store.release_memory();
+                        released = true;
+                        continue;
+                    }
+                    Err(RecvTimeoutError::Disconnected) => break,
+                },
+                (None, _) => rx.recv().map_err(|_| ()),
+            };
+            match first {
                 Ok(Command::Publish(first)) => batch.push(first),
                 Ok(Command::StateHash { topic, answer }) => {
                     let _ = answer.send(self.state_hash(&topic));
@@ -284,6 +298,7 @@ impl<S: Store> Sequencer<S> {
                 }
             }
             self.commit_batch(std::mem::take(&mut batch));
+            released = false;
             if let Some((topic, answer)) = query {
                 let _ = answer.send(self.state_hash(&topic));
             }

@@ -13,24 +13,25 @@
 //! History yields to live traffic (issue 22 item 3): entries older than the hub's cache are
 //! read from storage through the relay's bounded read pool (`[limits] storage_readers` reads
 //! at once, turns first come first served), one slice per turn and at most one read in flight
-//! per connection ([`Replay`]). The loop keeps serving receipts, live topics and pings while
-//! that read waits for its turn.
+//! per connection ([`Replay`]). Proofs take turns at the same pool, up to 16 waiting per
+//! connection ([`PROOFS_IN_FLIGHT`]). The loop keeps serving receipts, live topics and pings
+//! while those reads wait for their turn.
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
-use futures_util::stream::{SplitSink, SplitStream, StreamExt};
+use futures_util::stream::{FuturesOrdered, SplitSink, SplitStream, StreamExt};
 use futures_util::SinkExt;
 use tokio::sync::{mpsc, Notify};
 
 use super::access::{revocations, Access};
 use super::hub::CachedEntry;
 use super::rate::TokenBucket;
-use super::reply::ReplyTo;
+use super::reply::{ReplyTo, SendBudget};
 use super::sequencer::PublishRequest;
 use super::store::SqlHashes;
 use super::Shared;
@@ -160,6 +161,62 @@ struct Conn<'a> {
     slice: Slice,
     /// The storage read of history in flight, if any (at most one per connection).
     replay: Option<Replay>,
+    /// Proof requests being answered (each waits for its turn at the read pool), oldest first,
+    /// at most [`PROOFS_IN_FLIGHT`].
+    proofs: FuturesOrdered<ProofAnswer>,
+}
+
+/// Proof requests one connection may have waiting for storage at once; one more waits for the
+/// oldest to be answered first.
+const PROOFS_IN_FLIGHT: usize = 16;
+
+/// The answer frame to a proof request, once read.
+type ProofAnswer = Pin<Box<dyn Future<Output = Frame> + Send>>;
+
+/// The answer to proof request `request_id`: `make` run over the topic's log as committed
+/// with `tree_size` entries (which must not exceed the committed size), with a read connection
+/// of the pool once it is this request's turn (so proofs share the bounded storage readers with
+/// replay), or the refusal.
+fn proof(
+    shared: &Arc<Shared>,
+    request_id: u32,
+    topic: String,
+    tree_size: u64,
+    make: impl FnOnce(&MerkleLog<SqlHashes<'_>>) -> Result<Body, Error> + Send + 'static,
+) -> ProofAnswer {
+    let head = shared.hub.head(&topic);
+    let reader = shared.reader.clone();
+    Box::pin(async move {
+        let body = if tree_size > head {
+            Err(Error::BadInput(format!(
+                "tree size {tree_size} is beyond the topic's {head} entries"
+            )))
+        } else {
+            reader
+                .read(move |pool| {
+                    pool.with_hashes(&topic, |hashes| {
+                        let log = MerkleLog::open(hashes, tree_size)?;
+                        make(&log)
+                    })
+                })
+                .await
+                .and_then(|read| {
+                    read.ok_or_else(|| Error::BadInput("the topic has no entries".into()))
+                })
+        };
+        match body {
+            Ok(body) => Frame::new(request_id, body),
+            Err(error) => Frame::error(request_id, &error),
+        }
+    })
+}
+
+/// Waits for the oldest proof in flight, if any (never resolves without one).
+async fn proven(proofs: &mut FuturesOrdered<ProofAnswer>) -> Frame {
+    match proofs.next().await {
+        Some(frame) => frame,
+        None => std::future::pending().await,
+    }
 }
 
 /// One slice of a topic's history being read from storage for this connection: it waits for
@@ -188,11 +245,8 @@ async fn serve(socket: WebSocket, shared: &Arc<Shared>, access: Access) -> End {
     let (sink, mut stream) = socket.split();
     let (frames, mut outbound) = mpsc::channel::<Vec<u8>>(limits.send_queue.max(1));
     let wake = Arc::new(Notify::new());
-    let reply = ReplyTo {
-        frames,
-        overflowed: Arc::new(AtomicBool::new(false)),
-        wake: wake.clone(),
-    };
+    let budget = Arc::new(SendBudget::new(limits.send_queue_bytes));
+    let reply = ReplyTo::new(frames, wake.clone(), budget);
     let mut conn = Conn {
         shared,
         state: {
@@ -212,6 +266,7 @@ async fn serve(socket: WebSocket, shared: &Arc<Shared>, access: Access) -> End {
         access,
         slice: Slice(FIRST_SLICE),
         replay: None,
+        proofs: FuturesOrdered::new(),
     };
     let mut shutdown = shared.closing.subscribe();
     let mut ping = tokio::time::interval(Duration::from_secs(limits.ping_interval_s.max(1)));
@@ -228,6 +283,7 @@ async fn serve(socket: WebSocket, shared: &Arc<Shared>, access: Access) -> End {
                 _ = shutdown.changed() => {
                     // Flush answers already queued (receipts of committed ops), then leave.
                     while let Ok(bytes) = outbound.try_recv() {
+                        conn.reply.budget.taken(bytes.len());
                         if let Err(end) = conn.send(Message::Binary(bytes.into())).await {
                             return conn.finish(end, &wake, &mut stream).await;
                         }
@@ -253,6 +309,7 @@ async fn serve(socket: WebSocket, shared: &Arc<Shared>, access: Access) -> End {
                 },
                 () = wake.notified() => conn.pump(&wake).await,
                 read = replayed(&mut conn.replay) => conn.replayed(read, &wake).await,
+                frame = proven(&mut conn.proofs) => conn.send_frame(&frame).await,
                 _ = ping.tick() => conn.send(Message::Ping(Vec::new().into())).await,
             };
             if let Err(end) = step {
@@ -335,10 +392,14 @@ impl Conn<'_> {
         first: Vec<u8>,
         queue: &mut mpsc::Receiver<Vec<u8>>,
     ) -> Result<(), End> {
+        self.reply.budget.taken(first.len());
         self.feed(Message::Binary(first.into())).await?;
         for _ in 0..PUMP_BATCH {
             match queue.try_recv() {
-                Ok(bytes) => self.feed(Message::Binary(bytes.into())).await?,
+                Ok(bytes) => {
+                    self.reply.budget.taken(bytes.len());
+                    self.feed(Message::Binary(bytes.into())).await?;
+                }
                 Err(_) => break,
             }
         }
@@ -473,16 +534,13 @@ impl Conn<'_> {
                 seq,
                 tree_size,
             } => {
-                let frame = self
-                    .proof(topic, tree_size, move |log| {
-                        let proof = log.inclusion_proof(seq, tree_size)?;
-                        Ok(Body::InclusionProof {
-                            proof: proof.encode(),
-                        })
+                let answer = proof(self.shared, request_id, topic, tree_size, move |log| {
+                    let proof = log.inclusion_proof(seq, tree_size)?;
+                    Ok(Body::InclusionProof {
+                        proof: proof.encode(),
                     })
-                    .await
-                    .map(|body| Frame::new(request_id, body));
-                self.answer(request_id, frame).await
+                });
+                self.prove(answer).await
             }
             Action::ConsistencyProof {
                 request_id,
@@ -490,16 +548,13 @@ impl Conn<'_> {
                 old_size,
                 new_size,
             } => {
-                let frame = self
-                    .proof(topic, new_size, move |log| {
-                        let proof = log.consistency_proof(old_size, new_size)?;
-                        Ok(Body::ConsistencyProof {
-                            proof: proof.encode(),
-                        })
+                let answer = proof(self.shared, request_id, topic, new_size, move |log| {
+                    let proof = log.consistency_proof(old_size, new_size)?;
+                    Ok(Body::ConsistencyProof {
+                        proof: proof.encode(),
                     })
-                    .await
-                    .map(|body| Frame::new(request_id, body));
-                self.answer(request_id, frame).await
+                });
+                self.prove(answer).await
             }
         }
     }
@@ -511,32 +566,16 @@ impl Conn<'_> {
         }
     }
 
-    /// Runs `make` over the topic's log as committed with `tree_size` entries (which must not
-    /// exceed the committed size), with a read connection of the pool once it is this
-    /// connection's turn (so proofs share the bounded storage readers with replay).
-    async fn proof(
-        &mut self,
-        topic: String,
-        tree_size: u64,
-        make: impl FnOnce(&MerkleLog<SqlHashes<'_>>) -> Result<Body, Error> + Send + 'static,
-    ) -> Result<Body, Error> {
-        let head = self.shared.hub.head(&topic);
-        if tree_size > head {
-            return Err(Error::BadInput(format!(
-                "tree size {tree_size} is beyond the topic's {head} entries"
-            )));
+    /// Queues a proof's answer: it is sent when read, while the loop goes on serving receipts
+    /// and entries. With [`PROOFS_IN_FLIGHT`] already waiting, the oldest is answered first.
+    async fn prove(&mut self, answer: ProofAnswer) -> Result<(), End> {
+        if self.proofs.len() >= PROOFS_IN_FLIGHT {
+            if let Some(frame) = self.proofs.next().await {
+                self.send_frame(&frame).await?;
+            }
         }
-        let read = self
-            .shared
-            .reader
-            .read(move |pool| {
-                pool.with_hashes(&topic, |hashes| {
-                    let log = MerkleLog::open(hashes, tree_size)?;
-                    make(&log)
-                })
-            })
-            .await?;
-        read.ok_or_else(|| Error::BadInput("the topic has no entries".into()))
+        self.proofs.push_back(answer);
+        Ok(())
     }
 
     /// Sends every subscribed topic the entries it is owed from the hub's cache, a bounded

@@ -17,6 +17,8 @@ use crate::identity::{lower_hex, AgentId};
 
 /// Most capabilities one `mayRead`/`mayWrite` call weighs (the relay's bound per connection).
 const MAX_CHECKED: usize = 64;
+/// Most capabilities a relay connection may bring on its URL (PROTOCOL.md 10.6).
+const MAX_ON_URL: usize = 16;
 
 /// Capabilities: signed, delegable grants of `read`, `write` and `delegate` on a topic or topic
 /// prefix, until an expiry. Only statics; capabilities themselves are bytes.
@@ -277,6 +279,42 @@ impl JsCapability {
         Ok(Revocation::new(capability, index)?.encode())
     }
 
+    /// The `params` of a stock `y-websocket` provider for the private room guarded by the owned
+    /// `topic` (the room named `topic`, or a room bridged to it): `{ cap, proof }`, the
+    /// capabilities' lowercase hex joined by `,` (no `cap` when there are none: the owner) and
+    /// a room proof by `holder` for `topic`, valid until `expiresMs` (PROTOCOL.md 8.7.1). The
+    /// proof makes the URL a bearer token until then: keep it short and the URL on `wss://`.
+    ///
+    /// Errors: `BAD_INPUT`, `BAD_TOPIC`, `LIMIT_EXCEEDED` (more than 16), those of `decode`.
+    #[wasm_bindgen(js_name = roomParams, unchecked_return_type = "RoomParams")]
+    pub fn room_params(
+        holder: &JsIdentity,
+        #[wasm_bindgen(unchecked_param_type = "string")] topic: &JsValue,
+        #[wasm_bindgen(unchecked_param_type = "Uint8Array[]")] capabilities: &JsValue,
+        #[wasm_bindgen(js_name = expiresMs, unchecked_param_type = "number")] expires_ms: &JsValue,
+    ) -> Result<JsValue, JsValue> {
+        let topic = string_arg("topic", topic)?;
+        crate::op::validate_topic(&topic)?;
+        let caps = capabilities_arg(capabilities)?;
+        if caps.len() > MAX_ON_URL {
+            return Err(Error::LimitExceeded {
+                what: "capabilities on a URL",
+                limit: MAX_ON_URL,
+                got: caps.len(),
+            }
+            .into());
+        }
+        let proof =
+            capability::RoomProof::sign(&holder.0, &topic, ms_arg("expiresMs", expires_ms)?);
+        let params = js_sys::Object::new();
+        if !caps.is_empty() {
+            let hex: Vec<String> = caps.iter().map(|c| lower_hex(c.as_bytes())).collect();
+            js_sys::Reflect::set(&params, &"cap".into(), &hex.join(",").into())?;
+        }
+        js_sys::Reflect::set(&params, &"proof".into(), &lower_hex(&proof.encode()).into())?;
+        Ok(params.into())
+    }
+
     /// As `mayRead`, for publishing.
     #[wasm_bindgen(js_name = mayWrite)]
     pub fn may_write(
@@ -306,6 +344,14 @@ export interface CapabilityGrant {
   expiresMs: number | bigint;
   /** The first millisecond at which it holds; 0 (the default) for no lower bound. */
   notBeforeMs?: number | bigint;
+}
+
+/** What `Capability.roomParams` returns: a stock y-websocket provider's `params`. */
+export interface RoomParams {
+  /** The capabilities, lowercase hex, joined by ","; absent when there are none. */
+  cap?: string;
+  /** The holder's room proof for the topic, lowercase hex. */
+  proof: string;
 }
 
 /** One link of a capability chain, or the chain's effective grant. */

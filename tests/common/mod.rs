@@ -39,6 +39,10 @@ pub mod capabilities;
 #[cfg(all(feature = "relay", not(target_arch = "wasm32")))]
 pub mod relay;
 
+/// A plain Yjs client over raw frames.
+#[cfg(all(feature = "relay", not(target_arch = "wasm32")))]
+pub mod yjs;
+
 /// A relay that tells one deliberate lie, on real WebSockets.
 #[cfg(all(feature = "relay", not(target_arch = "wasm32")))]
 pub mod lying_relay;

@@ -152,6 +152,25 @@ test('a note published in one context shows in the other with the same seq, a âœ
   await pageB.locator('#panel-feed').screenshot({ path: join(ARTIFACTS, 'feed.png') });
 });
 
+test('a private topic: you grant friend a capability, present it in the log, friend writes, stranger is refused', async () => {
+  await pageA.click('#private-start');
+  const friendsNote = () => document.querySelector('#private-feed tbody tr[data-kind="note"][data-who="friend"]')?.cells[3].textContent ?? null;
+  assert.equal(await (await pageA.waitForFunction(friendsNote, null, { timeout: 20_000 })).jsonValue(), 'hello from friend');
+  const presented = await pageA.textContent('#private-feed tbody tr[data-kind="cap.present"]');
+  assert.match(presented, /presents the capability of friend: read \+ write/);
+  const stranger = () => document.querySelector('#private-stranger')?.textContent ?? null;
+  const refused = await (await pageA.waitForFunction(stranger, null, { timeout: 20_000 })).jsonValue();
+  assert.match(refused, /reading refused NOT_AUTHORIZED, writing refused NOT_AUTHORIZED/);
+  assert.equal(await pageA.getAttribute('#private-stranger', 'class'), 'ok');
+  // The owned topic is its own log: nothing of it reached the shared feed of either context.
+  for (const page of [pageA, pageB]) {
+    const leaked = await page.evaluate(() => [...document.querySelectorAll('#feed tbody tr')].some((r) => /friend/.test(r.cells[3]?.textContent ?? '')));
+    assert.equal(leaked, false);
+  }
+  assert.deepEqual(pageA.errors, []);
+  await pageA.locator('#panel-private').screenshot({ path: join(ARTIFACTS, 'private-topic.png') });
+});
+
 test('a double claim: one wins, the loser sees a compensation', async () => {
   // Both people were funded by the faucet (a claim stakes 10 of their balance).
   const funded = () => window.demo.state.model.balance(window.demo.state.me) >= 10;

@@ -148,6 +148,7 @@ test('every js block of the READMEs is checked by this file', () => {
     'README.md#Edge functions',
     'README.md#Yjs rooms',
     'README.md#Private topics',
+    'README.md#Private Yjs rooms',
     'pkg-config/README.md#ants-coord',
     'pkg-config/README.md#Two builds: `ants-coord` and `ants-coord/core`',
     ...GUIDE.map(([heading]) => `docs/guide.md#${heading}`),
@@ -228,6 +229,15 @@ test('README private topics: bob reads with a capability and may not write', asy
   const { status, stdout, stderr } = await run(path);
   assert.equal(status, 0, stderr);
   assert.deepEqual(stdout, ['for bob only']);
+});
+
+test('README private Yjs rooms: bob syncs with a capability, eve is refused with 4403', async () => {
+  const { port } = await relay();
+  const b = block('README.md', 'Private Yjs rooms');
+  const { path, checks } = prepare(b, { 'ws://127.0.0.1:8787/yjs': `ws://127.0.0.1:${port}/yjs` });
+  assert.equal(checks, 2);
+  const { status, stderr } = await run(path);
+  assert.equal(status, 0, stderr);
 });
 
 test('README Yjs rooms: a stock provider writes "hello" that another provider reads', async () => {

@@ -37,7 +37,7 @@ use super::{connect_client, sibling_subject, unavailable, JetStreamConfig};
 use crate::error::{Error, Result};
 use crate::op::SignedOp;
 use crate::relay::hub::Hub;
-use crate::relay::reply::ReplyTo;
+use crate::relay::reply::{ReplyTo, SendBudget};
 use crate::relay::sequencer::{PublishRequest, SequencerQueue};
 use crate::wire::{Body, Frame};
 
@@ -45,6 +45,9 @@ use crate::wire::{Body, Frame};
 const OUTBOX: usize = 8192;
 /// Answers of forwarded publishes the owner side holds before sending them back.
 const ANSWERS: usize = 65_536;
+/// Bytes of ops sent to their owners and not answered yet: past it (owners slow or silent, so
+/// answers lag), a publish is sequenced here instead, which is always safe (the stream's fence).
+const MAX_PENDING_BYTES: usize = 64 * 1024 * 1024;
 
 /// Counts for `/metrics`.
 #[derive(Debug, Default)]
@@ -59,6 +62,56 @@ struct Counts {
 struct Pending {
     request: PublishRequest,
     deadline: Instant,
+}
+
+/// The publishes sent to their owners and not answered yet, by token, bounded by the bytes of
+/// their ops ([`MAX_PENDING_BYTES`]; an empty set takes any one).
+struct PendingForwards {
+    by_token: HashMap<u64, Pending>,
+    bytes: usize,
+    max_bytes: usize,
+}
+
+impl PendingForwards {
+    fn new(max_bytes: usize) -> Self {
+        PendingForwards {
+            by_token: HashMap::new(),
+            bytes: 0,
+            max_bytes,
+        }
+    }
+
+    /// Holds `pending` under `token`, or gives it back (`Some`) when it does not fit the bound.
+    fn hold(&mut self, token: u64, pending: Pending) -> Option<Pending> {
+        let len = pending.request.op.as_bytes().len();
+        if !self.by_token.is_empty() && self.bytes + len > self.max_bytes {
+            return Some(pending);
+        }
+        self.bytes += len;
+        self.by_token.insert(token, pending);
+        None
+    }
+
+    fn remove(&mut self, token: u64) -> Option<Pending> {
+        let pending = self.by_token.remove(&token)?;
+        self.bytes -= pending.request.op.as_bytes().len();
+        Some(pending)
+    }
+
+    /// Takes out every publish whose deadline is past.
+    fn expired(&mut self, now: Instant) -> Vec<PublishRequest> {
+        let tokens: Vec<u64> = self
+            .by_token
+            .iter()
+            .filter(|(_, p)| p.deadline <= now)
+            .map(|(t, _)| *t)
+            .collect();
+        tokens
+            .into_iter()
+            .filter_map(|t| self.remove(t))
+            .map(|p| p.request)
+            .collect()
+    }
 }
 
 /// One frontend's forwarding: its heartbeat, its view of the live set, the publishes it sent
@@ -115,7 +168,7 @@ impl Forwarding {
             counts: Counts::default(),
             stop: watch::channel(false).0,
         });
-        let pending: Arc<Mutex<HashMap<u64, Pending>>> = Arc::default();
+        let pending = Arc::new(Mutex::new(PendingForwards::new(MAX_PENDING_BYTES)));
         let local = Local {
             sequencer: sequencer.clone(),
             forwarding: forwarding.clone(),
@@ -240,7 +293,7 @@ struct Sender {
     client: async_nats::Client,
     prefix: String,
     inbox: String,
-    pending: Arc<Mutex<HashMap<u64, Pending>>>,
+    pending: Arc<Mutex<PendingForwards>>,
     timeout: Duration,
     local: Local,
 }
@@ -263,13 +316,14 @@ impl Sender {
             let payload = Bytes::copy_from_slice(request.op.as_bytes());
             let subject = format!("{}.{}", self.prefix, owner.to_hex());
             let reply = format!("{}.{token}", self.inbox);
-            lock(&self.pending).insert(
-                token,
-                Pending {
-                    request,
-                    deadline: Instant::now() + self.timeout,
-                },
-            );
+            let pending = Pending {
+                request,
+                deadline: Instant::now() + self.timeout,
+            };
+            if let Some(Pending { request, .. }) = lock(&self.pending).hold(token, pending) {
+                self.local.sequence(request);
+                continue;
+            }
             // A publish that fails to go out stays pending: the sweep sequences it here.
             match self
                 .client
@@ -303,7 +357,7 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// Hands the owners' answers to the clients; sequences here what found no owner.
 async fn receive_answers(
     mut answers: async_nats::Subscriber,
-    pending: Arc<Mutex<HashMap<u64, Pending>>>,
+    pending: Arc<Mutex<PendingForwards>>,
     local: Local,
     hub: Arc<Hub>,
 ) {
@@ -317,7 +371,7 @@ async fn receive_answers(
             .rsplit('.')
             .next()
             .and_then(|t| t.parse::<u64>().ok());
-        let Some(Pending { request, .. }) = token.and_then(|t| lock(&pending).remove(&t)) else {
+        let Some(Pending { request, .. }) = token.and_then(|t| lock(&pending).remove(t)) else {
             continue; // swept already
         };
         if message.status == Some(async_nats::StatusCode::NO_RESPONDERS) {
@@ -371,7 +425,7 @@ async fn wait_for_entry(hub: &Hub, topic: &str, size: u64, patience: Duration) {
 
 /// Sequences here every forwarded publish whose owner did not answer in time (an op the owner
 /// did sequence is then answered with its original receipt).
-async fn sweep(pending: Arc<Mutex<HashMap<u64, Pending>>>, local: Local, timeout: Duration) {
+async fn sweep(pending: Arc<Mutex<PendingForwards>>, local: Local, timeout: Duration) {
     let mut tick = tokio::time::interval(timeout.min(Duration::from_secs(1)));
     let mut stopped = local.forwarding.stop.subscribe();
     loop {
@@ -380,19 +434,7 @@ async fn sweep(pending: Arc<Mutex<HashMap<u64, Pending>>>, local: Local, timeout
             _ = stopped.wait_for(|stop| *stop) => return,
         }
         let now = Instant::now();
-        let late: Vec<PublishRequest> = {
-            let mut pending = lock(&pending);
-            let tokens: Vec<u64> = pending
-                .iter()
-                .filter(|(_, p)| p.deadline <= now)
-                .map(|(t, _)| *t)
-                .collect();
-            tokens
-                .into_iter()
-                .filter_map(|t| pending.remove(&t))
-                .map(|p| p.request)
-                .collect()
-        };
+        let late = lock(&pending).expired(now);
         for request in late {
             local.sequence(request);
         }
@@ -408,11 +450,7 @@ async fn serve(
     forwarding: Arc<Forwarding>,
 ) {
     let (frames, mut answered) = mpsc::channel::<Vec<u8>>(ANSWERS);
-    let reply = ReplyTo {
-        frames,
-        overflowed: Arc::default(),
-        wake: Arc::default(),
-    };
+    let reply = ReplyTo::new(frames, Arc::default(), SendBudget::unbounded());
     let waiting: Arc<Mutex<HashMap<u32, async_nats::Subject>>> = Arc::default();
     let (answer_client, answer_waiting) = (client.clone(), waiting.clone());
     tokio::spawn(async move {
@@ -502,5 +540,66 @@ async fn heartbeat(frontends: Frontends, address: String, forwarding: Arc<Forwar
             let _ = frontends.leave(&forwarding.me).await;
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity::Identity;
+    use crate::op::{OpDraft, SignedOp};
+    use crate::relay::reply::reply_channel;
+
+    fn pending(body_len: usize, deadline: Instant) -> Pending {
+        let author = Identity::from_seed(&[9; 32]).unwrap();
+        let op = SignedOp::sign(
+            &author,
+            OpDraft {
+                topic: "t".into(),
+                kind: "blob".into(),
+                body: vec![0; body_len],
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        Pending {
+            request: PublishRequest {
+                op,
+                request_id: 1,
+                reply: reply_channel(1).0,
+                received_at: Instant::now(),
+            },
+            deadline,
+        }
+    }
+
+    #[test]
+    fn unanswered_forwards_are_bounded_in_bytes_and_give_them_back() {
+        let later = Instant::now() + Duration::from_secs(3600);
+        let mut forwards = PendingForwards::new(3_000);
+        let big = 1_000 - 200; // an op is its body and about 150 bytes more
+                               // An empty set takes any one; then ops up to the bound.
+        assert!(forwards.hold(1, pending(5_000, later)).is_none());
+        assert!(forwards.hold(2, pending(1, later)).is_some());
+        assert!(forwards.remove(1).is_some());
+        assert_eq!(forwards.bytes, 0);
+        for token in 10..12 {
+            assert!(forwards.hold(token, pending(big, later)).is_none());
+        }
+        assert!(forwards.bytes > 1_800 && forwards.bytes <= 2_000);
+        let refused = forwards.hold(12, pending(big + 300, later));
+        assert!(
+            refused.is_some(),
+            "past the bound the publish is given back"
+        );
+        assert_eq!(forwards.by_token.len(), 2);
+        // Expired ones leave with their bytes.
+        let soon = Instant::now();
+        assert!(forwards.hold(13, pending(10, soon)).is_none());
+        let late = forwards.expired(soon + Duration::from_millis(1));
+        assert_eq!(late.len(), 1);
+        assert!(forwards.remove(13).is_none());
+        assert!(forwards.remove(10).is_some() && forwards.remove(11).is_some());
+        assert_eq!(forwards.bytes, 0);
     }
 }

@@ -179,6 +179,11 @@ pub trait Store: SequencedOps + Send + 'static {
     fn max_batch_bytes(&self) -> Option<usize> {
         None
     }
+
+    /// Gives back memory kept only for speed (caches), when the sequencer has been idle for a
+    /// while (`[limits] idle_release_s`). Nothing stored changes; the next append may be
+    /// slower. By default, nothing.
+    fn release_memory(&mut self) {}
 }
 
 /// What one entry adds to a batch beyond its op's bytes, for [`Store::max_batch_bytes`]: the

@@ -245,6 +245,15 @@ impl SequencedOps for SqliteStore {
 impl Store for SqliteStore {
     type Acks = WalAcks;
 
+    /// Empties the writer's page cache (`PRAGMA shrink_memory`; up to 64 MiB of it, which a
+    /// burst of large entries fills and an idle relay would keep). The allocator then hands
+    /// the pages back to the system (`ants-relay` trims it periodically).
+    fn release_memory(&mut self) {
+        if let Err(error) = self.conn.execute_batch("PRAGMA shrink_memory") {
+            tracing::warn!(%error, "could not release the writer's page cache");
+        }
+    }
+
     fn heads(&mut self) -> Result<Vec<StoredHead>> {
         let mut heads = Vec::new();
         let mut topics = HashMap::new();

@@ -16,7 +16,6 @@
 //!   and the clock, and publishes it again ([`MAX_COUNTER_RACES`] times at most).
 
 use std::collections::HashSet;
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -28,7 +27,7 @@ use crate::entry::Entry;
 use crate::error::{Error, Result};
 use crate::identity::AgentId;
 use crate::op::OpId;
-use crate::relay::reply::ReplyTo;
+use crate::relay::reply::{ReplyTo, SendBudget};
 use crate::relay::sequencer::PublishRequest;
 use crate::relay::{now_ms, Shared};
 use crate::wire::{Body, Frame};
@@ -79,11 +78,7 @@ impl Bridge {
         let _ = shared.hub.watch(&topic, &wake);
         let relay = shared.identity.agent_id();
         let (frames, answers) = mpsc::channel(1024);
-        let reply = ReplyTo {
-            frames,
-            overflowed: Arc::new(AtomicBool::new(false)),
-            wake: Arc::new(Notify::new()),
-        };
+        let reply = ReplyTo::new(frames, Arc::new(Notify::new()), SendBudget::unbounded());
         Bridge {
             shared,
             topic,
@@ -212,6 +207,21 @@ impl Bridge {
                         self.own.remove(&sent[at]);
                         lost.push(i);
                     }
+                }
+                // An owned topic counts only the writes its log authorizes (PROTOCOL.md 8.7.1,
+                // 10.8): the relay's key needs a presented `write` capability, and retrying
+                // cannot give it one.
+                Body::Error { code, message }
+                    if matches!(
+                        code.as_str(),
+                        "NOT_AUTHORIZED" | "CAPABILITY_EXPIRED" | "CAPABILITY_REVOKED"
+                    ) =>
+                {
+                    failure.get_or_insert_with(|| {
+                        Error::NotAuthorized(format!(
+                            "the relay's key may not write the bridged topic: {code}: {message}"
+                        ))
+                    });
                 }
                 Body::Error { code, message } => {
                     failure.get_or_insert_with(|| {

@@ -36,12 +36,20 @@
 //! - Bridge (`bridge.rs`): `/yjs/<room>?topic=<topic>` joins the document of an ants-coord topic
 //!   instead: signed `doc.update` entries flow into the room, plain clients' updates are
 //!   published to the topic signed by the relay's key. Every room bridged to one topic shares one
-//!   document, whose durable record is the topic. An owned topic (`@<agent id>/…`) is never
-//!   bridged (close 1008 `NOT_AUTHORIZED`): plain clients hold no capability.
+//!   document, whose durable record is the topic.
+//! - Private rooms (`access.rs`): a room named by an owned topic (`/yjs/@<agent id>/…`), or
+//!   bridged to one, admits only a connection whose URL carries a room proof of an agent that
+//!   may read the topic (`?cap=<hex>&proof=<hex>`); its document updates count only if it may
+//!   write. Refused: the y-protocols permission-denied message, then close 4401 or 4403
+//!   ([`access_close_code`]) and the code.
+//!   A capability that expires or is revoked while connected closes the connection the same
+//!   way. On a cluster, only bridged private rooms are served (a plain room's record topic,
+//!   `yjs/…`, is open).
 //!
-//! Plain Yjs clients are not authenticated: a room is as trustworthy as the relay (see
+//! Open rooms' clients are not authenticated: a room is as trustworthy as the relay (see
 //! PROTOCOL.md 8.7).
 
+mod access;
 mod bridge;
 mod room;
 pub mod store;
@@ -53,7 +61,7 @@ use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query, RawQuery, State};
 use axum::response::Response;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
@@ -96,9 +104,11 @@ const ROOM_QUEUE: usize = 1024;
 /// Longest WebSocket close reason (RFC 6455: 125 bytes of payload, 2 of them the code).
 const MAX_CLOSE_REASON: usize = 123;
 
-/// Checks a room name: 1 to [`MAX_ROOM_NAME_LEN`] bytes of `A-Z a-z 0-9 - _ . ~ : @ +`.
-/// Error: `BAD_INPUT`.
+/// Checks a room name: 1 to [`MAX_ROOM_NAME_LEN`] bytes of `A-Z a-z 0-9 - _ . ~ : @ +`, and `/`
+/// after the first 65 bytes of an owned topic's name (`@<agent id>/…`: a private room, guarded
+/// by that topic). Error: `BAD_INPUT`.
 pub fn validate_room_name(name: &str) -> Result<()> {
+    let owned = crate::capability::topic_owner(name).is_some();
     if name.is_empty() || name.len() > MAX_ROOM_NAME_LEN {
         return Err(Error::BadInput(format!(
             "room name must be 1 to {MAX_ROOM_NAME_LEN} bytes, got {}",
@@ -107,10 +117,10 @@ pub fn validate_room_name(name: &str) -> Result<()> {
     }
     if let Some(c) = name
         .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || "-_.~:@+".contains(*c)))
+        .find(|c| !(c.is_ascii_alphanumeric() || "-_.~:@+".contains(*c) || (owned && *c == '/')))
     {
         return Err(Error::BadInput(format!(
-            "room name: {c:?} not allowed (A-Z a-z 0-9 - _ . ~ : @ +)"
+            "room name: {c:?} not allowed (A-Z a-z 0-9 - _ . ~ : @ +, and / in an owned topic)"
         )));
     }
     Ok(())
@@ -359,6 +369,7 @@ pub(crate) async fn upgrade(
     State(shared): State<Arc<Shared>>,
     room: Option<Path<String>>,
     Query(query): Query<RoomQuery>,
+    RawQuery(raw_query): RawQuery,
     ws: WebSocketUpgrade,
 ) -> Response {
     if let Some(refused) = shared.take_slot_or_refuse() {
@@ -372,13 +383,14 @@ pub(crate) async fn upgrade(
         .max_write_buffer_size(super::socket::max_write_buffer_len(MAX_ROOM_MESSAGE_LEN))
         .on_upgrade(move |socket| async move {
             shared.metrics.connection_opened();
-            serve(socket, &shared, name, query.topic).await;
+            serve(socket, &shared, name, query.topic, raw_query).await;
             shared.metrics.connection_closed();
             shared.release_slot();
         })
 }
 
-/// The query string of a room URL: `topic` bridges the room to a document topic; anything else
+/// The query string of a room URL: `topic` bridges the room to a document topic; `cap` and
+/// `proof` (read from the raw query, see `access.rs`) open a private room; anything else
 /// (y-websocket `params`) is ignored.
 #[derive(Debug, Default, serde::Deserialize)]
 pub(crate) struct RoomQuery {
@@ -417,14 +429,6 @@ fn room_key(name: &str, topic: Option<&str>, config: &Config) -> Result<String> 
             if !config.may_bridge(topic) {
                 return Err(Error::BridgeNotAllowed(topic.to_owned()));
             }
-            // Plain Yjs clients hold no capability, and the bridge reads and signs for them:
-            // an owned topic bridged would be open to anyone who can reach the room.
-            if let Some(owner) = crate::capability::topic_owner(topic) {
-                return Err(Error::NotAuthorized(format!(
-                    "topic {topic:?} is owned by {owner}: a plain Yjs room cannot be bridged to \
-                     an owned topic"
-                )));
-            }
             Ok(format!("?topic={topic}"))
         }
     }
@@ -437,6 +441,12 @@ fn room_of(name: &str, topic: Option<String>, shared: &Shared) -> Result<(String
     match topic {
         None if shared.cluster.is_some() => {
             validate_room_name(name)?;
+            // Its record topic, `yjs/@…`, would be open to every reader of the log.
+            if crate::capability::topic_owner(name).is_some() {
+                return Err(Error::Unavailable(
+                    "a cluster serves no private plain room: bridge the owned topic instead".into(),
+                ));
+            }
             let topic = cluster_room_topic(name);
             Ok((format!("?topic={topic}"), Some(topic)))
         }
@@ -444,9 +454,40 @@ fn room_of(name: &str, topic: Option<String>, shared: &Shared) -> Result<(String
     }
 }
 
-async fn serve(socket: WebSocket, shared: &Arc<Shared>, name: String, topic: Option<String>) {
+async fn serve(
+    socket: WebSocket,
+    shared: &Arc<Shared>,
+    name: String,
+    topic: Option<String>,
+    query: Option<String>,
+) {
     let (mut sink, mut stream) = socket.split();
-    let joined = room_of(&name, topic, shared).and_then(|(key, topic)| {
+    // The topic that decides who may join: the bridged one, else the room's own name.
+    let guard_topic = topic.clone().unwrap_or_else(|| name.clone());
+    let room = room_of(&name, topic, shared);
+    let mut guard = match room
+        .as_ref()
+        .map_err(Clone::clone)
+        .and_then(|_| Guard::admit(shared, query.as_deref(), &guard_topic))
+    {
+        Ok(guard) => guard,
+        Err(error) => {
+            if room.is_ok() {
+                refuse(&mut sink, &mut stream, shared, &error).await;
+            } else {
+                close(
+                    &mut sink,
+                    &mut stream,
+                    shared,
+                    refusal_code(&error),
+                    close_reason(&error),
+                )
+                .await;
+            }
+            return;
+        }
+    };
+    let joined = room.and_then(|(key, topic)| {
         let bridge = topic.map(|topic| (shared.clone(), topic));
         shared
             .yjs
@@ -456,16 +497,17 @@ async fn serve(socket: WebSocket, shared: &Arc<Shared>, name: String, topic: Opt
     let (name, (conn, input, generation)) = match joined {
         Ok(joined) => joined,
         Err(error) => {
-            let code = match error {
-                Error::BadInput(_)
-                | Error::BadTopic(_)
-                | Error::BridgeNotAllowed(_)
-                | Error::NotAuthorized(_) => 1008,
-                // Too many rooms open: RFC 6455 7.4.1 "try again later"; a stock provider does.
-                Error::LimitExceeded { .. } => 1013,
-                _ => 1011,
-            };
-            close(&mut sink, &mut stream, shared, code, close_reason(&error)).await;
+            if let Some(guard) = &guard {
+                guard.release(shared);
+            }
+            close(
+                &mut sink,
+                &mut stream,
+                shared,
+                refusal_code(&error),
+                close_reason(&error),
+            )
+            .await;
             return;
         }
     };
@@ -483,24 +525,150 @@ async fn serve(socket: WebSocket, shared: &Arc<Shared>, name: String, topic: Opt
         },
     };
     let end = if input.send(join).await.is_err() {
-        Some((1011, "UNAVAILABLE".to_owned()))
+        Some(End::Close(1011, "UNAVAILABLE".to_owned()))
     } else {
         let mut outbound = Inlet {
             receiver: outbound,
             queued,
             dropped,
         };
-        relay_messages(shared, conn, &input, &mut outbound, &mut sink, &mut stream).await
+        let mut link = Link {
+            conn,
+            input: &input,
+            sink: &mut sink,
+            stream: &mut stream,
+        };
+        relay_messages(shared, &mut link, &mut outbound, guard.as_mut()).await
     };
+    if let Some(guard) = &guard {
+        guard.release(shared);
+    }
     shared.yjs.leave(&name, generation);
     let _ = tokio::time::timeout(
         Duration::from_secs(1),
         input.send(RoomInput::Leave { conn }),
     )
     .await;
-    if let Some((code, reason)) = end {
-        close(&mut sink, &mut stream, shared, code, reason).await;
+    match end {
+        None => {}
+        Some(End::Close(code, reason)) => close(&mut sink, &mut stream, shared, code, reason).await,
+        Some(End::Refused(error)) => refuse(&mut sink, &mut stream, shared, &error).await,
     }
+}
+
+/// The close code of a connection refused before it joins its room.
+fn refusal_code(error: &Error) -> u16 {
+    match error {
+        Error::BadInput(_)
+        | Error::BadTopic(_)
+        | Error::BridgeNotAllowed(_)
+        | Error::NotAuthorized(_)
+        | Error::Unavailable(_) => 1008,
+        // Too many rooms open: RFC 6455 7.4.1 "try again later"; a stock provider does.
+        Error::LimitExceeded { .. } => 1013,
+        _ => 1011,
+    }
+}
+
+/// Longest a private room's connection waits to decide again for a capability's start or
+/// expiry (a later one is waited for in steps of this).
+const MAX_RECHECK_WAIT: Duration = Duration::from_secs(24 * 3600);
+
+/// A private room's check on one connection: its credentials, what they allow now, and the
+/// wake-up of the guarding topic's new entries (a revocation is one).
+struct Guard {
+    access: access::RoomAccess,
+    topic: String,
+    wake: Arc<tokio::sync::Notify>,
+    allowed: access::Allowed,
+    /// Whether the connection was told that its document updates are dropped.
+    told_read_only: bool,
+}
+
+impl Guard {
+    /// Checks the credentials in `query` for a room guarded by `topic`: `None` for an open
+    /// room; the refusal for a private room the connection may not read.
+    fn admit(shared: &Shared, query: Option<&str>, topic: &str) -> Result<Option<Guard>> {
+        let access = access::RoomAccess::from_query(query, Some(topic), super::now_ms())?;
+        let Some(topic) = access.topic().map(str::to_owned) else {
+            return Ok(None);
+        };
+        let mut guard = Guard {
+            access,
+            topic,
+            wake: Arc::new(tokio::sync::Notify::new()),
+            allowed: access::Allowed::ReadOnly,
+            told_read_only: false,
+        };
+        // Decided before watching, so that a refused connection leaves nothing in the hub;
+        // then again once watching, so that no revocation slips in between.
+        guard.recheck(shared)?;
+        shared.hub.watch(&guard.topic, &guard.wake);
+        match guard.recheck(shared) {
+            Ok(()) => Ok(Some(guard)),
+            Err(error) => {
+                guard.release(shared);
+                Err(error)
+            }
+        }
+    }
+
+    /// Decides again, at the relay's clock, with the topic's revocations.
+    fn recheck(&mut self, shared: &Shared) -> Result<()> {
+        let revoked = super::access::revocations(&shared.hub, &self.topic);
+        self.allowed = self.access.decide(super::now_ms(), revoked.as_deref())?;
+        Ok(())
+    }
+
+    /// When to decide again without a new entry (a capability starts or expires): at most
+    /// [`MAX_RECHECK_WAIT`] ahead, so that a far-off time never overflows the clock.
+    fn next_change(&self) -> Option<tokio::time::Instant> {
+        let now = super::now_ms();
+        let at = self.access.next_change_after(now)?;
+        let wait = Duration::from_millis(at - now).min(MAX_RECHECK_WAIT);
+        Some(tokio::time::Instant::now() + wait)
+    }
+
+    fn release(&self, shared: &Shared) {
+        shared.hub.unwatch(&self.topic, &self.wake);
+    }
+}
+
+/// The close code of a connection refused access to a private room: 4401 without a valid room
+/// proof (`NOT_AUTHENTICATED`), else 4403. The 4400–4499 range is y-websocket's convention
+/// (3.x, `shouldReconnect`) for "reconnecting cannot fix this": a stock provider stops and
+/// emits `closed` with the code and reason, instead of retrying the same URL forever; the app
+/// sets fresh `params` and calls `connect()`.
+pub const fn access_close_code(error: &Error) -> u16 {
+    match error {
+        Error::NotAuthenticated => 4401,
+        _ => 4403,
+    }
+}
+
+/// Refuses a connection to a private room: the y-protocols permission-denied message (which a
+/// stock provider reports), then a close with [`access_close_code`] and the code as the reason.
+async fn refuse(
+    sink: &mut Sink,
+    stream: &mut SplitStream<WebSocket>,
+    shared: &Shared,
+    error: &Error,
+) {
+    let reason = close_reason(error);
+    let denied = crate::doc::ProtocolMessage::PermissionDenied(reason.clone()).encode();
+    let _ = tokio::time::timeout(
+        Duration::from_secs(1),
+        sink.send(Message::Binary(denied.into())),
+    )
+    .await;
+    close(sink, stream, shared, access_close_code(error), reason).await;
+}
+
+/// How a connection ends, when it has something to tell its peer.
+enum End {
+    Close(u16, String),
+    /// Refused by its room's guard ([`refuse`]).
+    Refused(Error),
 }
 
 type Sink = SplitSink<WebSocket, Message>;
@@ -531,18 +699,29 @@ enum Step {
     /// The peer went away: nothing to tell it.
     Gone,
     Close(u16, String),
+    /// The room's guard must decide again (a new entry in its topic, or a capability's time).
+    Recheck,
+    /// A document update of a read-only connection was dropped.
+    Dropped,
 }
 
-/// Moves messages between the socket and the room until one side ends; returns the close code
-/// and reason to send (`None`: the peer is gone).
+/// A connection's two ends: the room's input and the socket.
+struct Link<'a> {
+    conn: ConnId,
+    input: &'a mpsc::Sender<RoomInput>,
+    sink: &'a mut Sink,
+    stream: &'a mut SplitStream<WebSocket>,
+}
+
+/// Moves messages between the socket and the room until one side ends; returns how to end
+/// (`None`: the peer is gone). `guard`, for a private room, is decided again on every new entry
+/// of its topic and whenever a capability starts or expires.
 async fn relay_messages(
     shared: &Arc<Shared>,
-    conn: ConnId,
-    input: &mpsc::Sender<RoomInput>,
+    link: &mut Link<'_>,
     outbound: &mut Inlet,
-    sink: &mut Sink,
-    stream: &mut SplitStream<WebSocket>,
-) -> Option<(u16, String)> {
+    mut guard: Option<&mut Guard>,
+) -> Option<End> {
     let limits = &shared.config.limits;
     let mut bucket = TokenBucket::new(
         limits.connection_rate,
@@ -553,14 +732,31 @@ async fn relay_messages(
     let mut ping = tokio::time::interval(Duration::from_secs(limits.ping_interval_s.max(1)));
     ping.tick().await;
     let send_timeout = limits.send_timeout();
+    let wake = guard.as_ref().map(|g| g.wake.clone());
     loop {
+        let read_only = guard
+            .as_ref()
+            .is_some_and(|g| g.allowed == access::Allowed::ReadOnly);
+        let next_change = guard.as_ref().and_then(|g| g.next_change());
         let step = tokio::select! {
             biased;
             _ = shutdown.changed() => Step::Close(1001, "SHUTTING_DOWN".into()),
+            () = async {
+                match &wake {
+                    Some(wake) => wake.notified().await,
+                    None => std::future::pending().await,
+                }
+            } => Step::Recheck,
+            () = async {
+                match next_change {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            } => Step::Recheck,
             out = outbound.receiver.recv() => match out {
                 Some(Outbound::Message(bytes)) => {
                     outbound.queued.fetch_sub(bytes.len(), Ordering::AcqRel);
-                    let send = tokio::time::timeout(send_timeout, sink.send(Message::Binary(bytes)));
+                    let send = tokio::time::timeout(send_timeout, link.sink.send(Message::Binary(bytes)));
                     // A peer that does not read holds this write up; the room may drop the
                     // connection meanwhile (its queue over the bound), which ends the wait.
                     tokio::select! {
@@ -576,11 +772,13 @@ async fn relay_messages(
                 // The room dropped this connection: its queue overflowed.
                 None => Step::Close(1008, "SLOW_CONSUMER".into()),
             },
-            message = stream.next() => match message {
+            message = link.stream.next() => match message {
                 Some(Ok(Message::Binary(bytes))) => {
                     if !bucket.take(Instant::now()) {
                         Step::Close(1008, "RATE_LIMITED".into())
-                    } else if input.send(RoomInput::Message { conn, bytes }).await.is_err() {
+                    } else if read_only && access::is_document_write(&bytes) {
+                        Step::Dropped
+                    } else if link.input.send(RoomInput::Message { conn: link.conn, bytes }).await.is_err() {
                         Step::Close(1011, "UNAVAILABLE".into())
                     } else {
                         Step::Continue
@@ -608,7 +806,7 @@ async fn relay_messages(
                 Some(Ok(Message::Close(_))) | None => Step::Gone,
             },
             _ = ping.tick() => {
-                match tokio::time::timeout(send_timeout, sink.send(Message::Ping(Bytes::new()))).await {
+                match tokio::time::timeout(send_timeout, link.sink.send(Message::Ping(Bytes::new()))).await {
                     Ok(Ok(())) => Step::Continue,
                     Ok(Err(_)) => Step::Gone,
                     Err(_) => Step::Close(1008, "SLOW_CONSUMER".into()),
@@ -618,7 +816,31 @@ async fn relay_messages(
         match step {
             Step::Continue => {}
             Step::Gone => return None,
-            Step::Close(code, reason) => return Some((code, reason)),
+            Step::Close(code, reason) => return Some(End::Close(code, reason)),
+            Step::Recheck => {
+                if let Some(guard) = guard.as_mut() {
+                    if let Err(error) = guard.recheck(shared) {
+                        return Some(End::Refused(error));
+                    }
+                }
+            }
+            Step::Dropped => {
+                // Said once: a stock provider reports it, and keeps its connection (closing
+                // would make it reconnect and send the same update again, forever).
+                if let Some(guard) = guard.as_mut().filter(|g| !g.told_read_only) {
+                    guard.told_read_only = true;
+                    let denied = crate::doc::ProtocolMessage::PermissionDenied(
+                        "NOT_AUTHORIZED: read-only: document updates from this connection are dropped".into(),
+                    )
+                    .encode();
+                    let send = link.sink.send(Message::Binary(denied.into()));
+                    match tokio::time::timeout(send_timeout, send).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(_)) => return None,
+                        Err(_) => return Some(End::Close(1008, "SLOW_CONSUMER".into())),
+                    }
+                }
+            }
         }
     }
 }

@@ -374,11 +374,17 @@ impl Room {
     fn close_all(&mut self, error: &Error) {
         self.out.clear();
         let reason = close_reason(error);
+        // A bridged owned topic refusing the relay's writes: reconnecting cannot fix that, so
+        // the 44xx close a stock provider does not retry (PROTOCOL.md 8.7.1); else 1011.
+        let code = match error {
+            Error::NotAuthorized(_) => super::access_close_code(error),
+            _ => 1011,
+        };
         for (_, member) in std::mem::take(&mut self.members) {
             let _ = member
                 .outbound
                 .sender
-                .try_send(Outbound::Close(1011, reason.clone()));
+                .try_send(Outbound::Close(code, reason.clone()));
         }
     }
 

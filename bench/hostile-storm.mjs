@@ -1,0 +1,69 @@
+// The room storm of bench/hostile.mjs (issue 22 item 6), run in a worker thread so that the
+// attacker's event loop is not the honest clients' (as on another machine): opens `count` Yjs
+// rooms (`handshakes` WebSocket upgrades in flight at once: past `[limits]
+// max_http_connections`, 512, connections not yet upgraded, the relay closes the oldest), each
+// sends a sync step 1 and an update, and holds them until told to close.
+import { parentPort, workerData } from 'node:worker_threads';
+import WebSocket from 'ws';
+import * as Y from 'yjs';
+
+const { url, count, handshakes } = workerData;
+
+function varUint(out, n) {
+  while (n > 0x7f) {
+    out.push(0x80 | (n & 0x7f));
+    n = Math.floor(n / 128);
+  }
+  out.push(n);
+}
+
+/** A y-protocols sync message: `type` 0 (step 1: a state vector) or 2 (an update). */
+function syncMessage(type, bytes) {
+  const out = [0, type];
+  varUint(out, bytes.length);
+  return Uint8Array.from([...out, ...bytes]);
+}
+
+const doc = new Y.Doc();
+doc.getText('t').insert(0, 'storm');
+const step1 = syncMessage(0, Y.encodeStateVector(new Y.Doc()));
+const update = syncMessage(2, Y.encodeStateAsUpdate(doc));
+const started = performance.now();
+const sockets = [];
+let failed = 0;
+let next = 0;
+await Promise.all(
+  Array.from({ length: handshakes }, async () => {
+    while (next < count) {
+      const i = next++;
+      try {
+        const ws = new WebSocket(`${url}/storm-${i}`);
+        ws.on('error', () => {});
+        await new Promise((resolve, reject) => {
+          ws.once('open', resolve);
+          ws.once('error', reject);
+        });
+        ws.send(step1);
+        ws.send(update);
+        sockets.push(ws);
+      } catch {
+        failed++;
+      }
+    }
+  }),
+);
+parentPort.postMessage({ opened: sockets.length, failed, ms: performance.now() - started });
+parentPort.once('message', async () => {
+  await Promise.all(
+    sockets.map(
+      (ws) =>
+        new Promise((resolve) => {
+          if (ws.readyState === WebSocket.CLOSED) return resolve();
+          ws.once('close', resolve);
+          ws.terminate();
+          setTimeout(resolve, 5_000);
+        }),
+    ),
+  );
+  parentPort.postMessage({ closed: true });
+});
