@@ -147,8 +147,9 @@ function withCapabilities(url, capabilities) {
 
 /**
  * `identity` must be an Identity of the module this client is bound to (`Identity`): one from
- * another copy of ants-coord (the CommonJS entry beside the ESM one, or a second install) holds
- * its key in another wasm instance, which this client's Session cannot read.
+ * another copy of ants-coord (the CommonJS entry beside the ESM one, the other of the full and
+ * core builds, or a second install) holds its key in another wasm instance, which this client's
+ * Session cannot read.
  */
 function identityArg(identity, Identity) {
   if (identity instanceof Identity) return;
@@ -158,8 +159,9 @@ function identityArg(identity, Identity) {
     foreign
       ? "identity is an Identity from another copy of ants-coord: the CommonJS entry (`require('ants-coord')`) " +
           "and the ESM one (`import { Identity } from 'ants-coord'`) are two modules with two keys stores, " +
-          "as are two installed versions. Create it with the ESM entry the client uses: " +
-          "`import { Identity } from 'ants-coord'`"
+          "as are the full and core builds (`ants-coord`, `ants-coord/core`) and two installed versions. " +
+          "Create it with the ESM entry of the build the client uses: `import { Identity } from 'ants-coord'` " +
+          "for `ants-coord/client`, from 'ants-coord/core' for `ants-coord/core/client`"
       : "identity must be an ants-coord Identity (Identity.generate() or Identity.fromSeed(seed))",
   );
 }

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# Builds the npm package ants-coord into pkg/ from the Rust crate and pkg-config/.
+# Builds the npm package ants-coord into pkg/ from the Rust crate and pkg-config/: two builds of
+# the crate, the full one (default features: documents) at the package root and the core one
+# (`--no-default-features`: no Yrs) in pkg/core/, each with the same set of entries.
 #
-#   scripts/build-pkg.sh                    # wasm-release build + wasm-bindgen
+#   scripts/build-pkg.sh                    # two wasm-release builds + wasm-bindgen
 #   ANTS_WASM_OPT=1 scripts/build-pkg.sh    # also try wasm-opt -Oz (npm's binaryen); kept only
 #                                           # when the result is smaller gzipped. Off by default:
-#                                           # measured 0.3 KB *larger* gzipped (notes/pkg.md).
+#                                           # measured 10-12% *larger* gzipped on both builds
+#                                           # (BENCHMARKS.md, "Package size").
 #
 # Needs: rustup target wasm32-unknown-unknown and the wasm-bindgen CLI at the version Cargo.lock
 # pins (scripts/setup.sh installs both). wasm-opt comes from npm's `binaryen` (node_modules/.bin)
@@ -16,6 +19,9 @@
 #   node.mjs      Node/Deno ESM: loads the .wasm synchronously, no init call needed
 #   workerd.js    Cloudflare workerd: imports the .wasm as a compiled module
 #   cjs/          wasm-bindgen --target nodejs (CommonJS), sharing ../ants_coord_bg.wasm
+#   core/         the same files (ants_coord.*, node.mjs, workerd.js, cjs/) of the core build,
+#                 and client-*.mjs binding the relay client to it (`ants-coord/core`,
+#                 `ants-coord/core/client`)
 #   *.br, *.gz    brotli and gzip copies of the .wasm and the JS, which the relay serves to a
 #                 browser that accepts them; not packed into the npm package
 set -euo pipefail
@@ -25,30 +31,36 @@ cd "$root"
 target_dir="${CARGO_TARGET_DIR:-$root/target}"
 profile=wasm-release
 wasm="$target_dir/wasm32-unknown-unknown/$profile/ants_coord.wasm"
+wasm_opt="$root/node_modules/.bin/wasm-opt"
 out="$root/pkg"
 stage="$(mktemp -d "${TMPDIR:-/tmp}/ants-coord-pkg.XXXXXX")"
 trap 'rm -rf "$stage"' EXIT
 
-echo "build-pkg: cargo build --profile $profile --target wasm32-unknown-unknown --lib"
-cargo build --quiet --profile "$profile" --target wasm32-unknown-unknown --lib
+# One build: `bindgen NAME CARGO_FLAGS...` compiles the crate with those flags and leaves
+# wasm-bindgen's web and nodejs output, checked and rewritten, in $stage/NAME/{web,cjs}.
+bindgen() {
+  local name="$1"
+  shift
+  local dir="$stage/$name" cjs_glue glue types assert_line throw_line raw_export
+  echo "build-pkg: [$name] cargo build --profile $profile --target wasm32-unknown-unknown --lib $*"
+  cargo build --quiet --profile "$profile" --target wasm32-unknown-unknown --lib "$@"
 
-echo "build-pkg: wasm-bindgen $(wasm-bindgen --version | cut -d' ' -f2) (web + nodejs)"
-wasm-bindgen --target web --remove-name-section --out-dir "$stage/web" "$wasm"
-wasm-bindgen --target nodejs --remove-name-section --out-dir "$stage/cjs" "$wasm"
-cmp -s "$stage/web/ants_coord_bg.wasm" "$stage/cjs/ants_coord_bg.wasm" || {
-  echo "build-pkg: the web and nodejs .wasm differ; cannot share one file" >&2
-  exit 1
+  echo "build-pkg: [$name] wasm-bindgen $(wasm-bindgen --version | cut -d' ' -f2) (web + nodejs)"
+  wasm-bindgen --target web --remove-name-section --out-dir "$dir/web" "$wasm"
+  wasm-bindgen --target nodejs --remove-name-section --out-dir "$dir/cjs" "$wasm"
+  cmp -s "$dir/web/ants_coord_bg.wasm" "$dir/cjs/ants_coord_bg.wasm" || {
+    echo "build-pkg: the web and nodejs .wasm differ; cannot share one file" >&2
+    exit 1
 }
 
-wasm_opt="$root/node_modules/.bin/wasm-opt"
 if [[ "${ANTS_WASM_OPT:-0}" == 1 && -x "$wasm_opt" ]]; then
-  echo "build-pkg: wasm-opt -Oz (npm binaryen)"
+  echo "build-pkg: [$name] wasm-opt -Oz (npm binaryen)"
   "$wasm_opt" -Oz --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
     --enable-mutable-globals --enable-reference-types --enable-multivalue \
-    "$stage/web/ants_coord_bg.wasm" -o "$stage/opt.wasm"
+    "$dir/web/ants_coord_bg.wasm" -o "$dir/opt.wasm"
   # Keep the optimized file only when it is smaller once compressed: that is what is shipped.
-  if (($(gzip -9c "$stage/opt.wasm" | wc -c) < $(gzip -9c "$stage/web/ants_coord_bg.wasm" | wc -c))); then
-    mv "$stage/opt.wasm" "$stage/web/ants_coord_bg.wasm"
+  if (($(gzip -9c "$dir/opt.wasm" | wc -c) < $(gzip -9c "$dir/web/ants_coord_bg.wasm" | wc -c))); then
+    mv "$dir/opt.wasm" "$dir/web/ants_coord_bg.wasm"
   else
     echo "build-pkg: wasm-opt output is not smaller gzipped; keeping wasm-bindgen's"
   fi
@@ -57,7 +69,7 @@ else
 fi
 
 # The CommonJS glue loads the one shared .wasm from the package root.
-cjs_glue="$stage/cjs/ants_coord.js"
+local cjs_glue="$dir/cjs/ants_coord.js"
 grep -q 'const wasmPath = `${__dirname}/ants_coord_bg.wasm`;' "$cjs_glue" || {
   echo "build-pkg: wasm-bindgen's nodejs glue changed; update the wasm path rewrite" >&2
   exit 1
@@ -73,7 +85,7 @@ sed -i 's|const wasmPath = `${__dirname}/ants_coord_bg.wasm`;|const wasmPath = r
 # say `new DocSync(null)`). Give them the package's shape: an AntsCoordError with the stable code
 # BAD_INPUT, as `signOp(freedIdentity, ...)` already throws. Other messages stay as they are. The
 # rewrites are checked: a glue that changed shape fails the build.
-for glue in "$stage/web/ants_coord.js" "$cjs_glue"; do
+for glue in "$dir/web/ants_coord.js" "$cjs_glue"; do
   assert_line='throw new Error(`expected instance of ${klass.name}`);'
   (($(grep -cF "$assert_line" "$glue") == 1)) || {
     echo "build-pkg: wasm-bindgen's _assertClass changed in $glue; update the wrong-class rewrite" >&2
@@ -114,27 +126,40 @@ done
 # give them `unknown`. Only those lines (`readonly name: (` / `export const name: (`) change;
 # the check after it fails the build when an `any` is left anywhere.
 raw_export='^\(    readonly\|export const\) [A-Za-z0-9_$]*: ('
-for types in "$stage/web/ants_coord.d.ts" "$stage/web/ants_coord_bg.wasm.d.ts" "$stage/cjs/ants_coord.d.ts"; do
+for types in "$dir/web/ants_coord.d.ts" "$dir/web/ants_coord_bg.wasm.d.ts" "$dir/cjs/ants_coord.d.ts"; do
   sed -i "/$raw_export/{s/\\([a-z]\\): any\\b/\\1: unknown/g;s/=> any;/=> unknown;/}" "$types"
   if grep -nE ': any\b|=> any\b' "$types" >&2; then
     echo "build-pkg: an \`any\` is left in $(basename "$types") (above); give it a type" >&2
     exit 1
   fi
 done
+}
+
+bindgen full
+bindgen core --no-default-features
 
 # Assemble pkg/ in place: node_modules/ants-coord is a symlink to it, so keep the directory.
 mkdir -p "$out"
 find "$out" -mindepth 1 -delete
-cp "$stage/web/ants_coord.js" "$stage/web/ants_coord.d.ts" "$stage/web/ants_coord_bg.wasm" \
-  "$stage/web/ants_coord_bg.wasm.d.ts" "$out/"
-mkdir "$out/cjs"
-cp "$stage/cjs/ants_coord.js" "$stage/cjs/ants_coord.d.ts" "$out/cjs/"
 cp -R pkg-config/. "$out/"
+# Each build's wasm-bindgen output; pkg-config/core/ holds only the core's client-*.mjs, which
+# bind the relay client to the core build. The entries around the glue are the same files.
+for build in full core; do
+  dest="$out"
+  [[ "$build" == core ]] && dest="$out/core"
+  mkdir -p "$dest/cjs"
+  cp "$stage/$build/web/ants_coord.js" "$stage/$build/web/ants_coord.d.ts" \
+    "$stage/$build/web/ants_coord_bg.wasm" "$stage/$build/web/ants_coord_bg.wasm.d.ts" "$dest/"
+  cp "$stage/$build/cjs/ants_coord.js" "$stage/$build/cjs/ants_coord.d.ts" "$dest/cjs/"
+done
+cp pkg-config/node.mjs pkg-config/workerd.js pkg-config/client.d.ts "$out/core/"
+cp pkg-config/cjs/package.json "$out/core/cjs/"
 
 # Brotli and gzip copies beside the files a browser loads, for the relay to serve precompressed
 # (src/relay/assets.rs). They are not in the npm package ("files" in package.json lists names).
-node scripts/compress-static.mjs "$out"
+node scripts/compress-static.mjs "$out" "$out/core"
 
-size=$(wc -c <"$out/ants_coord_bg.wasm")
-gz=$(gzip -9c "$out/ants_coord_bg.wasm" | wc -c)
-echo "build-pkg: pkg/ ready; ants_coord_bg.wasm $size bytes, $gz bytes gzip -9"
+for file in ants_coord_bg.wasm core/ants_coord_bg.wasm; do
+  echo "build-pkg: $file $(wc -c <"$out/$file") bytes, $(gzip -9c "$out/$file" | wc -c) bytes gzip -9"
+done
+echo "build-pkg: pkg/ ready"

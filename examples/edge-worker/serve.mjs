@@ -34,7 +34,8 @@ export async function bundleWorker(dir) {
     logLevel: 'silent',
   });
   if (result.errors.length) throw new Error(result.errors.map((e) => e.text).join('\n'));
-  copyFileSync(fileURLToPath(import.meta.resolve('ants-coord/ants_coord_bg.wasm')), join(dir, 'ants_coord_bg.wasm'));
+  // The worker imports the core build (`ants-coord/core`): its .wasm.
+  copyFileSync(fileURLToPath(import.meta.resolve('ants-coord/core/ants_coord_bg.wasm')), join(dir, 'ants_coord_bg.wasm'));
 }
 
 /**

@@ -17,11 +17,14 @@
 // place in the relay's Merkle log is verified, and the replica that answers "who holds this
 // task?" is computed locally from those entries. The relay orders ops; it cannot pick a winner.
 //
+// It opens no document, so it loads the package's core build (`ants-coord/core`, no Yrs): a
+// third smaller `.wasm` for the cold start.
+//
 // Outbound WebSockets: `new WebSocket(url)` works in workerd. A self-hosted workerd must allow
 // the relay's address in its "internet" network service (private/local addresses are refused
 // by default: "connecting to 127.0.0.1:… is not allowed").
-import { Identity, ReplicaOp } from 'ants-coord';
-import { RelayClient } from 'ants-coord/client';
+import { Identity, ReplicaOp } from 'ants-coord/core';
+import { RelayClient } from 'ants-coord/core/client';
 
 export default {
   async fetch(request, env) {

@@ -4,18 +4,24 @@
 //! `claim` (PROTOCOL.md section 6.2); `ReplicaOp.encode({ kind: 'claim', ... })` does the same
 //! for any kind, and `ReplicaOp.decode(kind, body)` reads a body back into that object.
 
+use js_sys::{Object, Reflect};
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 
-use super::convert::agent_arg;
+use super::convert::{agent_arg, only_keys};
 use super::convert::{bytes_arg, deserialize_bytes, serialize_u64, string_arg, to_js};
 use super::error::bad_input;
 use crate::identity::lower_hex;
 use crate::replica::ReplicaOp;
 
-/// The plain-object form of a replica op body (TypeScript `ReplicaOpInput`).
+/// The fields of a replica op body, by kind. In JS an op is one plain object `{ kind, ...fields }`
+/// (TypeScript `ReplicaOpInput`); serde reads and writes this enum as `{ [kind]: fields }`
+/// (externally tagged), and [`tagged`] and [`untagged`] move the kind. Why not serde's
+/// `tag = "kind"`: reading an internally tagged enum buffers the whole object in serde's generic
+/// `Content` first, which cost the `.wasm` 14 KB gzip (BENCHMARKS.md, "Package size"); the
+/// externally tagged form reads straight from the JS value.
 #[derive(Serialize, Deserialize)]
-#[serde(tag = "kind", deny_unknown_fields)]
+#[serde(deny_unknown_fields)]
 enum OpObject {
     #[serde(rename = "post")]
     Post { text: String },
@@ -197,16 +203,60 @@ fn from_core(op: ReplicaOp) -> OpObject {
     }
 }
 
-fn encode_object(op: &JsValue) -> Result<Vec<u8>, JsValue> {
-    if !op.is_object() {
+/// `{ kind, ...fields }` as its kind and `{ [kind]: fields }`, the form serde reads
+/// [`OpObject`] in.
+fn tagged(op: &JsValue) -> Result<(String, Object, JsValue), JsValue> {
+    let key = JsValue::from_str("kind");
+    let kind = match op.is_object() {
+        true => Reflect::get(op, &key)?.as_string(),
+        false => None,
+    };
+    let Some(kind) = kind else {
         return Err(bad_input("a replica op must be an object with a kind"));
+    };
+    let fields = Object::assign(&Object::new(), op.unchecked_ref());
+    Reflect::delete_property(&fields, &key)?;
+    let tagged = Object::new();
+    Reflect::set(&tagged, &JsValue::from_str(&kind), &fields)?;
+    Ok((kind, fields, tagged.into()))
+}
+
+/// `{ [kind]: fields }`, the form serde writes [`OpObject`] in, as `{ kind, ...fields }`.
+fn untagged(tagged: &JsValue) -> Result<JsValue, JsValue> {
+    let kind = Object::keys(tagged.unchecked_ref::<Object>()).get(0);
+    let op = Object::new();
+    Reflect::set(&op, &JsValue::from_str("kind"), &kind)?;
+    let fields = Reflect::get(tagged, &kind)?;
+    Ok(Object::assign(&op, fields.unchecked_ref()).into())
+}
+
+/// The JS field names of each kind's [`OpObject`] variant. serde-wasm-bindgen reads only the
+/// fields a struct names, so `deny_unknown_fields` alone would not refuse a misspelt one.
+fn field_names(kind: &str) -> &'static [&'static str] {
+    match kind {
+        "post" => &["text"],
+        "vouch" => &["subject", "statement"],
+        "claim" => &["resource", "leaseMs", "stake", "fence"],
+        "claim.release" | "claim.complete" | "claim.fail" => &["resource"],
+        "task.post" => &["task", "reward", "deadlineMs"],
+        "mint" | "transfer" => &["to", "amount"],
+        "guardians.set" => &["guardians"],
+        "recovery.request" | "recovery.approve" => &["agent", "newKey"],
+        "recovery.veto" => &["newKey"],
+        "leader.act" => &["window", "payload"],
+        _ => &[],
     }
-    let object: OpObject = serde_wasm_bindgen::from_value(op.clone()).map_err(|e| {
+}
+
+fn encode_object(op: &JsValue) -> Result<Vec<u8>, JsValue> {
+    let (kind, fields, tagged) = tagged(op)?;
+    let object: OpObject = serde_wasm_bindgen::from_value(tagged).map_err(|e| {
         bad_input(format!(
             "replica op: {}",
             e.to_string().trim_start_matches("Error: ")
         ))
     })?;
+    only_keys("replica op", &fields, field_names(&kind))?;
     Ok(to_core(object)?.encode()?)
 }
 
@@ -251,8 +301,7 @@ macro_rules! builders {
             ) -> Result<JsValue, JsValue> {
                 let kind = string_arg("kind", kind)?;
                 let op = ReplicaOp::decode(&kind, &bytes_arg("body", body)?)?;
-                let object = from_core(op);
-                to_js(&object)
+                untagged(&to_js(&from_core(op))?)
             }
 
             /// The hex of a body, for logs and tests.

@@ -143,7 +143,8 @@ enum JsEvent {
         topic: String,
         #[serde(serialize_with = "serialize_u64")]
         seq: u64,
-        event: PushedEvent,
+        #[serde(with = "serde_wasm_bindgen::preserve")]
+        event: JsValue,
     },
     Misbehaviour {
         topic: String,
@@ -164,21 +165,12 @@ enum JsEvent {
     },
 }
 
-/// A pushed event as a JS object: the relay sends the replica's JSON view (PROTOCOL.md 8.5).
-#[cfg(feature = "doc")]
-type PushedEvent = serde_json::Value;
-#[cfg(not(feature = "doc"))]
-type PushedEvent = String;
-
-#[cfg(feature = "doc")]
-fn pushed_event(bytes: &[u8]) -> PushedEvent {
-    serde_json::from_slice(bytes)
-        .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(bytes).into_owned()))
-}
-
-#[cfg(not(feature = "doc"))]
-fn pushed_event(bytes: &[u8]) -> PushedEvent {
-    String::from_utf8_lossy(bytes).into_owned()
+/// A pushed event as a JS object: the relay sends the replica's JSON view (PROTOCOL.md 8.5),
+/// which the JS engine parses (`JSON.parse`), so the core build (no `doc`, no serde_json) gives
+/// the same objects as the full one; text that is not JSON stays a string.
+fn pushed_event(bytes: &[u8]) -> JsValue {
+    let text = String::from_utf8_lossy(bytes);
+    js_sys::JSON::parse(&text).unwrap_or_else(|_| JsValue::from_str(&text))
 }
 
 fn serialize_opt_bytes<S: serde::Serializer>(

@@ -61,9 +61,13 @@ before(async () => {
   const relayUrl = `ws://127.0.0.1:${relayPort}/ws`;
 
   // Bundled as wrangler would (examples/edge-worker/serve.mjs): one wasm module, shared by
-  // `ants-coord` and `ants-coord/client` (the Identity and the Session share one instance).
+  // `ants-coord/core` and `ants-coord/core/client` (the Identity and the Session share one
+  // instance), of the core build: no document classes. This file's observer uses the full build.
   await bundleWorker(dir);
-  assert.equal(readFileSync(join(dir, 'worker.js'), 'utf8').match(/from "\.\/ants_coord_bg\.wasm"/g)?.length, 1);
+  const bundle = readFileSync(join(dir, 'worker.js'), 'utf8');
+  assert.equal(bundle.match(/from "\.\/ants_coord_bg\.wasm"/g)?.length, 1);
+  assert.match(bundle, /\/\/ pkg\/core\/ants_coord\.js\n/);
+  assert.doesNotMatch(bundle, /SignedDoc/);
   const [alicePort, freshPort, nowherePort, closedPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
   // Its "internet" service lets the workers reach 127.0.0.1: workerd refuses private and
   // loopback addresses by default ("connecting to 127.0.0.1:… is not allowed").

@@ -1,5 +1,6 @@
 // Packaging: `npm pack` the built pkg/, install the tarball into a fresh temporary project and
-// import it there as ESM and CommonJS, so what npm would publish is what is tested.
+// import it there as ESM and CommonJS, the full build (`ants-coord`) and the core one
+// (`ants-coord/core`), so what npm would publish is what is tested.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -18,9 +19,14 @@ test('npm pack → install the tarball → import (ESM) and require (CJS)', (t) 
 
   const packed = JSON.parse(execFileSync(npm, ['pack', pkgDir, '--json', '--pack-destination', dir], quiet));
   const files = packed[0].files.map((file) => file.path).sort();
-  for (const required of ['package.json', 'README.md', 'ants_coord.js', 'ants_coord.d.ts', 'ants_coord_bg.wasm', 'node.mjs', 'workerd.js', 'cjs/ants_coord.js', 'cjs/ants_coord.d.ts', 'cjs/package.json']) {
+  for (const required of ['package.json', 'README.md', 'ants_coord.js', 'ants_coord.d.ts', 'ants_coord_bg.wasm', 'node.mjs', 'workerd.js', 'cjs/ants_coord.js', 'cjs/ants_coord.d.ts', 'cjs/package.json',
+    'core/ants_coord.js', 'core/ants_coord.d.ts', 'core/ants_coord_bg.wasm', 'core/node.mjs', 'core/workerd.js',
+    'core/cjs/ants_coord.js', 'core/cjs/ants_coord.d.ts', 'core/cjs/package.json', 'core/client-node.mjs',
+    'core/client-web.mjs', 'core/client-workerd.mjs', 'core/client.d.ts']) {
     assert.ok(files.includes(required), `tarball lacks ${required}: ${files.join(', ')}`);
   }
+  // The relay's precompressed copies are not packed.
+  assert.deepEqual(files.filter((file) => /\.(br|gz)$/.test(file)), []);
 
   const project = join(dir, 'project');
   execFileSync('mkdir', [project]);
@@ -35,13 +41,15 @@ test('npm pack → install the tarball → import (ESM) and require (CJS)', (t) 
     const op = decodeOp(signOp(id, { topic: 't', kind: 'k', counter: 1, body: m }));
     let code;
     try { Identity.fromSeed(new Uint8Array(1)); } catch (e) { code = e.code; }
-    process.stdout.write(JSON.stringify({ ok, author: op.author === id.agentId, code }));
+    process.stdout.write(JSON.stringify({ ok, author: op.author === id.agentId, code, doc: typeof Doc }));
   `;
-  const expected = { ok: true, author: true, code: 'BAD_LENGTH' };
-  writeFileSync(join(project, 'esm.mjs'), `import { Identity, verifySignature, signOp, decodeOp } from 'ants-coord';\n${check}`);
-  writeFileSync(join(project, 'cjs.cjs'), `const { Identity, verifySignature, signOp, decodeOp } = require('ants-coord');\n${check}`);
-  for (const script of ['esm.mjs', 'cjs.cjs']) {
-    const out = execFileSync(process.execPath, [script], { ...quiet, cwd: project });
-    assert.deepEqual(JSON.parse(out), expected, script);
+  const names = 'Identity, verifySignature, signOp, decodeOp, Doc';
+  for (const [entry, doc] of [['ants-coord', 'function'], ['ants-coord/core', 'undefined']]) {
+    writeFileSync(join(project, 'esm.mjs'), `import * as ants from '${entry}';\nconst { ${names} } = ants;\n${check}`);
+    writeFileSync(join(project, 'cjs.cjs'), `const { ${names} } = require('${entry}');\n${check}`);
+    for (const script of ['esm.mjs', 'cjs.cjs']) {
+      const out = execFileSync(process.execPath, [script], { ...quiet, cwd: project });
+      assert.deepEqual(JSON.parse(out), { ok: true, author: true, code: 'BAD_LENGTH', doc }, `${entry} ${script}`);
+    }
   }
 });

@@ -150,6 +150,7 @@ test('every js block of the READMEs is checked by this file', () => {
     'README.md#Private topics',
     'README.md#Private Yjs rooms',
     'pkg-config/README.md#ants-coord',
+    'pkg-config/README.md#Two builds: `ants-coord` and `ants-coord/core`',
     ...GUIDE.map(([heading]) => `docs/guide.md#${heading}`),
   ];
   assert.deepEqual(blocks.map((b) => `${b.file}#${b.heading}`).sort(), checked.sort());
@@ -170,6 +171,14 @@ test("the npm package's README example: every `// true` holds", async () => {
   assert.equal(checks, 2);
   const { status, stderr } = await run(path);
   assert.equal(status, 0, stderr);
+});
+
+test("the npm package's README, two builds: the core example's `// true` lines hold", async () => {
+  const { path, checks } = prepare(block('pkg-config/README.md', 'Two builds: `ants-coord` and `ants-coord/core`'));
+  assert.equal(checks, 4);
+  const { status, stdout, stderr } = await run(path);
+  assert.equal(status, 0, stderr);
+  assert.deepEqual(stdout, []);
 });
 
 test('README RelayClient: publishes, reads its own entry from seq 0 and exits', async () => {

@@ -357,3 +357,17 @@ test("one value convention (pkg-config/README.md): plain objects, and U64 a BigI
   }
   assert.equal(replica.nextSeq, 2);
 });
+
+test('an op object with a field its kind does not have, or without a kind, is BAD_INPUT', () => {
+  assertCode(() => ReplicaOp.encode({ kind: 'post', text: 'x', stake: 1 }), 'BAD_INPUT');
+  assertCode(() => ReplicaOp.claim({ resource: 'slot', lease: 5 }), 'BAD_INPUT');
+  assertCode(() => ReplicaOp.taskPost({ task: 't', deadlineMs: 1, deadline: 1 }), 'BAD_INPUT');
+  assertCode(() => ReplicaOp.encode({ kind: 'no.such.kind' }), 'BAD_INPUT');
+  assertCode(() => ReplicaOp.encode({ text: 'no kind' }), 'BAD_INPUT');
+  assertCode(() => ReplicaOp.encode('post'), 'BAD_INPUT');
+  // Every optional field given, and read back with the kind first.
+  const body = ReplicaOp.claim({ resource: 'slot', leaseMs: 5, stake: 2n ** 60n, fence: 3 });
+  const decoded = ReplicaOp.decode('claim', body);
+  assert.deepEqual(Object.keys(decoded), ['kind', 'resource', 'leaseMs', 'stake', 'fence']);
+  assert.deepEqual(ReplicaOp.encode(decoded), body);
+});

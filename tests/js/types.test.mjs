@@ -3,8 +3,9 @@
 // deno.json: `strict`, `lib: ["es2022", "dom"]` (no Node or Deno types: the app asserts that
 // `process` and `Deno` are unknown to it), and the package's .d.ts checked like the app's own
 // files (resolved through node_modules to pkg/, a local directory, so nothing is skipped). A
-// second app uses `using` under `lib: ["esnext", "dom"]`. Then the generated .d.ts files are
-// read for what must not come back: `any`, `Function`, and a stray `r"` in a doc comment.
+// second app uses `using` under `lib: ["esnext", "dom"]`. Deno 2.9 bundles TypeScript 6; the
+// same apps are checked with TypeScript 5 and 7 too (npm `tsc`). Then the generated .d.ts files
+// are read for what must not come back: `any`, `Function`, and a stray `r"` in a doc comment.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -34,15 +35,40 @@ async function denoCheck(t, dir, files) {
 }
 
 test('a strict web app (es2022 + dom, no Node types) type-checks against the .d.ts files', async (t) => {
-  await denoCheck(t, 'ts-app', ['types-check.ts', 'replica-app.ts']);
+  await denoCheck(t, 'ts-app', ['types-check.ts', 'replica-app.ts', 'core-app.ts']);
 });
 
 test('under lib esnext, `using` takes the classes and Symbol.dispose is declared once', async (t) => {
   await denoCheck(t, 'ts-esnext', ['dispose.ts']);
 });
 
-/** The .d.ts files of pkg/ a TypeScript project reads. */
-const TYPE_FILES = ['ants_coord.d.ts', 'ants_coord_bg.wasm.d.ts', 'cjs/ants_coord.d.ts', 'client.d.ts'];
+/** Runs a TypeScript compiler (`tsc` of an npm package) on a fixture's tsconfig.json. */
+async function tsc(packageName, dir) {
+  const compiler = join(root, 'node_modules', packageName, 'bin/tsc');
+  const project = join('tests/js/fixtures', dir, 'tsconfig.json');
+  try {
+    await promisify(execFile)(process.execPath, [compiler, '-p', project], { cwd: root, timeout: 180_000 });
+  } catch (error) {
+    assert.fail(`${packageName} tsc -p ${project} failed:\n${error.stdout}\n${error.stderr}`);
+  }
+}
+
+// The same apps under TypeScript 5 and 7 themselves (npm `typescript` 5.9 and `typescript-7`,
+// the native compiler), with the settings of deno.json in each fixture's tsconfig.json
+// (moduleResolution "bundler": the package's `types` conditions; `types: []`: no @types).
+for (const [packageName, version] of [['typescript', 5], ['typescript-7', 7]]) {
+  test(`TypeScript ${version} (tsc): the strict apps type-check`, async () => {
+    const { version: installed } = JSON.parse(readFileSync(join(root, 'node_modules', packageName, 'package.json'), 'utf8'));
+    assert.equal(Number(installed.split('.')[0]), version, `${packageName} is TypeScript ${installed}`);
+    await tsc(packageName, 'ts-app');
+    await tsc(packageName, 'ts-esnext');
+  });
+}
+
+/** The .d.ts files of pkg/ a TypeScript project reads, of the full build and the core one. */
+const TYPE_FILES = ['', 'core/'].flatMap((dir) =>
+  ['ants_coord.d.ts', 'ants_coord_bg.wasm.d.ts', 'cjs/ants_coord.d.ts', 'client.d.ts'].map((file) => dir + file),
+);
 
 /** Lines of `text` (1-based numbers) where `pattern` matches, as "file:line: text". */
 function hits(file, text, pattern) {
