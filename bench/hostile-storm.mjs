@@ -4,18 +4,11 @@
 // max_http_connections`, 512, connections not yet upgraded, the relay closes the oldest), each
 // sends a sync step 1 and an update, and holds them until told to close.
 import { parentPort, workerData } from 'node:worker_threads';
-import WebSocket from 'ws';
 import * as Y from 'yjs';
 
-const { url, count, handshakes } = workerData;
+import { closeAll, openSocket, varUint } from './sockets.mjs';
 
-function varUint(out, n) {
-  while (n > 0x7f) {
-    out.push(0x80 | (n & 0x7f));
-    n = Math.floor(n / 128);
-  }
-  out.push(n);
-}
+const { url, count, handshakes } = workerData;
 
 /** A y-protocols sync message: `type` 0 (step 1: a state vector) or 2 (an update). */
 function syncMessage(type, bytes) {
@@ -37,12 +30,8 @@ await Promise.all(
     while (next < count) {
       const i = next++;
       try {
-        const ws = new WebSocket(`${url}/storm-${i}`);
+        const ws = await openSocket(`${url}/storm-${i}`);
         ws.on('error', () => {});
-        await new Promise((resolve, reject) => {
-          ws.once('open', resolve);
-          ws.once('error', reject);
-        });
         ws.send(step1);
         ws.send(update);
         sockets.push(ws);
@@ -54,16 +43,6 @@ await Promise.all(
 );
 parentPort.postMessage({ opened: sockets.length, failed, ms: performance.now() - started });
 parentPort.once('message', async () => {
-  await Promise.all(
-    sockets.map(
-      (ws) =>
-        new Promise((resolve) => {
-          if (ws.readyState === WebSocket.CLOSED) return resolve();
-          ws.once('close', resolve);
-          ws.terminate();
-          setTimeout(resolve, 5_000);
-        }),
-    ),
-  );
+  await closeAll(sockets);
   parentPort.postMessage({ closed: true });
 });

@@ -35,6 +35,7 @@ import { Identity } from 'ants-coord';
 import { RelayClient } from 'ants-coord/client';
 
 import { freePort, root, waitForHttp } from '../tests/js/helpers.mjs';
+import { closeAll, openSocket, varUint } from './sockets.mjs';
 
 const { values } = parseArgs({
   options: {
@@ -82,30 +83,6 @@ async function until(predicate, what, ms = 60_000) {
 function quantile(values, p) {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))];
-}
-
-async function openSocket(url) {
-  const ws = new WebSocket(url);
-  await new Promise((resolve, reject) => {
-    ws.once('open', resolve);
-    ws.once('error', reject);
-  });
-  return ws;
-}
-
-/** Closes `sockets` and waits until each is closed (or 5 s). */
-async function closeAll(sockets) {
-  await Promise.all(
-    sockets.map(
-      (ws) =>
-        new Promise((resolve) => {
-          if (ws.readyState === WebSocket.CLOSED) return resolve();
-          ws.once('close', resolve);
-          ws.terminate();
-          setTimeout(resolve, 5_000);
-        }),
-    ),
-  );
 }
 
 /** Prints one attack's memory line; returns the ratio after/before. */
@@ -210,14 +187,6 @@ function awarenessFlood(from, count) {
   const message = [1];
   varUint(message, update.length);
   return Uint8Array.from([...message, ...update]);
-}
-
-function varUint(out, n) {
-  while (n > 0x7f) {
-    out.push(0x80 | (n & 0x7f));
-    n = Math.floor(n / 128);
-  }
-  out.push(n);
 }
 
 function provider(url, room, doc) {
