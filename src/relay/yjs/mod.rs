@@ -444,7 +444,9 @@ fn room_of(name: &str, topic: Option<String>, shared: &Shared) -> Result<(String
             // Its record topic, `yjs/@…`, would be open to every reader of the log.
             if crate::capability::topic_owner(name).is_some() || shared.policies.closes_any(name) {
                 return Err(Error::Unavailable(
-                    "a cluster serves no private plain room: bridge the owned topic instead".into(),
+                    "a cluster serves no private plain room (its record topic is open): bridge a \
+                     private topic instead"
+                        .into(),
                 ));
             }
             let topic = cluster_room_topic(name);
