@@ -33,14 +33,22 @@ impl YClient {
 
     /// Connects and completes the sync both ways (the relay's step 1 answered, ours answered).
     pub async fn joined(base: &str, room: &str) -> YClient {
+        match YClient::try_joined(base, room).await {
+            Ok(client) => client,
+            Err(closed) => panic!("closed before the sync: {closed:?}"),
+        }
+    }
+
+    /// As [`YClient::joined`], or how the connection ended before the sync was complete.
+    pub async fn try_joined(base: &str, room: &str) -> Result<YClient, Closed> {
         let mut client = YClient::connect(base, room).await;
         for message in client.sync.start().unwrap() {
             client.send(message).await;
         }
         while !client.sync.is_synced() {
-            client.step().await.unwrap();
+            client.step().await?;
         }
-        client
+        Ok(client)
     }
 
     pub async fn send(&mut self, bytes: Vec<u8>) {
