@@ -477,14 +477,7 @@ async fn serve(
             if room.is_ok() {
                 refuse(&mut sink, &mut stream, shared, &error).await;
             } else {
-                close(
-                    &mut sink,
-                    &mut stream,
-                    shared,
-                    refusal_code(&error),
-                    close_reason(&error),
-                )
-                .await;
+                close_refused(&mut sink, &mut stream, shared, &error).await;
             }
             return;
         }
@@ -502,14 +495,7 @@ async fn serve(
             if let Some(guard) = &guard {
                 guard.release(shared);
             }
-            close(
-                &mut sink,
-                &mut stream,
-                shared,
-                refusal_code(&error),
-                close_reason(&error),
-            )
-            .await;
+            close_refused(&mut sink, &mut stream, shared, &error).await;
             return;
         }
     };
@@ -850,6 +836,23 @@ async fn relay_messages(
 
 /// Closes a Yjs connection with `code` and `reason`, counted by the reason's code (the part
 /// before any `:`) in `ants_relay_yjs_closed_total`, whoever decided it: the endpoint or the room.
+/// Closes a connection the relay refused to seat in a room, with `error`'s close code and reason.
+async fn close_refused(
+    sink: &mut Sink,
+    stream: &mut SplitStream<WebSocket>,
+    shared: &Shared,
+    error: &Error,
+) {
+    close(
+        sink,
+        stream,
+        shared,
+        refusal_code(error),
+        close_reason(error),
+    )
+    .await;
+}
+
 async fn close(
     sink: &mut Sink,
     stream: &mut SplitStream<WebSocket>,
