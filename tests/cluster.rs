@@ -161,8 +161,11 @@ async fn ops_published_on_one_frontend_are_served_by_the_other() {
     b.shutdown().await.unwrap();
 }
 
+/// A restarted frontend resumes the read mirror it kept in its data directory, reading only what
+/// was appended while it was down; without it (deleted) it builds it from the whole stream. Either
+/// way it serves the same log as the other frontend.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_restarted_frontend_rebuilds_its_mirror_and_serves_the_same_log() {
+async fn a_restarted_frontend_resumes_its_mirror_and_serves_the_same_log() {
     let nats = NatsCluster::start("restart").await;
     let a = start_frontend(&nats.url(), temp_dir("restart-a")).await;
     let b_data = temp_dir("restart-b");
@@ -176,21 +179,46 @@ async fn a_restarted_frontend_rebuilds_its_mirror_and_serves_the_same_log() {
         publish_retrying(&mut on_b, &op(&bob, "two", counter, b"b")).await;
     }
     on_b.close().await;
+    // B's mirror has applied every message so far before it stops (its receipts waited for it).
+    let applied_before_stop = metric(&b, "ants_relay_mirror_applied_seq").await;
+    assert!(applied_before_stop >= 10, "{applied_before_stop}");
     b.shutdown().await.unwrap();
     // Written while B is down.
     for counter in 5..8 {
         publish_retrying(&mut on_a, &op(&alice, "two", counter, b"a")).await;
     }
-    let b = start_frontend(&nats.url(), b_data).await;
-    for (topic, size) in [("one", 5), ("two", 8)] {
-        let from_a = read_log(&a.url(), topic, size).await;
-        assert_eq!(read_log(&b.url(), topic, size).await, from_a, "{topic}");
-        assert_eq!(checkpoint(&b, topic).await, checkpoint(&a, topic).await);
-        assert_eq!(checkpoint(&b, topic).await.0, size);
-    }
+    let b = start_frontend(&nats.url(), b_data.clone()).await;
+    let resumed_at = metric(&b, "ants_relay_mirror_started_at_seq").await;
+    assert!(
+        resumed_at > applied_before_stop,
+        "B resumed at {resumed_at}, after {applied_before_stop} applied before it stopped"
+    );
+    let assert_same_log = |b: RelayHandle| {
+        let a = &a;
+        async move {
+            for (topic, size) in [("one", 5), ("two", 8)] {
+                let from_a = read_log(&a.url(), topic, size).await;
+                assert_eq!(read_log(&b.url(), topic, size).await, from_a, "{topic}");
+                assert_eq!(checkpoint(&b, topic).await, checkpoint(a, topic).await);
+                assert_eq!(checkpoint(&b, topic).await.0, size);
+            }
+            b
+        }
+    };
+    let b = assert_same_log(b).await;
     // A retry on the restarted frontend of an op sequenced before gets its original seq.
     let mut again = Client::connect_as(&b.url(), &alice).await;
     assert_eq!(again.publish_ok(&op(&alice, "one", 3, b"a")).await, 3);
+    again.close().await;
+    b.shutdown().await.unwrap();
+
+    // Without its mirror, B builds it from the stream's first message.
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(b_data.join(format!("mirror.sqlite3{suffix}")));
+    }
+    let b = start_frontend(&nats.url(), b_data).await;
+    assert_eq!(metric(&b, "ants_relay_mirror_started_at_seq").await, 1);
+    let b = assert_same_log(b).await;
     a.shutdown().await.unwrap();
     b.shutdown().await.unwrap();
 }

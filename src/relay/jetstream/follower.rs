@@ -1,9 +1,10 @@
 //! A cluster frontend's follower: the one task that brings every topic's entries, whoever
 //! sequenced them, to this frontend's read mirror and fan-out hub.
 //!
-//! It reads the whole log stream in stream order with an ordered consumer (ephemeral, no acks,
-//! from the first message; the client recreates it from the last delivered sequence after a
-//! lost connection or a gap), hands each run of messages to the [`Mirror`] (valid chain per
+//! It reads the log stream in stream order with an ordered consumer (ephemeral, no acks, from
+//! the message after the mirror's position, [`Mirror::resume`]: the first message after a
+//! rebuild; the client recreates it from the last delivered sequence after a lost connection or
+//! a gap), hands each run of messages to the [`Mirror`] (valid chain per
 //! topic, one SQLite transaction) and then appends the new entries to the [`Hub`] with their
 //! root. In cluster mode the hub has no other source: a frontend's own sequencer does not
 //! append to it (`FanOut::Followed` in [`crate::relay::durable`]), it waits until the follower
@@ -13,7 +14,7 @@
 //!
 //! The follower runs on its own thread with its own small tokio runtime (the mirror's writes
 //! are blocking). [`Follower::start`] returns once the mirror holds every message the stream
-//! held when it began (the rebuild), so a frontend never serves an older log than it did.
+//! held when it began, so a frontend never serves an older log than it did.
 //!
 //! It also watches the cluster for the health check ([`ClusterStatus`]): the connection's
 //! state, and once a second a stream-info request, which only the stream's leader answers (no
@@ -26,7 +27,7 @@ use std::time::Duration;
 use async_nats::jetstream::consumer::{pull, DeliverPolicy};
 use futures_util::{FutureExt, StreamExt};
 
-use super::mirror::{Mirror, StreamMessage};
+use super::mirror::{Mirror, StreamExtent, StreamIdentity, StreamMessage};
 use super::{predecessor_of, subject, JetStreamConfig, JetStreamLog};
 use crate::error::{Error, Result};
 use crate::relay::hub::Hub;
@@ -50,6 +51,9 @@ pub struct ClusterStatus {
     follower: Mutex<Option<String>>,
     /// The stream sequence of the last message the follower applied (valid or void).
     applied: AtomicU64,
+    /// The stream sequence the follower started reading at: 1 after a rebuild of the mirror,
+    /// the one after the mirror's position when it resumed.
+    started_at: AtomicU64,
 }
 
 fn lock(slot: &Mutex<Option<String>>) -> std::sync::MutexGuard<'_, Option<String>> {
@@ -80,6 +84,12 @@ impl ClusterStatus {
     pub fn applied(&self) -> u64 {
         self.applied.load(Ordering::Acquire)
     }
+
+    /// The stream sequence the follower started reading at (1: the mirror was rebuilt from
+    /// the whole stream; more: it resumed).
+    pub fn started_at(&self) -> u64 {
+        self.started_at.load(Ordering::Acquire)
+    }
 }
 
 /// The running follower. Stop it with [`Follower::stop`] (or by dropping it).
@@ -91,10 +101,12 @@ pub struct Follower {
 }
 
 impl Follower {
-    /// Connects to the cluster, rebuilds `mirror` from the whole stream into `hub` and keeps
-    /// following it. Blocks until the rebuild is done; call it off any async runtime.
+    /// Connects to the cluster, brings `mirror` up to the stream's last message (from where it
+    /// stopped, or from the first message when it starts over, [`Mirror::resume`]), restores
+    /// `hub` to the mirror's heads and appends what follows to it, and keeps following. Blocks
+    /// until the mirror caught up; call it off any async runtime.
     ///
-    /// Errors: `UNAVAILABLE` when the cluster does not answer or the rebuild fails; `BAD_INPUT`
+    /// Errors: `UNAVAILABLE` when the cluster does not answer or catching up fails; `BAD_INPUT`
     /// for a bad configuration.
     pub fn start(config: JetStreamConfig, mirror: Mirror, hub: Arc<Hub>) -> Result<Follower> {
         let status = Arc::new(ClusterStatus::default());
@@ -176,19 +188,33 @@ fn run(
     let _entered = runtime.enter();
     let opened = runtime.block_on(async {
         let log = JetStreamLog::connect(config).await?;
-        let target = log
-            .stream
-            .clone()
+        let mut stream = log.stream.clone();
+        let info = stream
             .info()
             .await
-            .map_err(|e| super::unavailable("stream info", e))?
-            .state
-            .last_sequence;
+            .map_err(|e| super::unavailable("stream info", e))?;
+        let identity = StreamIdentity {
+            name: info.config.name.clone(),
+            created_ns: info.created.unix_timestamp_nanos(),
+        };
+        let extent = StreamExtent {
+            first: info.state.first_sequence,
+            last: info.state.last_sequence,
+        };
+        let from = mirror.resume(&identity, extent)?;
+        status.started_at.store(from, Ordering::Release);
+        status.applied.store(mirror.applied(), Ordering::Release);
+        // A resumed mirror's topics: the hub serves them from their heads on.
+        for (topic, size, root) in mirror.heads() {
+            hub.restore(&topic, size, root);
+        }
         let messages = log
             .stream
             .create_consumer(pull::OrderedConfig {
                 filter_subject: format!("{}.*", log.config().subject_prefix),
-                deliver_policy: DeliverPolicy::All,
+                deliver_policy: DeliverPolicy::ByStartSequence {
+                    start_sequence: from,
+                },
                 ..Default::default()
             })
             .await
@@ -196,7 +222,7 @@ fn run(
             .messages()
             .await
             .map_err(|e| super::unavailable("follower messages", e))?;
-        Ok::<_, Error>((log, target, messages))
+        Ok::<_, Error>((log, extent.last, messages))
     });
     let (log, target, mut messages) = match opened {
         Ok(opened) => opened,
@@ -208,7 +234,7 @@ fn run(
     status.connected.store(true, Ordering::Release);
     runtime.spawn(probe(log.clone(), status.clone(), stopped.clone()));
     let mut ready = Some(ready);
-    if target == 0 {
+    if target <= mirror.applied() {
         if let Some(ready) = ready.take() {
             let _ = ready.send(Ok(()));
         }

@@ -14,8 +14,8 @@
 //!   `UNAVAILABLE` (clients retry with the same bytes). Such races are rare: a frontend
 //!   forwards a publish for a topic another live frontend owns to that one
 //!   ([`super::forward`]), unless the store URL says `forward=off`.
-//! - **one order**: each frontend's [`Follower`] reads the whole stream into its read mirror
-//!   and hub; the hub has no other source ([`FanOut::Followed`]), and a receipt waits (at most
+//! - **one order**: each frontend's [`Follower`] reads the stream into its read mirror (kept
+//!   across restarts: a restart reads only what was appended meanwhile) and hub; the hub has no other source ([`FanOut::Followed`]), and a receipt waits (at most
 //!   [`RECEIPT_PATIENCE`]) until the follower applied its entry.
 //!
 //! Yjs rooms are shared: a plain room is served bridged to its topic `yjs/<room>`
@@ -28,7 +28,7 @@ use std::time::Duration;
 use super::awareness::NatsAwareness;
 use super::follower::Follower;
 use super::forward::Forwarding;
-use super::mirror::{Mirror, MIRROR_FILE};
+use super::mirror::{read_mirrored, Mirror, MIRROR_FILE};
 use super::pushes::NatsPushes;
 use super::{JetStreamConfig, JetStreamStore};
 use crate::error::{Error, Result};
@@ -79,6 +79,27 @@ impl ClusterLink for FrontendLink {
     }
 
     fn render_metrics(&self, out: &mut String) {
+        use std::fmt::Write as _;
+        let status = self.follower.status();
+        for (name, help, value) in [
+            (
+                "ants_relay_mirror_applied_seq",
+                "The stream sequence of the last log message this frontend's read mirror applied.",
+                status.applied(),
+            ),
+            (
+                "ants_relay_mirror_started_at_seq",
+                "The stream sequence this frontend's follower started reading at: 1 when its read \
+                 mirror was built from the whole stream, more when it resumed a mirror kept from \
+                 its last run.",
+                status.started_at(),
+            ),
+        ] {
+            let _ = write!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}\n"
+            );
+        }
         if let Some(forwarding) = &self.forwarding {
             forwarding.render(out);
         }
@@ -108,8 +129,8 @@ fn load_heads(store: &mut JetStreamStore) -> Result<()> {
 const START_ATTEMPTS: u32 = 5;
 
 /// Starts a frontend on the cluster `url` names: the relay key (checked against the cluster's
-/// before a missing key file could be made anew), the read mirror rebuilt in `config.data` from
-/// the stream, the sequencer on the stream, then serves.
+/// before a missing key file could be made anew), the read mirror in `config.data` caught up
+/// with the stream, the sequencer on the stream, then serves.
 ///
 /// Errors: `BAD_INPUT` for a bad URL or configuration; `UNAVAILABLE` when the cluster does not
 /// answer or the mirror cannot be written.
@@ -173,9 +194,15 @@ pub(crate) async fn start(config: Config, url: &str) -> Result<RelayHandle> {
             mirror_path.clone(),
         );
         tokio::task::spawn_blocking(move || {
-            let mirror = Mirror::rebuild(&path, &identity.agent_id(), storage)?;
+            let mirror = Mirror::open(&path, &identity.agent_id(), storage)?;
             let follower = Follower::start(cluster, mirror, hub)?;
             let mut store = store;
+            // What the mirror holds need not come from the stream again.
+            match read_mirrored(&path) {
+                Ok(mirrored) => store.seed(mirrored),
+                Err(error) => tracing::warn!(%error, "sequencer store not seeded from the mirror"),
+            }
+            store.read_older_entries_from(ReadPool::with_readers(path.clone(), 1));
             load_heads(&mut store)?;
             let sequencer = sequencer::start(store, identity, audience, tuning, rules)?;
             Ok::<_, Error>((follower, sequencer))
@@ -185,8 +212,9 @@ pub(crate) async fn start(config: Config, url: &str) -> Result<RelayHandle> {
     };
     tracing::info!(
         elapsed_ms = started.elapsed().as_millis() as u64,
+        from = follower.status().started_at(),
         applied = follower.status().applied(),
-        "mirror rebuilt from the stream; frontend ready"
+        "read mirror caught up with the stream; frontend ready"
     );
     let forwarding = match forward {
         Some(cluster) => Some(Forwarding::start(&cluster, queue.clone(), hub.clone()).await?),

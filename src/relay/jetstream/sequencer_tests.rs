@@ -413,3 +413,147 @@ fn without_quorum_appends_are_unavailable_and_resume_after_restart() {
     let mut reader = cluster.store(Duration::from_secs(5));
     assert_eq!(reader.heads().unwrap()[0].head.size(), 2);
 }
+
+/// A store seeded with a prefix of a topic as a read mirror holds it, then caught up from the
+/// stream, ends where a store that read the whole topic does; a damaged mirrored topic is read
+/// from the stream instead.
+#[test]
+fn a_store_seeded_from_a_mirror_agrees_with_one_that_read_the_whole_stream() {
+    use crate::log::sequencing::SequencedOps as _;
+    let cluster = Cluster::start("seed");
+    let (reply, mut answers) = reply_channel(1024);
+    let alice = Identity::from_seed(&[7; 32]).unwrap();
+    let ops: Vec<SignedOp> = (0..6)
+        .map(|counter| op(&alice, counter, vec![], &[counter as u8]))
+        .collect();
+    let mut writer = sequencer(cluster.store(Duration::from_secs(5)));
+    for (i, pair) in ops.chunks(2).enumerate() {
+        publish(&mut writer, &reply, pair, 2 * i as u32);
+        for id in 0..2 {
+            answer(&mut answers, 2 * i as u32 + id).unwrap();
+        }
+    }
+    // The topic's first message (entries 0 and 1), as a mirror that stopped there holds it.
+    let store = cluster.store(Duration::from_secs(5));
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let messages = runtime
+        .block_on(store.log().read("t", 1, usize::MAX))
+        .unwrap();
+    assert_eq!(messages.len(), 3, "one message per batch");
+    let (first_seq, entries) =
+        crate::relay::jetstream::decode_message(&messages[0].payload).unwrap();
+    assert_eq!((first_seq, entries.len()), (0, 2));
+    let mirrored = |entries: Vec<Arc<[u8]>>| crate::relay::jetstream::mirror::MirroredTopic {
+        topic: "t".into(),
+        last_valid: messages[0].seq,
+        last_seen: messages[0].seq,
+        entries,
+    };
+    let mut full = cluster.store(Duration::from_secs(5));
+    let expected = full.heads().unwrap();
+    assert_eq!(expected[0].head.size(), 6);
+    // A damaged one (its entries do not start at seq 0) is left out.
+    for seed in [entries.clone(), entries[1..].to_vec()] {
+        let mut seeded = cluster.store(Duration::from_secs(5));
+        seeded.seed(vec![mirrored(seed)]);
+        let heads = seeded.heads().unwrap();
+        assert_eq!(heads.len(), 1);
+        assert_eq!(heads[0].head.size(), 6);
+        assert_eq!(
+            heads[0].head.frontier.root(),
+            expected[0].head.frontier.root()
+        );
+        assert_eq!(heads[0].head.last_time_ms, expected[0].head.last_time_ms);
+        for (counter, op) in ops.iter().enumerate() {
+            let at = seeded
+                .op_at_counter("t", op.author(), counter as u64)
+                .unwrap();
+            assert_eq!(
+                at,
+                full.op_at_counter("t", op.author(), counter as u64)
+                    .unwrap()
+            );
+            assert_eq!(at.unwrap().op_id, op.id());
+            assert!(seeded.is_sequenced(&op.id()).unwrap());
+        }
+        assert_eq!(
+            seeded.root_at("t", 2).unwrap(),
+            full.root_at("t", 2).unwrap()
+        );
+    }
+}
+
+/// A topic keeps only its newest entries in memory; a replica rebuilt from an older seq gets
+/// the older ones back, the same bytes, from a read mirror that holds them, from the stream when
+/// the mirror holds only part, and from the stream without a mirror.
+#[test]
+fn entries_older_than_the_in_memory_tail_are_read_back_from_the_mirror_or_the_stream() {
+    use crate::relay::jetstream::mirror::{Mirror, StreamMessage};
+    let cluster = Cluster::start("tail");
+    let (reply, mut answers) = reply_channel(1024);
+    let alice = Identity::from_seed(&[7; 32]).unwrap();
+    // 2 KiB bodies: the 256 KiB tail holds about 128 of the 200 entries.
+    let ops: Vec<SignedOp> = (0..200)
+        .map(|counter| op(&alice, counter, vec![], &[counter as u8; 2048]))
+        .collect();
+    let mut writer = sequencer(cluster.store(Duration::from_secs(5)));
+    for (i, batch) in ops.chunks(40).enumerate() {
+        let first_id = 40 * i as u32;
+        publish(&mut writer, &reply, batch, first_id);
+        for id in 0..batch.len() as u32 {
+            answer(&mut answers, first_id + id).unwrap();
+        }
+    }
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let reader = cluster.store(Duration::from_secs(5));
+    let messages = runtime
+        .block_on(reader.log().read("t", 1, usize::MAX))
+        .unwrap();
+    let mut log: Vec<Vec<u8>> = Vec::new();
+    for message in &messages {
+        let (_, entries) = crate::relay::jetstream::decode_message(&message.payload).unwrap();
+        log.extend(entries.iter().map(|e| e.to_vec()));
+    }
+    assert_eq!(log.len(), 200);
+    let scan = |store: &JetStreamStore, from: u64| {
+        let mut out = Vec::new();
+        store
+            .scan_entries("t", from, &mut |bytes| {
+                out.push(bytes.to_vec());
+                Ok(())
+            })
+            .unwrap();
+        out
+    };
+    let stream_messages: Vec<StreamMessage> = messages
+        .iter()
+        .map(|m| StreamMessage {
+            seq: m.seq,
+            topic: "t".into(),
+            predecessor: m.predecessor,
+            payload: m.payload.clone(),
+        })
+        .collect();
+    let dir = std::env::temp_dir().join(format!("ants-tail-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for mirrored in [None, Some(messages.len()), Some(2)] {
+        let mut store = cluster.store(Duration::from_secs(5));
+        if let Some(count) = mirrored {
+            let path = dir.join(format!("mirror-{count}.sqlite3"));
+            let relay = Identity::from_seed(&[1; 32]).unwrap().agent_id();
+            let health = Arc::new(crate::relay::store::StorageHealth::new(dir.clone(), 0));
+            let mut mirror = Mirror::rebuild(&path, &relay, health).unwrap();
+            mirror.apply(&stream_messages[..count]).unwrap();
+            store.read_older_entries_from(crate::relay::store::ReadPool::new(path));
+        }
+        assert_eq!(store.heads().unwrap()[0].head.size(), 200);
+        for from in [0, 5, 150, 199, 200] {
+            assert_eq!(
+                scan(&store, from),
+                log[from as usize..],
+                "{mirrored:?} from {from}"
+            );
+        }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

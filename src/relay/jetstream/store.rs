@@ -27,21 +27,24 @@
 //!
 //! # What is read from where
 //!
-//! The stream is the truth. [`Store::heads`] lists the stream's topic subjects and replays
-//! every topic's messages, checking that their seqs have no hole, and rebuilds in memory the
-//! Merkle tree, the per-author counters, the op ids and the entries (for `root_at`,
-//! `op_at_counter` and `scan_entries`). After an acknowledged append the store records each
-//! op's location in the op-id bucket ([`Buckets::index_op`], so that a dep on an op another
-//! frontend sequenced in a topic this one never loaded is found) and the batch's replica
-//! snapshots in the snapshot bucket (`u64 next seq ‖ state`). Heads are not read from (nor
-//! written to) the heads bucket yet: the replay is exact, but costs a read of every topic's
-//! whole log at startup; after a failed append ([`Store::heads`] again) each topic is caught up
-//! from the last message this store holds, reading only what was appended since. Starting from
-//! a stored head at startup is the next step.
+//! The stream is the truth. [`Store::heads`] lists the stream's topic subjects and reads each
+//! topic's messages after the last one this store holds, checking that their seqs have no hole,
+//! and keeps in memory the Merkle tree, the per-author counters and the op ids of every entry
+//! (for `root_at`, `op_at_counter` and `is_sequenced`) and only each topic's newest entries
+//! ([`TAIL_ENTRIES`], [`TAIL_BYTES`]); `scan_entries` reads older ones back from the frontend's
+//! read mirror ([`JetStreamStore::read_older_entries_from`]) or the stream. A frontend seeds the
+//! store from its read mirror first ([`JetStreamStore::seed`]), so that a start reads from the
+//! stream only what the mirror does not hold yet. After an acknowledged append the store
+//! records each op's location in the op-id bucket ([`Buckets::index_op`], so that a dep on an
+//! op another frontend sequenced in a topic this one never loaded is found) and the batch's
+//! replica snapshots in the snapshot bucket (`u64 next seq ‖ state`). Heads are not read from
+//! (nor written to) the heads bucket: the mirror is this frontend's stored head. After a failed
+//! append ([`Store::heads`] again) each topic is caught up from the last message this store
+//! holds, reading only what was appended since.
 //!
 //! The store owns a small tokio runtime and blocks the (synchronous) sequencer thread on it.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 use futures_util::StreamExt;
@@ -53,7 +56,7 @@ use crate::identity::AgentId;
 use crate::log::sequencing::{SequencedOps, StoredOp, TopicHead};
 use crate::log::{leaf_hash, Hash, MerkleLog};
 use crate::op::OpId;
-use crate::relay::store::{Acks, Append, AppendError, Store, StoredHead};
+use crate::relay::store::{Acks, Append, AppendError, ReadPool, Store, StoredHead};
 
 /// What the store holds of one topic, rebuilt from the stream.
 #[derive(Debug, Default)]
@@ -68,8 +71,17 @@ struct JsTopic {
     last_valid_seq: u64,
     /// Per author, the stored ops by counter.
     by_author: HashMap<AgentId, BTreeMap<u64, StoredOp>>,
-    entries: Vec<Arc<[u8]>>,
+    /// The newest entries (at most [`TAIL_ENTRIES`] and about [`TAIL_BYTES`]), the first of them
+    /// at seq `tree.size() - tail.len()`; older ones are read back when a replica is rebuilt
+    /// ([`Store::scan_entries`]), from the read mirror or the stream.
+    tail: VecDeque<Arc<[u8]>>,
+    tail_bytes: usize,
 }
+
+/// Most entries a topic keeps in memory for [`Store::scan_entries`].
+const TAIL_ENTRIES: usize = 256;
+/// Most bytes of entries a topic keeps in memory (one larger entry is kept alone).
+const TAIL_BYTES: usize = 256 * 1024;
 
 impl JsTopic {
     /// Adds one stored entry (its seq must be the next one).
@@ -96,7 +108,15 @@ impl JsTopic {
                 signed_receipt: None,
             },
         );
-        self.entries.push(bytes);
+        self.tail_bytes += bytes.len();
+        self.tail.push_back(bytes);
+        while self.tail.len() > TAIL_ENTRIES
+            || (self.tail_bytes > TAIL_BYTES && self.tail.len() > 1)
+        {
+            if let Some(old) = self.tail.pop_front() {
+                self.tail_bytes -= old.len();
+            }
+        }
         Ok(())
     }
 
@@ -117,6 +137,8 @@ pub struct JetStreamStore {
     topics: HashMap<String, JsTopic>,
     op_ids: HashSet<OpId>,
     appended: u64,
+    /// Where entries older than a topic's in-memory tail are read first (a frontend's mirror).
+    mirror: Option<ReadPool>,
 }
 
 /// The durability side of [`JetStreamStore`]: its appends return acknowledged, so a wait
@@ -198,6 +220,7 @@ impl JetStreamStore {
             topics: HashMap::new(),
             op_ids: HashSet::new(),
             appended: 0,
+            mirror: None,
         })
     }
 
@@ -216,6 +239,88 @@ impl JetStreamStore {
     /// when the cluster's log belongs to another relay key.
     pub fn bind_relay_key(&self, relay: &AgentId) -> Result<()> {
         self.runtime.block_on(self.buckets.bind_relay_key(relay))
+    }
+
+    /// Starts from topics as a frontend's read mirror holds them (a prefix of each topic's
+    /// chain, [`super::mirror::read_mirrored`]): [`Store::heads`] then reads from the stream
+    /// only the messages after each one's last, instead of whole topics. A topic whose entries
+    /// do not form a log (damage) is left out, and read from the stream in full. Call it
+    /// before the first [`Store::heads`]; topics already held are left as they are.
+    pub fn seed(&mut self, mirrored: Vec<super::mirror::MirroredTopic>) {
+        for topic in mirrored {
+            if self.topics.contains_key(&topic.topic) || topic.last_valid == 0 {
+                continue;
+            }
+            let mut state = JsTopic::default();
+            let mut op_ids = HashSet::new();
+            let pushed = topic
+                .entries
+                .into_iter()
+                .try_for_each(|entry| state.push(&topic.topic, entry, &mut op_ids));
+            if let Err(error) = pushed {
+                tracing::warn!(%error, topic = topic.topic, "mirrored topic not used; reading it from the stream");
+                continue;
+            }
+            state.last_valid_seq = topic.last_valid;
+            state.last_stream_seq = topic.last_seen.max(topic.last_valid);
+            self.op_ids.extend(op_ids);
+            self.topics.insert(topic.topic, state);
+        }
+    }
+
+    /// Reads entries older than the ones topics keep in memory from `mirror` (a frontend's
+    /// read mirror, which holds every topic's chain up to where its follower is) rather than
+    /// from the stream.
+    pub fn read_older_entries_from(&mut self, mirror: ReadPool) {
+        self.mirror = Some(mirror);
+    }
+
+    /// `topic`'s entries `from..until` (below its in-memory tail): from the read mirror when it
+    /// holds them all, else from the stream (its whole valid chain, as [`Self::load_topic`]
+    /// reads it: rare, the tail covers a replica's usual catch-up from its snapshot).
+    fn older_entries(&self, topic: &str, from: u64, until: u64) -> Result<Vec<Arc<[u8]>>> {
+        if let Some(mirror) = &self.mirror {
+            let mut found: Vec<Arc<[u8]>> = Vec::new();
+            let mut next = from;
+            while next < until {
+                let want = usize::try_from(until - next).unwrap_or(usize::MAX).min(256);
+                let page = mirror.entries(topic, next, want)?;
+                let continues = page
+                    .iter()
+                    .enumerate()
+                    .all(|(i, (seq, _))| *seq == next + i as u64);
+                if page.is_empty() || !continues {
+                    break;
+                }
+                next += page.len() as u64;
+                found.extend(page.into_iter().map(|(_, bytes)| Arc::from(bytes)));
+            }
+            if next >= until {
+                found.truncate(usize::try_from(until - from).unwrap_or(usize::MAX));
+                return Ok(found);
+            }
+        }
+        let messages = self.runtime.block_on(self.log.read(topic, 1, usize::MAX))?;
+        let mut chain = super::ChainTip::default();
+        let mut found = Vec::new();
+        for message in &messages {
+            if !chain.accept(message.seq, message.predecessor) {
+                continue;
+            }
+            let (first_seq, entries) = decode_message(&message.payload)?;
+            for (seq, entry) in (first_seq..).zip(entries) {
+                if (from..until).contains(&seq) {
+                    found.push(entry);
+                }
+            }
+        }
+        if found.len() as u64 != until - from {
+            return Err(Error::Unavailable(format!(
+                "jetstream: topic {topic:?} has {} of its entries {from}..{until} in the stream",
+                found.len()
+            )));
+        }
+        Ok(found)
     }
 
     /// Every topic with a message in the stream.
@@ -496,8 +601,16 @@ impl Store for JetStreamStore {
         let Some(stored) = self.topics.get(topic) else {
             return Ok(());
         };
-        let from = usize::try_from(from_seq).unwrap_or(usize::MAX);
-        for entry in stored.entries.iter().skip(from) {
+        let tail_start = stored.tree.size() - stored.tail.len() as u64;
+        let mut next = from_seq;
+        if next < tail_start {
+            for entry in self.older_entries(topic, next, tail_start)? {
+                each(&entry)?;
+            }
+            next = tail_start;
+        }
+        let skip = usize::try_from(next - tail_start).unwrap_or(usize::MAX);
+        for entry in stored.tail.iter().skip(skip) {
             each(entry)?;
         }
         Ok(())

@@ -51,7 +51,7 @@
 mod check;
 mod health;
 mod index;
-mod position;
+pub(crate) mod position;
 mod reader;
 mod recent;
 pub(crate) mod sql;

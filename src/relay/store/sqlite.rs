@@ -121,19 +121,87 @@ impl SqliteStore {
         })
     }
 
-    /// The writer connection (tests fill the disk through it).
-    #[cfg(test)]
+    /// The writer connection (tests fill the disk through it; a cluster frontend's read
+    /// mirror reads its own bookkeeping through it).
     pub(crate) fn conn(&self) -> &Connection {
         &self.conn
+    }
+
+    /// [`Store::append`], with `extra` writing more rows in the same transaction (a cluster
+    /// frontend's read mirror records how far it mirrored the stream with its entries). An
+    /// error from `extra` rolls the whole transaction back.
+    pub(crate) fn append_with(
+        &mut self,
+        append: Append<'_>,
+        extra: &dyn Fn(&rusqlite::Transaction<'_>) -> Result<()>,
+    ) -> std::result::Result<u64, AppendError> {
+        self.append_and(append, extra)
     }
 
     fn topic_id(&self, topic: &str) -> Option<i64> {
         self.topics.get(topic).map(|t| t.id)
     }
 
-    /// Writes `append`, and the next slice of the lookup tables' keys, in one transaction and
-    /// commits it.
-    fn write(&mut self, append: Append<'_>) -> Result<Written> {
+    /// [`Store::append`] with [`SqliteStore::append_with`]'s `extra`.
+    fn append_and(
+        &mut self,
+        append: Append<'_>,
+        extra: &dyn Fn(&rusqlite::Transaction<'_>) -> Result<()>,
+    ) -> std::result::Result<u64, AppendError> {
+        if !append.entries.is_empty() || !append.snapshots.is_empty() {
+            // Keep the reserve: a checkpoint, a restart and the next batches need room.
+            self.health
+                .check_space()
+                .map_err(AppendError::Unavailable)?;
+        }
+        let Written {
+            created,
+            by_op,
+            by_counter,
+        } = match self.write(append, extra) {
+            Ok(written) => written,
+            Err(error) => {
+                let reason = match error {
+                    Error::Unavailable(reason) => reason,
+                    other => other.to_string(),
+                };
+                self.health.write_failed(&reason);
+                return Err(AppendError::Unavailable(reason));
+            }
+        };
+        self.health.write_succeeded();
+        for (name, id) in created {
+            self.topics.insert(
+                name,
+                SqlTopic {
+                    id,
+                    last_counters: HashMap::new(),
+                },
+            );
+        }
+        self.recent.drained(by_op, by_counter);
+        for entry in append.entries {
+            if let Some(topic) = self.topics.get_mut(&entry.topic) {
+                topic.last_counters.insert(entry.author, entry.counter);
+                self.recent.push(RecentOp {
+                    topic: topic.id,
+                    seq: entry.seq(),
+                    author: entry.author,
+                    counter: entry.counter,
+                    op_id: entry.op_id.0,
+                });
+            }
+        }
+        Ok(self.appended.fetch_add(1, Ordering::AcqRel) + 1)
+    }
+
+    /// Writes `append`, the next slice of the lookup tables' keys and what `extra` writes, in
+    /// one transaction and commits it.
+    fn write(
+        &mut self,
+        append: Append<'_>,
+        extra: &dyn Fn(&rusqlite::Transaction<'_>) -> Result<()>,
+    ) -> Result<Written> {
         let write_started = Instant::now();
         let tx = self
             .conn
@@ -174,6 +242,7 @@ impl SqliteStore {
                 sql::put_replica_snapshot(&tx, id, snapshot.next_seq, &snapshot.state)?;
             }
         }
+        extra(&tx)?;
         let drain = self.recent.next_drain(append.entries.len());
         index::write_drain(&tx, &drain)?;
         let (by_op, by_counter) = (drain.by_op.len(), drain.by_counter.len());
@@ -321,51 +390,7 @@ impl Store for SqliteStore {
     }
 
     fn append(&mut self, append: Append<'_>) -> std::result::Result<u64, AppendError> {
-        if !append.entries.is_empty() || !append.snapshots.is_empty() {
-            // Keep the reserve: a checkpoint, a restart and the next batches need room.
-            self.health
-                .check_space()
-                .map_err(AppendError::Unavailable)?;
-        }
-        let Written {
-            created,
-            by_op,
-            by_counter,
-        } = match self.write(append) {
-            Ok(written) => written,
-            Err(error) => {
-                let reason = match error {
-                    Error::Unavailable(reason) => reason,
-                    other => other.to_string(),
-                };
-                self.health.write_failed(&reason);
-                return Err(AppendError::Unavailable(reason));
-            }
-        };
-        self.health.write_succeeded();
-        for (name, id) in created {
-            self.topics.insert(
-                name,
-                SqlTopic {
-                    id,
-                    last_counters: HashMap::new(),
-                },
-            );
-        }
-        self.recent.drained(by_op, by_counter);
-        for entry in append.entries {
-            if let Some(topic) = self.topics.get_mut(&entry.topic) {
-                topic.last_counters.insert(entry.author, entry.counter);
-                self.recent.push(RecentOp {
-                    topic: topic.id,
-                    seq: entry.seq(),
-                    author: entry.author,
-                    counter: entry.counter,
-                    op_id: entry.op_id.0,
-                });
-            }
-        }
-        Ok(self.appended.fetch_add(1, Ordering::AcqRel) + 1)
+        self.append_and(append, &|_| Ok(()))
     }
 
     fn acks(&mut self) -> Result<WalAcks> {
