@@ -174,7 +174,11 @@ fn steps() -> Vec<Step> {
             "a write capability does not let carol set the policy",
         ),
         policy("mallory", ReadRule::Public, "nor may a stranger"),
-        policy("alice", ReadRule::Public, "the owner makes the topic public"),
+        policy(
+            "alice",
+            ReadRule::Public,
+            "the owner makes the topic public",
+        ),
         Step {
             who: "alice",
             kind: kind::POLICY,
@@ -183,7 +187,11 @@ fn steps() -> Vec<Step> {
         },
         post("mallory", "can I write now?", "public is for reading only"),
         policy("alice", ReadRule::Private, "private again"),
-        policy("alice", ReadRule::Public, "and public: the snapshot ends with it"),
+        policy(
+            "alice",
+            ReadRule::Public,
+            "and public: the snapshot ends with it",
+        ),
     ]
 }
 
@@ -381,7 +389,11 @@ fn version_1_snapshots_still_restore() {
         owned.apply(&entry).unwrap();
     }
     let v2 = owned.snapshot();
-    assert_eq!((v2[0], v2.last()), (2, Some(&0)), "version, then read rule last");
+    assert_eq!(
+        (v2[0], v2.last()),
+        (2, Some(&0)),
+        "version, then read rule last"
+    );
     // Version 1 spelled the same state without the read rule.
     let mut v1 = v2[..v2.len() - 1].to_vec();
     v1[0] = 1;
@@ -391,7 +403,10 @@ fn version_1_snapshots_still_restore() {
     // A version-1 snapshot with a read rule is not one, nor a version-2 one without.
     let mut long = v2.clone();
     long[0] = 1;
-    assert_eq!(Replica::restore(&long).unwrap_err().code(), "TRAILING_BYTES");
+    assert_eq!(
+        Replica::restore(&long).unwrap_err().code(),
+        "TRAILING_BYTES"
+    );
     assert_eq!(
         Replica::restore(&v2[..v2.len() - 1]).unwrap_err().code(),
         "MALFORMED"
@@ -403,10 +418,7 @@ fn version_1_snapshots_still_restore() {
     let open = Replica::new("open", ReplicaConfig::default()).unwrap();
     let mut v1 = open.snapshot();
     v1[0] = 1;
-    assert_eq!(
-        Replica::restore(&v1).unwrap().snapshot(),
-        open.snapshot()
-    );
+    assert_eq!(Replica::restore(&v1).unwrap().snapshot(), open.snapshot());
 }
 
 #[test]

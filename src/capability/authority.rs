@@ -597,9 +597,8 @@ impl Authority {
         }
         if with_policy {
             let byte = r.u8("read rule")?;
-            authority.read = ReadRule::from_byte(byte).ok_or_else(|| {
-                Error::malformed("replica snapshot", format!("read rule {byte}"))
-            })?;
+            authority.read = ReadRule::from_byte(byte)
+                .ok_or_else(|| Error::malformed("replica snapshot", format!("read rule {byte}")))?;
         }
         Ok(authority)
     }
