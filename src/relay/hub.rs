@@ -136,16 +136,17 @@ impl Hub {
 
     /// Records `topic`'s read rule at start, from the topic's replica (PROTOCOL.md 10.10); later
     /// `topic.policy` entries are noted by [`Hub::append`]. No reader is subscribed yet, so a
-    /// private topic needs no record.
+    /// private topic needs no record. A rule the hub noted already wins: on a cluster a
+    /// follower may have fed it entries before the replicas were loaded, and what it noted is
+    /// the rule at the head it serves.
     pub fn set_read_rule(&self, topic: &str, rule: ReadRule) {
-        let mut rules = self
-            .read_rules
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        match rule {
-            ReadRule::Public => rules.insert(topic.to_owned(), ReadState::Public),
-            ReadRule::Private => rules.remove(topic),
-        };
+        if rule == ReadRule::Public {
+            self.read_rules
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .entry(topic.to_owned())
+                .or_insert(ReadState::Public);
+        }
     }
 
     /// The read rule of the owned `topic` as the log set it (`None`: private, and never public
@@ -537,10 +538,16 @@ mod tests {
         ];
         hub.append(&topic, batch, [0; 32]);
         assert_eq!(hub.read_state(&topic), Some(ReadState::PrivateSince(3)));
+        // What the replica says at start does not undo what the hub noted since.
+        hub.set_read_rule(&topic, ReadRule::Public);
+        assert_eq!(hub.read_state(&topic), Some(ReadState::PrivateSince(3)));
         hub.append(&topic, vec![policy(&alice, 5, ReadRule::Public)], [0; 32]);
         assert_eq!(hub.read_state(&topic), Some(ReadState::Public));
         hub.set_read_rule(&topic, ReadRule::Private);
-        assert_eq!(hub.read_state(&topic), None);
+        assert_eq!(hub.read_state(&topic), Some(ReadState::Public));
+        let fresh = Hub::new(8);
+        fresh.set_read_rule(&topic, ReadRule::Public);
+        assert_eq!(fresh.read_state(&topic), Some(ReadState::Public));
     }
 
     fn entry(seq: u64) -> CachedEntry {
