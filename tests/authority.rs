@@ -1,6 +1,6 @@
-//! Every replica enforces write in owned topics, and revocations take effect at their seq
-//! (PROTOCOL.md 10.7, 10.8): one scenario of presentations, writes and revocations applied by
-//! two replicas (one restored from a snapshot midway), which agree on every decision; the
+//! Every replica enforces write in owned topics, and revocations and the owner's topic policy
+//! take effect at their seq (PROTOCOL.md 10.7, 10.8, 10.10): one scenario of presentations,
+//! writes, revocations and policies applied by two replicas (one restored from a snapshot midway), which agree on every decision; the
 //! scenario is `tests/vectors/authority.json`, with each entry's bytes and the events it causes.
 //!
 //! `ANTS_BLESS=1` rewrites the file after a deliberate protocol change; any other difference
@@ -12,7 +12,7 @@ mod common;
 use ants_coord::capability::authority::{
     kind, Presentation, Revocation, MAX_PRESENTED_PER_AGENT, MAX_REVOKED_BY_DELEGATORS,
 };
-use ants_coord::capability::Grant;
+use ants_coord::capability::{Grant, ReadRule, TopicPolicy};
 use ants_coord::replica::ReplicaOp;
 use ants_coord::{
     Capability, Entry, Event, Identity, OpDraft, Replica, ReplicaConfig, Rights, Scope, SignedOp,
@@ -114,6 +114,15 @@ fn revoke(who: &'static str, capability: &Capability, index: usize, note: &'stat
     }
 }
 
+fn policy(who: &'static str, read: ReadRule, note: &'static str) -> Step {
+    Step {
+        who,
+        kind: kind::POLICY,
+        body: TopicPolicy { read }.encode(),
+        note,
+    }
+}
+
 fn steps() -> Vec<Step> {
     let bob = grant("alice", "bob", Rights::WRITE, T0 + 60_000);
     let dave = dave_chain();
@@ -159,6 +168,30 @@ fn steps() -> Vec<Step> {
             "the owner presents carol's grant for her",
         ),
         post("carol", "thanks", "carol's post counts"),
+        policy(
+            "carol",
+            ReadRule::Public,
+            "a write capability does not let carol set the policy",
+        ),
+        policy("mallory", ReadRule::Public, "nor may a stranger"),
+        policy(
+            "alice",
+            ReadRule::Public,
+            "the owner makes the topic public",
+        ),
+        Step {
+            who: "alice",
+            kind: kind::POLICY,
+            body: vec![1, 2],
+            note: "a read rule other than 0 and 1: MALFORMED_BODY",
+        },
+        post("mallory", "can I write now?", "public is for reading only"),
+        policy("alice", ReadRule::Private, "private again"),
+        policy(
+            "alice",
+            ReadRule::Public,
+            "and public: the snapshot ends with it",
+        ),
     ]
 }
 
@@ -284,6 +317,13 @@ fn the_vectors_decide_as_the_rules_say() {
             "NOT_AUTHORIZED",
             "-",
             "-",
+            "NOT_AUTHORIZED",
+            "NOT_AUTHORIZED",
+            "-",
+            "MALFORMED_BODY",
+            "NOT_AUTHORIZED",
+            "-",
+            "-",
         ]
     );
     let types: Vec<&str> = file["entries"]
@@ -303,6 +343,14 @@ fn the_vectors_decide_as_the_rules_say() {
             .count(),
         4
     );
+    let policies: Vec<&str> = file["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["events"][0]["type"] == "topicPolicySet")
+        .map(|e| e["events"][0]["read"].as_str().unwrap())
+        .collect();
+    assert_eq!(policies, ["public", "private", "public"]);
 }
 
 /// A replica fed the vectors' bytes, and another restored from a snapshot half way and fed the
@@ -329,6 +377,48 @@ fn replicas_agree_on_every_decision() {
     assert_eq!(authority.revoked().len(), 2);
     // Four presented; erin's, expired, was forgotten when carol's was added.
     assert_eq!(authority.presented().count(), 3);
+    assert_eq!(authority.read_rule(), ReadRule::Public);
+}
+
+/// A snapshot of version 1 (before topic policies, PROTOCOL.md 6.6) still restores, as a
+/// private topic for an owned one, and the replica's own snapshots are version 2 from then on.
+#[test]
+fn version_1_snapshots_still_restore() {
+    let mut owned = Replica::new(&topic(), ReplicaConfig::default()).unwrap();
+    for (entry, _) in entries().into_iter().take(20) {
+        owned.apply(&entry).unwrap();
+    }
+    let v2 = owned.snapshot();
+    assert_eq!(
+        (v2[0], v2.last()),
+        (2, Some(&0)),
+        "version, then read rule last"
+    );
+    // Version 1 spelled the same state without the read rule.
+    let mut v1 = v2[..v2.len() - 1].to_vec();
+    v1[0] = 1;
+    let restored = Replica::restore(&v1).unwrap();
+    assert_eq!(restored.state_hash(), owned.state_hash());
+    assert_eq!(restored.authority().unwrap().read_rule(), ReadRule::Private);
+    // A version-1 snapshot with a read rule is not one, nor a version-2 one without.
+    let mut long = v2.clone();
+    long[0] = 1;
+    assert_eq!(
+        Replica::restore(&long).unwrap_err().code(),
+        "TRAILING_BYTES"
+    );
+    assert_eq!(
+        Replica::restore(&v2[..v2.len() - 1]).unwrap_err().code(),
+        "MALFORMED"
+    );
+    let mut unknown = v2.clone();
+    *unknown.last_mut().unwrap() = 2;
+    assert_eq!(Replica::restore(&unknown).unwrap_err().code(), "MALFORMED");
+    // An open topic's snapshot differs only by its version byte.
+    let open = Replica::new("open", ReplicaConfig::default()).unwrap();
+    let mut v1 = open.snapshot();
+    v1[0] = 1;
+    assert_eq!(Replica::restore(&v1).unwrap().snapshot(), open.snapshot());
 }
 
 #[test]
@@ -464,7 +554,7 @@ fn the_tables_are_bounded_and_the_owner_keeps_room() {
 fn a_session_refuses_to_sign_an_authority_op_whose_body_does_not_decode() {
     let mut session = ants_coord::Session::new(agent("bob"));
     let topic = topic();
-    for kind in [kind::PRESENT, kind::REVOKE] {
+    for kind in [kind::PRESENT, kind::REVOKE, kind::POLICY] {
         let refused = session.publish(&topic, kind, b"not a capability", vec![], T0);
         assert_eq!(refused.unwrap_err().code(), "BAD_INPUT", "{kind}");
     }
@@ -476,6 +566,13 @@ fn a_session_refuses_to_sign_an_authority_op_whose_body_does_not_decode() {
     let body = Revocation::new(bob, 0).unwrap().encode();
     assert!(session
         .publish(&topic, kind::REVOKE, &body, vec![], T0)
+        .is_ok());
+    let body = TopicPolicy {
+        read: ReadRule::Public,
+    }
+    .encode();
+    assert!(session
+        .publish(&topic, kind::POLICY, &body, vec![], T0)
         .is_ok());
 }
 
@@ -494,8 +591,9 @@ fn pool() -> Vec<Capability> {
 proptest::proptest! {
     #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
 
-    /// Each step: who signs; a post (0), a presentation (1) or a revocation (2); of which
-    /// capability of the pool; which link; how many ms after the step before.
+    /// Each step: who signs; a post (0), a presentation (1), a revocation (2) or a topic
+    /// policy (3, public when the link index is 1); of which capability of the pool; which
+    /// link; how many ms after the step before.
     ///
     /// Whatever the ops, their order and their times: the relay's check before sequencing
     /// (`Replica::authorize`) refuses an op exactly when the replica then rejects it for want of
@@ -504,7 +602,7 @@ proptest::proptest! {
     #[test]
     fn the_relay_refuses_exactly_what_every_replica_rejects(
         steps in proptest::collection::vec(
-            (0usize..6, 0u8..3, 0usize..6, 0usize..2, 0u64..3_000),
+            (0usize..6, 0u8..4, 0usize..6, 0usize..2, 0u64..3_000),
             1..40,
         ),
         restore_at in 0usize..40,
@@ -520,6 +618,10 @@ proptest::proptest! {
             let (kind, body) = match what {
                 0 => ("post", ReplicaOp::Post { text: "x".into() }.encode().unwrap()),
                 1 => (kind::PRESENT, Presentation::new(capability.clone()).encode()),
+                3 => {
+                    let read = if index == 1 { ReadRule::Public } else { ReadRule::Private };
+                    (kind::POLICY, TopicPolicy { read }.encode())
+                }
                 _ => {
                     let index = index.min(capability.links().len() - 1);
                     (kind::REVOKE, Revocation::new(capability.clone(), index).unwrap().encode())

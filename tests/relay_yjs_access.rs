@@ -2,13 +2,16 @@
 //! owned topic, or bridged to one, is refused without a room proof and a capability (with the
 //! y-protocols permission-denied message, then close 4401 or 4403 and the code), joined and synced with
 //! them; a reader's document updates are dropped; a capability that expires or is revoked while
-//! connected closes the connection with its code. (A stock provider: tests/js/yjs-access.test.mjs.)
+//! connected, or a room proof that expires, closes the connection with its code; a room whose
+//! owned topic its owner made public (10.10) is read by anyone, written as before, and closed
+//! again to them when the owner makes it private. (A stock provider:
+//! tests/js/yjs-access.test.mjs.)
 #![cfg(all(feature = "relay", not(target_arch = "wasm32")))]
 
 mod common;
 
 use ants_coord::capability::authority::{Presentation, Revocation};
-use ants_coord::capability::{Rights, RoomProof, Scope};
+use ants_coord::capability::{ReadRule, Rights, RoomProof, Scope, TopicPolicy};
 use ants_coord::doc::{sign_update, Doc, ProtocolMessage, SignedDoc};
 use ants_coord::{Capability, Identity, OpDraft, SignedOp};
 use common::capabilities::{cap_until, in_an_hour, owned};
@@ -285,5 +288,100 @@ async fn a_room_the_config_closes_admits_only_its_guard_and_holders_of_its_capab
     guard.until_text("step one, two").await;
     // A room no policy covers stays open.
     YClient::joined(&base, "lobby").await;
+    relay.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_room_proof_that_expires_while_connected_closes_the_connection() {
+    let relay = start_relay(temp_dir("yjs-proof-expiry")).await;
+    let base = relay.yjs_url();
+    let (alice, bob) = (identity(1), identity(2));
+    let room = owned(&alice, "notes");
+    let read = cap(&alice, &bob, &room, Rights::READ);
+    // The proof holds until its expiry, not for the connection's life: then permission-denied
+    // and close 4401 NOT_AUTHENTICATED, as a connection without one gets. (On a slow machine
+    // it may expire before the join completes: then again with a longer one. No outcome
+    // depends on how long anything takes.)
+    for (holder, caps) in [(&alice, vec![]), (&bob, vec![&read])] {
+        let mut lifetime = 1_500;
+        let mut client = loop {
+            let proof = RoomProof::sign(holder, &room, now_ms() + lifetime);
+            let mut query = format!("proof={}", hex::encode(proof.encode()));
+            for cap in &caps {
+                query.push_str(&format!("&cap={}", hex::encode(cap.as_bytes())));
+            }
+            if let Ok(joined) = YClient::try_joined(&base, &format!("{room}?{query}")).await {
+                break joined;
+            }
+            lifetime *= 2;
+            assert!(lifetime <= 10 * 60_000, "the proof expired before any join");
+        };
+        client.expect_denied("NOT_AUTHENTICATED").await;
+    }
+    relay.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_owned_topic_made_public_opens_its_rooms_to_readers_until_it_is_private_again() {
+    let relay = start_relay(temp_dir("yjs-public")).await;
+    let base = relay.yjs_url();
+    let (alice, bob) = (identity(1), identity(2));
+    let room = owned(&alice, "notes");
+    let mut owner = YClient::joined(&base, &format!("{room}?{}", params(&alice, &room, &[]))).await;
+    owner.insert(0, "hello").await;
+    YClient::connect(&base, &room)
+        .await
+        .expect_denied("NOT_AUTHENTICATED")
+        .await;
+
+    // The owner makes the room's topic public: anyone joins and reads, without a proof.
+    let mut signer = Client::connect_as(&relay.url(), &alice).await;
+    let public = TopicPolicy {
+        read: ReadRule::Public,
+    };
+    signer
+        .publish_ok(&signed(&alice, public.draft(&room), 0))
+        .await;
+    let mut anonymous = YClient::joined(&base, &room).await;
+    anonymous.until_text("hello").await;
+    let mut bob_client =
+        YClient::joined(&base, &format!("{room}?{}", params(&bob, &room, &[]))).await;
+    bob_client.until_text("hello").await;
+    // Reading only: their edits are dropped, once told, and they keep hearing the owner.
+    anonymous.insert(0, "anyone: ").await;
+    loop {
+        let bytes = anonymous.next().await.unwrap();
+        if let ProtocolMessage::PermissionDenied(reason) = ProtocolMessage::decode(&bytes).unwrap()
+        {
+            assert!(reason.starts_with("NOT_AUTHORIZED"), "{reason}");
+            break;
+        }
+    }
+    owner.insert(5, "!").await;
+    while !anonymous.text().ends_with("hello!") {
+        anonymous.step().await.unwrap();
+    }
+    let fresh = YClient::joined(&base, &room).await;
+    assert_eq!(fresh.text(), "hello!");
+
+    // Private again: each reader without a read capability is closed at once, with the code
+    // a fresh connection of it would get.
+    let private = TopicPolicy {
+        read: ReadRule::Private,
+    };
+    signer
+        .publish_ok(&signed(&alice, private.draft(&room), 1))
+        .await;
+    anonymous.expect_denied("NOT_AUTHENTICATED").await;
+    bob_client.expect_denied("NOT_AUTHORIZED").await;
+    // The owner's own connection stays, and writes.
+    owner.insert(6, " still mine").await;
+    let again = params(&alice, &room, &[]);
+    let mut check = YClient::joined(&base, &format!("{room}?{again}")).await;
+    check.until_text("hello! still mine").await;
+    YClient::connect(&base, &room)
+        .await
+        .expect_denied("NOT_AUTHENTICATED")
+        .await;
     relay.shutdown().await.unwrap();
 }

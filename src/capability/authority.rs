@@ -1,7 +1,7 @@
 //! What an owned topic's own log says about authority: the capabilities its writers presented
 //! in it and the links revoked in it (PROTOCOL.md sections 10.7 and 10.8).
 //!
-//! Two op kinds are reserved in owned topics:
+//! Three op kinds are reserved in owned topics:
 //!
 //! - `cap.present` ([`Presentation`]), body `0x01 ‖ capability`: the author (the capability's
 //!   audience, or the owner on its behalf) shows the topic a capability rooted at the owner that
@@ -12,6 +12,8 @@
 //!   agent only a link it signed itself (the chain, whose signatures all verify, proves that it
 //!   did, and that the chain is the owner's). From the revocation's seq on, no capability that
 //!   contains the link authorizes anything in the topic.
+//! - `topic.policy` ([`TopicPolicy`], [`super::topic_policy`]), body `0x01 ‖ u8 read`: the owner
+//!   alone chooses who may read the topic from its seq on ([`ReadRule`], private until then).
 //!
 //! [`Authority`] holds both for one topic and decides, as a pure function of the log before an
 //! entry and the entry's relay time, whether the entry's op counts. Every replica runs it, so a
@@ -27,6 +29,7 @@
 
 use std::collections::BTreeMap;
 
+use super::topic_policy::{ReadRule, TopicPolicy};
 use super::{Authorization, Capability, Link, Right};
 use crate::codec::{Reader, Writer};
 use crate::error::{Error, Result};
@@ -39,9 +42,11 @@ pub mod kind {
     pub const PRESENT: &str = "cap.present";
     /// Revokes a link of a capability in the topic (body: [`super::Revocation`]).
     pub const REVOKE: &str = "cap.revoke";
+    /// Sets the topic's read rule; the owner's only (body: [`super::TopicPolicy`]).
+    pub const POLICY: &str = "topic.policy";
 }
 
-/// The version byte both bodies start with.
+/// The version byte the `cap.present` and `cap.revoke` bodies start with.
 pub const AUTHORITY_BODY_VERSION: u8 = 1;
 /// Most capabilities presented in one topic (unexpired ones; expired ones are dropped).
 pub const MAX_PRESENTED: usize = 256;
@@ -256,6 +261,8 @@ pub enum Admission {
         /// Whether the owner revoked it.
         by_owner: bool,
     },
+    /// A `topic.policy` by the owner: the topic's read rule from now on.
+    Policy(TopicPolicy),
 }
 
 /// The authority state of one owned topic: the capabilities presented and the links revoked in
@@ -263,13 +270,15 @@ pub enum Admission {
 ///
 /// Invariants: every presented capability is rooted at `owner` and grants `write`; at most
 /// [`MAX_PRESENTED_PER_AGENT`] per audience and [`MAX_PRESENTED`] in all; at most
-/// [`MAX_REVOKED`] revoked links, of which at most [`MAX_REVOKED_BY_DELEGATORS`] not by the owner.
+/// [`MAX_REVOKED`] revoked links, of which at most [`MAX_REVOKED_BY_DELEGATORS`] not by the owner;
+/// `read` is what the owner's last `topic.policy` said (private before any).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Authority {
     owner: AgentId,
     /// By `(audience, capability id)`.
     presented: BTreeMap<([u8; 32], [u8; 32]), Capability>,
     revoked: RevokedLinks,
+    read: ReadRule,
 }
 
 impl Authority {
@@ -279,6 +288,7 @@ impl Authority {
             owner,
             presented: BTreeMap::new(),
             revoked: RevokedLinks::default(),
+            read: ReadRule::Private,
         }
     }
 
@@ -293,6 +303,10 @@ impl Authority {
     /// The revoked links.
     pub fn revoked(&self) -> &RevokedLinks {
         &self.revoked
+    }
+    /// Who may read the topic, by the owner's last `topic.policy` (private before any).
+    pub fn read_rule(&self) -> ReadRule {
+        self.read
     }
 
     fn presented_by<'a>(&'a self, agent: &AgentId) -> impl Iterator<Item = &'a Capability> + 'a {
@@ -312,6 +326,8 @@ impl Authority {
     /// - `cap.revoke`: the body decodes; the chain is rooted at the owner and `who` is the
     ///   owner or signed the revoked link (`NOT_AUTHORIZED`); there is room (`LIMIT_EXCEEDED`).
     ///   No write right is needed: revoking what one granted is always allowed.
+    /// - `topic.policy`: the body decodes ([`TopicPolicy::decode`]'s codes); `who` is the owner
+    ///   (`NOT_AUTHORIZED`: no capability lets anyone else set it).
     /// - any other kind: `who` is the owner, or a capability it presented authorizes it to
     ///   write `topic` at `now_ms` and has no revoked link (`NOT_AUTHORIZED`,
     ///   `CAPABILITY_EXPIRED`, `CAPABILITY_REVOKED`: revoked before expired before neither, as
@@ -372,6 +388,17 @@ impl Authority {
                     expires_ms: revocation.link().grant().expires_ms,
                     by_owner,
                 })
+            }
+            kind::POLICY => {
+                let policy = TopicPolicy::decode(body)?;
+                if who != &self.owner {
+                    return Err(Error::NotAuthorized(format!(
+                        "only the owner {} sets the topic's policy, not {}",
+                        self.owner.short(),
+                        who.short()
+                    )));
+                }
+                Ok(Admission::Policy(policy))
             }
             _ => self
                 .check_write(topic, who, now_ms)
@@ -486,13 +513,15 @@ impl Authority {
                 };
                 self.revoked.record(link_hash, revoked, now_ms);
             }
+            Admission::Policy(policy) => self.read = policy.read,
         }
     }
 
     /// Appends the canonical bytes (PROTOCOL.md 6.6, owned topics):
     /// `u32 n ‖ n × (u16 len ‖ capability)` ascending by (audience, capability id), then
-    /// `u32 n ‖ n × (link hash 32 ‖ u64 seq ‖ u64 expires_ms ‖ u8 by_owner)` ascending by hash.
-    pub(crate) fn encode(&self, out: &mut Vec<u8>) {
+    /// `u32 n ‖ n × (link hash 32 ‖ u64 seq ‖ u64 expires_ms ‖ u8 by_owner)` ascending by hash,
+    /// then, from snapshot version 2 on (`with_policy`), `u8 read` ([`ReadRule::to_byte`]).
+    pub(crate) fn encode(&self, out: &mut Vec<u8>, with_policy: bool) {
         out.put_u32(self.presented.len() as u32);
         for capability in self.presented.values() {
             out.put_u16(capability.as_bytes().len() as u16);
@@ -505,13 +534,18 @@ impl Authority {
             out.put_u64(revoked.expires_ms);
             out.put_u8(u8::from(revoked.by_owner));
         }
+        if with_policy {
+            out.put_u8(self.read.to_byte());
+        }
     }
 
-    /// Reads what [`Authority::encode`] wrote, for a topic owned by `owner`. Checks the bounds
-    /// and that every capability is a valid chain rooted at `owner` granting `write`
-    /// (`LIMIT_EXCEEDED`, [`Capability::decode`]'s codes, `NON_CANONICAL`); the order is checked
-    /// by the caller, which compares the re-encoded state with the bytes.
-    pub(crate) fn decode(r: &mut Reader<'_>, owner: AgentId) -> Result<Self> {
+    /// Reads what [`Authority::encode`] wrote, for a topic owned by `owner`, with the read rule
+    /// when `with_policy` (else private: a version-1 snapshot predates policies). Checks the
+    /// bounds and that every capability is a valid chain rooted at `owner` granting `write`
+    /// (`LIMIT_EXCEEDED`, [`Capability::decode`]'s codes, `NON_CANONICAL`, `MALFORMED` for an
+    /// unknown read rule); the order is checked by the caller, which compares the re-encoded
+    /// state with the bytes.
+    pub(crate) fn decode(r: &mut Reader<'_>, owner: AgentId, with_policy: bool) -> Result<Self> {
         let mut authority = Authority::new(owner);
         let presented = bounded(r.u32("presented count")?, MAX_PRESENTED, "presented")?;
         for _ in 0..presented {
@@ -560,6 +594,11 @@ impl Authority {
         let delegated = authority.revoked.0.values().filter(|r| !r.by_owner).count();
         if delegated > MAX_REVOKED_BY_DELEGATORS {
             return Err(non_canonical("too many links revoked by delegators"));
+        }
+        if with_policy {
+            let byte = r.u8("read rule")?;
+            authority.read = ReadRule::from_byte(byte)
+                .ok_or_else(|| Error::malformed("replica snapshot", format!("read rule {byte}")))?;
         }
         Ok(authority)
     }

@@ -41,12 +41,14 @@ mod link;
 pub mod owned;
 pub mod room_proof;
 mod scope;
+pub mod topic_policy;
 
 pub use authority::{Authority, Presentation, Revocation, RevokedLink, RevokedLinks};
 pub use link::{Grant, Link, CAPABILITY_DOMAIN, MAX_LINK_LEN};
 pub use owned::{may_read, may_use, may_use_rooted_at, may_write, revoked_since, topic_owner};
 pub use room_proof::RoomProof;
 pub use scope::{Right, Rights, Scope};
+pub use topic_policy::{ReadRule, TopicPolicy};
 
 /// The version of capabilities this build writes and reads.
 pub const CAPABILITY_VERSION: u8 = 1;

@@ -11,6 +11,10 @@
 //! - subscribing to, and asking checkpoints and proofs of, an owned topic needs a hello
 //!   (`NOT_AUTHENTICATED`) and the owner's key or a `read` capability: owned topics are private.
 //!
+//! An owned topic its owner made public (`topic.policy`, PROTOCOL.md 10.10, the [`Hub`]'s
+//! record of the log's policies: [`TopicRules`]) needs nothing to read, not even a hello;
+//! writing it stays as above.
+//!
 //! A link revoked in the topic (PROTOCOL.md 10.7, the [`Hub`]'s record of the `cap.revoke`
 //! entries of the log) no longer counts: `CAPABILITY_REVOKED`, for every request and, through
 //! [`Access::revoked_since`], for a live subscription from the revocation's seq on. A
@@ -24,7 +28,7 @@
 
 use std::sync::Arc;
 
-use super::hub::Hub;
+use super::hub::{Hub, ReadState};
 use super::policy::TopicPolicies;
 use crate::capability::authority::kind;
 use crate::capability::{
@@ -156,7 +160,7 @@ impl Access {
                     return None;
                 }
                 // The state machine only emits a publish whose author is the connection's agent.
-                let revoked = revocations(hub, op.topic());
+                let revoked = topic_rules(hub, op.topic()).revoked;
                 let allowed = self.may(
                     op.author(),
                     op.topic(),
@@ -178,13 +182,15 @@ impl Access {
                 request_id, topic, ..
             } => (*request_id, topic),
         };
-        let revoked = revocations(hub, topic);
-        self.read_refusal(agent, topic, now_ms, revoked.as_deref())
+        let rules = topic_rules(hub, topic);
+        let public = rules.read == Some(ReadState::Public);
+        self.read_refusal(agent, topic, now_ms, rules.revoked.as_deref(), public)
             .map(|error| (request_id, error))
     }
 
     /// Why the connection's agent may not read `topic` at `now_ms` (`None`: it may), with the
-    /// links in `revoked` no longer counting. Checked when it asks, and again before every
+    /// links in `revoked` no longer counting; an owned topic whose owner made it `public`
+    /// (PROTOCOL.md 10.10) needs nothing. Checked when it asks, and again before every
     /// delivery to a subscription, so that entries stop the moment the capability that let it
     /// subscribe expires.
     pub(crate) fn read_refusal(
@@ -193,10 +199,14 @@ impl Access {
         topic: &str,
         now_ms: u64,
         revoked: Option<&RevokedLinks>,
+        public: bool,
     ) -> Option<Error> {
         // An open topic: nothing to check.
         if self.policies.guard(topic, Right::Read).is_none() {
             topic_owner(topic)?;
+            if public {
+                return None;
+            }
         }
         let Some(agent) = agent else {
             return Some(Error::NotAuthenticated);
@@ -223,14 +233,75 @@ impl Access {
         ));
         Some((since, error))
     }
+
+    /// For a live subscription to `topic` whose log says `rules`: the seq from which the
+    /// topic's entries are no longer the agent's to read, and the error that ends the
+    /// subscription once those before it are delivered. The earlier of: every capability that
+    /// lets it read has a link revoked ([`Access::revoked_since`]); the owner made the topic
+    /// private again at that seq (PROTOCOL.md 10.10) and the agent may not read it privately
+    /// (`NOT_AUTHORIZED`, or the code its capabilities get). `None` while the topic is public.
+    pub(crate) fn cut(
+        &self,
+        agent: Option<&AgentId>,
+        topic: &str,
+        now_ms: u64,
+        rules: &TopicRules,
+    ) -> Option<(u64, Error)> {
+        let revoked = match (rules.read, &rules.revoked) {
+            (Some(ReadState::Public), _) => return None,
+            (_, Some(links)) => self.revoked_since(agent, topic, now_ms, links),
+            (_, None) => None,
+        };
+        let private = match rules.read {
+            Some(ReadState::PrivateSince(since)) => self
+                .read_refusal(agent, topic, now_ms, None, false)
+                .map(|error| match error {
+                    Error::NotAuthenticated => (
+                        since,
+                        Error::NotAuthorized(format!(
+                            "the owner made {topic:?} private at seq {since}"
+                        )),
+                    ),
+                    other => (since, other),
+                }),
+            _ => None,
+        };
+        match (revoked, private) {
+            (Some(a), Some(b)) => Some(if a.0 <= b.0 { a } else { b }),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Whether a subscription to `topic` whose next entry is `cursor` is still owed entries
+    /// as a reader of a public topic (PROTOCOL.md 10.10): while the topic is public, and up to
+    /// the seq at which it became private again ([`Access::cut`] ends it there).
+    pub(crate) fn public_at(rules: &TopicRules, cursor: u64) -> bool {
+        match rules.read {
+            Some(ReadState::Public) => true,
+            Some(ReadState::PrivateSince(since)) => cursor <= since,
+            None => false,
+        }
+    }
 }
 
-/// The links revoked in `topic`, if it is owned and has any.
-pub(crate) fn revocations(hub: &Hub, topic: &str) -> Option<std::sync::Arc<RevokedLinks>> {
+/// What an owned topic's log says about reading it, as the [`Hub`] follows it.
+#[derive(Debug, Default)]
+pub(crate) struct TopicRules {
+    /// The links revoked in it (`None`: none).
+    pub(crate) revoked: Option<Arc<RevokedLinks>>,
+    /// Its read rule (`None`: private, and never public for any reader it has now).
+    pub(crate) read: Option<ReadState>,
+}
+
+/// The revocations and read rule of `topic`: nothing unless it is owned.
+pub(crate) fn topic_rules(hub: &Hub, topic: &str) -> TopicRules {
     if !topic.starts_with(crate::capability::owned::OWNED_TOPIC_SIGIL) {
-        return None;
+        return TopicRules::default();
     }
-    hub.revoked(topic)
+    TopicRules {
+        revoked: hub.revoked(topic),
+        read: hub.read_state(topic),
+    }
 }
 
 #[cfg(test)]

@@ -23,7 +23,9 @@ use tokio::sync::Notify;
 use super::metrics::Metrics;
 use crate::capability::authority::kind;
 use crate::capability::owned::OWNED_TOPIC_SIGIL;
-use crate::capability::{topic_owner, Revocation, RevokedLink, RevokedLinks};
+use crate::capability::{
+    topic_owner, ReadRule, Revocation, RevokedLink, RevokedLinks, TopicPolicy,
+};
 use crate::entry::Entry;
 use crate::log::{empty_root, Hash};
 
@@ -73,6 +75,22 @@ pub struct Hub {
     /// the `cap.revoke` entries it is given, with the replica's pruning, so it holds what the
     /// topic's replica holds: at most [`crate::capability::authority::MAX_REVOKED`] per topic.
     revoked: RwLock<HashMap<String, Arc<RevokedLinks>>>,
+    /// The owned topics whose owner made them public, or public and then private again
+    /// (PROTOCOL.md 10.10): one value per such topic. Restored from the replicas at start, then
+    /// kept by [`Hub::append`] from the `topic.policy` entries it is given.
+    read_rules: RwLock<HashMap<String, ReadState>>,
+}
+
+/// An owned topic's read rule as the relay follows it in the log (PROTOCOL.md 10.10). A topic
+/// the hub holds none for is private, and has been so for every reader it has now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadState {
+    /// Every agent may read it.
+    Public,
+    /// Private again from this seq on: the seq of the first `private` policy after a `public`
+    /// one. A reader that subscribed while it was public is owed the entries below it, then its
+    /// subscription ends, as a revocation ends one (10.6).
+    PrivateSince(u64),
 }
 
 /// What the entry cache may hold (`[limits] cache_per_topic`, `cache_bytes_per_topic`,
@@ -112,6 +130,63 @@ impl Hub {
             cached_bytes: AtomicU64::new(0),
             metrics,
             revoked: RwLock::default(),
+            read_rules: RwLock::default(),
+        }
+    }
+
+    /// Records `topic`'s read rule at start, from the topic's replica (PROTOCOL.md 10.10); later
+    /// `topic.policy` entries are noted by [`Hub::append`]. No reader is subscribed yet, so a
+    /// private topic needs no record. A rule the hub noted already wins: on a cluster a
+    /// follower may have fed it entries before the replicas were loaded, and what it noted is
+    /// the rule at the head it serves.
+    pub fn set_read_rule(&self, topic: &str, rule: ReadRule) {
+        if rule == ReadRule::Public {
+            self.read_rules
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .entry(topic.to_owned())
+                .or_insert(ReadState::Public);
+        }
+    }
+
+    /// The read rule of the owned `topic` as the log set it (`None`: private, and never public
+    /// for any reader it has now).
+    pub fn read_state(&self, topic: &str) -> Option<ReadState> {
+        self.read_rules
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(topic)
+            .copied()
+    }
+
+    /// Records the read rules that the `topic.policy` entries among `entries` set. As for
+    /// revocations, the log is the relay's own (the sequencer admitted each policy by the
+    /// topic's rules); a policy is only taken from an op its owner's key signed, so that none
+    /// a replica would not count (a rotated-away key's, 6.4.5) ever opens the topic here.
+    fn note_policies(&self, topic: &str, entries: &[CachedEntry]) {
+        let found: Vec<(u64, ReadRule)> = entries
+            .iter()
+            .filter(|entry| kind_of(&entry.bytes) == Some(kind::POLICY.as_bytes()))
+            .filter_map(|entry| policy_in(topic, entry))
+            .collect();
+        if found.is_empty() {
+            return;
+        }
+        let mut rules = self
+            .read_rules
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for (seq, read) in found {
+            let now = rules.get(topic).copied();
+            let next = match (read, now) {
+                (ReadRule::Public, _) => Some(ReadState::Public),
+                (ReadRule::Private, Some(ReadState::Public)) => Some(ReadState::PrivateSince(seq)),
+                // Private again while private: the seq it became so stays.
+                (ReadRule::Private, kept) => kept,
+            };
+            if let Some(next) = next {
+                rules.insert(topic.to_owned(), next);
+            }
         }
     }
 
@@ -202,10 +277,14 @@ impl Hub {
     /// Appends committed entries of `topic` (consecutive, starting at its head), after which
     /// the tree's root is `root`, and wakes its watchers.
     ///
-    /// The revocations among them (`cap.revoke` in an owned topic) are recorded first, so a
-    /// connection that reads one of these entries already finds its revocation ([`Hub::revoked`]).
+    /// The revocations and policies among them (`cap.revoke`, `topic.policy` in an owned topic)
+    /// are recorded first, so a connection that reads one of these entries already finds its
+    /// effect ([`Hub::revoked`], [`Hub::read_state`]).
     pub fn append(&self, topic: &str, entries: Vec<CachedEntry>, root: Hash) {
-        self.note_revocations(topic, &entries);
+        if topic.starts_with(OWNED_TOPIC_SIGIL) {
+            self.note_revocations(topic, &entries);
+            self.note_policies(topic, &entries);
+        }
         let mut topics = self.lock();
         let feed = topics.entry(topic.to_owned()).or_default();
         feed.root = Some(root);
@@ -398,6 +477,15 @@ fn revocation_in(topic: &str, entry: &CachedEntry) -> Option<([u8; 32], RevokedL
     Some((revocation.link_hash(), record, entry.relay_time_ms()))
 }
 
+/// The read rule a `topic.policy` entry of `topic` sets, with the entry's seq: `None` unless
+/// its body decodes and its author is the topic's owner.
+fn policy_in(topic: &str, entry: &CachedEntry) -> Option<(u64, ReadRule)> {
+    let entry = Entry::decode_unverified(&entry.bytes).ok()?;
+    let policy = TopicPolicy::decode(entry.op().body()).ok()?;
+    let owner = topic_owner(topic)?;
+    (&owner == entry.op().author()).then_some((entry.seq(), policy.read))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -417,6 +505,49 @@ mod tests {
         for cut in [0, 54, 55, 70] {
             assert_eq!(kind_of(&bytes[..cut]), None, "{cut} bytes");
         }
+    }
+
+    #[test]
+    fn the_read_rule_follows_the_owners_policies_and_keeps_where_it_became_private() {
+        use crate::identity::Identity;
+        let (alice, mallory) = (
+            Identity::from_seed(&[1; 32]).unwrap(),
+            Identity::from_seed(&[5; 32]).unwrap(),
+        );
+        let topic = format!("@{}/news", alice.agent_id());
+        let policy = |author: &Identity, seq: u64, read: ReadRule| {
+            let mut draft = TopicPolicy { read }.draft(&topic);
+            draft.counter = seq;
+            let op = crate::op::SignedOp::sign(author, draft).unwrap();
+            CachedEntry {
+                seq,
+                bytes: Arc::from(Entry::new(seq, 5, op).as_bytes()),
+                committed_at: None,
+            }
+        };
+        let hub = Hub::new(8);
+        assert_eq!(hub.read_state(&topic), None);
+        // Private while private: nothing to remember. Another key's policy: never counted.
+        hub.append(&topic, vec![policy(&alice, 0, ReadRule::Private)], [0; 32]);
+        hub.append(&topic, vec![policy(&mallory, 1, ReadRule::Public)], [0; 32]);
+        assert_eq!(hub.read_state(&topic), None);
+        let batch = vec![
+            policy(&alice, 2, ReadRule::Public),
+            policy(&alice, 3, ReadRule::Private),
+            policy(&alice, 4, ReadRule::Private),
+        ];
+        hub.append(&topic, batch, [0; 32]);
+        assert_eq!(hub.read_state(&topic), Some(ReadState::PrivateSince(3)));
+        // What the replica says at start does not undo what the hub noted since.
+        hub.set_read_rule(&topic, ReadRule::Public);
+        assert_eq!(hub.read_state(&topic), Some(ReadState::PrivateSince(3)));
+        hub.append(&topic, vec![policy(&alice, 5, ReadRule::Public)], [0; 32]);
+        assert_eq!(hub.read_state(&topic), Some(ReadState::Public));
+        hub.set_read_rule(&topic, ReadRule::Private);
+        assert_eq!(hub.read_state(&topic), Some(ReadState::Public));
+        let fresh = Hub::new(8);
+        fresh.set_read_rule(&topic, ReadRule::Public);
+        assert_eq!(fresh.read_state(&topic), Some(ReadState::Public));
     }
 
     fn entry(seq: u64) -> CachedEntry {

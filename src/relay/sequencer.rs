@@ -169,10 +169,11 @@ pub fn start<S: Store>(
                 .restore(name, topic.head.size(), topic.head.frontier.root());
         }
         audience.metrics.entries_restored(topic.head.size());
-        // The revocations in the log, as the replica rebuilt them: live connections check
-        // them before every delivery (PROTOCOL.md 10.7).
+        // The revocations and the read rule in the log, as the replica rebuilt them: live
+        // connections check them before every delivery (PROTOCOL.md 10.7, 10.10).
         if let Some(authority) = topic.replica.authority() {
             audience.hub.set_revoked(name, authority.revoked());
+            audience.hub.set_read_rule(name, authority.read_rule());
         }
     }
     let (tx, rx) = std::sync::mpsc::sync_channel(tuning.queue.max(1));

@@ -28,7 +28,7 @@ use futures_util::stream::{FuturesOrdered, SplitSink, SplitStream, StreamExt};
 use futures_util::SinkExt;
 use tokio::sync::{mpsc, Notify};
 
-use super::access::{revocations, Access};
+use super::access::{topic_rules, Access};
 use super::hub::CachedEntry;
 use super::rate::TokenBucket;
 use super::reply::{ReplyTo, SendBudget};
@@ -592,8 +592,14 @@ impl Conn<'_> {
         for (topic, cursor) in cursors {
             // A capability that let the connection subscribe to an owned topic may have expired
             // since: then the subscription ends here, before anything more is read for it.
+            // Entries owed from before a revocation or the topic's return to private are
+            // `deliver`'s to send, and its cut's to end.
             let agent = self.state.agent();
-            if let Some(error) = self.access.read_refusal(agent, &topic, now_ms, None) {
+            let public = Access::public_at(&topic_rules(&self.shared.hub, &topic), cursor);
+            if let Some(error) = self
+                .access
+                .read_refusal(agent, &topic, now_ms, None, public)
+            {
                 self.shared.hub.unwatch(&topic, wake);
                 if let Some(request_id) = self.state.end_subscription(&topic) {
                     self.send_frame(&Frame::error(request_id, &error)).await?;
@@ -622,8 +628,8 @@ impl Conn<'_> {
 
     /// Feeds the entries of `topic` among `entries` that are owed next (the subscription's
     /// cursor was `cursor` when they were read), as few `entries` frames as fit, without
-    /// flushing. Returns whether the subscription ended: a revocation in the topic took the
-    /// connection's read right (PROTOCOL.md 10.7).
+    /// flushing. Returns whether the subscription ended: a revocation in the topic, or its
+    /// owner's return to private, took the connection's read right (PROTOCOL.md 10.7, 10.10).
     async fn deliver(
         &mut self,
         topic: &str,
@@ -632,13 +638,11 @@ impl Conn<'_> {
         now_ms: u64,
         wake: &Arc<Notify>,
     ) -> Result<bool, End> {
-        // A revocation in the topic is recorded before its entry reaches the hub, so it is
-        // known here for every entry just read: none from its seq on goes out, and the
+        // A revocation or policy in the topic is recorded before its entry reaches the hub, so
+        // it is known here for every entry just read: none from its seq on goes out, and the
         // subscription ends once those before it are delivered.
-        let cut = revocations(&self.shared.hub, topic).and_then(|links| {
-            let agent = self.state.agent();
-            self.access.revoked_since(agent, topic, now_ms, &links)
-        });
+        let rules = topic_rules(&self.shared.hub, topic);
+        let cut = self.access.cut(self.state.agent(), topic, now_ms, &rules);
         let entries = match &cut {
             Some((since, _)) => &entries[..entries.partition_point(|e| e.seq < *since)],
             None => entries,

@@ -537,6 +537,14 @@ pub enum Event {
         #[serde(serialize_with = "hash_hex")]
         link: [u8; 32],
     },
+    /// In an owned topic, the owner set who may read it from this entry on (PROTOCOL.md 10.10).
+    TopicPolicySet {
+        /// The entry.
+        #[serde(serialize_with = "number")]
+        seq: u64,
+        /// `"public"`: every agent; `"private"`: the owner and its `read` capability holders.
+        read: crate::capability::ReadRule,
+    },
 }
 
 fn hash_hex<S: Serializer>(hash: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
@@ -575,7 +583,8 @@ impl Event {
             | Event::KeyRotated { seq, .. }
             | Event::LeaderActed { seq, .. }
             | Event::CapabilityPresented { seq, .. }
-            | Event::CapabilityRevoked { seq, .. } => *seq,
+            | Event::CapabilityRevoked { seq, .. }
+            | Event::TopicPolicySet { seq, .. } => *seq,
         }
     }
 

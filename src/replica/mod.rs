@@ -241,7 +241,8 @@ impl Replica {
         self.known_ids.remember(op.author());
         let who = self.recovery.signer(op.author())?;
         // An owned topic counts only what its owner, or a holder of a capability presented in
-        // it, writes; `cap.present` and `cap.revoke` change its authority and nothing else.
+        // it, writes; `cap.present`, `cap.revoke` and the owner's `topic.policy` change its
+        // authority and nothing else.
         if let Some(authority) = self.authority.as_mut() {
             let admission = authority
                 .check(&self.topic, &who, op.kind(), op.body(), self.now_ms)
@@ -589,8 +590,10 @@ impl Replica {
     /// (`NON_CANONICAL`, `MALFORMED`, `TRAILING_BYTES`, `UNSUPPORTED_VERSION`…) and states
     /// whose ledger does not balance.
     pub fn restore(bytes: &[u8]) -> Result<Self> {
-        let replica = state::decode(bytes)?;
-        if replica.snapshot() != bytes {
+        let (replica, version) = state::decode(bytes)?;
+        // An older version's bytes are checked in their own spelling; the replica's own
+        // snapshot is the current version's from then on.
+        if state::encode_as(&replica, version) != bytes {
             return Err(Error::NonCanonical {
                 what: "replica snapshot",
                 reason: "not in canonical form".into(),
@@ -635,6 +638,10 @@ fn authority_event(admission: &Admission, seq: u64, who: AgentId) -> Option<Even
             seq,
             by: who,
             link: *link_hash,
+        }),
+        Admission::Policy(policy) => Some(Event::TopicPolicySet {
+            seq,
+            read: policy.read,
         }),
     }
 }

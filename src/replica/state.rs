@@ -1,9 +1,9 @@
 //! The canonical snapshot bytes of a replica (PROTOCOL.md section 6.6).
 //!
-//! Layout (version 1), integers big-endian, every map in ascending key-byte order:
+//! Layout (version 2), integers big-endian, every map in ascending key-byte order:
 //!
 //! ```text
-//! u8 version = 1
+//! u8 version = 2
 //! u32 config length ‖ config bytes (section 6.1)
 //! u8 topic length ‖ topic
 //! u64 next_seq ‖ u64 now_ms ‖ u64 minted ‖ u64 burned
@@ -22,7 +22,12 @@
 //! (owned topics only, PROTOCOL.md 10.8:)
 //! u32 n ‖ n × (u16 len ‖ capability)          presented, by (audience, capability id)
 //! u32 n ‖ n × (link hash 32 ‖ u64 seq ‖ u64 expires_ms ‖ u8 by_owner)   revoked links
+//! u8 read                                      0 private, 1 public (PROTOCOL.md 10.10)
 //! ```
+//!
+//! Version 1, written before topic policies existed, is the same without the owned topics'
+//! `read` byte (their read rule is then private). It still decodes, in its own spelling, and
+//! the replica's snapshots are version 2 from then on.
 
 use std::collections::{BTreeSet, VecDeque};
 
@@ -40,14 +45,22 @@ use super::config::ReplicaConfig;
 use super::timers::Timers;
 use super::{FeedContent, FeedItem, Replica};
 
-/// The version byte of a snapshot.
-pub const SNAPSHOT_VERSION: u8 = 1;
+/// The version byte of the snapshots this build writes.
+pub const SNAPSHOT_VERSION: u8 = 2;
+/// The version before owned topics had a policy (PROTOCOL.md 10.10): still read.
+const SNAPSHOT_VERSION_1: u8 = 1;
 
 const WHAT: &str = "replica snapshot";
 
 pub(super) fn encode(replica: &Replica) -> Vec<u8> {
+    encode_as(replica, SNAPSHOT_VERSION)
+}
+
+/// The snapshot in the spelling of `version` (1 or 2): what [`decode`] of such bytes must
+/// reproduce for them to be canonical.
+pub(super) fn encode_as(replica: &Replica, version: u8) -> Vec<u8> {
     let mut out = Vec::with_capacity(256);
-    out.put_u8(SNAPSHOT_VERSION);
+    out.put_u8(version);
     // The config is canonical by construction, so encoding cannot fail; fall back to nothing.
     let config = replica.config.encode().unwrap_or_default();
     out.put_u32(config.len() as u32);
@@ -139,7 +152,7 @@ pub(super) fn encode(replica: &Replica) -> Vec<u8> {
         }
     }
     if let Some(authority) = &replica.authority {
-        authority.encode(&mut out);
+        authority.encode(&mut out, version >= SNAPSHOT_VERSION);
     }
     out
 }
@@ -174,10 +187,11 @@ fn count(r: &mut Reader<'_>, field: &str) -> Result<usize> {
     Ok(n)
 }
 
-pub(super) fn decode(bytes: &[u8]) -> Result<Replica> {
+/// The replica of snapshot `bytes` and the snapshot's version.
+pub(super) fn decode(bytes: &[u8]) -> Result<(Replica, u8)> {
     let mut r = Reader::new(WHAT, bytes);
     let version = r.u8("version")?;
-    if version != SNAPSHOT_VERSION {
+    if version != SNAPSHOT_VERSION && version != SNAPSHOT_VERSION_1 {
         return Err(Error::UnsupportedVersion {
             what: WHAT,
             version,
@@ -305,7 +319,11 @@ pub(super) fn decode(bytes: &[u8]) -> Result<Replica> {
     }
     // Owned topics end with their authority (PROTOCOL.md 6.6, 10.8).
     let authority = match topic_owner(&topic) {
-        Some(owner) => Some(Authority::decode(&mut r, owner)?),
+        Some(owner) => Some(Authority::decode(
+            &mut r,
+            owner,
+            version >= SNAPSHOT_VERSION,
+        )?),
         None => None,
     };
     r.finish()?;
@@ -316,7 +334,7 @@ pub(super) fn decode(bytes: &[u8]) -> Result<Replica> {
     let mut timers = Timers::default();
     claims.schedule_all(&mut timers);
     recovery.schedule_all(&mut timers);
-    Ok(Replica {
+    let replica = Replica {
         topic,
         config,
         next_seq,
@@ -328,5 +346,6 @@ pub(super) fn decode(bytes: &[u8]) -> Result<Replica> {
         timers,
         known_ids: Default::default(),
         authority,
-    })
+    };
+    Ok((replica, version))
 }

@@ -12,13 +12,15 @@
 //! vectors use to build malformed ops on purpose.
 
 use crate::capability::authority::{self, Presentation, Revocation};
+use crate::capability::TopicPolicy;
 use crate::error::{Error, Result};
 use crate::replica::ReplicaOp;
 
 /// Checks that an op of `kind` may carry `body`: a replica kind ([`ReplicaOp::is_known_kind`])
 /// needs a body [`ReplicaOp::decode`] reads, and `doc.update` (with the `doc` feature) a
-/// version byte and a Yjs v1 update that decodes, `cap.present` and `cap.revoke` a body that
-/// decodes as a [`Presentation`] or a [`Revocation`] (a capability whose signatures verify).
+/// version byte and a Yjs v1 update that decodes, `cap.present`, `cap.revoke` and
+/// `topic.policy` a body that decodes as a [`Presentation`], a [`Revocation`] (a capability
+/// whose signatures verify) or a [`TopicPolicy`].
 /// Any other kind takes any body.
 ///
 /// Errors: `BAD_INPUT`, naming the kind and what is wrong with the body.
@@ -36,13 +38,15 @@ pub fn check_publish_body(kind: &str, body: &[u8]) -> Result<()> {
     let authority = match kind {
         authority::kind::PRESENT => Some(Presentation::decode(body).map(drop)),
         authority::kind::REVOKE => Some(Revocation::decode(body).map(drop)),
+        authority::kind::POLICY => Some(TopicPolicy::decode(body).map(drop)),
         _ => None,
     };
     if let Some(decoded) = authority {
         return decoded.map_err(|e| {
             Error::BadInput(format!(
-                "{kind} is an owned topic's authority op: its body must be Capability.presentation \
-                 or Capability.revocation bytes (PROTOCOL.md 10.7, 10.8) ({}: {e})",
+                "{kind} is an owned topic's authority op: its body must be Capability.presentation, \
+                 Capability.revocation or Capability.topicPolicy bytes (PROTOCOL.md 10.7, 10.8, \
+                 10.10) ({}: {e})",
                 e.code()
             ))
         });

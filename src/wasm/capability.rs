@@ -10,7 +10,8 @@ use super::convert::{bytes_arg, bytes_array_arg, ms_arg, serialize_u64, string_a
 use super::error::bad_input;
 use super::identity::JsIdentity;
 use crate::capability::{
-    self, Capability, Grant, Link, Presentation, Revocation, Right, Rights, Scope,
+    self, Capability, Grant, Link, Presentation, ReadRule, Revocation, Right, Rights, Scope,
+    TopicPolicy,
 };
 use crate::error::Error;
 use crate::identity::{lower_hex, AgentId};
@@ -279,6 +280,30 @@ impl JsCapability {
         Ok(Revocation::new(capability, index)?.encode())
     }
 
+    /// The body of a `topic.policy` op setting who may read an owned topic: `{ read: "public" }`
+    /// lets every agent read it (no capability, no hello), `{ read: "private" }` takes that
+    /// back. `client.publish(topic, "topic.policy", body)` by the topic's owner; anyone else's
+    /// is refused `NOT_AUTHORIZED` (PROTOCOL.md 10.10). Writing is not changed.
+    ///
+    /// Errors: `BAD_INPUT` (not an object, an unknown field, a read rule other than "public" and
+    /// "private").
+    #[wasm_bindgen(js_name = topicPolicy)]
+    pub fn topic_policy(
+        #[wasm_bindgen(unchecked_param_type = "TopicPolicyInput")] policy: &JsValue,
+    ) -> Result<Vec<u8>, JsValue> {
+        if !policy.is_object() || js_sys::Array::is_array(policy) {
+            return Err(bad_input("policy must be an object"));
+        }
+        for key in js_sys::Object::keys(policy.unchecked_ref::<js_sys::Object>()).iter() {
+            if key.as_string().as_deref() != Some("read") {
+                return Err(bad_input(format!("unknown policy field {key:?}")));
+            }
+        }
+        let read = js_sys::Reflect::get(policy, &"read".into())?;
+        let read: ReadRule = string_arg("read", &read)?.parse()?;
+        Ok(TopicPolicy { read }.encode())
+    }
+
     /// The `params` of a stock `y-websocket` provider for the private room guarded by the owned
     /// `topic` (the room named `topic`, or a room bridged to it): `{ cap, proof }`, the
     /// capabilities' lowercase hex joined by `,` (no `cap` when there are none: the owner) and
@@ -344,6 +369,13 @@ export interface CapabilityGrant {
   expiresMs: number | bigint;
   /** The first millisecond at which it holds; 0 (the default) for no lower bound. */
   notBeforeMs?: number | bigint;
+}
+
+/** What `Capability.topicPolicy` encodes: who may read an owned topic. */
+export interface TopicPolicyInput {
+  /** "public": every agent, no capability or hello; "private": the owner and its capability
+   * holders (every owned topic until its owner publishes a policy). */
+  read: "public" | "private";
 }
 
 /** What `Capability.roomParams` returns: a stock y-websocket provider's `params`. */

@@ -88,7 +88,8 @@ export type ReplicaEvent =
   | { type: "keyRotated"; seq: U64; agent: string; oldKey: string; newKey: string }
   | { type: "leaderActed"; seq: U64; leader: string; window: U64; payload: string }
   | { type: "capabilityPresented"; seq: U64; agent: string; capability: string; expiresMs: U64 }
-  | { type: "capabilityRevoked"; seq: U64; by: string; link: string };
+  | { type: "capabilityRevoked"; seq: U64; by: string; link: string }
+  | { type: "topicPolicySet"; seq: U64; read: "public" | "private" };
 
 /** A `compensation` event: the op of `kind` by `loser` lost `resource` to `winner`'s op. */
 export type CompensationEvent = Extract<ReplicaEvent, { type: "compensation" }>;

@@ -161,3 +161,38 @@ test('a writer presents its capability; a revocation ends a live reader with CAP
     for (const client of clients) client.close();
   }
 });
+
+test('the owner makes a topic public with Capability.topicPolicy, and private again', async () => {
+  const { owner, reader: stranger, topic } = await privateTopic('public', 2);
+  assertCode(() => Capability.topicPolicy({ read: 'open' }), 'BAD_INPUT', 'unknown read rule');
+  assertCode(() => Capability.topicPolicy({ read: 'public', write: 'public' }), 'BAD_INPUT', 'unknown field');
+  assertCode(() => Capability.topicPolicy('public'), 'BAD_INPUT', 'not an object');
+  assert.deepEqual([...Capability.topicPolicy({ read: 'public' })], [1, 1]);
+  const clients = [];
+  const connect = async (identity) => {
+    const client = await RelayClient.connect(shared.relay.ws, identity, { WebSocket });
+    clients.push(client);
+    return client;
+  };
+  try {
+    const reading = await connect(stranger);
+    // Only the owner sets the policy.
+    await assert.rejects(
+      reading.publish(topic, 'topic.policy', Capability.topicPolicy({ read: 'public' })),
+      (error) => error.code === 'NOT_AUTHORIZED',
+    );
+    const ownerClient = await connect(owner);
+    await ownerClient.publish(topic, 'topic.policy', Capability.topicPolicy({ read: 'public' }));
+    // Public: a stranger without any capability reads every entry, the policy's included.
+    const ended = nextError(reading);
+    const subscription = reading.subscribe(topic);
+    assert.deepEqual(await firstBodies(subscription, 2), ['note 0', 'note 1']);
+    // Private again: the stranger's subscription ends with NOT_AUTHORIZED.
+    await ownerClient.publish(topic, 'topic.policy', Capability.topicPolicy({ read: 'private' }));
+    const error = await ended;
+    assert.equal(error.code, 'NOT_AUTHORIZED');
+    assert.equal(error.topic, topic);
+  } finally {
+    for (const client of clients) client.close();
+  }
+});

@@ -222,10 +222,10 @@ test('README edge function: the first claim wins (200), a second agent is told t
   assert.deepEqual(await second.json(), { holder: won.winner });
 });
 
-test('README private topics: bob reads with a capability and may not write', async () => {
+test('README private topics: bob reads with a capability and may not write; public, anyone reads', async () => {
   const { ws } = await relay();
   const { path, checks } = prepare(block('README.md', 'Private topics'), { 'ws://127.0.0.1:8787/ws': ws });
-  assert.equal(checks, 2);
+  assert.equal(checks, 3);
   const { status, stdout, stderr } = await run(path);
   assert.equal(status, 0, stderr);
   assert.deepEqual(stdout, ['for bob only']);

@@ -4,7 +4,8 @@
 // reconnecting and emits `closed`), with an expired or a forged capability; a writer joins and
 // syncs with the owner through `params: Capability.roomParams(…)`; a reader syncs but its edits
 // never reach the room; a capability revoked while connected (a `cap.revoke` published over
-// /ws) stops the provider with `closed` 4403 CAPABILITY_REVOKED.
+// /ws) stops the provider with `closed` 4403 CAPABILITY_REVOKED; a room whose topic the owner made
+// public (`topic.policy`) syncs a provider without params, read-only, until it turns private.
 //
 // Needs: pkg/ (scripts/build-pkg.sh) and the relay (ANTS_RELAY_BIN, or a debug build).
 import assert from 'node:assert/strict';
@@ -178,5 +179,38 @@ test('a capability revoked while connected: the stock provider stops with closed
   } finally {
     client.close();
     destroy(bobs);
+  }
+});
+
+test('a room whose topic the owner made public syncs a provider without params, until it is private again', async () => {
+  const owner = Identity.generate();
+  const room = `@${owner.agentId}/notes`;
+  const expiresMs = Date.now() + HOUR_MS;
+  const ownerDoc = new Y.Doc();
+  const ownerSide = provider(room, ownerDoc, Capability.roomParams(owner, room, [], expiresMs));
+  await until(() => ownerSide.synced, 'the owner synced');
+  ownerDoc.getText('t').insert(0, 'hello');
+  const client = await RelayClient.connect(`ws://127.0.0.1:${relay.port}/ws`, owner, { WebSocket });
+  let anyone;
+  try {
+    await client.publish(room, 'topic.policy', Capability.topicPolicy({ read: 'public' }));
+    const doc = new Y.Doc();
+    anyone = provider(room, doc, {});
+    await until(() => doc.getText('t').toString() === 'hello', 'a provider without params synced');
+    // Reading only: its edit is dropped, with one permission-denied message.
+    doc.getText('t').insert(0, 'anyone: ');
+    await until(() => anyone.denied.length > 0, 'permission denied for the edit');
+    assert.ok(anyone.denied[0].startsWith('NOT_AUTHORIZED'), anyone.denied[0]);
+    const closed = new Promise((resolve) => anyone.once('closed', resolve));
+    await client.publish(room, 'topic.policy', Capability.topicPolicy({ read: 'private' }));
+    const { code, reason } = await closed;
+    assert.equal(code, 4401, reason);
+    assert.ok(reason.startsWith('NOT_AUTHENTICATED'), reason);
+    assert.equal(anyone.shouldConnect, false, 'a stock provider does not retry a 44xx close');
+    assert.equal(ownerDoc.getText('t').toString(), 'hello');
+  } finally {
+    client.close();
+    if (anyone) destroy(anyone);
+    destroy(ownerSide);
   }
 });

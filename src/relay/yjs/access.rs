@@ -15,10 +15,16 @@
 //!   audience has to prove it holds its key.
 //!
 //! Then [`RoomAccess::decide`] is a pure function of the proof's agent, the capabilities, the
-//! guarding topic's revocations (10.7) and the time: read lets a connection join, sync and see
-//! and send presence; write lets its document updates in. It is decided when the connection
-//! joins, and again whenever the guarding topic has a new entry (a revocation is one) and when
-//! a capability held starts or expires.
+//! guarding topic's revocations (10.7) and read rule (10.10), and the time: read lets a
+//! connection join, sync and see and send presence; write lets its document updates in. It is
+//! decided when the connection joins, and again whenever the guarding topic has a new entry (a
+//! revocation or a policy is one), when a capability held starts or expires, and when the room
+//! proof expires: from then on the connection is no longer authenticated, as if it had come
+//! without one.
+//!
+//! An owned guarding topic that its owner made public lets every connection read the room,
+//! with or without a proof; writing it still needs the owner's proof, or a proof and a `write`
+//! capability.
 
 use std::sync::Arc;
 
@@ -48,8 +54,8 @@ pub(crate) enum Allowed {
 pub(crate) struct RoomAccess {
     /// The owned topic that guards the room (`None`: an open room).
     topic: Option<String>,
-    /// The agent the proof authenticated.
-    agent: Option<AgentId>,
+    /// The agent the proof authenticated, and the proof's expiry (exclusive).
+    agent: Option<(AgentId, u64)>,
     access: Access,
 }
 
@@ -98,7 +104,8 @@ impl RoomAccess {
                 let bytes = decode_lower_hex(hex, hex.len() / 2)
                     .filter(|_| hex.len() <= 2 * crate::capability::room_proof::ROOM_PROOF_LEN)
                     .ok_or_else(|| Error::BadInput("a proof parameter is lowercase hex".into()))?;
-                Some(*RoomProof::decode(&bytes)?.verify(topic, now_ms)?)
+                let proof = RoomProof::decode(&bytes)?;
+                Some((*proof.verify(topic, now_ms)?, proof.expires_ms()))
             }
             _ => None,
         };
@@ -115,19 +122,34 @@ impl RoomAccess {
     }
 
     /// What the connection may do at `now_ms`, the guarding topic's revoked links being
-    /// `revoked`. Errors, for a private room: `NOT_AUTHENTICATED` without a proof; else the
-    /// codes of a refused read (10.5: `NOT_AUTHORIZED`, `CAPABILITY_EXPIRED`,
+    /// `revoked`, and its owner having made it `public` or not. Errors, for a private room:
+    /// `NOT_AUTHENTICATED` without a proof or once the proof has expired, unless the topic is
+    /// public; else the codes of a refused read (10.5: `NOT_AUTHORIZED`, `CAPABILITY_EXPIRED`,
     /// `CAPABILITY_REVOKED`).
-    pub(crate) fn decide(&self, now_ms: u64, revoked: Option<&RevokedLinks>) -> Result<Allowed> {
+    pub(crate) fn decide(
+        &self,
+        now_ms: u64,
+        revoked: Option<&RevokedLinks>,
+        public: bool,
+    ) -> Result<Allowed> {
         let Some(topic) = self.topic.as_deref() else {
             return Ok(Allowed::ReadWrite);
         };
-        let Some(agent) = self.agent.as_ref() else {
-            return Err(Error::NotAuthenticated);
+        // A proof holds until its expiry, not for the connection's whole life.
+        let agent = self
+            .agent
+            .as_ref()
+            .filter(|(_, expires_ms)| now_ms < *expires_ms)
+            .map(|(agent, _)| agent);
+        let Some(agent) = agent else {
+            return match self.access.read_refusal(None, topic, now_ms, None, public) {
+                None => Ok(Allowed::ReadOnly),
+                Some(_) => Err(Error::NotAuthenticated),
+            };
         };
         if let Some(refusal) = self
             .access
-            .read_refusal(Some(agent), topic, now_ms, revoked)
+            .read_refusal(Some(agent), topic, now_ms, revoked, public)
         {
             return Err(refusal);
         }
@@ -140,10 +162,18 @@ impl RoomAccess {
     }
 
     /// When [`RoomAccess::decide`] may next answer otherwise without a new entry in the
-    /// guarding topic (`None`: never, or the room is open).
+    /// guarding topic: a capability's start or end, or the proof's expiry (`None`: never, or
+    /// the room is open).
     pub(crate) fn next_change_after(&self, now_ms: u64) -> Option<u64> {
         self.topic.as_ref()?;
-        self.access.next_change_after(now_ms)
+        let proof = self
+            .agent
+            .map(|(_, expires_ms)| expires_ms)
+            .filter(|&at| at > now_ms);
+        match (self.access.next_change_after(now_ms), proof) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 }
 
@@ -184,7 +214,7 @@ mod tests {
         let proof = lower_hex(&RoomProof::sign(&bob, &topic, 1_000).encode());
         let decide = |query: String, now: u64| {
             RoomAccess::from_query(Some(&query), Some(&topic), &Arc::default(), now)
-                .and_then(|a| a.decide(now, None))
+                .and_then(|a| a.decide(now, None, false))
         };
         let code = |r: Result<Allowed>| r.unwrap_err().code();
         assert_eq!(code(decide(format!("cap={read}"), 0)), "NOT_AUTHENTICATED");
@@ -207,7 +237,7 @@ mod tests {
             Allowed::ReadWrite
         );
         let open = RoomAccess::from_query(None, Some("notes"), &Arc::default(), 0).unwrap();
-        assert_eq!(open.decide(0, None).unwrap(), Allowed::ReadWrite);
+        assert_eq!(open.decide(0, None, false).unwrap(), Allowed::ReadWrite);
         // Someone else's proof, a forged capability.
         let stolen = lower_hex(&RoomProof::sign(&bob, "@other", 1_000).encode());
         assert_eq!(
@@ -221,6 +251,34 @@ mod tests {
             code(decide(format!("cap={forged}&proof={proof}"), 0)),
             "BAD_SIGNATURE"
         );
+    }
+
+    #[test]
+    fn a_proof_holds_until_its_expiry_and_a_public_topic_needs_none_to_read() {
+        let alice = Identity::from_seed(&[1; 32]).unwrap();
+        let bob = Identity::from_seed(&[2; 32]).unwrap();
+        let topic = format!("@{}/notes", alice.agent_id());
+        let write = cap(&alice, &bob, &topic, Rights::READ | Rights::WRITE, 500);
+        let proof = lower_hex(&RoomProof::sign(&bob, &topic, 100).encode());
+        let query = format!("cap={write}&proof={proof}");
+        let access =
+            RoomAccess::from_query(Some(&query), Some(&topic), &Arc::default(), 0).unwrap();
+        assert_eq!(access.decide(99, None, false).unwrap(), Allowed::ReadWrite);
+        assert_eq!(access.next_change_after(0), Some(100));
+        assert_eq!(access.next_change_after(100), Some(500));
+        assert_eq!(
+            access.decide(100, None, false).unwrap_err().code(),
+            "NOT_AUTHENTICATED"
+        );
+        // Public: reading needs no proof; writing still needs one.
+        assert_eq!(access.decide(100, None, true).unwrap(), Allowed::ReadOnly);
+        let anonymous = RoomAccess::from_query(None, Some(&topic), &Arc::default(), 0).unwrap();
+        assert_eq!(anonymous.decide(0, None, true).unwrap(), Allowed::ReadOnly);
+        assert_eq!(
+            anonymous.decide(0, None, false).unwrap_err().code(),
+            "NOT_AUTHENTICATED"
+        );
+        assert_eq!(access.decide(0, None, true).unwrap(), Allowed::ReadWrite);
     }
 
     #[test]

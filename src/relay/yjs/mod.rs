@@ -602,10 +602,13 @@ impl Guard {
         }
     }
 
-    /// Decides again, at the relay's clock, with the topic's revocations.
+    /// Decides again, at the relay's clock, with the topic's revocations and read rule.
     fn recheck(&mut self, shared: &Shared) -> Result<()> {
-        let revoked = super::access::revocations(&shared.hub, &self.topic);
-        self.allowed = self.access.decide(super::now_ms(), revoked.as_deref())?;
+        let rules = super::access::topic_rules(&shared.hub, &self.topic);
+        let public = rules.read == Some(super::hub::ReadState::Public);
+        self.allowed = self
+            .access
+            .decide(super::now_ms(), rules.revoked.as_deref(), public)?;
         Ok(())
     }
 
