@@ -1,9 +1,9 @@
 //! The canonical snapshot bytes of a replica (PROTOCOL.md section 6.6).
 //!
-//! Layout (version 2), integers big-endian, every map in ascending key-byte order:
+//! Layout, integers big-endian, every map in ascending key-byte order:
 //!
 //! ```text
-//! u8 version = 2
+//! u8 version = 1 for a topic without an owner, 2 for an owned topic
 //! u32 config length ‖ config bytes (section 6.1)
 //! u8 topic length ‖ topic
 //! u64 next_seq ‖ u64 now_ms ‖ u64 minted ‖ u64 burned
@@ -25,9 +25,11 @@
 //! u8 read                                      0 private, 1 public (PROTOCOL.md 10.10)
 //! ```
 //!
-//! Version 1, written before topic policies existed, is the same without the owned topics'
-//! `read` byte (their read rule is then private). It still decodes, in its own spelling, and
-//! the replica's snapshots are version 2 from then on.
+//! An owned topic's snapshot written before topic policies existed is version 1: the same
+//! without the `read` byte (its read rule is then private). It still decodes, in its own
+//! spelling, and the replica's snapshots are version 2 from then on. A topic without an owner
+//! has no `read` byte in either version and is written as version 1, so its snapshot bytes and
+//! state hash are those of every earlier build.
 
 use std::collections::{BTreeSet, VecDeque};
 
@@ -45,15 +47,20 @@ use super::config::ReplicaConfig;
 use super::timers::Timers;
 use super::{FeedContent, FeedItem, Replica};
 
-/// The version byte of the snapshots this build writes.
+/// The version byte of the snapshots this build writes for owned topics.
 pub const SNAPSHOT_VERSION: u8 = 2;
-/// The version before owned topics had a policy (PROTOCOL.md 10.10): still read.
+/// The version before owned topics had a policy (PROTOCOL.md 10.10): still read, and still
+/// written for topics without an owner, whose layout did not change.
 const SNAPSHOT_VERSION_1: u8 = 1;
 
 const WHAT: &str = "replica snapshot";
 
 pub(super) fn encode(replica: &Replica) -> Vec<u8> {
-    encode_as(replica, SNAPSHOT_VERSION)
+    let version = match replica.authority {
+        Some(_) => SNAPSHOT_VERSION,
+        None => SNAPSHOT_VERSION_1,
+    };
+    encode_as(replica, version)
 }
 
 /// The snapshot in the spelling of `version` (1 or 2): what [`decode`] of such bytes must
