@@ -43,13 +43,19 @@ third_pid=""
 stop_third() {
   if [[ -n "$third_pid" ]]; then
     kill "-$1" "$third_pid" 2>/dev/null || true
+    for _ in $(seq 300); do
+      kill -0 "$third_pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    kill -KILL "$third_pid" 2>/dev/null || true
     wait "$third_pid" 2>/dev/null || true
     third_pid=""
   fi
 }
 trap 'stop_third KILL; cleanup' EXIT INT TERM
 
-# Starts the third frontend and prints the seconds until /healthz answers 200.
+# Starts the third frontend; sets $elapsed to the seconds until /healthz answers 200 (not in a
+# subshell: $third_pid must stay set for stop_third and rss).
 start_third() {
   local started ready
   started="$(date +%s.%N)"
@@ -60,7 +66,7 @@ start_third() {
     sleep 0.05
   done
   ready="$(date +%s.%N)"
-  awk -v a="$started" -v b="$ready" 'BEGIN { printf "%.2f", b - a }'
+  elapsed="$(awk -v a="$started" -v b="$ready" 'BEGIN { printf "%.2f", b - a }')"
 }
 
 started_at() {
@@ -77,15 +83,18 @@ fill "$ops"
 entries="$(curl -fsS "http://127.0.0.1:$port/metrics" | sed -n 's/^ants_relay_mirror_applied_seq //p')"
 say "the stream holds $entries messages"
 
-cold="$(start_third)"
+start_third
+cold="$elapsed"
 say "cold start (mirror built from the stream): ${cold} s, read from stream seq $(started_at), RSS $(rss) MiB"
 stop_third TERM
 fill $((ops / 10))
-warm="$(start_third)"
+start_third
+warm="$elapsed"
 say "restart after SIGTERM and $((ops / 10)) more ops (mirror resumed): ${warm} s, read from stream seq $(started_at), RSS $(rss) MiB"
 stop_third KILL
 fill $((ops / 10))
-killed="$(start_third)"
+start_third
+killed="$elapsed"
 say "restart after SIGKILL and $((ops / 10)) more ops (mirror resumed): ${killed} s, read from stream seq $(started_at), RSS $(rss) MiB"
 stop_third TERM
 say "ratio cold / resumed = $(awk -v c="$cold" -v w="$warm" -v k="$killed" 'BEGIN { printf "%.1fx (SIGTERM), %.1fx (SIGKILL)", c / w, c / k }')"

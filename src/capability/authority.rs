@@ -236,6 +236,22 @@ impl RevokedLinks {
         self.0.is_empty()
     }
 
+    /// Adds the revocations of `other` that this set lacks; of a link revoked in both, the
+    /// earlier revocation stays. (The union of two prefixes of one topic's revocations is the
+    /// longer prefix.)
+    pub fn absorb(&mut self, other: &RevokedLinks) {
+        for (hash, link) in &other.0 {
+            self.0
+                .entry(*hash)
+                .and_modify(|kept| {
+                    if link.seq < kept.seq {
+                        *kept = *link;
+                    }
+                })
+                .or_insert(*link);
+        }
+    }
+
     /// Records the revocation of the link `link_hash` at relay time `now_ms`, after forgetting
     /// the links expired by then (which changes no decision); a link revoked already keeps its
     /// first revocation. The caller has checked the bounds ([`Authority::check`]).

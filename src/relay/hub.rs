@@ -190,19 +190,19 @@ impl Hub {
         }
     }
 
-    /// Records the links revoked in `topic` so far (PROTOCOL.md 10.7), replacing what was
-    /// recorded; an empty set forgets the topic. At start, from the topic's replica; later
-    /// entries are noted by [`Hub::append`].
+    /// Adds the links revoked in `topic` so far (PROTOCOL.md 10.7) to what the hub recorded: at
+    /// start, from the topic's replica; later entries are noted by [`Hub::append`]. Nothing the
+    /// hub noted is dropped: on a cluster a follower may have fed the hub entries past the
+    /// replica's before the replicas were loaded, and a revocation is never undone.
     pub fn set_revoked(&self, topic: &str, links: &RevokedLinks) {
+        if links.is_empty() {
+            return;
+        }
         let mut revoked = self
             .revoked
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if links.is_empty() {
-            revoked.remove(topic);
-        } else {
-            revoked.insert(topic.to_owned(), Arc::new(links.clone()));
-        }
+        Arc::make_mut(revoked.entry(topic.to_owned()).or_default()).absorb(links);
     }
 
     /// Records the links that the `cap.revoke` entries among `entries` revoke. The log is the
@@ -575,6 +575,32 @@ mod tests {
         assert!(hub.read("t", 6, 10).unwrap().0.is_empty());
         assert!(hub.read("nothing", 0, 10).unwrap().0.is_empty());
         hub.unwatch("t", &notify);
+    }
+
+    #[test]
+    fn revocations_restored_at_start_add_to_those_the_hub_noted_and_drop_none() {
+        use crate::capability::RevokedLink;
+        let link = |seq| RevokedLink {
+            seq,
+            expires_ms: u64::MAX,
+            by_owner: true,
+        };
+        let set = |links: &[([u8; 32], u64)]| {
+            let mut set = RevokedLinks::default();
+            for (hash, seq) in links {
+                set.record(*hash, link(*seq), 0);
+            }
+            set
+        };
+        let hub = Hub::new(4);
+        // What a cluster's follower noted before the replicas were loaded...
+        hub.set_revoked("@t", &set(&[([1; 32], 9), ([2; 32], 4)]));
+        // ...and the replica, which had not read as far (link 1 not yet, link 2 earlier).
+        hub.set_revoked("@t", &set(&[([2; 32], 3), ([3; 32], 5)]));
+        hub.set_revoked("@t", &RevokedLinks::default());
+        let revoked = hub.revoked("@t").unwrap();
+        let seqs: Vec<(u8, u64)> = revoked.iter().map(|(h, r)| (h[0], r.seq)).collect();
+        assert_eq!(seqs, [(1, 9), (2, 3), (3, 5)]);
     }
 
     #[test]
