@@ -871,3 +871,104 @@ async fn a_storm_of_rooms_is_bounded_unloads_and_leaves_an_honest_room_flowing()
     assert!(again.text().is_empty() || again.text() == "storm");
     relay.shutdown().await.unwrap();
 }
+
+/// The `ants_relay_yjs_bridged_entries_replayed_total` counter: entries bridged rooms read
+/// while opening.
+async fn bridged_replayed(relay: &ants_coord::relay::RelayHandle) -> u64 {
+    let metrics = http_get(relay.local_addr(), "/metrics").await;
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("ants_relay_yjs_bridged_entries_replayed_total "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no bridged replay counter in {metrics}"))
+}
+
+/// Waits until no Yjs room is loaded (a condition, polled).
+async fn until_no_room(relay: &ants_coord::relay::RelayHandle) {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while rooms_loaded(relay).await != 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the room did not unload"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// A signed `doc.update` op of `topic` that writes `text` at the front, from a document of its own.
+fn signed_edit(
+    author: &ants_coord::Identity,
+    topic: &str,
+    counter: u64,
+    text: &str,
+) -> ants_coord::SignedOp {
+    let doc = Doc::new();
+    doc.insert_text(TEXT, 0, text).unwrap();
+    let update = doc.encode_update(None).unwrap();
+    sign_update(author, topic, counter, 1_700_000_000_000 + counter, &update).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bridged_room_opens_again_from_its_checkpoint_and_never_from_another_logs() {
+    let allow_docs = |config: &mut ants_coord::relay::Config| {
+        config.yjs_bridge = vec!["doc-".into()];
+    };
+    let data = temp_dir("yjs-checkpoint");
+    let relay = start_relay_with(data.clone(), allow_docs).await;
+    let base = yjs_base(&relay);
+    let topic = "doc-checkpoint";
+    let room = format!("r?topic={topic}");
+    let mut plain = YClient::joined(&base, &room).await;
+    for word in ["a", "b", "c", "d", "e"] {
+        plain.insert(0, word).await;
+    }
+    // Every edit is in the topic (5 entries) before the room goes idle and checkpoints.
+    let mut reader = Client::connect(&relay.url()).await;
+    reader.subscribe(topic, 0).await;
+    for _ in 0..5 {
+        reader.next_entry().await;
+    }
+    drop(plain);
+    until_no_room(&relay).await;
+    // Two signed edits after the checkpoint.
+    let alice = identity(1);
+    let mut signed = Client::connect_as(&relay.url(), &alice).await;
+    signed.publish_ok(&signed_edit(&alice, topic, 1, "x")).await;
+    signed.publish_ok(&signed_edit(&alice, topic, 2, "y")).await;
+    let before = bridged_replayed(&relay).await;
+    let again = YClient::joined(&base, &room).await;
+    let text = again.text();
+    assert_eq!(text.len(), 7, "{text:?}");
+    assert!(text.contains("edcba"), "{text:?}");
+    assert_eq!(
+        bridged_replayed(&relay).await - before,
+        2,
+        "only the entries after the checkpoint are replayed"
+    );
+    drop(again);
+    until_no_room(&relay).await;
+    relay.shutdown().await.unwrap();
+
+    // Another relay's log of the same topic, longer than the checkpoint, and this relay's room
+    // checkpoints copied beside it: the checkpoint is not of this log, so it is not used.
+    let other = temp_dir("yjs-checkpoint-other");
+    std::fs::create_dir_all(&other).unwrap();
+    for suffix in ["", "-wal", "-shm"] {
+        let from = data.join(format!("{YJS_DB_FILE}{suffix}"));
+        if from.exists() {
+            std::fs::copy(&from, other.join(format!("{YJS_DB_FILE}{suffix}"))).unwrap();
+        }
+    }
+    let relay = start_relay_with(other, allow_docs).await;
+    let mut signed = Client::connect_as(&relay.url(), &alice).await;
+    for counter in 1..=9 {
+        signed
+            .publish_ok(&signed_edit(&alice, topic, counter, "z"))
+            .await;
+    }
+    let before = bridged_replayed(&relay).await;
+    let fresh = YClient::joined(&yjs_base(&relay), &room).await;
+    assert_eq!(fresh.text(), "z".repeat(9));
+    assert_eq!(bridged_replayed(&relay).await - before, 9);
+    relay.shutdown().await.unwrap();
+}

@@ -81,6 +81,7 @@ pub struct Metrics {
     yjs_rooms_open: AtomicU64,
     cache_bytes: AtomicU64,
     yjs_updates: AtomicU64,
+    yjs_bridged_replayed: AtomicU64,
     yjs_closed: Mutex<BTreeMap<String, u64>>,
 }
 
@@ -153,6 +154,11 @@ impl Metrics {
     /// A Yjs room stored (or, bridged, published) `count` updates.
     pub fn room_updates(&self, count: usize) {
         self.yjs_updates.fetch_add(count as u64, Ordering::Relaxed);
+    }
+    /// A bridged Yjs room opening replayed `count` entries of its topic.
+    pub fn bridged_entries_replayed(&self, count: u64) {
+        self.yjs_bridged_replayed
+            .fetch_add(count, Ordering::Relaxed);
     }
     /// A Yjs connection was closed by the relay for the reason `code`.
     pub fn room_closed_connection(&self, code: &str) {
@@ -339,6 +345,14 @@ impl Metrics {
             "Updates Yjs rooms stored (or published to their bridged topic).",
             "counter",
             load(&self.yjs_updates),
+        );
+        gauge(
+            &mut out,
+            "ants_relay_yjs_bridged_entries_replayed_total",
+            "Entries of their topics that bridged Yjs rooms read while opening (those after the \
+             room's last checkpoint).",
+            "counter",
+            load(&self.yjs_bridged_replayed),
         );
         render_by_code(
             &mut out,

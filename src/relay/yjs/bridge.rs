@@ -3,8 +3,10 @@
 //!
 //! - Topic → room: every `doc.update` entry of the topic (any author: the relay knows no writer
 //!   set; signed readers apply their own) is applied to the room's document and forwarded to the
-//!   room's connections. The room starts from the topic's entries from seq 0, then follows the
-//!   topic live through the hub.
+//!   room's connections. The room starts from the topic's entries from seq 0 (or from its last
+//!   checkpoint of this log, [`Bridge::resume`]: the document folded up to a seq, written to the
+//!   room store every [`super::room::CHECKPOINT_EVERY`] entries and when the room goes idle),
+//!   then follows the topic live through the hub.
 //! - Room → topic: an update from a plain client is published to the topic as a `doc.update` op
 //!   **signed by the relay's key** (the relay cannot sign for a plain client). It is forwarded to
 //!   the room only once its receipt says it is sequenced and stored; the topic is the room's
@@ -22,10 +24,12 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, Notify};
 
 use super::room::guarded;
+use super::store::BridgedCheckpoint;
 use crate::doc::{decode_update_body, sign_update, Doc, MAX_SIGNED_UPDATE_LEN, UPDATE_KIND};
 use crate::entry::Entry;
 use crate::error::{Error, Result};
 use crate::identity::AgentId;
+use crate::log::Frontier;
 use crate::op::OpId;
 use crate::relay::reply::{ReplyTo, SendBudget};
 use crate::relay::sequencer::PublishRequest;
@@ -55,6 +59,8 @@ pub(crate) struct Bridge {
     counter: u64,
     /// The relay's agent id (the author of the ops this bridge publishes).
     relay: AgentId,
+    /// The seq of the checkpoint the room resumed from (0: it replayed from seq 0).
+    resumed_from: u64,
     reply: ReplyTo,
     answers: mpsc::Receiver<Vec<u8>>,
 }
@@ -87,6 +93,7 @@ impl Bridge {
             own: HashSet::new(),
             counter: 0,
             relay,
+            resumed_from: 0,
             reply,
             answers,
         }
@@ -129,6 +136,85 @@ impl Bridge {
                 }
             }
         }
+    }
+
+    /// Starts from `checkpoint` instead of seq 0 when it is of this very log: its seq is
+    /// durable here and the topic's Merkle root there is the checkpoint's. Then `doc` gets its
+    /// snapshot and [`Bridge::catch_up`] goes on from its seq. `false`: not used (`doc` is
+    /// unchanged); a storage error counts as not used, the room then replays from seq 0.
+    pub(crate) async fn resume(&mut self, checkpoint: &BridgedCheckpoint, doc: &Doc) -> bool {
+        if checkpoint.next_seq == 0 || checkpoint.next_seq > self.shared.hub.head(&self.topic) {
+            return false;
+        }
+        match self.root_at(checkpoint.next_seq).await {
+            Ok(Some(root)) if root == checkpoint.root => {}
+            _ => return false,
+        }
+        // Applied to a fresh document: a snapshot that does not apply leaves it as it was.
+        let fresh = Doc::new();
+        if !matches!(
+            guarded(|| fresh.apply_update(&checkpoint.snapshot)),
+            Some(Ok(()))
+        ) {
+            return false;
+        }
+        if !matches!(
+            guarded(|| doc.apply_update(&checkpoint.snapshot)),
+            Some(Ok(()))
+        ) {
+            return false;
+        }
+        self.cursor = checkpoint.next_seq;
+        self.resumed_from = checkpoint.next_seq;
+        self.counter = self.counter.max(checkpoint.counter);
+        true
+    }
+
+    /// The seq of the checkpoint the room resumed from (0: none).
+    pub(crate) fn resumed_from(&self) -> u64 {
+        self.resumed_from
+    }
+
+    /// The topic the room is bridged to.
+    pub(crate) fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    /// `doc` as a checkpoint at the cursor, if it is exactly the fold of the entries before it:
+    /// none of this room's own updates is still on its way to the topic.
+    pub(crate) async fn checkpoint(&self, doc: &Doc) -> Option<BridgedCheckpoint> {
+        if !self.own.is_empty() || self.cursor == 0 {
+            return None;
+        }
+        let snapshot = match guarded(|| doc.encode_update(None)) {
+            Some(Ok(snapshot)) => snapshot,
+            _ => return None,
+        };
+        let root = self.root_at(self.cursor).await.ok()??;
+        Some(BridgedCheckpoint {
+            next_seq: self.cursor,
+            root,
+            counter: self.counter,
+            snapshot,
+        })
+    }
+
+    /// Where the topic's cursor is.
+    pub(crate) fn cursor(&self) -> u64 {
+        self.cursor
+    }
+
+    /// The topic's Merkle root over its first `size` entries, from storage (`None`: not stored).
+    async fn root_at(&self, size: u64) -> Result<Option<[u8; 32]>> {
+        let topic = self.topic.clone();
+        self.shared
+            .reader
+            .read(move |pool| {
+                pool.with_hashes(&topic, |hashes| {
+                    Ok(Frontier::from_store(&hashes, size)?.root())
+                })
+            })
+            .await
     }
 
     async fn read(&self) -> Result<Vec<(u64, Arc<[u8]>)>> {

@@ -36,6 +36,9 @@ use crate::relay::{now_ms, Shared};
 pub const MAX_BATCH: usize = 256;
 /// Update rows after which a room is compacted into one snapshot row.
 pub const COMPACT_EVERY: usize = 500;
+/// A bridged room writes a checkpoint of its document every this many entries of its topic
+/// (and when it goes idle), so that opening it again replays only what came after.
+pub const CHECKPOINT_EVERY: u64 = 1_000;
 /// Most awareness client ids one connection may bring into a room by default (`[limits]
 /// yjs_awareness_per_connection`): a stock provider has one (its document's client id). A message that would make a connection hold more closes it
 /// with 1008 `LIMIT_EXCEEDED`. Present clients of a room are thus at most this many per
@@ -172,6 +175,8 @@ struct Room {
     pending: Vec<Vec<u8>>,
     /// Update rows stored since the last snapshot.
     since_snapshot: usize,
+    /// For a bridged room: the topic's seq its last checkpoint folds in (0: none).
+    checkpointed: u64,
     /// At least the length of the document's snapshot: measured when the room opens or
     /// compacts (or nears its limit), plus every update accepted since.
     doc_len: usize,
@@ -200,9 +205,23 @@ async fn open(
             Ok((doc, rows, None))
         }
         Some((shared, topic)) => {
-            let mut bridge = Bridge::new(shared, topic);
+            let mut bridge = Bridge::new(shared, topic.clone());
             let doc = Doc::new();
+            // The last checkpoint of this log, if any: only the entries after it are replayed.
+            match rooms.load(move |store| store.bridged(&topic)).await {
+                Ok(Some(checkpoint)) => {
+                    if !bridge.resume(&checkpoint, &doc).await {
+                        tracing::debug!(room = name, "bridged room checkpoint not of this log");
+                    }
+                }
+                Ok(None) => {}
+                Err(error) => tracing::warn!(room = name, %error, "bridged room checkpoint unread"),
+            }
+            let from = bridge.cursor();
             bridge.catch_up(&doc).await?;
+            rooms
+                .metrics
+                .bridged_entries_replayed(bridge.cursor() - from);
             Ok((doc, 0, Some(bridge)))
         }
     }
@@ -245,8 +264,10 @@ pub(crate) async fn run(
     rooms.metrics.room_opened();
     let doc_len = snapshot_len(&doc);
     let topic_wake = bridge.as_ref().map(|b| b.wake.clone());
+    let checkpointed = bridge.as_ref().map_or(0, Bridge::resumed_from);
     let mut room = Room {
         name,
+        checkpointed,
         bridge,
         generation,
         sync: DocSync::new(&doc),
@@ -308,10 +329,12 @@ pub(crate) async fn run(
         if room.since_snapshot >= COMPACT_EVERY {
             room.compact().await;
         }
+        room.checkpoint(false).await;
         if stopping || room.members.is_empty() {
             if room.since_snapshot > 0 {
                 room.compact().await;
             }
+            room.checkpoint(true).await;
             if stopping {
                 room.rooms.remove(&room.name, room.generation);
                 break;
@@ -757,6 +780,33 @@ impl Room {
     }
 
     /// Folds the stored updates into one snapshot row.
+    /// For a bridged room, writes a checkpoint of its document at the topic's cursor
+    /// ([`Bridge::checkpoint`]) once it is [`CHECKPOINT_EVERY`] entries past the last one, or
+    /// when `idle` and past it at all, so that the room opens again from there.
+    async fn checkpoint(&mut self, idle: bool) {
+        let Some(bridge) = self.bridge.as_ref() else {
+            return;
+        };
+        let behind = bridge.cursor().saturating_sub(self.checkpointed);
+        if behind == 0 || (!idle && behind < CHECKPOINT_EVERY) {
+            return;
+        }
+        let Some(checkpoint) = bridge.checkpoint(self.sync.doc()).await else {
+            return;
+        };
+        let (topic, next_seq) = (bridge.topic().to_owned(), checkpoint.next_seq);
+        match self
+            .rooms
+            .write(&topic, RoomWrite::Checkpoint(checkpoint))
+            .await
+        {
+            Ok(()) => self.checkpointed = next_seq,
+            Err(error) => {
+                tracing::warn!(room = %self.name, %error, "bridged room checkpoint failed")
+            }
+        }
+    }
+
     async fn compact(&mut self) {
         let snapshot = match guarded(|| self.sync.doc().encode_update(None)) {
             Some(Ok(snapshot)) => snapshot,

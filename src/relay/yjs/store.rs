@@ -54,7 +54,30 @@ CREATE TABLE IF NOT EXISTS yjs_snapshots (
     snapshot BLOB    NOT NULL,
     updates  INTEGER NOT NULL
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS yjs_bridged (
+    topic    TEXT    PRIMARY KEY,
+    next_seq INTEGER NOT NULL,
+    root     BLOB    NOT NULL,
+    counter  INTEGER NOT NULL,
+    snapshot BLOB    NOT NULL
+) WITHOUT ROWID;
 ";
+
+/// A bridged room's document as of a point of its topic's log: a cache that spares a room
+/// opening again the replay of every entry before `next_seq` (PROTOCOL.md 8.10). Never the
+/// truth: a room uses it only when the log's Merkle root at `next_seq` is still `root` (the
+/// same log), and replays the entries from `next_seq` on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BridgedCheckpoint {
+    /// The topic's entries `0..next_seq` are folded into `snapshot`.
+    pub next_seq: u64,
+    /// The topic's Merkle root over those entries.
+    pub root: [u8; 32],
+    /// The highest counter of the relay's own ops among them.
+    pub counter: u64,
+    /// The document as one v1 update (`Y.encodeStateAsUpdate`).
+    pub snapshot: Vec<u8>,
+}
 
 /// A room as stored: its snapshot, then the updates appended since.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -201,9 +224,57 @@ impl RoomStore {
                 match write {
                     RoomWrite::Append(updates) => append_in(&tx, room, updates)?,
                     RoomWrite::Compact(snapshot) => compact_in(&tx, room, snapshot)?,
+                    RoomWrite::Checkpoint(checkpoint) => {
+                        tx.execute(
+                            "INSERT OR REPLACE INTO yjs_bridged \
+                             (topic, next_seq, root, counter, snapshot) VALUES (?1, ?2, ?3, ?4, ?5)",
+                            params![
+                                room,
+                                checkpoint.next_seq as i64,
+                                &checkpoint.root[..],
+                                checkpoint.counter as i64,
+                                checkpoint.snapshot
+                            ],
+                        )
+                        .map_err(storage("write bridged room checkpoint"))?;
+                    }
                 }
             }
             tx.commit().map_err(storage("commit room writes"))
+        })
+    }
+
+    /// The checkpoint of the room bridged to `topic`, if one was written.
+    pub fn bridged(&self, topic: &str) -> Result<Option<BridgedCheckpoint>> {
+        self.read(|conn| {
+            conn.query_row(
+                "SELECT next_seq, root, counter, snapshot FROM yjs_bridged WHERE topic = ?1",
+                params![topic],
+                |row| {
+                    Ok((
+                        row.get::<_, i64>(0)?,
+                        row.get::<_, Vec<u8>>(1)?,
+                        row.get::<_, i64>(2)?,
+                        row.get::<_, Vec<u8>>(3)?,
+                    ))
+                },
+            )
+            .optional()
+            .map_err(storage("load bridged room checkpoint"))?
+            .map(|(next_seq, root, counter, snapshot)| {
+                let root = root.try_into().map_err(|_| {
+                    Error::Unavailable(
+                        "storage: a bridged room checkpoint's root is not 32 bytes".into(),
+                    )
+                })?;
+                Ok(BridgedCheckpoint {
+                    next_seq: next_seq as u64,
+                    root,
+                    counter: counter as u64,
+                    snapshot,
+                })
+            })
+            .transpose()
         })
     }
 
@@ -228,6 +299,9 @@ pub enum RoomWrite {
     Append(Vec<Vec<u8>>),
     /// Replace the room's snapshot and delete its update rows (as [`RoomStore::compact`]).
     Compact(Vec<u8>),
+    /// Replace the checkpoint of the room bridged to the topic named in the room's place
+    /// ([`RoomStore::bridged`]).
+    Checkpoint(BridgedCheckpoint),
 }
 
 fn append_in(tx: &rusqlite::Transaction<'_>, room: &str, updates: &[Vec<u8>]) -> Result<()> {
