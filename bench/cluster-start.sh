@@ -67,6 +67,8 @@ start_third() {
   done
   ready="$(date +%s.%N)"
   elapsed="$(awk -v a="$started" -v b="$ready" 'BEGIN { printf "%.2f", b - a }')"
+  # Where the time went, by the relay's own account (its last start's phases).
+  grep 'frontend start phases' "$third/relay.log" | tail -1 | sed 's/^/  relay: /' >&2 || true
 }
 
 started_at() {

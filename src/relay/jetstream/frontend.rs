@@ -194,8 +194,17 @@ pub(crate) async fn start(config: Config, url: &str) -> Result<RelayHandle> {
             mirror_path.clone(),
         );
         tokio::task::spawn_blocking(move || {
+            // Each phase's time, for the log: where a slow start goes.
+            let mut phase = std::time::Instant::now();
+            let mut lap = || {
+                let ms = phase.elapsed().as_millis() as u64;
+                phase = std::time::Instant::now();
+                ms
+            };
             let mirror = Mirror::open(&path, &identity.agent_id(), storage)?;
+            let open_ms = lap();
             let follower = Follower::start(cluster, mirror, hub)?;
+            let follow_ms = lap();
             let mut store = store;
             // What the mirror holds need not come from the stream again.
             match read_mirrored(&path) {
@@ -203,8 +212,19 @@ pub(crate) async fn start(config: Config, url: &str) -> Result<RelayHandle> {
                 Err(error) => tracing::warn!(%error, "sequencer store not seeded from the mirror"),
             }
             store.read_older_entries_from(ReadPool::with_readers(path.clone(), 1));
+            let seed_ms = lap();
             load_heads(&mut store)?;
+            let heads_ms = lap();
             let sequencer = sequencer::start(store, identity, audience, tuning, rules)?;
+            tracing::info!(
+                open_ms,
+                follow_ms,
+                seed_ms,
+                heads_ms,
+                sequencer_ms = lap(),
+                "frontend start phases: mirror opened, caught up with the stream, sequencer \
+                 store seeded from the mirror, its heads caught up, sequencer started"
+            );
             Ok::<_, Error>((follower, sequencer))
         })
         .await

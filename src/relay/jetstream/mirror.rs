@@ -36,7 +36,7 @@ use rusqlite::{params, OptionalExtension};
 use super::{decode_message, ChainTip};
 use crate::entry::Entry;
 use crate::error::{Error, Result};
-use crate::identity::AgentId;
+use crate::identity::{AgentId, KeyCache};
 use crate::log::sequencing::Sequenced;
 use crate::log::{leaf_hash, Frontier, Hash, Receipt};
 use crate::relay::hub::CachedEntry;
@@ -119,6 +119,8 @@ pub struct Mirror {
     applied: u64,
     /// The recorded identity of the stream this mirror copies ([`StreamIdentity::encode`]).
     stream: Option<Vec<u8>>,
+    /// The authors' keys seen, decompressed.
+    keys: KeyCache,
 }
 
 impl Mirror {
@@ -167,6 +169,7 @@ impl Mirror {
             topics: HashMap::new(),
             applied: 0,
             stream: None,
+            keys: KeyCache::default(),
         })
     }
 
@@ -330,7 +333,12 @@ impl Mirror {
                 }
             };
             for bytes in entries {
-                sequenced.push(mirrored(topic, &mut state.frontier, bytes.clone())?);
+                sequenced.push(mirrored(
+                    topic,
+                    &mut state.frontier,
+                    bytes.clone(),
+                    &mut self.keys,
+                )?);
                 runs[run].1.push(CachedEntry {
                     seq: state.frontier.size() - 1,
                     bytes,
@@ -479,9 +487,15 @@ fn meta(conn: &rusqlite::Connection, key: &str) -> Result<Option<Vec<u8>>> {
 }
 
 /// `bytes`, the next entry of `topic`, as the embedded store takes it; moves `frontier` past it.
-fn mirrored(topic: &str, frontier: &mut Frontier, bytes: Arc<[u8]>) -> Result<Sequenced> {
-    // Verified by the frontend that sequenced it; the stream is the relay's own log.
-    let entry = Entry::decode_unverified(&bytes)?;
+fn mirrored(
+    topic: &str,
+    frontier: &mut Frontier,
+    bytes: Arc<[u8]>,
+    keys: &mut KeyCache,
+) -> Result<Sequenced> {
+    // Verified by the frontend that sequenced it; the stream is the relay's own log. Its
+    // authors' keys are decompressed once each (`keys`).
+    let entry = Entry::decode_unverified_cached(&bytes, keys)?;
     if entry.seq() != frontier.size() || entry.topic() != topic {
         return Err(Error::Unavailable(format!(
             "mirror: topic {topic:?} has entry {} of {:?} where seq {} belongs",

@@ -52,7 +52,7 @@ use futures_util::StreamExt;
 use super::{Buckets, JetStreamConfig, JetStreamLog, OpLocation};
 use crate::entry::Entry;
 use crate::error::{Error, Result};
-use crate::identity::AgentId;
+use crate::identity::{AgentId, KeyCache};
 use crate::log::sequencing::{SequencedOps, StoredOp, TopicHead};
 use crate::log::{leaf_hash, Hash, MerkleLog};
 use crate::op::OpId;
@@ -84,9 +84,16 @@ const TAIL_ENTRIES: usize = 256;
 const TAIL_BYTES: usize = 256 * 1024;
 
 impl JsTopic {
-    /// Adds one stored entry (its seq must be the next one).
-    fn push(&mut self, topic: &str, bytes: Arc<[u8]>, op_ids: &mut HashSet<OpId>) -> Result<()> {
-        let entry = Entry::decode_unverified(&bytes)?;
+    /// Adds one stored entry (its seq must be the next one). `keys` spares the authors' point
+    /// decompression after the first entry of each (the stream is the relay's own log).
+    fn push(
+        &mut self,
+        topic: &str,
+        bytes: Arc<[u8]>,
+        op_ids: &mut HashSet<OpId>,
+        keys: &mut KeyCache,
+    ) -> Result<()> {
+        let entry = Entry::decode_unverified_cached(&bytes, keys)?;
         if entry.seq() != self.tree.size() || entry.topic() != topic {
             return Err(Error::Unavailable(format!(
                 "jetstream: topic {topic:?} holds entry {} of {:?} where seq {} belongs",
@@ -247,6 +254,7 @@ impl JetStreamStore {
     /// do not form a log (damage) is left out, and read from the stream in full. Call it
     /// before the first [`Store::heads`]; topics already held are left as they are.
     pub fn seed(&mut self, mirrored: Vec<super::mirror::MirroredTopic>) {
+        let mut keys = KeyCache::default();
         for topic in mirrored {
             if self.topics.contains_key(&topic.topic) || topic.last_valid == 0 {
                 continue;
@@ -256,7 +264,7 @@ impl JetStreamStore {
             let pushed = topic
                 .entries
                 .into_iter()
-                .try_for_each(|entry| state.push(&topic.topic, entry, &mut op_ids));
+                .try_for_each(|entry| state.push(&topic.topic, entry, &mut op_ids, &mut keys));
             if let Err(error) = pushed {
                 tracing::warn!(%error, topic = topic.topic, "mirrored topic not used; reading it from the stream");
                 continue;
@@ -376,6 +384,7 @@ impl JetStreamStore {
             .block_on(self.log.read(topic, from, usize::MAX))?;
         let applied = (|| {
             let mut chain = super::ChainTip::after(loaded.last_valid_seq);
+            let mut keys = KeyCache::default();
             for message in &messages {
                 loaded.last_stream_seq = message.seq;
                 // Void messages (a racing writer's, or one committed after its writer gave
@@ -392,7 +401,7 @@ impl JetStreamStore {
                     )));
                 }
                 for entry in entries {
-                    loaded.push(topic, entry, op_ids)?;
+                    loaded.push(topic, entry, op_ids, &mut keys)?;
                 }
                 loaded.last_valid_seq = message.seq;
             }
@@ -665,6 +674,7 @@ impl Store for JetStreamStore {
             .runtime
             .block_on(futures_util::future::join_all(appends));
         let mut stored_topics: HashSet<&str> = HashSet::new();
+        let mut keys = KeyCache::default();
         let mut failure: Option<AppendError> = None;
         for (&topic, outcome) in order.iter().zip(outcomes) {
             let stream_seq = match outcome {
@@ -680,7 +690,7 @@ impl Store for JetStreamStore {
             let mut op_ids = std::mem::take(&mut self.op_ids);
             let state = self.topics.entry(topic.to_string()).or_default();
             for entry in &by_topic[topic] {
-                if let Err(error) = state.push(topic, entry.entry.clone(), &mut op_ids) {
+                if let Err(error) = state.push(topic, entry.entry.clone(), &mut op_ids, &mut keys) {
                     self.op_ids = op_ids;
                     return Err(AppendError::Unavailable(error.to_string()));
                 }
