@@ -8,7 +8,6 @@
 //! deadline; completing it pays the holder its stake back plus the reward, failing it or letting
 //! the deadline pass slashes the stake (see [`SlashPolicy`]).
 
-use std::collections::BTreeMap;
 
 use super::config::{ReplicaConfig, SlashPolicy};
 use super::escrow::Ledger;
@@ -16,6 +15,7 @@ use super::events::{Event, LossReason, RejectCode, SlashedTo};
 use super::timers::{TimerKind, Timers};
 use super::{Reject, Step};
 use crate::identity::AgentId;
+use crate::sorted_map::SortedMap;
 
 /// A held resource.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,8 +46,8 @@ pub struct Task {
 /// Every held claim and open task of a topic, by name.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Claims {
-    pub(crate) held: BTreeMap<String, Claim>,
-    pub(crate) tasks: BTreeMap<String, Task>,
+    pub(crate) held: SortedMap<String, Claim>,
+    pub(crate) tasks: SortedMap<String, Task>,
 }
 
 fn slash_target(config: &ReplicaConfig, task: Option<&Task>) -> (SlashedTo, Option<AgentId>) {
