@@ -388,7 +388,13 @@ mod tests {
             keys(map.range((Bound::Excluded(2), Bound::Unbounded)).collect()),
             [4, 6, 8]
         );
-        assert_eq!(keys(map.range((Bound::Excluded(5), Bound::Excluded(4))).collect()), [] as [u8; 0]);
+        assert_eq!(
+            keys(
+                map.range((Bound::Excluded(5), Bound::Excluded(4)))
+                    .collect()
+            ),
+            [] as [u8; 0]
+        );
     }
 
     #[test]

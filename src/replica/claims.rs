@@ -8,7 +8,6 @@
 //! deadline; completing it pays the holder its stake back plus the reward, failing it or letting
 //! the deadline pass slashes the stake (see [`SlashPolicy`]).
 
-
 use super::config::{ReplicaConfig, SlashPolicy};
 use super::escrow::Ledger;
 use super::events::{Event, LossReason, RejectCode, SlashedTo};
