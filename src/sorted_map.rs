@@ -57,11 +57,6 @@ impl<K: Ord, V> SortedMap<K, V> {
         self.entries.len()
     }
 
-    /// Whether the map is empty.
-    pub(crate) fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-
     /// The value of `key`.
     pub(crate) fn get<Q>(&self, key: &Q) -> Option<&V>
     where
@@ -131,11 +126,6 @@ impl<K: Ord, V> SortedMap<K, V> {
         }
     }
 
-    /// The entry with the smallest key.
-    pub(crate) fn first_key_value(&self) -> Option<(&K, &V)> {
-        self.entries.first().map(|(k, v)| (k, v))
-    }
-
     /// Splits off the entries with keys at or above `key` and returns them; `self` keeps the rest.
     pub(crate) fn split_off<Q>(&mut self, key: &Q) -> Self
     where
@@ -171,11 +161,6 @@ impl<K: Ord, V> SortedMap<K, V> {
             .unwrap_or_default()
             .iter()
             .map(|(k, v)| (k, v))
-    }
-
-    /// Keeps only the entries for which `keep` returns true.
-    pub(crate) fn retain(&mut self, mut keep: impl FnMut(&K, &mut V) -> bool) {
-        self.entries.retain_mut(|(k, v)| keep(k, v));
     }
 }
 
@@ -305,11 +290,6 @@ impl<K: Ord> SortedSet<K> {
         SortedSet(SortedMap::new())
     }
 
-    /// The number of keys.
-    pub(crate) fn len(&self) -> usize {
-        self.0.len()
-    }
-
     /// Whether the set has `key`.
     pub(crate) fn contains<Q>(&self, key: &Q) -> bool
     where
@@ -331,11 +311,6 @@ impl<K: Ord> SortedSet<K> {
         Q: Ord + ?Sized,
     {
         self.0.remove(key).is_some()
-    }
-
-    /// The keys in order.
-    pub(crate) fn iter(&self) -> impl DoubleEndedIterator<Item = &K> + ExactSizeIterator {
-        self.0.keys()
     }
 }
 
@@ -411,9 +386,9 @@ mod tests {
         assert!(set.insert("a".to_owned()));
         assert!(!set.insert("a".to_owned()));
         assert!(set.contains("a"));
-        assert_eq!(set.iter().collect::<Vec<_>>(), ["a", "b"]);
         assert!(set.remove("a"));
         assert!(!set.remove("a"));
-        assert_eq!(set.len(), 1);
+        assert!(!set.contains("a"));
+        assert!(set.contains("b"));
     }
 }

@@ -2,7 +2,6 @@
 //! argument, never a wasm-bindgen exception without a code.
 
 use js_sys::{Array, Uint8Array};
-use serde::de::{self, Deserializer, Visitor};
 use wasm_bindgen::{JsCast, JsValue};
 
 use super::super::error::bad_input;
@@ -167,25 +166,4 @@ pub(crate) fn now_arg(what: &str, now_ms: &JsValue) -> Result<u64, JsValue> {
         ))),
         None => Ok(js_sys::Date::now() as u64),
     }
-}
-
-/// Deserializes bytes from a `Uint8Array` (or `ArrayBuffer`) only, refusing plain arrays so one
-/// type is accepted everywhere bytes are.
-pub(crate) fn deserialize_bytes<'de, D: Deserializer<'de>>(
-    deserializer: D,
-) -> Result<Vec<u8>, D::Error> {
-    struct BytesVisitor;
-    impl Visitor<'_> for BytesVisitor {
-        type Value = Vec<u8>;
-        fn expecting(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            f.write_str("a Uint8Array")
-        }
-        fn visit_byte_buf<E: de::Error>(self, bytes: Vec<u8>) -> Result<Vec<u8>, E> {
-            Ok(bytes)
-        }
-        fn visit_bytes<E: de::Error>(self, bytes: &[u8]) -> Result<Vec<u8>, E> {
-            Ok(bytes.to_vec())
-        }
-    }
-    deserializer.deserialize_byte_buf(BytesVisitor)
 }
