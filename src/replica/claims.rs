@@ -14,7 +14,6 @@ use super::events::{Event, LossReason, RejectCode, SlashedTo};
 use super::timers::{TimerKind, Timers};
 use super::{Reject, Step};
 use crate::identity::AgentId;
-use crate::sorted_map::SortedMap;
 
 /// A held resource.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,8 +44,8 @@ pub struct Task {
 /// Every held claim and open task of a topic, by name.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Claims {
-    pub(crate) held: SortedMap<String, Claim>,
-    pub(crate) tasks: SortedMap<String, Task>,
+    pub(crate) held: std::collections::BTreeMap<String, Claim>,
+    pub(crate) tasks: std::collections::BTreeMap<String, Task>,
 }
 
 fn slash_target(config: &ReplicaConfig, task: Option<&Task>) -> (SlashedTo, Option<AgentId>) {
