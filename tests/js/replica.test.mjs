@@ -392,6 +392,11 @@ test('records read field by field: absent optional fields default, null or a wro
   assertCode(() => ReplicaOp.claim({ resource: 5 }), 'BAD_INPUT');
   assertCode(() => ReplicaOp.claim({ resource: 'r', stake: null }), 'BAD_INPUT');
   assertCode(() => ReplicaOp.claim({ resource: 'r', stake: 1.5 }), 'BAD_INPUT');
+  assertCode(() => ReplicaOp.claim({ resource: 'r', stake: 2 ** 53 }), 'BAD_INPUT');
+  assertCode(() => ReplicaOp.claim({ resource: 'r', stake: -1n }), 'BAD_INPUT');
+  assertCode(() => ReplicaOp.claim({ resource: 'r', stake: 2n ** 64n }), 'BAD_INPUT');
+  assertCode(() => ReplicaOp.claim({ resource: 'r', stake: '1' }), 'BAD_INPUT');
+  assert.equal(ReplicaOp.decode('claim', ReplicaOp.claim({ resource: 'r', stake: 2n ** 64n - 1n })).stake, 2n ** 64n - 1n);
   assertCode(() => ReplicaOp.taskPost({ task: 't' }), 'BAD_INPUT');
   assertCode(() => ReplicaOp.guardiansSet({}), 'BAD_INPUT');
   assertCode(() => ReplicaOp.guardiansSet({ guardians: [1] }), 'BAD_INPUT');

@@ -94,8 +94,13 @@ pub(crate) fn bytes_array_arg(what: &str, value: &JsValue) -> Result<Vec<Vec<u8>
 
 /// A `u64` from a JS number (a non-negative safe integer) or a `BigInt`.
 pub(crate) fn u64_arg(what: &str, value: &JsValue) -> Result<u64, JsValue> {
-    serde_wasm_bindgen::from_value::<u64>(value.clone())
-        .map_err(|_| bad_input(format!("{what} must be a non-negative integer below 2^64")))
+    let wrong = || bad_input(format!("{what} must be a non-negative integer below 2^64"));
+    match value.as_f64() {
+        Some(n) if n.fract() == 0.0 && (0.0..=9_007_199_254_740_991.0).contains(&n) => Ok(n as u64),
+        Some(_) => Err(wrong()),
+        None if value.is_bigint() => u64::try_from(value.clone()).map_err(|_| wrong()),
+        None => Err(wrong()),
+    }
 }
 
 /// A validated agent id from its text form (`BAD_AGENT_ID`, `BAD_PUBLIC_KEY`).

@@ -112,6 +112,19 @@ impl<'a> Fields<'a> {
         }
     }
 
+    /// An optional boolean field (`null` is absent).
+    #[cfg(feature = "doc")]
+    pub(crate) fn opt_bool(&self, name: &str) -> Result<Option<bool>, JsValue> {
+        match self.get(name)? {
+            None => Ok(None),
+            Some(value) if value.is_null() => Ok(None),
+            Some(value) => value
+                .as_bool()
+                .map(Some)
+                .ok_or_else(|| self.wrong(name, "a boolean")),
+        }
+    }
+
     /// A required bytes field: a `Uint8Array` or an `ArrayBuffer` (as serde-wasm-bindgen read
     /// them), copied.
     pub(crate) fn bytes(&self, name: &str) -> Result<Vec<u8>, JsValue> {
