@@ -3,11 +3,14 @@
 # the crate, the full one (default features: documents) at the package root and the core one
 # (`--no-default-features`: no Yrs) in pkg/core/, each with the same set of entries.
 #
-#   scripts/build-pkg.sh                    # two wasm-release builds + wasm-bindgen
-#   ANTS_WASM_OPT=1 scripts/build-pkg.sh    # also try wasm-opt -Oz (npm's binaryen); kept only
-#                                           # when the result is smaller gzipped. Off by default:
-#                                           # measured 10-12% *larger* gzipped on both builds
-#                                           # (BENCHMARKS.md, "Package size").
+#   scripts/build-pkg.sh                    # two wasm-release builds + wasm-bindgen + wasm-opt
+#   ANTS_WASM_OPT=0 scripts/build-pkg.sh    # without wasm-opt
+#
+# wasm-opt (npm's binaryen, after `npm ci`) runs -O2 with its inlining turned off, and its output
+# is kept only when it is smaller gzipped. Inlining is what made -Oz 10-12 % *larger* gzipped:
+# inlining functions that have one caller alone costs +48 KB gzip on the full build; without it
+# -O2 saves about 2 % (BENCHMARKS.md, "Package size"). Without binaryen the build still works,
+# a little larger.
 #
 # Needs: rustup target wasm32-unknown-unknown and the wasm-bindgen CLI at the version Cargo.lock
 # pins (scripts/setup.sh installs both). wasm-opt comes from npm's `binaryen` (node_modules/.bin)
@@ -53,9 +56,12 @@ bindgen() {
     exit 1
 }
 
-if [[ "${ANTS_WASM_OPT:-0}" == 1 && -x "$wasm_opt" ]]; then
-  echo "build-pkg: [$name] wasm-opt -Oz (npm binaryen)"
-  "$wasm_opt" -Oz --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
+if [[ "${ANTS_WASM_OPT:-1}" == 1 && -x "$wasm_opt" ]]; then
+  echo "build-pkg: [$name] wasm-opt -O2, no inlining (npm binaryen $("$wasm_opt" --version | cut -d' ' -f3))"
+  # -aimfs/-fimfs/-ocimfs 0: binaryen inlines nothing (always-inline, flexible-inline and
+  # one-caller-inline size limits); see the header for why.
+  "$wasm_opt" -O2 -aimfs 0 -fimfs 0 -ocimfs 0 \
+    --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
     --enable-mutable-globals --enable-reference-types --enable-multivalue \
     "$dir/web/ants_coord_bg.wasm" -o "$dir/opt.wasm"
   # Keep the optimized file only when it is smaller once compressed: that is what is shipped.
@@ -64,8 +70,10 @@ if [[ "${ANTS_WASM_OPT:-0}" == 1 && -x "$wasm_opt" ]]; then
   else
     echo "build-pkg: wasm-opt output is not smaller gzipped; keeping wasm-bindgen's"
   fi
+elif [[ "${ANTS_WASM_OPT:-1}" == 1 ]]; then
+  echo "build-pkg: wasm-opt not found (npm ci installs npm's binaryen); the .wasm is about 2 % larger"
 else
-  echo "build-pkg: wasm-opt not run (ANTS_WASM_OPT=1 after npm ci to try it)"
+  echo "build-pkg: wasm-opt not run (ANTS_WASM_OPT=0)"
 fi
 
 # The CommonJS glue loads the one shared .wasm from the package root.

@@ -54,6 +54,7 @@ pub mod log;
 pub mod op;
 pub mod replica;
 pub mod session;
+mod sorted_map;
 pub mod wire;
 
 #[cfg(all(feature = "relay", not(target_arch = "wasm32")))]

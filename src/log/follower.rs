@@ -17,7 +17,9 @@
 //! contradicts a verified head ([`LogFollower::push_inclusion_proof`], giving
 //! [`Evidence::SplitView`]), and rule violations among entries once a verified head covers them.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
+
+use crate::sorted_map::SortedMap;
 
 use crate::entry::Entry;
 use crate::error::{Error, Result};
@@ -98,10 +100,10 @@ pub struct LogFollower<S = MemoryHashes> {
     relay: AgentId,
     topic: String,
     log: MerkleLog<S>,
-    heads: BTreeMap<u64, SignedTreeHead>,
+    heads: SortedMap<u64, SignedTreeHead>,
     verified: Option<SignedTreeHead>,
-    receipts: BTreeMap<u64, SignedReceipt>,
-    recent: BTreeMap<u64, Vec<u8>>,
+    receipts: SortedMap<u64, SignedReceipt>,
+    recent: SortedMap<u64, Vec<u8>>,
     last_by_author: HashMap<AgentId, (u64, u64, Vec<u8>)>,
     sequenced: HashSet<OpId>,
     awaited_deps: HashMap<OpId, (u64, Vec<u8>)>,
@@ -118,10 +120,10 @@ impl LogFollower<MemoryHashes> {
             relay,
             topic: topic.to_owned(),
             log: MerkleLog::new(),
-            heads: BTreeMap::new(),
+            heads: SortedMap::new(),
             verified: None,
-            receipts: BTreeMap::new(),
-            recent: BTreeMap::new(),
+            receipts: SortedMap::new(),
+            recent: SortedMap::new(),
             last_by_author: HashMap::new(),
             sequenced: HashSet::new(),
             awaited_deps: HashMap::new(),

@@ -8,8 +8,6 @@
 //! deadline; completing it pays the holder its stake back plus the reward, failing it or letting
 //! the deadline pass slashes the stake (see [`SlashPolicy`]).
 
-use std::collections::BTreeMap;
-
 use super::config::{ReplicaConfig, SlashPolicy};
 use super::escrow::Ledger;
 use super::events::{Event, LossReason, RejectCode, SlashedTo};
@@ -46,8 +44,8 @@ pub struct Task {
 /// Every held claim and open task of a topic, by name.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Claims {
-    pub(crate) held: BTreeMap<String, Claim>,
-    pub(crate) tasks: BTreeMap<String, Task>,
+    pub(crate) held: std::collections::BTreeMap<String, Claim>,
+    pub(crate) tasks: std::collections::BTreeMap<String, Task>,
 }
 
 fn slash_target(config: &ReplicaConfig, task: Option<&Task>) -> (SlashedTo, Option<AgentId>) {

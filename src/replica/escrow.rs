@@ -9,16 +9,15 @@
 //!
 //! Balances of zero are not stored, so the map has one canonical form.
 
-use std::collections::BTreeMap;
-
 use crate::identity::AgentId;
+use crate::sorted_map::SortedMap;
 
 /// Balances plus the totals that make conservation checkable.
 ///
 /// Invariant: `balances` holds no zero; `sum(balances) + escrowed == minted − burned`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Ledger {
-    pub(crate) balances: BTreeMap<AgentId, u64>,
+    pub(crate) balances: SortedMap<AgentId, u64>,
     pub(crate) minted: u64,
     pub(crate) burned: u64,
     pub(crate) escrowed: u64,

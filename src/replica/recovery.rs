@@ -13,7 +13,7 @@
 //! claims or tasks of its own, the rotation is cancelled ([`Event::RecoveryCancelled`]) and the
 //! agent keeps its key.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use super::claims::Claims;
 use super::escrow::Ledger;
@@ -22,6 +22,7 @@ use super::ops::MAX_GUARDIANS;
 use super::timers::{TimerKind, Timers};
 use super::{Reject, Step};
 use crate::identity::AgentId;
+use crate::sorted_map::SortedMap;
 
 /// Approvals a recovery needs from `guardians` registered guardians: `ceil(2n/3)`, computed as
 /// `(2n + 2) div 3` in integers. 7 guardians → 5, 3 → 2, 1 → 1, 0 → 0 (and no recovery possible).
@@ -49,15 +50,15 @@ pub struct PendingRecovery {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Recovery {
     /// Agent → current key, for agents whose key has rotated.
-    pub(crate) keys: BTreeMap<AgentId, AgentId>,
+    pub(crate) keys: SortedMap<AgentId, AgentId>,
     /// Current key → agent (derived from `keys`).
-    pub(crate) key_owner: BTreeMap<AgentId, AgentId>,
+    pub(crate) key_owner: SortedMap<AgentId, AgentId>,
     /// Retired key → the agent it used to sign for.
-    pub(crate) retired: BTreeMap<AgentId, AgentId>,
+    pub(crate) retired: SortedMap<AgentId, AgentId>,
     /// Agent → its guardians (ascending, never empty).
-    pub(crate) guardians: BTreeMap<AgentId, Vec<AgentId>>,
+    pub(crate) guardians: SortedMap<AgentId, Vec<AgentId>>,
     /// Agent → its pending rotation.
-    pub(crate) pending: BTreeMap<AgentId, PendingRecovery>,
+    pub(crate) pending: SortedMap<AgentId, PendingRecovery>,
 }
 
 impl Recovery {

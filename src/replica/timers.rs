@@ -6,7 +6,8 @@
 //! change the outcome. Timers due at or before an entry's relay time fire before its op, in the
 //! order `(due, kind, key bytes)`.
 
-use std::collections::BTreeSet;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 
 /// What falls due. The discriminant order is the firing order among equal due times.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -20,22 +21,29 @@ pub(crate) enum TimerKind {
     Recovery = 2,
 }
 
-/// The timer index.
+/// The timer index: a min-heap by `(due, kind, key bytes)`.
+///
+/// A heap rather than an ordered set for code size (one `BTreeSet` type costs the wasm build
+/// about 8 KB). It pops in the same order; unlike a set it keeps a timer scheduled twice twice,
+/// and the second one is stale by the time it pops (the first already fired), so it changes
+/// nothing, as any stale entry.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Timers {
-    set: BTreeSet<(u64, TimerKind, Vec<u8>)>,
+    heap: BinaryHeap<Reverse<(u64, TimerKind, Vec<u8>)>>,
 }
 
 impl Timers {
     /// Schedules `kind` for `key` at `due`.
     pub(crate) fn schedule(&mut self, due: u64, kind: TimerKind, key: &[u8]) {
-        self.set.insert((due, kind, key.to_vec()));
+        self.heap.push(Reverse((due, kind, key.to_vec())));
     }
 
     /// Takes the earliest timer due at or before `now`, if any.
     pub(crate) fn pop_due(&mut self, now: u64) -> Option<(u64, TimerKind, Vec<u8>)> {
-        match self.set.first() {
-            Some((due, _, _)) if *due <= now => self.set.pop_first(),
+        match self.heap.peek() {
+            Some(Reverse((due, _, _))) if *due <= now => {
+                self.heap.pop().map(|Reverse(timer)| timer)
+            }
             _ => None,
         }
     }

@@ -20,7 +20,9 @@
 //! what it shows *other* readers while it never signs a larger head for them (see PROTOCOL.md
 //! 8.8, "Receipt auditing").
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
+
+use crate::sorted_map::SortedMap;
 
 use super::{Fault, Session, SessionEvent};
 use crate::entry::Entry;
@@ -57,10 +59,10 @@ struct Audit {
 /// The receipts kept and the audits in flight (these are forgotten with the connection).
 #[derive(Debug, Clone, Default)]
 pub(super) struct HeldReceipts {
-    held: BTreeMap<(String, u64), Held>,
+    held: SortedMap<(String, u64), Held>,
     /// Keys of `held`, oldest first.
     order: VecDeque<(String, u64)>,
-    audits: BTreeMap<u32, Audit>,
+    audits: SortedMap<u32, Audit>,
 }
 
 impl HeldReceipts {

@@ -58,7 +58,9 @@ pub use publish::{
 };
 pub use pushed::MAX_RECENT_EVENTS;
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::VecDeque;
+
+use crate::sorted_map::{SortedMap, SortedSet};
 
 use crate::error::{Error, Result};
 use crate::identity::{AgentId, Identity, KeyCache};
@@ -141,17 +143,17 @@ struct Topic {
     /// The largest head verified so far (possibly restored).
     verified_head: Option<SignedTreeHead>,
     /// Last counter per author seen since the session followed this topic.
-    last_counter: BTreeMap<AgentId, u64>,
+    last_counter: SortedMap<AgentId, u64>,
     /// Our acknowledged ops by seq, until their entry is seen.
-    awaited: BTreeMap<u64, Awaited>,
+    awaited: SortedMap<u64, Awaited>,
     /// Subscriptions restarted at this cursor after a gap.
     gap_retries: u32,
     /// Paused by the caller ([`Session::pause`]): kept, but not subscribed on the relay.
     paused: bool,
     /// Pushed events ([`pushed`]) of entries the replica has not reached, by seq.
-    pushed: BTreeMap<u64, Vec<Vec<u8>>>,
+    pushed: SortedMap<u64, Vec<Vec<u8>>>,
     /// Our compensations the replica produced, by seq, over the last entries it applied.
-    recent_ours: BTreeMap<u64, Vec<Vec<u8>>>,
+    recent_ours: SortedMap<u64, Vec<Vec<u8>>>,
     /// The first seq the replica applied in this session (`recent_ours` starts there).
     first_applied: Option<u64>,
 }
@@ -177,12 +179,12 @@ impl Topic {
             follower,
             replica,
             verified_head: None,
-            last_counter: BTreeMap::new(),
-            awaited: BTreeMap::new(),
+            last_counter: SortedMap::new(),
+            awaited: SortedMap::new(),
             gap_retries: 0,
             paused: false,
-            pushed: BTreeMap::new(),
-            recent_ours: BTreeMap::new(),
+            pushed: SortedMap::new(),
+            recent_ours: SortedMap::new(),
             first_applied: None,
         })
     }
@@ -195,23 +197,23 @@ pub struct Session {
     relay: Option<AgentId>,
     phase: Phase,
     next_request_id: u32,
-    topics: BTreeMap<String, Topic>,
+    topics: SortedMap<String, Topic>,
     /// Next counter per topic for our own ops.
-    counters: BTreeMap<String, u64>,
+    counters: SortedMap<String, u64>,
     /// Our unacknowledged ops, in publishing order.
     unacked: Vec<Unacked>,
     /// Topics that had a retryable refusal and no receipt since: one op in flight at a time.
-    careful: BTreeSet<String>,
+    careful: SortedSet<String>,
     /// Ops given up after the publish timeout while in flight on this connection, by request
     /// id: a late receipt is still reported (bounded, forgotten with the connection).
-    abandoned: BTreeMap<u32, (String, OpId)>,
+    abandoned: SortedMap<u32, (String, OpId)>,
     /// The latest time the caller gave (0: none yet).
     clock_ms: u64,
     publish_timeout_ms: u64,
     /// Receipts of our ops kept for auditing against later heads ([`audit`]).
     held: audit::HeldReceipts,
     /// Request ids of checkpoint requests in flight, by topic.
-    checkpoint_requests: BTreeMap<u32, String>,
+    checkpoint_requests: SortedMap<u32, String>,
     ack_deadline_ms: u64,
     outgoing: VecDeque<Vec<u8>>,
     events: VecDeque<SessionEvent>,
@@ -227,15 +229,15 @@ impl Session {
             relay: None,
             phase: Phase::Disconnected,
             next_request_id: 1,
-            topics: BTreeMap::new(),
-            counters: BTreeMap::new(),
+            topics: SortedMap::new(),
+            counters: SortedMap::new(),
             unacked: Vec::new(),
-            careful: BTreeSet::new(),
-            abandoned: BTreeMap::new(),
+            careful: SortedSet::new(),
+            abandoned: SortedMap::new(),
             clock_ms: 0,
             publish_timeout_ms: DEFAULT_PUBLISH_TIMEOUT_MS,
             held: audit::HeldReceipts::default(),
-            checkpoint_requests: BTreeMap::new(),
+            checkpoint_requests: SortedMap::new(),
             ack_deadline_ms: DEFAULT_ACK_DEADLINE_MS,
             outgoing: VecDeque::new(),
             events: VecDeque::new(),

@@ -26,7 +26,7 @@
 //! The identity's secret is not part of it: [`Session::restore`] takes the identity separately
 //! and refuses state exported by another agent.
 
-use std::collections::BTreeMap;
+use crate::sorted_map::SortedMap;
 
 use super::audit::Held;
 use super::{Awaited, Phase, Session, Topic, Unacked};
@@ -232,7 +232,7 @@ impl Session {
             if let (Some(head), Some(relay)) = (&verified_head, &relay) {
                 head.verify(relay)?;
             }
-            let mut awaited = BTreeMap::new();
+            let mut awaited = SortedMap::new();
             for _ in 0..count(&mut r, "awaited")? {
                 let seq = r.u64("seq")?;
                 let op_id = OpId(r.array("op id")?);
@@ -280,13 +280,13 @@ impl Session {
                     follower,
                     replica,
                     verified_head,
-                    last_counter: BTreeMap::new(),
+                    last_counter: SortedMap::new(),
                     awaited,
                     gap_retries: 0,
                     // Pausing is the caller's backpressure, not state: a restored topic follows.
                     paused: false,
-                    pushed: BTreeMap::new(),
-                    recent_ours: BTreeMap::new(),
+                    pushed: SortedMap::new(),
+                    recent_ours: SortedMap::new(),
                     first_applied: None,
                 },
             );

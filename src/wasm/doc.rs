@@ -10,15 +10,14 @@ use std::cell::RefCell;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
-use super::convert::{bytes_arg, string_arg};
+use super::convert::{bytes_arg, string_arg, Fields};
 use super::convert::{edits_arg, index_arg, to_js, value_arg, values_arg};
 use super::error::bad_input;
 use crate::doc::{Doc, DocOptions, RootKind, TextEdit, UndoHistory};
 use crate::error::Error;
 
 /// `new Doc(options?)`.
-#[derive(serde::Deserialize, Default)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[derive(Default)]
 struct DocOptionsInput {
     client_id: Option<u32>,
     gc: Option<bool>,
@@ -75,22 +74,12 @@ impl JsDoc {
         let options: DocOptionsInput = if options.is_undefined() || options.is_null() {
             DocOptionsInput::default()
         } else {
-            if !options.is_object() {
-                return Err(bad_input("Doc options must be an object"));
+            let fields = Fields::new("Doc options", &options, &["clientId", "gc", "undo"])?;
+            DocOptionsInput {
+                client_id: fields.opt_u32("clientId")?,
+                gc: fields.opt_bool("gc")?,
+                undo: fields.opt_bool("undo")?,
             }
-            // serde-wasm-bindgen reads only the declared fields: refuse the others here.
-            for key in js_sys::Object::keys(options.unchecked_ref::<js_sys::Object>()).iter() {
-                let key = key.as_string().unwrap_or_default();
-                if !matches!(key.as_str(), "clientId" | "gc" | "undo") {
-                    return Err(bad_input(format!("unknown Doc option {key:?}")));
-                }
-            }
-            serde_wasm_bindgen::from_value(options).map_err(|e| {
-                bad_input(format!(
-                    "Doc options: {}",
-                    e.to_string().trim_start_matches("Error: ")
-                ))
-            })?
         };
         let doc = Doc::try_with_options(DocOptions {
             client_id: options.client_id,

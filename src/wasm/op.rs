@@ -1,60 +1,42 @@
 //! Free functions over signed ops: `signOp`, `decodeOp`, `opId`.
 //!
 //! Drafts and decoded ops are plain JS objects (TypeScript `OpDraft` and `DecodedOp`, see
-//! `types.rs`) crossing with `serde-wasm-bindgen`. 64-bit integers (`counter`, `timeMs`) are
+//! `types.rs`): drafts read field by field, decoded ops written with `serde-wasm-bindgen`. 64-bit integers (`counter`, `timeMs`) are
 //! accepted as a number (a safe integer) or a `BigInt`, and returned as a number when they are at
 //! most `Number.MAX_SAFE_INTEGER`, as a `BigInt` otherwise.
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use wasm_bindgen::prelude::*;
-use wasm_bindgen::JsCast;
 
-use super::convert::{bytes_arg, deserialize_bytes, serialize_bytes, serialize_u64, to_js};
+use super::convert::{bytes_arg, serialize_bytes, serialize_u64, to_js, Fields};
 use super::error::bad_input;
 use crate::identity::Identity;
 use crate::op::{OpDraft, OpId, SignedOp, OP_VERSION};
 
 /// The JS `OpDraft` object.
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
 pub(crate) struct OpDraftInput {
     topic: String,
     kind: String,
     counter: u64,
-    #[serde(deserialize_with = "deserialize_bytes")]
     body: Vec<u8>,
-    #[serde(default)]
     deps: Vec<String>,
-    #[serde(default)]
     time_ms: Option<u64>,
 }
 
 /// The fields of an `OpDraft` object.
 const DRAFT_FIELDS: [&str; 6] = ["topic", "kind", "counter", "body", "deps", "timeMs"];
 
-/// Reads an `OpDraft` object; a wrong shape is `BAD_INPUT` with serde's description.
+/// Reads an `OpDraft` object, field by field ([`Fields`]): unknown fields are refused (a
+/// misspelt `time_ms` must not silently become "now"), a wrong shape is `BAD_INPUT`.
 pub(crate) fn draft_from_js(draft: JsValue) -> Result<OpDraftInput, JsValue> {
-    if !draft.is_object() {
-        return Err(bad_input("op draft must be an object"));
-    }
-    // serde-wasm-bindgen reads only the fields it knows, so refuse the others here: a misspelt
-    // `time_ms` must not silently become "now".
-    for key in js_sys::Object::keys(draft.unchecked_ref::<js_sys::Object>()).iter() {
-        let key = key.as_string().unwrap_or_default();
-        if !DRAFT_FIELDS.contains(&key.as_str()) {
-            return Err(bad_input(format!(
-                "op draft has an unknown field `{key}`; fields are {}",
-                DRAFT_FIELDS.join(", ")
-            )));
-        }
-    }
-    serde_wasm_bindgen::from_value(draft).map_err(|e| {
-        // The error is a JS Error whose text starts with its name; keep only the description.
-        let message = e.to_string();
-        bad_input(format!(
-            "op draft: {}",
-            message.trim_start_matches("Error: ")
-        ))
+    let fields = Fields::new("op draft", &draft, &DRAFT_FIELDS)?;
+    Ok(OpDraftInput {
+        topic: fields.string("topic")?,
+        kind: fields.string("kind")?,
+        counter: fields.u64("counter")?,
+        body: fields.bytes("body")?,
+        deps: fields.strings("deps")?,
+        time_ms: fields.opt_u64("timeMs")?,
     })
 }
 

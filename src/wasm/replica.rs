@@ -2,11 +2,11 @@
 
 use std::cell::{Ref, RefCell};
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
-use super::convert::{agent_arg, only_keys, serialize_u64, to_js, u64_arg, u64_value};
+use super::convert::{agent_arg, serialize_u64, to_js, u64_arg, u64_value, Fields};
 use super::convert::{bytes_arg, string_arg};
 use super::error::bad_input;
 use crate::election::{ElectionMode, WeightedCandidate};
@@ -14,27 +14,27 @@ use crate::entry::Entry;
 use crate::identity::lower_hex;
 use crate::replica::{FeedContent, Replica, ReplicaConfig, SlashPolicy};
 
-/// The JS `ReplicaConfig` object; every field optional (defaults as in the core).
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
-struct ConfigInput {
-    issuers: Vec<String>,
-    default_lease_ms: Option<u64>,
-    max_lease_ms: Option<u64>,
-    recovery_delay_ms: Option<u64>,
-    slash_policy: Option<String>,
-    election_window_ms: Option<u64>,
-    election_mode: Option<String>,
-    candidates: Vec<CandidateInput>,
-    feed_capacity: Option<u32>,
-}
+/// The fields of a JS `ReplicaConfig` object; every one optional (defaults as in the core).
+const CONFIG_FIELDS: [&str; 9] = [
+    "issuers",
+    "defaultLeaseMs",
+    "maxLeaseMs",
+    "recoveryDelayMs",
+    "slashPolicy",
+    "electionWindowMs",
+    "electionMode",
+    "candidates",
+    "feedCapacity",
+];
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct CandidateInput {
-    agent_id: String,
-    #[serde(default)]
-    weight: Option<u64>,
+/// Reads one `{ agentId, weight? }` of `config.candidates`.
+fn candidate_arg(index: usize, value: &JsValue) -> Result<WeightedCandidate, JsValue> {
+    let what = format!("config: candidates[{index}]");
+    let fields = Fields::new(&what, value, &["agentId", "weight"])?;
+    Ok(WeightedCandidate {
+        agent: agent_arg(&fields.string("agentId")?)?,
+        weight: fields.opt_u64("weight")?.unwrap_or(1),
+    })
 }
 
 /// Reads a config: canonical bytes (`Uint8Array`), a plain object, or `undefined` for defaults.
@@ -50,40 +50,24 @@ pub(crate) fn config_arg(config: &JsValue) -> Result<ReplicaConfig, JsValue> {
             "config must be an object or canonical config bytes",
         ));
     }
-    only_keys(
-        "config",
-        config,
-        &[
-            "issuers",
-            "defaultLeaseMs",
-            "maxLeaseMs",
-            "recoveryDelayMs",
-            "slashPolicy",
-            "electionWindowMs",
-            "electionMode",
-            "candidates",
-            "feedCapacity",
-        ],
-    )?;
-    let input: ConfigInput = serde_wasm_bindgen::from_value(config.clone()).map_err(|e| {
-        bad_input(format!(
-            "config: {}",
-            e.to_string().trim_start_matches("Error: ")
-        ))
-    })?;
+    let fields = Fields::new("config", config, &CONFIG_FIELDS)?;
     let defaults = ReplicaConfig::default();
     let config = ReplicaConfig {
-        issuers: input
-            .issuers
+        issuers: fields
+            .strings("issuers")?
             .iter()
             .map(|id| agent_arg(id))
             .collect::<Result<_, _>>()?,
-        default_lease_ms: input.default_lease_ms.unwrap_or(defaults.default_lease_ms),
-        max_lease_ms: input.max_lease_ms.unwrap_or(defaults.max_lease_ms),
-        recovery_delay_ms: input
-            .recovery_delay_ms
+        default_lease_ms: fields
+            .opt_u64("defaultLeaseMs")?
+            .unwrap_or(defaults.default_lease_ms),
+        max_lease_ms: fields
+            .opt_u64("maxLeaseMs")?
+            .unwrap_or(defaults.max_lease_ms),
+        recovery_delay_ms: fields
+            .opt_u64("recoveryDelayMs")?
             .unwrap_or(defaults.recovery_delay_ms),
-        slash_policy: match input.slash_policy.as_deref() {
+        slash_policy: match fields.opt_string("slashPolicy")?.as_deref() {
             None | Some("burn") => SlashPolicy::Burn,
             Some("poster") => SlashPolicy::Poster,
             Some(other) => {
@@ -92,10 +76,10 @@ pub(crate) fn config_arg(config: &JsValue) -> Result<ReplicaConfig, JsValue> {
                 )))
             }
         },
-        election_window_ms: input
-            .election_window_ms
+        election_window_ms: fields
+            .opt_u64("electionWindowMs")?
             .unwrap_or(defaults.election_window_ms),
-        election_mode: match input.election_mode.as_deref() {
+        election_mode: match fields.opt_string("electionMode")?.as_deref() {
             None | Some("priority") => ElectionMode::Priority,
             Some("weighted") => ElectionMode::Weighted,
             Some(other) => {
@@ -104,17 +88,17 @@ pub(crate) fn config_arg(config: &JsValue) -> Result<ReplicaConfig, JsValue> {
                 )))
             }
         },
-        candidates: input
-            .candidates
-            .iter()
-            .map(|c| {
-                Ok(WeightedCandidate {
-                    agent: agent_arg(&c.agent_id)?,
-                    weight: c.weight.unwrap_or(1),
-                })
-            })
-            .collect::<Result<_, JsValue>>()?,
-        feed_capacity: input.feed_capacity.unwrap_or(defaults.feed_capacity),
+        candidates: match fields.array("candidates")? {
+            Some(candidates) => candidates
+                .iter()
+                .enumerate()
+                .map(|(index, value)| candidate_arg(index, &value))
+                .collect::<Result<_, JsValue>>()?,
+            None => Vec::new(),
+        },
+        feed_capacity: fields
+            .opt_u32("feedCapacity")?
+            .unwrap_or(defaults.feed_capacity),
     };
     Ok(config.canonical()?)
 }

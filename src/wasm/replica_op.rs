@@ -5,23 +5,21 @@
 //! for any kind, and `ReplicaOp.decode(kind, body)` reads a body back into that object.
 
 use js_sys::{Object, Reflect};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
-use super::convert::{agent_arg, only_keys};
-use super::convert::{bytes_arg, deserialize_bytes, serialize_u64, string_arg, to_js};
+use super::convert::{agent_arg, bytes_arg, serialize_u64, string_arg, to_js, Fields};
 use super::error::bad_input;
 use crate::identity::lower_hex;
 use crate::replica::ReplicaOp;
 
-/// The fields of a replica op body, by kind. In JS an op is one plain object `{ kind, ...fields }`
-/// (TypeScript `ReplicaOpInput`); serde reads and writes this enum as `{ [kind]: fields }`
-/// (externally tagged), and [`tagged`] and [`untagged`] move the kind. Why not serde's
-/// `tag = "kind"`: reading an internally tagged enum buffers the whole object in serde's generic
-/// `Content` first, which cost the `.wasm` 14 KB gzip (BENCHMARKS.md, "Package size"); the
-/// externally tagged form reads straight from the JS value.
-#[derive(Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// The fields of a replica op body, by kind, as [`ReplicaOp::decode`] gives them to JS. In JS an
+/// op is one plain object `{ kind, ...fields }` (TypeScript `ReplicaOpInput`); serde writes this
+/// enum as `{ [kind]: fields }` (externally tagged) and [`untagged`] moves the kind. (serde's
+/// `tag = "kind"` would buffer through its generic `Content`.) Input objects are read field by
+/// field instead ([`read_op`]): a derived `Deserialize` cost the `.wasm` about a copy of
+/// serde-wasm-bindgen's struct reader per kind (BENCHMARKS.md, "Package size").
+#[derive(Serialize)]
 enum OpObject {
     #[serde(rename = "post")]
     Post { text: String },
@@ -30,11 +28,11 @@ enum OpObject {
     #[serde(rename = "claim", rename_all = "camelCase")]
     Claim {
         resource: String,
-        #[serde(default, serialize_with = "serialize_u64")]
+        #[serde(serialize_with = "serialize_u64")]
         lease_ms: u64,
-        #[serde(default, serialize_with = "serialize_u64")]
+        #[serde(serialize_with = "serialize_u64")]
         stake: u64,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(skip_serializing_if = "Option::is_none")]
         fence: Option<u64>,
     },
     #[serde(rename = "claim.release")]
@@ -46,7 +44,7 @@ enum OpObject {
     #[serde(rename = "task.post", rename_all = "camelCase")]
     TaskPost {
         task: String,
-        #[serde(default, serialize_with = "serialize_u64")]
+        #[serde(serialize_with = "serialize_u64")]
         reward: u64,
         #[serde(serialize_with = "serialize_u64")]
         deadline_ms: u64,
@@ -75,55 +73,71 @@ enum OpObject {
     LeaderAct {
         #[serde(serialize_with = "serialize_u64")]
         window: u64,
-        #[serde(
-            default,
-            deserialize_with = "deserialize_bytes",
-            serialize_with = "super::convert::serialize_bytes"
-        )]
+        #[serde(serialize_with = "super::convert::serialize_bytes")]
         payload: Vec<u8>,
     },
 }
 
-fn to_core(object: OpObject) -> Result<ReplicaOp, JsValue> {
-    Ok(match object {
-        OpObject::Post { text } => ReplicaOp::Post { text },
-        OpObject::Vouch { subject, statement } => ReplicaOp::Vouch {
-            subject: agent_arg(&subject)?,
-            statement,
+/// Reads `{ kind, ...fields }` into the op it describes, field by field ([`Fields`]): unknown
+/// fields are refused, absent optional ones take their defaults (`leaseMs`, `stake`, `reward`
+/// 0; `payload` empty), agent ids are checked.
+fn read_op(op: &JsValue) -> Result<ReplicaOp, JsValue> {
+    let kind = match op.is_object() {
+        true => Reflect::get(op, &JsValue::from_str("kind"))?.as_string(),
+        false => None,
+    };
+    let Some(kind) = kind else {
+        return Err(bad_input("a replica op must be an object with a kind"));
+    };
+    let names = field_names(&kind);
+    if names.is_empty() {
+        return Err(bad_input(format!(
+            "replica op: unknown kind {kind:?}, expected one of {KINDS:?}"
+        )));
+    }
+    let mut allowed = vec!["kind"];
+    allowed.extend_from_slice(names);
+    let f = Fields::new("replica op", op, &allowed)?;
+    let agent = |name: &str| agent_arg(&f.string(name)?);
+    Ok(match kind.as_str() {
+        "post" => ReplicaOp::Post {
+            text: f.string("text")?,
         },
-        OpObject::Claim {
-            resource,
-            lease_ms,
-            stake,
-            fence,
-        } => ReplicaOp::Claim {
-            resource,
-            lease_ms,
-            stake,
-            fence,
+        "vouch" => ReplicaOp::Vouch {
+            subject: agent("subject")?,
+            statement: f.string("statement")?,
         },
-        OpObject::Release { resource } => ReplicaOp::Release { resource },
-        OpObject::Complete { resource } => ReplicaOp::Complete { resource },
-        OpObject::Fail { resource } => ReplicaOp::Fail { resource },
-        OpObject::TaskPost {
-            task,
-            reward,
-            deadline_ms,
-        } => ReplicaOp::TaskPost {
-            task,
-            reward,
-            deadline_ms,
+        "claim" => ReplicaOp::Claim {
+            resource: f.string("resource")?,
+            lease_ms: f.u64_or_default("leaseMs", 0)?,
+            stake: f.u64_or_default("stake", 0)?,
+            fence: f.opt_u64("fence")?,
         },
-        OpObject::Mint { to, amount } => ReplicaOp::Mint {
-            to: agent_arg(&to)?,
-            amount,
+        "claim.release" => ReplicaOp::Release {
+            resource: f.string("resource")?,
         },
-        OpObject::Transfer { to, amount } => ReplicaOp::Transfer {
-            to: agent_arg(&to)?,
-            amount,
+        "claim.complete" => ReplicaOp::Complete {
+            resource: f.string("resource")?,
         },
-        OpObject::GuardiansSet { guardians } => {
-            let mut ids = guardians
+        "claim.fail" => ReplicaOp::Fail {
+            resource: f.string("resource")?,
+        },
+        "task.post" => ReplicaOp::TaskPost {
+            task: f.string("task")?,
+            reward: f.u64_or_default("reward", 0)?,
+            deadline_ms: f.u64("deadlineMs")?,
+        },
+        "mint" => ReplicaOp::Mint {
+            to: agent("to")?,
+            amount: f.u64("amount")?,
+        },
+        "transfer" => ReplicaOp::Transfer {
+            to: agent("to")?,
+            amount: f.u64("amount")?,
+        },
+        "guardians.set" => {
+            let mut ids = f
+                .required_strings("guardians")?
                 .iter()
                 .map(|g| agent_arg(g))
                 .collect::<Result<Vec<_>, _>>()?;
@@ -132,18 +146,22 @@ fn to_core(object: OpObject) -> Result<ReplicaOp, JsValue> {
             ids.dedup();
             ReplicaOp::GuardiansSet { guardians: ids }
         }
-        OpObject::RecoveryRequest { agent, new_key } => ReplicaOp::RecoveryRequest {
-            agent: agent_arg(&agent)?,
-            new_key: agent_arg(&new_key)?,
+        "recovery.request" => ReplicaOp::RecoveryRequest {
+            agent: agent("agent")?,
+            new_key: agent("newKey")?,
         },
-        OpObject::RecoveryApprove { agent, new_key } => ReplicaOp::RecoveryApprove {
-            agent: agent_arg(&agent)?,
-            new_key: agent_arg(&new_key)?,
+        "recovery.approve" => ReplicaOp::RecoveryApprove {
+            agent: agent("agent")?,
+            new_key: agent("newKey")?,
         },
-        OpObject::RecoveryVeto { new_key } => ReplicaOp::RecoveryVeto {
-            new_key: agent_arg(&new_key)?,
+        "recovery.veto" => ReplicaOp::RecoveryVeto {
+            new_key: agent("newKey")?,
         },
-        OpObject::LeaderAct { window, payload } => ReplicaOp::LeaderAct { window, payload },
+        // "leader.act", the only kind left with fields (see `field_names`).
+        _ => ReplicaOp::LeaderAct {
+            window: f.u64("window")?,
+            payload: f.opt_bytes("payload")?.unwrap_or_default(),
+        },
     })
 }
 
@@ -203,24 +221,6 @@ fn from_core(op: ReplicaOp) -> OpObject {
     }
 }
 
-/// `{ kind, ...fields }` as its kind and `{ [kind]: fields }`, the form serde reads
-/// [`OpObject`] in.
-fn tagged(op: &JsValue) -> Result<(String, Object, JsValue), JsValue> {
-    let key = JsValue::from_str("kind");
-    let kind = match op.is_object() {
-        true => Reflect::get(op, &key)?.as_string(),
-        false => None,
-    };
-    let Some(kind) = kind else {
-        return Err(bad_input("a replica op must be an object with a kind"));
-    };
-    let fields = Object::assign(&Object::new(), op.unchecked_ref());
-    Reflect::delete_property(&fields, &key)?;
-    let tagged = Object::new();
-    Reflect::set(&tagged, &JsValue::from_str(&kind), &fields)?;
-    Ok((kind, fields, tagged.into()))
-}
-
 /// `{ [kind]: fields }`, the form serde writes [`OpObject`] in, as `{ kind, ...fields }`.
 fn untagged(tagged: &JsValue) -> Result<JsValue, JsValue> {
     let kind = Object::keys(tagged.unchecked_ref::<Object>()).get(0);
@@ -230,8 +230,25 @@ fn untagged(tagged: &JsValue) -> Result<JsValue, JsValue> {
     Ok(Object::assign(&op, fields.unchecked_ref()).into())
 }
 
-/// The JS field names of each kind's [`OpObject`] variant. serde-wasm-bindgen reads only the
-/// fields a struct names, so `deny_unknown_fields` alone would not refuse a misspelt one.
+/// The kinds [`read_op`] reads.
+const KINDS: [&str; 14] = [
+    "post",
+    "vouch",
+    "claim",
+    "claim.release",
+    "claim.complete",
+    "claim.fail",
+    "task.post",
+    "mint",
+    "transfer",
+    "guardians.set",
+    "recovery.request",
+    "recovery.approve",
+    "recovery.veto",
+    "leader.act",
+];
+
+/// The JS field names of each kind's op; none for a kind the replica does not interpret.
 fn field_names(kind: &str) -> &'static [&'static str] {
     match kind {
         "post" => &["text"],
@@ -249,15 +266,7 @@ fn field_names(kind: &str) -> &'static [&'static str] {
 }
 
 fn encode_object(op: &JsValue) -> Result<Vec<u8>, JsValue> {
-    let (kind, fields, tagged) = tagged(op)?;
-    let object: OpObject = serde_wasm_bindgen::from_value(tagged).map_err(|e| {
-        bad_input(format!(
-            "replica op: {}",
-            e.to_string().trim_start_matches("Error: ")
-        ))
-    })?;
-    only_keys("replica op", &fields, field_names(&kind))?;
-    Ok(to_core(object)?.encode()?)
+    Ok(read_op(op)?.encode()?)
 }
 
 fn encode_kind(kind: &str, fields: &JsValue) -> Result<Vec<u8>, JsValue> {

@@ -8,7 +8,7 @@
 //! between replay from storage and live fan-out free of gaps and duplicates, whatever order the
 //! relay's sources produce entries in.
 
-use std::collections::BTreeMap;
+use crate::sorted_map::SortedMap;
 
 use super::{
     encode_entries, frame_type, Body, Frame, HEADER_LEN, HELLO_DOMAIN, MAX_ENTRIES_PER_FRAME,
@@ -118,7 +118,7 @@ pub struct RelayConnection {
     relay: AgentId,
     nonce: [u8; NONCE_LEN],
     agent: Option<AgentId>,
-    subscriptions: BTreeMap<String, Subscription>,
+    subscriptions: SortedMap<String, Subscription>,
     /// Whether publish signatures are left to the caller ([`Action::PublishUnverified`]).
     defer_op_signatures: bool,
 }
@@ -131,7 +131,7 @@ impl RelayConnection {
             relay,
             nonce,
             agent: None,
-            subscriptions: BTreeMap::new(),
+            subscriptions: SortedMap::new(),
             defer_op_signatures: false,
         }
     }

@@ -371,3 +371,49 @@ test('an op object with a field its kind does not have, or without a kind, is BA
   assert.deepEqual(Object.keys(decoded), ['kind', 'resource', 'leaseMs', 'stake', 'fence']);
   assert.deepEqual(ReplicaOp.encode(decoded), body);
 });
+
+test('records read field by field: absent optional fields default, null or a wrong type is BAD_INPUT', () => {
+  const alice = agent(1);
+  // Optional fields absent, or null where the field is nullable.
+  assert.deepEqual(
+    ReplicaOp.decode('claim', ReplicaOp.claim({ resource: 'r', fence: null })),
+    { kind: 'claim', resource: 'r', leaseMs: 0, stake: 0 },
+  );
+  assert.deepEqual(ReplicaOp.decode('leader.act', ReplicaOp.leaderAct({ window: 7 })), {
+    kind: 'leader.act', window: 7, payload: new Uint8Array(0),
+  });
+  // Bytes as a Uint8Array or an ArrayBuffer, as before.
+  const payload = new Uint8Array([1, 2, 3]);
+  assert.deepEqual(ReplicaOp.leaderAct({ window: 1, payload: payload.buffer }), ReplicaOp.leaderAct({ window: 1, payload }));
+  const draft = { topic: 't', kind: 'post', counter: 0, timeMs: T0, body: ReplicaOp.post({ text: 'x' }) };
+  assert.deepEqual(alice.signOp(draft), alice.signOp({ ...draft, body: draft.body.slice().buffer, timeMs: BigInt(T0) }));
+  // Required fields missing, null or of the wrong type.
+  assertCode(() => ReplicaOp.claim({}), 'BAD_INPUT');
+  assertCode(() => ReplicaOp.claim({ resource: 5 }), 'BAD_INPUT');
+  assertCode(() => ReplicaOp.claim({ resource: 'r', stake: null }), 'BAD_INPUT');
+  assertCode(() => ReplicaOp.claim({ resource: 'r', stake: 1.5 }), 'BAD_INPUT');
+  assertCode(() => ReplicaOp.claim({ resource: 'r', stake: 2 ** 53 }), 'BAD_INPUT');
+  assertCode(() => ReplicaOp.claim({ resource: 'r', stake: -1n }), 'BAD_INPUT');
+  assertCode(() => ReplicaOp.claim({ resource: 'r', stake: 2n ** 64n }), 'BAD_INPUT');
+  assertCode(() => ReplicaOp.claim({ resource: 'r', stake: '1' }), 'BAD_INPUT');
+  assert.equal(ReplicaOp.decode('claim', ReplicaOp.claim({ resource: 'r', stake: 2n ** 64n - 1n })).stake, 2n ** 64n - 1n);
+  assertCode(() => ReplicaOp.taskPost({ task: 't' }), 'BAD_INPUT');
+  assertCode(() => ReplicaOp.guardiansSet({}), 'BAD_INPUT');
+  assertCode(() => ReplicaOp.guardiansSet({ guardians: [1] }), 'BAD_INPUT');
+  assertCode(() => ReplicaOp.leaderAct({ window: 1, payload: [1, 2] }), 'BAD_INPUT');
+  assertCode(() => alice.signOp({ ...draft, counter: undefined }), 'BAD_INPUT');
+  assertCode(() => alice.signOp({ ...draft, body: 'x' }), 'BAD_INPUT');
+  assertCode(() => alice.signOp({ ...draft, deps: null }), 'BAD_INPUT');
+  assertCode(() => alice.signOp({ ...draft, time_ms: T0 }), 'BAD_INPUT');
+  // A config: every field optional; candidates are { agentId, weight? } records.
+  const config = { issuers: [alice.agentId], candidates: [{ agentId: alice.agentId }], feedCapacity: 3 };
+  assert.equal(new Replica('c', config).nextSeq, 0);
+  assert.equal(new Replica('c', { slashPolicy: null, electionMode: null }).nextSeq, 0);
+  assertCode(() => new Replica('c', { candidates: [{ agentId: alice.agentId, weight: 1, extra: 1 }] }), 'BAD_INPUT');
+  assertCode(() => new Replica('c', { candidates: [{ weight: 1 }] }), 'BAD_INPUT');
+  assertCode(() => new Replica('c', { candidates: 'nobody' }), 'BAD_INPUT');
+  assertCode(() => new Replica('c', { issuers: null }), 'BAD_INPUT');
+  assertCode(() => new Replica('c', { feedCapacity: -1 }), 'BAD_INPUT');
+  assertCode(() => new Replica('c', { feedCapacity: 2 ** 32 }), 'BAD_INPUT');
+  assertCode(() => new Replica('c', { defaultLeaseMs: 'soon' }), 'BAD_INPUT');
+});

@@ -2,7 +2,6 @@
 //! argument, never a wasm-bindgen exception without a code.
 
 use js_sys::{Array, Uint8Array};
-use serde::de::{self, Deserializer, Visitor};
 use wasm_bindgen::{JsCast, JsValue};
 
 use super::super::error::bad_input;
@@ -95,8 +94,13 @@ pub(crate) fn bytes_array_arg(what: &str, value: &JsValue) -> Result<Vec<Vec<u8>
 
 /// A `u64` from a JS number (a non-negative safe integer) or a `BigInt`.
 pub(crate) fn u64_arg(what: &str, value: &JsValue) -> Result<u64, JsValue> {
-    serde_wasm_bindgen::from_value::<u64>(value.clone())
-        .map_err(|_| bad_input(format!("{what} must be a non-negative integer below 2^64")))
+    let wrong = || bad_input(format!("{what} must be a non-negative integer below 2^64"));
+    match value.as_f64() {
+        Some(n) if n.fract() == 0.0 && (0.0..=9_007_199_254_740_991.0).contains(&n) => Ok(n as u64),
+        Some(_) => Err(wrong()),
+        None if value.is_bigint() => u64::try_from(value.clone()).map_err(|_| wrong()),
+        None => Err(wrong()),
+    }
 }
 
 /// A validated agent id from its text form (`BAD_AGENT_ID`, `BAD_PUBLIC_KEY`).
@@ -167,25 +171,4 @@ pub(crate) fn now_arg(what: &str, now_ms: &JsValue) -> Result<u64, JsValue> {
         ))),
         None => Ok(js_sys::Date::now() as u64),
     }
-}
-
-/// Deserializes bytes from a `Uint8Array` (or `ArrayBuffer`) only, refusing plain arrays so one
-/// type is accepted everywhere bytes are.
-pub(crate) fn deserialize_bytes<'de, D: Deserializer<'de>>(
-    deserializer: D,
-) -> Result<Vec<u8>, D::Error> {
-    struct BytesVisitor;
-    impl Visitor<'_> for BytesVisitor {
-        type Value = Vec<u8>;
-        fn expecting(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            f.write_str("a Uint8Array")
-        }
-        fn visit_byte_buf<E: de::Error>(self, bytes: Vec<u8>) -> Result<Vec<u8>, E> {
-            Ok(bytes)
-        }
-        fn visit_bytes<E: de::Error>(self, bytes: &[u8]) -> Result<Vec<u8>, E> {
-            Ok(bytes.to_vec())
-        }
-    }
-    deserializer.deserialize_byte_buf(BytesVisitor)
 }

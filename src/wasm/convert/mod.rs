@@ -2,8 +2,9 @@
 //! down for users in pkg-config/README.md, "JS values"):
 //!
 //! - **Records are plain objects** (never `Map`s), with camelCase fields; a missing optional
-//!   value is `null` in a result ([`to_js`]). Input objects are read with serde and unknown
-//!   fields are refused ([`only_keys`], `deny_unknown_fields`), so a misspelt option is an error.
+//!   value is `null` in a result ([`to_js`]). Input objects are read with serde or field by
+//!   field ([`Fields`]) and unknown fields are refused ([`only_keys`], `deny_unknown_fields`),
+//!   so a misspelt option is an error.
 //! - **Bytes are `Uint8Array`s**, in and out ([`bytes_arg`], [`serialize_bytes`],
 //!   [`byte_arrays`]); a plain array of numbers is refused.
 //! - **64-bit integers** (seqs, counters, amounts, times) are JS numbers up to
@@ -18,9 +19,11 @@
 pub(crate) mod args;
 #[cfg(feature = "doc")]
 pub(crate) mod doc;
+pub(crate) mod fields;
 pub(crate) mod values;
 
 pub(crate) use args::*;
 #[cfg(feature = "doc")]
 pub(crate) use doc::*;
+pub(crate) use fields::Fields;
 pub(crate) use values::*;
