@@ -48,6 +48,24 @@ pub mod kind {
     pub const RECOVERY_VETO: &str = "recovery.veto";
     /// A leader-only action, fenced by its window.
     pub const LEADER_ACT: &str = "leader.act";
+
+    /// Every kind above: the kinds whose bodies a replica reads.
+    pub const ALL: [&str; 14] = [
+        POST,
+        VOUCH,
+        CLAIM,
+        CLAIM_RELEASE,
+        CLAIM_COMPLETE,
+        CLAIM_FAIL,
+        TASK_POST,
+        MINT,
+        TRANSFER,
+        GUARDIANS_SET,
+        RECOVERY_REQUEST,
+        RECOVERY_APPROVE,
+        RECOVERY_VETO,
+        LEADER_ACT,
+    ];
 }
 
 /// A replica op body, typed.

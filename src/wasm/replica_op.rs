@@ -230,23 +230,8 @@ fn untagged(tagged: &JsValue) -> Result<JsValue, JsValue> {
     Ok(Object::assign(&op, fields.unchecked_ref()).into())
 }
 
-/// The kinds [`read_op`] reads.
-const KINDS: [&str; 14] = [
-    "post",
-    "vouch",
-    "claim",
-    "claim.release",
-    "claim.complete",
-    "claim.fail",
-    "task.post",
-    "mint",
-    "transfer",
-    "guardians.set",
-    "recovery.request",
-    "recovery.approve",
-    "recovery.veto",
-    "leader.act",
-];
+/// The kinds [`read_op`] reads: every replica kind.
+const KINDS: [&str; 14] = crate::replica::ops::kind::ALL;
 
 /// The JS field names of each kind's op; none for a kind the replica does not interpret.
 fn field_names(kind: &str) -> &'static [&'static str] {

@@ -6,22 +6,7 @@ use crate::op::OpDraft;
 use crate::replica::ReplicaOp;
 
 /// Every kind a replica reads, with a raw body that is not its encoding.
-const REPLICA_KINDS: [&str; 14] = [
-    "post",
-    "vouch",
-    "claim",
-    "claim.release",
-    "claim.complete",
-    "claim.fail",
-    "task.post",
-    "mint",
-    "transfer",
-    "guardians.set",
-    "recovery.request",
-    "recovery.approve",
-    "recovery.veto",
-    "leader.act",
-];
+const REPLICA_KINDS: [&str; 14] = crate::replica::ops::kind::ALL;
 
 #[test]
 fn a_raw_body_under_a_replica_kind_is_refused_and_nothing_is_queued() {
