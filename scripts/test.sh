@@ -76,7 +76,7 @@ sqlite_only=(--skip a_data_directory_with_level_keyed_hashes_is_migrated_and_its
   --skip rooms_are_compacted_and_reload_the_same)
 run "cargo test: the relay suites on the JetStream store (ANTS_TEST_STORE=nats)" \
   env ANTS_TEST_STORE=nats cargo test --all-features --no-fail-fast --test relay \
-  --test relay_bad_input --test relay_http --test relay_access --test relay_revocation --test relay_topic_policy --test relay_yjs \
+  --test relay_bad_input --test relay_http --test relay_access --test relay_revocation --test relay_topic_policy --test relay_yjs --test relay_yjs_access \
   --test relay_assets --test dishonest_relay --test session -- "${sqlite_only[@]}"
 run "wasm-bindgen-test (node)" "${wasm_env[@]}" \
   cargo test --target wasm32-unknown-unknown --test wasm

@@ -13,9 +13,11 @@ mod common;
 use ants_coord::capability::authority::{Presentation, Revocation};
 use ants_coord::capability::{ReadRule, Rights, RoomProof, Scope, TopicPolicy};
 use ants_coord::doc::{sign_update, Doc, ProtocolMessage, SignedDoc};
+use ants_coord::relay::yjs::cluster_private_room_topic;
+use ants_coord::wire::Body;
 use ants_coord::{Capability, Identity, OpDraft, SignedOp};
 use common::capabilities::{cap_until, in_an_hour, owned};
-use common::relay::{identity, start_relay, start_relay_with, temp_dir, Client};
+use common::relay::{identity, on_nats, start_relay, start_relay_with, temp_dir, Client};
 use common::yjs::{now_ms, YClient, TEXT};
 
 /// `?cap=…&proof=…` for `holder` holding `caps` in the room guarded by `topic`.
@@ -97,6 +99,27 @@ async fn a_private_room_is_refused_without_credentials_and_shared_with_them() {
     writer.until_text("hello").await;
     writer.insert(5, " bob").await;
     owner.until_text("hello bob").await;
+    if on_nats() {
+        // On a cluster the room's record is a topic of the log that the relay owns: no reader
+        // of the log, not even the room's owner, may follow it or ask for its proofs.
+        let record = cluster_private_room_topic(&relay.relay_id(), &room);
+        let mut stranger = Client::connect_as(&relay.url(), &carol).await;
+        let mut owner_on_ws = Client::connect_as(&relay.url(), &alice).await;
+        for client in [&mut stranger, &mut owner_on_ws] {
+            let id = client
+                .request(Body::Subscribe {
+                    topic: record.clone(),
+                    from_seq: 0,
+                })
+                .await;
+            let answer = client.recv().await;
+            assert_eq!(answer.request_id, id);
+            match answer.body {
+                Body::Error { code, .. } => assert_eq!(code, "NOT_AUTHORIZED"),
+                other => panic!("the record topic was served: {other:?}"),
+            }
+        }
+    }
     relay.shutdown().await.unwrap();
 }
 

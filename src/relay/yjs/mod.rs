@@ -43,8 +43,8 @@
 //!   write. Refused: the y-protocols permission-denied message, then close 4401 or 4403
 //!   ([`access_close_code`]) and the code.
 //!   A capability that expires or is revoked while connected closes the connection the same
-//!   way. On a cluster, only bridged private rooms are served (a plain room's record topic,
-//!   `yjs/…`, is open).
+//!   way. On a cluster a private plain room's record is a topic the relay owns
+//!   ([`cluster_private_room_topic`]), not the open `yjs/…` of other plain rooms.
 //!
 //! Open rooms' clients are not authenticated: a room is as trustworthy as the relay (see
 //! PROTOCOL.md 8.7).
@@ -70,6 +70,7 @@ use tokio::sync::mpsc;
 use super::rate::TokenBucket;
 use super::{Config, Shared};
 use crate::error::{Error, Result};
+use crate::identity::AgentId;
 use room::{ConnId, Outbound, Outlet, RoomInput};
 use store::{RoomStore, RoomWrite};
 
@@ -417,6 +418,25 @@ pub fn cluster_room_topic(name: &str) -> String {
     }
 }
 
+/// The topic that holds *private* plain room `name` on a cluster: a topic the relay's own key
+/// `relay` owns (PROTOCOL.md 10.5), `@<relay>/yjs/<name>`, or, when that is longer than a topic
+/// may be, `@<relay>/yjs#` and the first 24 bytes of the name's SHA-256 in hex (the most that
+/// fits a topic after the relay's id). Owned by the relay, it is private to
+/// every reader of the log (no capability rooted at the relay's key is ever issued) and the
+/// relay writes it without one; who may use the room is decided by the room's own name, as on
+/// one relay (PROTOCOL.md 8.7.1).
+pub fn cluster_private_room_topic(relay: &AgentId, name: &str) -> String {
+    let owned = format!("{}{relay}/", crate::capability::owned::OWNED_TOPIC_SIGIL);
+    let topic = format!("{owned}{}", cluster_room_topic(name));
+    if topic.len() <= crate::op::MAX_TOPIC_LEN {
+        return topic;
+    }
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(name.as_bytes());
+    let hex: String = digest[..24].iter().map(|b| format!("{b:02x}")).collect();
+    format!("{owned}yjs#{hex}")
+}
+
 /// The registry key of a room: its name, or `?topic=<topic>` when bridged (every room bridged
 /// to one topic is that topic's document). `BRIDGE_NOT_ALLOWED` for a topic the configuration
 /// does not let rooms bridge to.
@@ -441,15 +461,15 @@ fn room_of(name: &str, topic: Option<String>, shared: &Shared) -> Result<(String
     match topic {
         None if shared.cluster.is_some() => {
             validate_room_name(name)?;
-            // Its record topic, `yjs/@…`, would be open to every reader of the log.
-            if crate::capability::topic_owner(name).is_some() || shared.policies.closes_any(name) {
-                return Err(Error::Unavailable(
-                    "a cluster serves no private plain room (its record topic is open): bridge a \
-                     private topic instead"
-                        .into(),
-                ));
-            }
-            let topic = cluster_room_topic(name);
+            // A private room's record must not be an open topic (`yjs/@…` would be readable by
+            // every reader of the log): it goes in a topic the relay owns.
+            let private =
+                crate::capability::topic_owner(name).is_some() || shared.policies.closes_any(name);
+            let topic = if private {
+                cluster_private_room_topic(&shared.identity.agent_id(), name)
+            } else {
+                cluster_room_topic(name)
+            };
             Ok((format!("?topic={topic}"), Some(topic)))
         }
         topic => Ok((room_key(name, topic.as_deref(), &shared.config)?, topic)),
@@ -881,6 +901,31 @@ async fn close(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_private_plain_room_on_a_cluster_is_kept_in_a_topic_the_relay_owns() {
+        let relay = crate::identity::Identity::from_seed(&[4; 32])
+            .unwrap()
+            .agent_id();
+        let owner = crate::identity::Identity::from_seed(&[5; 32])
+            .unwrap()
+            .agent_id();
+        // A short name (one an operator policy closes) is kept whole.
+        let topic = cluster_private_room_topic(&relay, "team/notes");
+        assert_eq!(topic, format!("@{relay}/yjs/team/notes"));
+        // An owned topic's name does not fit after the relay's id: its hash does.
+        let room = format!("@{owner}/notes");
+        let hashed = cluster_private_room_topic(&relay, &room);
+        assert!(hashed.starts_with(&format!("@{relay}/yjs#")), "{hashed}");
+        assert_ne!(
+            hashed,
+            cluster_private_room_topic(&relay, &format!("{room}x"))
+        );
+        for topic in [&topic, &hashed] {
+            crate::op::validate_topic(topic).unwrap();
+            assert_eq!(crate::capability::topic_owner(topic), Some(relay));
+        }
+    }
+
     use super::*;
 
     #[test]
