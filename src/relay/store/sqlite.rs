@@ -127,23 +127,14 @@ impl SqliteStore {
         &self.conn
     }
 
-    /// [`Store::append`], with `extra` writing more rows in the same transaction (a cluster
-    /// frontend's read mirror records how far it mirrored the stream with its entries). An
-    /// error from `extra` rolls the whole transaction back.
-    pub(crate) fn append_with(
-        &mut self,
-        append: Append<'_>,
-        extra: &dyn Fn(&rusqlite::Transaction<'_>) -> Result<()>,
-    ) -> std::result::Result<u64, AppendError> {
-        self.append_and(append, extra)
-    }
-
     fn topic_id(&self, topic: &str) -> Option<i64> {
         self.topics.get(topic).map(|t| t.id)
     }
 
-    /// [`Store::append`] with [`SqliteStore::append_with`]'s `extra`.
-    fn append_and(
+    /// [`Store::append`], with `extra` writing more rows in the same transaction (a cluster
+    /// frontend's read mirror records how far it mirrored the stream with its entries). An
+    /// error from `extra` rolls the whole transaction back.
+    pub(crate) fn append_with(
         &mut self,
         append: Append<'_>,
         extra: &dyn Fn(&rusqlite::Transaction<'_>) -> Result<()>,
@@ -390,7 +381,7 @@ impl Store for SqliteStore {
     }
 
     fn append(&mut self, append: Append<'_>) -> std::result::Result<u64, AppendError> {
-        self.append_and(append, &|_| Ok(()))
+        self.append_with(append, &|_| Ok(()))
     }
 
     fn acks(&mut self) -> Result<WalAcks> {
