@@ -207,9 +207,8 @@ pub(crate) async fn start(config: Config, url: &str) -> Result<RelayHandle> {
             let follow_ms = lap();
             let mut store = store;
             // What the mirror holds need not come from the stream again.
-            match read_mirrored(&path) {
-                Ok(mirrored) => store.seed(mirrored),
-                Err(error) => tracing::warn!(%error, "sequencer store not seeded from the mirror"),
+            if let Err(error) = read_mirrored(&path, &mut |topic| store.seed(topic)) {
+                tracing::warn!(%error, "sequencer store not seeded from the mirror");
             }
             store.read_older_entries_from(ReadPool::with_readers(path.clone(), 1));
             let seed_ms = lap();

@@ -411,11 +411,12 @@ pub struct MirroredTopic {
     pub entries: Vec<Arc<[u8]>>,
 }
 
-/// Every topic of the mirror at `path` with its entries, read in one read transaction: a
+/// Calls `each` with every topic of the mirror at `path` and its entries, one topic at a time
+/// (so at most one topic's entries are held at once), all read in one read transaction: a
 /// consistent snapshot, a prefix of each topic's chain, while the follower goes on writing.
 ///
 /// Errors: `UNAVAILABLE` when the mirror cannot be read.
-pub fn read_mirrored(path: &Path) -> Result<Vec<MirroredTopic>> {
+pub fn read_mirrored(path: &Path, each: &mut dyn FnMut(MirroredTopic)) -> Result<()> {
     let what = "read the mirror's topics";
     let conn = rusqlite::Connection::open_with_flags(
         path,
@@ -446,15 +447,16 @@ pub fn read_mirrored(path: &Path) -> Result<Vec<MirroredTopic>> {
     let mut entries = tx
         .prepare("SELECT entry FROM entries WHERE pos >= ?1 AND pos < ?2 ORDER BY pos")
         .map_err(storage(what))?;
-    for (id, topic) in &mut topics {
-        let (lo, hi) = crate::relay::store::position::range(*id, 0);
+    for (id, mut topic) in topics {
+        let (lo, hi) = crate::relay::store::position::range(id, 0);
         let mut rows = entries.query(params![lo, hi]).map_err(storage(what))?;
         while let Some(row) = rows.next().map_err(storage(what))? {
             let bytes: Vec<u8> = row.get(0).map_err(storage(what))?;
             topic.entries.push(bytes.into());
         }
+        each(topic);
     }
-    Ok(topics.into_iter().map(|(_, topic)| topic).collect())
+    Ok(())
 }
 
 /// Removes the database at `path` and its WAL files, if present.

@@ -455,7 +455,7 @@ fn a_store_seeded_from_a_mirror_agrees_with_one_that_read_the_whole_stream() {
     // A damaged one (its entries do not start at seq 0) is left out.
     for seed in [entries.clone(), entries[1..].to_vec()] {
         let mut seeded = cluster.store(Duration::from_secs(5));
-        seeded.seed(vec![mirrored(seed)]);
+        seeded.seed(mirrored(seed));
         let heads = seeded.heads().unwrap();
         assert_eq!(heads.len(), 1);
         assert_eq!(heads[0].head.size(), 6);

@@ -84,8 +84,9 @@ const TAIL_ENTRIES: usize = 256;
 const TAIL_BYTES: usize = 256 * 1024;
 
 impl JsTopic {
-    /// Adds one stored entry (its seq must be the next one). `keys` spares the authors' point
-    /// decompression after the first entry of each (the stream is the relay's own log).
+    /// Adds one stored entry read back from the stream or the mirror (its seq must be the next
+    /// one). `keys` spares the authors' point decompression after the first entry of each (the
+    /// stream is the relay's own log).
     fn push(
         &mut self,
         topic: &str,
@@ -94,27 +95,47 @@ impl JsTopic {
         keys: &mut KeyCache,
     ) -> Result<()> {
         let entry = Entry::decode_unverified_cached(&bytes, keys)?;
-        if entry.seq() != self.tree.size() || entry.topic() != topic {
+        if entry.topic() != topic {
             return Err(Error::Unavailable(format!(
-                "jetstream: topic {topic:?} holds entry {} of {:?} where seq {} belongs",
-                entry.seq(),
-                entry.topic(),
+                "jetstream: topic {topic:?} holds an entry of {:?}",
+                entry.topic()
+            )));
+        }
+        let op = entry.op();
+        let stored = StoredOp {
+            seq: entry.seq(),
+            op_id: op.id(),
+            relay_time_ms: entry.relay_time_ms(),
+            signed_receipt: None,
+        };
+        self.add(topic, bytes, stored, *op.author(), op.counter(), op_ids)
+    }
+
+    /// Adds the entry `bytes`, the op `stored` of `author` at `counter` (its seq must be the
+    /// next one).
+    fn add(
+        &mut self,
+        topic: &str,
+        bytes: Arc<[u8]>,
+        stored: StoredOp,
+        author: AgentId,
+        counter: u64,
+        op_ids: &mut HashSet<OpId>,
+    ) -> Result<()> {
+        if stored.seq != self.tree.size() {
+            return Err(Error::Unavailable(format!(
+                "jetstream: topic {topic:?} holds entry {} where seq {} belongs",
+                stored.seq,
                 self.tree.size()
             )));
         }
         self.tree.append_hash(leaf_hash(&bytes))?;
-        self.last_time_ms = entry.relay_time_ms();
-        let op = entry.op();
-        op_ids.insert(op.id());
-        self.by_author.entry(*op.author()).or_default().insert(
-            op.counter(),
-            StoredOp {
-                seq: entry.seq(),
-                op_id: op.id(),
-                relay_time_ms: entry.relay_time_ms(),
-                signed_receipt: None,
-            },
-        );
+        self.last_time_ms = stored.relay_time_ms;
+        op_ids.insert(stored.op_id);
+        self.by_author
+            .entry(author)
+            .or_default()
+            .insert(counter, stored);
         self.tail_bytes += bytes.len();
         self.tail.push_back(bytes);
         while self.tail.len() > TAIL_ENTRIES
@@ -146,6 +167,8 @@ pub struct JetStreamStore {
     appended: u64,
     /// Where entries older than a topic's in-memory tail are read first (a frontend's mirror).
     mirror: Option<ReadPool>,
+    /// The authors' keys seen while seeding, decompressed once each.
+    keys: KeyCache,
 }
 
 /// The durability side of [`JetStreamStore`]: its appends return acknowledged, so a wait
@@ -228,6 +251,7 @@ impl JetStreamStore {
             op_ids: HashSet::new(),
             appended: 0,
             mirror: None,
+            keys: KeyCache::default(),
         })
     }
 
@@ -248,32 +272,30 @@ impl JetStreamStore {
         self.runtime.block_on(self.buckets.bind_relay_key(relay))
     }
 
-    /// Starts from topics as a frontend's read mirror holds them (a prefix of each topic's
-    /// chain, [`super::mirror::read_mirrored`]): [`Store::heads`] then reads from the stream
-    /// only the messages after each one's last, instead of whole topics. A topic whose entries
-    /// do not form a log (damage) is left out, and read from the stream in full. Call it
-    /// before the first [`Store::heads`]; topics already held are left as they are.
-    pub fn seed(&mut self, mirrored: Vec<super::mirror::MirroredTopic>) {
-        let mut keys = KeyCache::default();
-        for topic in mirrored {
-            if self.topics.contains_key(&topic.topic) || topic.last_valid == 0 {
-                continue;
-            }
-            let mut state = JsTopic::default();
-            let mut op_ids = HashSet::new();
-            let pushed = topic
-                .entries
-                .into_iter()
-                .try_for_each(|entry| state.push(&topic.topic, entry, &mut op_ids, &mut keys));
-            if let Err(error) = pushed {
-                tracing::warn!(%error, topic = topic.topic, "mirrored topic not used; reading it from the stream");
-                continue;
-            }
-            state.last_valid_seq = topic.last_valid;
-            state.last_stream_seq = topic.last_seen.max(topic.last_valid);
-            self.op_ids.extend(op_ids);
-            self.topics.insert(topic.topic, state);
+    /// Starts `topic` from what a frontend's read mirror holds of it (a prefix of its chain,
+    /// [`super::mirror::read_mirrored`] calls this once per topic): [`Store::heads`] then reads
+    /// from the stream only the messages after its last, instead of the whole topic. A topic
+    /// whose entries do not form a log (damage) is left out, and read from the stream in full.
+    /// Call it before the first [`Store::heads`]; a topic already held is left as it is.
+    pub fn seed(&mut self, topic: super::mirror::MirroredTopic) {
+        if self.topics.contains_key(&topic.topic) || topic.last_valid == 0 {
+            return;
         }
+        let mut state = JsTopic::default();
+        let mut op_ids = HashSet::new();
+        let keys = &mut self.keys;
+        let pushed = topic
+            .entries
+            .into_iter()
+            .try_for_each(|entry| state.push(&topic.topic, entry, &mut op_ids, keys));
+        if let Err(error) = pushed {
+            tracing::warn!(%error, topic = topic.topic, "mirrored topic not used; reading it from the stream");
+            return;
+        }
+        state.last_valid_seq = topic.last_valid;
+        state.last_stream_seq = topic.last_seen.max(topic.last_valid);
+        self.op_ids.extend(op_ids);
+        self.topics.insert(topic.topic, state);
     }
 
     /// Reads entries older than the ones topics keep in memory from `mirror` (a frontend's
@@ -674,7 +696,6 @@ impl Store for JetStreamStore {
             .runtime
             .block_on(futures_util::future::join_all(appends));
         let mut stored_topics: HashSet<&str> = HashSet::new();
-        let mut keys = KeyCache::default();
         let mut failure: Option<AppendError> = None;
         for (&topic, outcome) in order.iter().zip(outcomes) {
             let stream_seq = match outcome {
@@ -689,8 +710,17 @@ impl Store for JetStreamStore {
             };
             let mut op_ids = std::mem::take(&mut self.op_ids);
             let state = self.topics.entry(topic.to_string()).or_default();
+            // Decided here: what the entry holds is known without decoding it.
             for entry in &by_topic[topic] {
-                if let Err(error) = state.push(topic, entry.entry.clone(), &mut op_ids, &mut keys) {
+                let stored = StoredOp {
+                    seq: entry.seq(),
+                    op_id: entry.op_id,
+                    relay_time_ms: entry.receipt.relay_time_ms,
+                    signed_receipt: None,
+                };
+                let (bytes, author) = (entry.entry.clone(), entry.author);
+                let added = state.add(topic, bytes, stored, author, entry.counter, &mut op_ids);
+                if let Err(error) = added {
                     self.op_ids = op_ids;
                     return Err(AppendError::Unavailable(error.to_string()));
                 }

@@ -138,36 +138,29 @@ impl Bridge {
         }
     }
 
-    /// Starts from `checkpoint` instead of seq 0 when it is of this very log: its seq is
-    /// durable here and the topic's Merkle root there is the checkpoint's. Then `doc` gets its
-    /// snapshot and [`Bridge::catch_up`] goes on from its seq. `false`: not used (`doc` is
-    /// unchanged); a storage error counts as not used, the room then replays from seq 0.
-    pub(crate) async fn resume(&mut self, checkpoint: &BridgedCheckpoint, doc: &Doc) -> bool {
+    /// The room's document from `checkpoint`, when the checkpoint is of this very log: its seq
+    /// is durable here and the topic's Merkle root there is the checkpoint's. Then
+    /// [`Bridge::catch_up`] goes on from its seq. `None`: not used (a storage error counts as
+    /// not used; the room then replays from seq 0 into a new document).
+    pub(crate) async fn resume(&mut self, checkpoint: &BridgedCheckpoint) -> Option<Doc> {
         if checkpoint.next_seq == 0 || checkpoint.next_seq > self.shared.hub.head(&self.topic) {
-            return false;
+            return None;
         }
         match self.root_at(checkpoint.next_seq).await {
             Ok(Some(root)) if root == checkpoint.root => {}
-            _ => return false,
+            _ => return None,
         }
-        // Applied to a fresh document: a snapshot that does not apply leaves it as it was.
-        let fresh = Doc::new();
-        if !matches!(
-            guarded(|| fresh.apply_update(&checkpoint.snapshot)),
-            Some(Ok(()))
-        ) {
-            return false;
-        }
+        let doc = Doc::new();
         if !matches!(
             guarded(|| doc.apply_update(&checkpoint.snapshot)),
             Some(Ok(()))
         ) {
-            return false;
+            return None;
         }
         self.cursor = checkpoint.next_seq;
         self.resumed_from = checkpoint.next_seq;
         self.counter = self.counter.max(checkpoint.counter);
-        true
+        Some(doc)
     }
 
     /// The seq of the checkpoint the room resumed from (0: none).

@@ -206,17 +206,22 @@ async fn open(
         }
         Some((shared, topic)) => {
             let mut bridge = Bridge::new(shared, topic.clone());
-            let doc = Doc::new();
             // The last checkpoint of this log, if any: only the entries after it are replayed.
-            match rooms.load(move |store| store.bridged(&topic)).await {
+            let resumed = match rooms.load(move |store| store.bridged(&topic)).await {
                 Ok(Some(checkpoint)) => {
-                    if !bridge.resume(&checkpoint, &doc).await {
+                    let doc = bridge.resume(&checkpoint).await;
+                    if doc.is_none() {
                         tracing::debug!(room = name, "bridged room checkpoint not of this log");
                     }
+                    doc
                 }
-                Ok(None) => {}
-                Err(error) => tracing::warn!(room = name, %error, "bridged room checkpoint unread"),
-            }
+                Ok(None) => None,
+                Err(error) => {
+                    tracing::warn!(room = name, %error, "bridged room checkpoint unread");
+                    None
+                }
+            };
+            let doc = resumed.unwrap_or_else(Doc::new);
             let from = bridge.cursor();
             bridge.catch_up(&doc).await?;
             rooms
